@@ -1,0 +1,42 @@
+/* Executes a Module: the host program, graph by graph, and training loops.
+ *
+ * A GraphRunner evaluates one graph (the reference interpreter by default;
+ * compiled backends plug in here). The executor owns the slot values for the
+ * duration of a run, fills minibatches (shuffled per epoch from the run seed
+ * through Philox, never from a global generator), runs `every` blocks, writes
+ * metrics.csv and summary.json into out_dir, and shows a one-line progress
+ * display on stderr only when it is a terminal. A non-finite loss stops the
+ * run with a diagnostic naming the train block and step. */
+#ifndef DFLOW_IR_EXEC_H
+#define DFLOW_IR_EXEC_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "module.h"
+
+typedef struct GraphRunner {
+    const char *name;
+    void *ctx;
+    bool (*run)(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, DiagList *d);
+} GraphRunner;
+
+GraphRunner ir_interp_runner(void);
+
+typedef struct {
+    const char *program;    /* the program's path, for summary.json (may be NULL) */
+    uint64_t seed;          /* --seed */
+    const char *out_dir;    /* --out; NULL = write nothing */
+    bool progress;          /* show the progress line (caller checks isatty) */
+    bool verbose;
+    FILE *log;              /* where `log` and `print` lines go (stdout) */
+    volatile sig_atomic_t *interrupted; /* set by a SIGINT handler: stop cleanly */
+    GraphRunner runner;
+} ExecOptions;
+
+/* Runs init then main. Returns false with diagnostics on a run-time error or
+ * an interruption (the metrics written so far are kept). */
+bool ir_exec_module(Module *m, const ExecOptions *o);
+
+#endif

@@ -1,0 +1,178 @@
+/* The graph IR: pure dataflow over statically shaped tensors.
+ *
+ * A Graph owns its nodes (in its Arena) in creation order, which is always a
+ * valid topological order: a node's sources are created before it. Nodes are
+ * made only through the builder functions below; each runs the op's shape and
+ * dtype rule and returns NULL with a diagnostic (at the node's SrcLoc) on a
+ * mismatch, and returns NULL silently when a source is NULL, so one error does
+ * not cascade. Every op is pure, random ones included (their numbers are a
+ * function of seed, stream and index), so CSE and re-evaluation are safe.
+ *
+ * Semantics preamble: elementwise primitives need identical shapes and dtypes
+ * (the builders broadcast and promote); reductions drop the reduced axes;
+ * bool is stored as one byte; integer division truncates; see ops.def for
+ * each op's meaning. */
+#ifndef DFLOW_IR_IR_H
+#define DFLOW_IR_IR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../runtime/tensor.h"
+#include "arena.h"
+#include "diag.h"
+
+#define IR_MAX_RANK RT_MAX_RANK
+
+typedef enum {
+#define X(id, name, arity, shape, flags, doc) OP_##id,
+#include "ops.def"
+#undef X
+    OP_COUNT
+} OpKind;
+
+enum {
+    OPF_EW = 1 << 0,        /* elementwise */
+    OPF_RED = 1 << 1,       /* reduction over attr.reduce.axes */
+    OPF_MOVE = 1 << 2,      /* data movement */
+    OPF_CONTR = 1 << 3,     /* contraction (BLAS) */
+    OPF_RAND = 1 << 4,      /* counter-based random */
+    OPF_DIFF = 1 << 5,      /* has a derivative rule producing nonzero gradients */
+    OPF_FLOATONLY = 1 << 6, /* sources must be floating point */
+    OPF_CMP = 1 << 7,       /* result is bool */
+};
+
+typedef enum {
+    SR_SAME,    /* result shape = shape of src0 (all sources equal) */
+    SR_ATTR,    /* result shape is given by the builder (stored on the node) */
+    SR_REDUCE,
+    SR_PERMUTE,
+    SR_SLICE,
+    SR_CONCAT,
+    SR_GATHER,
+    SR_PAD,
+    SR_MATMUL,
+} ShapeRule;
+
+typedef struct {
+    const char *name;
+    int arity; /* -1 = variadic */
+    ShapeRule shape_rule;
+    unsigned flags;
+    const char *doc;
+} OpInfo;
+
+extern const OpInfo ir_ops[OP_COUNT];
+const char *ir_op_name(OpKind op);
+bool ir_op_from_name(const char *name, OpKind *out);
+
+/* Typed attributes, one member per op family (keyed by Node.op). */
+typedef union {
+    struct { int index; } input;                               /* INPUT */
+    struct { double value; } constant;                         /* CONST (ints exact to 2^53) */
+    struct { int axis; } iota;                                 /* IOTA */
+    struct { uint32_t axes; } reduce;                          /* SUM, REDUCE_*, ARGMAX */
+    struct { int perm[IR_MAX_RANK]; } permute;                 /* PERMUTE */
+    struct { int64_t start[IR_MAX_RANK], step[IR_MAX_RANK]; } slice; /* SLICE; stop implied by shape */
+    struct { int axis; } concat;                               /* CONCAT */
+    struct { int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK]; double value; } pad; /* PAD */
+    struct { uint32_t stream; uint32_t k; } rng;               /* RNG_*, FRESH_SEED (k) */
+} Attr;
+
+enum {
+    NODE_PARAM = 1 << 0,   /* an input that holds a trainable parameter */
+    NODE_NO_FUSE = 1 << 1,
+};
+
+typedef struct Node {
+    uint32_t id; /* dense index into Graph.nodes */
+    OpKind op;
+    DType dtype;
+    Shape shape;
+    int nsrc;
+    struct Node **src;
+    Attr attr;
+    SrcLoc loc;
+    uint32_t flags;
+    const char *name; /* optional, for dumps: an input's slot name, a param path */
+} Node;
+
+typedef struct Graph {
+    Arena *arena;
+    DiagList *diags;
+    const char *name;
+    Node **nodes;
+    uint32_t nnodes, cap;
+    Node **inputs; /* inputs[i]->attr.input.index == i */
+    int ninputs, cap_inputs;
+    Node **outputs;
+    int noutputs, cap_outputs;
+} Graph;
+
+Graph *ir_graph_new(Arena *a, DiagList *d, const char *name);
+/* Appends an output; returns its index. */
+int ir_graph_add_output(Graph *g, Node *n);
+
+/* Raw constructor: no checking beyond arity; for passes that know the shape. */
+Node *ir_node_new(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, int nsrc,
+                  const Attr *attr, SrcLoc loc);
+
+/* ---- builders (checked; NULL + diagnostic on error) ---- */
+Node *ir_input(Graph *g, DType dt, Shape s, const char *name, SrcLoc loc);
+Node *ir_const(Graph *g, DType dt, Shape s, double value, SrcLoc loc);
+Node *ir_scalar(Graph *g, DType dt, double value, SrcLoc loc); /* rank-0 const */
+Node *ir_iota(Graph *g, DType dt, Shape s, int axis, SrcLoc loc);
+Node *ir_unary(Graph *g, OpKind op, Node *a, SrcLoc loc);
+/* Binary elementwise ops with numpy broadcasting and dtype promotion:
+ * float beats int beats bool; wider beats narrower; bool in arithmetic -> f32. */
+Node *ir_binary(Graph *g, OpKind op, Node *a, Node *b, SrcLoc loc);
+Node *ir_where(Graph *g, Node *c, Node *a, Node *b, SrcLoc loc);
+Node *ir_cast(Graph *g, Node *a, DType to, SrcLoc loc); /* no-op when same dtype */
+Node *ir_reduce(Graph *g, OpKind op, Node *a, uint32_t axes, SrcLoc loc);
+Node *ir_reshape(Graph *g, Node *a, Shape s, SrcLoc loc);
+Node *ir_permute(Graph *g, Node *a, const int *perm, SrcLoc loc);
+Node *ir_broadcast(Graph *g, Node *a, Shape s, SrcLoc loc); /* no-op when same shape */
+/* stop[] exclusive; all normalised (0 <= start <= stop <= dim, step >= 1). */
+Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop,
+               const int64_t *step, SrcLoc loc);
+Node *ir_concat(Graph *g, Node *const *xs, int n, int axis, SrcLoc loc);
+Node *ir_gather(Graph *g, Node *data, Node *idx, SrcLoc loc);
+Node *ir_scatter_add(Graph *g, Node *upd, Node *idx, int64_t rows, SrcLoc loc);
+Node *ir_pad(Graph *g, Node *a, const int64_t *lo, const int64_t *hi, double value, SrcLoc loc);
+Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc); /* rank>=2, equal batch dims */
+Node *ir_rng(Graph *g, OpKind op, DType dt, Shape s, Node *seed, Node *offset, uint32_t stream,
+             SrcLoc loc); /* seed, offset: i64 scalars */
+Node *ir_fresh_seed(Graph *g, Node *run_seed, Node *t, uint32_t k, SrcLoc loc);
+
+/* ---- composites: built from primitives so they differentiate for free ---- */
+Node *ir_mean(Graph *g, Node *a, uint32_t axes, SrcLoc loc);
+Node *ir_relu(Graph *g, Node *a, SrcLoc loc);
+Node *ir_sigmoid(Graph *g, Node *a, SrcLoc loc);
+Node *ir_tanh(Graph *g, Node *a, SrcLoc loc);
+Node *ir_gelu(Graph *g, Node *a, SrcLoc loc); /* tanh approximation */
+Node *ir_logsumexp(Graph *g, Node *a, int axis, SrcLoc loc); /* drops axis */
+Node *ir_softmax(Graph *g, Node *a, int axis, SrcLoc loc);
+Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc);
+/* logits f[N, C], labels integer [N] -> scalar mean negative log-likelihood. */
+Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc);
+Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc);
+Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc);
+/* Sum to a broadcast-compatible smaller shape (undoes broadcasting). */
+Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc);
+/* Adds/removes size-1 axes: keepdims helper for reductions. */
+Node *ir_unsqueeze_axes(Graph *g, Node *a, uint32_t axes, SrcLoc loc);
+
+/* Promotion used by ir_binary; exposed for the frontend. */
+DType ir_promote(DType a, DType b);
+/* numpy broadcast of two shapes; false if incompatible. */
+bool ir_broadcast_shapes(const Shape *a, const Shape *b, Shape *out);
+
+/* ---- checking and printing ---- */
+/* Checks topological order, arity, shape and dtype rules, attrs, outputs.
+ * Reports "internal error: <pass>: ..." diagnostics; returns false on any. */
+bool ir_verify(const Graph *g, const char *after_pass);
+/* Stable text form, one node per line:
+ *   %12 = add f32[64,128] %10, %11  ; model.dfl:14:9 */
+void ir_print(const Graph *g, FILE *out);
+
+#endif
