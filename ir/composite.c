@@ -1,0 +1,212 @@
+/* Composites: mean, activations, softmax family, losses, one_hot and the
+ * shape helpers, built only from the primitives of ops.def.
+ *
+ * Being ordinary nodes, composites get derivatives, fusion and every backend
+ * for free. The formulas are chosen so that both the value and the derivative
+ * the autodiff pass will build stay finite for any finite input: the
+ * activations only ever exponentiate a non-positive number (exp(-|x|)), with
+ * the branch picked by WHERE, and the softmax family subtracts a stop_grad'ed
+ * row maximum (the result does not depend on it, so its derivative is zero
+ * anyway). */
+#include <math.h>
+
+#include "ir.h"
+#include "shape.h"
+
+static Node *scalar_like(Graph *g, Node *a, double v, SrcLoc loc) {
+    return a ? ir_scalar(g, a->dtype, v, loc) : NULL;
+}
+
+static Node *add(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_ADD, a, b, l); }
+static Node *sub(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_SUB, a, b, l); }
+static Node *mul(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_MUL, a, b, l); }
+static Node *dvd(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_DIV, a, b, l); }
+
+static bool need_float(Graph *g, Node *a, const char *what, SrcLoc loc) {
+    if (a->dtype == DT_F32 || a->dtype == DT_F64) return true;
+    char b[96];
+    diag_error(g->diags, loc, "%s: needs a floating-point operand, got %s", what,
+               ir_type_str(a->dtype, &a->shape, b, sizeof b));
+    return false;
+}
+
+static bool need_axis(Graph *g, Node *a, int axis, const char *what, SrcLoc loc) {
+    if (axis >= 0 && axis < a->shape.rank) return true;
+    char b[96];
+    diag_error(g->diags, loc, "%s: axis %d out of range for %s", what, axis,
+               ir_type_str(a->dtype, &a->shape, b, sizeof b));
+    return false;
+}
+
+static uint32_t all_axes(const Node *a) {
+    return a->shape.rank ? (uint32_t)((1ull << a->shape.rank) - 1) : 0u;
+}
+
+Node *ir_unsqueeze_axes(Graph *g, Node *a, uint32_t axes, SrcLoc loc) {
+    if (!g || !a) return NULL;
+    int rank = a->shape.rank + __builtin_popcount(axes);
+    if (rank > IR_MAX_RANK || (axes >> rank) != 0) {
+        char b[96];
+        diag_error(g->diags, loc, "unsqueeze: axis mask 0x%x does not fit %s", axes,
+                   ir_type_str(a->dtype, &a->shape, b, sizeof b));
+        return NULL;
+    }
+    Shape s = {.rank = rank};
+    for (int i = 0, k = 0; i < rank; i++) s.dims[i] = (axes >> i & 1) ? 1 : a->shape.dims[k++];
+    return ir_reshape(g, a, s, loc);
+}
+
+Node *ir_mean(Graph *g, Node *a, uint32_t axes, SrcLoc loc) {
+    if (!g || !a) return NULL;
+    if (a->dtype != DT_F32 && a->dtype != DT_F64) a = ir_cast(g, a, DT_F32, loc);
+    if (!a) return NULL;
+    double count = 1;
+    for (int i = 0; i < a->shape.rank; i++)
+        if (axes >> i & 1) count *= (double)a->shape.dims[i];
+    Node *s = ir_reduce(g, OP_SUM, a, axes, loc);
+    return dvd(g, s, scalar_like(g, a, count, loc), loc);
+}
+
+Node *ir_relu(Graph *g, Node *a, SrcLoc loc) {
+    if (!g || !a) return NULL;
+    /* max(0, x): ties go to the zero, so relu'(0) = 0 as in PyTorch. */
+    return ir_binary(g, OP_MAX, scalar_like(g, a, 0, loc), a, loc);
+}
+
+/* -|x| with the sign picked by WHERE (its derivative is -1 at 0, so the
+ * x >= 0 branch below stays exact there), and the predicate x >= 0. */
+static Node *neg_abs(Graph *g, Node *a, Node **pos, SrcLoc loc) {
+    *pos = ir_binary(g, OP_LE, scalar_like(g, a, 0, loc), a, loc);
+    return ir_where(g, *pos, ir_unary(g, OP_NEG, a, loc), a, loc);
+}
+
+Node *ir_sigmoid(Graph *g, Node *a, SrcLoc loc) {
+    if (!g || !a || !need_float(g, a, "sigmoid", loc)) return NULL;
+    /* e = exp(-|x|) in (0, 1]; sigmoid = 1/(1+e) for x >= 0, e/(1+e) below. */
+    Node *pos, *e = ir_unary(g, OP_EXP, neg_abs(g, a, &pos, loc), loc);
+    Node *den = add(g, scalar_like(g, a, 1, loc), e, loc);
+    Node *hi = dvd(g, scalar_like(g, a, 1, loc), den, loc);
+    Node *lo = dvd(g, e, den, loc);
+    return ir_where(g, pos, hi, lo, loc);
+}
+
+Node *ir_tanh(Graph *g, Node *a, SrcLoc loc) {
+    if (!g || !a || !need_float(g, a, "tanh", loc)) return NULL;
+    /* tanh|x| = 1 - 2/(exp(2|x|)+1) = (1-e)/(1+e) with e = exp(-2|x|) in (0,1];
+     * the sign is restored by WHERE. */
+    Node *pos, *m = neg_abs(g, a, &pos, loc);
+    Node *e = ir_unary(g, OP_EXP, mul(g, scalar_like(g, a, 2, loc), m, loc), loc);
+    Node *one = scalar_like(g, a, 1, loc);
+    Node *t = dvd(g, sub(g, one, e, loc), add(g, one, e, loc), loc);
+    return ir_where(g, pos, t, ir_unary(g, OP_NEG, t, loc), loc);
+}
+
+Node *ir_gelu(Graph *g, Node *a, SrcLoc loc) {
+    if (!g || !a || !need_float(g, a, "gelu", loc)) return NULL;
+    /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    Node *x3 = mul(g, mul(g, a, a, loc), a, loc);
+    Node *in = mul(g, scalar_like(g, a, 0.7978845608028654 /* sqrt(2/pi) */, loc),
+                   add(g, a, mul(g, scalar_like(g, a, 0.044715, loc), x3, loc), loc), loc);
+    Node *t = add(g, scalar_like(g, a, 1, loc), ir_tanh(g, in, loc), loc);
+    return mul(g, mul(g, scalar_like(g, a, 0.5, loc), a, loc), t, loc);
+}
+
+/* a - stop_grad(max over axis), keeping the axis: the shifted logits. */
+static Node *shift_by_max(Graph *g, Node *a, int axis, Node **max_dropped, SrcLoc loc) {
+    Node *m = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, a, 1u << axis, loc), loc);
+    if (max_dropped) *max_dropped = m;
+    return sub(g, a, ir_unsqueeze_axes(g, m, 1u << axis, loc), loc);
+}
+
+Node *ir_logsumexp(Graph *g, Node *a, int axis, SrcLoc loc) {
+    if (!g || !a || !need_float(g, a, "logsumexp", loc) || !need_axis(g, a, axis, "logsumexp", loc)) return NULL;
+    Node *m, *sh = shift_by_max(g, a, axis, &m, loc);
+    Node *s = ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, sh, loc), 1u << axis, loc);
+    return add(g, ir_unary(g, OP_LOG, s, loc), m, loc);
+}
+
+Node *ir_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
+    if (!g || !a || !need_float(g, a, "softmax", loc) || !need_axis(g, a, axis, "softmax", loc)) return NULL;
+    Node *e = ir_unary(g, OP_EXP, shift_by_max(g, a, axis, NULL, loc), loc);
+    Node *s = ir_unsqueeze_axes(g, ir_reduce(g, OP_SUM, e, 1u << axis, loc), 1u << axis, loc);
+    return dvd(g, e, s, loc);
+}
+
+Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
+    if (!g || !a || !need_float(g, a, "log_softmax", loc) || !need_axis(g, a, axis, "log_softmax", loc))
+        return NULL;
+    Node *sh = shift_by_max(g, a, axis, NULL, loc);
+    Node *s = ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, sh, loc), 1u << axis, loc);
+    return sub(g, sh, ir_unsqueeze_axes(g, ir_unary(g, OP_LOG, s, loc), 1u << axis, loc), loc);
+}
+
+Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc) {
+    if (!g || !labels) return NULL;
+    char b[96];
+    if (labels->dtype != DT_I32 && labels->dtype != DT_I64) {
+        diag_error(g->diags, loc, "one_hot: labels must be integer, got %s",
+                   ir_type_str(labels->dtype, &labels->shape, b, sizeof b));
+        return NULL;
+    }
+    int r = labels->shape.rank;
+    if (classes < 0 || r + 1 > IR_MAX_RANK) {
+        diag_error(g->diags, loc, "one_hot: cannot make %lld classes for labels %s", (long long)classes,
+                   ir_type_str(labels->dtype, &labels->shape, b, sizeof b));
+        return NULL;
+    }
+    Shape s = labels->shape;
+    s.rank = r + 1;
+    s.dims[r] = classes;
+    /* one_hot[.., c] = (iota_c == label): a compare, so no derivative flows to labels. */
+    Node *io = ir_iota(g, labels->dtype, s, r, loc);
+    Node *lb = ir_unsqueeze_axes(g, labels, 1u << r, loc);
+    return ir_cast(g, ir_binary(g, OP_EQ, lb, io, loc), dt, loc);
+}
+
+Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
+    if (!g || !logits || !labels) return NULL;
+    char b1[96], b2[96];
+    if (logits->shape.rank != 2 || labels->shape.rank != 1 || logits->shape.dims[0] != labels->shape.dims[0] ||
+        (labels->dtype != DT_I32 && labels->dtype != DT_I64)) {
+        diag_error(g->diags, loc, "cross_entropy: expects logits [N,C] and integer labels [N], got %s and %s",
+                   ir_type_str(logits->dtype, &logits->shape, b1, sizeof b1),
+                   ir_type_str(labels->dtype, &labels->shape, b2, sizeof b2));
+        return NULL;
+    }
+    if (!need_float(g, logits, "cross_entropy", loc)) return NULL;
+    Node *ls = ir_log_softmax(g, logits, 1, loc);
+    Node *oh = ir_one_hot(g, labels, logits->shape.dims[1], logits->dtype, loc);
+    Node *picked = ir_reduce(g, OP_SUM, mul(g, ls, oh, loc), 1u << 1, loc); /* (N) */
+    return ir_unary(g, OP_NEG, ir_mean(g, picked, 1u, loc), loc);
+}
+
+Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    if (!g || !a || !b) return NULL;
+    Node *d = sub(g, a, b, loc);
+    if (!d) return NULL;
+    return ir_mean(g, mul(g, d, d, loc), all_axes(d), loc);
+}
+
+Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc) {
+    if (!g || !a) return NULL;
+    if (rt_shape_eq(&a->shape, &to)) return a;
+    int lead = a->shape.rank - to.rank;
+    bool ok = lead >= 0 && to.rank >= 0;
+    uint32_t axes = 0;
+    for (int i = 0; ok && i < a->shape.rank; i++) {
+        if (i < lead) {
+            axes |= 1u << i;
+        } else {
+            int64_t d = to.dims[i - lead];
+            if (d == 1 && a->shape.dims[i] != 1) axes |= 1u << i;
+            else ok = d == a->shape.dims[i];
+        }
+    }
+    if (!ok) {
+        char b1[96], b2[96];
+        diag_error(g->diags, loc, "sum_to: %s is not a broadcast of %s",
+                   ir_type_str(a->dtype, &a->shape, b1, sizeof b1), ir_type_str(a->dtype, &to, b2, sizeof b2));
+        return NULL;
+    }
+    return ir_reshape(g, ir_reduce(g, OP_SUM, a, axes, loc), to, loc);
+}

@@ -1,0 +1,194 @@
+/* Interpreter kernels for leaves (const, iota) and elementwise ops.
+ *
+ * Elementwise sources already share the result's shape (the builders
+ * broadcast), so every kernel is one flat loop. f32 and f64 get typed loops,
+ * one per op, with the op switch outside the loop: values are widened to
+ * double, computed, and rounded once to the node's dtype. Integers are
+ * computed in int64 with wrap-around (via uint64, so overflow is defined) and
+ * stored wrapped to their width. Integer division truncates; x / 0 and x % 0
+ * give 0, and INT_MIN / -1 wraps. MAX/MIN propagate NaN from either side. */
+#include <string.h>
+
+#include "interp_impl.h"
+
+/* ---- floating point ------------------------------------------------------------ */
+
+static inline double fsign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x; }
+/* Python's float modulo: the result takes the sign of b. */
+static inline double fmod_py(double a, double b) {
+    double r = fmod(a, b);
+    if (r != 0 && ((r < 0) != (b < 0))) r += b;
+    return r;
+}
+static inline double fmax_nan(double a, double b) { return (a >= b || a != a) ? a : b; }
+static inline double fmin_nan(double a, double b) { return (a <= b || a != a) ? a : b; }
+
+#define FLOAT_KERNELS(T)                                                                        \
+    static void unary_##T(OpKind op, const T *a, T *o, int64_t n) {                             \
+        switch (op) {                                                                           \
+        case OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; break;                       \
+        case OP_ABS: for (int64_t i = 0; i < n; i++) o[i] = (T)fabs((double)a[i]); break;       \
+        case OP_SIGN: for (int64_t i = 0; i < n; i++) o[i] = (T)fsign((double)a[i]); break;     \
+        case OP_FLOOR: for (int64_t i = 0; i < n; i++) o[i] = (T)floor((double)a[i]); break;    \
+        case OP_EXP: for (int64_t i = 0; i < n; i++) o[i] = (T)exp((double)a[i]); break;        \
+        case OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = (T)log((double)a[i]); break;        \
+        case OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = (T)sqrt((double)a[i]); break;      \
+        case OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = (T)sin((double)a[i]); break;        \
+        case OP_COS: for (int64_t i = 0; i < n; i++) o[i] = (T)cos((double)a[i]); break;        \
+        default: memcpy(o, a, sizeof(T) * (size_t)n); break; /* STOP_GRAD */                  \
+        }                                                                                       \
+    }                                                                                           \
+    static void binary_##T(OpKind op, const T *a, const T *b, T *o, int64_t n) {                \
+        switch (op) {                                                                           \
+        case OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] + b[i]); break;    \
+        case OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] - b[i]); break;    \
+        case OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] * b[i]); break;    \
+        case OP_DIV: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] / b[i]); break;    \
+        case OP_MOD: for (int64_t i = 0; i < n; i++) o[i] = (T)fmod_py(a[i], b[i]); break;      \
+        case OP_POW: for (int64_t i = 0; i < n; i++) o[i] = (T)pow(a[i], b[i]); break;          \
+        case OP_MAX: for (int64_t i = 0; i < n; i++) o[i] = (T)fmax_nan(a[i], b[i]); break;     \
+        case OP_MIN: for (int64_t i = 0; i < n; i++) o[i] = (T)fmin_nan(a[i], b[i]); break;     \
+        default: break;                                                                         \
+        }                                                                                       \
+    }                                                                                           \
+    static void compare_##T(OpKind op, const T *a, const T *b, uint8_t *o, int64_t n) {         \
+        switch (op) {                                                                           \
+        case OP_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;                  \
+        case OP_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;                 \
+        case OP_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;                 \
+        case OP_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;                 \
+        default: break;                                                                         \
+        }                                                                                       \
+    }
+
+FLOAT_KERNELS(float)
+FLOAT_KERNELS(double)
+
+/* ---- integers and bool ----------------------------------------------------------------- */
+
+static int64_t int_unary(OpKind op, int64_t x) {
+    switch (op) {
+    case OP_NEG: return (int64_t)(0 - (uint64_t)x);
+    case OP_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+    case OP_SIGN: return (x > 0) - (x < 0);
+    case OP_NOT: return !x;
+    default: return x; /* STOP_GRAD */
+    }
+}
+
+static int64_t int_binary(OpKind op, int64_t a, int64_t b) {
+    switch (op) {
+    case OP_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
+    case OP_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
+    case OP_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+    case OP_DIV:
+        if (b == 0) return 0;
+        if (b == -1) return (int64_t)(0 - (uint64_t)a);
+        return a / b;
+    case OP_MOD: {
+        if (b == 0 || b == -1) return 0;
+        int64_t r = a % b;
+        if (r != 0 && ((r < 0) != (b < 0))) r += b;
+        return r;
+    }
+    case OP_MAX: return a >= b ? a : b;
+    case OP_MIN: return a <= b ? a : b;
+    case OP_LT: return a < b;
+    case OP_LE: return a <= b;
+    case OP_EQ: return a == b;
+    case OP_NE: return a != b;
+    case OP_AND: return a && b;
+    case OP_OR: return a || b;
+    default: return 0;
+    }
+}
+
+/* ---- leaves ----------------------------------------------------------------------------- */
+
+static void fill_const(RtTensor *o, double v) {
+    int64_t n = rt_shape_numel(&o->shape);
+    if (o->dtype == DT_F32) {
+        float *p = o->data, f = (float)v;
+        for (int64_t i = 0; i < n; i++) p[i] = f;
+    } else if (interp_is_float(o->dtype)) {
+        for (int64_t i = 0; i < n; i++) st_f(o->data, o->dtype, i, v);
+    } else if (v != 0) {
+        int64_t iv = f_to_i64(v);
+        for (int64_t i = 0; i < n; i++) st_i(o->data, o->dtype, i, iv);
+    }
+}
+
+static void fill_iota(RtTensor *o, int axis) {
+    int64_t n = rt_shape_numel(&o->shape), inner = 1, dim = o->shape.dims[axis];
+    for (int i = axis + 1; i < o->shape.rank; i++) inner *= o->shape.dims[i];
+    for (int64_t i = 0; i < n; i++) st_i(o->data, o->dtype, i, (i / inner) % dim);
+}
+
+static void cast(const RtTensor *a, RtTensor *o, int64_t n) {
+    DType from = a->dtype, to = o->dtype;
+    if (from == DT_F32 && to == DT_F64) {
+        const float *x = a->data;
+        double *y = o->data;
+        for (int64_t i = 0; i < n; i++) y[i] = x[i];
+    } else if (from == DT_F64 && to == DT_F32) {
+        const double *x = a->data;
+        float *y = o->data;
+        for (int64_t i = 0; i < n; i++) y[i] = (float)x[i];
+    } else if (interp_is_float(from)) {
+        for (int64_t i = 0; i < n; i++) st_f(o->data, to, i, ld_f(a->data, from, i));
+    } else {
+        for (int64_t i = 0; i < n; i++) st_i(o->data, to, i, ld_i(a->data, from, i));
+    }
+}
+
+static void where(const RtTensor *c, const RtTensor *a, const RtTensor *b, RtTensor *o, int64_t n) {
+    const uint8_t *m = c->data;
+    switch (rt_dtype_size(o->dtype)) {
+    case 1: {
+        const uint8_t *x = a->data, *y = b->data;
+        uint8_t *z = o->data;
+        for (int64_t i = 0; i < n; i++) z[i] = m[i] ? x[i] : y[i];
+        break;
+    }
+    case 4: {
+        const uint32_t *x = a->data, *y = b->data;
+        uint32_t *z = o->data;
+        for (int64_t i = 0; i < n; i++) z[i] = m[i] ? x[i] : y[i];
+        break;
+    }
+    default: {
+        const uint64_t *x = a->data, *y = b->data;
+        uint64_t *z = o->data;
+        for (int64_t i = 0; i < n; i++) z[i] = m[i] ? x[i] : y[i];
+        break;
+    }
+    }
+}
+
+RtTensor *ir_interp_ew(const Node *n, RtTensor *const *src, DiagList *d) {
+    RtTensor *o = ir_interp_alloc(n, d);
+    if (!o) return NULL;
+    int64_t cnt = rt_shape_numel(&n->shape);
+    OpKind op = n->op;
+    DType st = n->nsrc ? src[0]->dtype : n->dtype;
+    switch (op) {
+    case OP_CONST: fill_const(o, n->attr.constant.value); return o;
+    case OP_IOTA: fill_iota(o, n->attr.iota.axis); return o;
+    case OP_CAST: cast(src[0], o, cnt); return o;
+    case OP_WHERE: where(src[0], src[1], src[2], o, cnt); return o;
+    default: break;
+    }
+    bool cmp = op == OP_LT || op == OP_LE || op == OP_EQ || op == OP_NE;
+    if (n->nsrc == 1 && st == DT_F32 && op != OP_NOT) unary_float(op, src[0]->data, o->data, cnt);
+    else if (n->nsrc == 1 && st == DT_F64 && op != OP_NOT) unary_double(op, src[0]->data, o->data, cnt);
+    else if (n->nsrc == 2 && st == DT_F32 && cmp) compare_float(op, src[0]->data, src[1]->data, o->data, cnt);
+    else if (n->nsrc == 2 && st == DT_F64 && cmp) compare_double(op, src[0]->data, src[1]->data, o->data, cnt);
+    else if (n->nsrc == 2 && st == DT_F32) binary_float(op, src[0]->data, src[1]->data, o->data, cnt);
+    else if (n->nsrc == 2 && st == DT_F64) binary_double(op, src[0]->data, src[1]->data, o->data, cnt);
+    else if (n->nsrc == 1)
+        for (int64_t i = 0; i < cnt; i++) st_i(o->data, o->dtype, i, int_unary(op, ld_i(src[0]->data, st, i)));
+    else
+        for (int64_t i = 0; i < cnt; i++)
+            st_i(o->data, o->dtype, i, int_binary(op, ld_i(src[0]->data, st, i), ld_i(src[1]->data, st, i)));
+    return o;
+}
