@@ -20,16 +20,22 @@ static const Layer layers[] = {
 };
 
 static bool allowed_in(const char *allowed, const char *folder) {
-    char buf[128];
+    char buf[300];
     snprintf(buf, sizeof buf, " %s ", allowed);
-    char key[64];
+    char key[300];
     snprintf(key, sizeof key, " %s ", folder);
     return strstr(buf, key) != NULL;
 }
 
 /* Returns the top folder an include path resolves to, relative to dir. */
 static void include_folder(const char *dir, const char *inc, char *out, size_t n) {
-    if (strncmp(inc, "../", 3) == 0) {
+    char local[512];
+    snprintf(local, sizeof local, "%s/%s", dir, inc);
+    FILE *f = fopen(local, "r");
+    if (f) { /* a file of this folder or one of its subfolders */
+        fclose(f);
+        snprintf(out, n, "%s", dir);
+    } else if (strncmp(inc, "../", 3) == 0) {
         const char *rest = inc + 3;
         const char *slash = strchr(rest, '/');
         snprintf(out, n, "%.*s", slash ? (int)(slash - rest) : 0, rest);
@@ -54,7 +60,7 @@ static int check_file(const Layer *l, const char *path) {
         p += 10;
         const char *end = strchr(p, '"');
         if (!end) continue;
-        char inc[256], folder[64];
+        char inc[256], folder[256];
         snprintf(inc, sizeof inc, "%.*s", (int)(end - p), p);
         include_folder(l->dir, inc, folder, sizeof folder);
         /* generated headers (parser.h, lexer.h) live in the build tree */

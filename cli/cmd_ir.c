@@ -1,0 +1,113 @@
+/* `dflow ir FILE [--after PASS]`: prints the compiled module (every graph
+ * and the host program) as lowered, or after running the pass pipeline on
+ * each graph up to and including PASS (`--after all` runs all of it). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "passes/pass.h"
+
+/* "fold, simplify, cse, dce" from the pipeline's own list. */
+static void put_pass_names(FILE *f) {
+    int n = 0;
+    const PassInfo *ps = pass_pipeline_list(&n);
+    for (int i = 0; i < n; i++) fprintf(f, "%s%s", i ? ", " : "", ps[i].name);
+}
+
+static void help(void) {
+    fputs("usage: dflow ir FILE [--after PASS] [--set KEY=VALUE]...\n"
+          "\n"
+          "Prints the program's IR: its graphs (one node per line) and the host program\n"
+          "that runs them. Without --after: the IR as lowered from the source.\n"
+          "\n"
+          "options:\n"
+          "  --after PASS      run the pass pipeline on every graph up to PASS, then print;\n"
+          "                    PASS is one of: ",
+          stdout);
+    put_pass_names(stdout);
+    fputs(", or all\n"
+          "  --set KEY=VALUE   override a config value (repeatable)\n"
+          "  -h, --help        show this help\n",
+          stdout);
+}
+
+/* Graphs reachable from a host block (visited once each). */
+typedef struct {
+    Graph **items;
+    int n, cap;
+} GraphSet;
+
+static bool add_graph(GraphSet *s, Graph *g) {
+    if (!g) return true;
+    for (int i = 0; i < s->n; i++)
+        if (s->items[i] == g) return true;
+    if (s->n == s->cap) {
+        int cap = s->cap ? s->cap * 2 : 16;
+        Graph **p = realloc(s->items, sizeof *p * (size_t)cap);
+        if (!p) return false;
+        s->items = p;
+        s->cap = cap;
+    }
+    s->items[s->n++] = g;
+    return true;
+}
+
+static bool collect(GraphSet *s, const HostBlock *b) {
+    for (int i = 0; i < b->n; i++) {
+        const HostStmt *st = b->items[i];
+        bool ok = true;
+        switch (st->op) {
+        case HS_RUN: ok = add_graph(s, st->u.run.graph); break;
+        case HS_FOR: ok = collect(s, &st->u.loop.body); break;
+        case HS_WHILE: ok = add_graph(s, st->u.whl.cond.graph) && collect(s, &st->u.whl.body); break;
+        case HS_IF: ok = collect(s, &st->u.cond.then_b) && collect(s, &st->u.cond.else_b); break;
+        case HS_TRAIN:
+            if (st->u.train) {
+                ok = add_graph(s, st->u.train->step.graph);
+                for (int e = 0; ok && e < st->u.train->nevals; e++)
+                    ok = collect(s, &st->u.train->evals[e].body);
+            }
+            break;
+        default: break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+/* Runs the pipeline (up to `after`; NULL = all) on every graph of m. */
+bool cli_run_passes(Module *m, const char *after) {
+    GraphSet s = {0};
+    bool ok = collect(&s, &m->init) && collect(&s, &m->main);
+    for (int i = 0; ok && i < s.n; i++) ok = pass_run_pipeline(s.items[i], after);
+    free(s.items);
+    return ok;
+}
+
+int cmd_ir(int argc, char **argv) {
+    CliArgs a;
+    CliParse p = cli_parse_args("ir", argc, argv, OPT_SET | OPT_AFTER, &a);
+    if (p != CLI_PARSE_OK) {
+        cli_args_free(&a);
+        if (p == CLI_PARSE_HELP) help();
+        return p == CLI_PARSE_HELP ? 0 : 1;
+    }
+    bool all = a.after && strcmp(a.after, "all") == 0;
+    if (a.after && !all && !pass_pipeline_has(a.after)) {
+        fprintf(stderr, "dflow ir: unknown pass '%s'; passes: ", a.after);
+        put_pass_names(stderr);
+        fputs(", all\n", stderr);
+        cli_args_free(&a);
+        return 1;
+    }
+    CliCompile c;
+    bool ok = cli_compile(&c, &a, true);
+    if (ok && a.after) {
+        ok = cli_run_passes(c.module, all ? NULL : a.after);
+        cli_print_new_diags(&c, stderr);
+    }
+    if (ok) ir_module_print(c.module, stdout);
+    cli_compile_free(&c);
+    cli_args_free(&a);
+    return ok ? 0 : 1;
+}

@@ -1,0 +1,52 @@
+/* `dflow`: dispatches to a subcommand (check, ir, run).
+ *
+ * Exit status: 0 success, 1 any user error (unknown command or flag, compile
+ * error, run-time error), 130 when a run was interrupted with Ctrl-C. */
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fputs("usage: dflow <command> [options] FILE\n"
+          "\n"
+          "A compiler and runtime for machine-learning research programs (.dfl).\n"
+          "\n"
+          "commands:\n"
+          "  check FILE     parse, type and shape check a program; errors with line:col\n"
+          "  ir FILE        print the program's IR, before or after a pass (--after PASS)\n"
+          "  run FILE       run a program: logs to stdout, metrics.csv and summary.json to --out\n"
+          "\n"
+          "options:\n"
+          "  -h, --help     show this help (also after a command: dflow run --help)\n"
+          "  --version      show the version\n"
+          "\n"
+          "exit status: 0 success, 1 error, 130 interrupted (Ctrl-C)\n",
+          f);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    const char *cmd = argv[1];
+    if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0 || strcmp(cmd, "help") == 0) {
+        usage(stdout);
+        return 0;
+    }
+    if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "version") == 0) {
+        printf("dflow %s\n", DFLOW_VERSION);
+        return 0;
+    }
+    if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
+    if (strcmp(cmd, "ir") == 0) return cmd_ir(argc - 2, argv + 2);
+    if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
+    if (strcmp(cmd, "build") == 0 || strcmp(cmd, "plot") == 0) {
+        fprintf(stderr, "dflow: '%s' is not built yet\n", cmd);
+        return 1;
+    }
+    if (cmd[0] == '-') fprintf(stderr, "dflow: unknown option '%s'\n", cmd);
+    else fprintf(stderr, "dflow: unknown command '%s'\n", cmd);
+    fputs("Try 'dflow --help' for the commands.\n", stderr);
+    return 1;
+}

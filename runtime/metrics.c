@@ -1,0 +1,394 @@
+/* metrics.csv and summary.json (see metrics.h).
+ *
+ * Rows are stored sparsely (column ids + values) in memory. A value column
+ * gets an id when first seen; the file order is: step, value columns by id
+ * except "loss", loss, time_s. Appending writes one line and flushes; a new
+ * column rewrites the whole file through a temporary name and rename(), so a
+ * reader never sees a half-written header. Numbers use %.9g, which
+ * round-trips f32 and keeps the file short. */
+#include "runtime/metrics.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    int64_t step; /* < 0: none */
+    double time_s;
+    int n;
+    int *cols;
+    double *vals;
+} Row;
+
+struct RtMetrics {
+    char *dir, *csv_path;
+    FILE *csv;
+    char **names; /* value columns by id */
+    int nnames, cap_names;
+    int loss_id;  /* id of "loss", or -1 */
+    Row *rows;
+    int nrows, cap_rows;
+    int written_cols; /* value columns in the file header now */
+    bool broken;      /* a write failed: stop trying */
+};
+
+static void set_err(char *err, size_t errn, const char *fmt, const char *a, const char *b) {
+    if (err && errn) snprintf(err, errn, fmt, a, b);
+}
+
+bool rt_mkdir_p(const char *path, char *err, size_t errn) {
+    if (!path || !path[0]) {
+        set_err(err, errn, "%s%s", "empty folder name", "");
+        return false;
+    }
+    size_t n = strlen(path);
+    char *buf = malloc(n + 1);
+    if (!buf) {
+        set_err(err, errn, "%s: %s", path, "out of memory");
+        return false;
+    }
+    memcpy(buf, path, n + 1);
+    for (size_t i = 1; i <= n; i++) {
+        if (buf[i] != '/' && buf[i] != '\0') continue;
+        char c = buf[i];
+        buf[i] = '\0';
+        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+            set_err(err, errn, "cannot create folder '%s': %s", buf, strerror(errno));
+            free(buf);
+            return false;
+        }
+        buf[i] = c;
+    }
+    struct stat st;
+    bool ok = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+    if (!ok) set_err(err, errn, "'%s' exists and is not a folder%s", path, "");
+    free(buf);
+    return ok;
+}
+
+static char *dup_str(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *p = malloc(n);
+    if (p) memcpy(p, s, n);
+    return p;
+}
+
+RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn) {
+    RtMetrics *m = calloc(1, sizeof *m);
+    if (!m) {
+        set_err(err, errn, "%s%s", "out of memory", "");
+        return NULL;
+    }
+    m->loss_id = -1;
+    if (dir) {
+        if (!rt_mkdir_p(dir, err, errn)) {
+            free(m);
+            return NULL;
+        }
+        m->dir = dup_str(dir);
+        size_t n = strlen(dir) + 32;
+        m->csv_path = malloc(n);
+        if (!m->dir || !m->csv_path) {
+            rt_metrics_free(m);
+            set_err(err, errn, "%s%s", "out of memory", "");
+            return NULL;
+        }
+        snprintf(m->csv_path, n, "%s/metrics.csv", dir);
+    }
+    return m;
+}
+
+void rt_metrics_free(RtMetrics *m) {
+    if (!m) return;
+    if (m->csv) fclose(m->csv);
+    for (int i = 0; i < m->nnames; i++) free(m->names[i]);
+    free(m->names);
+    for (int i = 0; i < m->nrows; i++) {
+        free(m->rows[i].cols);
+        free(m->rows[i].vals);
+    }
+    free(m->rows);
+    free(m->dir);
+    free(m->csv_path);
+    free(m);
+}
+
+static int find_name(const RtMetrics *m, const char *name) {
+    for (int i = 0; i < m->nnames; i++)
+        if (strcmp(m->names[i], name) == 0) return i;
+    return -1;
+}
+
+static int add_name(RtMetrics *m, const char *name) {
+    if (m->nnames == m->cap_names) {
+        int cap = m->cap_names ? m->cap_names * 2 : 8;
+        char **p = realloc(m->names, sizeof *p * (size_t)cap);
+        if (!p) return -1;
+        m->names = p;
+        m->cap_names = cap;
+    }
+    char *s = dup_str(name);
+    if (!s) return -1;
+    m->names[m->nnames] = s;
+    if (strcmp(name, "loss") == 0) m->loss_id = m->nnames;
+    return m->nnames++;
+}
+
+/* Value column ids in file order: every id but loss, then loss. */
+static int order_ids(const RtMetrics *m, int *ids) {
+    int k = 0;
+    for (int i = 0; i < m->nnames; i++)
+        if (i != m->loss_id) ids[k++] = i;
+    if (m->loss_id >= 0) ids[k++] = m->loss_id;
+    return k;
+}
+
+static void put_name(FILE *f, const char *s) {
+    if (strpbrk(s, ",\"\n\r") == NULL) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
+
+static void put_num(FILE *f, double v) {
+    if (isnan(v)) fputs("nan", f);
+    else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", f);
+    else fprintf(f, "%.9g", v);
+}
+
+static void write_header(const RtMetrics *m, FILE *f, const int *ids, int k) {
+    fputs("step", f);
+    for (int i = 0; i < k; i++) {
+        fputc(',', f);
+        put_name(f, m->names[ids[i]]);
+    }
+    fputs(",time_s\n", f);
+}
+
+static void write_row(FILE *f, const Row *r, const int *ids, int k) {
+    if (r->step >= 0) fprintf(f, "%lld", (long long)r->step);
+    for (int i = 0; i < k; i++) {
+        fputc(',', f);
+        for (int j = 0; j < r->n; j++)
+            if (r->cols[j] == ids[i]) {
+                put_num(f, r->vals[j]);
+                break;
+            }
+    }
+    fprintf(f, ",%.3f\n", r->time_s);
+}
+
+/* Writes the whole file under a temporary name, then renames it into place. */
+static bool rewrite(RtMetrics *m, char *err, size_t errn) {
+    if (m->csv) {
+        fclose(m->csv);
+        m->csv = NULL;
+    }
+    size_t n = strlen(m->csv_path) + 8;
+    char *tmp = malloc(n);
+    if (!tmp) {
+        set_err(err, errn, "%s%s", "out of memory", "");
+        return false;
+    }
+    snprintf(tmp, n, "%s.tmp", m->csv_path);
+    int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
+    FILE *f = ids ? fopen(tmp, "w") : NULL;
+    if (!f) {
+        set_err(err, errn, "cannot write '%s': %s", tmp, strerror(errno));
+        free(ids);
+        free(tmp);
+        return false;
+    }
+    int k = order_ids(m, ids);
+    write_header(m, f, ids, k);
+    for (int i = 0; i < m->nrows; i++) write_row(f, &m->rows[i], ids, k);
+    bool ok = fflush(f) == 0 && !ferror(f);
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, m->csv_path) != 0) ok = false;
+    if (!ok) set_err(err, errn, "cannot write '%s': %s", m->csv_path, strerror(errno));
+    free(ids);
+    free(tmp);
+    if (!ok) return false;
+    m->written_cols = m->nnames;
+    m->csv = fopen(m->csv_path, "a");
+    if (!m->csv) {
+        set_err(err, errn, "cannot append to '%s': %s", m->csv_path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
+                    const double *values, double time_s, char *err, size_t errn) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], "step") == 0 || strcmp(names[i], "time_s") == 0) {
+            set_err(err, errn, "'%s' is a reserved metrics column; log it under another name%s",
+                    names[i], "");
+            return false;
+        }
+    if (m->nrows == m->cap_rows) {
+        int cap = m->cap_rows ? m->cap_rows * 2 : 64;
+        Row *p = realloc(m->rows, sizeof *p * (size_t)cap);
+        if (!p) {
+            set_err(err, errn, "%s%s", "out of memory", "");
+            return false;
+        }
+        m->rows = p;
+        m->cap_rows = cap;
+    }
+    Row r = {step, time_s, 0, NULL, NULL};
+    if (n > 0) {
+        r.cols = malloc(sizeof *r.cols * (size_t)n);
+        r.vals = malloc(sizeof *r.vals * (size_t)n);
+        if (!r.cols || !r.vals) {
+            free(r.cols);
+            free(r.vals);
+            set_err(err, errn, "%s%s", "out of memory", "");
+            return false;
+        }
+    }
+    for (int i = 0; i < n; i++) {
+        int id = find_name(m, names[i]);
+        if (id < 0) id = add_name(m, names[i]);
+        if (id < 0) {
+            free(r.cols);
+            free(r.vals);
+            set_err(err, errn, "%s%s", "out of memory", "");
+            return false;
+        }
+        int j = 0; /* a name given twice in one row: the later value wins */
+        while (j < r.n && r.cols[j] != id) j++;
+        r.cols[j] = id;
+        r.vals[j] = values[i];
+        if (j == r.n) r.n++;
+    }
+    m->rows[m->nrows++] = r;
+    if (!m->csv_path || m->broken) return true;
+
+    bool ok;
+    if (!m->csv || m->written_cols != m->nnames) {
+        ok = rewrite(m, err, errn);
+    } else {
+        int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
+        if (!ids) {
+            set_err(err, errn, "%s%s", "out of memory", "");
+            return false;
+        }
+        int k = order_ids(m, ids);
+        write_row(m->csv, &r, ids, k);
+        free(ids);
+        ok = fflush(m->csv) == 0 && !ferror(m->csv);
+        if (!ok) set_err(err, errn, "cannot write '%s': %s", m->csv_path, strerror(errno));
+    }
+    if (!ok) m->broken = true;
+    return ok;
+}
+
+int rt_metrics_nrows(const RtMetrics *m) { return m->nrows; }
+
+int rt_metrics_ncols(const RtMetrics *m) { return m->nnames + 2; }
+
+const char *rt_metrics_col(const RtMetrics *m, int i) {
+    if (i == 0) return "step";
+    if (i == m->nnames + 1) return "time_s";
+    if (i < 0 || i > m->nnames + 1) return NULL;
+    /* value columns: same order as the file */
+    int k = 0;
+    for (int j = 0; j < m->nnames; j++)
+        if (j != m->loss_id && ++k == i) return m->names[j];
+    return m->loss_id >= 0 ? m->names[m->loss_id] : NULL;
+}
+
+bool rt_metrics_last(const RtMetrics *m, const char *name, double *value) {
+    int id = find_name(m, name);
+    if (id < 0) return false;
+    for (int i = m->nrows - 1; i >= 0; i--)
+        for (int j = 0; j < m->rows[i].n; j++)
+            if (m->rows[i].cols[j] == id) {
+                *value = m->rows[i].vals[j];
+                return true;
+            }
+    return false;
+}
+
+const char *rt_metrics_csv_path(const RtMetrics *m) { return m->csv_path; }
+
+static void json_str(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
+        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
+        else if (*p == '\n') fputs("\\n", f);
+        else if (*p == '\t') fputs("\\t", f);
+        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
+        else fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+/* JSON has no NaN or infinity: they become null. */
+static void json_num(FILE *f, double v) {
+    if (!isfinite(v)) fputs("null", f);
+    else fprintf(f, "%.9g", v);
+}
+
+bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *err, size_t errn) {
+    if (!m->dir) return true;
+    size_t n = strlen(m->dir) + 32;
+    char *path = malloc(n), *tmp = malloc(n + 8);
+    if (!path || !tmp) {
+        free(path);
+        free(tmp);
+        set_err(err, errn, "%s%s", "out of memory", "");
+        return false;
+    }
+    snprintf(path, n, "%s/summary.json", m->dir);
+    snprintf(tmp, n + 8, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) {
+        set_err(err, errn, "cannot write '%s': %s", tmp, strerror(errno));
+        free(path);
+        free(tmp);
+        return false;
+    }
+    fputs("{\n  \"program\": ", f);
+    json_str(f, s->program);
+    fprintf(f, ",\n  \"seed\": %llu,\n  \"rng\": ", (unsigned long long)s->seed);
+    json_str(f, s->rng);
+    fputs(",\n  \"backend\": ", f);
+    json_str(f, s->backend);
+    fputs(",\n  \"status\": ", f);
+    json_str(f, s->status);
+    fprintf(f, ",\n  \"steps\": %lld,\n  \"final\": {", (long long)s->steps);
+    int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
+    int k = ids ? order_ids(m, ids) : 0;
+    for (int i = 0; i < k; i++) {
+        double v = NAN;
+        rt_metrics_last(m, m->names[ids[i]], &v);
+        fputs(i ? ",\n    " : "\n    ", f);
+        json_str(f, m->names[ids[i]]);
+        fputs(": ", f);
+        json_num(f, v);
+    }
+    free(ids);
+    fputs(k ? "\n  },\n  \"wall_s\": " : "},\n  \"wall_s\": ", f);
+    json_num(f, s->wall_s);
+    fputs(",\n  \"steps_per_s\": ", f);
+    json_num(f, s->train_s > 0 ? (double)s->steps / s->train_s : 0.0);
+    fputs("\n}\n", f);
+    bool ok = fflush(f) == 0 && !ferror(f);
+    ok = (fclose(f) == 0) && ok;
+    if (ok && rename(tmp, path) != 0) ok = false;
+    if (!ok) set_err(err, errn, "cannot write '%s': %s", path, strerror(errno));
+    free(path);
+    free(tmp);
+    return ok;
+}

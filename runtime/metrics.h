@@ -1,0 +1,61 @@
+/* The record of a run: metrics.csv and summary.json in the output folder.
+ *
+ * metrics.csv has one row per call of rt_metrics_row: `step`, then every
+ * value name in the order first seen, then `loss` (always the last value
+ * column when present), then `time_s` (seconds since the run began). A cell
+ * is empty when the row did not record that name, or the row has no step.
+ * The column set is the union of the names seen so far: when a row brings a
+ * new name the file is rewritten whole (metrics are small), otherwise the row
+ * is appended and flushed at once, so an interrupted run keeps every row.
+ * summary.json records the program, seed, RNG version, step count, the last
+ * value of every column ("final"), wall time and training speed.
+ * Rows are also kept in memory (for summaries and tests), also when no
+ * folder is given (then nothing is written). Caller owns: rt_metrics_free. */
+#ifndef DFLOW_RUNTIME_METRICS_H
+#define DFLOW_RUNTIME_METRICS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct RtMetrics RtMetrics;
+
+/* dir: the output folder, created like `mkdir -p`; NULL keeps rows in memory
+ * only. Returns NULL with a reason in err when the folder cannot be made. */
+RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn);
+void rt_metrics_free(RtMetrics *m);
+
+/* Appends a row: step (< 0: no step), n (name, value) pairs, time_s.
+ * A NaN value is written as "nan", infinities as "inf"/"-inf". Names must
+ * not be "step" or "time_s" (reserved; false with a reason). Returns false
+ * with a reason when the file cannot be written (the row is still kept). */
+bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
+                    const double *values, double time_s, char *err, size_t errn);
+
+/* What was recorded: columns in file order ("step", values..., "loss", "time_s"). */
+int rt_metrics_nrows(const RtMetrics *m);
+int rt_metrics_ncols(const RtMetrics *m);
+const char *rt_metrics_col(const RtMetrics *m, int i);
+/* The last value recorded for name; false when never recorded. */
+bool rt_metrics_last(const RtMetrics *m, const char *name, double *value);
+/* Path of metrics.csv, or NULL when writing nothing. */
+const char *rt_metrics_csv_path(const RtMetrics *m);
+
+typedef struct {
+    const char *program; /* the program file as given */
+    uint64_t seed;
+    const char *rng;     /* "philox4x32-10/v1" */
+    const char *backend; /* "interp", ... */
+    const char *status;  /* "completed", "interrupted", "failed" */
+    int64_t steps;       /* optimizer steps taken (all train blocks) */
+    double wall_s;       /* the whole run */
+    double train_s;      /* inside training loops: steps_per_s = steps / train_s */
+} RtRunSummary;
+
+/* Writes DIR/summary.json; a no-op (true) when the metrics have no folder. */
+bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *err, size_t errn);
+
+/* `mkdir -p path`; false with a reason in err. */
+bool rt_mkdir_p(const char *path, char *err, size_t errn);
+
+#endif
