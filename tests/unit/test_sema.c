@@ -1,0 +1,256 @@
+/* Semantic errors, in process: every tests/errors file that is not a syntax
+ * error (sema_*, shape_*, data_*) is compiled with fe_compile in check-only
+ * mode and each of its `# expect: LINE:COL: error: SUBSTRING` lines must
+ * match a reported diagnostic at exactly that place; compilation must fail.
+ * Also the --set checks (unknown keys, type mismatches, accepted forms) and
+ * the "did you mean" helper, which no file can express. */
+#include <criterion/criterion.h>
+#include <criterion/parameterized.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frontend/frontend.h"
+#include "frontend/lower_internal.h"
+
+#define CORPUS_DIR "tests/errors"
+#define MAX_FILES 512
+
+typedef struct {
+    char path[256]; /* no pointers in Criterion parameters */
+} Case;
+
+static int cmp_case(const void *a, const void *b) { return strcmp(((const Case *)a)->path, ((const Case *)b)->path); }
+
+static int list_semantic(Case *out, int max) {
+    DIR *d = opendir(CORPUS_DIR);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || len > 200 || strcmp(e->d_name + len - 4, ".dfl") != 0) continue;
+        if (strncmp(e->d_name, "syntax_", 7) == 0) continue;
+        snprintf(out[n++].path, sizeof out[0].path, "%s/%.200s", CORPUS_DIR, e->d_name);
+    }
+    closedir(d);
+    qsort(out, (size_t)n, sizeof *out, cmp_case);
+    return n;
+}
+
+typedef struct {
+    Arena *a;
+    SourceSet *s;
+    DiagList *d;
+    Module *m;
+} Compiled;
+
+static Compiled compile(const char *path, const ConfigOverride *ov, int nov, bool check_only) {
+    Compiled c;
+    c.a = arena_new();
+    c.s = source_set_new(c.a);
+    c.d = diag_list_new(c.a, c.s);
+    CompileOptions o = {ov, nov, check_only};
+    c.m = fe_compile(c.a, c.s, c.d, path, &o);
+    return c;
+}
+
+static void release(Compiled *c) {
+    ir_module_free(c->m);
+    arena_free(c->a);
+}
+
+static bool has_error(const Compiled *c, unsigned line, unsigned col, const char *sub) {
+    for (int i = 0; i < c->d->n; i++) {
+        const Diag *g = c->d->items[i];
+        if (g->severity != DIAG_ERROR) continue;
+        if ((line == 0 || (g->loc.line == line && g->loc.col == col)) && strstr(g->msg, sub)) return true;
+    }
+    return false;
+}
+
+static char *dump(const Compiled *c) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (f) {
+        diag_print_all(c->d, f);
+        fclose(f);
+    }
+    return buf;
+}
+
+Test(sema, corpus_has_semantic_files) {
+    static Case cases[MAX_FILES];
+    int n = list_semantic(cases, MAX_FILES);
+    cr_assert_geq(n, 15, "only %d semantic error files in %s", n, CORPUS_DIR);
+}
+
+ParameterizedTestParameters(sema, corpus) {
+    static Case cases[MAX_FILES];
+    int n = list_semantic(cases, MAX_FILES);
+    return cr_make_param_array(Case, cases, (size_t)n);
+}
+
+ParameterizedTest(Case *tc, sema, corpus) {
+    FILE *f = fopen(tc->path, "r");
+    cr_assert_not_null(f, "cannot open %s", tc->path);
+    char line[1024];
+    struct {
+        unsigned line, col;
+        char sub[512];
+    } want[16];
+    int nw = 0;
+    while (fgets(line, sizeof line, f) && nw < 16) {
+        unsigned l, c;
+        int off = 0;
+        if (sscanf(line, "# expect: %u:%u: error: %n", &l, &c, &off) == 2 && off > 0) {
+            want[nw].line = l;
+            want[nw].col = c;
+            snprintf(want[nw].sub, sizeof want[nw].sub, "%s", line + off);
+            want[nw].sub[strcspn(want[nw].sub, "\r\n")] = 0;
+            nw++;
+        } else if (line[0] != '#') {
+            break;
+        }
+    }
+    fclose(f);
+    cr_assert_gt(nw, 0, "%s has no '# expect:' line", tc->path);
+    Compiled c = compile(tc->path, NULL, 0, true);
+    char *text = dump(&c);
+    cr_expect_null(c.m, "%s compiled without errors", tc->path);
+    for (int i = 0; i < nw; i++)
+        cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub), "%s: no error '%s' at %u:%u; got:\n%s",
+                  tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+    free(text);
+    release(&c);
+}
+
+/* ---- --set ---------------------------------------------------------------------------- */
+
+static char dir[256];
+
+static const char *write_prog(const char *name, const char *src) {
+    static char path[512];
+    if (!dir[0]) {
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/dflow_sema_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        cr_assert_not_null(mkdtemp(dir));
+    }
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(src, f);
+    fclose(f);
+    return path;
+}
+
+static const char *CFG = "config { steps = 10; lr = 0.5; flag = true; name = \"adam\" }\n"
+                         "main { x = zeros([steps]) * lr\n log s = sum(x) }\n";
+
+Test(sema, set_int_rejects_text) {
+    ConfigOverride ov[] = {{"steps", "abc"}};
+    Compiled c = compile(write_prog("a.dfl", CFG), ov, 1, true);
+    cr_expect_null(c.m);
+    cr_expect(has_error(&c, 1, 10, "'steps' is an int; --set gave 'abc'"));
+    release(&c);
+}
+
+Test(sema, set_int_rejects_float) {
+    ConfigOverride ov[] = {{"steps", "1.5"}};
+    Compiled c = compile(write_prog("a.dfl", CFG), ov, 1, true);
+    cr_expect_null(c.m);
+    cr_expect(has_error(&c, 0, 0, "'steps' is an int; --set gave '1.5'"));
+    release(&c);
+}
+
+Test(sema, set_float_accepts_int_and_bool_words) {
+    ConfigOverride ov[] = {{"lr", "2"}, {"flag", "false"}, {"name", "sgd"}, {"steps", "4"}};
+    Compiled c = compile(write_prog("a.dfl", CFG), ov, 4, true);
+    cr_expect_not_null(c.m);
+    cr_expect_eq(c.d->nerrors, 0);
+    /* steps=4 decides a shape: the slot of x is f32[4] */
+    bool found = false;
+    for (int i = 0; c.m && i < c.m->nslots; i++)
+        if (strcmp(c.m->slots[i].name, "x") == 0)
+            found = c.m->slots[i].shape.rank == 1 && c.m->slots[i].shape.dims[0] == 4;
+    cr_expect(found || !c.m, "x should be f32[4] after --set steps=4");
+    release(&c);
+}
+
+Test(sema, set_bool_rejects_other_words) {
+    ConfigOverride ov[] = {{"flag", "yes"}};
+    Compiled c = compile(write_prog("a.dfl", CFG), ov, 1, true);
+    cr_expect_null(c.m);
+    cr_expect(has_error(&c, 0, 0, "'flag' is a bool"));
+    release(&c);
+}
+
+Test(sema, set_unknown_key_suggests) {
+    ConfigOverride ov[] = {{"stpes", "3"}};
+    Compiled c = compile(write_prog("a.dfl", CFG), ov, 1, true);
+    cr_expect_null(c.m);
+    cr_expect(has_error(&c, 0, 0, "--set: unknown config key 'stpes' (did you mean 'steps'?)"));
+    release(&c);
+}
+
+Test(sema, several_errors_in_one_run) {
+    const char *src = "fn f(x) = x\n"
+                      "main {\n"
+                      "  a = f(1, 2)\n"
+                      "  b = nope + 1\n"
+                      "  c = sum(a, axes = 0)\n"
+                      "}\n";
+    Compiled c = compile(write_prog("b.dfl", src), NULL, 0, true);
+    cr_expect_null(c.m);
+    cr_expect(has_error(&c, 3, 7, "f takes 1 argument, got 2"));
+    cr_expect(has_error(&c, 4, 7, "unknown name 'nope'"));
+    cr_expect(has_error(&c, 5, 14, "sum has no keyword 'axes'"));
+    release(&c);
+}
+
+Test(sema, error_value_does_not_cascade) {
+    /* one bad shape, then many uses of the failed value: one diagnostic */
+    const char *src = "main {\n"
+                      "  a = ones([3]) + ones([4])\n"
+                      "  b = a * 2\n"
+                      "  c = sum(b) + a\n"
+                      "  log v = c\n"
+                      "}\n";
+    Compiled c = compile(write_prog("c.dfl", src), NULL, 0, true);
+    cr_expect_null(c.m);
+    cr_expect_eq(c.d->nerrors, 1, "expected exactly one error, got %d", c.d->nerrors);
+    release(&c);
+}
+
+Test(sema, closest_name) {
+    const char *cands[] = {"mnist", "steps", "hidden", NULL};
+    cr_expect_str_eq(fe_closest("mnsit", cands, 4), "mnist");
+    cr_expect_str_eq(fe_closest("step", cands, 4), "steps");
+    cr_expect_null(fe_closest("zzzzzz", cands, 4));
+}
+
+Test(sema, nothing_crashes_on_odd_programs) {
+    const char *progs[] = {
+        "main { x = [1, [2, 3]] + 1 }\n",
+        "main { x = ones([2])[None, :, None][0, 0, 0, 0] }\n",
+        "fn f(x: f32[...]) = x\nmain { y = f(1.0) + f(ones([2, 3])) }\n",
+        "main { for i in 0..3 { for j in i..4 { x = i + j } } }\n",
+        "main { x = reshape(ones([6]), [-1, -1]) }\n",
+        "main { x = eye(-3) }\n",
+        "main { x = 1 / 0 }\n",
+        "main { x = 2 ** 100 }\n",
+        "main { x = iota(4)[10:20] ; log n = len(x) }\n",
+        "main { x = sample(0, 3) }\n",
+        "main { x = ones([2]) ; x.y = 3 }\n",
+        "fn g(f) = f(f)\nmain { y = g(g) }\n",
+        "main { l = fn(a) a(a) ; y = l(l) }\n",
+    };
+    for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "odd%zu.dfl", i);
+        Compiled c = compile(write_prog(name, progs[i]), NULL, 0, true);
+        release(&c);
+    }
+}
