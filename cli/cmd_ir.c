@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "passes/fuse.h"
 #include "passes/pass.h"
 
 /* "fold, simplify, cse, dce" from the pipeline's own list. */
@@ -25,7 +26,8 @@ static void help(void) {
           "                    PASS is one of: ",
           stdout);
     put_pass_names(stdout);
-    fputs(", or all\n"
+    fputs(", all, or fuse (all passes, then\n"
+          "                    each graph's fused kernels as the CPU backend groups them)\n"
           "  --set KEY=VALUE   override a config value (repeatable)\n"
           "  -h, --help        show this help\n",
           stdout);
@@ -84,6 +86,19 @@ bool cli_run_passes(Module *m, const char *after) {
     return ok;
 }
 
+/* `--after fuse`: fusion decides kernels without rewriting the graph, so the
+ * whole pipeline runs and each graph's kernel list follows the module. */
+static bool print_fusion(Module *m, FILE *out) {
+    GraphSet s = {0};
+    bool ok = collect(&s, &m->init) && collect(&s, &m->main);
+    for (int i = 0; ok && i < s.n; i++) {
+        fputc('\n', out);
+        pass_fuse_print_graph(s.items[i], out);
+    }
+    free(s.items);
+    return ok;
+}
+
 int cmd_ir(int argc, char **argv) {
     CliArgs a;
     CliParse p = cli_parse_args("ir", argc, argv, OPT_SET | OPT_AFTER, &a);
@@ -92,11 +107,12 @@ int cmd_ir(int argc, char **argv) {
         if (p == CLI_PARSE_HELP) help();
         return p == CLI_PARSE_HELP ? 0 : 1;
     }
-    bool all = a.after && strcmp(a.after, "all") == 0;
+    bool fuse = a.after && strcmp(a.after, "fuse") == 0;
+    bool all = a.after && (strcmp(a.after, "all") == 0 || fuse);
     if (a.after && !all && !pass_pipeline_has(a.after)) {
         fprintf(stderr, "dflow ir: unknown pass '%s'; passes: ", a.after);
         put_pass_names(stderr);
-        fputs(", all\n", stderr);
+        fputs(", fuse, all\n", stderr);
         cli_args_free(&a);
         return 1;
     }
@@ -107,6 +123,7 @@ int cmd_ir(int argc, char **argv) {
         cli_print_new_diags(&c, stderr);
     }
     if (ok) ir_module_print(c.module, stdout);
+    if (ok && fuse) ok = print_fusion(c.module, stdout);
     cli_compile_free(&c);
     cli_args_free(&a);
     return ok ? 0 : 1;

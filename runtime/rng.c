@@ -4,12 +4,15 @@
  * every kernel emitter is tested against it. Philox is ten rounds of two
  * 32x32->64 multiplies with a Weyl-sequence key schedule; element i of a
  * stream reads word i % 4 of block i / 4, so any element can be regenerated
- * alone. Normals use Box-Muller in f32 with the C library's logf/sqrtf/cosf/
- * sinf; backends that must match bit for bit call rt_rng_normal_from_words
- * (or the same libm). Nothing here holds state. */
+ * alone. Normals use Box-Muller in f32 with the project's own log, sin and
+ * cos (runtime/vmath.c), never the C library's, so that the interpreter and
+ * every compiled kernel give the same bits whatever libm the machine has.
+ * Nothing here holds state. */
 #include "runtime/rng.h"
 
 #include <math.h>
+
+#include "runtime/vmath.h"
 
 #define PHILOX_M0 0xD2511F53u
 #define PHILOX_M1 0xCD9E8D57u
@@ -62,11 +65,7 @@ float rt_rng_uniform(uint64_t seed, uint32_t stream, uint64_t index) {
 }
 
 float rt_rng_normal_from_words(uint32_t w_radius, uint32_t w_angle, int odd) {
-    float u1 = rt_rng_uniform_from_word(w_radius);
-    float u2 = rt_rng_uniform_from_word(w_angle);
-    float r = sqrtf(-2.0f * logf(u1));
-    float theta = 6.28318530717958647692f * u2;
-    return odd ? r * sinf(theta) : r * cosf(theta);
+    return rt_vm_normal_from_words(w_radius, w_angle, odd);
 }
 
 float rt_rng_normal(uint64_t seed, uint32_t stream, uint64_t index) {

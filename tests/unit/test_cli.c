@@ -87,7 +87,7 @@ Test(cli, usage_errors_exit_1_and_name_the_problem) {
         {{"run", "--seed=-3", "x.dfl", NULL}, "--seed expects a non-negative integer"},
         {{"run", "x.dfl", "--seed", NULL}, "option '--seed' needs a value"},
         {{"run", "--set", "steps", "x.dfl", NULL}, "--set expects KEY=VALUE, got 'steps'"},
-        {{"run", "--backend", "cpu", "x.dfl", NULL}, "backend 'cpu' is not built yet; use --backend interp"},
+        {{"run", "--backend", "cpu", "x.dfl", NULL}, "cannot open 'x.dfl'"},
         {{"run", "--backend=cuda", "x.dfl", NULL}, "backend 'cuda' is not built yet"},
         {{"run", "--backend", "tpu", "x.dfl", NULL}, "unknown backend 'tpu'"},
         {{"check", "--seed", "1", "x.dfl", NULL}, "unknown option '--seed'"},
@@ -275,6 +275,37 @@ Test(cli, mnist_mlp_trains, .timeout = 600) {
     cr_assert(js && strstr(js, "\"steps\": 300"), "%s", js);
     free(js);
     th_spawn_free(&r);
+    th_rmdir(dir);
+}
+
+/* The LLVM backend runs the same programs to the same numbers: equal up to
+ * float summation order (it accumulates f32 sums in f32, in its own order). */
+static double run_metric(const char *dir, const char *sub, const char *backend, const char *prog,
+                         const char *name, const char *set) {
+    char out[400];
+    snprintf(out, sizeof out, "%s/%s", dir, sub);
+    SpawnResult r = dflow(300, "run", prog, "--backend", backend, "--set", set, "--out", out, NULL);
+    EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    char *csv = read_out(out, "metrics.csv");
+    cr_assert_not_null(csv);
+    double v = last_metric(csv, name);
+    free(csv);
+    return v;
+}
+
+Test(cli, cpu_backend_agrees_with_interp, .timeout = 600) {
+    need("examples/linreg.dfl");
+    need("examples/mnist_mlp.dfl");
+    char dir[256];
+    cr_assert(th_tempdir(dir, sizeof dir, "cpu"));
+    double e1 = run_metric(dir, "li", "interp", "examples/linreg.dfl", "err", "steps=200");
+    double e2 = run_metric(dir, "lc", "cpu", "examples/linreg.dfl", "err", "steps=200");
+    cr_assert(fabs(e1 - e2) <= 1e-4 * fabs(e1) + 1e-7, "linreg err: interp %g, cpu %g", e1, e2);
+    double l1 = run_metric(dir, "mi", "interp", "examples/mnist_mlp.dfl", "loss", "steps=100");
+    double l2 = run_metric(dir, "mc", "cpu", "examples/mnist_mlp.dfl", "loss", "steps=100");
+    cr_log_info("mnist loss after 100 steps: interp %g, cpu %g", l1, l2);
+    cr_assert(fabs(l1 - l2) <= 0.02 * fabs(l1) + 1e-4, "mnist loss: interp %g, cpu %g", l1, l2);
     th_rmdir(dir);
 }
 

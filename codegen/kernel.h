@@ -1,0 +1,127 @@
+/* Kernel plans: the backend-neutral description of how a graph runs.
+ *
+ * schedule.c lowers each fusion group (passes/fuse.h) once into a
+ * KernelPlan: a loop nest over an iteration space, a small SSA list of
+ * scalar instructions evaluated at each point of it (loads through index
+ * expressions, the elementwise ops of ops.def, Philox draws, index
+ * arithmetic), the value stored or accumulated there and the flat index it
+ * goes to; or a BLAS call over strided views for a float matmul. Backends
+ * (codegen/llvm, later CUDA) render plans with thin per-op tables and never
+ * look at movement ops: broadcast, permute, slice, reshape, pad, concat and
+ * gather are already index arithmetic here.
+ *
+ * Index arithmetic uses the same ops as data (OP_ADD, OP_MUL, OP_DIV,
+ * OP_MOD, OP_MIN, OP_MAX, OP_LT, OP_WHERE, ...) on DT_I64 with non-negative
+ * operands and constant positive divisors, so a backend needs one table. */
+#ifndef DFLOW_CODEGEN_KERNEL_H
+#define DFLOW_CODEGEN_KERNEL_H
+
+#include <stdio.h>
+
+#include "../ir/ir.h"
+#include "../passes/fuse.h"
+
+typedef enum {
+    KI_LOOP,       /* i64: the loop variable of iteration axis `axis` */
+    KI_CONST,      /* a constant of dtype dt: c.f for floats, c.i for ints and bool */
+    KI_LOAD,       /* element src[0] (i64) of buffer `buf` (dtype dt = the buffer's) */
+    KI_OP,         /* elementwise `op` of ops.def over src[]; result dtype dt */
+    KI_RNG,        /* `op` RNG_UNIFORM/RNG_NORMAL: element src[1] (i64, wraps as u64)
+                      of the stream `stream` of seed src[0]; dtype dt */
+    KI_FRESH_SEED, /* i64: fresh seed `stream` (= attr k) of step src[1], run seed src[0] */
+} KInstrKind;
+
+typedef struct {
+    KInstrKind kind;
+    OpKind op;
+    DType dt;
+    int nsrc;
+    int src[3];
+    int axis;
+    int buf;
+    uint32_t stream;
+    union {
+        double f;
+        int64_t i;
+    } c;
+} KInstr;
+
+typedef enum {
+    KP_MAP,     /* out[out_index] = value at every point */
+    KP_REDUCE,  /* out[out_index] = red_op over the red_axes of value */
+    KP_MATMUL,  /* BLAS gemm per batch matrix (float dtypes) */
+    KP_SCATTER, /* out = 0; out[out_index] += value at every point, in C order */
+} KPlanKind;
+
+/* C[b] (M,N, contiguous) = op(A[b]) (M,K) @ op(B[b]) (K,N), op = transpose
+ * when trans_*; A[b] starts at a_off + sum b_i * a_bstride[i] elements of
+ * buffer a_buf. */
+typedef struct {
+    int a_buf, b_buf;
+    int64_t a_off, b_off;
+    bool trans_a, trans_b;
+    int64_t lda, ldb;
+    int64_t M, N, K;
+    int batch_rank;
+    int64_t batch_dims[IR_MAX_RANK];
+    int64_t a_bstride[IR_MAX_RANK], b_bstride[IR_MAX_RANK];
+} KMatmul;
+
+typedef struct {
+    int id; /* = the fusion group's id */
+    const FusionGroup *group;
+    KPlanKind kind;
+    int out_buf;
+    DType out_dt;
+    int64_t out_numel;
+    /* the iteration space (C order; rank 0 = one point) */
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    uint32_t red_axes; /* KP_REDUCE: the loop axes reduced */
+    OpKind red_op;     /* KP_REDUCE: SUM, REDUCE_MAX, REDUCE_MIN or ARGMAX (one axis) */
+    KInstr *ins;
+    int nins;
+    int value;     /* instruction: the value of a point */
+    int out_index; /* instruction: where it goes in out_buf */
+    int *checks;   /* bool instructions that must hold at every point (gather/scatter
+                      index in range); a failing one makes the run fail */
+    int nchecks;
+    const Node *check_node; /* whose location a failed check reports */
+    KMatmul mm;
+} KernelPlan;
+
+typedef enum {
+    KB_INPUT,  /* graph input `input`, provided by the caller */
+    KB_TEMP,   /* an intermediate */
+    KB_OUTPUT, /* a root that is (also) a graph output */
+} KBufKind;
+
+typedef struct {
+    const Node *node;
+    DType dt;
+    Shape shape;
+    KBufKind kind;
+    int input;
+} KBuffer;
+
+typedef struct {
+    const Graph *graph;
+    const FusionPlan *fusion;
+    KBuffer *bufs;
+    int nbufs;
+    KernelPlan *kernels; /* in execution order */
+    int nkernels;
+    int *out_bufs; /* per graph output: the buffer holding it */
+    int *buf_of;   /* per node id: its buffer, or -1 */
+} KernelProgram;
+
+/* Lowers every group of fp into a kernel plan, in arena a. Returns NULL
+ * when the graph uses something no plan can express (f16/bf16 arithmetic),
+ * with the reason in why (e.g. "f16 arithmetic in %7"); NULL with "out of
+ * memory" otherwise. */
+KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char *why, size_t whyn);
+
+/* A readable dump of the plans (for debugging and tests). */
+void cg_program_print(const KernelProgram *p, FILE *out);
+
+#endif

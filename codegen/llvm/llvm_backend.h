@@ -1,0 +1,54 @@
+/* The LLVM CPU backend as a GraphRunner for the module executor.
+ *
+ * On the first run of a graph (or a later one: interp_runs) the runner decides fusion groups
+ * (passes/fuse.h), lowers them to kernel plans (codegen/kernel.h), emits
+ * one LLVM module, optimises it at O3 for the host CPU and JIT-compiles it;
+ * the result is cached per graph (keyed by the Graph pointer and its node
+ * array, so a graph rebuilt by a pass is compiled again). A graph using
+ * something the backend cannot lower runs on the reference interpreter
+ * instead, with a note when verbose. Buffers are allocated per run for now
+ * (the memory planner comes later); inputs are read in place, never
+ * written. Ownership: llvm_runner_new returns a runner the caller frees with
+ * llvm_runner_free; the graphs it ran must outlive neither (it keeps no
+ * pointer it dereferences after the graph is gone, but a recycled Graph
+ * address with the same node array would hit a stale cache entry). */
+#ifndef DFLOW_CODEGEN_LLVM_BACKEND_H
+#define DFLOW_CODEGEN_LLVM_BACKEND_H
+
+#include <stdio.h>
+
+#include "../../ir/exec.h"
+
+typedef struct {
+    bool verbose; /* one line per graph compiled (or sent to the interpreter) */
+    FILE *log;    /* where those lines go; NULL = stderr */
+    /* runs of each graph served by the interpreter before it is compiled:
+       0 compiles on the first run; 1 never compiles a graph run only once
+       (a final evaluation), which is usually cheaper to interpret */
+    int interp_runs;
+} LlvmOptions;
+
+typedef struct {
+    const char *graph; /* the graph's name */
+    int runs;          /* how often it was run */
+    bool compiled;     /* compilation happened (fallback tells whether it worked) */
+    int nkernels;
+    double compile_s; /* fusion + scheduling + IR + O3 + machine code */
+    double opt_s;     /* of which LLVM's O3 pipeline */
+    double codegen_s; /* of which machine code generation (LLJIT) */
+    bool fallback;    /* runs on the interpreter */
+    char reason[192]; /* why, when it does */
+} LlvmGraphInfo;
+
+/* A runner named "cpu". On failure (no usable LLVM target) .run is NULL and
+ * err says why. */
+GraphRunner llvm_runner_new(const LlvmOptions *o, char *err, size_t errn);
+void llvm_runner_free(GraphRunner *r);
+
+/* Compile reports: graphs in the order they were first run; a pointer is
+ * valid until the runner's next run. */
+int llvm_runner_ngraphs(const GraphRunner *r);
+const LlvmGraphInfo *llvm_runner_graph(const GraphRunner *r, int i);
+double llvm_runner_compile_seconds(const GraphRunner *r); /* all graphs */
+
+#endif

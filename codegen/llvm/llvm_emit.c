@@ -1,0 +1,597 @@
+/* Kernel plans -> LLVM IR: one internal function per kernel and one entry
+ * function per graph.
+ *
+ * A kernel function takes the buffers it touches as `ptr noalias` arguments
+ * and returns i32 (bit 0: an index check failed). Its loops are plain
+ * counted loops over compile-time trip counts; the plan's instructions are
+ * emitted in the innermost body and cached per loop depth, so a value is
+ * built once per scope and O3 (LICM, the loop and SLP vectorisers) does the
+ * hoisting and widening. Reductions pick one of two loop orders: when the
+ * innermost axis is reduced (row sums, softmax) the kept axes go outside and
+ * the reduced ones accumulate into a register-promoted local with
+ * reassociation allowed, so the inner loop vectorises; otherwise (column
+ * sums, bias gradients) the output is initialised and updated in place in
+ * source order, which vectorises along the kept innermost axis. Float
+ * matmuls are cblas_sgemm/dgemm calls, one per batch matrix. A kernel with
+ * f32 sin/cos is emitted twice: a fast variant on the polynomial path that
+ * reports (bit 1) any argument beyond its range, and an exact variant with
+ * a libm branch, run instead only then (kernels overwrite their outputs, so
+ * a rerun is safe). The entry function `i32 entry(ptr bufs)` calls the
+ * kernels in order with pointers from bufs[] and returns k+1 when kernel k
+ * reports a failed check. */
+#include <cblas.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "llvm_internal.h"
+
+typedef struct {
+    LlvmCG *cg;
+    const KernelProgram *p;
+    const KernelPlan *k;
+    LLVMValueRef fn;
+    LLVMValueRef *bufp; /* per program buffer: the kernel's argument, or NULL */
+    LLVMValueRef loopvar[IR_MAX_RANK + 1];
+    LLVMValueRef *val; /* per instruction: value in the current scope */
+    int *lvl;          /* per instruction: loop depth it was built at */
+    int depth;
+    LLVMValueRef err; /* i1 local: some check failed */
+} KE;
+
+typedef struct {
+    LLVMBasicBlockRef body, exit;
+    LLVMValueRef iv;
+    int64_t n;
+} Loop;
+
+#define B (ke->cg->b)
+
+static LLVMValueRef i64c(KE *ke, int64_t v) {
+    return LLVMConstInt(ke->cg->i64, (unsigned long long)v, 1);
+}
+
+static void loop_open(KE *ke, Loop *L, int axis, int64_t n) {
+    LlvmCG *cg = ke->cg;
+    LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
+    L->n = n;
+    L->body = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "loop");
+    L->exit = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "done");
+    LLVMBuildBr(B, L->body);
+    LLVMPositionBuilderAtEnd(B, L->body);
+    L->iv = LLVMBuildPhi(B, cg->i64, "i");
+    LLVMValueRef zero = i64c(ke, 0);
+    LLVMAddIncoming(L->iv, &zero, &pre, 1);
+    if (axis >= 0) ke->loopvar[axis] = L->iv;
+    ke->depth++;
+}
+
+static void loop_close(KE *ke, Loop *L) {
+    LLVMBasicBlockRef cur = LLVMGetInsertBlock(B);
+    LLVMValueRef next = LLVMBuildNUWAdd(B, L->iv, i64c(ke, 1), "");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, next, i64c(ke, L->n), ""), L->body, L->exit);
+    LLVMAddIncoming(L->iv, &next, &cur, 1);
+    LLVMPositionBuilderAtEnd(B, L->exit);
+    ke->depth--;
+    for (int i = 0; i < ke->k->nins; i++) /* values built inside no longer dominate */
+        if (ke->val[i] && ke->lvl[i] > ke->depth) ke->val[i] = NULL;
+}
+
+/* ---- instructions ------------------------------------------------------------------------ */
+
+static LLVMValueRef elem_ptr(KE *ke, int buf, LLVMValueRef idx) {
+    LLVMTypeRef t = llvm_mem_type(ke->cg, ke->p->bufs[buf].dt);
+    return LLVMBuildInBoundsGEP2(B, t, ke->bufp[buf], &idx, 1, "");
+}
+
+static LLVMValueRef load_elem(KE *ke, int buf, LLVMValueRef idx) {
+    DType dt = ke->p->bufs[buf].dt;
+    LLVMTypeRef t = llvm_mem_type(ke->cg, dt);
+    LLVMValueRef v = LLVMBuildLoad2(B, t, elem_ptr(ke, buf, idx), "");
+    LLVMSetAlignment(v, (unsigned)rt_dtype_size(dt));
+    if (dt == DT_BOOL) v = LLVMBuildICmp(B, LLVMIntNE, v, LLVMConstNull(t), "");
+    return v;
+}
+
+static void store_elem(KE *ke, int buf, LLVMValueRef idx, LLVMValueRef v) {
+    DType dt = ke->p->bufs[buf].dt;
+    if (dt == DT_BOOL) v = LLVMBuildZExt(B, v, ke->cg->i8, "");
+    LLVMValueRef st = LLVMBuildStore(B, v, elem_ptr(ke, buf, idx));
+    LLVMSetAlignment(st, (unsigned)rt_dtype_size(dt));
+}
+
+static LLVMValueRef emit_ins(KE *ke, int i) {
+    if (ke->val[i]) return ke->val[i];
+    LlvmCG *cg = ke->cg;
+    const KInstr *in = &ke->k->ins[i];
+    LLVMValueRef v[3] = {NULL, NULL, NULL}, r = NULL;
+    for (int s = 0; s < in->nsrc; s++)
+        if (!(v[s] = emit_ins(ke, in->src[s]))) return NULL;
+    switch (in->kind) {
+    case KI_LOOP:
+        r = ke->loopvar[in->axis];
+        break;
+    case KI_CONST:
+        r = llvm_const(cg, in->dt, in->c.f, in->c.i);
+        break;
+    case KI_LOAD:
+        r = load_elem(ke, in->buf, v[0]);
+        break;
+    case KI_OP: {
+        const LlvmOpEntry *e = &llvm_op_table[in->op];
+        if (e->how != LL_SCALAR || !e->emit) {
+            llvm_fail(cg, "%s is not elementwise", ir_op_name(in->op));
+            return NULL;
+        }
+        DType sdt = in->nsrc ? ke->k->ins[in->src[0]].dt : in->dt;
+        r = e->emit(cg, in->op, in->dt, sdt, v);
+        break;
+    }
+    case KI_RNG:
+        r = llvm_rng(cg, in->op, in->dt, v[0], v[1], in->stream);
+        break;
+    case KI_FRESH_SEED:
+        r = llvm_fresh_seed(cg, v[0], v[1], in->stream);
+        break;
+    }
+    if (!r) {
+        llvm_fail(cg, "cannot lower instruction %d of kernel %d", i, ke->k->id);
+        return NULL;
+    }
+    ke->val[i] = r;
+    ke->lvl[i] = ke->depth;
+    return r;
+}
+
+static bool emit_checks(KE *ke) {
+    for (int c = 0; c < ke->k->nchecks; c++) {
+        LLVMValueRef ok = emit_ins(ke, ke->k->checks[c]);
+        if (!ok) return false;
+        LLVMValueRef e = LLVMBuildLoad2(B, ke->cg->i1, ke->err, "");
+        LLVMBuildStore(B, LLVMBuildOr(B, e, LLVMBuildNot(B, ok, ""), ""), ke->err);
+    }
+    return true;
+}
+
+static bool empty_space(const KernelPlan *k) {
+    for (int i = 0; i < k->rank; i++)
+        if (k->dims[i] == 0) return true;
+    return false;
+}
+
+/* Opens loops over the axes selected by mask, in order; returns how many. */
+static int open_axes(KE *ke, Loop *loops, uint32_t mask) {
+    int n = 0;
+    for (int a = 0; a < ke->k->rank; a++)
+        if (mask >> a & 1) loop_open(ke, &loops[n++], a, ke->k->dims[a]);
+    return n;
+}
+
+static void close_all(KE *ke, Loop *loops, int n) {
+    while (n > 0)
+        loop_close(ke, &loops[--n]);
+}
+
+/* out[0..numel) = v, over one flat loop. */
+static void fill(KE *ke, LLVMValueRef v) {
+    if (ke->k->out_numel == 0) return;
+    Loop L;
+    loop_open(ke, &L, -1, ke->k->out_numel);
+    store_elem(ke, ke->k->out_buf, L.iv, v);
+    loop_close(ke, &L);
+}
+
+/* ---- kernel kinds ------------------------------------------------------------------------- */
+
+static uint32_t all_axes(const KernelPlan *k) {
+    return k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0;
+}
+
+static bool emit_map(KE *ke) {
+    const KernelPlan *k = ke->k;
+    if (empty_space(k)) return true;
+    Loop loops[IR_MAX_RANK + 1];
+    int n = open_axes(ke, loops, all_axes(k));
+    if (k->out_numel > 0) {
+        LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
+        if (!idx) return false;
+        store_elem(ke, k->out_buf, idx, v);
+    }
+    if (!emit_checks(ke)) return false;
+    close_all(ke, loops, n);
+    return true;
+}
+
+static LLVMValueRef red_init(KE *ke) {
+    const KernelPlan *k = ke->k;
+    DType dt = k->out_dt;
+    bool fl = dt == DT_F32 || dt == DT_F64;
+    switch (k->red_op) {
+    case OP_REDUCE_MAX:
+        if (fl) return llvm_const(ke->cg, dt, -__builtin_inf(), 0);
+        return llvm_const(ke->cg, dt, 0, dt == DT_I32 ? INT32_MIN : dt == DT_I64 ? INT64_MIN : 0);
+    case OP_REDUCE_MIN:
+        if (fl) return llvm_const(ke->cg, dt, __builtin_inf(), 0);
+        return llvm_const(ke->cg, dt, 0, dt == DT_I32 ? INT32_MAX : dt == DT_I64 ? INT64_MAX : 1);
+    default:
+        return llvm_const(ke->cg, dt, 0, 0);
+    }
+}
+
+/* acc (op) v; reassoc lets the vectoriser split a float sum into lanes. */
+static LLVMValueRef red_combine(KE *ke, LLVMValueRef acc, LLVMValueRef v, bool reassoc) {
+    LlvmCG *cg = ke->cg;
+    DType dt = ke->k->out_dt;
+    bool fl = dt == DT_F32 || dt == DT_F64;
+    LLVMTypeRef t = LLVMTypeOf(acc);
+    LLVMValueRef args[2] = {acc, v};
+    switch (ke->k->red_op) {
+    case OP_SUM:
+        if (fl) {
+            LLVMValueRef r = LLVMBuildFAdd(B, acc, v, "");
+            if (reassoc) LLVMSetFastMathFlags(r, LLVMFastMathAllowReassoc);
+            return r;
+        }
+        return dt == DT_BOOL ? LLVMBuildOr(B, acc, v, "") : LLVMBuildAdd(B, acc, v, "");
+    case OP_REDUCE_MAX:
+        if (dt == DT_BOOL) return LLVMBuildOr(B, acc, v, "");
+        return llvm_intrinsic(cg, fl ? "llvm.maximum" : "llvm.smax", &t, 1, args, 2);
+    case OP_REDUCE_MIN:
+        if (dt == DT_BOOL) return LLVMBuildAnd(B, acc, v, "");
+        return llvm_intrinsic(cg, fl ? "llvm.minimum" : "llvm.smin", &t, 1, args, 2);
+    default:
+        llvm_fail(cg, "reduction %s", ir_op_name(ke->k->red_op));
+        return NULL;
+    }
+}
+
+static LLVMValueRef local(KE *ke, LLVMTypeRef t, const char *name) {
+    /* allocas go first in the entry block, where mem2reg promotes them */
+    LLVMBuilderRef eb = LLVMCreateBuilderInContext(ke->cg->ctx);
+    LLVMBasicBlockRef entry = LLVMGetEntryBasicBlock(ke->fn);
+    LLVMValueRef first = LLVMGetFirstInstruction(entry);
+    if (first)
+        LLVMPositionBuilderBefore(eb, first);
+    else
+        LLVMPositionBuilderAtEnd(eb, entry);
+    LLVMValueRef a = LLVMBuildAlloca(eb, t, name);
+    LLVMDisposeBuilder(eb);
+    return a;
+}
+
+/* Row order: kept axes outside, reduced axes inside, accumulator in a local. */
+static bool emit_reduce_rows(KE *ke) {
+    const KernelPlan *k = ke->k;
+    LlvmCG *cg = ke->cg;
+    uint32_t kept = all_axes(k) & ~k->red_axes;
+    for (int a = 0; a < k->rank; a++)
+        if ((kept >> a & 1) && k->dims[a] == 0) return true; /* no output elements */
+    bool argmax = k->red_op == OP_ARGMAX;
+    DType vdt = argmax ? k->ins[k->value].dt : k->out_dt;
+    LLVMTypeRef vt = llvm_reg_type(cg, vdt);
+    LLVMValueRef acc = local(ke, vt, "acc"), best = argmax ? local(ke, cg->i64, "best") : NULL;
+    Loop outer[IR_MAX_RANK + 1], inner[IR_MAX_RANK + 1];
+    int no = open_axes(ke, outer, kept);
+    LLVMBuildStore(B, argmax ? LLVMConstNull(vt) : red_init(ke), acc);
+    if (argmax) LLVMBuildStore(B, i64c(ke, 0), best);
+    bool empty = false;
+    for (int a = 0; a < k->rank; a++)
+        empty = empty || ((k->red_axes >> a & 1) && k->dims[a] == 0);
+    if (!empty) {
+        int ni = open_axes(ke, inner, k->red_axes);
+        LLVMValueRef v = emit_ins(ke, k->value);
+        if (!v) return false;
+        LLVMValueRef a = LLVMBuildLoad2(B, vt, acc, "");
+        if (argmax) { /* the first maximum; the first NaN wins and stays */
+            LLVMValueRef pos = ke->loopvar[__builtin_ctz(k->red_axes)];
+            LLVMValueRef first = LLVMBuildICmp(B, LLVMIntEQ, pos, i64c(ke, 0), ""), take;
+            if (vdt == DT_F32 || vdt == DT_F64) {
+                LLVMValueRef gt = LLVMBuildFCmp(B, LLVMRealOGT, v, a, ""),
+                             vnan = LLVMBuildFCmp(B, LLVMRealUNO, v, v, "");
+                LLVMValueRef anum = LLVMBuildFCmp(B, LLVMRealORD, a, a, "");
+                take = LLVMBuildAnd(B, anum, LLVMBuildOr(B, gt, vnan, ""), "");
+            } else {
+                LLVMValueRef x = v, y = a;
+                if (vdt == DT_BOOL) {
+                    x = LLVMBuildZExt(B, v, cg->i8, "");
+                    y = LLVMBuildZExt(B, a, cg->i8, "");
+                }
+                take = LLVMBuildICmp(B, LLVMIntSGT, x, y, "");
+            }
+            take = LLVMBuildOr(B, first, take, "");
+            LLVMBuildStore(B, LLVMBuildSelect(B, take, v, a, ""), acc);
+            LLVMValueRef bi = LLVMBuildLoad2(B, cg->i64, best, "");
+            LLVMBuildStore(B, LLVMBuildSelect(B, take, pos, bi, ""), best);
+        } else {
+            LLVMValueRef r = red_combine(ke, a, v, true);
+            if (!r) return false;
+            LLVMBuildStore(B, r, acc);
+        }
+        if (!emit_checks(ke)) return false;
+        close_all(ke, inner, ni);
+    }
+    LLVMValueRef idx = emit_ins(ke, k->out_index);
+    if (!idx) return false;
+    if (k->out_numel > 0)
+        store_elem(ke, k->out_buf, idx,
+                   LLVMBuildLoad2(B, argmax ? cg->i64 : vt, argmax ? best : acc, ""));
+    close_all(ke, outer, no);
+    return true;
+}
+
+/* Source order, updating the output in place (innermost axis kept). */
+static bool emit_reduce_columns(KE *ke) {
+    const KernelPlan *k = ke->k;
+    LLVMValueRef init = red_init(ke);
+    fill(ke, init);
+    if (empty_space(k)) return true;
+    Loop loops[IR_MAX_RANK + 1];
+    int n = open_axes(ke, loops, all_axes(k));
+    LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
+    if (!idx) return false;
+    LLVMValueRef old = load_elem(ke, k->out_buf, idx);
+    LLVMValueRef r = red_combine(ke, old, v, false);
+    if (!r) return false;
+    store_elem(ke, k->out_buf, idx, r);
+    if (!emit_checks(ke)) return false;
+    close_all(ke, loops, n);
+    return true;
+}
+
+static bool emit_reduce(KE *ke) {
+    const KernelPlan *k = ke->k;
+    bool inner_reduced = k->rank == 0 || (k->red_axes >> (k->rank - 1) & 1);
+    if (k->red_op == OP_ARGMAX || inner_reduced) return emit_reduce_rows(ke);
+    return emit_reduce_columns(ke);
+}
+
+static bool emit_scatter(KE *ke) {
+    const KernelPlan *k = ke->k;
+    DType dt = k->out_dt;
+    fill(ke, llvm_const(ke->cg, dt, 0, 0));
+    if (empty_space(k)) return true;
+    Loop loops[IR_MAX_RANK + 1];
+    int n = open_axes(ke, loops, all_axes(k));
+    if (!emit_checks(ke)) return false;
+    if (k->out_numel > 0) {
+        LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
+        if (!idx) return false;
+        LLVMValueRef old = load_elem(ke, k->out_buf, idx), r;
+        if (dt == DT_F32 || dt == DT_F64)
+            r = LLVMBuildFAdd(B, old, v, "");
+        else if (dt == DT_BOOL)
+            r = LLVMBuildOr(B, old, v, "");
+        else
+            r = LLVMBuildAdd(B, old, v, "");
+        store_elem(ke, k->out_buf, idx, r);
+    }
+    close_all(ke, loops, n);
+    return true;
+}
+
+/* void cblas_?gemm(order, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) */
+static LLVMValueRef gemm_decl(LlvmCG *cg, bool f64, LLVMTypeRef *fty) {
+    const char *name = f64 ? "cblas_dgemm" : "cblas_sgemm";
+    LLVMTypeRef bi = sizeof(blasint) == 8 ? cg->i64 : cg->i32, ft = f64 ? cg->f64 : cg->f32;
+    LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, bi, bi, bi,      ft,
+                              cg->ptr, bi,      cg->ptr, bi, ft, cg->ptr, bi};
+    *fty = LLVMFunctionType(cg->vd, params, 14, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+    return fn ? fn : LLVMAddFunction(cg->mod, name, *fty);
+}
+
+static bool emit_matmul(KE *ke) {
+    const KernelPlan *k = ke->k;
+    const KMatmul *m = &k->mm;
+    LlvmCG *cg = ke->cg;
+    if (k->out_numel == 0) return true;
+    if (m->K == 0) { /* an empty sum: zeros (BLAS rejects zero leading dimensions) */
+        fill(ke, llvm_const(cg, k->out_dt, 0, 0));
+        return true;
+    }
+    bool f64 = k->out_dt == DT_F64;
+    LLVMTypeRef fty, bi = sizeof(blasint) == 8 ? cg->i64 : cg->i32, ft = f64 ? cg->f64 : cg->f32;
+    LLVMValueRef fn = gemm_decl(cg, f64, &fty);
+    Loop loops[IR_MAX_RANK];
+    LLVMValueRef aoff = i64c(ke, m->a_off), boff = i64c(ke, m->b_off), coff = i64c(ke, 0);
+    int64_t cstride = m->M * m->N; /* C is contiguous: batch matrix b starts at b*M*N */
+    for (int i = 0; i < m->batch_rank; i++) {
+        loop_open(ke, &loops[i], i, m->batch_dims[i]);
+        LLVMValueRef iv = loops[i].iv;
+        aoff = LLVMBuildAdd(B, aoff, LLVMBuildMul(B, iv, i64c(ke, m->a_bstride[i]), ""), "");
+        boff = LLVMBuildAdd(B, boff, LLVMBuildMul(B, iv, i64c(ke, m->b_bstride[i]), ""), "");
+        coff = LLVMBuildAdd(B, LLVMBuildMul(B, coff, i64c(ke, m->batch_dims[i]), ""), iv, "");
+    }
+    coff = LLVMBuildMul(B, coff, i64c(ke, cstride), "");
+    LLVMTypeRef et = llvm_mem_type(cg, k->out_dt);
+    LLVMValueRef pa = LLVMBuildInBoundsGEP2(B, et, ke->bufp[m->a_buf], &aoff, 1, "");
+    LLVMValueRef pb = LLVMBuildInBoundsGEP2(B, et, ke->bufp[m->b_buf], &boff, 1, "");
+    LLVMValueRef pc = LLVMBuildInBoundsGEP2(B, et, ke->bufp[k->out_buf], &coff, 1, "");
+    LLVMValueRef args[14] = {
+        LLVMConstInt(cg->i32, CblasRowMajor, 0),
+        LLVMConstInt(cg->i32, m->trans_a ? CblasTrans : CblasNoTrans, 0),
+        LLVMConstInt(cg->i32, m->trans_b ? CblasTrans : CblasNoTrans, 0),
+        LLVMConstInt(bi, (unsigned long long)m->M, 0),
+        LLVMConstInt(bi, (unsigned long long)m->N, 0),
+        LLVMConstInt(bi, (unsigned long long)m->K, 0),
+        LLVMConstReal(ft, 1.0),
+        pa,
+        LLVMConstInt(bi, (unsigned long long)m->lda, 0),
+        pb,
+        LLVMConstInt(bi, (unsigned long long)m->ldb, 0),
+        LLVMConstReal(ft, 0.0),
+        pc,
+        LLVMConstInt(bi, (unsigned long long)m->N, 0),
+    };
+    LLVMBuildCall2(B, fty, fn, args, 14, "");
+    close_all(ke, loops, m->batch_rank);
+    return true;
+}
+
+/* ---- functions ---------------------------------------------------------------------------- */
+
+static void add_attr(LlvmCG *cg, LLVMValueRef fn, unsigned idx, const char *name) {
+    unsigned kind = LLVMGetEnumAttributeKindForName(name, strlen(name));
+    LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
+}
+
+/* The buffers kernel k reads or writes, in ascending order. */
+static int kernel_buffers(const KernelProgram *p, const KernelPlan *k, int *out) {
+    bool *used = calloc((size_t)p->nbufs, 1);
+    if (!used) return -1;
+    used[k->out_buf] = true;
+    if (k->kind == KP_MATMUL) used[k->mm.a_buf] = used[k->mm.b_buf] = true;
+    for (int i = 0; i < k->nins; i++)
+        if (k->ins[i].kind == KI_LOAD) used[k->ins[i].buf] = true;
+    int n = 0;
+    for (int b = 0; b < p->nbufs; b++)
+        if (used[b]) out[n++] = b;
+    free(used);
+    return n;
+}
+
+/* f32 sin or cos anywhere in the kernel: emitted in a fast and an exact variant. */
+static bool has_trig(const KernelPlan *k) {
+    for (int i = 0; i < k->nins; i++) {
+        const KInstr *in = &k->ins[i];
+        if (in->kind == KI_OP && (in->op == OP_SIN || in->op == OP_COS) && in->dt == DT_F32)
+            return true;
+    }
+    return false;
+}
+
+/* Returns i32: bit 0 = a check failed, bit 1 = (fast variant) an argument
+ * needs the exact variant. */
+static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const KernelPlan *k,
+                                const char *name, int *params, int nparams, bool fast) {
+    LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(nparams ? nparams : 1));
+    KE ke = {.cg = cg, .p = p, .k = k};
+    ke.bufp = calloc((size_t)p->nbufs, sizeof(LLVMValueRef));
+    ke.val = calloc((size_t)(k->nins ? k->nins : 1), sizeof(LLVMValueRef));
+    ke.lvl = calloc((size_t)(k->nins ? k->nins : 1), sizeof(int));
+    LLVMValueRef fn = NULL;
+    if (!pt || !ke.bufp || !ke.val || !ke.lvl) {
+        llvm_fail(cg, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < nparams; i++)
+        pt[i] = cg->ptr;
+    fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->i32, pt, (unsigned)nparams, 0));
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+    for (int i = 0; i < nparams; i++) {
+        ke.bufp[params[i]] = LLVMGetParam(fn, (unsigned)i);
+        add_attr(cg, fn, (unsigned)i + 1, "noalias");
+        add_attr(cg, fn, (unsigned)i + 1, "nocapture");
+    }
+    ke.fn = fn;
+    LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+    ke.err = LLVMBuildAlloca(cg->b, cg->i1, "err");
+    LLVMBuildStore(cg->b, LLVMConstInt(cg->i1, 0, 0), ke.err);
+    cg->trig_flag = NULL;
+    if (fast) {
+        cg->trig_flag = LLVMBuildAlloca(cg->b, cg->i1, "trig");
+        LLVMBuildStore(cg->b, LLVMConstInt(cg->i1, 0, 0), cg->trig_flag);
+    }
+    bool ok = false;
+    switch (k->kind) {
+    case KP_MAP:
+        ok = emit_map(&ke);
+        break;
+    case KP_REDUCE:
+        ok = emit_reduce(&ke);
+        break;
+    case KP_MATMUL:
+        ok = emit_matmul(&ke);
+        break;
+    case KP_SCATTER:
+        ok = emit_scatter(&ke);
+        break;
+    }
+    if (!ok) {
+        llvm_fail(cg, "kernel k%d", k->id);
+        fn = NULL;
+        goto done;
+    }
+    LLVMValueRef st = LLVMBuildZExt(cg->b, LLVMBuildLoad2(cg->b, cg->i1, ke.err, ""), cg->i32, "");
+    if (fast) {
+        LLVMValueRef t =
+            LLVMBuildZExt(cg->b, LLVMBuildLoad2(cg->b, cg->i1, cg->trig_flag, ""), cg->i32, "");
+        st = LLVMBuildOr(cg->b, st, LLVMBuildShl(cg->b, t, LLVMConstInt(cg->i32, 1, 0), ""), "");
+    }
+    LLVMBuildRet(cg->b, st);
+done:
+    cg->trig_flag = NULL;
+    free(pt);
+    free(ke.bufp);
+    free(ke.val);
+    free(ke.lvl);
+    return fn;
+}
+
+bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name) {
+    LLVMTypeRef pt = cg->ptr;
+    LLVMValueRef entry = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->i32, &pt, 1, 0));
+    add_attr(cg, entry, LLVMAttributeFunctionIndex, "nounwind");
+    LLVMValueRef bufs = LLVMGetParam(entry, 0);
+    LLVMBuilderRef eb = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(eb, LLVMAppendBasicBlockInContext(cg->ctx, entry, "entry"));
+    int *params = malloc(sizeof(int) * (size_t)(p->nbufs ? p->nbufs : 1));
+    LLVMValueRef *args = malloc(sizeof(LLVMValueRef) * (size_t)(p->nbufs ? p->nbufs : 1));
+    bool ok = params && args;
+    if (!ok) llvm_fail(cg, "out of memory");
+    for (int i = 0; ok && i < p->nkernels; i++) {
+        const KernelPlan *k = &p->kernels[i];
+        int np = kernel_buffers(p, k, params);
+        char kname[96], xname[104];
+        snprintf(kname, sizeof kname, "%s_k%d", name, k->id);
+        snprintf(xname, sizeof xname, "%s_exact", kname);
+        bool trig = has_trig(k);
+        LLVMValueRef kf = np < 0 ? NULL : emit_kernel(cg, p, k, kname, params, np, trig);
+        LLVMValueRef xf = kf && trig ? emit_kernel(cg, p, k, xname, params, np, false) : NULL;
+        if (!kf || (trig && !xf)) {
+            ok = false;
+            break;
+        }
+        for (int j = 0; j < np; j++) {
+            LLVMValueRef at = LLVMConstInt(cg->i64, (unsigned long long)params[j], 0);
+            LLVMValueRef slot = LLVMBuildInBoundsGEP2(eb, cg->ptr, bufs, &at, 1, "");
+            args[j] = LLVMBuildLoad2(eb, cg->ptr, slot, "");
+        }
+        LLVMValueRef st =
+            LLVMBuildCall2(eb, LLVMGlobalGetValueType(kf), kf, args, (unsigned)np, "");
+        if (trig) { /* rare: an argument beyond the polynomial's range; redo the kernel exactly */
+            LLVMBasicBlockRef from = LLVMGetInsertBlock(eb);
+            LLVMBasicBlockRef redo = LLVMAppendBasicBlockInContext(cg->ctx, entry, "exact");
+            LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, entry, "joined");
+            LLVMValueRef need = LLVMBuildAnd(eb, st, LLVMConstInt(cg->i32, 2, 0), "");
+            LLVMBuildCondBr(eb, LLVMBuildICmp(eb, LLVMIntNE, need, LLVMConstInt(cg->i32, 0, 0), ""),
+                            redo, join);
+            LLVMPositionBuilderAtEnd(eb, redo);
+            LLVMValueRef st2 =
+                LLVMBuildCall2(eb, LLVMGlobalGetValueType(xf), xf, args, (unsigned)np, "");
+            LLVMBuildBr(eb, join);
+            LLVMPositionBuilderAtEnd(eb, join);
+            LLVMValueRef phi = LLVMBuildPhi(eb, cg->i32, "");
+            LLVMValueRef vals[2] = {st, st2};
+            LLVMBasicBlockRef bbs[2] = {from, redo};
+            LLVMAddIncoming(phi, vals, bbs, 2);
+            st = phi;
+        }
+        if (k->nchecks) {
+            LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, entry, "fail");
+            LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(cg->ctx, entry, "next");
+            LLVMValueRef bad = LLVMBuildAnd(eb, st, LLVMConstInt(cg->i32, 1, 0), "");
+            LLVMBuildCondBr(eb, LLVMBuildICmp(eb, LLVMIntNE, bad, LLVMConstInt(cg->i32, 0, 0), ""),
+                            fail, next);
+            LLVMPositionBuilderAtEnd(eb, fail);
+            LLVMBuildRet(eb, LLVMConstInt(cg->i32, (unsigned long long)i + 1, 0));
+            LLVMPositionBuilderAtEnd(eb, next);
+        }
+    }
+    if (ok) LLVMBuildRet(eb, LLVMConstInt(cg->i32, 0, 0));
+    LLVMDisposeBuilder(eb);
+    free(params);
+    free(args);
+    return ok;
+}

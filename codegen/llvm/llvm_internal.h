@@ -1,0 +1,100 @@
+/* Internal to the LLVM backend: the emission context shared by the op
+ * table (llvm_ops.c), the math and random-number emitters (llvm_math.c),
+ * the kernel emitter (llvm_emit.c) and the JIT (llvm_jit.c).
+ *
+ * Values in registers: f32 float, f64 double, i32, i64, bool i1 (a byte in
+ * memory). Every helper builds at the builder's current position and
+ * returns NULL after recording a reason in cg->error when it cannot lower
+ * something, so the runner falls back to the interpreter for that graph. */
+#ifndef DFLOW_CODEGEN_LLVM_INTERNAL_H
+#define DFLOW_CODEGEN_LLVM_INTERNAL_H
+
+#include <llvm-c/Core.h>
+#include <llvm-c/Error.h>
+#include <llvm-c/LLJIT.h>
+#include <llvm-c/Orc.h>
+#include <llvm-c/Target.h>
+#include <llvm-c/TargetMachine.h>
+
+#include "../kernel.h"
+
+typedef struct {
+    LLVMContextRef ctx;
+    LLVMModuleRef mod;
+    LLVMBuilderRef b;
+    LLVMTypeRef f32, f64, i1, i8, i32, i64, ptr, vd;
+    char error[160]; /* first construct that could not be lowered ("" = none) */
+    /* f32 sin/cos: when set (an i1 local of the kernel being emitted), they
+     * take the polynomial path only and set this flag for arguments beyond
+     * RT_VM_TRIG_MAX; when NULL they branch to libm for those (exact) */
+    LLVMValueRef trig_flag;
+} LlvmCG;
+
+/* A fresh module `name` in ctx, with a builder and the types above. */
+void llvm_cg_init(LlvmCG *cg, LLVMContextRef ctx, const char *name);
+
+/* ---- types and constants ---- */
+LLVMTypeRef llvm_reg_type(LlvmCG *cg, DType dt);                    /* register type (bool: i1) */
+LLVMTypeRef llvm_mem_type(LlvmCG *cg, DType dt);                    /* memory type (bool: i8) */
+LLVMValueRef llvm_const(LlvmCG *cg, DType dt, double f, int64_t i); /* floats use f, the rest i */
+/* Calls an overloaded intrinsic such as "llvm.fma" (over = its overload types). */
+LLVMValueRef llvm_intrinsic(LlvmCG *cg, const char *name, LLVMTypeRef *over, unsigned nover,
+                            LLVMValueRef *args, unsigned nargs);
+bool llvm_fail(LlvmCG *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- the per-op table: the scalar lowering of each op ---- */
+typedef enum {
+    LL_MISSING = 0, /* a hole in the table: the coverage test fails on it */
+    LL_SCALAR,      /* emit() builds the scalar op inside the loop body */
+    LL_INDEX,       /* leaf or movement: already index arithmetic in the kernel plan */
+    LL_LOOP,        /* reduction: a loop structure of the kernel emitter */
+    LL_BLAS,        /* matmul: a cblas_?gemm call (integer: a reduction loop) */
+    LL_RNG,         /* random: Philox emitted inline (llvm_math.c) */
+    LL_STRUCT,      /* input, scatter_add: handled by the runner / kernel emitter */
+} LlvmLowering;
+
+/* v: the source values; sdt: the dtype of source 0; out: the result dtype. */
+typedef LLVMValueRef (*LlvmOpFn)(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVMValueRef *v);
+
+typedef struct {
+    LlvmLowering how;
+    LlvmOpFn emit; /* LL_SCALAR only */
+} LlvmOpEntry;
+
+extern const LlvmOpEntry llvm_op_table[];
+
+/* ---- llvm_math.c ---- */
+LLVMValueRef llvm_exp_f32(LlvmCG *cg, LLVMValueRef x);
+LLVMValueRef llvm_log_f32(LlvmCG *cg, LLVMValueRef x);
+LLVMValueRef llvm_sin_f32(LlvmCG *cg, LLVMValueRef x);
+LLVMValueRef llvm_cos_f32(LlvmCG *cg, LLVMValueRef x);
+/* Element `index` (i64) of (seed i64, stream) as rng_uniform / rng_normal of dtype dt. */
+LLVMValueRef llvm_rng(LlvmCG *cg, OpKind op, DType dt, LLVMValueRef seed, LLVMValueRef index,
+                      uint32_t stream);
+/* The four Philox words of block `block` (i64) of (seed i64, stream i32). */
+void llvm_philox_block(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef block, LLVMValueRef stream,
+                       LLVMValueRef w[4]);
+LLVMValueRef llvm_fresh_seed(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef t, uint32_t k);
+
+/* ---- llvm_emit.c ---- */
+/* Builds one function per kernel plus the entry `int32_t name(void **bufs)`
+ * (0 = success, k+1 = a check of kernel k failed) into cg->mod. */
+bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name);
+
+/* ---- llvm_jit.c ---- */
+typedef struct {
+    LLVMOrcLLJITRef jit;
+    LLVMTargetMachineRef tm; /* host CPU name and features: O3 and the data layout */
+    LLVMOrcThreadSafeContextRef tsctx;
+    double opt_s, codegen_s; /* time spent in O3 and in machine code generation, all modules */
+} LlvmJit;
+
+bool llvm_jit_init(LlvmJit *j, char *err, size_t errn);
+void llvm_jit_dispose(LlvmJit *j);
+LLVMContextRef llvm_jit_context(LlvmJit *j);
+/* Takes ownership of m: sets the host triple and layout, verifies (with
+ * DFLOW_VERIFY), runs default<O3>, hands it to the JIT and looks up entry. */
+bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, const char *entry, void **fn, char *err,
+                      size_t errn);
+
+#endif

@@ -1,0 +1,142 @@
+/* The LLVM side of compilation: host target machine, O3, and LLJIT.
+ *
+ * The target machine is built from the host triple, CPU name AND feature
+ * string: the loop vectoriser only uses AVX-512 when the features say so
+ * (the CPU name alone loses it, toolchain.md section 1). O3 runs through the
+ * new pass manager (LLVMRunPasses "default<O3>") with that machine, so the
+ * cost model sees the real vector width. The LLJIT gets its own copy of the
+ * same machine description and resolves external symbols (cblas_sgemm,
+ * libm's pow/exp/fmodf) from the running process. One thread-safe context
+ * holds every module of one runner. Errors come back as text. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <llvm-c/Analysis.h>
+#include <llvm-c/Transforms/PassBuilder.h>
+
+#include "llvm_internal.h"
+
+static double seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errn) {
+    if (!e) return true;
+    char *msg = LLVMGetErrorMessage(e);
+    snprintf(err, errn, "%s: %s", what, msg);
+    LLVMDisposeErrorMessage(msg);
+    return false;
+}
+
+static LLVMTargetMachineRef host_machine(char *err, size_t errn) {
+    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(),
+         *features = LLVMGetHostCPUFeatures();
+    char *msg = NULL;
+    LLVMTargetRef target;
+    LLVMTargetMachineRef tm = NULL;
+    if (LLVMGetTargetFromTriple(triple, &target, &msg)) {
+        snprintf(err, errn, "no LLVM target for %s: %s", triple, msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+    } else {
+        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
+                                     LLVMRelocPIC, LLVMCodeModelJITDefault);
+        if (!tm) snprintf(err, errn, "cannot create a target machine for %s (%s)", triple, cpu);
+    }
+    LLVMDisposeMessage(triple);
+    LLVMDisposeMessage(cpu);
+    LLVMDisposeMessage(features);
+    return tm;
+}
+
+bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
+    memset(j, 0, sizeof *j);
+    if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
+        snprintf(err, errn, "LLVM has no native target for this machine");
+        return false;
+    }
+    j->tm = host_machine(err, errn);
+    LLVMTargetMachineRef jtm =
+        j->tm ? host_machine(err, errn) : NULL; /* consumed by the JIT builder */
+    if (!jtm) {
+        llvm_jit_dispose(j);
+        return false;
+    }
+    LLVMOrcLLJITBuilderRef jb = LLVMOrcCreateLLJITBuilder();
+    LLVMOrcLLJITBuilderSetJITTargetMachineBuilder(
+        jb, LLVMOrcJITTargetMachineBuilderCreateFromTargetMachine(jtm));
+    if (!take_error(LLVMOrcCreateLLJIT(&j->jit, jb), "cannot create the LLVM JIT", err, errn)) {
+        j->jit = NULL;
+        llvm_jit_dispose(j);
+        return false;
+    }
+    LLVMOrcDefinitionGeneratorRef gen;
+    if (!take_error(LLVMOrcCreateDynamicLibrarySearchGeneratorForProcess(
+                        &gen, LLVMOrcLLJITGetGlobalPrefix(j->jit), NULL, NULL),
+                    "cannot resolve process symbols", err, errn)) {
+        llvm_jit_dispose(j);
+        return false;
+    }
+    LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
+    j->tsctx = LLVMOrcCreateNewThreadSafeContext();
+    return true;
+}
+
+void llvm_jit_dispose(LlvmJit *j) {
+    if (j->jit) {
+        LLVMErrorRef e = LLVMOrcDisposeLLJIT(j->jit);
+        if (e) LLVMConsumeError(e);
+    }
+    if (j->tsctx) LLVMOrcDisposeThreadSafeContext(j->tsctx);
+    if (j->tm) LLVMDisposeTargetMachine(j->tm);
+    memset(j, 0, sizeof *j);
+}
+
+LLVMContextRef llvm_jit_context(LlvmJit *j) {
+    return LLVMOrcThreadSafeContextGetContext(j->tsctx);
+}
+
+bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, const char *entry, void **fn, char *err,
+                      size_t errn) {
+    char *triple = LLVMGetTargetMachineTriple(j->tm);
+    LLVMSetTarget(m, triple);
+    LLVMDisposeMessage(triple);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(j->tm);
+    LLVMSetModuleDataLayout(m, td);
+    LLVMDisposeTargetData(td);
+#ifdef DFLOW_VERIFY
+    char *msg = NULL;
+    if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
+        snprintf(err, errn, "internal error: invalid LLVM module: %.400s", msg ? msg : "?");
+        LLVMDisposeMessage(msg);
+        LLVMDisposeModule(m);
+        return false;
+    }
+    LLVMDisposeMessage(msg);
+#endif
+    double t0 = seconds();
+    LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
+    LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", j->tm, po);
+    LLVMDisposePassBuilderOptions(po);
+    double t1 = seconds();
+    if (getenv("DFLOW_DUMP_LLVM"))
+        LLVMDumpModule(m); /* debugging aid: the optimised IR on stderr */
+    if (!take_error(e, "LLVM optimisation failed", err, errn)) {
+        LLVMDisposeModule(m);
+        return false;
+    }
+    LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsctx);
+    if (!take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm),
+                    "cannot add the module to the JIT", err, errn))
+        return false;
+    LLVMOrcExecutorAddress addr = 0;
+    if (!take_error(LLVMOrcLLJITLookup(j->jit, &addr, entry), "JIT compilation failed", err, errn))
+        return false;
+    *fn = (void *)(uintptr_t)addr;
+    j->opt_s += t1 - t0;
+    j->codegen_s += seconds() - t1;
+    return true;
+}

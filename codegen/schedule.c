@@ -1,0 +1,837 @@
+/* Scheduling: each fusion group becomes a KernelPlan (codegen/kernel.h).
+ *
+ * A group's value is built by evaluating its root at a symbolic position:
+ * the loop variables of the iteration space. Evaluating a node at a
+ * position emits scalar instructions: a materialised node is a load at the
+ * position's flat index; an elementwise node evaluates its sources at the
+ * same position; a movement node maps the position into its source's
+ * coordinates (permute swaps them, broadcast zeroes them, slice scales and
+ * shifts, pad and concat select with clamped coordinates, gather loads its
+ * index first) and recurses. A position carries its flat index and/or its
+ * coordinates and converts lazily, so a pure elementwise chain never pays
+ * for coordinates: each map kernel is first built over one flat loop and
+ * rebuilt over the full loop nest only when some index needed division.
+ * Instructions are hash-consed and index arithmetic is folded on the fly,
+ * so evaluating a node twice at the same position costs nothing. */
+#include "kernel.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    Shape shape;
+    int flat;        /* instruction, or -1 */
+    bool has_coords; /* coord[0..rank) are instructions */
+    int coord[IR_MAX_RANK];
+} Pos;
+
+typedef struct {
+    uint32_t node;
+    Pos pos;
+    int result;
+} Memo;
+
+typedef struct {
+    Arena *a;
+    const FusionPlan *fp;
+    KernelProgram *prog;
+    const Node *root;
+    KInstr *ins;
+    int nins, cap;
+    Memo *memo;
+    int nmemo, capmemo;
+    int *checks;
+    int nchecks, capchecks;
+    const Node *check_node;
+    bool need_coords; /* a flat position had to be divided into coordinates */
+    bool oom;
+} Sched;
+
+/* ---- instructions ------------------------------------------------------------------------ */
+
+static bool grow(void **p, int *cap, int n, size_t elem) {
+    if (n < *cap) return true;
+    int nc = *cap ? *cap * 2 : 64;
+    void *q = realloc(*p, elem * (size_t)nc);
+    if (!q) return false;
+    *p = q;
+    *cap = nc;
+    return true;
+}
+
+static int add(Sched *s, const KInstr *in) {
+    for (int i = 0; i < s->nins; i++)
+        if (memcmp(&s->ins[i], in, sizeof *in) == 0) return i;
+    if (!grow((void **)&s->ins, &s->cap, s->nins, sizeof(KInstr))) {
+        s->oom = true;
+        return 0;
+    }
+    s->ins[s->nins] = *in;
+    return s->nins++;
+}
+
+static KInstr blank(KInstrKind kind, DType dt) {
+    KInstr in;
+    memset(&in, 0, sizeof in); /* padding too: instructions are compared bytewise */
+    in.kind = kind;
+    in.dt = dt;
+    return in;
+}
+
+static int k_const_i(Sched *s, DType dt, int64_t v) {
+    KInstr in = blank(KI_CONST, dt);
+    in.c.i = v;
+    return add(s, &in);
+}
+
+static int k_const_f(Sched *s, DType dt, double v) {
+    KInstr in = blank(KI_CONST, dt);
+    in.c.f = v;
+    return add(s, &in);
+}
+
+static int k_loop(Sched *s, int axis) {
+    KInstr in = blank(KI_LOOP, DT_I64);
+    in.axis = axis;
+    return add(s, &in);
+}
+
+static int k_load(Sched *s, int buf, int idx) {
+    KInstr in = blank(KI_LOAD, s->prog->bufs[buf].dt);
+    in.buf = buf;
+    in.nsrc = 1;
+    in.src[0] = idx;
+    return add(s, &in);
+}
+
+static int k_op(Sched *s, OpKind op, DType dt, int n, int a, int b, int c) {
+    KInstr in = blank(KI_OP, dt);
+    in.op = op;
+    in.nsrc = n;
+    in.src[0] = a;
+    in.src[1] = n > 1 ? b : 0;
+    in.src[2] = n > 2 ? c : 0;
+    return add(s, &in);
+}
+
+static bool const_i(const Sched *s, int id, int64_t *v) {
+    if (s->oom || s->ins[id].kind != KI_CONST || s->ins[id].dt != DT_I64) return false;
+    *v = s->ins[id].c.i;
+    return true;
+}
+
+/* i64 index arithmetic on non-negative values, folded where constant. */
+static int iconst(Sched *s, int64_t v) {
+    return k_const_i(s, DT_I64, v);
+}
+
+static int iadd(Sched *s, int a, int b) {
+    int64_t x, y;
+    bool ca = const_i(s, a, &x), cb = const_i(s, b, &y);
+    if (ca && cb) return iconst(s, (int64_t)((uint64_t)x + (uint64_t)y));
+    if (ca && x == 0) return b;
+    if (cb && y == 0) return a;
+    return k_op(s, OP_ADD, DT_I64, 2, a, b, 0);
+}
+
+static int isub(Sched *s, int a, int b) {
+    int64_t x, y;
+    bool ca = const_i(s, a, &x), cb = const_i(s, b, &y);
+    if (ca && cb) return iconst(s, (int64_t)((uint64_t)x - (uint64_t)y));
+    if (cb && y == 0) return a;
+    return k_op(s, OP_SUB, DT_I64, 2, a, b, 0);
+}
+
+static int imulc(Sched *s, int a, int64_t c) {
+    int64_t x;
+    if (c == 0) return iconst(s, 0);
+    if (c == 1) return a;
+    if (const_i(s, a, &x)) return iconst(s, (int64_t)((uint64_t)x * (uint64_t)c));
+    return k_op(s, OP_MUL, DT_I64, 2, a, iconst(s, c), 0);
+}
+
+static int idivc(Sched *s, int a, int64_t c) {
+    int64_t x;
+    if (c == 1) return a;
+    if (const_i(s, a, &x)) return iconst(s, x / c);
+    return k_op(s, OP_DIV, DT_I64, 2, a, iconst(s, c), 0);
+}
+
+static int imodc(Sched *s, int a, int64_t c) {
+    int64_t x;
+    if (c == 1) return iconst(s, 0);
+    if (const_i(s, a, &x)) return iconst(s, x % c);
+    return k_op(s, OP_MOD, DT_I64, 2, a, iconst(s, c), 0);
+}
+
+/* clamp(a, lo, hi) on i64 (signed: a may be below lo). */
+static int iclamp(Sched *s, int a, int64_t lo, int64_t hi) {
+    int64_t x;
+    if (const_i(s, a, &x)) return iconst(s, x < lo ? lo : x > hi ? hi : x);
+    int t = k_op(s, OP_MIN, DT_I64, 2, a, iconst(s, hi), 0);
+    return k_op(s, OP_MAX, DT_I64, 2, t, iconst(s, lo), 0);
+}
+
+/* lo <= a < hi as a bool instruction. */
+static int iin_range(Sched *s, int a, int64_t lo, int64_t hi) {
+    int64_t x;
+    if (const_i(s, a, &x)) return k_const_i(s, DT_BOOL, x >= lo && x < hi);
+    int ge = k_op(s, OP_LE, DT_BOOL, 2, iconst(s, lo), a, 0);
+    int lt = k_op(s, OP_LT, DT_BOOL, 2, a, iconst(s, hi), 0);
+    return k_op(s, OP_AND, DT_BOOL, 2, ge, lt, 0);
+}
+
+static void add_check(Sched *s, int cond, const Node *n) {
+    if (s->ins[cond].kind == KI_CONST && s->ins[cond].c.i) return;
+    for (int i = 0; i < s->nchecks; i++)
+        if (s->checks[i] == cond) return;
+    if (!grow((void **)&s->checks, &s->capchecks, s->nchecks, sizeof(int))) {
+        s->oom = true;
+        return;
+    }
+    s->checks[s->nchecks++] = cond;
+    if (!s->check_node) s->check_node = n;
+}
+
+/* ---- constants with the interpreter's conversions ------------------------------------------ */
+
+static int64_t f_to_i64(double v) {
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+
+/* A CONST node's value (interp fill_const: integers wrap to the width). */
+static int node_const(Sched *s, DType dt, double v) {
+    int64_t iv = v != 0 ? f_to_i64(v) : 0;
+    switch (dt) {
+    case DT_F32:
+        return k_const_f(s, dt, (double)(float)v);
+    case DT_F64:
+        return k_const_f(s, dt, v);
+    case DT_I32:
+        return k_const_i(s, dt, (int32_t)(uint32_t)(uint64_t)iv);
+    case DT_I64:
+        return k_const_i(s, dt, iv);
+    default:
+        return k_const_i(s, DT_BOOL, iv != 0);
+    }
+}
+
+/* A pad value (interp st_f: integers saturate, bool is v != 0). */
+static int store_const(Sched *s, DType dt, double v) {
+    int64_t iv = f_to_i64(v);
+    switch (dt) {
+    case DT_F32:
+        return k_const_f(s, dt, (double)(float)v);
+    case DT_F64:
+        return k_const_f(s, dt, v);
+    case DT_I32:
+        return k_const_i(s, dt, iv > INT32_MAX ? INT32_MAX : iv < INT32_MIN ? INT32_MIN : iv);
+    case DT_I64:
+        return k_const_i(s, dt, iv);
+    default:
+        return k_const_i(s, DT_BOOL, v != 0);
+    }
+}
+
+static int zero_of(Sched *s, DType dt) {
+    return (dt == DT_F32 || dt == DT_F64) ? k_const_f(s, dt, 0.0) : k_const_i(s, dt, 0);
+}
+
+/* ---- positions ----------------------------------------------------------------------------- */
+
+static void strides_of(const Shape *sh, int64_t *st) {
+    int64_t acc = 1;
+    for (int i = sh->rank - 1; i >= 0; i--) {
+        st[i] = acc;
+        acc *= sh->dims[i];
+    }
+}
+
+static Pos pos_flat(const Shape *sh, int flat) {
+    Pos p;
+    memset(&p, 0, sizeof p);
+    p.shape = *sh;
+    p.flat = flat;
+    p.has_coords = sh->rank == 0;
+    return p;
+}
+
+static Pos pos_coords(const Shape *sh) {
+    Pos p;
+    memset(&p, 0, sizeof p);
+    p.shape = *sh;
+    p.flat = -1;
+    p.has_coords = true;
+    return p;
+}
+
+static Pos pos_scalar(Sched *s) {
+    Shape sh = {.rank = 0};
+    return pos_flat(&sh, iconst(s, 0));
+}
+
+static int flat_of(Sched *s, Pos *p) {
+    if (p->flat >= 0) return p->flat;
+    int64_t st[IR_MAX_RANK];
+    strides_of(&p->shape, st);
+    int acc = iconst(s, 0);
+    for (int i = 0; i < p->shape.rank; i++)
+        if (p->shape.dims[i] != 1) acc = iadd(s, acc, imulc(s, p->coord[i], st[i]));
+    p->flat = acc;
+    return acc;
+}
+
+static void coords_of(Sched *s, Pos *p) {
+    if (p->has_coords) return;
+    int64_t st[IR_MAX_RANK];
+    strides_of(&p->shape, st);
+    for (int i = 0; i < p->shape.rank; i++) {
+        if (p->shape.dims[i] == 1) {
+            p->coord[i] = iconst(s, 0);
+            continue;
+        }
+        int c = idivc(s, p->flat, st[i]);
+        if (i > 0) c = imodc(s, c, p->shape.dims[i]);
+        if (c != p->flat) s->need_coords = true;
+        p->coord[i] = c;
+    }
+    p->has_coords = true;
+}
+
+/* Same non-1 dimensions in the same order: a reshape that only adds or
+ * drops size-1 axes maps coordinates directly. */
+static bool squeeze_only(const Shape *a, const Shape *b) {
+    int i = 0, k = 0;
+    for (;;) {
+        while (i < a->rank && a->dims[i] == 1)
+            i++;
+        while (k < b->rank && b->dims[k] == 1)
+            k++;
+        if (i == a->rank || k == b->rank) return i == a->rank && k == b->rank;
+        if (a->dims[i++] != b->dims[k++]) return false;
+    }
+}
+
+/* ---- evaluating a node at a position ----------------------------------------------------------
+ */
+
+static int build(Sched *s, const Node *n, Pos *p);
+
+static bool materialised(const Sched *s, const Node *n) {
+    FusionRole r = s->fp->role[n->id];
+    return n != s->root && (r == FN_INPUT || r == FN_ROOT);
+}
+
+static bool same_pos(const Pos *a, const Pos *b) {
+    if (a->flat != b->flat || a->has_coords != b->has_coords) return false;
+    if (a->has_coords)
+        for (int i = 0; i < a->shape.rank; i++)
+            if (a->coord[i] != b->coord[i]) return false;
+    return true;
+}
+
+static int build_movement(Sched *s, const Node *n, Pos *p) {
+    const Node *src = n->src[0];
+    Pos q = pos_coords(&src->shape);
+    int r = n->shape.rank;
+    switch (n->op) {
+    case OP_RESHAPE:
+        if (p->has_coords && squeeze_only(&n->shape, &src->shape)) {
+            int i = 0;
+            for (int k = 0; k < src->shape.rank; k++) {
+                if (src->shape.dims[k] == 1) {
+                    q.coord[k] = iconst(s, 0);
+                    continue;
+                }
+                while (n->shape.dims[i] == 1)
+                    i++;
+                q.coord[k] = p->coord[i++];
+            }
+        } else {
+            q = pos_flat(&src->shape, flat_of(s, p));
+        }
+        return build(s, src, &q);
+    case OP_PERMUTE:
+        coords_of(s, p);
+        for (int i = 0; i < r; i++)
+            q.coord[n->attr.permute.perm[i]] = p->coord[i];
+        return build(s, src, &q);
+    case OP_BROADCAST: {
+        if (rt_shape_numel(&src->shape) == 1) {
+            q = pos_flat(&src->shape, iconst(s, 0));
+            return build(s, src, &q);
+        }
+        coords_of(s, p);
+        int lead = r - src->shape.rank;
+        for (int k = 0; k < src->shape.rank; k++)
+            q.coord[k] = src->shape.dims[k] == 1 ? iconst(s, 0) : p->coord[k + lead];
+        return build(s, src, &q);
+    }
+    case OP_SLICE:
+        coords_of(s, p);
+        for (int i = 0; i < r; i++)
+            q.coord[i] = iadd(s, iconst(s, n->attr.slice.start[i]),
+                              imulc(s, p->coord[i], n->attr.slice.step[i]));
+        return build(s, src, &q);
+    case OP_PAD: {
+        int fill = store_const(s, n->dtype, n->attr.pad.value);
+        if (rt_shape_numel(&src->shape) == 0) return fill;
+        coords_of(s, p);
+        int valid = k_const_i(s, DT_BOOL, 1);
+        for (int i = 0; i < r; i++) {
+            int64_t lo = n->attr.pad.lo[i], d = src->shape.dims[i];
+            if (lo == 0 && n->attr.pad.hi[i] == 0) {
+                q.coord[i] = p->coord[i];
+                continue;
+            }
+            int c = isub(s, p->coord[i], iconst(s, lo)); /* signed: may be negative */
+            int in = iin_range(s, c, 0, d);
+            valid = s->ins[valid].kind == KI_CONST ? in : k_op(s, OP_AND, DT_BOOL, 2, valid, in, 0);
+            q.coord[i] = iclamp(s, c, 0, d - 1);
+        }
+        int v = build(s, src, &q);
+        return k_op(s, OP_WHERE, n->dtype, 3, valid, v, fill);
+    }
+    default:
+        return -1;
+    }
+}
+
+static int build_concat(Sched *s, const Node *n, Pos *p) {
+    int ax = n->attr.concat.axis;
+    coords_of(s, p);
+    /* where(c < end_0, v_0, where(c < end_1, v_1, ... v_last)), built from the last source */
+    int result = -1;
+    int64_t end = n->shape.dims[ax];
+    for (int k = n->nsrc - 1; k >= 0; k--) {
+        const Node *src = n->src[k];
+        int64_t d = src->shape.dims[ax], start = end - d;
+        if (d > 0) {
+            Pos q = pos_coords(&src->shape);
+            for (int i = 0; i < n->shape.rank; i++)
+                q.coord[i] = p->coord[i];
+            q.coord[ax] = iclamp(s, isub(s, p->coord[ax], iconst(s, start)), 0, d - 1);
+            int v = build(s, src, &q);
+            if (result < 0) {
+                result = v;
+            } else {
+                int below = k_op(s, OP_LT, DT_BOOL, 2, p->coord[ax], iconst(s, end), 0);
+                result = k_op(s, OP_WHERE, n->dtype, 3, below, v, result);
+            }
+        }
+        end = start;
+    }
+    return result >= 0 ? result : zero_of(s, n->dtype);
+}
+
+static int build_gather(Sched *s, const Node *n, Pos *p) {
+    const Node *data = n->src[0], *idx = n->src[1];
+    int q = idx->shape.rank;
+    int64_t rows = data->shape.dims[0];
+    coords_of(s, p);
+    if (rows == 0) {
+        add_check(s, k_const_i(s, DT_BOOL, 0), n);
+        return zero_of(s, n->dtype);
+    }
+    Pos ip = pos_coords(&idx->shape);
+    for (int i = 0; i < q; i++)
+        ip.coord[i] = p->coord[i];
+    int iv = build(s, idx, &ip);
+    if (idx->dtype != DT_I64) iv = k_op(s, OP_CAST, DT_I64, 1, iv, 0, 0);
+    add_check(s, iin_range(s, iv, 0, rows), n);
+    Pos dp = pos_coords(&data->shape);
+    dp.coord[0] = iclamp(s, iv, 0, rows - 1);
+    for (int i = 1; i < data->shape.rank; i++)
+        dp.coord[i] = p->coord[q + i - 1];
+    return build(s, data, &dp);
+}
+
+static int build_uncached(Sched *s, const Node *n, Pos *p) {
+    if (materialised(s, n)) return k_load(s, s->prog->buf_of[n->id], flat_of(s, p));
+    switch (n->op) {
+    case OP_CONST:
+        return node_const(s, n->dtype, n->attr.constant.value);
+    case OP_IOTA: {
+        coords_of(s, p);
+        int c = p->coord[n->attr.iota.axis];
+        return n->dtype == DT_I64 ? c : k_op(s, OP_CAST, n->dtype, 1, c, 0, 0);
+    }
+    case OP_STOP_GRAD:
+        return build(s, n->src[0], p);
+    case OP_RNG_UNIFORM:
+    case OP_RNG_NORMAL: {
+        Pos sc = pos_scalar(s), oc = pos_scalar(s);
+        int seed = build(s, n->src[0], &sc), off = build(s, n->src[1], &oc);
+        KInstr in = blank(KI_RNG, n->dtype);
+        in.op = n->op;
+        in.nsrc = 2;
+        in.src[0] = seed;
+        in.src[1] = iadd(s, off, flat_of(s, p));
+        in.stream = n->attr.rng.stream;
+        return add(s, &in);
+    }
+    case OP_FRESH_SEED: {
+        Pos sc = pos_scalar(s), tc = pos_scalar(s);
+        KInstr in = blank(KI_FRESH_SEED, DT_I64);
+        in.nsrc = 2;
+        in.src[0] = build(s, n->src[0], &sc);
+        in.src[1] = build(s, n->src[1], &tc);
+        in.stream = n->attr.rng.k;
+        return add(s, &in);
+    }
+    case OP_CONCAT:
+        return build_concat(s, n, p);
+    case OP_GATHER:
+        return build_gather(s, n, p);
+    default:
+        break;
+    }
+    if (ir_ops[n->op].flags & OPF_EW) {
+        int v[3] = {0, 0, 0};
+        for (int k = 0; k < n->nsrc && k < 3; k++)
+            v[k] = build(s, n->src[k], p);
+        return k_op(s, n->op, n->dtype, n->nsrc, v[0], v[1], v[2]);
+    }
+    /* movement ops; reductions, matmuls and scatters are always materialised */
+    return build_movement(s, n, p);
+}
+
+static int build(Sched *s, const Node *n, Pos *p) {
+    if (s->oom) return 0;
+    for (int i = 0; i < s->nmemo; i++)
+        if (s->memo[i].node == n->id && same_pos(&s->memo[i].pos, p)) return s->memo[i].result;
+    Pos key = *p;
+    int r = build_uncached(s, n, p);
+    if (r < 0 || s->oom) {
+        s->oom = s->oom || r < 0;
+        return 0;
+    }
+    if (!grow((void **)&s->memo, &s->capmemo, s->nmemo, sizeof(Memo))) {
+        s->oom = true;
+        return 0;
+    }
+    s->memo[s->nmemo++] = (Memo){n->id, key, r};
+    return r;
+}
+
+/* ---- kernels ------------------------------------------------------------------------------------
+ */
+
+static void reset(Sched *s) {
+    s->nins = s->nmemo = s->nchecks = 0;
+    s->need_coords = false;
+    s->check_node = NULL;
+}
+
+/* Loop variables over shape sh: axis i of the position is loop i (0 for size-1 axes). */
+static Pos loop_pos(Sched *s, const Shape *sh, KernelPlan *k) {
+    Pos p = pos_coords(sh);
+    k->rank = sh->rank;
+    for (int i = 0; i < sh->rank; i++) {
+        k->dims[i] = sh->dims[i];
+        p.coord[i] = sh->dims[i] == 1 ? iconst(s, 0) : k_loop(s, i);
+    }
+    return p;
+}
+
+/* One flat loop over sh; false (nothing built) when it needed coordinates. */
+static bool try_flat(Sched *s, const Node *n, const Shape *sh, KernelPlan *k, int *value,
+                     int *flat) {
+    reset(s);
+    k->rank = sh->rank ? 1 : 0;
+    k->dims[0] = rt_shape_numel(sh);
+    Pos p = pos_flat(sh, k->rank ? k_loop(s, 0) : iconst(s, 0));
+    *value = build(s, n, &p);
+    *flat = p.flat;
+    return !s->need_coords;
+}
+
+static void plan_map(Sched *s, KernelPlan *k) {
+    const Node *r = s->root;
+    if (try_flat(s, r, &r->shape, k, &k->value, &k->out_index)) return;
+    reset(s);
+    Pos p = loop_pos(s, &r->shape, k);
+    k->value = build(s, r, &p);
+    k->out_index = flat_of(s, &p);
+}
+
+static void plan_reduce(Sched *s, KernelPlan *k) {
+    const Node *r = s->root, *src = r->src[0];
+    int rank = src->shape.rank;
+    uint32_t axes = r->attr.reduce.axes, all = rank ? (uint32_t)((1ull << rank) - 1) : 0;
+    k->kind = KP_REDUCE;
+    k->red_op = r->op;
+    int flat;
+    if (rank >= 1 && axes == all && (r->op != OP_ARGMAX || rank == 1) &&
+        try_flat(s, src, &src->shape, k, &k->value, &flat)) {
+        k->red_axes = 1;
+        k->out_index = iconst(s, 0);
+        return;
+    }
+    reset(s);
+    Pos p = loop_pos(s, &src->shape, k);
+    k->red_axes = axes;
+    k->value = build(s, src, &p);
+    int64_t st[IR_MAX_RANK];
+    strides_of(&r->shape, st);
+    int idx = iconst(s, 0);
+    for (int i = 0, o = 0; i < rank; i++) {
+        if (axes >> i & 1) continue;
+        if (r->shape.dims[o] != 1) idx = iadd(s, idx, imulc(s, p.coord[i], st[o]));
+        o++;
+    }
+    k->out_index = idx;
+}
+
+/* Integer matmul: a reduction over the loop nest (batch.., M, N, K). */
+static bool plan_int_matmul(Sched *s, KernelPlan *k) {
+    const Node *r = s->root, *a = r->src[0], *b = r->src[1];
+    int rank = r->shape.rank;
+    if (rank + 1 > IR_MAX_RANK) return false;
+    reset(s);
+    Shape it = r->shape;
+    it.rank = rank + 1;
+    it.dims[rank] = a->shape.dims[rank - 1];
+    Pos p = loop_pos(s, &it, k);
+    Pos pa = pos_coords(&a->shape), pb = pos_coords(&b->shape), po = pos_coords(&r->shape);
+    for (int i = 0; i < rank - 2; i++)
+        pa.coord[i] = pb.coord[i] = po.coord[i] = p.coord[i];
+    pa.coord[rank - 2] = po.coord[rank - 2] = p.coord[rank - 2];
+    pb.coord[rank - 1] = po.coord[rank - 1] = p.coord[rank - 1];
+    pa.coord[rank - 1] = pb.coord[rank - 2] = p.coord[rank];
+    int va = build(s, a, &pa), vb = build(s, b, &pb);
+    k->kind = KP_REDUCE;
+    k->red_op = OP_SUM;
+    k->red_axes = 1u << rank;
+    k->value = k_op(s, OP_MUL, r->dtype, 2, va, vb, 0);
+    k->out_index = flat_of(s, &po);
+    return true;
+}
+
+static bool plan_matmul(Sched *s, KernelPlan *k) {
+    const Node *r = s->root;
+    if (r->dtype != DT_F32 && r->dtype != DT_F64) return plan_int_matmul(s, k);
+    FuseView va, vb;
+    KMatmul *m = &k->mm;
+    if (!pass_fuse_view(r->src[0], s->fp->role, &va) ||
+        !pass_fuse_view(r->src[1], s->fp->role, &vb) ||
+        !pass_fuse_blas_matrix(&va, &m->trans_a, &m->lda) ||
+        !pass_fuse_blas_matrix(&vb, &m->trans_b, &m->ldb))
+        return false; /* the fusion pass materialises every operand that is not a view */
+    int rank = r->shape.rank;
+    k->kind = KP_MATMUL;
+    m->a_buf = s->prog->buf_of[va.base->id];
+    m->b_buf = s->prog->buf_of[vb.base->id];
+    m->a_off = va.offset;
+    m->b_off = vb.offset;
+    m->M = va.shape.dims[rank - 2];
+    m->K = va.shape.dims[rank - 1];
+    m->N = vb.shape.dims[rank - 1];
+    m->batch_rank = rank - 2;
+    for (int i = 0; i < rank - 2; i++) {
+        m->batch_dims[i] = r->shape.dims[i];
+        m->a_bstride[i] = va.strides[i];
+        m->b_bstride[i] = vb.strides[i];
+    }
+    return m->a_buf >= 0 && m->b_buf >= 0 && m->M <= INT32_MAX && m->N <= INT32_MAX &&
+           m->K <= INT32_MAX;
+}
+
+static void plan_scatter(Sched *s, KernelPlan *k) {
+    const Node *r = s->root, *upd = r->src[0], *idx = r->src[1];
+    int q = idx->shape.rank;
+    int64_t rows = r->shape.dims[0], rowlen = rows ? rt_shape_numel(&r->shape) / rows : 0;
+    reset(s);
+    k->kind = KP_SCATTER;
+    Pos p = loop_pos(s, &upd->shape, k);
+    Pos ip = pos_coords(&idx->shape);
+    for (int i = 0; i < q; i++)
+        ip.coord[i] = p.coord[i];
+    int iv = build(s, idx, &ip);
+    if (idx->dtype != DT_I64) iv = k_op(s, OP_CAST, DT_I64, 1, iv, 0, 0);
+    add_check(s, iin_range(s, iv, 0, rows), r);
+    Shape row = {.rank = r->shape.rank - 1};
+    for (int i = 1; i < r->shape.rank; i++)
+        row.dims[i - 1] = r->shape.dims[i];
+    Pos rp = pos_coords(&row);
+    for (int i = 0; i < row.rank; i++)
+        rp.coord[i] = p.coord[q + i];
+    int at = iadd(s, imulc(s, iclamp(s, iv, 0, rows ? rows - 1 : 0), rowlen), flat_of(s, &rp));
+    k->out_index = at;
+    k->value = build(s, upd, &p);
+}
+
+/* Copies the scratch instruction list into the kernel (arena). */
+static bool finish(Sched *s, KernelPlan *k) {
+    if (s->oom) return false;
+    k->nins = s->nins;
+    k->ins = arena_alloc(s->a, sizeof(KInstr) * (size_t)(s->nins ? s->nins : 1));
+    k->nchecks = s->nchecks;
+    k->checks = arena_alloc(s->a, sizeof(int) * (size_t)(s->nchecks ? s->nchecks : 1));
+    if (!k->ins || !k->checks) return false;
+    if (s->nins) memcpy(k->ins, s->ins, sizeof(KInstr) * (size_t)s->nins);
+    if (s->nchecks) memcpy(k->checks, s->checks, sizeof(int) * (size_t)s->nchecks);
+    k->check_node = s->check_node;
+    return true;
+}
+
+static bool computable(DType t) {
+    return t == DT_F32 || t == DT_F64 || t == DT_I32 || t == DT_I64 || t == DT_BOOL;
+}
+
+static const char *type_str(const Node *n, char *buf, size_t len) {
+    char sh[80];
+    snprintf(buf, len, "%s%s", rt_dtype_name(n->dtype), rt_shape_str(&n->shape, sh, sizeof sh));
+    return buf;
+}
+
+KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char *why, size_t whyn) {
+    snprintf(why, whyn, "out of memory");
+    KernelProgram *p = arena_alloc(a, sizeof *p);
+    if (!p) return NULL;
+    p->graph = g;
+    p->fusion = fp;
+    size_t cnt = g->nnodes ? g->nnodes : 1;
+    p->buf_of = arena_alloc(a, sizeof(int) * cnt);
+    p->bufs = arena_alloc(a, sizeof(KBuffer) * (size_t)(g->ninputs + fp->ngroups + 1));
+    p->kernels = arena_alloc(a, sizeof(KernelPlan) * (size_t)(fp->ngroups ? fp->ngroups : 1));
+    p->out_bufs = arena_alloc(a, sizeof(int) * (size_t)(g->noutputs ? g->noutputs : 1));
+    if (!p->buf_of || !p->bufs || !p->kernels || !p->out_bufs) return NULL;
+    for (uint32_t i = 0; i < g->nnodes; i++) {
+        p->buf_of[i] = -1;
+        const Node *n = g->nodes[i];
+        if (fp->role[i] != FN_DEAD && !computable(n->dtype)) {
+            char b[96];
+            snprintf(why, whyn, "no %s arithmetic (%%%u: %s %s)", rt_dtype_name(n->dtype), n->id,
+                     ir_op_name(n->op), type_str(n, b, sizeof b));
+            return NULL;
+        }
+    }
+    for (int i = 0; i < g->ninputs; i++) {
+        const Node *n = g->inputs[i];
+        p->buf_of[n->id] = p->nbufs;
+        p->bufs[p->nbufs++] = (KBuffer){n, n->dtype, n->shape, KB_INPUT, i};
+    }
+    for (int i = 0; i < fp->ngroups; i++) {
+        const Node *n = fp->groups[i].root;
+        p->buf_of[n->id] = p->nbufs;
+        p->bufs[p->nbufs++] = (KBuffer){n, n->dtype, n->shape, KB_TEMP, -1};
+    }
+    for (int j = 0; j < g->noutputs; j++) {
+        int b = p->buf_of[g->outputs[j]->id];
+        p->out_bufs[j] = b;
+        if (b >= 0 && p->bufs[b].kind == KB_TEMP) p->bufs[b].kind = KB_OUTPUT;
+    }
+    Sched s = {.a = a, .fp = fp, .prog = p};
+    bool ok = true;
+    for (int i = 0; ok && i < fp->ngroups; i++) {
+        const FusionGroup *gr = &fp->groups[i];
+        KernelPlan *k = &p->kernels[p->nkernels++];
+        memset(k, 0, sizeof *k);
+        k->id = gr->id;
+        k->group = gr;
+        k->out_buf = p->buf_of[gr->root->id];
+        k->out_dt = gr->root->dtype;
+        k->out_numel = rt_shape_numel(&gr->root->shape);
+        s.root = gr->root;
+        reset(&s);
+        switch (gr->kind) {
+        case FG_MAP:
+        case FG_COPY:
+            plan_map(&s, k);
+            break;
+        case FG_REDUCE:
+            plan_reduce(&s, k);
+            break;
+        case FG_SCATTER:
+            plan_scatter(&s, k);
+            break;
+        case FG_MATMUL:
+            if (!plan_matmul(&s, k)) {
+                snprintf(why, whyn, "matmul %%%u: operands are not BLAS views", gr->root->id);
+                ok = false;
+            }
+            break;
+        }
+        ok = ok && finish(&s, k);
+    }
+    free(s.ins);
+    free(s.memo);
+    free(s.checks);
+    return ok ? p : NULL;
+}
+
+/* ---- printing
+ * ------------------------------------------------------------------------------------ */
+
+static void print_ins(const KernelPlan *k, int i, FILE *out) {
+    const KInstr *in = &k->ins[i];
+    fprintf(out, "    i%d = ", i);
+    switch (in->kind) {
+    case KI_LOOP:
+        fprintf(out, "loop %d", in->axis);
+        break;
+    case KI_CONST:
+        if (in->dt == DT_F32 || in->dt == DT_F64)
+            fprintf(out, "const %s %.17g", rt_dtype_name(in->dt), in->c.f);
+        else
+            fprintf(out, "const %s %lld", rt_dtype_name(in->dt), (long long)in->c.i);
+        break;
+    case KI_LOAD:
+        fprintf(out, "load %s b%d[i%d]", rt_dtype_name(in->dt), in->buf, in->src[0]);
+        break;
+    case KI_OP:
+        fprintf(out, "%s %s", ir_op_name(in->op), rt_dtype_name(in->dt));
+        for (int j = 0; j < in->nsrc; j++)
+            fprintf(out, "%s i%d", j ? "," : "", in->src[j]);
+        break;
+    case KI_RNG:
+        fprintf(out, "%s %s seed=i%d index=i%d stream=0x%08x", ir_op_name(in->op),
+                rt_dtype_name(in->dt), in->src[0], in->src[1], in->stream);
+        break;
+    case KI_FRESH_SEED:
+        fprintf(out, "fresh_seed i%d, i%d k=%u", in->src[0], in->src[1], in->stream);
+        break;
+    }
+    fputc('\n', out);
+}
+
+void cg_program_print(const KernelProgram *p, FILE *out) {
+    for (int b = 0; b < p->nbufs; b++) {
+        const KBuffer *kb = &p->bufs[b];
+        char sh[80];
+        fprintf(out, "buffer b%d %s%s %s %%%u\n", b, rt_dtype_name(kb->dt),
+                rt_shape_str(&kb->shape, sh, sizeof sh),
+                kb->kind == KB_INPUT    ? "input"
+                : kb->kind == KB_OUTPUT ? "output"
+                                        : "temp",
+                kb->node->id);
+    }
+    static const char *kinds[] = {"map", "reduce", "matmul", "scatter"};
+    for (int i = 0; i < p->nkernels; i++) {
+        const KernelPlan *k = &p->kernels[i];
+        fprintf(out, "kernel k%d %s -> b%d loops [", k->id, kinds[k->kind], k->out_buf);
+        for (int d = 0; d < k->rank; d++)
+            fprintf(out, d ? ",%lld" : "%lld", (long long)k->dims[d]);
+        fputc(']', out);
+        if (k->kind == KP_REDUCE) fprintf(out, " %s axes=0x%x", ir_op_name(k->red_op), k->red_axes);
+        if (k->kind == KP_MATMUL) {
+            const KMatmul *m = &k->mm;
+            fprintf(out, " b%d%s @ b%d%s M=%lld N=%lld K=%lld batch=%d", m->a_buf,
+                    m->trans_a ? "^T" : "", m->b_buf, m->trans_b ? "^T" : "", (long long)m->M,
+                    (long long)m->N, (long long)m->K, m->batch_rank);
+            fputc('\n', out);
+            continue;
+        }
+        fputc('\n', out);
+        for (int j = 0; j < k->nins; j++)
+            print_ins(k, j, out);
+        fprintf(out, "    value i%d at i%d", k->value, k->out_index);
+        for (int j = 0; j < k->nchecks; j++)
+            fprintf(out, "%s i%d", j ? "," : " checks", k->checks[j]);
+        fputc('\n', out);
+    }
+}

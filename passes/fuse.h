@@ -1,0 +1,96 @@
+/* Fusion decisions: which nodes of a graph are computed together in one
+ * kernel, and which values are materialised in memory between kernels.
+ *
+ * The plan is a side structure over a Graph (nothing is added to Node): a
+ * role per node, a group per materialised value, groups in topological
+ * order. Each group computes exactly one value (its root). Legality, in the
+ * spirit of ggml_can_fuse: an elementwise or random node is fused into its
+ * consumer when it has exactly one consumer (counted through movement ops),
+ * that consumer reads every element at most once (no broadcast expansion,
+ * gather, or scalar operand of a random op in between), it is no graph
+ * output, and the consumer is no matmul. Reductions end a group (a trailing
+ * reduction over fused elementwise work). Matmul is a group of its own
+ * (BLAS). Movement ops that only remap indices (reshape, permute,
+ * broadcast, slice, pad, concat, gather), stop_grad and leaves (const, iota) are never
+ * materialised unless they are graph outputs: each consumer evaluates them
+ * as index expressions, so they may appear in several groups. */
+#ifndef DFLOW_PASSES_FUSE_H
+#define DFLOW_PASSES_FUSE_H
+
+#include <stdio.h>
+
+#include "../ir/ir.h"
+
+typedef enum {
+    FN_DEAD,   /* not needed by any output */
+    FN_INPUT,  /* a graph input: a buffer the caller provides */
+    FN_INLINE, /* leaf or index remap, evaluated inside each consumer */
+    FN_FUSED,  /* computed inside the one group that consumes it */
+    FN_ROOT,   /* materialised: the value a group computes */
+} FusionRole;
+
+typedef enum {
+    FG_MAP,     /* elementwise over the root's shape (random ops included) */
+    FG_REDUCE,  /* a reduction over fused elementwise work */
+    FG_MATMUL,  /* a BLAS call; operands are strided views of buffers */
+    FG_SCATTER, /* scatter_add: zero the result, accumulate rows */
+    FG_COPY,    /* the root is a movement op or leaf (a graph output) */
+} FusionKind;
+
+typedef struct {
+    int id;
+    FusionKind kind;
+    Node *root;   /* the one value this group materialises */
+    Node **nodes; /* members in topological order, root last */
+    int nnodes;
+    Node **inputs; /* materialised values read (inputs or other roots), by id */
+    int ninputs;
+    bool has_ew;  /* elementwise work besides the root (labels "ew+reduce") */
+    bool has_rng; /* a random op among the members */
+} FusionGroup;
+
+typedef struct {
+    const Graph *graph;
+    uint32_t nnodes;
+    FusionRole *role;    /* per node id */
+    int *group_of;       /* per node id; -1 for dead nodes and inputs; an inline
+                            node used by several groups names the first */
+    FusionGroup *groups; /* topological order (by root id) */
+    int ngroups;
+} FusionPlan;
+
+/* Decides the groups of g. Everything is allocated in a (the plan is valid
+ * while g is unchanged and a lives). NULL with a diagnostic on g->diags on
+ * out-of-memory. */
+FusionPlan *pass_fuse_plan(const Graph *g, Arena *a);
+
+/* "ew", "ew+reduce", "rng+ew", "matmul", ...: the label used in dumps. */
+const char *pass_fuse_label(const FusionGroup *gr, char *buf, size_t n);
+
+/* One line per kernel:
+ *   kernel k3 (ew+reduce) f32[128] <- %4, %9 : %5 %6 %7 %8
+ * (result type, materialised inputs, member nodes). */
+void pass_fuse_print(const FusionPlan *p, FILE *out);
+/* The graph (ir_print) followed by its kernels: `dflow ir --after fuse`. */
+void pass_fuse_print_graph(const Graph *g, FILE *out);
+
+/* A strided view of a materialised value: element (i0..ir) of the view is
+ * base[offset + sum i_k * strides[k]]. */
+typedef struct {
+    const Node *base;
+    Shape shape;
+    int64_t strides[IR_MAX_RANK];
+    int64_t offset;
+} FuseView;
+
+/* True when n, read through inline movement ops (reshape, permute,
+ * broadcast, slice), is a strided view of a materialised node (role INPUT
+ * or ROOT in `role`, or n itself when it is not inline). */
+bool pass_fuse_view(const Node *n, const FusionRole *role, FuseView *v);
+
+/* True when the last two axes of v form a matrix BLAS can read: one of them
+ * has stride 1 (trans tells which: false = row-major) and the other a
+ * leading dimension >= the row length. */
+bool pass_fuse_blas_matrix(const FuseView *v, bool *trans, int64_t *ld);
+
+#endif
