@@ -18,3 +18,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# Example data: the small real data sets the examples use are vendored in
+# data/ with their attribution (data/README.md); none needs fetching yet.
+# Larger sets (Fashion-MNIST, graphs, signals) will be fetched here from
+# Debian's packages into the git-ignored .cache/ when an example needs them.
+for f in data/mnist10k-images-idx3-ubyte.gz data/mnist10k-labels-idx1-ubyte.gz; do
+  [ -f "$(dirname "$0")/../$f" ] || { echo "setup: missing $f (a broken checkout?)" >&2; exit 1; }
+done
