@@ -44,7 +44,7 @@ static bool opt_is(const char *arg, const char *name, const char **val) {
 CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed, CliArgs *a) {
     memset(a, 0, sizeof *a);
     a->progress = -1;
-    a->backend = "interp";
+    a->backend = "auto";
     a->overrides = calloc((size_t)(argc > 0 ? argc : 1), sizeof *a->overrides);
     if (!a->overrides) {
         fprintf(stderr, "dflow %s: out of memory\n", cmd);
@@ -137,6 +137,10 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
         }
         if ((allowed & OPT_PROGRESS) && strcmp(arg, "--no-progress") == 0) {
             a->progress = 0;
+            continue;
+        }
+        if ((allowed & OPT_MEM_REPORT) && strcmp(arg, "--mem-report") == 0) {
+            a->mem_report = true;
             continue;
         }
         if ((allowed & OPT_PASSES) && strcmp(arg, "--no-passes") == 0) {

@@ -27,6 +27,7 @@ enum {
     OPT_VERBOSE = 1 << 5,  /* --verbose, -v */
     OPT_PROGRESS = 1 << 6, /* --progress / --no-progress */
     OPT_PASSES = 1 << 7,   /* --no-passes */
+    OPT_MEM_REPORT = 1 << 8, /* --mem-report */
 };
 
 typedef struct {
@@ -40,6 +41,7 @@ typedef struct {
     bool verbose;
     int progress; /* -1 auto (when stderr is a terminal), 0 off, 1 on */
     bool no_passes;
+    bool mem_report;
 } CliArgs;
 
 typedef enum { CLI_PARSE_OK, CLI_PARSE_ERROR, CLI_PARSE_HELP } CliParse;

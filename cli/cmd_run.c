@@ -3,16 +3,23 @@
  * `log` rows go to stdout, diagnostics and the progress line to stderr (the
  * progress line only when stderr is a terminal, unless --progress or
  * --no-progress says otherwise). Files are written only when --out is given.
+ * The LLVM JIT ("cpu") is the default backend. After the run, --verbose adds
+ * the total compile time and --mem-report the memory plan of every graph by
+ * category (parameters and optimizer state from the slot kinds of its
+ * inputs, activations from the backend's plan, scratch) and for the run.
  * Ctrl-C sets a flag that the executor checks between steps: the run stops
  * cleanly, keeps metrics.csv/summary.json, and exits with 130; a second
  * Ctrl-C kills the process at once (the handler is one-shot). */
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
 #include "codegen/backend.h"
 #include "ir/exec.h"
+#include "passes/fuse.h"
+#include "passes/memplan.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -28,8 +35,8 @@ static void help(void) {
           "(\"step 500: test_acc = 0.9712\"), then a final summary line.\n"
           "\n"
           "options:\n"
-          "  --backend NAME    interp (the reference interpreter; default), cpu (LLVM JIT),\n"
-          "                    auto (= cpu here); cuda is not built yet\n"
+          "  --backend NAME    cpu (LLVM JIT; the default), interp (the reference\n"
+          "                    interpreter), auto (= cpu here); cuda is not built yet\n"
           "  --set KEY=VALUE   override a config value (repeatable; type-checked)\n"
           "  --seed N          the run seed (default 0): parameter init, shuffling, noise\n"
           "  --out DIR         write DIR/metrics.csv and DIR/summary.json (folders are\n"
@@ -38,7 +45,11 @@ static void help(void) {
           "  --progress        always show the progress line on stderr\n"
           "  --no-progress     never show it (default: only when stderr is a terminal)\n"
           "  --no-passes       run the graphs as lowered, without the optimisation passes\n"
-          "  -v, --verbose     more detail: training setup, loss with every logged row\n"
+          "  --mem-report      after the run, print the planned memory per graph and for\n"
+          "                    the run (parameters, optimizer state, activations, scratch)\n"
+          "                    to stderr\n"
+          "  -v, --verbose     more detail: training setup, loss with every logged row,\n"
+          "                    compile times\n"
           "  -h, --help        show this help\n"
           "\n"
           "metrics.csv columns: step, every logged name, loss, time_s. A training run\n"
@@ -47,15 +58,220 @@ static void help(void) {
           "\n"
           "Ctrl-C stops the run between steps and keeps the files written so far (exit\n"
           "status 130); a second Ctrl-C kills it.\n"
-          "exit status: 0 success, 1 error, 130 interrupted\n",
+          "exit status: 0 success, 1 error, 130 interrupted\n"
+          "environment: DFLOW_NUM_THREADS sets the kernel threads (default: the cores)\n",
           stdout);
+}
+
+/* ---- reports after the run ---------------------------------------------------------------- */
+
+typedef struct {
+    const GraphCall **items;
+    int n, cap;
+} CallSet;
+
+static bool add_call(CallSet *s, const GraphCall *c) {
+    if (!c->graph) return true;
+    for (int i = 0; i < s->n; i++)
+        if (s->items[i]->graph == c->graph) return true;
+    if (s->n == s->cap) {
+        int cap = s->cap ? 2 * s->cap : 16;
+        const GraphCall **p = realloc(s->items, sizeof *p * (size_t)cap);
+        if (!p) return false;
+        s->items = p;
+        s->cap = cap;
+    }
+    s->items[s->n++] = c;
+    return true;
+}
+
+static bool collect_calls(CallSet *s, const HostBlock *b) {
+    for (int i = 0; i < b->n; i++) {
+        const HostStmt *st = b->items[i];
+        bool ok = true;
+        switch (st->op) {
+        case HS_RUN:
+            ok = add_call(s, &st->u.run);
+            break;
+        case HS_FOR:
+            ok = collect_calls(s, &st->u.loop.body);
+            break;
+        case HS_WHILE:
+            ok = add_call(s, &st->u.whl.cond) && collect_calls(s, &st->u.whl.body);
+            break;
+        case HS_IF:
+            ok = collect_calls(s, &st->u.cond.then_b) && collect_calls(s, &st->u.cond.else_b);
+            break;
+        case HS_TRAIN:
+            if (st->u.train) {
+                ok = add_call(s, &st->u.train->step);
+                for (int e = 0; ok && e < st->u.train->nevals; e++)
+                    ok = collect_calls(s, &st->u.train->evals[e].body);
+            }
+            break;
+        default:
+            break;
+        }
+        if (!ok) return false;
+    }
+    return true;
+}
+
+static int64_t slot_bytes(const Slot *sl) {
+    if (sl->kind == SLOT_DATA && sl->value) return (int64_t)rt_tensor_bytes(sl->value);
+    return rt_shape_numel(&sl->shape) * (int64_t)rt_dtype_size(sl->dtype);
+}
+
+static const BackendGraphStats *stats_of(const BackendGraphStats *st, int n, const Graph *g) {
+    for (int i = 0; i < n; i++)
+        if (st[i].graph == g) return &st[i];
+    return NULL;
+}
+
+/* The activations the default plan gives a graph the backend did not compile. */
+static int64_t planned_arena(const Graph *g, int64_t *naive, int *inplace) {
+    Arena *a = arena_new();
+    FusionPlan *fp = a ? pass_fuse_plan(g, a) : NULL;
+    MemPlan *mp = fp ? pass_memplan(fp, NULL, a) : NULL;
+    int64_t bytes = mp ? mp->arena_bytes : -1;
+    *naive = mp ? mp->naive_bytes : -1;
+    *inplace = mp ? mp->ninplace : 0;
+    arena_free(a);
+    return bytes;
+}
+
+static void mem_report(const Module *m, const Backend *b, const GraphRunner *r, FILE *out) {
+    CallSet cs = {0};
+    if (!collect_calls(&cs, &m->init) || !collect_calls(&cs, &m->main)) {
+        fprintf(out, "mem: out of memory\n");
+        free(cs.items);
+        return;
+    }
+    int nst = 0, threads = 1;
+    BackendGraphStats *st = NULL;
+    if (b->graph_stats) {
+        nst = b->graph_stats(r, NULL, 0, &threads);
+        st = calloc((size_t)(nst ? nst : 1), sizeof *st);
+        if (st)
+            b->graph_stats(r, st, nst, &threads);
+        else
+            nst = 0;
+    }
+    char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
+    int64_t peak_act = 0, peak_scratch = 0;
+    for (int i = 0; i < cs.n; i++) {
+        const GraphCall *c = cs.items[i];
+        const Graph *g = c->graph;
+        int64_t par = 0, state = 0, other = 0;
+        for (int k = 0; k < g->ninputs; k++) {
+            int s = c->in_slots[k];
+            bool seen = false;
+            for (int q = 0; q < k; q++)
+                seen = seen || c->in_slots[q] == s;
+            if (seen) continue;
+            const Slot *sl = &m->slots[s];
+            int64_t by = slot_bytes(sl);
+            if (sl->kind == SLOT_PARAM)
+                par += by;
+            else if (sl->kind == SLOT_STATE)
+                state += by;
+            else
+                other += by;
+        }
+        const BackendGraphStats *gs = stats_of(st, nst, g);
+        int64_t act, naive, scratch = gs ? gs->scratch_bytes : 0;
+        int inplace;
+        const char *how = "";
+        if (gs && gs->compiled) {
+            act = gs->arena_bytes;
+            naive = gs->naive_bytes;
+            inplace = gs->ninplace;
+        } else {
+            act = planned_arena(g, &naive, &inplace);
+            how = gs && gs->fallback ? " (interpreted: compilation failed)"
+                  : gs               ? " (interpreted: run once)"
+                                     : " (not compiled by this backend)";
+        }
+        if (act > peak_act) peak_act = act;
+        if (scratch > peak_scratch) peak_scratch = scratch;
+        fprintf(out,
+                "mem: graph %s: parameters %s, optimizer state %s, activations %s (%s without "
+                "reuse, %d in place), scratch %s; other inputs %s%s\n",
+                g->name ? g->name : "?", pass_memplan_bytes_str(par, b1, sizeof b1),
+                pass_memplan_bytes_str(state, b2, sizeof b2),
+                pass_memplan_bytes_str(act, b3, sizeof b3),
+                pass_memplan_bytes_str(naive, b4, sizeof b4), inplace,
+                pass_memplan_bytes_str(scratch, b5, sizeof b5),
+                pass_memplan_bytes_str(other, b6, sizeof b6), how);
+        if (gs && gs->compiled)
+            fprintf(out, "mem: graph %s: %d runs, %lld output tensors allocated by compiled runs\n",
+                    g->name ? g->name : "?", gs->runs, (long long)gs->allocs);
+    }
+    int64_t par = 0, state = 0, data = 0, vars = 0;
+    for (int s = 0; s < m->nslots; s++) {
+        const Slot *sl = &m->slots[s];
+        int64_t by = slot_bytes(sl);
+        switch (sl->kind) {
+        case SLOT_PARAM:
+            par += by;
+            break;
+        case SLOT_STATE:
+            state += by;
+            break;
+        case SLOT_DATA:
+            data += by;
+            break;
+        default:
+            vars += by;
+            break;
+        }
+    }
+    fprintf(
+        out,
+        "mem: run: parameters %s, optimizer state %s, activations %s (one arena for all "
+        "graphs), scratch %s; data %s, other slots %s",
+        pass_memplan_bytes_str(par, b1, sizeof b1), pass_memplan_bytes_str(state, b2, sizeof b2),
+        pass_memplan_bytes_str(peak_act, b3, sizeof b3),
+        pass_memplan_bytes_str(peak_scratch, b4, sizeof b4),
+        pass_memplan_bytes_str(data, b5, sizeof b5), pass_memplan_bytes_str(vars, b6, sizeof b6));
+    fprintf(
+        out, "; planned total %s\n",
+        pass_memplan_bytes_str(par + state + peak_act + peak_scratch + data + vars, b2, sizeof b2));
+    free(st);
+    free(cs.items);
+}
+
+static void compile_report(const Backend *b, const GraphRunner *r, FILE *out) {
+    if (!b->graph_stats) return;
+    int threads = 1, n = b->graph_stats(r, NULL, 0, &threads);
+    BackendGraphStats *st = calloc((size_t)(n ? n : 1), sizeof *st);
+    if (!st) return;
+    b->graph_stats(r, st, n, &threads);
+    double total = 0, opt = 0, mc = 0;
+    int compiled = 0, interpreted = 0;
+    for (int i = 0; i < n; i++) {
+        if (st[i].compiled) {
+            compiled++;
+            total += st[i].compile_s;
+            opt += st[i].opt_s;
+            mc += st[i].codegen_s;
+        } else {
+            interpreted++;
+        }
+    }
+    fprintf(out,
+            "%s: compiled %d graph%s in %.1f ms (O3 %.1f, machine code %.1f), %d interpreted; "
+            "%d kernel thread%s\n",
+            b->name, compiled, compiled == 1 ? "" : "s", 1e3 * total, 1e3 * opt, 1e3 * mc,
+            interpreted, threads, threads == 1 ? "" : "s");
+    free(st);
 }
 
 int cmd_run(int argc, char **argv) {
     CliArgs a;
     CliParse p = cli_parse_args("run", argc, argv,
                                 OPT_SET | OPT_SEED | OPT_OUT | OPT_BACKEND | OPT_VERBOSE |
-                                    OPT_PROGRESS | OPT_PASSES,
+                                    OPT_PROGRESS | OPT_PASSES | OPT_MEM_REPORT,
                                 &a);
     if (p != CLI_PARSE_OK) {
         cli_args_free(&a);
@@ -111,6 +327,8 @@ int cmd_run(int argc, char **argv) {
             .runner = runner,
         };
         if (ok) ok = ir_exec_module(c.module, &o);
+        if (runner.run && a.verbose) compile_report(backend, &runner, stderr);
+        if (runner.run && a.mem_report) mem_report(c.module, backend, &runner, stderr);
         if (runner.run) backend->runner_free(&runner);
         stopped = interrupted != 0;
         sigaction(SIGINT, &old, NULL);

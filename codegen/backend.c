@@ -27,14 +27,45 @@ static bool cpu_supports(OpKind op) {
 }
 
 static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
-    LlvmOptions lo = {o ? o->verbose : false, o ? o->log : NULL, o ? o->interp_runs : 0};
+    LlvmOptions lo = {
+        .verbose = o ? o->verbose : false,
+        .log = o ? o->log : NULL,
+        .interp_runs = o ? o->interp_runs : 0,
+        .nthreads = o ? o->nthreads : 0,
+    };
     return llvm_runner_new(&lo, err, errn);
 }
 
+static int cpu_stats(const GraphRunner *r, BackendGraphStats *out, int max, int *threads) {
+    int n = llvm_runner_ngraphs(r);
+    if (threads) *threads = llvm_runner_threads(r);
+    for (int i = 0; i < n && i < max; i++) {
+        const LlvmGraphInfo *in = llvm_runner_graph(r, i);
+        out[i] = (BackendGraphStats){
+            .name = in->graph,
+            .runs = in->runs,
+            .compiled = in->compiled && !in->fallback,
+            .fallback = in->fallback,
+            .nkernels = in->nkernels,
+            .nparallel = in->nparallel,
+            .compile_s = in->compile_s,
+            .opt_s = in->opt_s,
+            .codegen_s = in->codegen_s,
+            .arena_bytes = in->arena_bytes,
+            .naive_bytes = in->naive_bytes,
+            .ninplace = in->ninplace,
+            .allocs = in->allocs,
+        };
+        out[i].graph = llvm_runner_graph_key(r, i);
+    }
+    return n;
+}
+
 static const Backend backends[] = {
-    {"interp", "the reference interpreter (slow, exact)", interp_supports, interp_new, interp_free},
+    {"interp", "the reference interpreter (slow, exact)", interp_supports, interp_new, interp_free,
+     NULL},
     {"cpu", "LLVM JIT for the host CPU (fused, vectorised kernels; OpenBLAS matmul)", cpu_supports,
-     cpu_new, llvm_runner_free},
+     cpu_new, llvm_runner_free, cpu_stats},
 };
 
 const Backend *cg_backend_find(const char *name) {

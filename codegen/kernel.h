@@ -88,6 +88,19 @@ typedef struct {
     int nchecks;
     const Node *check_node; /* whose location a failed check reports */
     KMatmul mm;
+    /* Splitting across threads: a task runs the part [lo, hi) of the range
+     * par_n: loop axis par_axis of the iteration space (a map's, or a kept
+     * axis of a reduction: each output element is computed by one task, in
+     * the same order at any thread count), or for KP_MATMUL the rows
+     * (par_axis 0) or columns (1) of every C matrix. par_axis -1: one task
+     * (par_n 1). work estimates the kernel's cost in element operations. */
+    int par_axis;
+    int64_t par_n;
+    double work;
+    /* an input buffer that shares out_buf's storage (an in-place update
+       chosen by the memory plan; its loads are at out_index), or -1; set by
+       the backend before emission */
+    int inplace_buf;
 } KernelPlan;
 
 typedef enum {

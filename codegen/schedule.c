@@ -678,6 +678,102 @@ static bool finish(Sched *s, KernelPlan *k) {
     return true;
 }
 
+/* ---- splitting across threads ------------------------------------------------------------ */
+
+/* The first allowed axis long enough to split well, else the longest. */
+static int pick_axis(const KernelPlan *k, uint32_t allowed) {
+    int best = -1;
+    for (int a = 0; a < k->rank; a++) {
+        if (!(allowed >> a & 1) || k->dims[a] < 2) continue;
+        if (k->dims[a] >= 16) return a;
+        if (best < 0 || k->dims[a] > k->dims[best]) best = a;
+    }
+    return best;
+}
+
+/* Rough cost per point: loads and arithmetic 1, transcendental functions
+ * ~8, a Philox block and Box-Muller ~24. Only the ratio to the runner's
+ * threshold matters. */
+static double point_cost(const KernelPlan *k) {
+    double c = 0;
+    for (int i = 0; i < k->nins; i++) {
+        const KInstr *in = &k->ins[i];
+        switch (in->kind) {
+        case KI_LOAD:
+            c += 1;
+            break;
+        case KI_RNG:
+            c += 24;
+            break;
+        case KI_FRESH_SEED:
+            c += 8;
+            break;
+        case KI_OP:
+            switch (in->op) {
+            case OP_EXP:
+            case OP_LOG:
+            case OP_SIN:
+            case OP_COS:
+            case OP_POW:
+            case OP_SQRT:
+                c += 8;
+                break;
+            default:
+                c += in->dt == DT_I64 ? 0.25 : 1;
+                break;
+            }
+            break;
+        default:
+            break;
+        }
+    }
+    return c < 1 ? 1 : c;
+}
+
+/* Fills par_axis, par_n and work (kernel.h): maps split any axis, reductions
+ * a kept axis (each output element stays with one task), scatters never;
+ * matmuls the longer of C's rows and columns (the other operand is then the
+ * one each task packs in full, the smaller one). */
+static void plan_parallel(KernelPlan *k) {
+    k->par_axis = -1;
+    k->par_n = 1;
+    k->inplace_buf = -1;
+    int64_t points = 1;
+    bool empty = false;
+    for (int a = 0; a < k->rank; a++) {
+        points *= k->dims[a];
+        empty = empty || k->dims[a] == 0;
+    }
+    switch (k->kind) {
+    case KP_MAP:
+        k->work = (double)points * point_cost(k);
+        if (!empty) k->par_axis = pick_axis(k, k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0);
+        break;
+    case KP_REDUCE:
+        k->work = (double)points * point_cost(k);
+        if (!empty)
+            k->par_axis =
+                pick_axis(k, (k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0) & ~k->red_axes);
+        break;
+    case KP_SCATTER:
+        k->work = (double)points * point_cost(k);
+        break;
+    case KP_MATMUL: {
+        const KMatmul *m = &k->mm;
+        double batch = 1;
+        for (int i = 0; i < m->batch_rank; i++)
+            batch *= (double)m->batch_dims[i];
+        k->work = batch * (double)m->M * (double)m->N * (double)m->K / 8;
+        if (m->K > 0 && k->out_numel > 0 && (m->M > 1 || m->N > 1)) {
+            k->par_axis = m->M >= m->N ? 0 : 1;
+            k->par_n = m->M >= m->N ? m->M : m->N;
+        }
+        return;
+    }
+    }
+    if (k->par_axis >= 0) k->par_n = k->dims[k->par_axis];
+}
+
 static bool computable(DType t) {
     return t == DT_F32 || t == DT_F64 || t == DT_I32 || t == DT_I64 || t == DT_BOOL;
 }
@@ -757,6 +853,7 @@ KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char 
             break;
         }
         ok = ok && finish(&s, k);
+        if (ok) plan_parallel(k);
     }
     free(s.ins);
     free(s.memo);

@@ -2,7 +2,9 @@
  *
  * Slot values live in Exec.vals for the duration of a run (exec_internal.h
  * explains ownership). HS_RUN gathers a graph's inputs from slots, runs it
- * through the GraphRunner and replaces the output slots. Loops, branches and
+ * through the GraphRunner and replaces the output slots; a runner with
+ * run_reuse is offered the old output values and the inputs whose slots the
+ * call overwrites, so a training step can run without allocating. Loops, branches and
  * `break` walk the structured host program; `log` rows go to metrics.csv
  * (runtime/metrics.c) and to the log stream; the training loop is in
  * exec_train.c. Interruption (Ctrl-C sets *interrupted) is checked between
@@ -33,7 +35,7 @@ static bool interp_run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor 
 }
 
 GraphRunner ir_interp_runner(void) {
-    GraphRunner r = {"interp", NULL, interp_run};
+    GraphRunner r = {"interp", NULL, interp_run, NULL};
     return r;
 }
 
@@ -254,13 +256,45 @@ static bool exec_save(Exec *x, const HostStmt *st) {
 
 /* ---- running graphs ---- */
 
+/* For a runner with run_reuse: which inputs the call may overwrite (their
+ * slots are written by an output and read by no other input) and which old
+ * output values it may write into (owned, unique among the outputs, no
+ * input, right type). */
+static void offer_storage(Exec *x, const GraphCall *c, RtTensor *const *in, bool *donated,
+                          RtTensor **out) {
+    const Graph *g = c->graph;
+    for (int i = 0; i < g->ninputs; i++) {
+        int s = c->in_slots[i], uses = 0;
+        bool written = false;
+        for (int k = 0; k < g->ninputs; k++) uses += c->in_slots[k] == s;
+        for (int j = 0; j < g->noutputs; j++) written = written || c->out_slots[j] == s;
+        donated[i] = x->owned[s] && uses == 1 && written;
+    }
+    for (int j = 0; j < g->noutputs; j++) {
+        int s = c->out_slots[j], uses = 0;
+        RtTensor *t = x->vals[s];
+        for (int k = 0; k < g->noutputs; k++) uses += c->out_slots[k] == s;
+        bool input = false;
+        for (int i = 0; i < g->ninputs && t; i++) input = input || in[i] == t;
+        const Node *o = g->outputs[j];
+        out[j] = t && x->owned[s] && uses == 1 && !input && t->dtype == o->dtype &&
+                         rt_shape_eq(&t->shape, &o->shape)
+                     ? t
+                     : NULL;
+    }
+}
+
 bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
     const Graph *g = c->graph;
     if (!g) return true;
-    RtTensor *inbuf[16], *outbuf[16];
+    RtTensor *inbuf[16], *outbuf[16], *offbuf[16];
+    bool donbuf[16], claimbuf[16];
     RtTensor **in = g->ninputs <= 16 ? inbuf : malloc(sizeof *in * (size_t)g->ninputs);
     RtTensor **out = g->noutputs <= 16 ? outbuf : malloc(sizeof *out * (size_t)g->noutputs);
-    bool ok = in && out;
+    RtTensor **offered = g->noutputs <= 16 ? offbuf : malloc(sizeof *out * (size_t)g->noutputs);
+    bool *donated = g->ninputs <= 16 ? donbuf : malloc(sizeof(bool) * (size_t)g->ninputs);
+    bool *claimed = g->ninputs <= 16 ? claimbuf : malloc(sizeof(bool) * (size_t)g->ninputs);
+    bool ok = in && out && offered && donated && claimed;
     if (!ok) diag_error(x->d, loc, "out of memory");
     for (int i = 0; ok && i < g->ninputs; i++) {
         int s = c->in_slots[i];
@@ -280,33 +314,59 @@ bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
             break;
         }
         in[i] = x->vals[s];
+        donated[i] = claimed[i] = false;
     }
     for (int j = 0; ok && j < g->noutputs; j++) {
-        out[j] = NULL;
+        out[j] = offered[j] = NULL;
         if (!valid_slot(x, c->out_slots[j], loc)) ok = false;
     }
-    if (ok) ok = x->o->runner.run(x->o->runner.ctx, g, in, out, x->d);
+    bool reuse = x->o->runner.run_reuse != NULL;
+    if (ok && reuse) {
+        offer_storage(x, c, in, donated, offered);
+        for (int j = 0; j < g->noutputs; j++) out[j] = offered[j];
+    }
+    if (ok)
+        ok = reuse ? x->o->runner.run_reuse(x->o->runner.ctx, g, in, donated, out, x->d)
+                   : x->o->runner.run(x->o->runner.ctx, g, in, out, x->d);
     if (ok) {
-        /* A runner must hand back fresh tensors; clone defensively any that
-         * alias an input or an earlier output, so ownership stays single. */
+        /* Ownership stays single: an output may be its own offered tensor or
+         * one donated input (once); clone defensively anything else that
+         * aliases an input, an earlier output or another output's offer. */
         for (int j = 0; j < g->noutputs; j++) {
             bool alias = false;
-            for (int i = 0; i < g->ninputs && !alias; i++) alias = out[j] == in[i];
+            for (int i = 0; i < g->ninputs && !alias; i++) {
+                if (out[j] != in[i]) continue;
+                if (donated[i] && !claimed[i]) claimed[i] = true;
+                else alias = true;
+            }
             for (int k = 0; k < j && !alias; k++) alias = out[j] == out[k];
+            for (int k = 0; k < g->noutputs && !alias; k++)
+                alias = k != j && offered[k] && out[j] == offered[k];
             if (alias) out[j] = rt_tensor_clone(out[j]);
             if (!out[j]) {
                 diag_error(x->d, loc, "out of memory");
                 for (int k = 0; k < g->noutputs; k++)
-                    if (k != j && out[k]) rt_tensor_free(out[k]);
+                    if (k != j && out[k] && out[k] != offered[k]) {
+                        bool donor = false;
+                        for (int i = 0; i < g->ninputs; i++) donor = donor || out[k] == in[i];
+                        if (!donor) rt_tensor_free(out[k]);
+                    }
                 ok = false;
                 break;
             }
         }
     }
-    if (ok)
+    if (ok) {
+        /* a donated input returned as an output moves to that output's slot */
+        for (int i = 0; i < g->ninputs; i++)
+            if (claimed[i] && x->vals[c->in_slots[i]] == in[i]) x->vals[c->in_slots[i]] = NULL;
         for (int j = 0; j < g->noutputs; j++) exec_set_slot(x, c->out_slots[j], out[j]);
+    }
     if (in != inbuf) free(in);
     if (out != outbuf) free(out);
+    if (offered != offbuf) free(offered);
+    if (donated != donbuf) free(donated);
+    if (claimed != claimbuf) free(claimed);
     return ok;
 }
 

@@ -19,7 +19,23 @@
 typedef struct GraphRunner {
     const char *name;
     void *ctx;
+    /* Runs g on in[0..ninputs); out[j] receives a fresh tensor the caller owns. */
     bool (*run)(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, DiagList *d);
+    /* Optional (NULL: the executor calls run). Like run, but lets the runner
+     * reuse storage the executor is about to drop, so a training step needs
+     * no allocation:
+     *  - on entry out[j] is NULL or a tensor of output j's dtype and shape
+     *    (the old value of its slot, which no input aliases) that the runner
+     *    may overwrite and return as out[j];
+     *  - donated[i] says the executor drops in[i] after the call (its slot is
+     *    written by an output and feeds no other input): the runner may
+     *    overwrite its data and return in[i] itself as one output.
+     * On success each out[j] is its offered tensor, a donated input, or a
+     * fresh tensor the executor takes over; offered tensors not returned stay
+     * the executor's. On failure every out[j] is NULL (and donated inputs may
+     * have been overwritten). */
+    bool (*run_reuse)(void *ctx, const Graph *g, RtTensor *const *in, const bool *donated,
+                      RtTensor **out, DiagList *d);
 } GraphRunner;
 
 GraphRunner ir_interp_runner(void);

@@ -1,14 +1,21 @@
 /* The LLVM CPU backend as a GraphRunner for the module executor.
  *
  * On the first run of a graph (or a later one: interp_runs) the runner decides fusion groups
- * (passes/fuse.h), lowers them to kernel plans (codegen/kernel.h), emits
- * one LLVM module, optimises it at O3 for the host CPU and JIT-compiles it;
- * the result is cached per graph (keyed by the Graph pointer and its node
- * array, so a graph rebuilt by a pass is compiled again). A graph using
- * something the backend cannot lower runs on the reference interpreter
- * instead, with a note when verbose. Buffers are allocated per run for now
- * (the memory planner comes later); inputs are read in place, never
- * written. Ownership: llvm_runner_new returns a runner the caller frees with
+ * (passes/fuse.h), plans their memory (passes/memplan.h), lowers them to
+ * kernel plans (codegen/kernel.h), emits one LLVM module, optimises it at
+ * O3 for the host CPU and JIT-compiles it; the result is cached per graph
+ * (keyed by the Graph pointer and its node array, so a graph rebuilt by a
+ * pass is compiled again). A graph using something the backend cannot
+ * lower runs on the reference interpreter instead, with a note when
+ * verbose. Intermediates live in one arena shared by all graphs (they run
+ * one at a time), allocated when a graph first needs it, never in a
+ * steady-state run; outputs go into the storage the executor offers or
+ * donates (GraphRunner.run_reuse), so a training step allocates nothing.
+ * Kernels run on a thread pool (runtime/threadpool.h) when their work is
+ * large enough; OpenBLAS is kept at one thread while kernels run (matmuls
+ * are split across the pool instead) and given the pool's size while the
+ * interpreter runs a graph, so the cores are never oversubscribed.
+ * Ownership: llvm_runner_new returns a runner the caller frees with
  * llvm_runner_free; the graphs it ran must outlive neither (it keeps no
  * pointer it dereferences after the graph is gone, but a recycled Graph
  * address with the same node array would hit a stale cache entry). */
@@ -24,8 +31,12 @@ typedef struct {
     FILE *log;    /* where those lines go; NULL = stderr */
     /* runs of each graph served by the interpreter before it is compiled:
        0 compiles on the first run; 1 never compiles a graph run only once
-       (a final evaluation), which is usually cheaper to interpret */
+       (a final evaluation), which is usually cheaper to interpret; a graph
+       computing millions of elements is compiled on its first run anyway */
     int interp_runs;
+    int nthreads; /* kernel threads; 0 = rt_pool_default_size() (DFLOW_NUM_THREADS or cores) */
+    bool poison;  /* fill the arena and fresh output tensors with NaN bytes (tests: no
+                     kernel may rely on zeroed memory) */
 } LlvmOptions;
 
 typedef struct {
@@ -38,6 +49,14 @@ typedef struct {
     double codegen_s; /* of which machine code generation (LLJIT) */
     bool fallback;    /* runs on the interpreter */
     char reason[192]; /* why, when it does */
+    /* the memory plan (compiled graphs) */
+    int64_t arena_bytes; /* peak of live intermediates */
+    int64_t naive_bytes; /* intermediates without reuse */
+    int ninplace;        /* values computed in the storage of another */
+    int ndonated;        /* of which outputs in donated inputs */
+    int nparallel;       /* kernels split across threads (with this runner's pool) */
+    int64_t allocs;      /* tensors this graph's compiled runs allocated (outputs not
+                            offered or donated by the executor) */
 } LlvmGraphInfo;
 
 /* A runner named "cpu". On failure (no usable LLVM target) .run is NULL and
@@ -49,6 +68,12 @@ void llvm_runner_free(GraphRunner *r);
  * valid until the runner's next run. */
 int llvm_runner_ngraphs(const GraphRunner *r);
 const LlvmGraphInfo *llvm_runner_graph(const GraphRunner *r, int i);
-double llvm_runner_compile_seconds(const GraphRunner *r); /* all graphs */
+const Graph *llvm_runner_graph_key(const GraphRunner *r, int i); /* compare only */
+double llvm_runner_compile_seconds(const GraphRunner *r);        /* all graphs */
+/* Allocations made by runs so far: the shared arena's (re)allocations plus
+ * output tensors; a steady-state training loop adds none. */
+int64_t llvm_runner_allocs(const GraphRunner *r);
+int64_t llvm_runner_arena_bytes(const GraphRunner *r); /* the shared arena's size */
+int llvm_runner_threads(const GraphRunner *r);
 
 #endif

@@ -1,24 +1,31 @@
-/* Kernel plans -> LLVM IR: one internal function per kernel and one entry
- * function per graph.
+/* Kernel plans -> LLVM IR: one internal function per kernel, a task wrapper
+ * per kernel, and one table of tasks per graph.
  *
  * A kernel function takes the buffers it touches as `ptr noalias` arguments
- * and returns i32 (bit 0: an index check failed). Its loops are plain
- * counted loops over compile-time trip counts; the plan's instructions are
- * emitted in the innermost body and cached per loop depth, so a value is
- * built once per scope and O3 (LICM, the loop and SLP vectorisers) does the
- * hoisting and widening. Reductions pick one of two loop orders: when the
- * innermost axis is reduced (row sums, softmax) the kept axes go outside and
- * the reduced ones accumulate into a register-promoted local with
- * reassociation allowed, so the inner loop vectorises; otherwise (column
- * sums, bias gradients) the output is initialised and updated in place in
- * source order, which vectorises along the kept innermost axis. Float
- * matmuls are cblas_sgemm/dgemm calls, one per batch matrix. A kernel with
- * f32 sin/cos is emitted twice: a fast variant on the polynomial path that
- * reports (bit 1) any argument beyond its range, and an exact variant with
- * a libm branch, run instead only then (kernels overwrite their outputs, so
- * a rerun is safe). The entry function `i32 entry(ptr bufs)` calls the
- * kernels in order with pointers from bufs[] and returns k+1 when kernel k
- * reports a failed check. */
+ * (an in-place input shares the output's argument, so LLVM sees the true
+ * dependence) plus the range [lo, hi) of its parallel axis (kernel.h), and
+ * returns i32 (bit 0: an index check failed). Its loops are plain counted
+ * loops; the plan's instructions are emitted in the innermost body and
+ * cached per loop depth, so a value is built once per scope and O3 (LICM,
+ * the loop and SLP vectorisers) does the hoisting and widening. Reductions
+ * pick one of two loop orders: when the innermost axis is reduced (row
+ * sums, softmax) the kept axes go outside and the reduced ones accumulate
+ * into a register-promoted local with reassociation allowed, so the inner
+ * loop vectorises; otherwise (column sums, bias gradients) the output is
+ * updated in place in source order, which vectorises along the kept
+ * innermost axis (a split kernel initialises each element at its first
+ * reduced point instead of in a separate pass, so tasks touch only their
+ * own outputs). Float matmuls are cblas_sgemm/dgemm calls on the task's
+ * rows or columns of each batch matrix. A kernel with f32 sin/cos is
+ * emitted twice: a fast variant on the polynomial path that reports (bit 1)
+ * any argument beyond its range, and an exact variant with a libm branch,
+ * run instead only then (such kernels never update in place, so a rerun is
+ * safe). The task wrapper `i32 task(ptr bufs, i64 lo, i64 hi)` loads the
+ * kernel's pointers from bufs[]; the constant table `<name>_tab` lists
+ * (fast task, exact task or null) per kernel in execution order, and the
+ * runner calls them (codegen/llvm/llvm_runner.c). Flat random maps draw
+ * one Philox block per four elements (emit_map_blocks; the environment
+ * variable DFLOW_RNG_PER_ELEMENT turns that off, for comparisons). */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,13 +43,13 @@ typedef struct {
     LLVMValueRef *val; /* per instruction: value in the current scope */
     int *lvl;          /* per instruction: loop depth it was built at */
     int depth;
-    LLVMValueRef err; /* i1 local: some check failed */
+    LLVMValueRef err;    /* i1 local: some check failed */
+    LLVMValueRef lo, hi; /* i64: the task's range of the parallel axis */
 } KE;
 
 typedef struct {
     LLVMBasicBlockRef body, exit;
-    LLVMValueRef iv;
-    int64_t n;
+    LLVMValueRef iv, end;
 } Loop;
 
 #define B (ke->cg->b)
@@ -51,25 +58,29 @@ static LLVMValueRef i64c(KE *ke, int64_t v) {
     return LLVMConstInt(ke->cg->i64, (unsigned long long)v, 1);
 }
 
-static void loop_open(KE *ke, Loop *L, int axis, int64_t n) {
+/* A loop over [start, end) (i64 values; the caller guarantees start < end). */
+static void loop_open_range(KE *ke, Loop *L, int axis, LLVMValueRef start, LLVMValueRef end) {
     LlvmCG *cg = ke->cg;
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
-    L->n = n;
+    L->end = end;
     L->body = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "loop");
     L->exit = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "done");
     LLVMBuildBr(B, L->body);
     LLVMPositionBuilderAtEnd(B, L->body);
     L->iv = LLVMBuildPhi(B, cg->i64, "i");
-    LLVMValueRef zero = i64c(ke, 0);
-    LLVMAddIncoming(L->iv, &zero, &pre, 1);
+    LLVMAddIncoming(L->iv, &start, &pre, 1);
     if (axis >= 0) ke->loopvar[axis] = L->iv;
     ke->depth++;
+}
+
+static void loop_open(KE *ke, Loop *L, int axis, int64_t n) {
+    loop_open_range(ke, L, axis, i64c(ke, 0), i64c(ke, n));
 }
 
 static void loop_close(KE *ke, Loop *L) {
     LLVMBasicBlockRef cur = LLVMGetInsertBlock(B);
     LLVMValueRef next = LLVMBuildNUWAdd(B, L->iv, i64c(ke, 1), "");
-    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, next, i64c(ke, L->n), ""), L->body, L->exit);
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, next, L->end, ""), L->body, L->exit);
     LLVMAddIncoming(L->iv, &next, &cur, 1);
     LLVMPositionBuilderAtEnd(B, L->exit);
     ke->depth--;
@@ -159,11 +170,17 @@ static bool empty_space(const KernelPlan *k) {
     return false;
 }
 
-/* Opens loops over the axes selected by mask, in order; returns how many. */
+/* Opens loops over the axes selected by mask, in order; returns how many.
+ * The parallel axis runs over the task's range [lo, hi). */
 static int open_axes(KE *ke, Loop *loops, uint32_t mask) {
     int n = 0;
-    for (int a = 0; a < ke->k->rank; a++)
-        if (mask >> a & 1) loop_open(ke, &loops[n++], a, ke->k->dims[a]);
+    for (int a = 0; a < ke->k->rank; a++) {
+        if (!(mask >> a & 1)) continue;
+        if (a == ke->k->par_axis)
+            loop_open_range(ke, &loops[n++], a, ke->lo, ke->hi);
+        else
+            loop_open(ke, &loops[n++], a, ke->k->dims[a]);
+    }
     return n;
 }
 
@@ -187,9 +204,144 @@ static uint32_t all_axes(const KernelPlan *k) {
     return k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0;
 }
 
+/* ---- random maps by Philox block ------------------------------------------------------------ */
+
+/* Does instruction i depend on a loop variable? (memo: 0 unknown, 1 no, 2 yes) */
+static bool varies(const KernelPlan *k, int i, uint8_t *memo) {
+    if (memo[i]) return memo[i] == 2;
+    const KInstr *in = &k->ins[i];
+    bool v = in->kind == KI_LOOP;
+    for (int s = 0; s < in->nsrc && !v; s++)
+        v = varies(k, in->src[s], memo);
+    memo[i] = v ? 2 : 1;
+    return v;
+}
+
+/* A flat map whose random draws are all at index loop0 + base, with one
+ * loop-invariant base (or none: *base = -1), can draw a Philox block per
+ * four elements. */
+static bool rng_by_block(const KernelPlan *k, int *base) {
+    if (k->kind != KP_MAP || k->rank != 1 || k->par_axis > 0 || k->out_numel < 8) return false;
+    uint8_t *memo = calloc((size_t)k->nins, 1);
+    if (!memo) return false;
+    bool any = false, ok = true;
+    *base = -2;
+    for (int i = 0; ok && i < k->nins; i++) {
+        const KInstr *in = &k->ins[i];
+        if (in->kind != KI_RNG) continue;
+        any = true;
+        const KInstr *ix = &k->ins[in->src[1]];
+        int b = -3;
+        if (ix->kind == KI_LOOP && ix->axis == 0) {
+            b = -1;
+        } else if (ix->kind == KI_OP && ix->op == OP_ADD && ix->nsrc == 2) {
+            for (int s = 0; s < 2; s++) {
+                const KInstr *lp = &k->ins[ix->src[s]];
+                if (lp->kind == KI_LOOP && lp->axis == 0 && !varies(k, ix->src[1 - s], memo))
+                    b = ix->src[1 - s];
+            }
+        }
+        ok = b != -3 && (*base == -2 || *base == b) && !varies(k, in->src[0], memo);
+        *base = b;
+    }
+    free(memo);
+    return any && ok;
+}
+
+/* Elements [start, end) of a flat map, one at a time (nothing when empty). */
+static bool emit_elements(KE *ke, LLVMValueRef start, LLVMValueRef end) {
+    LlvmCG *cg = ke->cg;
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "elems");
+    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "elems.done");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntSLT, start, end, ""), run, skip);
+    LLVMPositionBuilderAtEnd(B, run);
+    Loop L;
+    loop_open_range(ke, &L, 0, start, end);
+    LLVMValueRef v = emit_ins(ke, ke->k->value), idx = v ? emit_ins(ke, ke->k->out_index) : NULL;
+    if (!idx) return false;
+    store_elem(ke, ke->k->out_buf, idx, v);
+    if (!emit_checks(ke)) return false;
+    loop_close(ke, &L);
+    LLVMBuildBr(B, skip);
+    LLVMPositionBuilderAtEnd(B, skip);
+    return true;
+}
+
+/* A flat random map over its range [lo, hi): the elements before the first
+ * whole Philox block and after the last one singly, the blocks in between
+ * four elements per block (each draw computed once per block, the rest of
+ * the value evaluated for each of the four elements). Random index
+ * arithmetic wraps as u64; a range that wraps takes the single path. */
+static bool emit_map_blocks(KE *ke, int base_ins) {
+    LlvmCG *cg = ke->cg;
+    const KernelPlan *k = ke->k;
+    bool split = k->par_axis == 0;
+    LLVMValueRef lo = split ? ke->lo : i64c(ke, 0), hi = split ? ke->hi : i64c(ke, k->dims[0]);
+    LLVMValueRef base = base_ins >= 0 ? emit_ins(ke, base_ins) : i64c(ke, 0);
+    if (!base) return false;
+    LLVMValueRef s = LLVMBuildAdd(B, base, lo, ""), e = LLVMBuildAdd(B, base, hi, "");
+    LLVMValueRef qs = LLVMBuildLShr(B, LLVMBuildAdd(B, s, i64c(ke, 3), ""), i64c(ke, 2), "");
+    LLVMValueRef qe = LLVMBuildLShr(B, e, i64c(ke, 2), "");
+    LLVMValueRef use =
+        LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntULE, s, e, ""),
+                     LLVMBuildAnd(B, LLVMBuildICmp(B, LLVMIntULE, s, i64c(ke, -4), ""),
+                                  LLVMBuildICmp(B, LLVMIntULT, qs, qe, ""), ""),
+                     "");
+    LLVMValueRef mid_lo = LLVMBuildSelect(
+        B, use, LLVMBuildSub(B, LLVMBuildShl(B, qs, i64c(ke, 2), ""), base, ""), hi, "");
+    LLVMValueRef mid_hi = LLVMBuildSelect(
+        B, use, LLVMBuildSub(B, LLVMBuildShl(B, qe, i64c(ke, 2), ""), base, ""), hi, "");
+    LLVMValueRef qlo = LLVMBuildSelect(B, use, qs, i64c(ke, 0), "");
+    LLVMValueRef qhi = LLVMBuildSelect(B, use, qe, i64c(ke, 0), "");
+    if (!emit_elements(ke, lo, mid_lo)) return false;
+
+    LLVMBasicBlockRef run = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "blocks");
+    LLVMBasicBlockRef skip = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "blocks.done");
+    LLVMBuildCondBr(B, LLVMBuildICmp(B, LLVMIntULT, qlo, qhi, ""), run, skip);
+    LLVMPositionBuilderAtEnd(B, run);
+    Loop L;
+    loop_open_range(ke, &L, -1, qlo, qhi);
+    int nr = 0;
+    for (int i = 0; i < k->nins; i++)
+        nr += k->ins[i].kind == KI_RNG;
+    LLVMValueRef(*lanes)[4] = calloc((size_t)nr, sizeof *lanes);
+    if (!lanes) return llvm_fail(cg, "out of memory");
+    bool ok = true;
+    for (int i = 0, r = 0; ok && i < k->nins; i++) {
+        const KInstr *in = &k->ins[i];
+        if (in->kind != KI_RNG) continue;
+        LLVMValueRef seed = emit_ins(ke, in->src[0]);
+        ok = seed && llvm_rng_block(cg, in->op, in->dt, seed, L.iv, in->stream, lanes[r++]);
+    }
+    LLVMValueRef first = LLVMBuildSub(B, LLVMBuildShl(B, L.iv, i64c(ke, 2), ""), base, "");
+    for (int w = 0; ok && w < 4; w++) {
+        for (int i = 0; i < k->nins; i++) /* values of the previous element */
+            if (ke->val[i] && ke->lvl[i] >= ke->depth) ke->val[i] = NULL;
+        ke->loopvar[0] = w ? LLVMBuildAdd(B, first, i64c(ke, w), "") : first;
+        for (int i = 0, r = 0; i < k->nins; i++)
+            if (k->ins[i].kind == KI_RNG) {
+                ke->val[i] = lanes[r++][w];
+                ke->lvl[i] = ke->depth;
+            }
+        LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
+        ok = idx != NULL;
+        if (ok) store_elem(ke, k->out_buf, idx, v);
+        ok = ok && emit_checks(ke);
+    }
+    free(lanes);
+    if (!ok) return false;
+    loop_close(ke, &L);
+    LLVMBuildBr(B, skip);
+    LLVMPositionBuilderAtEnd(B, skip);
+    return emit_elements(ke, mid_hi, hi);
+}
+
 static bool emit_map(KE *ke) {
     const KernelPlan *k = ke->k;
     if (empty_space(k)) return true;
+    int base;
+    if (!getenv("DFLOW_RNG_PER_ELEMENT") && rng_by_block(k, &base))
+        return emit_map_blocks(ke, base);
     Loop loops[IR_MAX_RANK + 1];
     int n = open_axes(ke, loops, all_axes(k));
     if (k->out_numel > 0) {
@@ -319,17 +471,29 @@ static bool emit_reduce_rows(KE *ke) {
     return true;
 }
 
-/* Source order, updating the output in place (innermost axis kept). */
+/* Source order, updating the output in place (innermost axis kept). A
+ * serial kernel fills the output with the initial value first; a split one
+ * (par_axis set, every axis non-empty) takes the initial value instead of
+ * the stored one at the first point of the reduced axes. */
 static bool emit_reduce_columns(KE *ke) {
     const KernelPlan *k = ke->k;
     LLVMValueRef init = red_init(ke);
-    fill(ke, init);
+    bool split = k->par_axis >= 0;
+    if (!split) fill(ke, init);
     if (empty_space(k)) return true;
     Loop loops[IR_MAX_RANK + 1];
     int n = open_axes(ke, loops, all_axes(k));
     LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
     if (!idx) return false;
     LLVMValueRef old = load_elem(ke, k->out_buf, idx);
+    if (split) {
+        LLVMValueRef first = LLVMConstInt(ke->cg->i1, 1, 0);
+        for (int a = 0; a < k->rank; a++)
+            if (k->red_axes >> a & 1)
+                first = LLVMBuildAnd(
+                    B, first, LLVMBuildICmp(B, LLVMIntEQ, ke->loopvar[a], i64c(ke, 0), ""), "");
+        old = LLVMBuildSelect(B, first, init, old, "");
+    }
     LLVMValueRef r = red_combine(ke, old, v, false);
     if (!r) return false;
     store_elem(ke, k->out_buf, idx, r);
@@ -403,6 +567,22 @@ static bool emit_matmul(KE *ke) {
         coff = LLVMBuildAdd(B, LLVMBuildMul(B, coff, i64c(ke, m->batch_dims[i]), ""), iv, "");
     }
     coff = LLVMBuildMul(B, coff, i64c(ke, cstride), "");
+    /* the task's rows lo..hi of C (and of op(A)), or its columns (and of op(B)) */
+    LLVMValueRef Mv = LLVMConstInt(bi, (unsigned long long)m->M, 0),
+                 Nv = LLVMConstInt(bi, (unsigned long long)m->N, 0);
+    LLVMValueRef cnt = LLVMBuildSub(B, ke->hi, ke->lo, "");
+    if (bi != cg->i64) cnt = LLVMBuildTrunc(B, cnt, bi, "");
+    if (k->par_axis == 0) {
+        int64_t astep = m->trans_a ? 1 : m->lda;
+        aoff = LLVMBuildAdd(B, aoff, LLVMBuildMul(B, ke->lo, i64c(ke, astep), ""), "");
+        coff = LLVMBuildAdd(B, coff, LLVMBuildMul(B, ke->lo, i64c(ke, m->N), ""), "");
+        Mv = cnt;
+    } else if (k->par_axis == 1) {
+        int64_t bstep = m->trans_b ? m->ldb : 1;
+        boff = LLVMBuildAdd(B, boff, LLVMBuildMul(B, ke->lo, i64c(ke, bstep), ""), "");
+        coff = LLVMBuildAdd(B, coff, ke->lo, "");
+        Nv = cnt;
+    }
     LLVMTypeRef et = llvm_mem_type(cg, k->out_dt);
     LLVMValueRef pa = LLVMBuildInBoundsGEP2(B, et, ke->bufp[m->a_buf], &aoff, 1, "");
     LLVMValueRef pb = LLVMBuildInBoundsGEP2(B, et, ke->bufp[m->b_buf], &boff, 1, "");
@@ -411,8 +591,8 @@ static bool emit_matmul(KE *ke) {
         LLVMConstInt(cg->i32, CblasRowMajor, 0),
         LLVMConstInt(cg->i32, m->trans_a ? CblasTrans : CblasNoTrans, 0),
         LLVMConstInt(cg->i32, m->trans_b ? CblasTrans : CblasNoTrans, 0),
-        LLVMConstInt(bi, (unsigned long long)m->M, 0),
-        LLVMConstInt(bi, (unsigned long long)m->N, 0),
+        Mv,
+        Nv,
         LLVMConstInt(bi, (unsigned long long)m->K, 0),
         LLVMConstReal(ft, 1.0),
         pa,
@@ -435,7 +615,8 @@ static void add_attr(LlvmCG *cg, LLVMValueRef fn, unsigned idx, const char *name
     LLVMAddAttributeAtIndex(fn, idx, LLVMCreateEnumAttribute(cg->ctx, kind, 0));
 }
 
-/* The buffers kernel k reads or writes, in ascending order. */
+/* The buffers kernel k reads or writes, in ascending order, as kernel
+ * arguments: an in-place input shares the output's argument, so it is left out. */
 static int kernel_buffers(const KernelProgram *p, const KernelPlan *k, int *out) {
     bool *used = calloc((size_t)p->nbufs, 1);
     if (!used) return -1;
@@ -443,6 +624,7 @@ static int kernel_buffers(const KernelProgram *p, const KernelPlan *k, int *out)
     if (k->kind == KP_MATMUL) used[k->mm.a_buf] = used[k->mm.b_buf] = true;
     for (int i = 0; i < k->nins; i++)
         if (k->ins[i].kind == KI_LOAD) used[k->ins[i].buf] = true;
+    if (k->inplace_buf >= 0 && k->inplace_buf != k->out_buf) used[k->inplace_buf] = false;
     int n = 0;
     for (int b = 0; b < p->nbufs; b++)
         if (used[b]) out[n++] = b;
@@ -451,7 +633,7 @@ static int kernel_buffers(const KernelProgram *p, const KernelPlan *k, int *out)
 }
 
 /* f32 sin or cos anywhere in the kernel: emitted in a fast and an exact variant. */
-static bool has_trig(const KernelPlan *k) {
+bool llvm_kernel_has_trig(const KernelPlan *k) {
     for (int i = 0; i < k->nins; i++) {
         const KInstr *in = &k->ins[i];
         if (in->kind == KI_OP && (in->op == OP_SIN || in->op == OP_COS) && in->dt == DT_F32)
@@ -460,11 +642,11 @@ static bool has_trig(const KernelPlan *k) {
     return false;
 }
 
-/* Returns i32: bit 0 = a check failed, bit 1 = (fast variant) an argument
- * needs the exact variant. */
+/* `i32 name(ptr p..., i64 lo, i64 hi)`. Returns i32: bit 0 = a check
+ * failed, bit 1 = (fast variant) an argument needs the exact variant. */
 static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const KernelPlan *k,
                                 const char *name, int *params, int nparams, bool fast) {
-    LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(nparams ? nparams : 1));
+    LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(nparams + 2));
     KE ke = {.cg = cg, .p = p, .k = k};
     ke.bufp = calloc((size_t)p->nbufs, sizeof(LLVMValueRef));
     ke.val = calloc((size_t)(k->nins ? k->nins : 1), sizeof(LLVMValueRef));
@@ -476,7 +658,8 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
     }
     for (int i = 0; i < nparams; i++)
         pt[i] = cg->ptr;
-    fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->i32, pt, (unsigned)nparams, 0));
+    pt[nparams] = pt[nparams + 1] = cg->i64;
+    fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->i32, pt, (unsigned)nparams + 2, 0));
     LLVMSetLinkage(fn, LLVMInternalLinkage);
     add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
     for (int i = 0; i < nparams; i++) {
@@ -484,6 +667,9 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
         add_attr(cg, fn, (unsigned)i + 1, "noalias");
         add_attr(cg, fn, (unsigned)i + 1, "nocapture");
     }
+    if (k->inplace_buf >= 0) ke.bufp[k->inplace_buf] = ke.bufp[k->out_buf];
+    ke.lo = LLVMGetParam(fn, (unsigned)nparams);
+    ke.hi = LLVMGetParam(fn, (unsigned)nparams + 1);
     ke.fn = fn;
     LLVMPositionBuilderAtEnd(cg->b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
     ke.err = LLVMBuildAlloca(cg->b, cg->i1, "err");
@@ -529,69 +715,68 @@ done:
     return fn;
 }
 
+/* `i32 name(ptr bufs, i64 lo, i64 hi)`: loads the kernel's pointers and calls it. */
+static LLVMValueRef emit_task(LlvmCG *cg, LLVMValueRef kf, const char *name, const int *params,
+                              int np) {
+    LLVMTypeRef pt[3] = {cg->ptr, cg->i64, cg->i64};
+    LLVMValueRef fn = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->i32, pt, 3, 0));
+    LLVMSetLinkage(fn, LLVMInternalLinkage);
+    add_attr(cg, fn, LLVMAttributeFunctionIndex, "nounwind");
+    LLVMValueRef *args = malloc(sizeof(LLVMValueRef) * (size_t)(np + 2));
+    if (!args) {
+        llvm_fail(cg, "out of memory");
+        return NULL;
+    }
+    LLVMBuilderRef b = LLVMCreateBuilderInContext(cg->ctx);
+    LLVMPositionBuilderAtEnd(b, LLVMAppendBasicBlockInContext(cg->ctx, fn, "entry"));
+    LLVMValueRef bufs = LLVMGetParam(fn, 0);
+    for (int j = 0; j < np; j++) {
+        LLVMValueRef at = LLVMConstInt(cg->i64, (unsigned long long)params[j], 0);
+        LLVMValueRef slot = LLVMBuildInBoundsGEP2(b, cg->ptr, bufs, &at, 1, "");
+        args[j] = LLVMBuildLoad2(b, cg->ptr, slot, "");
+    }
+    args[np] = LLVMGetParam(fn, 1);
+    args[np + 1] = LLVMGetParam(fn, 2);
+    LLVMBuildRet(b, LLVMBuildCall2(b, LLVMGlobalGetValueType(kf), kf, args, (unsigned)np + 2, ""));
+    LLVMDisposeBuilder(b);
+    free(args);
+    return fn;
+}
+
 bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name) {
-    LLVMTypeRef pt = cg->ptr;
-    LLVMValueRef entry = LLVMAddFunction(cg->mod, name, LLVMFunctionType(cg->i32, &pt, 1, 0));
-    add_attr(cg, entry, LLVMAttributeFunctionIndex, "nounwind");
-    LLVMValueRef bufs = LLVMGetParam(entry, 0);
-    LLVMBuilderRef eb = LLVMCreateBuilderInContext(cg->ctx);
-    LLVMPositionBuilderAtEnd(eb, LLVMAppendBasicBlockInContext(cg->ctx, entry, "entry"));
+    int nk = p->nkernels;
     int *params = malloc(sizeof(int) * (size_t)(p->nbufs ? p->nbufs : 1));
-    LLVMValueRef *args = malloc(sizeof(LLVMValueRef) * (size_t)(p->nbufs ? p->nbufs : 1));
-    bool ok = params && args;
+    LLVMValueRef *tab = malloc(sizeof(LLVMValueRef) * (size_t)(2 * nk + 1));
+    bool ok = params && tab;
     if (!ok) llvm_fail(cg, "out of memory");
-    for (int i = 0; ok && i < p->nkernels; i++) {
+    for (int i = 0; ok && i < nk; i++) {
         const KernelPlan *k = &p->kernels[i];
         int np = kernel_buffers(p, k, params);
-        char kname[96], xname[104];
+        char kname[96], xname[104], tname[104], txname[112];
         snprintf(kname, sizeof kname, "%s_k%d", name, k->id);
         snprintf(xname, sizeof xname, "%s_exact", kname);
-        bool trig = has_trig(k);
+        snprintf(tname, sizeof tname, "%s_task", kname);
+        snprintf(txname, sizeof txname, "%s_task", xname);
+        bool trig = llvm_kernel_has_trig(k);
         LLVMValueRef kf = np < 0 ? NULL : emit_kernel(cg, p, k, kname, params, np, trig);
         LLVMValueRef xf = kf && trig ? emit_kernel(cg, p, k, xname, params, np, false) : NULL;
         if (!kf || (trig && !xf)) {
             ok = false;
             break;
         }
-        for (int j = 0; j < np; j++) {
-            LLVMValueRef at = LLVMConstInt(cg->i64, (unsigned long long)params[j], 0);
-            LLVMValueRef slot = LLVMBuildInBoundsGEP2(eb, cg->ptr, bufs, &at, 1, "");
-            args[j] = LLVMBuildLoad2(eb, cg->ptr, slot, "");
-        }
-        LLVMValueRef st =
-            LLVMBuildCall2(eb, LLVMGlobalGetValueType(kf), kf, args, (unsigned)np, "");
-        if (trig) { /* rare: an argument beyond the polynomial's range; redo the kernel exactly */
-            LLVMBasicBlockRef from = LLVMGetInsertBlock(eb);
-            LLVMBasicBlockRef redo = LLVMAppendBasicBlockInContext(cg->ctx, entry, "exact");
-            LLVMBasicBlockRef join = LLVMAppendBasicBlockInContext(cg->ctx, entry, "joined");
-            LLVMValueRef need = LLVMBuildAnd(eb, st, LLVMConstInt(cg->i32, 2, 0), "");
-            LLVMBuildCondBr(eb, LLVMBuildICmp(eb, LLVMIntNE, need, LLVMConstInt(cg->i32, 0, 0), ""),
-                            redo, join);
-            LLVMPositionBuilderAtEnd(eb, redo);
-            LLVMValueRef st2 =
-                LLVMBuildCall2(eb, LLVMGlobalGetValueType(xf), xf, args, (unsigned)np, "");
-            LLVMBuildBr(eb, join);
-            LLVMPositionBuilderAtEnd(eb, join);
-            LLVMValueRef phi = LLVMBuildPhi(eb, cg->i32, "");
-            LLVMValueRef vals[2] = {st, st2};
-            LLVMBasicBlockRef bbs[2] = {from, redo};
-            LLVMAddIncoming(phi, vals, bbs, 2);
-            st = phi;
-        }
-        if (k->nchecks) {
-            LLVMBasicBlockRef fail = LLVMAppendBasicBlockInContext(cg->ctx, entry, "fail");
-            LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(cg->ctx, entry, "next");
-            LLVMValueRef bad = LLVMBuildAnd(eb, st, LLVMConstInt(cg->i32, 1, 0), "");
-            LLVMBuildCondBr(eb, LLVMBuildICmp(eb, LLVMIntNE, bad, LLVMConstInt(cg->i32, 0, 0), ""),
-                            fail, next);
-            LLVMPositionBuilderAtEnd(eb, fail);
-            LLVMBuildRet(eb, LLVMConstInt(cg->i32, (unsigned long long)i + 1, 0));
-            LLVMPositionBuilderAtEnd(eb, next);
-        }
+        tab[2 * i] = emit_task(cg, kf, tname, params, np);
+        tab[2 * i + 1] = trig ? emit_task(cg, xf, txname, params, np) : LLVMConstNull(cg->ptr);
+        ok = tab[2 * i] && tab[2 * i + 1];
     }
-    if (ok) LLVMBuildRet(eb, LLVMConstInt(cg->i32, 0, 0));
-    LLVMDisposeBuilder(eb);
+    if (ok) {
+        char gname[96];
+        snprintf(gname, sizeof gname, "%s_tab", name);
+        LLVMTypeRef at = LLVMArrayType2(cg->ptr, (uint64_t)(2 * nk));
+        LLVMValueRef g = LLVMAddGlobal(cg->mod, at, gname);
+        LLVMSetInitializer(g, LLVMConstArray2(cg->ptr, tab, (uint64_t)(2 * nk)));
+        LLVMSetGlobalConstant(g, 1);
+    }
     free(params);
-    free(args);
+    free(tab);
     return ok;
 }

@@ -71,15 +71,27 @@ LLVMValueRef llvm_cos_f32(LlvmCG *cg, LLVMValueRef x);
 /* Element `index` (i64) of (seed i64, stream) as rng_uniform / rng_normal of dtype dt. */
 LLVMValueRef llvm_rng(LlvmCG *cg, OpKind op, DType dt, LLVMValueRef seed, LLVMValueRef index,
                       uint32_t stream);
+/* The four elements 4 block .. 4 block + 3 of the stream at once (same bits
+ * as four llvm_rng calls); false (with cg->error) for a dtype it cannot draw. */
+bool llvm_rng_block(LlvmCG *cg, OpKind op, DType dt, LLVMValueRef seed, LLVMValueRef block,
+                    uint32_t stream, LLVMValueRef out[4]);
 /* The four Philox words of block `block` (i64) of (seed i64, stream i32). */
 void llvm_philox_block(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef block, LLVMValueRef stream,
                        LLVMValueRef w[4]);
 LLVMValueRef llvm_fresh_seed(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef t, uint32_t k);
 
 /* ---- llvm_emit.c ---- */
-/* Builds one function per kernel plus the entry `int32_t name(void **bufs)`
- * (0 = success, k+1 = a check of kernel k failed) into cg->mod. */
+/* A kernel task: runs part [lo, hi) of the kernel's parallel range
+ * (KernelPlan.par_n) with the buffer pointers bufs[]; returns bit 0 when an
+ * index check failed, bit 1 when (a fast variant) it must be rerun exactly. */
+typedef int32_t (*LlvmTaskFn)(void **bufs, int64_t lo, int64_t hi);
+/* Builds the kernels of p into cg->mod with the table `<name>_tab`: per
+ * kernel in execution order, its LlvmTaskFn and its exact variant's (NULL
+ * unless the kernel has f32 sin/cos, see llvm_kernel_has_trig). Buffer
+ * pointers for an in-place kernel: bufs[out_buf] also serves inplace_buf. */
 bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name);
+/* f32 sin or cos in the kernel: it has an exact variant, and may be rerun. */
+bool llvm_kernel_has_trig(const KernelPlan *k);
 
 /* ---- llvm_jit.c ---- */
 typedef struct {

@@ -5,12 +5,13 @@
  * from vmath.h, selects for special values) with no fast-math flags, so
  * O3 cannot reorder them: kernels agree bit for bit with the C reference
  * and vectorise at any width, AVX-512 included, with no library calls.
- * Philox-4x32-10 is ten unrolled rounds of 32x32->64 multiplies; element i
- * of a stream recomputes its block (i / 4) and picks its word, which keeps
- * every element independent (the vectoriser handles four lanes per block
- * as well as one). Uniforms and words match runtime/rng.c bit for bit;
- * f32 normals match rt_vm_normal_from_words, f64 normals call libm exactly
- * as rt_rng_normal_f64 does. */
+ * Philox-4x32-10 is ten unrolled rounds of 32x32->64 multiplies. Element i
+ * of a stream is word i % 4 of block i / 4: llvm_rng computes one element
+ * alone (its whole block, then picks), llvm_rng_block the four elements of
+ * a block at once, a quarter of the work (llvm_emit.c uses it in flat
+ * random maps); both share every operation, so they agree bit for bit. Uniforms and words match
+ * runtime/rng.c bit for bit; f32 normals match rt_vm_normal_from_words, f64 normals call libm
+ * exactly as rt_rng_normal_f64 does. */
 #include "../../runtime/vmath.h"
 #include "llvm_internal.h"
 
@@ -242,6 +243,35 @@ void llvm_philox_block(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef block, LLVMVa
     philox(cg, ctr, key, w);
 }
 
+/* The normals of the word pair (wa, wb): Box-Muller, cos for the even
+ * element, sin for the odd one. One definition for the per-element and the
+ * per-block paths, so both give the same bits. */
+static void normal_pair(LlvmCG *cg, DType dt, LLVMValueRef wa, LLVMValueRef wb, LLVMValueRef *even,
+                        LLVMValueRef *odd) {
+    LLVMValueRef u1 = uniform(cg, wa), u2 = uniform(cg, wb);
+    if (dt == DT_F32) {
+        LLVMValueRef r =
+            fn1(cg, "llvm.sqrt", LLVMBuildFMul(B, cf(cg, -2.0f), llvm_log_f32(cg, u1), ""));
+        LLVMValueRef th = LLVMBuildFMul(B, cf(cg, 6.28318530717958647692f), u2, "");
+        /* theta is in (0, 2 pi]: the polynomial path of sin and cos, no branch */
+        *odd = LLVMBuildFMul(B, r, sin_core(cg, th), "");
+        *even = LLVMBuildFMul(B, r, cos_core(cg, th), "");
+        return;
+    }
+    LLVMValueRef d1 = LLVMBuildFPExt(B, u1, cg->f64, ""), d2 = LLVMBuildFPExt(B, u2, cg->f64, "");
+    LLVMValueRef r =
+        fn1(cg, "llvm.sqrt",
+            LLVMBuildFMul(B, LLVMConstReal(cg->f64, -2.0), fn1(cg, "llvm.log", d1), ""));
+    LLVMValueRef th = LLVMBuildFMul(B, LLVMConstReal(cg->f64, 6.28318530717958647692), d2, "");
+    *odd = LLVMBuildFMul(B, r, fn1(cg, "llvm.sin", th), "");
+    *even = LLVMBuildFMul(B, r, fn1(cg, "llvm.cos", th), "");
+}
+
+static LLVMValueRef uniform_of(LlvmCG *cg, DType dt, LLVMValueRef w) {
+    LLVMValueRef u = uniform(cg, w);
+    return dt == DT_F64 ? LLVMBuildFPExt(B, u, cg->f64, "") : u;
+}
+
 LLVMValueRef llvm_rng(LlvmCG *cg, OpKind op, DType dt, LLVMValueRef seed, LLVMValueRef index,
                       uint32_t stream) {
     if (dt != DT_F32 && dt != DT_F64) {
@@ -253,31 +283,30 @@ LLVMValueRef llvm_rng(LlvmCG *cg, OpKind op, DType dt, LLVMValueRef seed, LLVMVa
     llvm_philox_block(cg, seed, j, ci32(cg, stream), w);
     LLVMValueRef q = LLVMBuildTrunc(B, index, cg->i32, "");
     LLVMValueRef b0 = bit_set(cg, q, 1), b1 = bit_set(cg, q, 2);
-    if (op == OP_RNG_UNIFORM) {
-        LLVMValueRef word = pick(cg, b1, pick(cg, b0, w[3], w[2]), pick(cg, b0, w[1], w[0]));
-        LLVMValueRef u = uniform(cg, word);
-        return dt == DT_F64 ? LLVMBuildFPExt(B, u, cg->f64, "") : u;
-    }
+    if (op == OP_RNG_UNIFORM)
+        return uniform_of(cg, dt, pick(cg, b1, pick(cg, b0, w[3], w[2]), pick(cg, b0, w[1], w[0])));
     /* Box-Muller on words (0,1) or (2,3); odd elements take the sine */
-    LLVMValueRef u1 = uniform(cg, pick(cg, b1, w[2], w[0])),
-                 u2 = uniform(cg, pick(cg, b1, w[3], w[1]));
-    if (dt == DT_F32) {
-        LLVMValueRef r =
-            fn1(cg, "llvm.sqrt", LLVMBuildFMul(B, cf(cg, -2.0f), llvm_log_f32(cg, u1), ""));
-        LLVMValueRef th = LLVMBuildFMul(B, cf(cg, 6.28318530717958647692f), u2, "");
-        /* theta is in (0, 2 pi]: the polynomial path of sin and cos, no branch */
-        LLVMValueRef sn = LLVMBuildFMul(B, r, sin_core(cg, th), ""),
-                     cs = LLVMBuildFMul(B, r, cos_core(cg, th), "");
-        return pick(cg, b0, sn, cs);
+    LLVMValueRef even, odd;
+    normal_pair(cg, dt, pick(cg, b1, w[2], w[0]), pick(cg, b1, w[3], w[1]), &even, &odd);
+    return pick(cg, b0, odd, even);
+}
+
+bool llvm_rng_block(LlvmCG *cg, OpKind op, DType dt, LLVMValueRef seed, LLVMValueRef block,
+                    uint32_t stream, LLVMValueRef out[4]) {
+    if (dt != DT_F32 && dt != DT_F64) {
+        llvm_fail(cg, "%s of %s", ir_op_name(op), rt_dtype_name(dt));
+        return false;
     }
-    LLVMValueRef d1 = LLVMBuildFPExt(B, u1, cg->f64, ""), d2 = LLVMBuildFPExt(B, u2, cg->f64, "");
-    LLVMValueRef r =
-        fn1(cg, "llvm.sqrt",
-            LLVMBuildFMul(B, LLVMConstReal(cg->f64, -2.0), fn1(cg, "llvm.log", d1), ""));
-    LLVMValueRef th = LLVMBuildFMul(B, LLVMConstReal(cg->f64, 6.28318530717958647692), d2, "");
-    LLVMValueRef sn = LLVMBuildFMul(B, r, fn1(cg, "llvm.sin", th), ""),
-                 cs = LLVMBuildFMul(B, r, fn1(cg, "llvm.cos", th), "");
-    return pick(cg, b0, sn, cs);
+    LLVMValueRef w[4];
+    llvm_philox_block(cg, seed, block, ci32(cg, stream), w);
+    if (op == OP_RNG_UNIFORM) {
+        for (int i = 0; i < 4; i++)
+            out[i] = uniform_of(cg, dt, w[i]);
+        return true;
+    }
+    normal_pair(cg, dt, w[0], w[1], &out[0], &out[1]);
+    normal_pair(cg, dt, w[2], w[3], &out[2], &out[3]);
+    return true;
 }
 
 LLVMValueRef llvm_fresh_seed(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef t, uint32_t k) {

@@ -132,8 +132,14 @@ static void put(Buf *b, const char *s, size_t n) {
     if (b->n + n + 1 > b->cap) {
         size_t cap = b->cap ? b->cap : 1024;
         while (cap < b->n + n + 1) cap *= 2;
-        b->p = realloc(b->p, cap);
+        char *np = realloc(b->p, cap);
+        cr_assert_not_null(np, "out of memory growing a mutant to %zu bytes", cap);
+        b->p = np;
         b->cap = cap;
+    }
+    if (n == 0 || n > b->cap) { /* n > cap cannot happen; it tells gcc the bound */
+        if (b->p) b->p[b->n] = '\0';
+        return;
     }
     memcpy(b->p + b->n, s, n);
     b->n += n;

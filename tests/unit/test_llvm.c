@@ -12,7 +12,12 @@
  * words and uniforms bit for bit (JIT-compiled Philox against runtime/rng.c
  * and the known answers of rng.md), the vectorised exp/log/sin/cos bit for
  * bit against runtime/vmath.c, run-time index errors, fallback for f16, and
- * the compile time of an MLP training step (printed, not asserted). */
+ * the compile time of an MLP training step (printed, not asserted). Last,
+ * the thread pool: every index of a range runs exactly once, and kernels
+ * large enough to be split give the same bits on 1, 2 and 3 threads
+ * (elementwise work, random numbers; reductions and matmuls within the
+ * tolerance, though each output element is computed by one task) and agree
+ * with the interpreter. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdarg.h>
@@ -26,6 +31,7 @@
 #include "ir/ir.h"
 #include "passes/autodiff.h"
 #include "runtime/rng.h"
+#include "runtime/threadpool.h"
 #include "runtime/vmath.h"
 
 /* ---- deterministic random numbers (splitmix64) ------------------------------------------ */
@@ -61,7 +67,7 @@ static void setup(void) {
     source_add(s, "t.dfl", "x\n", 2);
     D = diag_list_new(A, s);
     char err[200] = "";
-    LlvmOptions o = {false, NULL, 0};
+    LlvmOptions o = {.verbose = false, .log = NULL, .interp_runs = 0, .poison = true};
     R = llvm_runner_new(&o, err, sizeof err);
     cr_assert_not_null(R.run, "llvm runner: %s", err);
 }
@@ -844,7 +850,7 @@ Test(llvm, gather_index_out_of_range_is_a_diagnostic) {
 
 Test(llvm, graphs_can_be_interpreted_before_compiling) {
     char err[200] = "";
-    LlvmOptions o = {false, NULL, 1};
+    LlvmOptions o = {.verbose = false, .log = NULL, .interp_runs = 1, .poison = true};
     GraphRunner lazy = llvm_runner_new(&o, err, sizeof err);
     cr_assert_not_null(lazy.run, "%s", err);
     Graph *g = ir_graph_new(A, D, "g");
@@ -1108,4 +1114,153 @@ Test(llvm_bits, vector_math_matches_vmath, .init = jit_setup, .fini = jit_teardo
     check_map(build_map("vsin", llvm_sin_f32), rt_vm_sinf, "sin", x, N);
     check_map(build_map("vcos", llvm_cos_f32), rt_vm_cosf, "cos", x, N);
     free(x);
+}
+
+/* ---- the thread pool and thread-count invariance ----------------------------------------------
+ */
+
+typedef struct {
+    _Atomic int *hits;
+} HitArg;
+
+static uint32_t count_hits(void *arg, int64_t lo, int64_t hi) {
+    HitArg *h = arg;
+    for (int64_t i = lo; i < hi; i++)
+        h->hits[i]++;
+    return lo == 0 ? 1u : 2u; /* every chunk's status must reach the caller */
+}
+
+Test(threadpool, every_index_runs_once) {
+    const int64_t ns[] = {1, 2, 3, 7, 64, 1000, 4099};
+    const int64_t grains[] = {1, 2, 5, 100};
+    for (int threads = 1; threads <= 4; threads++) {
+        RtPool *p = rt_pool_new(threads);
+        cr_assert_not_null(p);
+        cr_assert_eq(rt_pool_size(p), threads);
+        for (size_t a = 0; a < sizeof ns / sizeof ns[0]; a++)
+            for (size_t b = 0; b < sizeof grains / sizeof grains[0]; b++)
+                for (int rep = 0; rep < 40; rep++) {
+                    int64_t n = ns[a];
+                    _Atomic int *hits = calloc((size_t)n, sizeof *hits);
+                    HitArg h = {hits};
+                    uint32_t st = rt_pool_run(p, count_hits, &h, n, grains[b]);
+                    int chunks = rt_pool_chunks(p, n, grains[b]);
+                    cr_assert_eq(st, 1u | (chunks > 1 ? 2u : 0u), "statuses are ORed (n %lld)",
+                                 (long long)n);
+                    for (int64_t i = 0; i < n; i++)
+                        cr_assert_eq(hits[i], 1,
+                                     "%d threads, n %lld, grain %lld: index %lld ran %d times",
+                                     threads, (long long)n, (long long)grains[b], (long long)i,
+                                     (int)hits[i]);
+                    free(hits);
+                }
+        rt_pool_free(p);
+    }
+    cr_assert_eq(rt_pool_run(NULL, count_hits, &(HitArg){NULL}, 0, 1), 0u);
+    /* long jobs, so the workers really take chunks */
+    for (int threads = 2; threads <= 3; threads++) {
+        RtPool *p = rt_pool_new(threads);
+        int64_t n = 300000;
+        _Atomic int *hits = calloc((size_t)n, sizeof *hits);
+        HitArg h = {hits};
+        for (int rep = 0; rep < 60; rep++)
+            cr_assert_eq(rt_pool_run(p, count_hits, &h, n, 5000), 3u, "a chunk's status was lost");
+        for (int64_t i = 0; i < n; i++)
+            cr_assert_eq(hits[i], 60);
+        free(hits);
+        rt_pool_free(p);
+    }
+    /* chunks tile the range */
+    for (int parts = 1; parts <= 9; parts++) {
+        int64_t end = 0;
+        for (int i = 0; i < parts; i++) {
+            int64_t lo, hi;
+            rt_pool_chunk(1003, parts, i, &lo, &hi);
+            cr_assert_eq(lo, end);
+            cr_assert_geq(hi - lo, 1003 / parts);
+            end = hi;
+        }
+        cr_assert_eq(end, 1003);
+    }
+}
+
+static GraphRunner threads_runner(int n) {
+    char err[200] = "";
+    LlvmOptions o = {.interp_runs = 0, .nthreads = n, .poison = true};
+    GraphRunner r = llvm_runner_new(&o, err, sizeof err);
+    cr_assert_not_null(r.run, "%s", err);
+    cr_assert_eq(llvm_runner_threads(&r), n);
+    return r;
+}
+
+static bool bits_equal(const RtTensor *a, const RtTensor *b) {
+    return a->dtype == b->dtype && rt_shape_eq(&a->shape, &b->shape) &&
+           memcmp(a->data, b->data, rt_tensor_bytes(a)) == 0;
+}
+
+Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fini = teardown) {
+    /* one graph per kind of split kernel; exact: elementwise and random */
+    Case *c = case_new(T_EW, "split kernels");
+    Graph *g = c->g;
+    Node *x = input(c, DT_F32, shp(2, 300, 1001), DOM_TRIG, 0);
+    Node *seed = input(c, DT_I64, shp(0), DOM_POS, 0);
+    Node *off = input(c, DT_I64, shp(0), DOM_POS, 0);
+    Node *m1 = input(c, DT_F32, shp(2, 300, 200), DOM_ANY, 0);
+    Node *m2 = input(c, DT_F32, shp(2, 200, 333), DOM_ANY, 0);
+    Node *xd = input(c, DT_F64, shp(2, 257, 260), DOM_ANY, 0);
+    int exact = 0;
+    ir_graph_add_output(g, ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_unary(g, OP_NEG, x, L), L),
+                                     ir_unary(g, OP_SIN, x, L), L)); /* with the exact rerun */
+    ir_graph_add_output(
+        g,
+        ir_binary(g, OP_ADD, x,
+                  ir_rng(g, OP_RNG_NORMAL, DT_F32, shp(2, 300, 1001), seed, off, 0x1234u, L), L));
+    ir_graph_add_output(g, ir_rng(g, OP_RNG_UNIFORM, DT_F32, shp(1, 1 << 20), seed, off, 77u, L));
+    ir_graph_add_output(g, ir_rng(g, OP_RNG_NORMAL, DT_F64, shp(2, 999, 301), seed, off, 78u, L));
+    exact = g->noutputs;
+    ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, x, L), 2u, L)); /* rows */
+    ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_COS, x, L), 1u, L)); /* columns */
+    ir_graph_add_output(g, ir_reduce(g, OP_REDUCE_MAX, ir_binary(g, OP_MUL, xd, xd, L), 1u, L));
+    ir_graph_add_output(g, ir_matmul(g, m1, m2, L));
+    int perm[2] = {1, 0};
+    ir_graph_add_output(g, ir_matmul(g, ir_permute(g, m2, perm, L), ir_permute(g, m1, perm, L), L));
+    cr_assert(ir_verify(g, "test"), "%s", last_msg());
+    *(int64_t *)c->in[1]->data = 42;
+    *(int64_t *)c->in[2]->data = 5;
+
+    int no = g->noutputs;
+    RtTensor *want[16] = {0}, *got[4][16] = {{0}};
+    cr_assert(ir_interp_run(g, c->in, want, D), "%s", last_msg());
+    for (int t = 1; t <= 3; t++) {
+        GraphRunner r = threads_runner(t);
+        cr_assert(r.run(r.ctx, g, c->in, got[t], D), "%d threads: %s", t, last_msg());
+        const LlvmGraphInfo *info = llvm_runner_graph(&r, 0);
+        cr_assert_not(info->fallback, "%s", info->reason);
+        if (t > 1)
+            cr_assert_geq(info->nparallel, no, "%d of %d kernels split", info->nparallel, no);
+        llvm_runner_free(&r);
+    }
+    c->tol = T_NORM;
+    for (int j = 0; j < no; j++) {
+        cr_expect(compare(c, j, got[1][j], want[j]), "output %d against the interpreter", j);
+        cr_expect(compare(c, j, got[3][j], want[j]),
+                  "output %d (3 threads) against the interpreter", j);
+        for (int t = 2; t <= 3; t++) {
+            if (j < exact)
+                cr_expect(bits_equal(got[t][j], got[1][j]), "output %d: %d threads differ from 1",
+                          j, t);
+            else
+                cr_expect(compare(c, j, got[t][j], got[1][j]), "output %d: %d threads vs 1", j, t);
+            if (j >= exact && !bits_equal(got[t][j], got[1][j]))
+                cr_log_info("output %d: %d threads within tolerance, not bit-identical", j, t);
+        }
+    }
+    for (int j = 0; j < no; j++) {
+        rt_tensor_free(want[j]);
+        for (int t = 1; t <= 3; t++)
+            rt_tensor_free(got[t][j]);
+    }
+    for (int i = 0; i < c->nin; i++)
+        rt_tensor_free(c->in[i]);
+    c->nin = 0;
 }
