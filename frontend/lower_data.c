@@ -68,6 +68,16 @@ static RtTensor *rows_of(const RtTensor *t, int64_t lo, int64_t hi) {
     return r;
 }
 
+/* Cuts t down to its first `rows` rows in place (the memory shrinks). */
+static RtTensor *keep_first_rows(RtTensor *t, int64_t rows) {
+    if (!t) return NULL;
+    t->shape.dims[0] = rows;
+    size_t bytes = rt_tensor_bytes(t);
+    void *p = realloc(t->data, bytes ? bytes : 1);
+    if (p) t->data = p; /* a failed shrink keeps the larger block: still valid */
+    return t;
+}
+
 /* Parses split = [a, b(, c)]; returns the number of parts (0 = no split). */
 static int read_split(Lower *L, Value *v, SrcLoc loc, int64_t rows, int64_t *parts) {
     if (!v) return 0;
@@ -107,24 +117,36 @@ static Value *make_record(Lower *L, int nf, const char **names, RtTensor **ts, c
     const char **pn = nparts == 2 ? two : three;
     Value **sub = arena_alloc(L->a, sizeof(Value *) * (size_t)nparts);
     if (!sub) return lw_err(L);
-    int64_t lo = 0;
+    /* Later parts are copied out first; the first part then keeps the loaded
+       tensor itself, cut down to its rows, so a split costs only the later
+       parts' bytes on top of the data (not a second copy of everything). */
+    enum { MAX_FIELDS = 4 }; /* idx and csv records have at most x and y */
+    if (nf > MAX_FIELDS) return lw_error(L, srcloc_none(), "internal error: %d data fields", nf);
+    RtTensor *got[3][MAX_FIELDS] = {{0}};
+    int64_t lo = parts[0];
+    for (int p = 1; p < nparts; p++) {
+        for (int i = 0; i < nf; i++) {
+            got[p][i] = rows_of(ts[i], lo, lo + parts[p]);
+            if (ts[i] && !got[p][i]) {
+                for (int q = 1; q <= p; q++)
+                    for (int k = 0; k < nf; k++) rt_tensor_free(got[q][k]);
+                for (int k = 0; k < nf; k++) rt_tensor_free(ts[k]);
+                return lw_error(L, srcloc_none(), "out of memory splitting data '%s'", base);
+            }
+        }
+        lo += parts[p];
+    }
+    for (int i = 0; i < nf; i++) got[0][i] = keep_first_rows(ts[i], parts[0]);
     for (int p = 0; p < nparts; p++) {
         Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)nf);
         if (!items) return lw_err(L);
         for (int i = 0; i < nf; i++) {
             Shape s = shs[i];
             s.dims[0] = parts[p];
-            RtTensor *part = rows_of(ts[i], lo, lo + parts[p]);
-            if (ts[i] && !part) {
-                for (int k = 0; k < nf; k++) rt_tensor_free(ts[k]);
-                return lw_error(L, srcloc_none(), "out of memory splitting data '%s'", base);
-            }
-            items[i] = data_slot(L, lw_printf(L, "%s.%s.%s", base, pn[p], names[i]), dts[i], s, part);
+            items[i] = data_slot(L, lw_printf(L, "%s.%s.%s", base, pn[p], names[i]), dts[i], s, got[p][i]);
         }
         sub[p] = val_tree(L->a, nf, names, items);
-        lo += parts[p];
     }
-    for (int i = 0; i < nf; i++) rt_tensor_free(ts[i]);
     return val_tree(L->a, nparts, pn, sub);
 }
 
