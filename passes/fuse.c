@@ -1,17 +1,22 @@
 /* The fusion pass: decides kernels (groups) and materialised values.
  *
- * Three sweeps over the node array, no fixpoint. (1) Roles: leaves and index
+ * Sweeps over the node array, no fixpoint. (1) Roles: leaves and index
  * remaps are INLINE, elementwise and random ops tentatively FUSED,
  * reductions, matmuls, scatters and graph outputs ROOT; a matmul operand
  * that is not a BLAS-readable strided view becomes a ROOT (a copy kernel).
- * (2) Backwards over the node array, each inline or fused node counts the
- * paths by which its value reaches a consumer that is not inline (capped at
- * 2), and whether any path duplicates elements (broadcast expansion, gather,
- * a scalar operand of a larger op) or ends in a matmul. A fused node with
- * one clean path stays fused; otherwise it becomes a ROOT. The count for a
+ * (2) Backwards over the node array, each inline or fused node collects the
+ * set of groups (roots) its value reaches through inline and fused nodes,
+ * and the worst way any path reads it: once per element, several times
+ * (broadcast expansion, a smaller operand of an elementwise op), or from
+ * memory (matmul, gather, scatter, other ops). A fused node read from
+ * memory, read several times unless it is one cheap op, or reaching more
+ * groups than its op may be recomputed in, becomes a ROOT; the set for a
  * node depends only on nodes after it, so one backward sweep settles all.
+ * (2b) Forwards, a fused value whose subtree is too costly to recompute in
+ * every group, or per read through a broadcast, becomes a ROOT.
  * (3) Groups: each root collects the inline and fused nodes above it by a
- * walk that stops at roots and inputs, which become the group's inputs. */
+ * walk that stops at roots and inputs, which become the group's inputs; a
+ * fused node shared by several groups is thus computed in each of them. */
 #include "fuse.h"
 
 #include <stdlib.h>
@@ -51,20 +56,26 @@ static int64_t numel(const Node *n) {
     return rt_shape_numel(&n->shape);
 }
 
-/* Does consumer c read some element of its operand k (= m) more than once,
- * or need it in memory? */
-static bool edge_blocks(const Node *m, const Node *c, int k) {
+/* How consumer c reads its operand k (= m): each element once (CLEAN),
+ * some elements several times through a broadcast or a smaller operand of
+ * an elementwise op (EXPAND: m may still be recomputed per read when it is
+ * very cheap), or in a way that needs m in memory (HARD). Ordered: the worst
+ * edge on any path wins. */
+typedef enum { EDGE_CLEAN, EDGE_EXPAND, EDGE_HARD } EdgeKind;
+
+static EdgeKind edge_kind(const Node *m, const Node *c, int k) {
     switch (c->op) {
     case OP_MATMUL:
-        return true;
+        return EDGE_HARD;
     case OP_GATHER:
-        return k == 0 || numel(c) > numel(m);
+        return k == 0 || numel(c) > numel(m) ? EDGE_HARD : EDGE_CLEAN;
     case OP_SCATTER_ADD:
-        return k == 1 && numel(c->src[0]) > numel(m);
+        return k == 1 && numel(c->src[0]) > numel(m) ? EDGE_HARD : EDGE_CLEAN;
     case OP_PAD:
-        return false; /* padded positions read a clamped element, then discard it */
+        return EDGE_CLEAN; /* padded positions read a clamped element, then discard it */
     default:
-        return numel(c) > numel(m);
+        if (numel(c) <= numel(m)) return EDGE_CLEAN;
+        return c->op == OP_BROADCAST || (ir_ops[c->op].flags & OPF_EW) ? EDGE_EXPAND : EDGE_HARD;
     }
 }
 
@@ -180,6 +191,73 @@ bool pass_fuse_blas_matrix(const FuseView *v, bool *trans, int64_t *ld) {
     return false;
 }
 
+/* ---- recomputation ------------------------------------------------------------------------ */
+
+/* A cheap elementwise value read by several groups is recomputed in each
+ * of them rather than written and read back: on a memory-bound kernel a few
+ * extra arithmetic ops per element cost less than a store and a reload, and
+ * the same ops on the same operands give the same bits. The weights are
+ * rough costs per element; RNG and transcendentals are recomputed in at
+ * most two groups. */
+enum {
+    REACH_MAX = 4,         /* most groups a fused value is recomputed in */
+    REACH_HEAVY_MAX = 2,   /* ... when it is a transcendental or random op */
+    RECOMPUTE_BUDGET = 24, /* subtree weight x extra groups */
+    EXPAND_BUDGET = 2      /* subtree weight recomputed per read through a broadcast */
+};
+
+/* The groups (by root node id) that a node's value is computed in; n ==
+ * REACH_MAX + 1 means "more than REACH_MAX". */
+typedef struct {
+    uint32_t root[REACH_MAX];
+    int n;
+} ReachSet;
+
+static void reach_add(ReachSet *s, uint32_t root) {
+    if (s->n > REACH_MAX) return;
+    for (int k = 0; k < s->n; k++)
+        if (s->root[k] == root) return;
+    if (s->n == REACH_MAX) {
+        s->n++;
+        return;
+    }
+    s->root[s->n++] = root;
+}
+
+static void reach_union(ReachSet *s, const ReachSet *o) {
+    if (o->n > REACH_MAX) {
+        s->n = REACH_MAX + 1;
+        return;
+    }
+    for (int k = 0; k < o->n; k++)
+        reach_add(s, o->root[k]);
+}
+
+static int op_weight(OpKind op) {
+    switch (op) {
+    case OP_RNG_UNIFORM:
+    case OP_RNG_NORMAL:
+    case OP_FRESH_SEED:
+        return 8;
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SIN:
+    case OP_COS:
+    case OP_POW:
+        return 4;
+    case OP_DIV:
+    case OP_SQRT:
+    case OP_MOD:
+        return 2;
+    default:
+        return 1;
+    }
+}
+
+static int max_readers(OpKind op) {
+    return op_weight(op) >= 4 ? REACH_HEAVY_MAX : REACH_MAX;
+}
+
 /* ---- the plan ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -283,11 +361,13 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
     size_t cnt = n ? n : 1;
     FusionPlan *p = arena_alloc(a, sizeof *p);
     bool *live = arena_alloc(a, cnt);
-    int *paths = arena_alloc(a, sizeof(int) * cnt);
-    bool *blocked = arena_alloc(a, cnt);
+    int *depth = arena_alloc(a, sizeof(int) * cnt);
+    int *cost = arena_alloc(a, sizeof(int) * cnt);
+    ReachSet *reach = arena_alloc(a, sizeof(ReachSet) * cnt);
+    uint8_t *blocked = arena_alloc(a, cnt); /* EdgeKind */
     int *stamp = arena_alloc(a, sizeof(int) * cnt);
     Uses u;
-    if (!p || !live || !paths || !blocked || !stamp) goto oom;
+    if (!p || !live || !depth || !cost || !reach || !blocked || !stamp) goto oom;
     p->graph = g;
     p->nnodes = n;
     p->role = arena_alloc(a, sizeof(FusionRole) * cnt);
@@ -333,25 +413,54 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         }
     }
 
-    /* (2) paths to non-inline consumers, backwards */
+    /* (2) backwards: the groups each inline or fused node reaches, and
+     * whether some path to them duplicates elements */
     for (uint32_t i = n; i-- > 0;) {
         FusionRole r = p->role[i];
         if (r != FN_INLINE && r != FN_FUSED) continue;
-        int np = 0;
-        bool bl = false;
+        ReachSet rs = {0};
+        EdgeKind bl = EDGE_CLEAN;
         for (uint32_t e = u.start[i]; e < u.start[i + 1]; e++) {
             uint32_t c = u.node[e];
-            bl = bl || edge_blocks(g->nodes[i], g->nodes[c], u.k[e]);
-            if (p->role[c] == FN_INLINE) {
-                np += paths[c];
-                bl = bl || blocked[c];
+            EdgeKind k = edge_kind(g->nodes[i], g->nodes[c], u.k[e]);
+            if (k > bl) bl = k;
+            if (p->role[c] == FN_ROOT) {
+                reach_add(&rs, c);
             } else {
-                np += 1;
+                reach_union(&rs, &reach[c]);
+                if (blocked[c] > bl) bl = blocked[c];
             }
         }
-        paths[i] = np > 2 ? 2 : np;
-        blocked[i] = bl;
-        if (r == FN_FUSED && (np != 1 || bl)) p->role[i] = FN_ROOT;
+        reach[i] = rs;
+        blocked[i] = (uint8_t)bl;
+        OpKind op = g->nodes[i]->op;
+        if (r == FN_FUSED && (rs.n == 0 || bl == EDGE_HARD || rs.n > max_readers(op) ||
+                              (bl == EDGE_EXPAND && op_weight(op) > 1)))
+            p->role[i] = FN_ROOT;
+    }
+
+    /* (2b) forwards: recomputing a shared value costs the weight of its
+     * fused subtree once per extra group; past RECOMPUTE_BUDGET it is
+     * materialised instead. Roles above node i are final when it is
+     * visited, and a new root only shrinks what its sources reach, so the
+     * checks made before it stay conservative. */
+    for (uint32_t i = 0; i < n; i++) {
+        FusionRole r = p->role[i];
+        if (r != FN_INLINE && r != FN_FUSED) {
+            cost[i] = 0;
+            continue;
+        }
+        const Node *m = g->nodes[i];
+        int c = r == FN_FUSED ? op_weight(m->op) : 0;
+        for (int k = 0; k < m->nsrc && c <= RECOMPUTE_BUDGET; k++)
+            c += cost[m->src[k]->id];
+        if (c > RECOMPUTE_BUDGET) c = RECOMPUTE_BUDGET + 1;
+        if (r == FN_FUSED && ((reach[i].n > 1 && c * (reach[i].n - 1) > RECOMPUTE_BUDGET) ||
+                              (blocked[i] == EDGE_EXPAND && c > EXPAND_BUDGET))) {
+            p->role[i] = FN_ROOT;
+            c = 0;
+        }
+        cost[i] = c;
     }
 
     /* Bound the depth of fused expressions (the scheduler and emitters
@@ -362,10 +471,12 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         int d = 0;
         for (int k = 0; k < m->nsrc; k++) {
             FusionRole r = p->role[m->src[k]->id];
-            if ((r == FN_FUSED || r == FN_INLINE) && paths[m->src[k]->id] > d) d = paths[m->src[k]->id];
+            if ((r == FN_FUSED || r == FN_INLINE) && depth[m->src[k]->id] > d)
+                d = depth[m->src[k]->id];
         }
         if (d >= FUSE_MAX_DEPTH && p->role[i] == FN_FUSED) p->role[i] = FN_ROOT;
-        paths[i] = p->role[i] == FN_ROOT ? 0 : d + 1; /* reused: the depth above node i */
+        depth[i] =
+            p->role[i] == FN_ROOT ? 0 : d + 1; /* the depth of the fused expression at node i */
     }
 
     /* (3) groups, in root order */

@@ -4,11 +4,15 @@
  * The plan is a side structure over a Graph (nothing is added to Node): a
  * role per node, a group per materialised value, groups in topological
  * order. Each group computes exactly one value (its root). Legality, in the
- * spirit of ggml_can_fuse: an elementwise or random node is fused into its
- * consumer when it has exactly one consumer (counted through movement ops),
- * that consumer reads every element at most once (no broadcast expansion,
- * gather, or scalar operand of a random op in between), it is no graph
- * output, and the consumer is no matmul. Reductions end a group (a trailing
+ * spirit of ggml_can_fuse: an elementwise or random node is fused into the
+ * groups that consume it (counted through movement ops) when it is no graph
+ * output, no path to them reads it from memory (matmul, gather, scatter, a
+ * scalar operand of a random op), and recomputing it is cheap: at most four
+ * groups (two for transcendental and random ops), its fused subtree's weight
+ * times the extra groups within a budget, and through a broadcast expansion
+ * (each element read several times) only a subtree of one or two cheap ops.
+ * A shared value is thus recomputed in each reader, with the same bits, not
+ * written and read back. Reductions end a group (a trailing
  * reduction over fused elementwise work). Matmul is a group of its own
  * (BLAS). Movement ops that only remap indices (reshape, permute,
  * broadcast, slice, pad, concat, gather), stop_grad and leaves (const, iota) are never
@@ -25,7 +29,7 @@ typedef enum {
     FN_DEAD,   /* not needed by any output */
     FN_INPUT,  /* a graph input: a buffer the caller provides */
     FN_INLINE, /* leaf or index remap, evaluated inside each consumer */
-    FN_FUSED,  /* computed inside the one group that consumes it */
+    FN_FUSED,  /* computed inside each group that consumes it */
     FN_ROOT,   /* materialised: the value a group computes */
 } FusionRole;
 
@@ -54,7 +58,7 @@ typedef struct {
     uint32_t nnodes;
     FusionRole *role;    /* per node id */
     int *group_of;       /* per node id; -1 for dead nodes and inputs; an inline
-                            node used by several groups names the first */
+                            or fused node used by several groups names the first */
     FusionGroup *groups; /* topological order (by root id) */
     int ngroups;
 } FusionPlan;
