@@ -24,6 +24,7 @@
 #include "ir/ir.h"
 #include "passes/autodiff.h"
 #include "passes/fuse.h"
+#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -39,16 +40,6 @@ static void teardown(void) {
     arena_free(A);
 }
 TestSuite(fuse, .init = setup, .fini = teardown);
-
-static Shape shp(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++)
-        s.dims[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
 
 static Node *in(DType dt, Shape s) {
     return ir_input(G, dt, s, NULL, L);
@@ -77,7 +68,7 @@ static const FusionGroup *group(const FusionPlan *p, const Node *n) {
 }
 
 Test(fuse, elementwise_chain_is_one_kernel) {
-    Node *x = in(DT_F32, shp(1, 8)), *y = in(DT_F32, shp(1, 8));
+    Node *x = in(DT_F32, th_shape(1, 8)), *y = in(DT_F32, th_shape(1, 8));
     Node *a = bin(OP_MUL, x, y), *b = un(OP_EXP, a), *c = bin(OP_ADD, b, x);
     ir_graph_add_output(G, c);
     FusionPlan *p = plan();
@@ -98,7 +89,7 @@ static bool member(const FusionGroup *gr, const Node *n) {
 }
 
 Test(fuse, shared_cheap_value_is_recomputed) {
-    Node *x = in(DT_F32, shp(1, 8));
+    Node *x = in(DT_F32, th_shape(1, 8));
     Node *e = un(OP_EXP, x);
     Node *s = bin(OP_ADD, e, e); /* two uses in one kernel */
     Node *t = un(OP_NEG, e);     /* and a second kernel */
@@ -114,7 +105,7 @@ Test(fuse, shared_cheap_value_is_recomputed) {
 
 Test(fuse, shared_value_is_materialised_when_recomputing_costs_too_much) {
     /* a transcendental is recomputed in at most two kernels */
-    Node *x = in(DT_F32, shp(1, 8));
+    Node *x = in(DT_F32, th_shape(1, 8));
     Node *e = un(OP_EXP, x);
     ir_graph_add_output(G, un(OP_NEG, e));
     ir_graph_add_output(G, un(OP_ABS, e));
@@ -125,7 +116,7 @@ Test(fuse, shared_value_is_materialised_when_recomputing_costs_too_much) {
     /* a cheap op in at most four */
     teardown();
     setup();
-    x = in(DT_F32, shp(1, 8));
+    x = in(DT_F32, th_shape(1, 8));
     Node *c = bin(OP_MUL, x, x);
     OpKind readers[5] = {OP_NEG, OP_ABS, OP_SIGN, OP_FLOOR, OP_EXP};
     for (int k = 0; k < 4; k++)
@@ -139,7 +130,7 @@ Test(fuse, shared_value_is_materialised_when_recomputing_costs_too_much) {
        the value below the budget is recomputed and the one above kept */
     teardown();
     setup();
-    Node *v = in(DT_F32, shp(1, 8)), *chain[7];
+    Node *v = in(DT_F32, th_shape(1, 8)), *chain[7];
     for (int k = 0; k < 7; k++)
         v = chain[k] = un(OP_EXP, v);
     ir_graph_add_output(G, un(OP_NEG, v));
@@ -153,8 +144,8 @@ Test(fuse, shared_value_is_materialised_when_recomputing_costs_too_much) {
        read; anything dearer is materialised */
     teardown();
     setup();
-    x = in(DT_F32, shp(1, 8));
-    Node *m = in(DT_F32, shp(2, 4, 8));
+    x = in(DT_F32, th_shape(1, 8));
+    Node *m = in(DT_F32, th_shape(2, 4, 8));
     e = bin(OP_ADD, x, x);
     Node *e2 = un(OP_NEG, un(OP_ABS, bin(OP_MUL, x, x)));
     ir_graph_add_output(G, bin(OP_MUL, bin(OP_MUL, m, e), e2));
@@ -167,7 +158,7 @@ Test(fuse, shared_value_is_materialised_when_recomputing_costs_too_much) {
 }
 
 Test(fuse, broadcast_expansion_materialises_the_producer) {
-    Node *x = in(DT_F32, shp(1, 8)), *m = in(DT_F32, shp(2, 4, 8));
+    Node *x = in(DT_F32, th_shape(1, 8)), *m = in(DT_F32, th_shape(2, 4, 8));
     Node *e = un(OP_EXP, x);     /* read 4 times through the broadcast */
     Node *o = bin(OP_MUL, m, e); /* builder inserts broadcast(e) */
     ir_graph_add_output(G, o);
@@ -178,7 +169,7 @@ Test(fuse, broadcast_expansion_materialises_the_producer) {
     /* ...but a same-size remap does not: exp of a transposed value fuses */
     teardown();
     setup();
-    Node *y = in(DT_F32, shp(2, 3, 5));
+    Node *y = in(DT_F32, th_shape(2, 3, 5));
     Node *t = ir_permute(G, un(OP_EXP, y), (int[]){1, 0}, L);
     Node *r = un(OP_NEG, t);
     ir_graph_add_output(G, r);
@@ -188,7 +179,7 @@ Test(fuse, broadcast_expansion_materialises_the_producer) {
 }
 
 Test(fuse, reduction_ends_a_group_with_its_prologue) {
-    Node *x = in(DT_F32, shp(2, 4, 8));
+    Node *x = in(DT_F32, th_shape(2, 4, 8));
     Node *sq = bin(OP_MUL, x, x);
     Node *s = ir_reduce(G, OP_SUM, sq, 2, L);
     Node *o = un(OP_SQRT, s);
@@ -204,7 +195,7 @@ Test(fuse, reduction_ends_a_group_with_its_prologue) {
 }
 
 Test(fuse, softmax_is_three_kernels) {
-    Node *x = in(DT_F32, shp(2, 16, 10));
+    Node *x = in(DT_F32, th_shape(2, 16, 10));
     ir_graph_add_output(G, ir_softmax(G, x, 1, L));
     FusionPlan *p = plan();
     int red = 0;
@@ -215,7 +206,7 @@ Test(fuse, softmax_is_three_kernels) {
 }
 
 Test(fuse, matmul_stands_alone_with_transposes_folded) {
-    Node *x = in(DT_F32, shp(2, 6, 4)), *w = in(DT_F32, shp(2, 5, 4));
+    Node *x = in(DT_F32, th_shape(2, 6, 4)), *w = in(DT_F32, th_shape(2, 5, 4));
     Node *wt = ir_permute(G, w, (int[]){1, 0}, L);
     Node *y = ir_matmul(G, un(OP_EXP, x), wt, L);
     Node *o = un(OP_NEG, y);
@@ -249,8 +240,8 @@ Test(fuse, matmul_stands_alone_with_transposes_folded) {
 }
 
 Test(fuse, matmul_operand_that_is_no_view_gets_a_copy_kernel) {
-    Node *a = in(DT_F32, shp(2, 3, 1)), *b = in(DT_F32, shp(2, 4, 5));
-    Node *ab = ir_broadcast(G, a, shp(2, 3, 4), L); /* stride 0 inside the matrix */
+    Node *a = in(DT_F32, th_shape(2, 3, 1)), *b = in(DT_F32, th_shape(2, 4, 5));
+    Node *ab = ir_broadcast(G, a, th_shape(2, 3, 4), L); /* stride 0 inside the matrix */
     Node *y = ir_matmul(G, ab, b, L);
     ir_graph_add_output(G, y);
     FusionPlan *p = plan();
@@ -259,7 +250,7 @@ Test(fuse, matmul_operand_that_is_no_view_gets_a_copy_kernel) {
 }
 
 Test(fuse, outputs_and_no_fuse_are_roots) {
-    Node *x = in(DT_F32, shp(1, 8));
+    Node *x = in(DT_F32, th_shape(1, 8));
     Node *a = un(OP_EXP, x), *b = un(OP_NEG, a), *c = un(OP_ABS, b);
     b->flags |= NODE_NO_FUSE;
     ir_graph_add_output(G, c);
@@ -271,7 +262,7 @@ Test(fuse, outputs_and_no_fuse_are_roots) {
 }
 
 Test(fuse, leaves_are_inlined_everywhere_and_dead_code_ignored) {
-    Node *x = in(DT_F32, shp(2, 3, 4));
+    Node *x = in(DT_F32, th_shape(2, 3, 4));
     Node *k = ir_scalar(G, DT_F32, 2, L);
     Node *a = bin(OP_MUL, x, k), *b = bin(OP_ADD, x, k);
     Node *dead = un(OP_EXP, x);
@@ -290,10 +281,10 @@ Test(fuse, leaves_are_inlined_everywhere_and_dead_code_ignored) {
 }
 
 Test(fuse, random_seed_is_computed_once) {
-    Node *s = in(DT_I64, shp(0)), *t = in(DT_I64, shp(0));
+    Node *s = in(DT_I64, th_shape(0)), *t = in(DT_I64, th_shape(0));
     Node *fs = ir_fresh_seed(G, s, t, 1, L);
-    Node *z = ir_rng(G, OP_RNG_NORMAL, DT_F32, shp(1, 64), fs, ir_scalar(G, DT_I64, 0, L), 3, L);
-    Node *o = bin(OP_ADD, z, in(DT_F32, shp(1, 64)));
+    Node *z = ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(1, 64), fs, ir_scalar(G, DT_I64, 0, L), 3, L);
+    Node *o = bin(OP_ADD, z, in(DT_F32, th_shape(1, 64)));
     ir_graph_add_output(G, o);
     FusionPlan *p = plan();
     cr_assert_eq(role(p, fs), FN_ROOT, "a scalar feeding every element is materialised");
@@ -303,8 +294,8 @@ Test(fuse, random_seed_is_computed_once) {
 }
 
 Test(fuse, plan_invariants_on_a_gradient_graph) {
-    Node *x = in(DT_F32, shp(2, 16, 12)), *y = in(DT_I64, shp(1, 16));
-    Node *w = in(DT_F32, shp(2, 12, 7)), *b = in(DT_F32, shp(1, 7));
+    Node *x = in(DT_F32, th_shape(2, 16, 12)), *y = in(DT_I64, th_shape(1, 16));
+    Node *w = in(DT_F32, th_shape(2, 12, 7)), *b = in(DT_F32, th_shape(1, 7));
     Node *lg = bin(OP_ADD, ir_matmul(G, ir_tanh(G, x, L), w, L), b);
     Node *loss = ir_cross_entropy(G, lg, y, L), *wrt[2] = {w, b}, *gr[2];
     cr_assert(pass_grad(G, loss, NULL, wrt, 2, gr));
@@ -338,7 +329,7 @@ Test(fuse, plan_invariants_on_a_gradient_graph) {
 }
 
 Test(fuse, dump_format) {
-    Node *x = in(DT_F32, shp(1, 128)), *y = in(DT_F32, shp(1, 128));
+    Node *x = in(DT_F32, th_shape(1, 128)), *y = in(DT_F32, th_shape(1, 128));
     Node *d = bin(OP_SUB, x, y);
     Node *s = ir_reduce(G, OP_SUM, bin(OP_MUL, d, d), 1, L);
     ir_graph_add_output(G, s);
@@ -358,7 +349,7 @@ Test(fuse, dump_format) {
 }
 
 Test(fuse, deep_chains_are_cut) {
-    Node *x = in(DT_F32, shp(1, 4)), *v = x;
+    Node *x = in(DT_F32, th_shape(1, 4)), *v = x;
     for (int i = 0; i < 1000; i++)
         v = un(i % 2 ? OP_NEG : OP_ABS, v);
     ir_graph_add_output(G, v);
@@ -381,14 +372,14 @@ static void fill(RtTensor *t, uint64_t seed) {
  * every kernel that recomputes them: outputs 2k and 2k+1 are -v and v*-1
  * for a shared v, computed in different kernels. */
 Test(fuse, recomputed_values_match_the_interpreter) {
-    Node *x = in(DT_F32, shp(2, 33, 17)), *w = in(DT_F32, shp(2, 33, 17));
+    Node *x = in(DT_F32, th_shape(2, 33, 17)), *w = in(DT_F32, th_shape(2, 33, 17));
     Node *seed = ir_scalar(G, DT_I64, 7, L);
     Node *vals[5];
     vals[0] = ir_tanh(G, bin(OP_ADD, bin(OP_MUL, x, ir_scalar(G, DT_F32, 1.01, L)), w), L);
     vals[1] = ir_softmax(G, x, 1, L);
     vals[2] = bin(
         OP_MUL,
-        ir_rng(G, OP_RNG_UNIFORM, DT_F32, shp(2, 33, 17), seed, ir_scalar(G, DT_I64, 0, L), 2, L),
+        ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(2, 33, 17), seed, ir_scalar(G, DT_I64, 0, L), 2, L),
         x);
     vals[3] = bin(OP_SUB, un(OP_EXP, x), w);
     Node *colsum = ir_reduce(G, OP_SUM, x, 1u, L); /* f32[17], read through a broadcast */
@@ -403,8 +394,8 @@ Test(fuse, recomputed_values_match_the_interpreter) {
     for (int k = 0; k < 5; k++)
         if (k != 1) cr_assert_eq(role(p, vals[k]), FN_FUSED, "value %d is recomputed", k);
     cr_assert_eq(role(p, twice), FN_FUSED, "recomputed per read through the broadcast");
-    RtTensor *inp[2] = {rt_tensor_new(DT_F32, shp(2, 33, 17)),
-                        rt_tensor_new(DT_F32, shp(2, 33, 17))};
+    RtTensor *inp[2] = {rt_tensor_new(DT_F32, th_shape(2, 33, 17)),
+                        rt_tensor_new(DT_F32, th_shape(2, 33, 17))};
     cr_assert(inp[0] && inp[1]);
     fill(inp[0], 1);
     fill(inp[1], 2);

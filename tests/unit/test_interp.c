@@ -13,6 +13,7 @@
 
 #include "ir/interp.h"
 #include "ir/ir.h"
+#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -30,17 +31,6 @@ static void setup(void) {
 static void teardown(void) { arena_free(A); }
 TestSuite(interp, .init = setup, .fini = teardown);
 
-static const char *last_msg(void) { return D->n ? D->items[D->n - 1]->msg : "(none)"; }
-
-static Shape shp(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dims[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
-
 static RtTensor *tensor_f32(Shape s, const float *v) {
     RtTensor *t = rt_tensor_new(DT_F32, s);
     memcpy(t->data, v, sizeof(float) * (size_t)rt_shape_numel(&s));
@@ -49,13 +39,13 @@ static RtTensor *tensor_f32(Shape s, const float *v) {
 
 /* Runs G (already holding its outputs) on ins; asserts success. */
 static void run(RtTensor **ins, RtTensor **outs) {
-    cr_assert(ir_verify(G, "test"), "verify: %s", last_msg());
-    cr_assert(ir_interp_run(G, ins, outs, D), "interp: %s", last_msg());
+    cr_assert(ir_verify(G, "test"), "verify: %s", th_last_diag(D));
+    cr_assert(ir_interp_run(G, ins, outs, D), "interp: %s", th_last_diag(D));
 }
 
 /* Single output of a graph whose only input is a constant-fed f32 tensor. */
 static RtTensor *eval1(Node *out, RtTensor *in0) {
-    cr_assert_not_null(out, "builder: %s", last_msg());
+    cr_assert_not_null(out, "builder: %s", th_last_diag(D));
     ir_graph_add_output(G, out);
     RtTensor *ins[1] = {in0}, *res = NULL;
     run(ins, &res);
@@ -68,8 +58,8 @@ static float f(const RtTensor *t, int64_t i) { return ((const float *)t->data)[i
 
 Test(interp, softmax_rows_sum_to_one) {
     float v[12] = {1, 2, 3, 4, -1, 0, 1, 2, 1000, 1000, 999, -1000};
-    RtTensor *x = tensor_f32(shp(2, 3, 4), v);
-    RtTensor *r = eval1(ir_softmax(G, ir_input(G, DT_F32, shp(2, 3, 4), "x", L), 1, L), x);
+    RtTensor *x = tensor_f32(th_shape(2, 3, 4), v);
+    RtTensor *r = eval1(ir_softmax(G, ir_input(G, DT_F32, th_shape(2, 3, 4), "x", L), 1, L), x);
     for (int i = 0; i < 3; i++) {
         double s = 0, m = -INFINITY, ref_den = 0;
         for (int j = 0; j < 4; j++) m = fmax(m, v[i * 4 + j]);
@@ -87,8 +77,8 @@ Test(interp, softmax_rows_sum_to_one) {
 
 Test(interp, softmax_axis0_and_log_softmax) {
     float v[6] = {0.5f, -1, 2, 3, 0, -2};
-    RtTensor *x = tensor_f32(shp(2, 2, 3), v);
-    Node *in = ir_input(G, DT_F32, shp(2, 2, 3), "x", L);
+    RtTensor *x = tensor_f32(th_shape(2, 2, 3), v);
+    Node *in = ir_input(G, DT_F32, th_shape(2, 2, 3), "x", L);
     ir_graph_add_output(G, ir_softmax(G, in, 0, L));
     ir_graph_add_output(G, ir_log_softmax(G, in, 1, L));
     RtTensor *ins[1] = {x}, *outs[2];
@@ -109,8 +99,8 @@ Test(interp, softmax_axis0_and_log_softmax) {
 
 Test(interp, logsumexp_is_stable) {
     float v[8] = {1000, 1000, 1000, 1000, -1000, -1000, -999, -1000};
-    RtTensor *x = tensor_f32(shp(2, 2, 4), v);
-    RtTensor *r = eval1(ir_logsumexp(G, ir_input(G, DT_F32, shp(2, 2, 4), "x", L), 1, L), x);
+    RtTensor *x = tensor_f32(th_shape(2, 2, 4), v);
+    RtTensor *r = eval1(ir_logsumexp(G, ir_input(G, DT_F32, th_shape(2, 2, 4), "x", L), 1, L), x);
     cr_expect(r->shape.rank == 1 && r->shape.dims[0] == 2);
     cr_expect(fabs(f(r, 0) - (1000 + log(4.0))) < 1e-3, "lse row 0 = %.9g", f(r, 0));
     double want = -999 + log(1 + 3 * exp(-1.0));
@@ -122,8 +112,8 @@ Test(interp, logsumexp_is_stable) {
 static void activation_case(Node *(*build)(Graph *, Node *, SrcLoc), double (*ref)(double), const char *what) {
     float v[] = {0, 1e-3f, -1e-3f, 0.5f, -0.5f, 1, -1, 2.5f, -2.5f, 10, -10, 30, -30, 100, -100, 1e4f, -1e4f, 1e30f, -1e30f};
     int n = (int)(sizeof v / sizeof v[0]);
-    RtTensor *x = tensor_f32(shp(1, n), v);
-    RtTensor *r = eval1(build(G, ir_input(G, DT_F32, shp(1, n), "x", L), L), x);
+    RtTensor *x = tensor_f32(th_shape(1, n), v);
+    RtTensor *r = eval1(build(G, ir_input(G, DT_F32, th_shape(1, n), "x", L), L), x);
     for (int i = 0; i < n; i++) {
         double want = ref(v[i]), got = f(r, i);
         cr_expect(isfinite(got), "%s(%g) = %g", what, v[i], got);
@@ -147,8 +137,8 @@ Test(interp, gelu) {
     /* gelu of +-1e30 overflows x^3 to inf (and 0.5 x (1 + 1) to inf): check moderate inputs only */
     float v[] = {0, 1e-3f, -1e-3f, 0.5f, -0.5f, 1, -1, 2.5f, -2.5f, 5, -5, 10, -10};
     int n = (int)(sizeof v / sizeof v[0]);
-    RtTensor *x = tensor_f32(shp(1, n), v);
-    RtTensor *r = eval1(ir_gelu(G, ir_input(G, DT_F32, shp(1, n), "x", L), L), x);
+    RtTensor *x = tensor_f32(th_shape(1, n), v);
+    RtTensor *r = eval1(ir_gelu(G, ir_input(G, DT_F32, th_shape(1, n), "x", L), L), x);
     for (int i = 0; i < n; i++)
         cr_expect(fabs(f(r, i) - ref_gelu(v[i])) <= 2e-7 + 1e-5 * fabs(ref_gelu(v[i])), "gelu(%g) = %.9g want %.9g", v[i],
                   f(r, i), ref_gelu(v[i]));
@@ -160,9 +150,9 @@ Test(interp, cross_entropy_by_hand) {
     /* logits (3, 4), labels {2, 0, 3} */
     float lg[12] = {1, 2, 3, 4, 0.5f, -0.5f, 0, 0, -2, 5, 1, 0};
     int64_t lab[3] = {2, 0, 3};
-    RtTensor *x = tensor_f32(shp(2, 3, 4), lg), *y = rt_tensor_new(DT_I64, shp(1, 3));
+    RtTensor *x = tensor_f32(th_shape(2, 3, 4), lg), *y = rt_tensor_new(DT_I64, th_shape(1, 3));
     memcpy(y->data, lab, sizeof lab);
-    Node *nx = ir_input(G, DT_F32, shp(2, 3, 4), "logits", L), *ny = ir_input(G, DT_I64, shp(1, 3), "y", L);
+    Node *nx = ir_input(G, DT_F32, th_shape(2, 3, 4), "logits", L), *ny = ir_input(G, DT_I64, th_shape(1, 3), "y", L);
     ir_graph_add_output(G, ir_cross_entropy(G, nx, ny, L));
     RtTensor *ins[2] = {x, y}, *loss;
     run(ins, &loss);
@@ -182,12 +172,12 @@ Test(interp, cross_entropy_by_hand) {
 
 Test(interp, mse_mean_one_hot_sum_to) {
     float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {0.5f, 2, -1};
-    RtTensor *ta = tensor_f32(shp(2, 2, 3), a), *tb = tensor_f32(shp(1, 3), b);
-    Node *na = ir_input(G, DT_F32, shp(2, 2, 3), "a", L), *nb = ir_input(G, DT_F32, shp(1, 3), "b", L);
+    RtTensor *ta = tensor_f32(th_shape(2, 2, 3), a), *tb = tensor_f32(th_shape(1, 3), b);
+    Node *na = ir_input(G, DT_F32, th_shape(2, 2, 3), "a", L), *nb = ir_input(G, DT_F32, th_shape(1, 3), "b", L);
     ir_graph_add_output(G, ir_mse(G, na, nb, L));
     ir_graph_add_output(G, ir_mean(G, na, 1, L));
-    ir_graph_add_output(G, ir_sum_to(G, na, shp(2, 1, 3), L));
-    Node *lab = ir_cast(G, ir_iota(G, DT_I32, shp(1, 3), 0, L), DT_I32, L);
+    ir_graph_add_output(G, ir_sum_to(G, na, th_shape(2, 1, 3), L));
+    Node *lab = ir_cast(G, ir_iota(G, DT_I32, th_shape(1, 3), 0, L), DT_I32, L);
     ir_graph_add_output(G, ir_one_hot(G, lab, 4, DT_F32, L));
     ir_graph_add_output(G, ir_unsqueeze_axes(G, nb, 0x5, L));
     RtTensor *ins[2] = {ta, tb}, *o[5];
@@ -211,10 +201,10 @@ Test(interp, mse_mean_one_hot_sum_to) {
 /* ---- errors --------------------------------------------------------------------------------- */
 
 Test(interp, gather_out_of_range) {
-    RtTensor *d = rt_tensor_new(DT_F32, shp(2, 10, 3)), *idx = rt_tensor_new(DT_I64, shp(1, 4));
+    RtTensor *d = rt_tensor_new(DT_F32, th_shape(2, 10, 3)), *idx = rt_tensor_new(DT_I64, th_shape(1, 4));
     int64_t iv[4] = {0, 9, 12, 3};
     memcpy(idx->data, iv, sizeof iv);
-    Node *nd = ir_input(G, DT_F32, shp(2, 10, 3), "d", L), *ni = ir_input(G, DT_I64, shp(1, 4), "i", L);
+    Node *nd = ir_input(G, DT_F32, th_shape(2, 10, 3), "d", L), *ni = ir_input(G, DT_I64, th_shape(1, 4), "i", L);
     SrcLoc gl = {1, 3, 4, 6};
     Node *gth = ir_gather(G, ir_unary(G, OP_EXP, nd, L), ni, gl);
     ir_graph_add_output(G, ir_reduce(G, OP_SUM, gth, 1, L));
@@ -224,38 +214,38 @@ Test(interp, gather_out_of_range) {
     cr_expect_null(outs[0]);
     cr_expect_null(outs[1]);
     cr_assert_eq(D->nerrors, 1);
-    cr_expect(strstr(last_msg(), "index 12 out of range for axis of size 10") != NULL, "%s", last_msg());
+    cr_expect(strstr(th_last_diag(D), "index 12 out of range for axis of size 10") != NULL, "%s", th_last_diag(D));
     cr_expect_eq(D->items[0]->loc.line, 3);
     cr_expect_eq(D->items[0]->loc.col, 4);
     /* negative indices are out of range too; scatter_add checks as well */
     iv[2] = -1;
     memcpy(idx->data, iv, sizeof iv);
     cr_expect_not(ir_interp_run(G, ins, outs, D));
-    cr_expect(strstr(last_msg(), "index -1 out of range for axis of size 10") != NULL, "%s", last_msg());
+    cr_expect(strstr(th_last_diag(D), "index -1 out of range for axis of size 10") != NULL, "%s", th_last_diag(D));
     iv[1] = 4;
     memcpy(idx->data, iv, sizeof iv);
     Graph *g2 = ir_graph_new(A, D, "s");
-    Node *u = ir_input(g2, DT_F32, shp(2, 4, 3), "u", L), *i2 = ir_input(g2, DT_I64, shp(1, 4), "i", L);
+    Node *u = ir_input(g2, DT_F32, th_shape(2, 4, 3), "u", L), *i2 = ir_input(g2, DT_I64, th_shape(1, 4), "i", L);
     ir_graph_add_output(g2, ir_scatter_add(g2, u, i2, 5, L));
-    RtTensor *ins2[2] = {rt_tensor_new(DT_F32, shp(2, 4, 3)), idx}, *o2;
+    RtTensor *ins2[2] = {rt_tensor_new(DT_F32, th_shape(2, 4, 3)), idx}, *o2;
     cr_expect_not(ir_interp_run(g2, ins2, &o2, D));
-    cr_expect(strstr(last_msg(), "scatter_add: index -1 out of range for axis of size 5") != NULL, "%s", last_msg());
+    cr_expect(strstr(th_last_diag(D), "scatter_add: index -1 out of range for axis of size 5") != NULL, "%s", th_last_diag(D));
     rt_tensor_free(ins2[0]);
     rt_tensor_free(d);
     rt_tensor_free(idx);
 }
 
 Test(interp, input_mismatch) {
-    ir_input(G, DT_F32, shp(2, 3, 4), "x", L);
-    Node *y = ir_input(G, DT_I64, shp(0), "step", L);
+    ir_input(G, DT_F32, th_shape(2, 3, 4), "x", L);
+    Node *y = ir_input(G, DT_I64, th_shape(0), "step", L);
     ir_graph_add_output(G, y);
-    RtTensor *a = rt_tensor_new(DT_F32, shp(2, 3, 5)), *b = rt_tensor_new(DT_I64, shp(0)), *out;
+    RtTensor *a = rt_tensor_new(DT_F32, th_shape(2, 3, 5)), *b = rt_tensor_new(DT_I64, th_shape(0)), *out;
     RtTensor *ins[2] = {a, b};
     cr_expect_not(ir_interp_run(G, ins, &out, D));
-    cr_expect(strstr(last_msg(), "input #0 (x): expected f32[3,4], got f32[3,5]") != NULL, "%s", last_msg());
+    cr_expect(strstr(th_last_diag(D), "input #0 (x): expected f32[3,4], got f32[3,5]") != NULL, "%s", th_last_diag(D));
     RtTensor *ins2[2] = {NULL, b};
     cr_expect_not(ir_interp_run(G, ins2, &out, D));
-    cr_expect(strstr(last_msg(), "got nothing") != NULL, "%s", last_msg());
+    cr_expect(strstr(th_last_diag(D), "got nothing") != NULL, "%s", th_last_diag(D));
     rt_tensor_free(a);
     rt_tensor_free(b);
 }
@@ -264,11 +254,11 @@ Test(interp, input_mismatch) {
 
 Test(interp, outputs_alias_and_dead_code) {
     float v[3] = {1, -2, 3};
-    RtTensor *x = tensor_f32(shp(1, 3), v);
-    Node *nx = ir_input(G, DT_F32, shp(1, 3), "x", L);
+    RtTensor *x = tensor_f32(th_shape(1, 3), v);
+    Node *nx = ir_input(G, DT_F32, th_shape(1, 3), "x", L);
     Node *e = ir_unary(G, OP_NEG, nx, L);
     /* dead: an out-of-range gather nobody needs must not run */
-    ir_gather(G, nx, ir_const(G, DT_I64, shp(1, 1), 7, L), L);
+    ir_gather(G, nx, ir_const(G, DT_I64, th_shape(1, 1), 7, L), L);
     ir_graph_add_output(G, e);
     ir_graph_add_output(G, e);
     ir_graph_add_output(G, nx);
@@ -289,9 +279,9 @@ Test(interp, outputs_alias_and_dead_code) {
 }
 
 Test(interp, interp_node) {
-    Node *a = ir_input(G, DT_F64, shp(1, 2), "a", L), *b = ir_input(G, DT_F64, shp(1, 2), "b", L);
+    Node *a = ir_input(G, DT_F64, th_shape(1, 2), "a", L), *b = ir_input(G, DT_F64, th_shape(1, 2), "b", L);
     Node *s = ir_binary(G, OP_POW, a, b, L);
-    RtTensor *ta = rt_tensor_new(DT_F64, shp(1, 2)), *tb = rt_tensor_new(DT_F64, shp(1, 2));
+    RtTensor *ta = rt_tensor_new(DT_F64, th_shape(1, 2)), *tb = rt_tensor_new(DT_F64, th_shape(1, 2));
     ((double *)ta->data)[0] = 2;
     ((double *)ta->data)[1] = 9;
     ((double *)tb->data)[0] = 10;
@@ -305,7 +295,7 @@ Test(interp, interp_node) {
     RtTensor *bad[2] = {ta, ta};
     ((Node *)b)->dtype = DT_F32; /* now the source types disagree */
     cr_expect_null(ir_interp_node(s, bad, D));
-    cr_expect(strstr(last_msg(), "operand 1 is not a f32[2] tensor") != NULL, "%s", last_msg());
+    cr_expect(strstr(th_last_diag(D), "operand 1 is not a f32[2] tensor") != NULL, "%s", th_last_diag(D));
     rt_tensor_free(ta);
     rt_tensor_free(tb);
 }
@@ -323,8 +313,8 @@ static void fill(RtTensor *t, double scale, uint32_t *st) {
 Test(interp, mlp_forward) {
     enum { N = 5, I = 7, H = 6, C = 3 };
     uint32_t st = 1;
-    RtTensor *x = rt_tensor_new(DT_F32, shp(2, N, I)), *w1 = rt_tensor_new(DT_F32, shp(2, I, H));
-    RtTensor *b1 = rt_tensor_new(DT_F32, shp(1, H)), *w2 = rt_tensor_new(DT_F32, shp(2, H, C));
+    RtTensor *x = rt_tensor_new(DT_F32, th_shape(2, N, I)), *w1 = rt_tensor_new(DT_F32, th_shape(2, I, H));
+    RtTensor *b1 = rt_tensor_new(DT_F32, th_shape(1, H)), *w2 = rt_tensor_new(DT_F32, th_shape(2, H, C));
     fill(x, 1, &st);
     fill(w1, 0.5, &st);
     fill(b1, 0.1, &st);
@@ -358,9 +348,9 @@ Test(interp, mlp_forward) {
 /* One SGD step of a 2-layer MLP with cross-entropy, backward written by hand
  * in IR ops: returns the loss and writes the new parameters as outputs. */
 static void build_sgd_step(Graph *g, int64_t N, int64_t I, int64_t H, int64_t C, float lr) {
-    Node *x = ir_input(g, DT_F32, shp(2, N, I), "x", L), *y = ir_input(g, DT_I64, shp(1, N), "y", L);
-    Node *w1 = ir_input(g, DT_F32, shp(2, I, H), "W1", L), *b1 = ir_input(g, DT_F32, shp(1, H), "b1", L);
-    Node *w2 = ir_input(g, DT_F32, shp(2, H, C), "W2", L), *b2 = ir_input(g, DT_F32, shp(1, C), "b2", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, N, I), "x", L), *y = ir_input(g, DT_I64, th_shape(1, N), "y", L);
+    Node *w1 = ir_input(g, DT_F32, th_shape(2, I, H), "W1", L), *b1 = ir_input(g, DT_F32, th_shape(1, H), "b1", L);
+    Node *w2 = ir_input(g, DT_F32, th_shape(2, H, C), "W2", L), *b2 = ir_input(g, DT_F32, th_shape(1, C), "b2", L);
     Node *z = ir_binary(g, OP_ADD, ir_matmul(g, x, w1, L), b1, L);
     Node *h = ir_relu(g, z, L);
     Node *logits = ir_binary(g, OP_ADD, ir_matmul(g, h, w2, L), b2, L);
@@ -385,11 +375,11 @@ static void build_sgd_step(Graph *g, int64_t N, int64_t I, int64_t H, int64_t C,
 static double train(int64_t N, int64_t I, int64_t H, int64_t C, int steps, double *first, double *secs) {
     Graph *g = ir_graph_new(A, D, "step");
     build_sgd_step(g, N, I, H, C, 0.1f);
-    cr_assert(ir_verify(g, "build"), "%s", last_msg());
+    cr_assert(ir_verify(g, "build"), "%s", th_last_diag(D));
     uint32_t st = 7;
-    RtTensor *x = rt_tensor_new(DT_F32, shp(2, N, I)), *y = rt_tensor_new(DT_I64, shp(1, N));
-    RtTensor *p[4] = {rt_tensor_new(DT_F32, shp(2, I, H)), rt_tensor_new(DT_F32, shp(1, H)),
-                      rt_tensor_new(DT_F32, shp(2, H, C)), rt_tensor_new(DT_F32, shp(1, C))};
+    RtTensor *x = rt_tensor_new(DT_F32, th_shape(2, N, I)), *y = rt_tensor_new(DT_I64, th_shape(1, N));
+    RtTensor *p[4] = {rt_tensor_new(DT_F32, th_shape(2, I, H)), rt_tensor_new(DT_F32, th_shape(1, H)),
+                      rt_tensor_new(DT_F32, th_shape(2, H, C)), rt_tensor_new(DT_F32, th_shape(1, C))};
     fill(x, 1, &st);
     fill(p[0], 1.0 / sqrt((double)I), &st);
     fill(p[2], 1.0 / sqrt((double)H), &st);
@@ -409,7 +399,7 @@ static double train(int64_t N, int64_t I, int64_t H, int64_t C, int steps, doubl
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int s = 0; s < steps; s++) {
         RtTensor *ins[6] = {x, y, p[0], p[1], p[2], p[3]}, *outs[5];
-        cr_assert(ir_interp_run(g, ins, outs, D), "%s", last_msg());
+        cr_assert(ir_interp_run(g, ins, outs, D), "%s", th_last_diag(D));
         loss = f(outs[0], 0);
         if (s == 0) *first = loss;
         rt_tensor_free(outs[0]);

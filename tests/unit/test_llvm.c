@@ -33,6 +33,7 @@
 #include "runtime/rng.h"
 #include "runtime/threadpool.h"
 #include "runtime/vmath.h"
+#include "helpers/ir_helpers.h"
 
 /* ---- deterministic random numbers (splitmix64) ------------------------------------------ */
 
@@ -78,20 +79,6 @@ static void teardown(void) {
 }
 
 TestSuite(llvm, .init = setup, .fini = teardown);
-
-static const char *last_msg(void) {
-    return D->n ? D->items[D->n - 1]->msg : "(none)";
-}
-
-static Shape shp(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++)
-        s.dims[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
 
 /* ---- random inputs ------------------------------------------------------------------------ */
 
@@ -304,7 +291,7 @@ static bool check(Case *c, Node *out) {
     bool ok = true;
     if (out) ir_graph_add_output(c->g, out);
     if (c->g->noutputs == 0 || !ir_verify(c->g, "test")) {
-        cr_log_error("%s: builder or verifier failed: %s", c->label, last_msg());
+        cr_log_error("%s: builder or verifier failed: %s", c->label, th_last_diag(D));
         ok = false;
     }
     for (uint32_t i = 0; ok && i < c->g->nnodes; i++)
@@ -312,11 +299,11 @@ static bool check(Case *c, Node *out) {
     RtTensor *want[8] = {0}, *got[8] = {0};
     int no = c->g->noutputs;
     if (ok && !ir_interp_run(c->g, c->in, want, D)) {
-        cr_log_error("%s: interpreter failed: %s", c->label, last_msg());
+        cr_log_error("%s: interpreter failed: %s", c->label, th_last_diag(D));
         ok = false;
     }
     if (ok && !R.run(R.ctx, c->g, c->in, got, D)) {
-        cr_log_error("%s: llvm runner failed: %s", c->label, last_msg());
+        cr_log_error("%s: llvm runner failed: %s", c->label, th_last_diag(D));
         ok = false;
     }
     ngraphs++;
@@ -344,17 +331,17 @@ static bool check(Case *c, Node *out) {
 static Shape unary_shapes(int i) {
     switch (i) {
     case 0:
-        return shp(1, 17);
+        return th_shape(1, 17);
     case 1:
-        return shp(2, 3, 5);
+        return th_shape(2, 3, 5);
     case 2:
-        return shp(0);
+        return th_shape(0);
     case 3:
-        return shp(3, 2, 1, 9);
+        return th_shape(3, 2, 1, 9);
     case 4:
-        return shp(1, 1);
+        return th_shape(1, 1);
     default:
-        return shp(1, 1031); /* a vector body plus a remainder */
+        return th_shape(1, 1031); /* a vector body plus a remainder */
     }
 }
 enum { NUNARY_SHAPES = 6 };
@@ -388,18 +375,18 @@ static void leaves(void) {
         int nv = dts[d] == DT_BOOL ? 2 : 5;
         for (int v = 0; v < nv; v++) {
             Case *c = case_new(T_EXACT, "const %s %g", rt_dtype_name(dts[d]), vals[v]);
-            CHECK(c, ir_const(c->g, dts[d], shp(2, 3, 4), vals[v], L));
+            CHECK(c, ir_const(c->g, dts[d], th_shape(2, 3, 4), vals[v], L));
         }
         if (dts[d] == DT_BOOL) continue; /* iota takes numbers only */
         Case *c = case_new(T_EXACT, "iota %s", rt_dtype_name(dts[d]));
-        ir_graph_add_output(c->g, ir_iota(c->g, dts[d], shp(3, 2, 3, 5), 1, L));
-        CHECK(c, ir_iota(c->g, dts[d], shp(2, 7, 3), 0, L));
+        ir_graph_add_output(c->g, ir_iota(c->g, dts[d], th_shape(3, 2, 3, 5), 1, L));
+        CHECK(c, ir_iota(c->g, dts[d], th_shape(2, 7, 3), 0, L));
         c = case_new(T_EXACT, "iota fused %s", rt_dtype_name(dts[d]));
-        Node *x = input(c, DT_I64, shp(2, 4, 6), DOM_ANY, 0);
-        CHECK(c, ir_binary(c->g, OP_ADD, x, ir_iota(c->g, DT_I64, shp(2, 4, 6), 1, L), L));
+        Node *x = input(c, DT_I64, th_shape(2, 4, 6), DOM_ANY, 0);
+        CHECK(c, ir_binary(c->g, OP_ADD, x, ir_iota(c->g, DT_I64, th_shape(2, 4, 6), 1, L), L));
     }
     Case *c = case_new(T_EXACT, "input returned");
-    Node *x = input(c, DT_F32, shp(2, 3, 3), DOM_ANY, 0);
+    Node *x = input(c, DT_F32, th_shape(2, 3, 3), DOM_ANY, 0);
     ir_graph_add_output(c->g, x);
     CHECK(c, ir_unary(c->g, OP_NEG, x, L));
 }
@@ -439,7 +426,7 @@ static void casts(void) {
             if (a == b) continue;
             Case *c =
                 case_new(T_EXACT, "cast %s -> %s", rt_dtype_name(dts[a]), rt_dtype_name(dts[b]));
-            CHECK(c, ir_cast(c->g, input(c, dts[a], shp(2, 9, 7), DOM_WIDE, 0), dts[b], L));
+            CHECK(c, ir_cast(c->g, input(c, dts[a], th_shape(2, 9, 7), DOM_WIDE, 0), dts[b], L));
         }
     }
 }
@@ -456,7 +443,7 @@ static void binary(void) {
             for (int s = 0; s < 5; s++) {
                 Shape sa, sb;
                 if (s == 0)
-                    sa = sb = shp(1, 1031);
+                    sa = sb = th_shape(1, 1031);
                 else
                     random_broadcast_pair(&sa, &sb);
                 Domain da = op == OP_POW ? DOM_POS : DOM_ANY;
@@ -474,10 +461,10 @@ static void binary(void) {
     }
     /* integer division corner: INT_MIN / -1 wraps */
     Case *c = case_new(T_EXACT, "i32 min / -1");
-    Node *x = ir_const(c->g, DT_I32, shp(1, 3), -2147483648.0, L);
+    Node *x = ir_const(c->g, DT_I32, th_shape(1, 3), -2147483648.0, L);
     Node *m = ir_binary(c->g, OP_DIV,
-                        ir_binary(c->g, OP_ADD, x, input(c, DT_I32, shp(1, 3), DOM_IDX, 1), L),
-                        ir_const(c->g, DT_I32, shp(1, 3), -1, L), L);
+                        ir_binary(c->g, OP_ADD, x, input(c, DT_I32, th_shape(1, 3), DOM_IDX, 1), L),
+                        ir_const(c->g, DT_I32, th_shape(1, 3), -1, L), L);
     CHECK(c, m);
     for (int s = 0; s < 5; s++) {
         Shape sa, sb;
@@ -488,10 +475,10 @@ static void binary(void) {
                           input(c, DT_F32, sa, DOM_ANY, 0), L));
     }
     c = case_new(T_EW, "where i64 with float condition");
-    Node *fc = ir_binary(c->g, OP_LT, input(c, DT_F64, shp(2, 5, 3), DOM_ANY, 0),
+    Node *fc = ir_binary(c->g, OP_LT, input(c, DT_F64, th_shape(2, 5, 3), DOM_ANY, 0),
                          ir_scalar(c->g, DT_F64, 0, L), L);
-    CHECK(c, ir_where(c->g, fc, input(c, DT_I64, shp(1, 3), DOM_ANY, 0),
-                      input(c, DT_I64, shp(2, 5, 3), DOM_ANY, 0), L));
+    CHECK(c, ir_where(c->g, fc, input(c, DT_I64, th_shape(1, 3), DOM_ANY, 0),
+                      input(c, DT_I64, th_shape(2, 5, 3), DOM_ANY, 0), L));
 }
 
 static void reductions(void) {
@@ -502,38 +489,38 @@ static void reductions(void) {
             for (size_t m = 0; m < sizeof masks / sizeof masks[0]; m++) {
                 Case *c = case_new(T_NORM, "%s %s axes=0x%x", ir_op_name(ops[k]),
                                    rt_dtype_name(num_dtypes[d]), masks[m]);
-                Node *x = input(c, num_dtypes[d], shp(3, 5, 1, 13), DOM_ANY, 0);
+                Node *x = input(c, num_dtypes[d], th_shape(3, 5, 1, 13), DOM_ANY, 0);
                 CHECK(c, ir_reduce(c->g, ops[k], x, masks[m], L));
             }
             Case *c = case_new(T_NORM, "%s %s long row", ir_op_name(ops[k]),
                                rt_dtype_name(num_dtypes[d]));
-            CHECK(c, ir_reduce(c->g, ops[k], input(c, num_dtypes[d], shp(2, 3, 1037), DOM_ANY, 0),
+            CHECK(c, ir_reduce(c->g, ops[k], input(c, num_dtypes[d], th_shape(2, 3, 1037), DOM_ANY, 0),
                                0x2, L));
             c = case_new(T_NORM, "%s %s of a scalar", ir_op_name(ops[k]),
                          rt_dtype_name(num_dtypes[d]));
-            CHECK(c, ir_reduce(c->g, ops[k], input(c, num_dtypes[d], shp(0), DOM_ANY, 0), 0, L));
+            CHECK(c, ir_reduce(c->g, ops[k], input(c, num_dtypes[d], th_shape(0), DOM_ANY, 0), 0, L));
         }
         Case *c = case_new(T_NORM, "%s with NaN and inf", ir_op_name(ops[k]));
-        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F32, shp(2, 6, 7), DOM_WIDE, 0), 0x2, L));
+        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F32, th_shape(2, 6, 7), DOM_WIDE, 0), 0x2, L));
         c = case_new(T_NORM, "%s with NaN and inf, columns", ir_op_name(ops[k]));
-        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F64, shp(2, 6, 7), DOM_WIDE, 0), 0x1, L));
+        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F64, th_shape(2, 6, 7), DOM_WIDE, 0), 0x1, L));
         c = case_new(T_EXACT, "%s bool", ir_op_name(ops[k]));
-        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_BOOL, shp(2, 6, 7), DOM_ANY, 0), 0x2, L));
+        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_BOOL, th_shape(2, 6, 7), DOM_ANY, 0), 0x2, L));
         c = case_new(T_NORM, "%s over an empty axis", ir_op_name(ops[k]));
-        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F32, shp(2, 4, 0), DOM_ANY, 0), 0x2, L));
+        CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F32, th_shape(2, 4, 0), DOM_ANY, 0), 0x2, L));
     }
     for (int ax = 0; ax < 3; ax++) {
         for (int d = 0; d < 4; d++) {
             Case *c = case_new(T_EXACT, "argmax %s axis %d", rt_dtype_name(num_dtypes[d]), ax);
             CHECK(c, ir_reduce(c->g, OP_ARGMAX,
-                               input(c, num_dtypes[d], shp(3, 4, 1, 9), DOM_ANY, 0), 1u << ax, L));
+                               input(c, num_dtypes[d], th_shape(3, 4, 1, 9), DOM_ANY, 0), 1u << ax, L));
         }
         Case *c = case_new(T_EXACT, "argmax with NaN axis %d", ax);
-        CHECK(c, ir_reduce(c->g, OP_ARGMAX, input(c, DT_F32, shp(3, 4, 5, 9), DOM_WIDE, 0),
+        CHECK(c, ir_reduce(c->g, OP_ARGMAX, input(c, DT_F32, th_shape(3, 4, 5, 9), DOM_WIDE, 0),
                            1u << ax, L));
     }
     Case *c = case_new(T_EXACT, "argmax of ties");
-    CHECK(c, ir_reduce(c->g, OP_ARGMAX, ir_const(c->g, DT_F32, shp(2, 3, 4), 1, L), 0x2, L));
+    CHECK(c, ir_reduce(c->g, OP_ARGMAX, ir_const(c->g, DT_F32, th_shape(2, 3, 4), 1, L), 0x2, L));
 }
 
 /* Each movement op twice: as the graph's output (a copy kernel), and read
@@ -549,16 +536,16 @@ static void movement_case(const char *what, Node *(*make)(Graph *, Node *), Shap
 }
 
 static Node *mk_reshape(Graph *g, Node *a) {
-    return ir_reshape(g, a, shp(3, 5, 3, 2), L);
+    return ir_reshape(g, a, th_shape(3, 5, 3, 2), L);
 }
 static Node *mk_unsqueeze(Graph *g, Node *a) {
-    return ir_reshape(g, a, shp(4, 1, 6, 1, 5), L);
+    return ir_reshape(g, a, th_shape(4, 1, 6, 1, 5), L);
 }
 static Node *mk_permute(Graph *g, Node *a) {
     return ir_permute(g, a, (int[]){2, 0, 1}, L);
 }
 static Node *mk_broadcast(Graph *g, Node *a) {
-    return ir_broadcast(g, a, shp(3, 4, 6, 5), L);
+    return ir_broadcast(g, a, th_shape(3, 4, 6, 5), L);
 }
 static Node *mk_slice(Graph *g, Node *a) {
     return ir_slice(g, a, (int64_t[]){1, 0, 2}, (int64_t[]){6, 5, 5}, (int64_t[]){2, 3, 1}, L);
@@ -576,39 +563,39 @@ static Node *mk_concat(Graph *g, Node *a) {
 static void movement(void) {
     for (int d = 0; d < 4; d++) {
         DType dt = num_dtypes[d];
-        movement_case("reshape", mk_reshape, shp(3, 6, 1, 5), dt);
-        movement_case("unsqueeze", mk_unsqueeze, shp(2, 6, 5), dt);
-        movement_case("permute", mk_permute, shp(3, 6, 1, 5), dt);
-        movement_case("broadcast", mk_broadcast, shp(3, 1, 6, 1), dt);
-        movement_case("slice", mk_slice, shp(3, 7, 5, 6), dt);
-        movement_case("pad", mk_pad, shp(3, 4, 5, 6), dt);
-        movement_case("concat", mk_concat, shp(3, 2, 3, 4), dt);
+        movement_case("reshape", mk_reshape, th_shape(3, 6, 1, 5), dt);
+        movement_case("unsqueeze", mk_unsqueeze, th_shape(2, 6, 5), dt);
+        movement_case("permute", mk_permute, th_shape(3, 6, 1, 5), dt);
+        movement_case("broadcast", mk_broadcast, th_shape(3, 1, 6, 1), dt);
+        movement_case("slice", mk_slice, th_shape(3, 7, 5, 6), dt);
+        movement_case("pad", mk_pad, th_shape(3, 4, 5, 6), dt);
+        movement_case("concat", mk_concat, th_shape(3, 2, 3, 4), dt);
     }
     /* chains of remaps: a transposed slice of a broadcast, reshaped */
     Case *c = case_new(T_EW, "remap chain");
-    Node *x = input(c, DT_F32, shp(2, 7, 1), DOM_ANY, 0);
-    Node *b = ir_broadcast(c->g, x, shp(3, 4, 7, 6), L);
+    Node *x = input(c, DT_F32, th_shape(2, 7, 1), DOM_ANY, 0);
+    Node *b = ir_broadcast(c->g, x, th_shape(3, 4, 7, 6), L);
     Node *s =
         ir_slice(c->g, b, (int64_t[]){1, 2, 0}, (int64_t[]){4, 7, 6}, (int64_t[]){1, 2, 2}, L);
     Node *p = ir_permute(c->g, s, (int[]){2, 1, 0}, L);
-    CHECK(c, ir_unary(c->g, OP_EXP, ir_reshape(c->g, p, shp(2, 9, 3), L), L));
+    CHECK(c, ir_unary(c->g, OP_EXP, ir_reshape(c->g, p, th_shape(2, 9, 3), L), L));
     c = case_new(T_EW, "pad of empty and concat with an empty part");
-    Node *e = input(c, DT_F32, shp(2, 0, 3), DOM_ANY, 0);
+    Node *e = input(c, DT_F32, th_shape(2, 0, 3), DOM_ANY, 0);
     ir_graph_add_output(c->g, ir_pad(c->g, e, (int64_t[]){1, 0}, (int64_t[]){1, 0}, 2.0, L));
-    Node *parts[2] = {e, input(c, DT_F32, shp(2, 4, 3), DOM_ANY, 0)};
+    Node *parts[2] = {e, input(c, DT_F32, th_shape(2, 4, 3), DOM_ANY, 0)};
     CHECK(c, ir_concat(c->g, parts, 2, 0, L));
     /* gather and scatter_add with in-range indices */
     for (int d = 0; d < 4; d++) {
         DType dt = num_dtypes[d];
         c = case_new(T_EW, "gather %s", rt_dtype_name(dt));
-        Node *data = input(c, dt, shp(2, 7, 5), DOM_ANY, 0);
-        Node *idx = input(c, d % 2 ? DT_I32 : DT_I64, shp(2, 3, 4), DOM_IDX, 7);
+        Node *data = input(c, dt, th_shape(2, 7, 5), DOM_ANY, 0);
+        Node *idx = input(c, d % 2 ? DT_I32 : DT_I64, th_shape(2, 3, 4), DOM_IDX, 7);
         ir_graph_add_output(c->g, ir_gather(c->g, data, idx, L));
         CHECK(c,
               ir_unary(c->g, OP_ABS, ir_gather(c->g, ir_unary(c->g, OP_NEG, data, L), idx, L), L));
         c = case_new(T_NORM, "scatter_add %s", rt_dtype_name(dt));
-        Node *upd = input(c, dt, shp(3, 3, 4, 5), DOM_ANY, 0);
-        Node *ix = input(c, DT_I64, shp(2, 3, 4), DOM_IDX, 6);
+        Node *upd = input(c, dt, th_shape(3, 3, 4, 5), DOM_ANY, 0);
+        Node *ix = input(c, DT_I64, th_shape(2, 3, 4), DOM_IDX, 6);
         ir_graph_add_output(c->g, ir_scatter_add(c->g, upd, ix, 6, L));
         CHECK(c, ir_scatter_add(c->g, ir_binary(c->g, OP_MUL, upd, upd, L), ix, 6, L));
     }
@@ -622,38 +609,38 @@ static void matmuls(void) {
         for (int d = 0; d < 4; d++) {
             DType dt = num_dtypes[d];
             Case *c = case_new(T_NORM, "matmul %s %dx%dx%d", rt_dtype_name(dt), M, K, N);
-            CHECK(c, ir_matmul(c->g, input(c, dt, shp(2, M, K), DOM_ANY, 0),
-                               input(c, dt, shp(2, K, N), DOM_ANY, 0), L));
+            CHECK(c, ir_matmul(c->g, input(c, dt, th_shape(2, M, K), DOM_ANY, 0),
+                               input(c, dt, th_shape(2, K, N), DOM_ANY, 0), L));
         }
         /* transposed operands: folded into the BLAS call */
         Case *c = case_new(T_NORM, "matmul a^T b^T %dx%dx%d", M, K, N);
-        Node *at = ir_permute(c->g, input(c, DT_F32, shp(2, K, M), DOM_ANY, 0), (int[]){1, 0}, L);
-        Node *bt = ir_permute(c->g, input(c, DT_F32, shp(2, N, K), DOM_ANY, 0), (int[]){1, 0}, L);
+        Node *at = ir_permute(c->g, input(c, DT_F32, th_shape(2, K, M), DOM_ANY, 0), (int[]){1, 0}, L);
+        Node *bt = ir_permute(c->g, input(c, DT_F32, th_shape(2, N, K), DOM_ANY, 0), (int[]){1, 0}, L);
         CHECK(c, ir_matmul(c->g, at, bt, L));
     }
     for (int d = 0; d < 4; d++) {
         DType dt = num_dtypes[d];
         Case *c = case_new(T_NORM, "batched matmul %s", rt_dtype_name(dt));
-        CHECK(c, ir_matmul(c->g, input(c, dt, shp(4, 2, 3, 5, 4), DOM_ANY, 0),
-                           input(c, dt, shp(4, 2, 3, 4, 6), DOM_ANY, 0), L));
+        CHECK(c, ir_matmul(c->g, input(c, dt, th_shape(4, 2, 3, 5, 4), DOM_ANY, 0),
+                           input(c, dt, th_shape(4, 2, 3, 4, 6), DOM_ANY, 0), L));
         c = case_new(T_NORM, "matmul (B,T,C) @ (C,D) %s", rt_dtype_name(dt));
-        CHECK(c, ir_matmul(c->g, input(c, dt, shp(3, 3, 5, 7), DOM_ANY, 0),
-                           input(c, dt, shp(2, 7, 4), DOM_ANY, 0), L));
+        CHECK(c, ir_matmul(c->g, input(c, dt, th_shape(3, 3, 5, 7), DOM_ANY, 0),
+                           input(c, dt, th_shape(2, 7, 4), DOM_ANY, 0), L));
         c = case_new(T_NORM, "matmul (M,K) @ (B,K,N) %s", rt_dtype_name(dt));
-        CHECK(c, ir_matmul(c->g, input(c, dt, shp(2, 5, 7), DOM_ANY, 0),
-                           input(c, dt, shp(3, 3, 7, 4), DOM_ANY, 0), L));
+        CHECK(c, ir_matmul(c->g, input(c, dt, th_shape(2, 5, 7), DOM_ANY, 0),
+                           input(c, dt, th_shape(3, 3, 7, 4), DOM_ANY, 0), L));
     }
     /* operands that are no BLAS view: computed, sliced with a step, broadcast inside the matrix */
     Case *c = case_new(T_NORM, "matmul of computed and strided operands");
-    Node *a = ir_unary(c->g, OP_EXP, input(c, DT_F32, shp(2, 6, 5), DOM_ANY, 0), L);
-    Node *b = ir_slice(c->g, input(c, DT_F32, shp(2, 9, 4), DOM_ANY, 0), (int64_t[]){0, 0},
+    Node *a = ir_unary(c->g, OP_EXP, input(c, DT_F32, th_shape(2, 6, 5), DOM_ANY, 0), L);
+    Node *b = ir_slice(c->g, input(c, DT_F32, th_shape(2, 9, 4), DOM_ANY, 0), (int64_t[]){0, 0},
                        (int64_t[]){9, 4}, (int64_t[]){2, 1}, L);
     Node *m1 = ir_matmul(c->g, a, b, L);
-    Node *bc = ir_broadcast(c->g, input(c, DT_F32, shp(2, 4, 1), DOM_ANY, 0), shp(2, 4, 3), L);
+    Node *bc = ir_broadcast(c->g, input(c, DT_F32, th_shape(2, 4, 1), DOM_ANY, 0), th_shape(2, 4, 3), L);
     CHECK(c, ir_matmul(c->g, m1, bc, L));
     c = case_new(T_NORM, "batched matmul with a transposed batch");
-    Node *x = ir_permute(c->g, input(c, DT_F64, shp(3, 5, 2, 3), DOM_ANY, 0), (int[]){1, 2, 0}, L);
-    CHECK(c, ir_matmul(c->g, x, input(c, DT_F64, shp(3, 2, 5, 4), DOM_ANY, 0), L));
+    Node *x = ir_permute(c->g, input(c, DT_F64, th_shape(3, 5, 2, 3), DOM_ANY, 0), (int[]){1, 2, 0}, L);
+    CHECK(c, ir_matmul(c->g, x, input(c, DT_F64, th_shape(3, 2, 5, 4), DOM_ANY, 0), L));
 }
 
 static void random_ops(void) {
@@ -668,27 +655,27 @@ static void random_ops(void) {
                 Node *o = ir_scalar(c->g, DT_I64, off == 2 ? 4294967290.0 : off,
                                     L); /* crosses a 2^32 block */
                 ir_graph_add_output(
-                    c->g, ir_rng(c->g, OP_RNG_UNIFORM, dt, shp(2, 7, 9), seed, o, streams[s], L));
+                    c->g, ir_rng(c->g, OP_RNG_UNIFORM, dt, th_shape(2, 7, 9), seed, o, streams[s], L));
                 /* normals: f64 exact (same libm); f32 checked below against the polynomials */
                 c->tol = dt == DT_F64 ? T_EXACT : T_EW;
-                CHECK(c, ir_rng(c->g, OP_RNG_NORMAL, dt, shp(1, 1027), seed, o, streams[s], L));
+                CHECK(c, ir_rng(c->g, OP_RNG_NORMAL, dt, th_shape(1, 1027), seed, o, streams[s], L));
             }
         }
     }
     Case *c = case_new(T_EXACT, "rng from an input seed, fused into a perturbation");
-    Node *seed = input(c, DT_I64, shp(0), DOM_ANY, 0), *t = input(c, DT_I64, shp(0), DOM_IDX, 1000);
+    Node *seed = input(c, DT_I64, th_shape(0), DOM_ANY, 0), *t = input(c, DT_I64, th_shape(0), DOM_IDX, 1000);
     Node *fs = ir_fresh_seed(c->g, seed, t, 3, L);
     ir_graph_add_output(c->g, fs);
     c->tol = T_EW;
-    Node *p = input(c, DT_F32, shp(2, 33, 5), DOM_ANY, 0);
-    Node *z = ir_rng(c->g, OP_RNG_NORMAL, DT_F32, shp(2, 33, 5), fs, ir_scalar(c->g, DT_I64, 0, L),
+    Node *p = input(c, DT_F32, th_shape(2, 33, 5), DOM_ANY, 0);
+    Node *z = ir_rng(c->g, OP_RNG_NORMAL, DT_F32, th_shape(2, 33, 5), fs, ir_scalar(c->g, DT_I64, 0, L),
                      99, L);
     CHECK(c, ir_binary(c->g, OP_ADD, p,
                        ir_binary(c->g, OP_MUL, ir_scalar(c->g, DT_F32, 1e-3, L), z, L), L));
     for (int k = 0; k < 4; k++) {
         c = case_new(T_EXACT, "fresh_seed k=%d", k);
-        CHECK(c, ir_fresh_seed(c->g, input(c, DT_I64, shp(0), DOM_WIDE, 0),
-                               input(c, DT_I64, shp(0), DOM_WIDE, 0), (uint32_t)k * 7, L));
+        CHECK(c, ir_fresh_seed(c->g, input(c, DT_I64, th_shape(0), DOM_WIDE, 0),
+                               input(c, DT_I64, th_shape(0), DOM_WIDE, 0), (uint32_t)k * 7, L));
     }
 }
 
@@ -725,27 +712,27 @@ Test(llvm, fused_chains_agree) {
     for (int s = 0; s < 3; s++) {
         int rows = s == 0 ? 1 : s == 1 ? 7 : 64, cols = s == 0 ? 1 : s == 1 ? 13 : 1000;
         Case *c = case_new(T_NORM, "softmax %dx%d", rows, cols);
-        CHECK(c, ir_softmax(c->g, input(c, DT_F32, shp(2, rows, cols), DOM_ANY, 0), 1, L));
+        CHECK(c, ir_softmax(c->g, input(c, DT_F32, th_shape(2, rows, cols), DOM_ANY, 0), 1, L));
         c = case_new(T_NORM, "log_softmax axis 0 %dx%d", rows, cols);
-        CHECK(c, ir_log_softmax(c->g, input(c, DT_F64, shp(2, rows, cols), DOM_ANY, 0), 0, L));
+        CHECK(c, ir_log_softmax(c->g, input(c, DT_F64, th_shape(2, rows, cols), DOM_ANY, 0), 0, L));
         c = case_new(T_NORM, "cross_entropy %dx%d", rows, cols);
-        Node *lg = input(c, DT_F32, shp(2, rows, cols), DOM_ANY, 0);
-        CHECK(c, ir_cross_entropy(c->g, lg, input(c, DT_I64, shp(1, rows), DOM_IDX, cols), L));
+        Node *lg = input(c, DT_F32, th_shape(2, rows, cols), DOM_ANY, 0);
+        CHECK(c, ir_cross_entropy(c->g, lg, input(c, DT_I64, th_shape(1, rows), DOM_IDX, cols), L));
     }
     Case *c = case_new(T_EW, "activations");
-    Node *x = input(c, DT_F32, shp(2, 9, 31), DOM_WIDE, 0);
+    Node *x = input(c, DT_F32, th_shape(2, 9, 31), DOM_WIDE, 0);
     ir_graph_add_output(c->g, ir_sigmoid(c->g, x, L));
     ir_graph_add_output(c->g, ir_tanh(c->g, x, L));
     ir_graph_add_output(
         c->g, ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), L));
     CHECK(c, ir_relu(c->g, x, L));
     c = case_new(T_NORM, "mse and mean");
-    Node *a = input(c, DT_F32, shp(3, 4, 5, 6), DOM_ANY, 0),
-         *b = input(c, DT_F32, shp(1, 6), DOM_ANY, 0);
+    Node *a = input(c, DT_F32, th_shape(3, 4, 5, 6), DOM_ANY, 0),
+         *b = input(c, DT_F32, th_shape(1, 6), DOM_ANY, 0);
     ir_graph_add_output(c->g, ir_mean(c->g, a, 0x5, L));
     CHECK(c, ir_mse(c->g, a, b, L));
     c = case_new(T_EW, "a chain of 700 ops and a concat of 70 parts");
-    Node *v = input(c, DT_F32, shp(2, 3, 5), DOM_ANY, 0), *parts[70];
+    Node *v = input(c, DT_F32, th_shape(2, 3, 5), DOM_ANY, 0), *parts[70];
     for (int i = 0; i < 700; i++)
         v = ir_binary(c->g, i % 3 ? OP_ADD : OP_MUL, v,
                       ir_scalar(c->g, DT_F32, i % 3 ? 0.01 : 0.999, L), L);
@@ -753,8 +740,8 @@ Test(llvm, fused_chains_agree) {
         parts[i] = ir_binary(c->g, OP_MUL, v, ir_scalar(c->g, DT_F32, i, L), L);
     CHECK(c, ir_concat(c->g, parts, 70, 1, L));
     c = case_new(T_EW, "long elementwise chain with shared subexpressions");
-    Node *p = input(c, DT_F32, shp(1, 4099), DOM_POS, 0),
-         *q = input(c, DT_F32, shp(1, 4099), DOM_ANY, 0);
+    Node *p = input(c, DT_F32, th_shape(1, 4099), DOM_POS, 0),
+         *q = input(c, DT_F32, th_shape(1, 4099), DOM_ANY, 0);
     Node *e =
         ir_unary(c->g, OP_EXP, ir_binary(c->g, OP_MUL, q, ir_scalar(c->g, DT_F32, 0.5, L), L), L);
     Node *l = ir_unary(c->g, OP_LOG, p, L);
@@ -773,12 +760,12 @@ Test(llvm, fused_chains_agree) {
  * the loss and the SGD-updated parameters (a training step). */
 static Graph *mlp_step(Case *c, int batch, int in, int hidden, int classes, bool fill) {
     Graph *g = c->g;
-    Node *x = fill ? input(c, DT_F32, shp(2, batch, in), DOM_ANY, 0)
-                   : ir_input(g, DT_F32, shp(2, batch, in), "x", L);
-    Node *y = fill ? input(c, DT_I64, shp(1, batch), DOM_IDX, classes)
-                   : ir_input(g, DT_I64, shp(1, batch), "y", L);
+    Node *x = fill ? input(c, DT_F32, th_shape(2, batch, in), DOM_ANY, 0)
+                   : ir_input(g, DT_F32, th_shape(2, batch, in), "x", L);
+    Node *y = fill ? input(c, DT_I64, th_shape(1, batch), DOM_IDX, classes)
+                   : ir_input(g, DT_I64, th_shape(1, batch), "y", L);
     Node *w[4];
-    Shape ps[4] = {shp(2, in, hidden), shp(1, hidden), shp(2, hidden, classes), shp(1, classes)};
+    Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes), th_shape(1, classes)};
     for (int i = 0; i < 4; i++)
         w[i] = fill ? input(c, DT_F32, ps[i], DOM_ANY, 0) : ir_input(g, DT_F32, ps[i], "p", L);
     if (fill) /* scale the weights down so the logits stay moderate */
@@ -790,7 +777,7 @@ static Graph *mlp_step(Case *c, int batch, int in, int hidden, int classes, bool
     Node *h = ir_relu(g, ir_binary(g, OP_ADD, ir_matmul(g, x, w[0], L), w[1], L), L);
     Node *o = ir_binary(g, OP_ADD, ir_matmul(g, h, w[2], L), w[3], L);
     Node *loss = ir_cross_entropy(g, o, y, L), *gr[4];
-    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", last_msg());
+    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", th_last_diag(D));
     ir_graph_add_output(g, loss);
     Node *lr = ir_scalar(g, DT_F32, 0.1, L);
     for (int i = 0; i < 4; i++)
@@ -826,22 +813,22 @@ Test(llvm, mlp_step_compile_time) {
 
 Test(llvm, gather_index_out_of_range_is_a_diagnostic) {
     Graph *g = ir_graph_new(A, D, "bad");
-    Node *data = ir_input(g, DT_F32, shp(2, 4, 3), "d", L),
-         *idx = ir_input(g, DT_I64, shp(1, 5), "i", L);
+    Node *data = ir_input(g, DT_F32, th_shape(2, 4, 3), "d", L),
+         *idx = ir_input(g, DT_I64, th_shape(1, 5), "i", L);
     ir_graph_add_output(g, ir_gather(g, data, idx, L));
-    RtTensor *in[2] = {rand_tensor(DT_F32, shp(2, 4, 3), DOM_ANY, 0),
-                       rand_tensor(DT_I64, shp(1, 5), DOM_IDX, 4)};
+    RtTensor *in[2] = {rand_tensor(DT_F32, th_shape(2, 4, 3), DOM_ANY, 0),
+                       rand_tensor(DT_I64, th_shape(1, 5), DOM_IDX, 4)};
     ((int64_t *)in[1]->data)[3] = 4;
     RtTensor *out[1] = {NULL};
     int before = D->nerrors;
     cr_assert_not(R.run(R.ctx, g, in, out, D));
     cr_assert_null(out[0]);
     cr_assert_gt(D->nerrors, before);
-    cr_assert(strstr(last_msg(), "out of range"), "message: %s", last_msg());
+    cr_assert(strstr(th_last_diag(D), "out of range"), "message: %s", th_last_diag(D));
     ((int64_t *)in[1]->data)[3] = -1;
     cr_assert_not(R.run(R.ctx, g, in, out, D));
     ((int64_t *)in[1]->data)[3] = 2;
-    cr_assert(R.run(R.ctx, g, in, out, D), "%s", last_msg());
+    cr_assert(R.run(R.ctx, g, in, out, D), "%s", th_last_diag(D));
     rt_tensor_free(out[0]);
     cr_assert_eq(llvm_runner_ngraphs(&R), 1, "the graph is compiled once");
     for (int i = 0; i < 2; i++)
@@ -854,10 +841,10 @@ Test(llvm, graphs_can_be_interpreted_before_compiling) {
     GraphRunner lazy = llvm_runner_new(&o, err, sizeof err);
     cr_assert_not_null(lazy.run, "%s", err);
     Graph *g = ir_graph_new(A, D, "g");
-    ir_graph_add_output(g, ir_unary(g, OP_EXP, ir_input(g, DT_F32, shp(1, 5), "x", L), L));
-    RtTensor *in[1] = {rand_tensor(DT_F32, shp(1, 5), DOM_ANY, 0)}, *out[1];
+    ir_graph_add_output(g, ir_unary(g, OP_EXP, ir_input(g, DT_F32, th_shape(1, 5), "x", L), L));
+    RtTensor *in[1] = {rand_tensor(DT_F32, th_shape(1, 5), DOM_ANY, 0)}, *out[1];
     for (int run = 0; run < 3; run++) {
-        cr_assert(lazy.run(lazy.ctx, g, in, out, D), "%s", last_msg());
+        cr_assert(lazy.run(lazy.ctx, g, in, out, D), "%s", th_last_diag(D));
         rt_tensor_free(out[0]);
         const LlvmGraphInfo *info = llvm_runner_graph(&lazy, 0);
         cr_assert_eq(info->runs, run + 1);
@@ -871,17 +858,17 @@ Test(llvm, graphs_can_be_interpreted_before_compiling) {
 
 Test(llvm, wrong_inputs_are_a_diagnostic) {
     Graph *g = ir_graph_new(A, D, "g");
-    ir_graph_add_output(g, ir_unary(g, OP_NEG, ir_input(g, DT_F32, shp(1, 3), "x", L), L));
-    RtTensor *in[1] = {rand_tensor(DT_F64, shp(1, 3), DOM_ANY, 0)}, *out[1];
+    ir_graph_add_output(g, ir_unary(g, OP_NEG, ir_input(g, DT_F32, th_shape(1, 3), "x", L), L));
+    RtTensor *in[1] = {rand_tensor(DT_F64, th_shape(1, 3), DOM_ANY, 0)}, *out[1];
     cr_assert_not(R.run(R.ctx, g, in, out, D));
-    cr_assert(strstr(last_msg(), "expected f32[3]"), "message: %s", last_msg());
+    cr_assert(strstr(th_last_diag(D), "expected f32[3]"), "message: %s", th_last_diag(D));
     rt_tensor_free(in[0]);
 }
 
 Test(llvm, f16_falls_back_to_the_interpreter) {
     Graph *g = ir_graph_new(A, D, "half");
-    ir_graph_add_output(g, ir_input(g, DT_F16, shp(1, 3), "x", L));
-    RtTensor *in[1] = {rt_tensor_new(DT_F16, shp(1, 3))}, *out[1] = {NULL};
+    ir_graph_add_output(g, ir_input(g, DT_F16, th_shape(1, 3), "x", L));
+    RtTensor *in[1] = {rt_tensor_new(DT_F16, th_shape(1, 3))}, *out[1] = {NULL};
     R.run(R.ctx, g, in, out, D); /* the interpreter's answer, whatever it is */
     const LlvmGraphInfo *info = llvm_runner_graph(&R, 0);
     cr_assert_not_null(info);
@@ -1022,13 +1009,13 @@ Test(llvm_bits, rng_kernels_match_the_reference, .init = setup, .fini = teardown
     /* uniforms bit for bit with rt_rng_uniform, normals bit for bit with the
      * polynomial Box-Muller and within 1e-6 of rt_rng_normal (libm) */
     Graph *g = ir_graph_new(A, D, "rng");
-    Node *seed = ir_input(g, DT_I64, shp(0), "seed", L),
-         *off = ir_input(g, DT_I64, shp(0), "off", L);
+    Node *seed = ir_input(g, DT_I64, th_shape(0), "seed", L),
+         *off = ir_input(g, DT_I64, th_shape(0), "off", L);
     ir_graph_add_output(g,
-                        ir_rng(g, OP_RNG_UNIFORM, DT_F32, shp(1, 4099), seed, off, 0xabfe42a2u, L));
+                        ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 4099), seed, off, 0xabfe42a2u, L));
     ir_graph_add_output(g,
-                        ir_rng(g, OP_RNG_NORMAL, DT_F32, shp(1, 4099), seed, off, 0xabfe42a2u, L));
-    RtTensor *in[2] = {rt_tensor_new(DT_I64, shp(0)), rt_tensor_new(DT_I64, shp(0))}, *out[2];
+                        ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(1, 4099), seed, off, 0xabfe42a2u, L));
+    RtTensor *in[2] = {rt_tensor_new(DT_I64, th_shape(0)), rt_tensor_new(DT_I64, th_shape(0))}, *out[2];
     const uint64_t seeds[] = {42, 0, 0xdeadbeefcafef00dull};
     const int64_t offs[] = {0, 3, 1ll << 34};
     double worst = 0;
@@ -1036,7 +1023,7 @@ Test(llvm_bits, rng_kernels_match_the_reference, .init = setup, .fini = teardown
         for (int o = 0; o < 3; o++) {
             *(int64_t *)in[0]->data = (int64_t)seeds[s];
             *(int64_t *)in[1]->data = offs[o];
-            cr_assert(R.run(R.ctx, g, in, out, D), "%s", last_msg());
+            cr_assert(R.run(R.ctx, g, in, out, D), "%s", th_last_diag(D));
             const float *u = out[0]->data, *z = out[1]->data;
             int badu = 0, badz = 0;
             for (int64_t i = 0; i < 4099; i++) {
@@ -1202,21 +1189,21 @@ Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fi
     /* one graph per kind of split kernel; exact: elementwise and random */
     Case *c = case_new(T_EW, "split kernels");
     Graph *g = c->g;
-    Node *x = input(c, DT_F32, shp(2, 300, 1001), DOM_TRIG, 0);
-    Node *seed = input(c, DT_I64, shp(0), DOM_POS, 0);
-    Node *off = input(c, DT_I64, shp(0), DOM_POS, 0);
-    Node *m1 = input(c, DT_F32, shp(2, 300, 200), DOM_ANY, 0);
-    Node *m2 = input(c, DT_F32, shp(2, 200, 333), DOM_ANY, 0);
-    Node *xd = input(c, DT_F64, shp(2, 257, 260), DOM_ANY, 0);
+    Node *x = input(c, DT_F32, th_shape(2, 300, 1001), DOM_TRIG, 0);
+    Node *seed = input(c, DT_I64, th_shape(0), DOM_POS, 0);
+    Node *off = input(c, DT_I64, th_shape(0), DOM_POS, 0);
+    Node *m1 = input(c, DT_F32, th_shape(2, 300, 200), DOM_ANY, 0);
+    Node *m2 = input(c, DT_F32, th_shape(2, 200, 333), DOM_ANY, 0);
+    Node *xd = input(c, DT_F64, th_shape(2, 257, 260), DOM_ANY, 0);
     int exact = 0;
     ir_graph_add_output(g, ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_unary(g, OP_NEG, x, L), L),
                                      ir_unary(g, OP_SIN, x, L), L)); /* with the exact rerun */
     ir_graph_add_output(
         g,
         ir_binary(g, OP_ADD, x,
-                  ir_rng(g, OP_RNG_NORMAL, DT_F32, shp(2, 300, 1001), seed, off, 0x1234u, L), L));
-    ir_graph_add_output(g, ir_rng(g, OP_RNG_UNIFORM, DT_F32, shp(1, 1 << 20), seed, off, 77u, L));
-    ir_graph_add_output(g, ir_rng(g, OP_RNG_NORMAL, DT_F64, shp(2, 999, 301), seed, off, 78u, L));
+                  ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(2, 300, 1001), seed, off, 0x1234u, L), L));
+    ir_graph_add_output(g, ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 1 << 20), seed, off, 77u, L));
+    ir_graph_add_output(g, ir_rng(g, OP_RNG_NORMAL, DT_F64, th_shape(2, 999, 301), seed, off, 78u, L));
     exact = g->noutputs;
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, x, L), 2u, L)); /* rows */
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_COS, x, L), 1u, L)); /* columns */
@@ -1224,16 +1211,16 @@ Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fi
     ir_graph_add_output(g, ir_matmul(g, m1, m2, L));
     int perm[2] = {1, 0};
     ir_graph_add_output(g, ir_matmul(g, ir_permute(g, m2, perm, L), ir_permute(g, m1, perm, L), L));
-    cr_assert(ir_verify(g, "test"), "%s", last_msg());
+    cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
     *(int64_t *)c->in[1]->data = 42;
     *(int64_t *)c->in[2]->data = 5;
 
     int no = g->noutputs;
     RtTensor *want[16] = {0}, *got[4][16] = {{0}};
-    cr_assert(ir_interp_run(g, c->in, want, D), "%s", last_msg());
+    cr_assert(ir_interp_run(g, c->in, want, D), "%s", th_last_diag(D));
     for (int t = 1; t <= 3; t++) {
         GraphRunner r = threads_runner(t);
-        cr_assert(r.run(r.ctx, g, c->in, got[t], D), "%d threads: %s", t, last_msg());
+        cr_assert(r.run(r.ctx, g, c->in, got[t], D), "%d threads: %s", t, th_last_diag(D));
         const LlvmGraphInfo *info = llvm_runner_graph(&r, 0);
         cr_assert_not(info->fallback, "%s", info->reason);
         if (t > 1)

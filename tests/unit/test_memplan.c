@@ -29,6 +29,7 @@
 #include "passes/autodiff.h"
 #include "passes/memplan.h"
 #include "passes/pass.h"
+#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -46,20 +47,6 @@ static void teardown(void) {
 }
 
 TestSuite(memplan, .init = setup, .fini = teardown);
-
-static const char *last_msg(void) {
-    return D->n ? D->items[D->n - 1]->msg : "(none)";
-}
-
-static Shape shp(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++)
-        s.dims[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
 
 static uint64_t rs = 0x5eed;
 static double unif(double lo, double hi) {
@@ -215,14 +202,14 @@ static bool veto_trig(void *ctx, const FusionGroup *gr) {
 }
 
 static const MemPlan *plan(Graph *g, const bool *donated) {
-    cr_assert(ir_verify(g, "test"), "%s", last_msg());
+    cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
     FusionPlan *fp = pass_fuse_plan(g, A);
     cr_assert_not_null(fp);
     MemPlanOptions o = pass_memplan_defaults();
     o.donated = donated;
     o.veto = veto_trig;
     const MemPlan *mp = pass_memplan(fp, &o, A);
-    cr_assert_not_null(mp, "%s", last_msg());
+    cr_assert_not_null(mp, "%s", th_last_diag(D));
     check_plan(g, fp, mp, donated);
     return mp;
 }
@@ -251,10 +238,10 @@ static void use_twice(Graph *g, Node *v) {
 
 Test(memplan, elementwise_update_takes_a_dead_intermediate) {
     Graph *g = ir_graph_new(A, D, "g");
-    Node *x = ir_input(g, DT_F32, shp(2, 24, 40), "x", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, 24, 40), "x", L);
     Node *a = kept(ir_unary(g, OP_EXP, x, L));
     Node *s = ir_reduce(g, OP_SUM, a, 2u, L); /* reads a: a is a value */
-    Node *b = ir_binary(g, OP_DIV, a, ir_reshape(g, s, shp(2, 24, 1), L), L); /* a's last use */
+    Node *b = ir_binary(g, OP_DIV, a, ir_reshape(g, s, th_shape(2, 24, 1), L), L); /* a's last use */
     use_twice(g, b);
     const MemPlan *mp = plan(g, NULL);
     const MemBuf *va = value_of(mp, a), *vb = value_of(mp, b);
@@ -267,7 +254,7 @@ Test(memplan, elementwise_update_takes_a_dead_intermediate) {
 
 Test(memplan, permuted_or_broadcast_reads_are_not_in_place) {
     Graph *g = ir_graph_new(A, D, "g");
-    Node *x = ir_input(g, DT_F32, shp(2, 32, 32), "x", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, 32, 32), "x", L);
     Node *a = kept(ir_unary(g, OP_EXP, x, L));
     int perm[2] = {1, 0};
     Node *t = ir_reduce(g, OP_SUM, a, 1u, L); /* keeps a a value */
@@ -278,15 +265,15 @@ Test(memplan, permuted_or_broadcast_reads_are_not_in_place) {
     cr_assert_eq(value_of(mp, b)->inplace_of, -1, "a transposed read must block in place");
 
     Graph *h = ir_graph_new(A, D, "h");
-    Node *y = ir_input(h, DT_F32, shp(2, 16, 16), "y", L);
-    Node *r = ir_unary(h, OP_EXP, ir_reshape(h, y, shp(2, 1, 256), L), L); /* [1,256] */
-    Node *r2 = ir_unary(h, OP_LOG, ir_reshape(h, r, shp(2, 16, 16), L), L);
+    Node *y = ir_input(h, DT_F32, th_shape(2, 16, 16), "y", L);
+    Node *r = ir_unary(h, OP_EXP, ir_reshape(h, y, th_shape(2, 1, 256), L), L); /* [1,256] */
+    Node *r2 = ir_unary(h, OP_LOG, ir_reshape(h, r, th_shape(2, 16, 16), L), L);
     ir_graph_add_output(h, ir_reduce(h, OP_SUM, r, 1u, L));
     /* r read as a broadcast row and reshaped: only the reshape read is aligned */
     Node *c =
         ir_binary(h, OP_MUL, r2,
-                  ir_broadcast(h, ir_reshape(h, ir_reduce(h, OP_SUM, r, 2u, L), shp(2, 1, 1), L),
-                               shp(2, 16, 16), L),
+                  ir_broadcast(h, ir_reshape(h, ir_reduce(h, OP_SUM, r, 2u, L), th_shape(2, 1, 1), L),
+                               th_shape(2, 16, 16), L),
                   L);
     use_twice(h, c);
     plan(h, NULL); /* legality is checked exhaustively either way */
@@ -294,7 +281,7 @@ Test(memplan, permuted_or_broadcast_reads_are_not_in_place) {
 
 Test(memplan, a_value_read_later_is_not_taken) {
     Graph *g = ir_graph_new(A, D, "g");
-    Node *x = ir_input(g, DT_F32, shp(2, 20, 30), "x", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, 20, 30), "x", L);
     Node *a = kept(ir_unary(g, OP_EXP, x, L));
     Node *b = ir_binary(g, OP_MUL, a, a, L);
     use_twice(g, b);                                                 /* b: a value, reads a */
@@ -307,8 +294,8 @@ Test(memplan, a_value_read_later_is_not_taken) {
 
 Test(memplan, inputs_only_when_donated_and_never_outputs) {
     Graph *g = ir_graph_new(A, D, "g");
-    Node *w = ir_input(g, DT_F32, shp(2, 8, 9), "w", L);
-    Node *v = ir_input(g, DT_F32, shp(2, 8, 9), "v", L);
+    Node *w = ir_input(g, DT_F32, th_shape(2, 8, 9), "w", L);
+    Node *v = ir_input(g, DT_F32, th_shape(2, 8, 9), "v", L);
     Node *nw = ir_binary(g, OP_SUB, w, ir_binary(g, OP_MUL, ir_scalar(g, DT_F32, 0.1, L), v, L), L);
     ir_graph_add_output(g, nw);
     ir_graph_add_output(g, v); /* v passes through: its storage must survive */
@@ -325,10 +312,10 @@ Test(memplan, inputs_only_when_donated_and_never_outputs) {
     /* x' = f(a) where a = exp(x) has two readers: x is dead before x' is
        computed, so x' reuses x's storage without an in-place read */
     Graph *h = ir_graph_new(A, D, "h");
-    Node *x = ir_input(h, DT_F32, shp(2, 8, 9), "x", L);
+    Node *x = ir_input(h, DT_F32, th_shape(2, 8, 9), "x", L);
     Node *a = kept(ir_unary(h, OP_EXP, x, L));
     Node *s = ir_reduce(h, OP_SUM, a, 2u, L);
-    Node *nx = ir_binary(h, OP_DIV, a, ir_reshape(h, s, shp(2, 8, 1), L), L);
+    Node *nx = ir_binary(h, OP_DIV, a, ir_reshape(h, s, th_shape(2, 8, 1), L), L);
     ir_graph_add_output(h, nx);
     bool don_x[1] = {true};
     mp = plan(h, don_x);
@@ -341,7 +328,7 @@ Test(memplan, inputs_only_when_donated_and_never_outputs) {
 
 Test(memplan, dtype_changes_reductions_and_vetoed_groups_stay_apart) {
     Graph *g = ir_graph_new(A, D, "g");
-    Node *x = ir_input(g, DT_F32, shp(2, 16, 12), "x", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, 16, 12), "x", L);
     Node *a = kept(ir_unary(g, OP_EXP, x, L));
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, a, 1u, L));
     Node *c = ir_cast(g, a, DT_I32, L); /* same size, other dtype */
@@ -364,21 +351,21 @@ Test(memplan, dtype_changes_reductions_and_vetoed_groups_stay_apart) {
 /* MLP with ReLU and softmax cross-entropy; outputs the loss and SGD-updated parameters. */
 static Graph *mlp_step(int batch, int in, int hidden, int classes) {
     Graph *g = ir_graph_new(A, D, "mlp_step");
-    Node *x = ir_input(g, DT_F32, shp(2, batch, in), "x", L);
-    Node *y = ir_input(g, DT_I64, shp(1, batch), "y", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, batch, in), "x", L);
+    Node *y = ir_input(g, DT_I64, th_shape(1, batch), "y", L);
     Node *w[4];
-    Shape ps[4] = {shp(2, in, hidden), shp(1, hidden), shp(2, hidden, classes), shp(1, classes)};
+    Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes), th_shape(1, classes)};
     for (int i = 0; i < 4; i++)
         w[i] = ir_input(g, DT_F32, ps[i], "p", L);
     Node *h = ir_relu(g, ir_binary(g, OP_ADD, ir_matmul(g, x, w[0], L), w[1], L), L);
     Node *o = ir_binary(g, OP_ADD, ir_matmul(g, h, w[2], L), w[3], L);
     Node *loss = ir_cross_entropy(g, o, y, L), *gr[4];
-    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", last_msg());
+    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", th_last_diag(D));
     ir_graph_add_output(g, loss);
     Node *lr = ir_scalar(g, DT_F32, 0.1, L);
     for (int i = 0; i < 4; i++)
         ir_graph_add_output(g, ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], L), L));
-    cr_assert(pass_run_pipeline(g, NULL), "%s", last_msg());
+    cr_assert(pass_run_pipeline(g, NULL), "%s", th_last_diag(D));
     return g;
 }
 
@@ -445,12 +432,12 @@ static Module *compile_example(const char *path, const char *steps) {
     ConfigOverride ov = {"steps", steps};
     CompileOptions o = {&ov, steps ? 1 : 0, false};
     Module *m = fe_compile(A, D->sources, D, path, &o);
-    cr_assert_not_null(m, "%s: %s", path, last_msg());
+    cr_assert_not_null(m, "%s: %s", path, th_last_diag(D));
     Calls cs = {.n = 0};
     collect(&cs, &m->init);
     collect(&cs, &m->main);
     for (int i = 0; i < cs.n; i++)
-        cr_assert(pass_run_pipeline(cs.calls[i]->graph, NULL), "%s", last_msg());
+        cr_assert(pass_run_pipeline(cs.calls[i]->graph, NULL), "%s", th_last_diag(D));
     return m;
 }
 
@@ -523,8 +510,8 @@ static int run_and_compare(GraphRunner *r, const Graph *g, RtTensor **vals, cons
         in[i] = vals[i];
         copy[i] = rt_tensor_clone(vals[i]); /* the interpreter's untouched inputs */
     }
-    cr_assert(ir_interp_run(g, copy, want, D), "%s: interpreter: %s", what, last_msg());
-    cr_assert(r->run_reuse(r->ctx, g, in, don, out, D), "%s: runner: %s", what, last_msg());
+    cr_assert(ir_interp_run(g, copy, want, D), "%s: interpreter: %s", what, th_last_diag(D));
+    cr_assert(r->run_reuse(r->ctx, g, in, don, out, D), "%s: runner: %s", what, th_last_diag(D));
     int returned = 0;
     for (int j = 0; j < no; j++) {
         expect_close(out[j], want[j], what);
@@ -604,7 +591,7 @@ Test(memplan, a_training_loop_stops_allocating) {
     Module *m = compile_example("examples/mnist_mlp.dfl", "12");
     GraphRunner r = runner(0);
     ExecOptions o = {.seed = 1, .runner = r};
-    cr_assert(ir_exec_module(m, &o), "%s", last_msg());
+    cr_assert(ir_exec_module(m, &o), "%s", th_last_diag(D));
     int64_t step_allocs = -1;
     for (int i = 0; i < llvm_runner_ngraphs(&r); i++) {
         const LlvmGraphInfo *gi = llvm_runner_graph(&r, i);
@@ -623,7 +610,7 @@ Test(memplan, a_training_loop_stops_allocating) {
     m = compile_example("examples/mnist_mlp.dfl", "40");
     r = runner(0);
     o.runner = r;
-    cr_assert(ir_exec_module(m, &o), "%s", last_msg());
+    cr_assert(ir_exec_module(m, &o), "%s", th_last_diag(D));
     cr_assert_eq(llvm_runner_allocs(&r), total, "12 steps: %lld allocations, 40 steps: %lld",
                  (long long)total, (long long)llvm_runner_allocs(&r));
     llvm_runner_free(&r);

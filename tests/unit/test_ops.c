@@ -17,6 +17,7 @@
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "runtime/rng.h"
+#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -33,17 +34,6 @@ static void setup(void) {
 }
 static void teardown(void) { arena_free(A); }
 TestSuite(ops, .init = setup, .fini = teardown);
-
-static const char *last_msg(void) { return D->n ? D->items[D->n - 1]->msg : "(none)"; }
-
-static Shape shp(int rank, ...) {
-    Shape s = {.rank = rank};
-    va_list ap;
-    va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dims[i] = va_arg(ap, int);
-    va_end(ap);
-    return s;
-}
 
 /* xorshift64*: test data independent of the project's Philox. */
 static double urand(void) {
@@ -82,14 +72,14 @@ static Node *feed(RtTensor *t) {
 
 /* Runs G with out as its only output; frees the inputs; returns the result. */
 static RtTensor *eval(Node *out) {
-    cr_assert_not_null(out, "builder failed: %s", last_msg());
+    cr_assert_not_null(out, "builder failed: %s", th_last_diag(D));
     ir_graph_add_output(G, out);
-    cr_assert(ir_verify(G, "test"), "verify: %s", last_msg());
+    cr_assert(ir_verify(G, "test"), "verify: %s", th_last_diag(D));
     RtTensor *res = NULL;
     bool ok = ir_interp_run(G, ins, &res, D);
     for (int i = 0; i < nins; i++) rt_tensor_free(ins[i]);
     nins = 0;
-    cr_assert(ok, "interp failed: %s", last_msg());
+    cr_assert(ok, "interp failed: %s", th_last_diag(D));
     cr_assert(rt_shape_eq(&res->shape, &out->shape));
     cr_assert_eq(res->dtype, out->dtype);
     return res;
@@ -131,7 +121,7 @@ static double ew_tol(DType dt) { return dt == DT_F32 ? 1e-5 : 1e-12; }
 
 static void check_input(void) {
     fresh();
-    RtTensor *x = rand_tensor(DT_F32, shp(2, 3, 5), -1, 1), *copy = rt_tensor_clone(x);
+    RtTensor *x = rand_tensor(DT_F32, th_shape(2, 3, 5), -1, 1), *copy = rt_tensor_clone(x);
     RtTensor *r = eval(feed(x));
     cr_expect(memcmp(r->data, copy->data, rt_tensor_bytes(copy)) == 0);
     rt_tensor_free(r);
@@ -143,7 +133,7 @@ static void check_const(void) {
                                                     {DT_I64, 1e15}, {DT_BOOL, 1}, {DT_F32, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         fresh();
-        RtTensor *r = eval(ir_const(G, cases[c].dt, shp(2, 3, 1), cases[c].v, L));
+        RtTensor *r = eval(ir_const(G, cases[c].dt, th_shape(2, 3, 1), cases[c].v, L));
         for (int i = 0; i < 3; i++) {
             if (cases[c].dt == DT_F32) cr_expect_eq(((float *)r->data)[i], (float)cases[c].v);
             else cr_expect_eq(rt_tensor_get_f64(r, i), cases[c].v);
@@ -158,7 +148,7 @@ static void check_const(void) {
 }
 
 static void check_iota(void) {
-    Shape s = shp(3, 2, 3, 4);
+    Shape s = th_shape(3, 2, 3, 4);
     for (int axis = 0; axis < 3; axis++) {
         DType dts[] = {DT_I64, DT_I32, DT_F32};
         fresh();
@@ -176,10 +166,10 @@ static void check_iota(void) {
 
 static const Shape *ew_shapes(int *n) {
     static Shape s[4];
-    s[0] = shp(2, 7, 13);
-    s[1] = shp(1, 1);
-    s[2] = shp(0);
-    s[3] = shp(2, 0, 3);
+    s[0] = th_shape(2, 7, 13);
+    s[1] = th_shape(1, 1);
+    s[2] = th_shape(0);
+    s[3] = th_shape(2, 0, 3);
     *n = 4;
     return s;
 }
@@ -242,7 +232,7 @@ static void check_cast(void) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         fresh();
-        RtTensor *x = rand_tensor(cases[c].from, shp(2, 5, 3), cases[c].lo, cases[c].hi), *xc = rt_tensor_clone(x);
+        RtTensor *x = rand_tensor(cases[c].from, th_shape(2, 5, 3), cases[c].lo, cases[c].hi), *xc = rt_tensor_clone(x);
         RtTensor *r = eval(ir_cast(G, feed(x), cases[c].to, L));
         for (int64_t i = 0; i < 15; i++) {
             double v = rt_tensor_get_f64(xc, i), want;
@@ -261,7 +251,7 @@ static void check_cast(void) {
     }
     /* wrap-around of a narrowing integer cast */
     fresh();
-    RtTensor *x = rt_tensor_new(DT_I64, shp(1, 2));
+    RtTensor *x = rt_tensor_new(DT_I64, th_shape(1, 2));
     ((int64_t *)x->data)[0] = 0x100000005ll;
     ((int64_t *)x->data)[1] = -0x80000001ll;
     RtTensor *r = eval(ir_cast(G, feed(x), DT_I32, L));
@@ -363,7 +353,7 @@ static void check_or(void) { binary_case(OP_OR, DT_BOOL, 0, 1, 0, 1); }
 /* Integer edge cases that the random cases may miss. */
 static void check_int_edges(void) {
     fresh();
-    RtTensor *a = rt_tensor_new(DT_I32, shp(1, 4)), *b = rt_tensor_new(DT_I32, shp(1, 4));
+    RtTensor *a = rt_tensor_new(DT_I32, th_shape(1, 4)), *b = rt_tensor_new(DT_I32, th_shape(1, 4));
     int32_t av[4] = {INT32_MIN, 7, -7, INT32_MAX}, bv[4] = {-1, 0, 2, 1};
     memcpy(a->data, av, sizeof av);
     memcpy(b->data, bv, sizeof bv);
@@ -387,7 +377,7 @@ static void check_int_edges(void) {
 
 static void check_where(void) {
     fresh();
-    Shape sc = shp(2, 4, 1), sa = shp(1, 5), sb = shp(0), so = shp(2, 4, 5);
+    Shape sc = th_shape(2, 4, 1), sa = th_shape(1, 5), sb = th_shape(0), so = th_shape(2, 4, 5);
     RtTensor *c = rand_tensor(DT_BOOL, sc, 0, 1), *a = rand_tensor(DT_F32, sa, -3, 3), *b = rand_tensor(DT_F32, sb, -3, 3);
     RtTensor *cc = rt_tensor_clone(c), *acl = rt_tensor_clone(a), *bc = rt_tensor_clone(b);
     Node *nc = feed(c), *na = feed(a), *nb = feed(b);
@@ -407,8 +397,8 @@ static void check_where(void) {
     for (int k = 0; k < 2; k++) {
         DType dt = k ? DT_BOOL : DT_I64;
         fresh();
-        RtTensor *c2 = rand_tensor(DT_BOOL, shp(1, 9), 0, 1), *x = rand_tensor(dt, shp(1, 9), 0, 1),
-                 *y = rand_tensor(dt, shp(1, 9), 0, 1);
+        RtTensor *c2 = rand_tensor(DT_BOOL, th_shape(1, 9), 0, 1), *x = rand_tensor(dt, th_shape(1, 9), 0, 1),
+                 *y = rand_tensor(dt, th_shape(1, 9), 0, 1);
         RtTensor *c2c = rt_tensor_clone(c2), *xc = rt_tensor_clone(x), *yc = rt_tensor_clone(y);
         Node *n0 = feed(c2), *n1 = feed(x), *n2 = feed(y);
         RtTensor *r2 = eval(ir_where(G, n0, n1, n2, L));
@@ -459,21 +449,21 @@ static void reduce_case(OpKind op, DType dt, Shape s) {
 }
 
 static void reduce_all(OpKind op) {
-    reduce_case(op, DT_F32, shp(4, 3, 1, 5, 4));
-    reduce_case(op, DT_F64, shp(3, 2, 7, 3));
-    reduce_case(op, DT_I32, shp(3, 3, 4, 2));
-    reduce_case(op, DT_I64, shp(2, 5, 3));
-    reduce_case(op, DT_F32, shp(0));
-    reduce_case(op, DT_F32, shp(1, 1));
-    reduce_case(op, DT_F32, shp(3, 2, 65, 3)); /* long rows both ways */
-    if (op != OP_SUM) reduce_case(op, DT_BOOL, shp(2, 3, 4));
+    reduce_case(op, DT_F32, th_shape(4, 3, 1, 5, 4));
+    reduce_case(op, DT_F64, th_shape(3, 2, 7, 3));
+    reduce_case(op, DT_I32, th_shape(3, 3, 4, 2));
+    reduce_case(op, DT_I64, th_shape(2, 5, 3));
+    reduce_case(op, DT_F32, th_shape(0));
+    reduce_case(op, DT_F32, th_shape(1, 1));
+    reduce_case(op, DT_F32, th_shape(3, 2, 65, 3)); /* long rows both ways */
+    if (op != OP_SUM) reduce_case(op, DT_BOOL, th_shape(2, 3, 4));
 }
 static void check_sum(void) { reduce_all(OP_SUM); }
 static void check_reduce_max(void) { reduce_all(OP_REDUCE_MAX); }
 static void check_reduce_min(void) { reduce_all(OP_REDUCE_MIN); }
 
 static void check_argmax(void) {
-    Shape s = shp(3, 4, 5, 3);
+    Shape s = th_shape(3, 4, 5, 3);
     for (int k = 0; k < 2; k++) {
         DType dt = k ? DT_I32 : DT_F32;
         for (int axis = 0; axis < 3; axis++) {
@@ -508,8 +498,8 @@ static void check_argmax(void) {
 
 static void check_reshape(void) {
     fresh();
-    RtTensor *x = rand_tensor(DT_F32, shp(3, 2, 3, 5), -1, 1), *xc = rt_tensor_clone(x);
-    RtTensor *r = eval(ir_reshape(G, feed(x), shp(2, 5, 6), L));
+    RtTensor *x = rand_tensor(DT_F32, th_shape(3, 2, 3, 5), -1, 1), *xc = rt_tensor_clone(x);
+    RtTensor *r = eval(ir_reshape(G, feed(x), th_shape(2, 5, 6), L));
     cr_expect(memcmp(r->data, xc->data, 30 * 4) == 0);
     rt_tensor_free(r);
     rt_tensor_free(xc);
@@ -517,7 +507,7 @@ static void check_reshape(void) {
 
 static void check_permute(void) {
     static const int perms3[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
-    Shape s = shp(3, 2, 3, 5);
+    Shape s = th_shape(3, 2, 3, 5);
     for (int p = 0; p < 6; p++) {
         for (int k = 0; k < 2; k++) {
             DType dt = k ? DT_BOOL : DT_F64;
@@ -536,7 +526,7 @@ static void check_permute(void) {
     }
     /* rank 4 with a size-1 axis, i32 */
     int perm[4] = {3, 1, 0, 2};
-    Shape s4 = shp(4, 3, 1, 4, 2);
+    Shape s4 = th_shape(4, 3, 1, 4, 2);
     fresh();
     RtTensor *x = rand_tensor(DT_I32, s4, -50, 50), *xc = rt_tensor_clone(x);
     RtTensor *r = eval(ir_permute(G, feed(x), perm, L));
@@ -551,8 +541,8 @@ static void check_permute(void) {
 }
 
 static void check_broadcast(void) {
-    const Shape from[] = {shp(2, 3, 1), shp(0), shp(1, 5), shp(3, 1, 3, 1)};
-    const Shape to[] = {shp(3, 2, 3, 5), shp(2, 4, 3), shp(3, 2, 3, 5), shp(3, 2, 3, 7)};
+    const Shape from[] = {th_shape(2, 3, 1), th_shape(0), th_shape(1, 5), th_shape(3, 1, 3, 1)};
+    const Shape to[] = {th_shape(3, 2, 3, 5), th_shape(2, 4, 3), th_shape(3, 2, 3, 5), th_shape(3, 2, 3, 7)};
     for (int c = 0; c < 4; c++) {
         fresh();
         RtTensor *x = rand_tensor(DT_F32, from[c], -1, 1), *xc = rt_tensor_clone(x);
@@ -568,7 +558,7 @@ static void check_broadcast(void) {
 }
 
 static void check_slice(void) {
-    Shape s = shp(3, 5, 7, 4);
+    Shape s = th_shape(3, 5, 7, 4);
     const int64_t cases[][3][3] = {
         {{1, 0, 0}, {4, 7, 4}, {1, 2, 3}}, {{0, 6, 1}, {5, 7, 3}, {2, 1, 1}}, {{2, 3, 0}, {2, 7, 4}, {1, 5, 1}}};
     for (int c = 0; c < 3; c++) {
@@ -590,7 +580,7 @@ static void check_slice(void) {
 
 static void check_concat(void) {
     for (int axis = 0; axis < 3; axis++) {
-        Shape s[3] = {shp(3, 2, 3, 4), shp(3, 2, 3, 4), shp(3, 2, 3, 4)};
+        Shape s[3] = {th_shape(3, 2, 3, 4), th_shape(3, 2, 3, 4), th_shape(3, 2, 3, 4)};
         s[1].dims[axis] = 1;
         s[2].dims[axis] = 5;
         fresh();
@@ -617,7 +607,7 @@ static void check_concat(void) {
 static void check_gather(void) {
     for (int k = 0; k < 2; k++) {
         fresh();
-        Shape ds = shp(3, 6, 2, 3), is = k ? shp(0) : shp(2, 4, 3);
+        Shape ds = th_shape(3, 6, 2, 3), is = k ? th_shape(0) : th_shape(2, 4, 3);
         RtTensor *d = rand_tensor(DT_F32, ds, -1, 1), *idx = rand_tensor(k ? DT_I64 : DT_I32, is, 0, 5);
         RtTensor *dc = rt_tensor_clone(d), *ic = rt_tensor_clone(idx);
         Node *nd = feed(d), *ni = feed(idx);
@@ -636,7 +626,7 @@ static void check_scatter_add(void) {
     for (int k = 0; k < 2; k++) {
         DType dt = k ? DT_I32 : DT_F32;
         fresh();
-        RtTensor *u = rand_tensor(dt, shp(3, 4, 3, 2), -5, 5), *idx = rand_tensor(DT_I64, shp(2, 4, 3), 0, 4);
+        RtTensor *u = rand_tensor(dt, th_shape(3, 4, 3, 2), -5, 5), *idx = rand_tensor(DT_I64, th_shape(2, 4, 3), 0, 4);
         RtTensor *uc = rt_tensor_clone(u), *ic = rt_tensor_clone(idx);
         Node *nu = feed(u), *ni = feed(idx);
         RtTensor *r = eval(ir_scatter_add(G, nu, ni, 5, L));
@@ -651,7 +641,7 @@ static void check_scatter_add(void) {
 }
 
 static void check_pad(void) {
-    Shape s = shp(3, 2, 3, 4);
+    Shape s = th_shape(3, 2, 3, 4);
     int64_t lo[3] = {1, 0, 2}, hi[3] = {0, 3, 1};
     for (int k = 0; k < 2; k++) {
         DType dt = k ? DT_I64 : DT_F32;
@@ -709,15 +699,15 @@ static void matmul_case(DType dt, Shape sa, Shape sb) {
 }
 
 static void check_matmul(void) {
-    matmul_case(DT_F32, shp(2, 5, 7), shp(2, 7, 3));
-    matmul_case(DT_F32, shp(2, 1, 1), shp(2, 1, 1));
-    matmul_case(DT_F32, shp(2, 1, 13), shp(2, 13, 1));
-    matmul_case(DT_F32, shp(3, 2, 3, 4), shp(3, 2, 4, 5));
-    matmul_case(DT_F32, shp(4, 2, 1, 3, 4), shp(4, 2, 1, 4, 2));
-    matmul_case(DT_F64, shp(2, 33, 17), shp(2, 17, 9));
-    matmul_case(DT_I32, shp(3, 2, 3, 4), shp(3, 2, 4, 2));
-    matmul_case(DT_I64, shp(2, 3, 0), shp(2, 0, 2)); /* K = 0: zeros */
-    matmul_case(DT_F32, shp(2, 0, 4), shp(2, 4, 2));
+    matmul_case(DT_F32, th_shape(2, 5, 7), th_shape(2, 7, 3));
+    matmul_case(DT_F32, th_shape(2, 1, 1), th_shape(2, 1, 1));
+    matmul_case(DT_F32, th_shape(2, 1, 13), th_shape(2, 13, 1));
+    matmul_case(DT_F32, th_shape(3, 2, 3, 4), th_shape(3, 2, 4, 5));
+    matmul_case(DT_F32, th_shape(4, 2, 1, 3, 4), th_shape(4, 2, 1, 4, 2));
+    matmul_case(DT_F64, th_shape(2, 33, 17), th_shape(2, 17, 9));
+    matmul_case(DT_I32, th_shape(3, 2, 3, 4), th_shape(3, 2, 4, 2));
+    matmul_case(DT_I64, th_shape(2, 3, 0), th_shape(2, 0, 2)); /* K = 0: zeros */
+    matmul_case(DT_F32, th_shape(2, 0, 4), th_shape(2, 4, 2));
 }
 
 /* ---- random --------------------------------------------------------------------------------- */
@@ -732,7 +722,7 @@ static RtTensor *rng_run(OpKind op, DType dt, int64_t n, int64_t seed, int64_t o
     fresh();
     Node *s = ir_scalar(G, DT_I64, (double)seed, L);
     Node *o = ir_scalar(G, DT_I64, (double)offset, L);
-    return eval(ir_rng(G, op, dt, shp(1, (int)n), s, o, 0xabfe42a2u, L));
+    return eval(ir_rng(G, op, dt, th_shape(1, (int)n), s, o, 0xabfe42a2u, L));
 }
 
 static void check_rng_uniform(void) {
@@ -751,7 +741,7 @@ static void check_rng_uniform(void) {
     rt_tensor_free(d);
     /* shape does not matter, only the flat index */
     fresh();
-    RtTensor *m = eval(ir_rng(G, OP_RNG_UNIFORM, DT_F32, shp(2, 2, 3), ir_scalar(G, DT_I64, 42, L),
+    RtTensor *m = eval(ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(2, 2, 3), ir_scalar(G, DT_I64, 42, L),
                               ir_scalar(G, DT_I64, 0, L), 0xabfe42a2u, L));
     for (int i = 0; i < 6; i++) cr_expect_eq(((float *)m->data)[i], (float)gold_uniform[i]);
     rt_tensor_free(m);
@@ -825,7 +815,7 @@ Test(ops, op_table_is_covered) {
     Test(ops, id) {                           \
         cr_assert_not_null(checks[OP_##id]);  \
         checks[OP_##id]();                    \
-        cr_expect_eq(D->nerrors, 0, "unexpected diagnostic: %s", last_msg()); \
+        cr_expect_eq(D->nerrors, 0, "unexpected diagnostic: %s", th_last_diag(D)); \
     }
 #include "ir/ops.def"
 #undef X

@@ -1,0 +1,13 @@
+/* Small helpers shared by the IR, interpreter and backend tests. */
+#ifndef DFLOW_TESTS_IR_HELPERS_H
+#define DFLOW_TESTS_IR_HELPERS_H
+
+#include "ir/diag.h"
+#include "runtime/tensor.h"
+
+/* th_shape(2, 3, 4) is the shape [3,4]; the dims are ints. */
+Shape th_shape(int rank, ...);
+/* The text of the last diagnostic in d, or "(none)". */
+const char *th_last_diag(const DiagList *d);
+
+#endif
