@@ -9,36 +9,10 @@
 #include <string.h>
 
 #include "cli.h"
+#include "runtime/cliopt.h"
 
 static void usage_hint(const char *cmd) {
     fprintf(stderr, "Try 'dflow %s --help' for the options.\n", cmd);
-}
-
-static bool parse_seed(const char *s, uint64_t *out) {
-    if (!s || !*s || *s == '-' || *s == '+') return false;
-    for (const char *p = s; *p; p++)
-        if (*p < '0' || *p > '9') return false;
-    errno = 0;
-    char *end;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno == ERANGE || *end) return false;
-    *out = (uint64_t)v;
-    return true;
-}
-
-/* Matches "--name" or "--name=value"; sets *val to the inline value or NULL. */
-static bool opt_is(const char *arg, const char *name, const char **val) {
-    size_t n = strlen(name);
-    if (strncmp(arg, name, n) != 0) return false;
-    if (arg[n] == '\0') {
-        *val = NULL;
-        return true;
-    }
-    if (arg[n] == '=') {
-        *val = arg + n + 1;
-        return true;
-    }
-    return false;
 }
 
 CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed, CliArgs *a) {
@@ -72,11 +46,12 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
         /* options with a value */
         static const struct { const char *name; unsigned bit; } valued[] = {
             {"--set", OPT_SET}, {"--seed", OPT_SEED}, {"--out", OPT_OUT},
-            {"--backend", OPT_BACKEND}, {"--after", OPT_AFTER},
+            {"--backend", OPT_BACKEND}, {"--after", OPT_AFTER}, {"--output", OPT_OUTPUT},
+            {"-o", OPT_OUTPUT},
         };
         int which = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof valued[0]); k++)
-            if ((allowed & valued[k].bit) && opt_is(arg, valued[k].name, &val)) which = k;
+            if ((allowed & valued[k].bit) && rt_opt_is(arg, valued[k].name, &val)) which = k;
         if (which >= 0) {
             const char *name = valued[which].name;
             if (!val) {
@@ -109,7 +84,7 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
                 break;
             }
             case OPT_SEED:
-                if (!parse_seed(val, &a->seed)) {
+                if (!rt_parse_u64(val, &a->seed)) {
                     fprintf(stderr, "dflow %s: --seed expects a non-negative integer, got '%s'\n", cmd, val);
                     usage_hint(cmd);
                     return CLI_PARSE_ERROR;
@@ -121,6 +96,13 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
                     return CLI_PARSE_ERROR;
                 }
                 a->out_dir = val;
+                break;
+            case OPT_OUTPUT:
+                if (!*val) {
+                    fprintf(stderr, "dflow %s: -o needs a file name\n", cmd);
+                    return CLI_PARSE_ERROR;
+                }
+                a->output = val;
                 break;
             case OPT_BACKEND: a->backend = val; break;
             case OPT_AFTER: a->after = val; break;
@@ -195,4 +177,13 @@ void cli_compile_free(CliCompile *c) {
     if (c->module) ir_module_free(c->module);
     if (c->arena) arena_free(c->arena);
     memset(c, 0, sizeof *c);
+}
+
+bool cli_compile_for_running(CliCompile *c, const CliArgs *a) {
+    bool ok = cli_compile(c, a, false);
+    if (ok && !a->no_passes) {
+        ok = cli_run_passes(c->module, NULL);
+        cli_print_new_diags(c, stderr);
+    }
+    return ok;
 }

@@ -28,6 +28,7 @@ enum {
     OPT_PROGRESS = 1 << 6, /* --progress / --no-progress */
     OPT_PASSES = 1 << 7,   /* --no-passes */
     OPT_MEM_REPORT = 1 << 8, /* --mem-report */
+    OPT_OUTPUT = 1 << 9,   /* -o FILE, --output FILE */
 };
 
 typedef struct {
@@ -42,6 +43,7 @@ typedef struct {
     int progress; /* -1 auto (when stderr is a terminal), 0 off, 1 on */
     bool no_passes;
     bool mem_report;
+    const char *output;
 } CliArgs;
 
 typedef enum { CLI_PARSE_OK, CLI_PARSE_ERROR, CLI_PARSE_HELP } CliParse;
@@ -62,6 +64,8 @@ typedef struct {
 
 /* Compiles a.file; prints the diagnostics; false on any error. */
 bool cli_compile(CliCompile *c, const CliArgs *a, bool check_only);
+/* cli_compile, then every pass unless --no-passes (run and build). */
+bool cli_compile_for_running(CliCompile *c, const CliArgs *a);
 /* Prints the diagnostics added since the last call. */
 void cli_print_new_diags(CliCompile *c, FILE *out);
 void cli_compile_free(CliCompile *c);
@@ -73,5 +77,6 @@ bool cli_run_passes(Module *m, const char *after);
 int cmd_check(int argc, char **argv);
 int cmd_ir(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_build(int argc, char **argv);
 
 #endif

@@ -260,7 +260,7 @@ static void compile_report(const Backend *b, const GraphRunner *r, FILE *out) {
         }
     }
     fprintf(out,
-            "%s: compiled %d graph%s in %.1f ms (O3 %.1f, machine code %.1f), %d interpreted; "
+            "%s: compiled %d graph%s in %.1f ms (optimiser %.1f, machine code %.1f), %d interpreted; "
             "%d kernel thread%s\n",
             b->name, compiled, compiled == 1 ? "" : "s", 1e3 * total, 1e3 * opt, 1e3 * mc,
             interpreted, threads, threads == 1 ? "" : "s");
@@ -292,11 +292,7 @@ int cmd_run(int argc, char **argv) {
     }
 
     CliCompile c;
-    bool ok = cli_compile(&c, &a, false);
-    if (ok && !a.no_passes) {
-        ok = cli_run_passes(c.module, NULL);
-        cli_print_new_diags(&c, stderr);
-    }
+    bool ok = cli_compile_for_running(&c, &a);
     bool stopped = false;
     if (ok) {
         struct sigaction sa, old;
@@ -307,10 +303,11 @@ int cmd_run(int argc, char **argv) {
         interrupted = 0;
         sigaction(SIGINT, &sa, &old);
 
-        /* One-shot graphs (initialisers, final evaluations) are interpreted:
-           compiling them would cost more than running them once. */
+        /* Every graph is compiled, one-shot graphs (initialisers, final
+           evaluations) cheaply (O1): the same machine code as `dflow build`,
+           so a built executable prints the same bits. */
         char err[256] = "";
-        BackendOptions bo = {.verbose = a.verbose, .log = stderr, .interp_runs = 1};
+        BackendOptions bo = {.verbose = a.verbose, .log = stderr, .interp_runs = 0};
         GraphRunner runner = backend->runner_new(&bo, err, sizeof err);
         if (!runner.run) {
             fprintf(stderr, "dflow run: backend '%s' failed to start: %s\n", backend->name, err);

@@ -1,4 +1,4 @@
-/* `dflow`: dispatches to a subcommand (check, ir, run).
+/* `dflow`: dispatches to a subcommand (check, ir, run, build).
  *
  * Exit status: 0 success, 1 any user error (unknown command or flag, compile
  * error, run-time error), 130 when a run was interrupted with Ctrl-C. */
@@ -15,6 +15,8 @@ static void usage(FILE *f) {
           "  check FILE     parse, type and shape check a program; errors with line:col\n"
           "  ir FILE        print the program's IR, before or after a pass (--after PASS)\n"
           "  run FILE       run a program: logs to stdout, metrics.csv and summary.json to --out\n"
+          "  build FILE -o PROG\n"
+          "                 compile a program into a standalone executable (no LLVM needed)\n"
           "\n"
           "options:\n"
           "  -h, --help     show this help (also after a command: dflow run --help)\n"
@@ -41,7 +43,8 @@ int main(int argc, char **argv) {
     if (strcmp(cmd, "check") == 0) return cmd_check(argc - 2, argv + 2);
     if (strcmp(cmd, "ir") == 0) return cmd_ir(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
-    if (strcmp(cmd, "build") == 0 || strcmp(cmd, "plot") == 0) {
+    if (strcmp(cmd, "build") == 0) return cmd_build(argc - 2, argv + 2);
+    if (strcmp(cmd, "plot") == 0) {
         fprintf(stderr, "dflow: '%s' is not built yet\n", cmd);
         return 1;
     }

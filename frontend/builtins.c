@@ -161,6 +161,8 @@ static Value *bi_full(Lower *L, BuiltinCall *c) {
     if (val_is_const(fv)) {
         if (!c->kw[0] && fv->kind == V_INT) dt = DT_F32;
         if (!c->kw[0] && fv->kind == V_BOOL) dt = DT_BOOL;
+        if (fv->cfg) /* a config fill value is read from its slot */
+            return lw_tensor(L, ir_broadcast(G(L), lw_cfg_node(L, fv, dt, c->pos_loc[1]), s, c->loc));
         return lw_tensor(L, ir_const(G(L), dt, s, val_num(fv), c->loc));
     }
     Node *n = pos_node(L, c, 1, dt);
@@ -381,6 +383,7 @@ static Node *math_node(Lower *L, Node *n, void *ctx, SrcLoc loc) {
 }
 
 static Value *math_fold(Lower *L, MathFn f, Value *v, SrcLoc loc, const char *name) {
+    if (f != M_STOP) lw_cfg_bake(L, v, loc);
     double x = val_num(v);
     bool isint = v->kind == V_INT || v->kind == V_BOOL;
     switch (f) {
@@ -458,7 +461,10 @@ static Value *bi_clip(Lower *L, BuiltinCall *c) {
 
 static Value *bi_where(Lower *L, BuiltinCall *c) {
     Value *cv = c->pos[0];
-    if (val_is_const(cv)) return val_num(cv) != 0 ? c->pos[1] : c->pos[2];
+    if (val_is_const(cv)) {
+        lw_cfg_bake(L, cv, c->pos_loc[0]);
+        return val_num(cv) != 0 ? c->pos[1] : c->pos[2];
+    }
     Value *e = need_graph(L, c);
     if (e) return e;
     return lw_where(L, cv, c->pos[1], c->pos[2], c->loc);
@@ -532,6 +538,8 @@ static Value *minmax(Lower *L, BuiltinCall *c, bool isMax) {
     if (c->npos == 2) {
         Value *a = c->pos[0], *b = c->pos[1];
         if (val_is_const(a) && val_is_const(b)) {
+            lw_cfg_bake(L, a, c->pos_loc[0]);
+            lw_cfg_bake(L, b, c->pos_loc[1]);
             double x = val_num(a), y = val_num(b);
             bool pick_a = isMax ? x >= y : x <= y;
             return pick_a ? a : b;
@@ -641,6 +649,7 @@ static Value *bi_reshape(Lower *L, BuiltinCall *c) {
     Value *sv = c->pos[1];
     Shape s = {0};
     if (sv->kind == V_INT) {
+        lw_cfg_bake(L, sv, c->pos_loc[1]);
         s.rank = 1;
         s.dims[0] = sv->u.i;
     } else if (sv->kind == V_LIST && sv->u.tree.n <= IR_MAX_RANK) {
@@ -1124,6 +1133,8 @@ static Value *convert(Lower *L, BuiltinCall *c, DType to) {
         return lw_error(L, c->loc, "%s: cannot convert \"%s\"", c->name, v->u.s);
     }
     if (val_is_const(v)) {
+        if (to == DT_F32 && v->kind == V_FLOAT) return v; /* unchanged: a config stays one */
+        lw_cfg_bake(L, v, c->pos_loc[0]);
         if (to == DT_F32) return val_float(L->a, val_num(v));
         double x = val_num(v);
         if (!(fabs(x) < 9.2e18)) return lw_error(L, c->loc, "int: %g is out of range", x);

@@ -7,8 +7,12 @@
  * order into Module.main (a train becomes HS_TRAIN where it is declared);
  * verify every graph. Any error makes it return NULL; diagnostics are in d.
  * Config values are evaluated lazily (they may be used before their line),
- * with a --set override parsed as a literal of the declared value's type. */
+ * with a --set override parsed as a literal of the declared value's type.
+ * Every config of the main module gets an entry in Module.configs; its
+ * number travels tagged with that entry (Value.cfg) so that graphs read it
+ * through a SLOT_CONFIG slot (lower.c) unless something folds it. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -146,6 +150,37 @@ static Value *parse_override(Lower *L, Global *g, Value *decl, const char *text)
     }
 }
 
+/* Shortest text that reads back as the same double (what --set would take). */
+static const char *float_text(Lower *L, double f) {
+    char buf[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(buf, sizeof buf, "%.*g", prec, f);
+        if (strtod(buf, NULL) == f) break;
+    }
+    return lw_printf(L, "%s", buf);
+}
+
+/* Records main-module config g's value in Module.configs and returns the
+ * Value that stands for it: a fresh copy carrying the config's index, so
+ * that graphs read it from its slot. A config defined as another config
+ * (b = a) copies a's number at compile time: a is then baked. */
+static Value *tag_config(Lower *L, Global *g, Value *v) {
+    ModuleConfig *c = &L->m->configs[g->cfg - 1];
+    switch (v->kind) {
+    case V_INT: c->type = 'i'; c->value = lw_printf(L, "%lld", (long long)v->u.i); break;
+    case V_FLOAT: c->type = 'f'; c->value = float_text(L, v->u.f); break;
+    case V_BOOL: c->type = 'b'; c->value = v->u.b ? "true" : "false"; break;
+    case V_STR: c->type = 's'; c->value = v->u.s; return v;
+    default: return v;
+    }
+    lw_cfg_bake(L, v, g->expr->loc);
+    Value *t = arena_alloc(L->a, sizeof *t);
+    if (!t) return lw_err(L);
+    *t = *v;
+    t->cfg = g->cfg;
+    return t;
+}
+
 Value *lw_config_value(Lower *L, FeMod *m, Global *g) {
     Scope *s = lw_scope_new(L, NULL, m);
     GraphCtx *saved = L->gc;
@@ -163,6 +198,7 @@ Value *lw_config_value(Lower *L, FeMod *m, Global *g) {
         const ConfigOverride *o = find_override(L, g->name);
         if (o) v = parse_override(L, g, v, o->value);
     }
+    if (m == L->main && g->cfg > 0 && g->cfg <= L->m->nconfigs && !val_is_error(v)) v = tag_config(L, g, v);
     return v;
 }
 
@@ -182,6 +218,29 @@ static void check_override_keys(Lower *L) {
         else if (nk == 0) diag_error(L->d, srcloc_none(), "--set: unknown config key '%s' (the program has no config)", k);
         else diag_error(L->d, srcloc_none(), "--set: unknown config key '%s'", k);
     }
+}
+
+/* Module.configs: one entry per config of the main module, in order. */
+static bool config_table(Lower *L) {
+    int n = 0;
+    for (int i = 0; i < L->main->n; i++) n += L->main->g[i].kind == G_CONFIG;
+    if (n == 0) return true;
+    L->m->configs = arena_alloc(L->a, sizeof(ModuleConfig) * (size_t)n);
+    L->cfg_globals = arena_alloc(L->a, sizeof(Global *) * (size_t)n);
+    if (!L->m->configs || !L->cfg_globals) {
+        diag_error(L->d, srcloc_none(), "out of memory");
+        return false;
+    }
+    for (int i = 0; i < L->main->n; i++) {
+        Global *g = &L->main->g[i];
+        if (g->kind != G_CONFIG) continue;
+        ModuleConfig *c = &L->m->configs[L->m->nconfigs];
+        c->name = g->name;
+        c->slot = -1;
+        L->cfg_globals[L->m->nconfigs] = g;
+        g->cfg = ++L->m->nconfigs;
+    }
+    return true;
 }
 
 /* ---- the entry point ----------------------------------------------------------------- */
@@ -214,6 +273,10 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
     L.main = new_mod(&L, "", p);
     if (!L.main) return NULL;
     register_globals(&L, L.main);
+    if (!config_table(&L)) {
+        ir_module_free(L.m);
+        return NULL;
+    }
     check_override_keys(&L);
     if (diag_has_errors(d)) {
         ir_module_free(L.m);

@@ -327,16 +327,22 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
         }
         return v->u.t.node;
     case V_SLOT: return lw_slot_node(L, v->u.slot, loc);
+    /* A config value reads its slot, converted to the dtype the constant
+     * would have had, so the numbers are those of the folded constant. */
     case V_INT: {
         DType dt = DT_I64;
         if (hint == DT_F32 || hint == DT_F64 || hint == DT_I32 || hint == DT_I64) dt = hint;
+        if (v->cfg) return lw_cfg_node(L, v, dt, loc);
         return ir_scalar(g, dt, (double)v->u.i, loc);
     }
     case V_FLOAT: {
         DType dt = hint == DT_F64 ? DT_F64 : DT_F32;
+        if (v->cfg) return lw_cfg_node(L, v, dt, loc);
         return ir_scalar(g, dt, v->u.f, loc);
     }
-    case V_BOOL: return ir_scalar(g, DT_BOOL, v->u.b ? 1.0 : 0.0, loc);
+    case V_BOOL:
+        if (v->cfg) return lw_cfg_node(L, v, DT_BOOL, loc);
+        return ir_scalar(g, DT_BOOL, v->u.b ? 1.0 : 0.0, loc);
     case V_LOSS: {
         Value *lv = lw_loss_value(L, loc);
         if (val_is_error(lv) || lv->kind == V_LOSS) return NULL;
@@ -344,6 +350,52 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
     }
     default: return NULL;
     }
+}
+
+/* ---- config values ------------------------------------------------------------------ */
+
+static ModuleConfig *cfg_of(Lower *L, const Value *v) {
+    if (!v || v->cfg <= 0 || v->cfg > L->m->nconfigs) return NULL;
+    return &L->m->configs[v->cfg - 1];
+}
+
+void lw_cfg_bake(Lower *L, const Value *v, SrcLoc loc) {
+    ModuleConfig *c = cfg_of(L, v);
+    if (!c || c->baked) return;
+    c->baked = true;
+    c->baked_at = loc;
+}
+
+/* The SLOT_CONFIG slot of config c, holding its compiled value. */
+static int config_slot(Lower *L, ModuleConfig *c, int index) {
+    const Value *cv = L->cfg_globals && L->cfg_globals[index] ? L->cfg_globals[index]->v : NULL;
+    DType dt;
+    if (!cv || !(cv->kind == V_INT || cv->kind == V_FLOAT || cv->kind == V_BOOL)) return -1;
+    dt = cv->kind == V_INT ? DT_I64 : cv->kind == V_FLOAT ? DT_F64 : DT_BOOL;
+    RtTensor *t = rt_tensor_new(dt, rt_shape_scalar());
+    if (!t) {
+        L->oom = true;
+        return -1;
+    }
+    if (cv->kind == V_FLOAT) rt_tensor_set_f64(t, 0, cv->u.f);
+    else rt_tensor_set_i64(t, 0, cv->kind == V_INT ? cv->u.i : (int64_t)cv->u.b);
+    int id = lw_new_slot(L, lw_printf(L, "config.%s", c->name), SLOT_CONFIG, dt, rt_shape_scalar());
+    if (id < 0) {
+        rt_tensor_free(t);
+        return -1;
+    }
+    L->m->slots[id].value = t;
+    c->slot = id;
+    return id;
+}
+
+Node *lw_cfg_node(Lower *L, const Value *v, DType dt, SrcLoc loc) {
+    ModuleConfig *c = cfg_of(L, v);
+    if (!c || !L->gc || !L->gc->g) return NULL;
+    int slot = c->slot >= 0 ? c->slot : config_slot(L, c, v->cfg - 1);
+    Node *n = slot >= 0 ? lw_slot_node(L, slot, loc) : NULL;
+    if (n && n->dtype != dt) n = ir_cast(L->gc->g, n, dt, loc);
+    return n;
 }
 
 const char *lw_value_desc(Lower *L, const Value *v) {
@@ -502,7 +554,10 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
         }
         if (val_is_const(v)) {
             if (!L->gc || !L->gc->g) return lw_err(L);
-            Node *n = ir_const(L->gc->g, sl->dtype, sl->shape, val_num(v), loc);
+            DType hdt = sl->dtype;
+            Shape hsh = sl->shape;
+            Node *n = v->cfg ? ir_broadcast(L->gc->g, lw_cfg_node(L, v, hdt, loc), hsh, loc)
+                             : ir_const(L->gc->g, hdt, hsh, val_num(v), loc);
             if (!n) return lw_err(L);
             lw_gc_output(L, n, hs);
             return home;

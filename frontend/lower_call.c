@@ -177,6 +177,7 @@ static bool bind_params(Lower *L, Scope *s, const char *fname, const Param *ps, 
         switch (p->kind) {
         case PK_INT: {
             int64_t k;
+            if (v->kind == V_INT) break; /* as it is: a config value stays one */
             if (!lw_const_int(L, v, &k, vl, what)) {
                 ok = false;
                 v = lw_err(L);
@@ -187,6 +188,18 @@ static bool bind_params(Lower *L, Scope *s, const char *fname, const Param *ps, 
         }
         case PK_FLOAT: {
             double f;
+            if (v->kind == V_FLOAT) break; /* as it is: a config value stays one */
+            if (val_is_const(v) && v->cfg) {
+                /* an int or bool config as a float: still read from its slot */
+                Value *fv = val_float(L->a, val_num(v));
+                if (!fv) {
+                    L->oom = true;
+                    return false;
+                }
+                fv->cfg = v->cfg;
+                v = fv;
+                break;
+            }
             if (!lw_const_num(L, v, &f, vl, what)) {
                 ok = false;
                 v = lw_err(L);

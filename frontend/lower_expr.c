@@ -1,5 +1,9 @@
 /* Expressions: constants fold, tensors become nodes, trees map over leaves.
  *
+ * A config value that folds (arithmetic, comparison, a branch, a shape, an
+ * index) is fixed at compile time from then on: every fold calls
+ * lw_cfg_bake, and only an unfolded config reaches graphs through its slot.
+ *
  * lw_expr is the evaluator of the tracing interpreter. Constants (ints,
  * floats, bools, strings) fold at compile time with Python's rules (`/` on
  * ints gives a float, `%` takes the sign of the divisor); when a constant
@@ -48,6 +52,7 @@ static const char *runtime_desc(Lower *L, const Value *v) {
 
 bool lw_const_int(Lower *L, const Value *v, int64_t *out, SrcLoc loc, const char *what) {
     if (val_is_error(v)) return false;
+    lw_cfg_bake(L, v, loc);
     if (v->kind == V_INT) {
         *out = v->u.i;
         return true;
@@ -62,6 +67,7 @@ bool lw_const_int(Lower *L, const Value *v, int64_t *out, SrcLoc loc, const char
 
 bool lw_const_num(Lower *L, const Value *v, double *out, SrcLoc loc, const char *what) {
     if (val_is_error(v)) return false;
+    lw_cfg_bake(L, v, loc);
     if (val_is_const(v)) {
         *out = val_num(v);
         return true;
@@ -72,6 +78,7 @@ bool lw_const_num(Lower *L, const Value *v, double *out, SrcLoc loc, const char 
 
 bool lw_const_bool(Lower *L, const Value *v, bool *out, SrcLoc loc, const char *what) {
     if (val_is_error(v)) return false;
+    lw_cfg_bake(L, v, loc);
     if (v->kind == V_BOOL) {
         *out = v->u.b;
         return true;
@@ -145,6 +152,8 @@ Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), 
 /* ---- constant folding ---------------------------------------------------------------- */
 
 static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
+    lw_cfg_bake(L, a, loc);
+    lw_cfg_bake(L, b, loc);
     bool ints = (a->kind == V_INT || a->kind == V_BOOL) && (b->kind == V_INT || b->kind == V_BOOL);
     if (a->kind == V_BOOL && b->kind == V_BOOL && (op == OPK_AND || op == OPK_OR || op == OPK_EQ || op == OPK_NE)) {
         bool x = a->u.b, y = b->u.b;
@@ -331,12 +340,20 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
         double e = val_num(b);
         Node *x = lw_node(L, a, DT_COUNT, loc);
         if (!x) return lw_err(L);
-        if (e == 1) return lw_tensor(L, x);
+        /* a config exponent that picks a special form is fixed at compile time */
+        if (e == 1) {
+            lw_cfg_bake(L, b, loc);
+            return lw_tensor(L, x);
+        }
         if (e == 2) {
+            lw_cfg_bake(L, b, loc);
             if (x->dtype == DT_BOOL) x = ir_cast(g, x, DT_F32, loc);
             return lw_tensor(L, ir_binary(g, OP_MUL, x, x, loc));
         }
-        if (e == 0.5 && is_float_dt(x->dtype)) return lw_tensor(L, ir_unary(g, OP_SQRT, x, loc));
+        if (e == 0.5 && is_float_dt(x->dtype)) {
+            lw_cfg_bake(L, b, loc);
+            return lw_tensor(L, ir_unary(g, OP_SQRT, x, loc));
+        }
     }
     Node *x = lw_node(L, a, ha, loc);
     Node *y = lw_node(L, b, hb, loc);
@@ -465,6 +482,7 @@ Value *lw_unop(Lower *L, OpKindAst op, Value *a, SrcLoc loc) {
         return lw_error(L, loc, "unary '+' does not apply to %s", lw_value_desc(L, a));
     }
     if (val_is_const(a)) {
+        lw_cfg_bake(L, a, loc);
         if (op == OPK_NOT) return val_bool(L->a, val_num(a) == 0);
         if (a->kind == V_FLOAT) return val_float(L->a, -a->u.f);
         int64_t x = a->kind == V_BOOL ? a->u.b : a->u.i;
@@ -490,7 +508,11 @@ Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc) {
         }
         return tree_like(L, a, items);
     }
-    if (val_is_const(a) && val_is_const(b) && a->kind == b->kind && val_num(a) == val_num(b)) return a;
+    if (val_is_const(a) && val_is_const(b) && a->kind == b->kind && val_num(a) == val_num(b)) {
+        lw_cfg_bake(L, a, loc);
+        lw_cfg_bake(L, b, loc);
+        return a;
+    }
     DType ta, tb;
     Shape sa, sb;
     if (!lw_type(L, a, &ta, &sa) || !lw_type(L, b, &tb, &sb))
@@ -767,6 +789,7 @@ static Value *lw_expr_in(Lower *L, Scope *s, const Expr *e) {
         Value *a = lw_expr(L, s, e->u.op.a);
         if (val_is_error(a)) return lw_err(L);
         if ((e->u.op.op == OPK_AND || e->u.op.op == OPK_OR) && val_is_const(a)) {
+            lw_cfg_bake(L, a, e->loc);
             bool t = val_num(a) != 0;
             if (e->u.op.op == OPK_AND && !t) return val_bool(L->a, false);
             if (e->u.op.op == OPK_OR && t) return val_bool(L->a, true);
@@ -777,7 +800,10 @@ static Value *lw_expr_in(Lower *L, Scope *s, const Expr *e) {
     case EX_IF: {
         Value *c = lw_expr(L, s, e->u.ife.cond);
         if (val_is_error(c)) return lw_err(L);
-        if (val_is_const(c)) return lw_expr(L, s, val_num(c) != 0 ? e->u.ife.then_e : e->u.ife.else_e);
+        if (val_is_const(c)) {
+            lw_cfg_bake(L, c, e->u.ife.cond->loc);
+            return lw_expr(L, s, val_num(c) != 0 ? e->u.ife.then_e : e->u.ife.else_e);
+        }
         if (c->kind == V_LOSS) c = lw_loss_value(L, e->loc);
         if (!val_is_tensorish(c))
             return lw_error(L, e->u.ife.cond->loc, "a condition must be a bool, got %s", lw_value_desc(L, c));

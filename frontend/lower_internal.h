@@ -55,6 +55,7 @@ typedef struct {
     Value *v;  /* config value, fn/optimizer value, module; data once evaluated */
     int state; /* data: 0 pending, 1 being evaluated, 2 done */
     const Expr *expr; /* config: the value expression */
+    int cfg;          /* a config of the main module: 1 + index into Module.configs; else 0 */
 } Global;
 
 struct FeMod {
@@ -157,6 +158,7 @@ typedef struct Lower {
     bool oom;
     int expr_depth;
     int rt_cond; /* host `if` branches on run-time values since the innermost loop */
+    Global **cfg_globals; /* Module.configs[i] -> its Global in the main module */
 } Lower;
 
 typedef enum { FLOW_NEXT, FLOW_RETURN, FLOW_BREAK } Flow;
@@ -201,6 +203,13 @@ bool lw_type(Lower *L, const Value *v, DType *dt, Shape *s);
 /* Node of v in the current graph; constants become scalars of dtype `hint`
  * (ints take an int/float hint, floats a float hint; DT_COUNT = default). */
 Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc);
+/* Config values (Value.cfg): the node reading v's SLOT_CONFIG slot (made on
+ * first use) converted to dt, in the current graph. */
+Node *lw_cfg_node(Lower *L, const Value *v, DType dt, SrcLoc loc);
+/* Marks the config v is (if any) as read at compile time: it is then fixed
+ * when the program is compiled (ModuleConfig.baked). Every fold, branch,
+ * shape, bound or attribute that uses a constant's number calls this. */
+void lw_cfg_bake(Lower *L, const Value *v, SrcLoc loc);
 /* As lw_node, but with a diagnostic when v is not a tensor or number. */
 Node *lw_need_node(Lower *L, const Value *v, DType hint, SrcLoc loc, const char *what);
 Value *lw_tensor(Lower *L, Node *n);

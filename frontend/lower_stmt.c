@@ -479,7 +479,8 @@ static Node *scalar_node(Lower *L, Value *v, SrcLoc loc, const char *what) {
     if (val_is_error(v)) return NULL;
     if (v->kind == V_LOSS) v = lw_loss_value(L, loc);
     if (val_is_error(v)) return NULL;
-    if (v->kind == V_FLOAT) return ir_scalar(L->gc->g, DT_F64, v->u.f, loc);
+    if (v->kind == V_FLOAT)
+        return v->cfg ? lw_cfg_node(L, v, DT_F64, loc) : ir_scalar(L->gc->g, DT_F64, v->u.f, loc);
     Node *n = lw_need_node(L, v, DT_COUNT, loc, what);
     if (!n) return NULL;
     char buf[160];
@@ -537,20 +538,21 @@ static void lw_print(Lower *L, Scope *s, const Stmt *st) {
             texts[i] = v->u.s;
             continue;
         }
-        if (v->kind == V_INT) {
+        /* a config value prints from its slot, in the same format */
+        if (v->kind == V_INT && !v->cfg) {
             texts[i] = lw_printf(L, "%lld", (long long)v->u.i);
             continue;
         }
-        if (v->kind == V_FLOAT) {
+        if (v->kind == V_FLOAT && !v->cfg) {
             texts[i] = lw_printf(L, "%g", v->u.f);
             continue;
         }
-        if (v->kind == V_BOOL) {
+        if (v->kind == V_BOOL && !v->cfg) {
             texts[i] = v->u.b ? "true" : "false";
             continue;
         }
         if (v->kind == V_LOSS) v = lw_loss_value(L, e->loc);
-        Node *nd = lw_need_node(L, v, DT_COUNT, e->loc, "print");
+        Node *nd = lw_need_node(L, v, v->kind == V_FLOAT ? DT_F64 : DT_COUNT, e->loc, "print");
         if (!nd) {
             ok = false;
             continue;
@@ -615,6 +617,7 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
         if (val_is_error(c)) return FLOW_NEXT;
         if (c->kind == V_LOSS) c = lw_loss_value(L, st->u.ifs.cond->loc);
         if (val_is_const(c)) {
+            lw_cfg_bake(L, c, st->u.ifs.cond->loc);
             if (val_num(c) != 0) return lw_block(L, s, &st->u.ifs.then_b);
             if (st->u.ifs.has_else) return lw_block(L, s, &st->u.ifs.else_b);
             return FLOW_NEXT;

@@ -8,7 +8,9 @@
  * imported modules, optimizer instances). Values are immutable once built
  * and live in the compilation's arena. V_ERROR marks an expression that
  * already reported its error: every consumer passes it on silently, so one
- * mistake gives one diagnostic. */
+ * mistake gives one diagnostic. A number that is a config value remembers
+ * which config it is (Value.cfg), so that graphs read it from a slot a built
+ * program can change. */
 #ifndef DFLOW_FRONTEND_VALUE_H
 #define DFLOW_FRONTEND_VALUE_H
 
@@ -48,6 +50,11 @@ typedef enum {
 
 struct Value {
     ValueKind kind;
+    /* V_INT/V_FLOAT/V_BOOL that is exactly a main-module config value (the
+     * Value the config evaluated to, passed around unchanged): 1 + its index
+     * into Module.configs; 0 = none. lw_node turns it into a read of the
+     * config's SLOT_CONFIG slot; folding it marks the config baked. */
+    int cfg;
     union {
         int64_t i;
         double f;

@@ -24,20 +24,6 @@
 #include <string.h>
 
 #include "../runtime/dataio.h"
-#include "interp.h"
-
-/* ---- the interpreter as a GraphRunner ---- */
-
-static bool interp_run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out,
-                       DiagList *d) {
-    (void)ctx;
-    return ir_interp_run(g, in, out, d);
-}
-
-GraphRunner ir_interp_runner(void) {
-    GraphRunner r = {"interp", NULL, interp_run, NULL};
-    return r;
-}
 
 /* ---- slots ---- */
 
@@ -577,7 +563,47 @@ static void summary_line(Exec *x, double wall) {
         exec_logf(x, "done in %.2f s%s%s\n", wall, loss, tail);
 }
 
+static void mark_repeated(const HostBlock *b, bool in_loop);
+
+static void mark_call(const GraphCall *c, bool in_loop) {
+    Graph *g = c->graph;
+    if (!g) return;
+    if (in_loop) g->repeated = true;
+    g->once = !g->repeated; /* called outside loops only: a fixed, small number of runs */
+}
+
+static void mark_stmt(const HostStmt *st, bool in_loop) {
+    switch (st->op) {
+    case HS_RUN: mark_call(&st->u.run, in_loop); break;
+    case HS_FOR: mark_repeated(&st->u.loop.body, true); break;
+    case HS_WHILE:
+        mark_call(&st->u.whl.cond, true);
+        mark_repeated(&st->u.whl.body, true);
+        break;
+    case HS_IF:
+        mark_repeated(&st->u.cond.then_b, in_loop);
+        mark_repeated(&st->u.cond.else_b, in_loop);
+        break;
+    case HS_TRAIN:
+        mark_call(&st->u.train->step, true);
+        for (int i = 0; i < st->u.train->nevals; i++) mark_repeated(&st->u.train->evals[i].body, true);
+        break;
+    default: break;
+    }
+}
+
+/* Graph.repeated / Graph.once from where the host program runs each graph. */
+static void mark_repeated(const HostBlock *b, bool in_loop) {
+    for (int i = 0; i < b->n; i++) mark_stmt(b->items[i], in_loop);
+}
+
+void ir_mark_repeated(Module *m) {
+    mark_repeated(&m->init, false);
+    mark_repeated(&m->main, false);
+}
+
 bool ir_exec_module(Module *m, const ExecOptions *o) {
+    ir_mark_repeated(m);
     Exec x;
     memset(&x, 0, sizeof x);
     x.m = m;
@@ -601,8 +627,8 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
         else diag_error(x.d, srcloc_none(), "out of memory");
     }
     for (int s = 0; ok && s < m->nslots; s++) {
-        if (m->slots[s].kind == SLOT_DATA) {
-            x.vals[s] = m->slots[s].value; /* borrowed from the module */
+        if (m->slots[s].kind == SLOT_DATA || m->slots[s].kind == SLOT_CONFIG) {
+            x.vals[s] = m->slots[s].value; /* borrowed from the module: never written nor donated */
         } else if (m->slots[s].kind == SLOT_SEED) {
             RtTensor *t = rt_tensor_new(m->slots[s].dtype == DT_I32 ? DT_I32 : DT_I64,
                                         rt_shape_scalar());
@@ -654,4 +680,21 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
     rt_metrics_free(x.metrics);
     rt_progress_free(x.progress);
     return ok && !x.stopped;
+}
+
+bool ir_check_graph_inputs(const Graph *g, RtTensor *const *in, DiagList *d) {
+    bool ok = true;
+    for (int i = 0; i < g->ninputs; i++) {
+        const Node *n = g->inputs[i];
+        const RtTensor *t = in ? in[i] : NULL;
+        if (t && t->dtype == n->dtype && rt_shape_eq(&t->shape, &n->shape)) continue;
+        char want[80], got[80];
+        rt_shape_str(&n->shape, want, sizeof want);
+        if (t) rt_shape_str(&t->shape, got, sizeof got);
+        diag_error(d, n->loc, "input #%d%s%s%s: expected %s%s, got %s%s", i, n->name ? " (" : "",
+                   n->name ? n->name : "", n->name ? ")" : "", rt_dtype_name(n->dtype), want,
+                   t ? rt_dtype_name(t->dtype) : "nothing", t ? got : "");
+        ok = false;
+    }
+    return ok;
 }

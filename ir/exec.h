@@ -40,6 +40,10 @@ typedef struct GraphRunner {
 
 GraphRunner ir_interp_runner(void);
 
+/* For runners: true when in[i] has graph input i's dtype and shape for
+ * every i; else a diagnostic per mismatch at the input's location. */
+bool ir_check_graph_inputs(const Graph *g, RtTensor *const *in, DiagList *d);
+
 typedef struct {
     const char *program;    /* the program's path, for summary.json (may be NULL) */
     uint64_t seed;          /* --seed */
@@ -50,6 +54,11 @@ typedef struct {
     volatile sig_atomic_t *interrupted; /* set by a SIGINT handler: stop cleanly */
     GraphRunner runner;
 } ExecOptions;
+
+/* Sets Graph.repeated on every graph the host program runs in a loop (a for
+ * or while body, a train step, an `every` block) and Graph.once on those it
+ * runs only outside loops; ir_exec_module calls it. */
+void ir_mark_repeated(Module *m);
 
 /* Runs init then main. Returns false with diagnostics on a run-time error or
  * an interruption (the metrics written so far are kept). */

@@ -2,8 +2,8 @@
  * exec_train.c (the training loop). Internal to ir/; not a contract.
  *
  * Slot values: vals[s] is the current RtTensor of slot s; owned[s] says the
- * executor frees it when it is replaced or at the end (DATA slots start out
- * borrowing Slot.value, which the module owns). A metrics row under
+ * executor frees it when it is replaced or at the end (DATA and CONFIG slots
+ * start out borrowing Slot.value, which the module owns). A metrics row under
  * construction (`pend_*`) collects the `log` values of the `every` blocks
  * that fire after one training step, so they land in one CSV row together
  * with that step's loss. */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "../runtime/rng.h"
+#include "exec.h"
 #include "interp_impl.h"
 #include "shape.h"
 
@@ -222,4 +223,17 @@ bool ir_interp_run(const Graph *g, RtTensor *const *inputs, RtTensor **outputs, 
         }
     run_free(&r);
     return ok;
+}
+
+/* ---- the interpreter as a GraphRunner (ir/exec.h) ---- */
+
+static bool interp_run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out,
+                       DiagList *d) {
+    (void)ctx;
+    return ir_interp_run(g, in, out, d);
+}
+
+GraphRunner ir_interp_runner(void) {
+    GraphRunner r = {"interp", NULL, interp_run, NULL};
+    return r;
 }

@@ -107,6 +107,10 @@ typedef struct Graph {
     int ninputs, cap_inputs;
     Node **outputs;
     int noutputs, cap_outputs;
+    /* set by ir_mark_repeated from the host program: */
+    bool repeated; /* run in a loop: compiled before its first run */
+    bool once;     /* run outside loops only (an initialiser, a final evaluation):
+                      compiled cheaply; neither flag: a graph run directly */
 } Graph;
 
 Graph *ir_graph_new(Arena *a, DiagList *d, const char *name);

@@ -3,8 +3,10 @@
  * Constructors append into arena-backed growable arrays; the printer walks
  * the host program depth-first and prints each graph where it is run, so a
  * dump reads top to bottom like the program. Printing is stable (no
- * addresses), which lets tests compare dumps. The module owns the RtTensors
- * of its DATA slots; everything else belongs to the arena. */
+ * addresses), which lets tests compare dumps; slot values are never printed
+ * (a CONFIG slot's value may change after compilation). The module owns the
+ * RtTensors of its DATA and CONFIG slots; everything else belongs to the
+ * arena. */
 #include "module.h"
 
 #include <string.h>
@@ -81,6 +83,7 @@ static const char *slot_kind_name(SlotKind k) {
     case SLOT_DATA: return "data";
     case SLOT_SEED: return "seed";
     case SLOT_STEP: return "step";
+    case SLOT_CONFIG: return "config";
     }
     return "?";
 }

@@ -6,9 +6,10 @@
  * written to slots), loop, branch, log, print, save, and train (the training
  * loop of a `train` block, whose step is one graph). Slots hold RtTensors at
  * run time; DATA slots carry their value from compilation (loaded data,
- * constants). `init` runs once before `main`: it initialises parameters and
- * optimizer state. Everything is allocated in the module's arena except the
- * RtTensors of DATA slots, which the module owns (ir_module_free). */
+ * constants), CONFIG slots the scalar config values graphs read. `init` runs
+ * once before `main`: it initialises parameters and optimizer state.
+ * Everything is allocated in the module's arena except the RtTensors of DATA
+ * and CONFIG slots, which the module owns (ir_module_free). */
 #ifndef DFLOW_IR_MODULE_H
 #define DFLOW_IR_MODULE_H
 
@@ -21,6 +22,10 @@ typedef enum {
     SLOT_DATA,  /* a value fixed at compile time (loaded data, big constants) */
     SLOT_SEED,  /* the run seed (i64 scalar), set by the executor from --seed */
     SLOT_STEP,  /* a loop counter (i64 scalar), set by the executor */
+    SLOT_CONFIG, /* a scalar `config` value of the main module, named config.<key>
+                    (int: i64, float: f64, bool: bool); like DATA its value is set
+                    at compile time and owned by the module, and the executor
+                    only reads it, so a built program may replace it (--set) */
 } SlotKind;
 
 typedef struct {
@@ -28,8 +33,27 @@ typedef struct {
     SlotKind kind;
     DType dtype;
     Shape shape;
-    RtTensor *value; /* DATA: set at compile time and owned by the module */
+    RtTensor *value; /* DATA, CONFIG: set at compile time and owned by the module */
 } Slot;
+
+/* A `config` entry of the main module, in declaration order. Graphs read a
+ * numeric or bool config through its SLOT_CONFIG slot whenever the frontend
+ * used it only as a value; `runtime` says whether replacing that slot's value
+ * after compilation gives the program the new value everywhere (it is false
+ * for configs that decide shapes, loop bounds, train steps, data, or that were
+ * folded at compile time). fe_compile fills the table with runtime false;
+ * fe_mark_runtime_configs (frontend.h) decides it. */
+typedef struct {
+    const char *name;
+    char type;       /* 'i', 'f', 'b', 's' */
+    int slot;        /* SLOT_CONFIG slot, or -1 when no graph reads it */
+    bool runtime;    /* can be changed after compilation */
+    const char *value; /* the compiled value as text, as --set would write it */
+    bool baked;      /* the frontend read the value at compile time (folded it, a
+                        shape, a bound, a branch...): never runtime */
+    SrcLoc baked_at; /* where it was first read so (when baked) */
+    const char *fixed_why; /* when !runtime after fe_mark_runtime_configs: why, for messages */
+} ModuleConfig;
 
 typedef struct {
     Graph *graph;
@@ -129,14 +153,23 @@ typedef struct Module {
     HostBlock main;
     int nparams;
     int *param_slots; /* SLOT_PARAM slots in creation order */
+    ModuleConfig *configs; /* the main module's config entries (see ModuleConfig) */
+    int nconfigs;
 } Module;
 
 Module *ir_module_new(Arena *a, DiagList *d);
-void ir_module_free(Module *m); /* frees DATA tensors; the arena is the caller's */
+void ir_module_free(Module *m); /* frees DATA and CONFIG tensors; the arena is the caller's */
 int ir_module_add_slot(Module *m, const char *name, SlotKind kind, DType dt, Shape s);
 HostStmt *ir_host_append(Module *m, HostBlock *b, HostOp op, SrcLoc loc);
-/* Prints every graph of the module and the host program, stably. */
+/* Prints every graph of the module and the host program, stably. Slot
+ * values are not printed (DATA and CONFIG slots show only their type). */
 void ir_module_print(const Module *m, FILE *out);
+/* A 64-bit digest of everything compilation decided: the printout (slots,
+ * graphs, host program with loop bounds and train settings) and the bytes of
+ * every DATA slot, but not the values of CONFIG slots. Two compilations of a
+ * program that differ only in a config read through its slot have the same
+ * fingerprint. False on out-of-memory. */
+bool ir_module_fingerprint(const Module *m, uint64_t *out);
 /* Runs ir_verify on every graph. */
 bool ir_module_verify(const Module *m, const char *after_pass);
 

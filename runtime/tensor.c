@@ -118,7 +118,7 @@ RtTensor *rt_tensor_new(DType t, Shape s) {
     int64_t esize = (int64_t)dtype_sizes[t];
     if (numel > RT_TENSOR_MAX_BYTES / esize) return NULL;
     size_t bytes = (size_t)(numel * esize);
-    RtTensor *x = malloc(sizeof *x);
+    RtTensor *x = calloc(1, sizeof *x);
     if (!x) return NULL;
     /* At least one byte so that data is never NULL, even for empty tensors. */
     x->data = calloc(bytes ? bytes : 1, 1);
@@ -143,7 +143,7 @@ RtTensor *rt_tensor_clone(const RtTensor *t) {
 
 void rt_tensor_free(RtTensor *t) {
     if (!t) return;
-    free(t->data);
+    if (!t->view) free(t->data);
     free(t);
 }
 

@@ -4,7 +4,8 @@
  * loaders and the executor all pass RtTensor. Data is dense, row-major (C
  * order), with no strides; views belong to kernels, not to this type.
  * Ownership: rt_tensor_new returns a tensor the caller frees with
- * rt_tensor_free; data is freed with it. Allocation failure returns NULL. */
+ * rt_tensor_free; data is freed with it (unless the tensor is a view of
+ * memory someone else owns). Allocation failure returns NULL. */
 #ifndef DFLOW_RUNTIME_TENSOR_H
 #define DFLOW_RUNTIME_TENSOR_H
 
@@ -36,7 +37,8 @@ typedef struct {
 typedef struct {
     DType dtype;
     Shape shape;
-    void *data; /* numel * rt_dtype_size bytes, owned */
+    void *data; /* numel * rt_dtype_size bytes, owned unless view */
+    bool view;  /* data belongs to something else (a program image): not freed */
 } RtTensor;
 
 const char *rt_dtype_name(DType t);          /* "f32", ... */

@@ -31,8 +31,10 @@ typedef struct {
     FILE *log;    /* where those lines go; NULL = stderr */
     /* runs of each graph served by the interpreter before it is compiled:
        0 compiles on the first run; 1 never compiles a graph run only once
-       (a final evaluation), which is usually cheaper to interpret; a graph
-       computing millions of elements is compiled on its first run anyway */
+       (an initialiser, a final evaluation), which is usually cheaper to
+       interpret; a graph the host program runs in a loop (Graph.repeated)
+       or computing millions of elements is compiled on its first run
+       anyway, so every step of a loop runs the same machine code */
     int interp_runs;
     int nthreads; /* kernel threads; 0 = rt_pool_default_size() (DFLOW_NUM_THREADS or cores) */
     bool poison;  /* fill the arena and fresh output tensors with NaN bytes (tests: no
@@ -45,7 +47,7 @@ typedef struct {
     bool compiled;     /* compilation happened (fallback tells whether it worked) */
     int nkernels;
     double compile_s; /* fusion + scheduling + IR + O3 + machine code */
-    double opt_s;     /* of which LLVM's O3 pipeline */
+    double opt_s;     /* of which the LLVM optimiser (O3, or O1 for a graph run once) */
     double codegen_s; /* of which machine code generation (LLJIT) */
     bool fallback;    /* runs on the interpreter */
     char reason[192]; /* why, when it does */

@@ -101,12 +101,24 @@ typedef struct {
     double opt_s, codegen_s; /* time spent in O3 and in machine code generation, all modules */
 } LlvmJit;
 
+/* A target machine for this host's CPU name and features at O3 (PIC; the
+ * JIT's code model when jit). NULL with the reason in err. */
+LLVMTargetMachineRef llvm_host_machine(bool jit, char *err, size_t errn);
+/* Sets m's triple and data layout from tm, verifies it (DFLOW_VERIFY) and
+ * runs default<O3> (full) or default<O1>, adding the time to *opt_s (may be
+ * NULL). m stays the caller's. Graphs run once (Graph.once) get O1:
+ * cheap to compile, and the JIT and `dflow build` choose alike, so both
+ * produce the same bits. */
+bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, double *opt_s,
+                          char *err, size_t errn);
+/* The optimisation level of a graph's kernels (see llvm_optimize_module). */
+static inline bool llvm_full_opt(const Graph *g) { return !g->once; }
 bool llvm_jit_init(LlvmJit *j, char *err, size_t errn);
 void llvm_jit_dispose(LlvmJit *j);
 LLVMContextRef llvm_jit_context(LlvmJit *j);
-/* Takes ownership of m: sets the host triple and layout, verifies (with
- * DFLOW_VERIFY), runs default<O3>, hands it to the JIT and looks up entry. */
-bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, const char *entry, void **fn, char *err,
-                      size_t errn);
+/* Takes ownership of m: llvm_optimize_module, then hands it to the JIT and
+ * looks up entry. */
+bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, bool full, const char *entry, void **fn,
+                      char *err, size_t errn);
 
 #endif

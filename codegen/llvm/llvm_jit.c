@@ -32,7 +32,7 @@ static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errn)
     return false;
 }
 
-static LLVMTargetMachineRef host_machine(char *err, size_t errn) {
+LLVMTargetMachineRef llvm_host_machine(bool jit, char *err, size_t errn) {
     char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(),
          *features = LLVMGetHostCPUFeatures();
     char *msg = NULL;
@@ -43,7 +43,7 @@ static LLVMTargetMachineRef host_machine(char *err, size_t errn) {
         LLVMDisposeMessage(msg);
     } else {
         tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
-                                     LLVMRelocPIC, LLVMCodeModelJITDefault);
+                                     LLVMRelocPIC, jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
         if (!tm) snprintf(err, errn, "cannot create a target machine for %s (%s)", triple, cpu);
     }
     LLVMDisposeMessage(triple);
@@ -58,9 +58,9 @@ bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
         snprintf(err, errn, "LLVM has no native target for this machine");
         return false;
     }
-    j->tm = host_machine(err, errn);
+    j->tm = llvm_host_machine(true, err, errn);
     LLVMTargetMachineRef jtm =
-        j->tm ? host_machine(err, errn) : NULL; /* consumed by the JIT builder */
+        j->tm ? llvm_host_machine(true, err, errn) : NULL; /* consumed by the JIT builder */
     if (!jtm) {
         llvm_jit_dispose(j);
         return false;
@@ -99,12 +99,12 @@ LLVMContextRef llvm_jit_context(LlvmJit *j) {
     return LLVMOrcThreadSafeContextGetContext(j->tsctx);
 }
 
-bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, const char *entry, void **fn, char *err,
-                      size_t errn) {
-    char *triple = LLVMGetTargetMachineTriple(j->tm);
+bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, double *opt_s,
+                          char *err, size_t errn) {
+    char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(m, triple);
     LLVMDisposeMessage(triple);
-    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(j->tm);
+    LLVMTargetDataRef td = LLVMCreateTargetDataLayout(tm);
     LLVMSetModuleDataLayout(m, td);
     LLVMDisposeTargetData(td);
 #ifdef DFLOW_VERIFY
@@ -112,22 +112,27 @@ bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, const char *entry, void **fn,
     if (LLVMVerifyModule(m, LLVMReturnStatusAction, &msg)) {
         snprintf(err, errn, "internal error: invalid LLVM module: %.400s", msg ? msg : "?");
         LLVMDisposeMessage(msg);
-        LLVMDisposeModule(m);
         return false;
     }
     LLVMDisposeMessage(msg);
 #endif
     double t0 = seconds();
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(m, "default<O3>", j->tm, po);
+    LLVMErrorRef e = LLVMRunPasses(m, full ? "default<O3>" : "default<O1>", tm, po);
     LLVMDisposePassBuilderOptions(po);
-    double t1 = seconds();
+    if (opt_s) *opt_s += seconds() - t0;
     if (getenv("DFLOW_DUMP_LLVM"))
         LLVMDumpModule(m); /* debugging aid: the optimised IR on stderr */
-    if (!take_error(e, "LLVM optimisation failed", err, errn)) {
+    return take_error(e, "LLVM optimisation failed", err, errn);
+}
+
+bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, bool full, const char *entry, void **fn,
+                      char *err, size_t errn) {
+    if (!llvm_optimize_module(j->tm, m, full, &j->opt_s, err, errn)) {
         LLVMDisposeModule(m);
         return false;
     }
+    double t1 = seconds();
     LLVMOrcThreadSafeModuleRef tsm = LLVMOrcCreateNewThreadSafeModule(m, j->tsctx);
     if (!take_error(LLVMOrcLLJITAddLLVMIRModule(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), tsm),
                     "cannot add the module to the JIT", err, errn))
@@ -136,7 +141,6 @@ bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, const char *entry, void **fn,
     if (!take_error(LLVMOrcLLJITLookup(j->jit, &addr, entry), "JIT compilation failed", err, errn))
         return false;
     *fn = (void *)(uintptr_t)addr;
-    j->opt_s += t1 - t0;
     j->codegen_s += seconds() - t1;
     return true;
 }

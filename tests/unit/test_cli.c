@@ -18,27 +18,14 @@
 static SpawnResult dflow(double timeout, const char *a1, ...) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    char *argv[18];
-    int n = 0;
-    argv[n++] = (char *)bin;
     va_list ap;
     va_start(ap, a1);
-    for (const char *a = a1; a && n < 17; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    SpawnResult r = th_vrun(timeout, bin, a1, ap);
     va_end(ap);
-    argv[n] = NULL;
-    SpawnOptions o = {.timeout_s = timeout};
-    SpawnResult r;
-    cr_assert(th_spawn(argv, &o, &r), "could not start %s", bin);
     return r;
 }
 
-#define EXPECT_EXIT(r, want)                                                                    \
-    do {                                                                                        \
-        cr_assert((r).exited, "did not exit normally (signal %d, timed out %d); stderr:\n%s",  \
-                  (r).sig, (int)(r).timed_out, (r).err);                                        \
-        cr_assert_eq((r).code, (want), "exit %d, want %d; stderr:\n%s\nstdout:\n%s", (r).code, \
-                     (want), (r).err, (r).out);                                                 \
-    } while (0)
+#define EXPECT_EXIT TH_EXPECT_EXIT
 
 static bool exists(const char *path) { return access(path, R_OK) == 0; }
 

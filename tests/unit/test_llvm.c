@@ -892,7 +892,7 @@ static void *jit_function(LlvmCG *cg, const char *name) {
     void *fn = NULL;
     char err[256] = "";
     LLVMDisposeBuilder(cg->b);
-    cr_assert(llvm_jit_compile(&J, cg->mod, name, &fn, err, sizeof err), "%s", err);
+    cr_assert(llvm_jit_compile(&J, cg->mod, true, name, &fn, err, sizeof err), "%s", err);
     return fn;
 }
 

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "helpers/ir_helpers.h"
 #include "ir/exec.h"
 #include "runtime/rng.h"
 
@@ -25,35 +26,6 @@ typedef struct {
     size_t loglen;
 } P;
 
-static char dir[256];
-
-static const char *write_prog(const char *src) {
-    static char path[512];
-    static int k;
-    if (!dir[0]) {
-        const char *tmp = getenv("TMPDIR");
-        snprintf(dir, sizeof dir, "%s/dflow_lower_XXXXXX", tmp && *tmp ? tmp : "/tmp");
-        cr_assert_not_null(mkdtemp(dir));
-    }
-    snprintf(path, sizeof path, "%s/prog%d.dfl", dir, k++);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(src, f);
-    fclose(f);
-    return path;
-}
-
-static char *diags(const P *p) {
-    char *buf = NULL;
-    size_t n = 0;
-    FILE *f = open_memstream(&buf, &n);
-    if (f) {
-        diag_print_all(p->d, f);
-        fclose(f);
-    }
-    return buf;
-}
-
 static P compile_opts(const char *src, bool check_only, const ConfigOverride *ov, int nov) {
     P p;
     memset(&p, 0, sizeof p);
@@ -61,9 +33,9 @@ static P compile_opts(const char *src, bool check_only, const ConfigOverride *ov
     p.s = source_set_new(p.a);
     p.d = diag_list_new(p.a, p.s);
     CompileOptions o = {ov, nov, check_only};
-    p.m = fe_compile(p.a, p.s, p.d, write_prog(src), &o);
+    p.m = fe_compile(p.a, p.s, p.d, th_write_program(src), &o);
     if (!p.m) {
-        char *t = diags(&p);
+        char *t = th_diags_text(p.d);
         cr_assert_not_null(p.m, "compilation failed:\n%s", t ? t : "");
         free(t);
     }
@@ -83,7 +55,7 @@ static void run(P *p, uint64_t seed) {
     bool ok = ir_exec_module(p->m, &o);
     fclose(lf);
     if (!ok) {
-        char *t = diags(p);
+        char *t = th_diags_text(p->d);
         cr_assert(ok, "run failed:\n%s\nlog:\n%s", t ? t : "", p->log ? p->log : "");
         free(t);
     }

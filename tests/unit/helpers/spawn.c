@@ -5,6 +5,9 @@
  * optional signal) while draining the output. */
 #include "spawn.h"
 
+#include <criterion/criterion.h>
+#include <stdarg.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -185,4 +188,25 @@ char *th_slurp(const char *path, size_t *len) {
     if (!b.buf) b.buf = calloc(1, 1);
     if (len) *len = b.n;
     return b.buf;
+}
+
+SpawnResult th_vrun(double timeout_s, const char *prog, const char *first, va_list ap) {
+    char *argv[18];
+    int n = 0;
+    argv[n++] = (char *)prog;
+    for (const char *a = first; a && n < 17; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    argv[n] = NULL;
+    SpawnOptions o = {.timeout_s = timeout_s};
+    SpawnResult r;
+    cr_assert(th_spawn(argv, &o, &r), "could not start %s", prog);
+    return r;
+}
+
+SpawnResult th_run(double timeout_s, const char *prog, ...) {
+    va_list ap;
+    va_start(ap, prog);
+    const char *first = va_arg(ap, const char *);
+    SpawnResult r = th_vrun(timeout_s, prog, first, ap);
+    va_end(ap);
+    return r;
 }

@@ -7,6 +7,7 @@
 #ifndef DFLOW_TESTS_SPAWN_H
 #define DFLOW_TESTS_SPAWN_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -34,6 +35,21 @@ typedef struct {
  * could not be started at all. */
 bool th_spawn(char *const *argv, const SpawnOptions *o, SpawnResult *r);
 void th_spawn_free(SpawnResult *r);
+
+/* Runs prog with the arguments that follow it, up to a NULL (at most 16),
+ * and a time limit; a failure to start fails the calling Criterion test. */
+SpawnResult th_run(double timeout_s, const char *prog, ...);
+/* The same with the arguments first, then ap. */
+SpawnResult th_vrun(double timeout_s, const char *prog, const char *first, va_list ap);
+
+/* The child exited normally with status want (else the test fails with its output). */
+#define TH_EXPECT_EXIT(r, want)                                                                 \
+    do {                                                                                        \
+        cr_assert((r).exited, "did not exit normally (signal %d, timed out %d); stderr:\n%s",  \
+                  (r).sig, (int)(r).timed_out, (r).err);                                        \
+        cr_assert_eq((r).code, (want), "exit %d, want %d; stderr:\n%s\nstdout:\n%s", (r).code, \
+                     (want), (r).err, (r).out);                                                 \
+    } while (0)
 
 /* $DFLOW_BIN, or NULL when unset. */
 const char *th_dflow_bin(void);

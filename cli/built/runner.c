@@ -1,0 +1,94 @@
+/* The GraphRunner of a built executable (runner.h). */
+#include "runner.h"
+
+#include <string.h>
+
+#include "ir/module_image.h"
+
+bool built_runner_read_graph(void *ctx, Graph *g, int id, RtReader *r) {
+    BuiltRunner *b = ctx;
+    if (id != b->n) return false;
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? 2 * (size_t)b->cap : 8;
+        BuiltGraph *p = arena_realloc(b->arena, b->graphs, sizeof *p * (size_t)b->cap, sizeof *p * cap);
+        if (!p) return false;
+        b->graphs = p;
+        b->cap = (int)cap;
+    }
+    BuiltGraph *bg = &b->graphs[id];
+    memset(bg, 0, sizeof *bg);
+    RtKProg *p = &bg->prog;
+    if (!rt_kprog_read(r, p)) return false;
+    if (p->ninputs != g->ninputs || p->noutputs != g->noutputs) {
+        rt_reader_fail(r, "a graph program that does not match its signature");
+        return false;
+    }
+    bg->check_loc = rt_reader_alloc(r, (size_t)p->nkernels, sizeof(SrcLoc));
+    bg->check_op = rt_reader_alloc(r, (size_t)p->nkernels, sizeof(char *));
+    for (int k = 0; k < p->nkernels && !r->bad; k++) {
+        bg->check_loc[k] = ir_image_get_loc(r, b->src);
+        bg->check_op[k] = rt_read_str(r);
+    }
+    bg->g = g;
+    b->n++;
+    return !r->bad;
+}
+
+static int graph_index(const BuiltRunner *b, const Graph *g) {
+    for (int i = 0; i < b->n; i++)
+        if (b->graphs[i].g == g) return i;
+    return -1;
+}
+
+static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool *donated,
+                      RtTensor **out, DiagList *d) {
+    BuiltRunner *b = ctx;
+    int id = graph_index(b, g);
+    if (id < 0 || !ir_check_graph_inputs(g, in, d)) {
+        if (id < 0) diag_error(d, srcloc_none(), "internal: graph %s is not in the image", g->name ? g->name : "?");
+        for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+        return false;
+    }
+    int bad = -1;
+    BuiltGraph *bg = &b->graphs[id];
+    RtKStatus st = rt_kprog_run(&b->x, &bg->prog, in, donated, out, &bad);
+    if (st == RK_CHECK)
+        diag_error(d, bg->check_loc[bad], "%s: index out of range",
+                   bg->check_op[bad] ? bg->check_op[bad] : "?");
+    else if (st == RK_OOM)
+        diag_error(d, srcloc_none(), "out of memory running graph %s", g->name ? g->name : "?");
+    return st == RK_OK;
+}
+
+static bool run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, DiagList *d) {
+    for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+    return run_reuse(ctx, g, in, NULL, out, d);
+}
+
+GraphRunner built_runner_bind(BuiltRunner *b, void *const *tabs, int ntabs, int threads,
+                              char *err, size_t errn) {
+    GraphRunner gr = {"cpu", NULL, NULL, NULL};
+    if (ntabs != b->n) {
+        snprintf(err, errn, "the program image lists %d graphs but %d were linked", b->n, ntabs);
+        return gr;
+    }
+    b->x.pool = rt_pool_new(threads);
+    if (!b->x.pool) {
+        snprintf(err, errn, "cannot start %d kernel threads", threads);
+        return gr;
+    }
+    for (int i = 0; i < b->n; i++) {
+        b->graphs[i].prog.tab = (RtTaskFn *)tabs[i];
+        rt_kprog_set_grains(&b->graphs[i].prog, rt_pool_size(b->x.pool));
+    }
+    gr.ctx = b;
+    gr.run = run;
+    gr.run_reuse = run_reuse;
+    return gr;
+}
+
+void built_runner_free(BuiltRunner *b) {
+    rt_kexec_free(&b->x);
+    rt_pool_free(b->x.pool);
+    b->x.pool = NULL;
+}

@@ -1,0 +1,225 @@
+/* Ahead-of-time compilation and linking (llvm_aot.h). */
+#include "llvm_aot.h"
+
+#include <errno.h>
+#include <spawn.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "../../ir/module_image.h"
+#include "llvm_internal.h"
+#include "llvm_plan.h"
+
+extern char **environ;
+
+typedef struct {
+    const LlvmBuildOptions *o;
+    Arena *a;
+    LLVMContextRef ctx;
+    LLVMTargetMachineRef tm;
+    LlvmPlan *plans; /* per graph id */
+    char *err;
+    size_t errn;
+} Aot;
+
+static FILE *log_of(const LlvmBuildOptions *o) { return o->log ? o->log : stderr; }
+
+/* Which inputs the call donates: the executor drops a slot's old value when
+ * an output of the same call replaces it and no other input reads it (never
+ * DATA or CONFIG values, which belong to the module). A run that donates
+ * less still works (runtime/kprog.h); this is the plan for the usual case. */
+static bool *static_donations(Aot *t, const Module *m, const GraphCall *c) {
+    const Graph *g = c->graph;
+    bool *d = arena_alloc(t->a, (size_t)(g->ninputs ? g->ninputs : 1));
+    for (int i = 0; d && i < g->ninputs; i++) {
+        int s = c->in_slots[i], uses = 0;
+        bool written = false;
+        for (int k = 0; k < g->ninputs; k++) uses += c->in_slots[k] == s;
+        for (int j = 0; j < g->noutputs; j++) written = written || c->out_slots[j] == s;
+        SlotKind kind = m->slots[s].kind;
+        d[i] = kind != SLOT_DATA && kind != SLOT_CONFIG && uses == 1 && written;
+    }
+    return d;
+}
+
+/* Plans, emits and writes graph id's object file. */
+static bool compile_graph(Aot *t, const Module *m, const GraphCall *c, int id, char *obj, size_t objn) {
+    const Graph *g = c->graph;
+    char why[192];
+    bool *donated = static_donations(t, m, c);
+    if (!donated || !llvm_plan_graph(g, donated, t->a, &t->plans[id], why, sizeof why)) {
+        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", g->name ? g->name : "?", why);
+        return false;
+    }
+    char name[32];
+    snprintf(name, sizeof name, "dflow_g%d", id);
+    LlvmCG cg;
+    llvm_cg_init(&cg, t->ctx, name);
+    bool ok = llvm_emit_program(&cg, t->plans[id].prog, name);
+    LLVMDisposeBuilder(cg.b);
+    if (!ok)
+        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", g->name ? g->name : "?",
+                 cg.error[0] ? cg.error : "cannot lower the graph");
+    ok = ok && llvm_optimize_module(t->tm, cg.mod, llvm_full_opt(g), NULL, t->err, t->errn);
+    snprintf(obj, objn, "%s/g%d.o", t->o->work_dir, id);
+    char *msg = NULL;
+    if (ok && LLVMTargetMachineEmitToFile(t->tm, cg.mod, obj, LLVMObjectFile, &msg)) {
+        snprintf(t->err, t->errn, "cannot write %s: %s", obj, msg ? msg : "?");
+        ok = false;
+    }
+    LLVMDisposeMessage(msg);
+    LLVMDisposeModule(cg.mod);
+    if (ok && t->o->verbose)
+        fprintf(log_of(t->o), "build: graph %s: %d kernels, arena %lld bytes\n",
+                g->name ? g->name : "?", t->plans[id].kp.nkernels,
+                (long long)t->plans[id].kp.arena_bytes);
+    return ok;
+}
+
+/* The image's blob of a graph: its run-time program, then per kernel where
+ * a failed index check points and what it says. */
+static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
+    (void)g;
+    Aot *t = ctx;
+    const LlvmPlan *p = &t->plans[id];
+    rt_kprog_write(&p->kp, b);
+    for (int i = 0; i < p->prog->nkernels; i++) {
+        const KernelPlan *k = &p->prog->kernels[i];
+        const Node *n = k->check_node ? k->check_node : k->group->root;
+        ir_image_put_loc(b, n->loc);
+        rt_buf_str(b, ir_op_name(n->op));
+    }
+    return true;
+}
+
+static bool write_file(const char *path, const void *data, size_t n, char *err, size_t errn) {
+    FILE *f = fopen(path, "wb");
+    bool ok = f && fwrite(data, 1, n, f) == n;
+    if (f && fclose(f) != 0) ok = false;
+    if (!ok) snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
+    return ok;
+}
+
+/* The assembly that places the image in read-only data (aligned, so its
+ * tensors are used in place) and lists the graphs' task tables. */
+static bool write_asm(const char *path, const char *image, int ngraphs, char *err, size_t errn) {
+    FILE *f = fopen(path, "w");
+    if (!f) {
+        snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
+        return false;
+    }
+    fprintf(f, "\t.section .rodata\n\t.balign %d\n\t.globl dflow_image\ndflow_image:\n\t.incbin \"",
+            RT_IMAGE_ALIGN);
+    for (const char *c = image; *c; c++) fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+    fprintf(f, "\"\n\t.globl dflow_image_end\ndflow_image_end:\n");
+    fprintf(f, "\t.balign 8\n\t.globl dflow_ntabs\ndflow_ntabs:\n\t.quad %d\n", ngraphs);
+    fprintf(f, "\t.section .data.rel.ro,\"aw\"\n\t.balign 8\n\t.globl dflow_tabs\ndflow_tabs:\n");
+    for (int i = 0; i < ngraphs; i++) fprintf(f, "\t.quad dflow_g%d_tab\n", i);
+    if (ngraphs == 0) fprintf(f, "\t.quad 0\n");
+    fprintf(f, "\t.section .note.GNU-stack,\"\",@progbits\n");
+    if (fclose(f) != 0) {
+        snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
+        return false;
+    }
+    return true;
+}
+
+/* Splits flags at spaces (no quoting: configure-time paths without spaces). */
+static int split_words(char *s, char **out, int max) {
+    int n = 0;
+    for (char *tok = strtok(s, " "); tok && n < max; tok = strtok(NULL, " ")) out[n++] = tok;
+    return n;
+}
+
+static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path) {
+    const LlvmBuildOptions *o = t->o;
+    int cap = nobj + 64;
+    char **argv = arena_alloc(t->a, sizeof(char *) * (size_t)cap);
+    char *flags = arena_strdup(t->a, o->link_flags ? o->link_flags : "");
+    if (!argv || !flags) {
+        snprintf(t->err, t->errn, "out of memory");
+        return false;
+    }
+    int n = 0;
+    argv[n++] = (char *)o->cc;
+    argv[n++] = "-o";
+    argv[n++] = (char *)o->output;
+    for (int i = 0; i < nobj; i++) argv[n++] = objs[i];
+    argv[n++] = (char *)asm_path;
+    argv[n++] = (char *)o->rt_lib;
+    n += split_words(flags, argv + n, cap - n - 1);
+    argv[n] = NULL;
+    if (o->verbose) {
+        fprintf(log_of(o), "build: link:");
+        for (int i = 0; i < n; i++) fprintf(log_of(o), " %s", argv[i]);
+        fprintf(log_of(o), "\n");
+    }
+    pid_t pid;
+    int rc = posix_spawnp(&pid, o->cc, NULL, NULL, argv, environ);
+    if (rc != 0) {
+        snprintf(t->err, t->errn, "cannot run the linker '%s': %s", o->cc, strerror(rc));
+        return false;
+    }
+    int status = 0;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR) {
+            snprintf(t->err, t->errn, "waiting for the linker: %s", strerror(errno));
+            return false;
+        }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        snprintf(t->err, t->errn, "linking %s failed (%s exited with status %d)", o->output, o->cc,
+                 WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+        return false;
+    }
+    return true;
+}
+
+static bool build(Aot *t, Module *m, const SourceSet *src) {
+    const Graph **graphs;
+    const GraphCall **calls;
+    int ng = ir_image_graphs(m, t->a, &graphs, &calls);
+    t->plans = ng >= 0 ? arena_alloc(t->a, sizeof *t->plans * (size_t)(ng ? ng : 1)) : NULL;
+    char **objs = ng >= 0 ? arena_alloc(t->a, sizeof(char *) * (size_t)(ng ? ng : 1)) : NULL;
+    if (!t->plans || !objs) {
+        snprintf(t->err, t->errn, "out of memory");
+        return false;
+    }
+    for (int i = 0; i < ng; i++) {
+        objs[i] = arena_alloc(t->a, 4096);
+        if (!objs[i] || !compile_graph(t, m, calls[i], i, objs[i], 4096)) return false;
+    }
+    RtBuf img = {0};
+    bool ok = ir_image_write(m, src, write_graph, t, &img);
+    if (!ok) snprintf(t->err, t->errn, "out of memory writing the program image");
+    char image[4096], asm_path[4096];
+    snprintf(image, sizeof image, "%s/image.bin", t->o->work_dir);
+    snprintf(asm_path, sizeof asm_path, "%s/image.s", t->o->work_dir);
+    ok = ok && write_file(image, img.data, img.n, t->err, t->errn) &&
+         write_asm(asm_path, image, ng, t->err, t->errn);
+    if (ok && t->o->verbose)
+        fprintf(log_of(t->o), "build: program image %zu bytes, %d graphs\n", img.n, ng);
+    free(img.data);
+    return ok && link_exe(t, objs, ng, asm_path);
+}
+
+bool llvm_build_executable(Module *m, const SourceSet *src, const LlvmBuildOptions *o, char *err,
+                           size_t errn) {
+    if (LLVMInitializeNativeTarget() || LLVMInitializeNativeAsmPrinter()) {
+        snprintf(err, errn, "LLVM has no native target for this machine");
+        return false;
+    }
+    Aot t = {.o = o, .err = err, .errn = errn};
+    t.a = arena_new();
+    t.tm = t.a ? llvm_host_machine(false, err, errn) : NULL;
+    if (!t.a) snprintf(err, errn, "out of memory");
+    bool ok = false;
+    if (t.tm) {
+        t.ctx = LLVMContextCreate();
+        ok = build(&t, m, src);
+        LLVMContextDispose(t.ctx);
+        LLVMDisposeTargetMachine(t.tm);
+    }
+    arena_free(t.a);
+    return ok;
+}

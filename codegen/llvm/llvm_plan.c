@@ -1,0 +1,107 @@
+/* Planning a graph for the LLVM backend (llvm_plan.h). */
+#include "llvm_plan.h"
+
+#include <string.h>
+
+#include "llvm_internal.h"
+
+#define ARENA_ALIGN 64
+
+/* Kernels with f32 sin/cos may be rerun exactly after writing their output
+ * (llvm_emit.c), so they must not update an input in place. */
+static bool trig_veto(void *ctx, const FusionGroup *gr) {
+    (void)ctx;
+    for (int i = 0; i < gr->nnodes; i++) {
+        const Node *n = gr->nodes[i];
+        if ((n->op == OP_SIN || n->op == OP_COS) && n->dtype == DT_F32) return true;
+    }
+    return false;
+}
+
+/* Copies the memory plan's in-place choices into the kernel plans. */
+static void apply_plan(KernelProgram *p, const MemPlan *mp) {
+    for (int i = 0; i < p->nkernels; i++) {
+        const MemBuf *v = &mp->bufs[mp->group_buf[i]];
+        p->kernels[i].inplace_buf =
+            v->inplace_of >= 0 ? p->buf_of[mp->bufs[v->inplace_of].node->id] : -1;
+    }
+}
+
+static void *alloc_in(Arena *a, size_t n, size_t size) {
+    void *p = arena_alloc(a, (n ? n : 1) * size);
+    if (p) memset(p, 0, (n ? n : 1) * size);
+    return p;
+}
+
+/* The run-time form: where each buffer's storage comes from, per kernel its range. */
+static bool flatten(const Graph *g, const KernelProgram *p, const MemPlan *mp, Arena *a,
+                    RtKProg *kp) {
+    memset(kp, 0, sizeof *kp);
+    kp->ninputs = g->ninputs;
+    kp->noutputs = g->noutputs;
+    kp->nbufs = p->nbufs;
+    kp->nkernels = p->nkernels;
+    kp->arena_bytes = mp->arena_bytes;
+    kp->bufs = alloc_in(a, (size_t)p->nbufs, sizeof *kp->bufs);
+    kp->kernels = alloc_in(a, (size_t)p->nkernels, sizeof *kp->kernels);
+    kp->out_bufs = alloc_in(a, (size_t)g->noutputs, sizeof *kp->out_bufs);
+    kp->out_dtype = alloc_in(a, (size_t)g->noutputs, sizeof *kp->out_dtype);
+    kp->out_shape = alloc_in(a, (size_t)g->noutputs, sizeof *kp->out_shape);
+    void *scratch = alloc_in(a, rt_kprog_scratch_bytes(kp), 1);
+    if (!kp->bufs || !kp->kernels || !kp->out_bufs || !kp->out_dtype || !kp->out_shape || !scratch)
+        return false;
+    rt_kprog_scratch(kp, scratch);
+    for (int b = 0; b < p->nbufs; b++) {
+        const KBuffer *kb = &p->bufs[b];
+        RtKBuf *rb = &kp->bufs[b];
+        rb->input = -1;
+        if (kb->kind == KB_INPUT) {
+            rb->kind = RK_INPUT;
+            rb->input = kb->input;
+            continue;
+        }
+        const MemBuf *v = &mp->bufs[mp->buf_of[kb->node->id]];
+        if (kb->kind == KB_OUTPUT) {
+            rb->kind = RK_OUTPUT;
+            if (v->place == MB_DONATED) {
+                rb->input = v->input;
+                rb->inplace = v->inplace_of >= 0;
+            }
+        } else {
+            rb->kind = mp->arena_bytes > 0 ? RK_TEMP : RK_EMPTY;
+            rb->offset = v->offset;
+        }
+    }
+    for (int i = 0; i < p->nkernels; i++) {
+        const KernelPlan *k = &p->kernels[i];
+        kp->kernels[i].par_n = k->par_n;
+        kp->kernels[i].work = k->work;
+        kp->kernels[i].matmul = k->kind == KP_MATMUL;
+    }
+    for (int j = 0; j < g->noutputs; j++) {
+        kp->out_bufs[j] = p->out_bufs[j];
+        kp->out_dtype[j] = g->outputs[j]->dtype;
+        kp->out_shape[j] = g->outputs[j]->shape;
+    }
+    return true;
+}
+
+bool llvm_plan_graph(const Graph *g, const bool *donated, Arena *a, LlvmPlan *out, char *why,
+                     size_t whyn) {
+    memset(out, 0, sizeof *out);
+    snprintf(why, whyn, "out of memory");
+    out->fusion = pass_fuse_plan(g, a);
+    MemPlanOptions mo = pass_memplan_defaults();
+    mo.donated = donated;
+    mo.veto = trig_veto;
+    mo.align = ARENA_ALIGN;
+    out->mem = out->fusion ? pass_memplan(out->fusion, &mo, a) : NULL;
+    out->prog = out->mem ? cg_schedule(g, out->fusion, a, why, whyn) : NULL;
+    if (!out->prog) return false;
+    apply_plan(out->prog, out->mem);
+    if (!flatten(g, out->prog, out->mem, a, &out->kp)) {
+        snprintf(why, whyn, "out of memory");
+        return false;
+    }
+    return true;
+}

@@ -1,0 +1,281 @@
+/* `dflow build` end to end ($DFLOW_BIN): a program built into an executable
+ * prints and records the same bits as `dflow run` (loss and metric columns,
+ * log lines) for the same seed and --set values; it links neither LLVM nor
+ * the compiler; it refuses configs the compiler fixed, unknown keys, bad
+ * values and flags with a clear message; a corrupt program image is an error,
+ * never a crash. In process: the image reader survives truncated and mutated
+ * images (ASan watches). */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "frontend/frontend.h"
+#include "codegen/llvm/llvm_plan.h"
+#include "helpers/spawn.h"
+#include "ir/module_image.h"
+#include "runtime/rng.h"
+
+#define PROG "tests/programs/build_mlp.dfl"
+
+static const char *dflow_bin(void) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    return bin;
+}
+
+/* Builds PROG into dir/prog; returns the executable's path (static buffer). */
+static const char *build_prog(const char *dir) {
+    static char exe[4096];
+    snprintf(exe, sizeof exe, "%s/prog", dir);
+    SpawnResult r = th_run(300, dflow_bin(), "build", PROG, "-o", exe, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "settable: lr, momentum"), "%s", r.out);
+    cr_assert(strstr(r.out, "fixed: batch_size, hidden, steps"), "%s", r.out);
+    th_spawn_free(&r);
+    return exe;
+}
+
+/* metrics.csv without its last column (time_s). */
+static char *metrics_without_time(const char *dir) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.csv", dir);
+    char *s = th_slurp(path, NULL);
+    cr_assert(s, "no %s", path);
+    char *out = malloc(strlen(s) + 1), *o = out;
+    for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+        char *comma = strrchr(line, ',');
+        if (comma) *comma = 0;
+        o += sprintf(o, "%s\n", line);
+    }
+    free(s);
+    return out;
+}
+
+/* stdout without the final "done: ..." line (it has timings). */
+static void cut_done_line(char *out) {
+    char *d = strstr(out, "done: ");
+    if (d) *d = 0;
+}
+
+Test(build, same_bits_as_dflow_run_and_no_compiler_inside, .timeout = 600) {
+    char dir[4096];
+    cr_assert(th_tempdir(dir, sizeof dir, "build"));
+    const char *exe = build_prog(dir);
+    char out_run[4200], out_exe[4200];
+    snprintf(out_run, sizeof out_run, "%s/run", dir);
+    snprintf(out_exe, sizeof out_exe, "%s/exe", dir);
+
+    /* the same seed and a changed learning rate, through both */
+    SpawnResult a = th_run(300, dflow_bin(), "run", PROG, "--seed", "3", "--set", "lr=0.05", "--out",
+                          out_run, NULL);
+    TH_EXPECT_EXIT(a, 0);
+    SpawnResult b = th_run(300, exe, "--seed", "3", "--set", "lr=0.05", "--out", out_exe, NULL);
+    TH_EXPECT_EXIT(b, 0);
+    char *ma = metrics_without_time(out_run), *mb = metrics_without_time(out_exe);
+    cr_assert(strstr(ma, "step,test_acc,test_loss,final,loss"), "%s", ma);
+    cr_assert_str_eq(ma, mb, "metrics differ:\n--- dflow run\n%s\n--- built\n%s", ma, mb);
+    cut_done_line(a.out);
+    cut_done_line(b.out);
+    cr_assert(strstr(a.out, "step 60: test_acc = "), "%s", a.out);
+    cr_assert_str_eq(a.out, b.out);
+    th_spawn_free(&a);
+    th_spawn_free(&b);
+
+    /* lr really is read at run time: the default gives another curve, again
+       the same as dflow run's */
+    SpawnResult c = th_run(300, exe, "--seed", "3", "--out", out_exe, NULL);
+    TH_EXPECT_EXIT(c, 0);
+    char *mc = metrics_without_time(out_exe);
+    cr_assert(strcmp(mc, ma) != 0, "--set lr=0.05 changed nothing");
+    SpawnResult d = th_run(300, dflow_bin(), "run", PROG, "--seed", "3", "--out", out_run, NULL);
+    TH_EXPECT_EXIT(d, 0);
+    char *md = metrics_without_time(out_run);
+    cr_assert_str_eq(mc, md);
+    free(ma);
+    free(mb);
+    free(mc);
+    free(md);
+    th_spawn_free(&c);
+    th_spawn_free(&d);
+
+    /* neither LLVM nor the compiler is linked in */
+    SpawnResult l = th_run(60, "/usr/bin/ldd", exe, NULL);
+    TH_EXPECT_EXIT(l, 0);
+    cr_assert(!strstr(l.out, "LLVM") && !strstr(l.out, "llvm"), "%s", l.out);
+    cr_assert(strstr(l.out, "openblas"), "%s", l.out);
+    th_spawn_free(&l);
+    SpawnResult n = th_run(60, "/usr/bin/nm", exe, NULL);
+    TH_EXPECT_EXIT(n, 0);
+    const char *compiler[] = {" fe_compile\n", " ir_interp_run\n", " pass_fuse_plan\n",
+                              " cg_schedule\n", " llvm_emit_program\n", " LLVMContextCreate\n"};
+    for (size_t i = 0; i < sizeof compiler / sizeof *compiler; i++)
+        cr_assert(!strstr(n.out, compiler[i]), "the executable contains%s", compiler[i]);
+    cr_assert(strstr(n.out, " ir_exec_module\n"), "no executor in the executable?");
+    th_spawn_free(&n);
+    th_rmdir(dir);
+}
+
+/* Writes a copy of exe with one 32-bit field of its program image replaced
+ * (at offset off from the image's magic). */
+static void corrupt_copy(const char *exe, const char *to, size_t off, uint32_t value) {
+    size_t n;
+    char *bytes = th_slurp(exe, &n);
+    cr_assert(bytes);
+    /* the image's magic and version 1 (the reader's own "DFLOWIMG" literal
+       is followed by a NUL) */
+    char *magic = NULL;
+    for (size_t i = 0; i + 12 <= n && !magic; i++)
+        if (!memcmp(bytes + i, "DFLOWIMG\1\0\0\0", 12)) magic = bytes + i;
+    cr_assert(magic, "no program image in %s", exe);
+    memcpy(magic + off, &value, sizeof value);
+    FILE *f = fopen(to, "wb");
+    cr_assert(f && fwrite(bytes, 1, n, f) == n && fclose(f) == 0);
+    chmod(to, 0755);
+    free(bytes);
+}
+
+Test(build, refusals_and_corrupt_images, .timeout = 600) {
+    char dir[4096];
+    cr_assert(th_tempdir(dir, sizeof dir, "build"));
+    const char *exe = build_prog(dir);
+
+    SpawnResult r = th_run(60, exe, "--set", "hidden=8", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "'hidden' is fixed in this executable"), "%s", r.err);
+    cr_assert(strstr(r.err, "dflow build --set hidden=8"), "%s", r.err);
+    th_spawn_free(&r);
+    r = th_run(60, exe, "--set", "nope=1", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "unknown config key 'nope'"), "%s", r.err);
+    th_spawn_free(&r);
+    r = th_run(60, exe, "--set", "lr=fast", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "'lr' is a float"), "%s", r.err);
+    th_spawn_free(&r);
+    r = th_run(60, exe, "--sed", "1", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "unknown option '--sed'"), "%s", r.err);
+    th_spawn_free(&r);
+    r = th_run(60, exe, "--seed", "-1", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    th_spawn_free(&r);
+    r = th_run(60, exe, "--help", NULL);
+    TH_EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "lr") && strstr(r.out, "settable"), "%s", r.out);
+    cr_assert(strstr(r.out, "hidden") && strstr(r.out, "fixed at build"), "%s", r.out);
+    th_spawn_free(&r);
+
+    /* a corrupt image: another version, an absurd count right after the magic */
+    char bad[4200];
+    snprintf(bad, sizeof bad, "%s/bad", dir);
+    corrupt_copy(exe, bad, 8, 999);
+    r = th_run(60, bad, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "another dflow version"), "%s", r.err);
+    th_spawn_free(&r);
+    corrupt_copy(exe, bad, 12, 0x7fffffff);
+    r = th_run(60, bad, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "corrupt program image"), "%s", r.err);
+    th_spawn_free(&r);
+
+    /* dflow build's own errors */
+    r = th_run(60, dflow_bin(), "build", PROG, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "missing -o"), "%s", r.err);
+    th_spawn_free(&r);
+    r = th_run(60, dflow_bin(), "build", PROG, "-o", bad, "--set", "hidden=x", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "'hidden' is an int"), "%s", r.err);
+    th_spawn_free(&r);
+    th_rmdir(dir);
+}
+
+/* ---- the image reader, in process ---------------------------------------------------------- */
+
+typedef struct {
+    LlvmPlan *plans;
+} Plans;
+
+static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
+    (void)g;
+    const LlvmPlan *p = &((Plans *)ctx)->plans[id];
+    rt_kprog_write(&p->kp, b);
+    return true;
+}
+
+static bool read_graph(void *ctx, Graph *g, int id, RtReader *r) {
+    (void)ctx;
+    (void)id;
+    RtKProg p;
+    return rt_kprog_read(r, &p) && p.ninputs == g->ninputs && p.noutputs == g->noutputs;
+}
+
+Test(build, image_reader_survives_truncation_and_mutation, .timeout = 300) {
+    Arena *a = arena_new();
+    SourceSet *src = source_set_new(a);
+    DiagList *d = diag_list_new(a, src);
+    ConfigOverride ov[] = {{"steps", "2"}};
+    CompileOptions co = {.overrides = ov, .noverrides = 1};
+    Module *m = fe_compile(a, src, d, PROG, &co);
+    cr_assert(m && !diag_has_errors(d));
+    const Graph **graphs;
+    int ng = ir_image_graphs(m, a, &graphs, NULL);
+    cr_assert(ng >= 3, "%d graphs", ng);
+    Plans pl = {arena_alloc(a, sizeof(LlvmPlan) * (size_t)ng)};
+    for (int i = 0; i < ng; i++) {
+        char why[192];
+        cr_assert(llvm_plan_graph(graphs[i], NULL, a, &pl.plans[i], why, sizeof why), "%s", why);
+    }
+    RtBuf img = {0};
+    cr_assert(ir_image_write(m, src, write_graph, &pl, &img));
+    /* the image read back has the module's tables */
+    char err[256];
+    Arena *ra = arena_new();
+    Module *back = ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
+    cr_assert(back, "%s", err);
+    cr_assert_eq(back->nslots, m->nslots);
+    cr_assert_eq(back->nconfigs, m->nconfigs);
+    for (int s = 0; s < m->nslots; s++) {
+        cr_assert_str_eq(back->slots[s].name, m->slots[s].name);
+        cr_assert_eq(back->slots[s].kind, m->slots[s].kind);
+        cr_assert(rt_shape_eq(&back->slots[s].shape, &m->slots[s].shape));
+        if (m->slots[s].kind == SLOT_DATA)
+            cr_assert(!memcmp(back->slots[s].value->data, m->slots[s].value->data,
+                              rt_tensor_bytes(m->slots[s].value)));
+    }
+    cr_assert_eq(back->init.n, m->init.n);
+    cr_assert_eq(back->main.n, m->main.n);
+    arena_free(ra);
+    /* every truncation fails cleanly */
+    for (size_t n = 0; n < img.n; n += 1 + n / 64) {
+        ra = arena_new();
+        cr_assert(!ir_image_read(img.data, n, ra, NULL, NULL, read_graph, NULL, err, sizeof err),
+                  "a %zu-byte prefix was accepted", n);
+        arena_free(ra);
+    }
+    /* mutations of the head (sources, slot table) and the tail (graphs, host
+       program), not the data payloads that any bytes may fill, never crash */
+    uint8_t *copy = malloc(img.n);
+    size_t head = img.n < 4096 ? img.n : 4096, tail = img.n < 65536 ? img.n : 65536;
+    int rejected = 0;
+    for (int t = 0; t < 2000; t++) {
+        memcpy(copy, img.data, img.n);
+        for (int k = 0; k < 4; k++) {
+            uint32_t w = rt_rng_word(7, 1, (uint64_t)(4 * t + k));
+            size_t at = t % 2 ? w % head : img.n - 1 - w % tail;
+            copy[at] ^= (uint8_t)(1u << (w >> 29));
+        }
+        ra = arena_new();
+        rejected += ir_image_read(copy, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err) == NULL;
+        arena_free(ra);
+    }
+    cr_assert(rejected > 100, "only %d of 2000 mutated images rejected", rejected);
+    free(copy);
+    free(img.data);
+    ir_module_free(m);
+    arena_free(a);
+}
