@@ -35,7 +35,11 @@ static void help(void) {
           "  -o, --output PROG  the executable to write (required)\n"
           "  --set KEY=VALUE    a config value to build with (repeatable)\n"
           "  -v, --verbose      report graphs, image size and the link command\n"
-          "  -h, --help         show this help\n",
+          "  -h, --help         show this help\n"
+          "\n"
+          "environment: DFLOW_RT_LIB (the runtime library; default: libdflow_rt.a beside\n"
+          "dflow), DFLOW_CC (the C compiler that links; default: the one dflow was built\n"
+          "with), TMPDIR (where the objects are made).\n",
           stdout);
 }
 

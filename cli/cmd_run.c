@@ -304,7 +304,7 @@ int cmd_run(int argc, char **argv) {
         sigaction(SIGINT, &sa, &old);
 
         /* Every graph is compiled, one-shot graphs (initialisers, final
-           evaluations) cheaply (O1): the same machine code as `dflow build`,
+           evaluations) cheaply (O0): the same machine code as `dflow build`,
            so a built executable prints the same bits. */
         char err[256] = "";
         BackendOptions bo = {.verbose = a.verbose, .log = stderr, .interp_runs = 0};

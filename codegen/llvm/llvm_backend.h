@@ -47,7 +47,7 @@ typedef struct {
     bool compiled;     /* compilation happened (fallback tells whether it worked) */
     int nkernels;
     double compile_s; /* fusion + scheduling + IR + O3 + machine code */
-    double opt_s;     /* of which the LLVM optimiser (O3, or O1 for a graph run once) */
+    double opt_s;     /* of which the LLVM optimiser (O3, or O0 for a graph run once) */
     double codegen_s; /* of which machine code generation (LLJIT) */
     bool fallback;    /* runs on the interpreter */
     char reason[192]; /* why, when it does */

@@ -105,9 +105,10 @@ typedef struct {
  * JIT's code model when jit). NULL with the reason in err. */
 LLVMTargetMachineRef llvm_host_machine(bool jit, char *err, size_t errn);
 /* Sets m's triple and data layout from tm, verifies it (DFLOW_VERIFY) and
- * runs default<O3> (full) or default<O1>, adding the time to *opt_s (may be
- * NULL). m stays the caller's. Graphs run once (Graph.once) get O1:
- * cheap to compile, and the JIT and `dflow build` choose alike, so both
+ * runs default<O3> (full) or default<O0>, adding the time to *opt_s (may be
+ * NULL). m stays the caller's. Graphs run once (Graph.once) get O0: half
+ * the compile time of O1 for a Philox initialiser, still far faster to run
+ * than the interpreter; the JIT and `dflow build` choose alike, so both
  * produce the same bits. */
 bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, double *opt_s,
                           char *err, size_t errn);

@@ -118,7 +118,7 @@ bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, d
 #endif
     double t0 = seconds();
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(m, full ? "default<O3>" : "default<O1>", tm, po);
+    LLVMErrorRef e = LLVMRunPasses(m, full ? "default<O3>" : "default<O0>", tm, po);
     LLVMDisposePassBuilderOptions(po);
     if (opt_s) *opt_s += seconds() - t0;
     if (getenv("DFLOW_DUMP_LLVM"))

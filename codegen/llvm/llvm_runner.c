@@ -113,7 +113,7 @@ static void compile(LlvmRunner *r, Entry *e, const bool *donated) {
                     "cpu: graph %s: %d kernels (%d on %d threads), compiled in %.1f ms (%s %.1f, "
                     "machine code %.1f)\n",
                     e->info.graph, e->info.nkernels, e->info.nparallel, rt_pool_size(r->x.pool),
-                    1e3 * e->info.compile_s, llvm_full_opt(g) ? "O3" : "O1", 1e3 * e->info.opt_s,
+                    1e3 * e->info.compile_s, llvm_full_opt(g) ? "O3" : "O0", 1e3 * e->info.opt_s,
                     1e3 * e->info.codegen_s);
         else
             fprintf(log_of(r), "cpu: graph %s: running on the interpreter (%s)\n", e->info.graph,
