@@ -8,11 +8,16 @@
  * the step is timed two ways and the faster is the floor: OpenBLAS's own
  * threads, and each GEMM split by rows of C over THREADS OpenMP threads
  * calling single-threaded OpenBLAS (what dflow does: on these skinny shapes
- * OpenBLAS's threading costs more than it gains). Build:
+ * OpenBLAS's threading costs more than it gains). At 1 thread it also
+ * prints the core type OpenBLAS picked and each GEMM alone (median), with
+ * dW1 both as a fresh product (beta 0: OpenBLAS first zeroes C) and
+ * accumulated onto a start value already in C (beta 1, as dflow does when
+ * the product's only reader adds it to something). Build:
  *   cc -O2 -fopenmp bench/gemm_mlp.c -o gemm_mlp -lopenblas -lm
  * Usage: gemm_mlp THREADS [STEPS] */
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
+char *openblas_get_corename(void); /* OpenBLAS's own; not in every cblas.h */
 #include <omp.h> /* pulls in complex.h: no macro-sized names like I below */
 #include <stdio.h>
 #include <stdlib.h>
@@ -98,6 +103,29 @@ int main(int argc, char **argv) {
         double med = t[steps / 2];
         printf("gemm_mlp_%s_ms %.4f\n", way == 0 ? "blas_threads" : "split", med * 1e3);
         if (med < best) best = med;
+    }
+    if (threads == 1) { /* each GEMM alone */
+        printf("openblas_core %s\n", openblas_get_corename());
+        static const char *names[6] = {"x_w1", "h_w2", "ht_dy", "dy_w2t", "xt_dh", "xt_dh_beta1"};
+        for (int g = 0; g < 6; g++) {
+            for (int s = 0; s < warm + steps; s++) {
+                double t0 = now();
+                switch (g) {
+                case 0: mm(0, 0, NB, NH, NI, x, w1, h); break;
+                case 1: mm(0, 0, NB, NO, NH, h, w2, y); break;
+                case 2: mm(1, 0, NH, NO, NB, h, dy, dw2); break;
+                case 3: mm(0, 1, NB, NH, NO, dy, w2, dh); break;
+                case 4: mm(1, 0, NI, NH, NB, x, dh, dw1); break;
+                default:
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, NI, NH, NB, 1.0f, x, NI, dh,
+                                NH, 1.0f, dw1, NH);
+                    break;
+                }
+                if (s >= warm) t[s - warm] = now() - t0;
+            }
+            qsort(t, (size_t)steps, sizeof *t, cmp_double);
+            printf("gemm_%s_us %.1f\n", names[g], t[steps / 2] * 1e6);
+        }
     }
     double flop = 2.0 * ((double)NB * NI * NH * 2 + (double)NB * NH * NO * 3);
     printf("gemm_mlp_ms %.4f\n", best * 1e3);

@@ -29,6 +29,10 @@ typedef enum {
     KI_RNG,        /* `op` RNG_UNIFORM/RNG_NORMAL: element src[1] (i64, wraps as u64)
                       of the stream `stream` of seed src[0]; dtype dt */
     KI_FRESH_SEED, /* i64: fresh seed `stream` (= attr k) of step src[1], run seed src[0] */
+    KI_REDUCE,     /* a row phase: `op` (SUM, REDUCE_MAX, REDUCE_MIN) of src[0] over the
+                      loops of phases[axis]; dtype dt (= src[0]'s). Its value depends on the
+                      loops src[0] uses other than the phase's own, and a backend computes
+                      it once per point of those, in its own loop nest, before use */
 } KInstrKind;
 
 typedef struct {
@@ -46,6 +50,24 @@ typedef struct {
     } c;
 } KInstr;
 
+/* A row phase's loops: axes first_axis .. first_axis + rank - 1 of the
+ * kernel's loop variables (after its `rank` main axes), with extents dims
+ * (all >= 1: an empty row is folded to the reduction's identity). */
+typedef struct {
+    int ins; /* its KI_REDUCE instruction */
+    int first_axis;
+    int rank;
+    int64_t dims[IR_MAX_RANK];
+    /* A map whose value recomputes this phase's summand at the point of the
+     * output row the phase visits (a softmax's exp(x - max)) may keep it
+     * instead: the phase stores its summand (src[0] of ins) to out_buf at
+     * stash_at (an i64 instruction of the phase's scope), and the map loads
+     * out_buf at out_index in place of instruction stash_main. -1 when not
+     * applicable; at most one phase per kernel has it. A backend uses it only
+     * when no later read of an input sharing out_buf (inplace_buf) sees it. */
+    int stash_at, stash_main;
+} KPhase;
+
 typedef enum {
     KP_MAP,     /* out[out_index] = value at every point */
     KP_REDUCE,  /* out[out_index] = red_op over the red_axes of value */
@@ -55,8 +77,12 @@ typedef enum {
 
 /* C[b] (M,N, contiguous) = op(A[b]) (M,K) @ op(B[b]) (K,N), op = transpose
  * when trans_*; A[b] starts at a_off + sum b_i * a_bstride[i] elements of
- * buffer a_buf. */
+ * buffer a_buf. With accumulate, C is first set to the plan's value at
+ * every point of the loop nest (rank, dims: C's shape; out_index), and
+ * then C = alpha * op(A) op(B) + C (beta 1; alpha is +1 or -1). */
 typedef struct {
+    bool accumulate;
+    double alpha;
     int a_buf, b_buf;
     int64_t a_off, b_off;
     bool trans_a, trans_b;
@@ -81,6 +107,11 @@ typedef struct {
     OpKind red_op;     /* KP_REDUCE: SUM, REDUCE_MAX, REDUCE_MIN or ARGMAX (one axis) */
     KInstr *ins;
     int nins;
+    /* row phases (passes/fuse.h), in instruction order; their loops are axes
+       rank .. naxes - 1 (naxes - rank <= 64) */
+    KPhase *phases;
+    int nphases;
+    int naxes;
     int value;     /* instruction: the value of a point */
     int out_index; /* instruction: where it goes in out_buf */
     int *checks;   /* bool instructions that must hold at every point (gather/scatter
@@ -91,7 +122,8 @@ typedef struct {
     /* Splitting across threads: a task runs the part [lo, hi) of the range
      * par_n: loop axis par_axis of the iteration space (a map's, or a kept
      * axis of a reduction: each output element is computed by one task, in
-     * the same order at any thread count), or for KP_MATMUL the rows
+     * the same order at any thread count; with row phases, an axis every
+     * outermost phase depends on, so each row is one task's), or for KP_MATMUL the rows
      * (par_axis 0) or columns (1) of every C matrix. par_axis -1: one task
      * (par_n 1). work estimates the kernel's cost in element operations. */
     int par_axis;
@@ -133,6 +165,12 @@ typedef struct {
  * with the reason in why (e.g. "f16 arithmetic in %7"); NULL with "out of
  * memory" otherwise. */
 KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char *why, size_t whyn);
+
+/* Per instruction of k: the main loop axes (bit a: KI_LOOP a, a < rank)
+ * and the phase loop axes (bit j: axis rank + j) its value depends on; a
+ * KI_REDUCE hides its own phase's axes. Fills main[] and phase[] (k->nins
+ * entries each). */
+void cg_kernel_deps(const KernelPlan *k, uint32_t *main, uint64_t *phase);
 
 /* A readable dump of the plans (for debugging and tests). */
 void cg_program_print(const KernelProgram *p, FILE *out);

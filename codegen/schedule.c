@@ -12,7 +12,11 @@
  * for coordinates: each map kernel is first built over one flat loop and
  * rebuilt over the full loop nest only when some index needed division.
  * Instructions are hash-consed and index arithmetic is folded on the fly,
- * so evaluating a node twice at the same position costs nothing. */
+ * so evaluating a node twice at the same position costs nothing. A row
+ * phase (a reduction the fusion pass computes inside its readers) becomes a
+ * KI_REDUCE instruction: its source evaluated at the reader's kept
+ * coordinates plus fresh loop variables over the reduced axes (a KPhase);
+ * memoised by position, so every use inside one row is one phase. */
 #include "kernel.h"
 
 #include <stdlib.h>
@@ -43,8 +47,13 @@ typedef struct {
     int *checks;
     int nchecks, capchecks;
     const Node *check_node;
+    KPhase *phases;
+    int nphases, capphases;
+    int rank;         /* the kernel's main axes */
+    int naxes;        /* loop axes allocated so far: the main ones, then the phases' */
     bool need_coords; /* a flat position had to be divided into coordinates */
     bool oom;
+    const char *fail; /* why a plan could not be made (with oom set) */
 } Sched;
 
 /* ---- instructions ------------------------------------------------------------------------ */
@@ -449,8 +458,64 @@ static int build_gather(Sched *s, const Node *n, Pos *p) {
     return build(s, data, &dp);
 }
 
+/* The identity of a reduction (its value over an empty row), as the interpreter has it. */
+static int red_identity(Sched *s, OpKind op, DType dt) {
+    bool fl = dt == DT_F32 || dt == DT_F64;
+    if (op == OP_SUM) return zero_of(s, dt);
+    bool mx = op == OP_REDUCE_MAX;
+    if (fl) return k_const_f(s, dt, mx ? -__builtin_inf() : __builtin_inf());
+    if (dt == DT_BOOL) return k_const_i(s, dt, mx ? 0 : 1);
+    if (dt == DT_I32) return k_const_i(s, dt, mx ? INT32_MIN : INT32_MAX);
+    return k_const_i(s, dt, mx ? INT64_MIN : INT64_MAX);
+}
+
+/* Row phase n at position p (over n's kept axes): its source at p's
+ * coordinates and new loops over the reduced axes. */
+static int build_phase(Sched *s, const Node *n, Pos *p) {
+    const Node *src = n->src[0];
+    uint32_t axes = n->attr.reduce.axes;
+    coords_of(s, p);
+    Pos q = pos_coords(&src->shape);
+    KPhase ph;
+    memset(&ph, 0, sizeof ph);
+    ph.first_axis = s->naxes;
+    ph.stash_at = ph.stash_main = -1;
+    for (int i = 0, o = 0; i < src->shape.rank; i++) {
+        if (!(axes >> i & 1)) {
+            q.coord[i] = p->coord[o++];
+            continue;
+        }
+        int64_t d = src->shape.dims[i];
+        if (d == 0) return red_identity(s, n->op, n->dtype);
+        q.coord[i] = d == 1 ? iconst(s, 0) : k_loop(s, ph.first_axis + ph.rank);
+        ph.dims[ph.rank++] = d;
+    }
+    s->naxes += ph.rank;
+    if (s->naxes - s->rank > 64) { /* cg_kernel_deps keeps phase axes in a 64-bit mask */
+        s->fail = "too many row phases in one kernel";
+        s->oom = true;
+        return 0;
+    }
+    OpKind rop = s->root->op;
+    bool map_root = !(ir_ops[rop].flags & OPF_RED) && rop != OP_MATMUL && rop != OP_SCATTER_ADD;
+    if (map_root && rt_shape_eq(&src->shape, &s->root->shape)) ph.stash_at = flat_of(s, &q);
+    KInstr in = blank(KI_REDUCE, n->dtype);
+    in.op = n->op;
+    in.nsrc = 1;
+    in.src[0] = build(s, src, &q);
+    in.axis = s->nphases;
+    if (!grow((void **)&s->phases, &s->capphases, s->nphases, sizeof(KPhase))) {
+        s->oom = true;
+        return 0;
+    }
+    ph.ins = add(s, &in);
+    s->phases[s->nphases++] = ph;
+    return ph.ins;
+}
+
 static int build_uncached(Sched *s, const Node *n, Pos *p) {
     if (materialised(s, n)) return k_load(s, s->prog->buf_of[n->id], flat_of(s, p));
+    if (ir_ops[n->op].flags & OPF_RED) return build_phase(s, n, p);
     switch (n->op) {
     case OP_CONST:
         return node_const(s, n->dtype, n->attr.constant.value);
@@ -521,7 +586,7 @@ static int build(Sched *s, const Node *n, Pos *p) {
  */
 
 static void reset(Sched *s) {
-    s->nins = s->nmemo = s->nchecks = 0;
+    s->nins = s->nmemo = s->nchecks = s->nphases = s->naxes = s->rank = 0;
     s->need_coords = false;
     s->check_node = NULL;
 }
@@ -530,6 +595,7 @@ static void reset(Sched *s) {
 static Pos loop_pos(Sched *s, const Shape *sh, KernelPlan *k) {
     Pos p = pos_coords(sh);
     k->rank = sh->rank;
+    s->naxes = s->rank = k->rank;
     for (int i = 0; i < sh->rank; i++) {
         k->dims[i] = sh->dims[i];
         p.coord[i] = sh->dims[i] == 1 ? iconst(s, 0) : k_loop(s, i);
@@ -543,6 +609,7 @@ static bool try_flat(Sched *s, const Node *n, const Shape *sh, KernelPlan *k, in
     reset(s);
     k->rank = sh->rank ? 1 : 0;
     k->dims[0] = rt_shape_numel(sh);
+    s->naxes = s->rank = k->rank;
     Pos p = pos_flat(sh, k->rank ? k_loop(s, 0) : iconst(s, 0));
     *value = build(s, n, &p);
     *flat = p.flat;
@@ -611,11 +678,22 @@ static bool plan_int_matmul(Sched *s, KernelPlan *k) {
     return true;
 }
 
-static bool plan_matmul(Sched *s, KernelPlan *k) {
-    const Node *r = s->root;
+static bool plan_matmul(Sched *s, KernelPlan *k, const Node *r) {
     if (r->dtype != DT_F32 && r->dtype != DT_F64) return plan_int_matmul(s, k);
     FuseView va, vb;
     KMatmul *m = &k->mm;
+    m->alpha = 1;
+    if (r != s->root) { /* root = x + r, r + x or x - r: C starts as x (or -x) */
+        const Node *t = s->root, *x = t->src[0] == r ? t->src[1] : t->src[0];
+        reset(s);
+        Pos p = loop_pos(s, &t->shape, k);
+        int v = build(s, x, &p);
+        if (t->op == OP_SUB && t->src[0] == r) v = k_op(s, OP_NEG, t->dtype, 1, v, 0, 0);
+        if (t->op == OP_SUB && t->src[1] == r) m->alpha = -1;
+        k->value = v;
+        k->out_index = flat_of(s, &p);
+        m->accumulate = true;
+    }
     if (!pass_fuse_view(r->src[0], s->fp->role, &va) ||
         !pass_fuse_view(r->src[1], s->fp->role, &vb) ||
         !pass_fuse_blas_matrix(&va, &m->trans_a, &m->lda) ||
@@ -675,7 +753,131 @@ static bool finish(Sched *s, KernelPlan *k) {
     if (s->nins) memcpy(k->ins, s->ins, sizeof(KInstr) * (size_t)s->nins);
     if (s->nchecks) memcpy(k->checks, s->checks, sizeof(int) * (size_t)s->nchecks);
     k->check_node = s->check_node;
+    k->nphases = s->nphases;
+    k->naxes = s->naxes > k->rank ? s->naxes : k->rank;
+    k->phases = arena_alloc(s->a, sizeof(KPhase) * (size_t)(s->nphases ? s->nphases : 1));
+    if (!k->phases) return false;
+    if (s->nphases) memcpy(k->phases, s->phases, sizeof(KPhase) * (size_t)s->nphases);
     return true;
+}
+
+void cg_kernel_deps(const KernelPlan *k, uint32_t *main, uint64_t *phase) {
+    for (int i = 0; i < k->nins; i++) {
+        const KInstr *in = &k->ins[i];
+        uint32_t m = 0;
+        uint64_t ph = 0;
+        if (in->kind == KI_LOOP) {
+            if (in->axis < k->rank)
+                m = 1u << in->axis;
+            else
+                ph = 1ull << (in->axis - k->rank);
+        }
+        for (int j = 0; j < in->nsrc; j++) { /* sources come first */
+            m |= main[in->src[j]];
+            ph |= phase[in->src[j]];
+        }
+        if (in->kind == KI_REDUCE) {
+            const KPhase *p = &k->phases[in->axis];
+            for (int a = 0; a < p->rank; a++)
+                ph &= ~(1ull << (p->first_axis + a - k->rank));
+        }
+        main[i] = m;
+        phase[i] = ph;
+    }
+}
+
+/* ---- keeping a phase's summand --------------------------------------------------------------- */
+
+static int find_ins(const KernelPlan *k, const KInstr *in) {
+    for (int i = 0; i < k->nins; i++)
+        if (memcmp(&k->ins[i], in, sizeof *in) == 0) return i;
+    return -1;
+}
+
+typedef struct {
+    const KernelPlan *k;
+    const KPhase *ph;
+    const uint64_t *dph;
+    int main_axis[IR_MAX_RANK]; /* per phase axis: the main axis it runs along */
+    int *memo;                  /* per instruction: its image + 2, 1 = none, 0 = unknown */
+} Subst;
+
+/* Instruction i of the phase's scope with each phase loop replaced by the
+ * main loop of the same output axis, if the kernel has it; else -1. */
+static int subst(Subst *S, int i, int depth) {
+    const KernelPlan *k = S->k;
+    if (S->memo[i]) return S->memo[i] - 2;
+    uint64_t own = 0;
+    for (int a = 0; a < S->ph->rank; a++)
+        own |= 1ull << (S->ph->first_axis + a - k->rank);
+    int r = i;
+    const KInstr *in = &k->ins[i];
+    if (!(S->dph[i] & own)) {
+        r = i; /* the same in both scopes */
+    } else if (depth > 256 || in->kind == KI_REDUCE) {
+        r = -1;
+    } else if (in->kind == KI_LOOP) {
+        KInstr l = *in;
+        l.axis = S->main_axis[in->axis - S->ph->first_axis];
+        r = find_ins(k, &l);
+    } else {
+        KInstr c = *in;
+        for (int j = 0; j < in->nsrc && r >= 0; j++)
+            r = c.src[j] = subst(S, in->src[j], depth + 1);
+        if (r >= 0) r = find_ins(k, &c);
+    }
+    S->memo[i] = r + 2;
+    return r;
+}
+
+/* Is instruction t part of the map's own value (not inside a phase's row)? */
+static bool in_value(const KernelPlan *k, int i, int t, uint8_t *seen) {
+    if (i == t) return true;
+    if (seen[i]) return false;
+    seen[i] = 1;
+    const KInstr *in = &k->ins[i];
+    if (in->kind == KI_REDUCE) return false;
+    for (int j = 0; j < in->nsrc; j++)
+        if (in_value(k, in->src[j], t, seen)) return true;
+    return false;
+}
+
+/* Picks the phase whose summand the map's value recomputes at the output
+ * point the phase visits (the last such phase), and records where. */
+static void plan_stash(KernelPlan *k) {
+    if (k->kind != KP_MAP || !k->nphases) return;
+    size_t n = (size_t)k->nins;
+    uint32_t *dm = malloc(sizeof(uint32_t) * n);
+    uint64_t *dp = malloc(sizeof(uint64_t) * n);
+    int *memo = malloc(sizeof(int) * n);
+    uint8_t *seen = malloc(n);
+    if (!dm || !dp || !memo || !seen) goto done;
+    cg_kernel_deps(k, dm, dp);
+    int chosen = -1;
+    for (int p = k->nphases - 1; p >= 0 && chosen < 0; p--) {
+        KPhase *ph = &k->phases[p];
+        int ri = ph->ins, b = k->ins[ri].src[0];
+        if (ph->stash_at < 0 || dp[ri] || k->ins[b].dt != k->out_dt) continue;
+        Subst S = {k, ph, dp, {0}, memo};
+        /* the phase reduces trailing axes of the output's shape: its axis j is
+           main axis rank - ph->rank + j */
+        for (int a = 0; a < ph->rank; a++)
+            S.main_axis[a] = k->rank - ph->rank + a;
+        if (k->rank < ph->rank) continue;
+        memset(memo, 0, sizeof(int) * n);
+        int m = subst(&S, b, 0);
+        memset(seen, 0, n);
+        if (m < 0 || m == b || !in_value(k, k->value, m, seen)) continue;
+        ph->stash_main = m;
+        chosen = p;
+    }
+    for (int p = 0; p < k->nphases; p++)
+        if (p != chosen) k->phases[p].stash_at = k->phases[p].stash_main = -1;
+done:
+    free(dm);
+    free(dp);
+    free(memo);
+    free(seen);
 }
 
 /* ---- splitting across threads ------------------------------------------------------------ */
@@ -708,6 +910,9 @@ static double point_cost(const KernelPlan *k) {
         case KI_FRESH_SEED:
             c += 8;
             break;
+        case KI_REDUCE:
+            c += 1;
+            break;
         case KI_OP:
             switch (in->op) {
             case OP_EXP:
@@ -730,10 +935,34 @@ static double point_cost(const KernelPlan *k) {
     return c < 1 ? 1 : c;
 }
 
+/* The main axes every outermost row phase depends on (all of them when
+ * there is no phase): a split along one of them gives each task whole rows,
+ * so a row is reduced once and by the task that writes it. */
+static uint32_t phase_axes(const KernelPlan *k) {
+    uint32_t all = k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0;
+    if (!k->nphases) return all;
+    uint32_t *m = malloc(sizeof(uint32_t) * (size_t)k->nins);
+    uint64_t *ph = malloc(sizeof(uint64_t) * (size_t)k->nins);
+    if (!m || !ph) {
+        free(m);
+        free(ph);
+        return 0;
+    }
+    cg_kernel_deps(k, m, ph);
+    for (int i = 0; i < k->nphases; i++) {
+        int in = k->phases[i].ins;
+        if (!ph[in]) all &= m[in];
+    }
+    free(m);
+    free(ph);
+    return all;
+}
+
 /* Fills par_axis, par_n and work (kernel.h): maps split any axis, reductions
  * a kept axis (each output element stays with one task), scatters never;
  * matmuls the longer of C's rows and columns (the other operand is then the
- * one each task packs in full, the smaller one). */
+ * one each task packs in full, the smaller one). With row phases, only an
+ * axis of phase_axes. */
 static void plan_parallel(KernelPlan *k) {
     k->par_axis = -1;
     k->par_n = 1;
@@ -747,13 +976,11 @@ static void plan_parallel(KernelPlan *k) {
     switch (k->kind) {
     case KP_MAP:
         k->work = (double)points * point_cost(k);
-        if (!empty) k->par_axis = pick_axis(k, k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0);
+        if (!empty) k->par_axis = pick_axis(k, phase_axes(k));
         break;
     case KP_REDUCE:
         k->work = (double)points * point_cost(k);
-        if (!empty)
-            k->par_axis =
-                pick_axis(k, (k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0) & ~k->red_axes);
+        if (!empty) k->par_axis = pick_axis(k, phase_axes(k) & ~k->red_axes);
         break;
     case KP_SCATTER:
         k->work = (double)points * point_cost(k);
@@ -846,18 +1073,21 @@ KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char 
             plan_scatter(&s, k);
             break;
         case FG_MATMUL:
-            if (!plan_matmul(&s, k)) {
+            if (!plan_matmul(&s, k, gr->matmul)) {
                 snprintf(why, whyn, "matmul %%%u: operands are not BLAS views", gr->root->id);
                 ok = false;
             }
             break;
         }
         ok = ok && finish(&s, k);
+        if (!ok && s.fail) snprintf(why, whyn, "%%%u: %s", gr->root->id, s.fail);
+        if (ok) plan_stash(k);
         if (ok) plan_parallel(k);
     }
     free(s.ins);
     free(s.memo);
     free(s.checks);
+    free(s.phases);
     return ok ? p : NULL;
 }
 
@@ -892,6 +1122,16 @@ static void print_ins(const KernelPlan *k, int i, FILE *out) {
     case KI_FRESH_SEED:
         fprintf(out, "fresh_seed i%d, i%d k=%u", in->src[0], in->src[1], in->stream);
         break;
+    case KI_REDUCE: {
+        const KPhase *ph = &k->phases[in->axis];
+        fprintf(out, "%s %s i%d over loops %d..%d [", ir_op_name(in->op), rt_dtype_name(in->dt),
+                in->src[0], ph->first_axis, ph->first_axis + ph->rank - 1);
+        for (int d = 0; d < ph->rank; d++)
+            fprintf(out, d ? ",%lld" : "%lld", (long long)ph->dims[d]);
+        fputc(']', out);
+        if (ph->stash_main >= 0) fprintf(out, " kept at i%d for i%d", ph->stash_at, ph->stash_main);
+        break;
+    }
     }
     fputc('\n', out);
 }
@@ -920,7 +1160,12 @@ void cg_program_print(const KernelProgram *p, FILE *out) {
             fprintf(out, " b%d%s @ b%d%s M=%lld N=%lld K=%lld batch=%d", m->a_buf,
                     m->trans_a ? "^T" : "", m->b_buf, m->trans_b ? "^T" : "", (long long)m->M,
                     (long long)m->N, (long long)m->K, m->batch_rank);
+            if (m->accumulate) fprintf(out, " alpha=%g onto i%d", m->alpha, k->value);
             fputc('\n', out);
+            if (!m->accumulate) continue;
+            for (int j = 0; j < k->nins; j++)
+                print_ins(k, j, out);
+            fprintf(out, "    start value i%d at i%d\n", k->value, k->out_index);
             continue;
         }
         fputc('\n', out);

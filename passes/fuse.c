@@ -4,6 +4,9 @@
  * remaps are INLINE, elementwise and random ops tentatively FUSED,
  * reductions, matmuls, scatters and graph outputs ROOT; a matmul operand
  * that is not a BLAS-readable strided view becomes a ROOT (a copy kernel).
+ * (1b) A float product whose only reader adds it to (or subtracts it from)
+ * a value of its shape is FUSED into that reader, now a ROOT: one BLAS call
+ * accumulates onto the value (codegen's KMatmul.accumulate).
  * (2) Backwards over the node array, each inline or fused node collects the
  * set of groups (roots) its value reaches through inline and fused nodes,
  * and the worst way any path reads it: once per element, several times
@@ -12,8 +15,18 @@
  * memory, read several times unless it is one cheap op, or reaching more
  * groups than its op may be recomputed in, becomes a ROOT; the set for a
  * node depends only on nodes after it, so one backward sweep settles all.
- * (2b) Forwards, a fused value whose subtree is too costly to recompute in
- * every group, or per read through a broadcast, becomes a ROOT.
+ * A broadcast that only repeats a value along trailing axes (a per-row
+ * value over its row), read in loop order, is a ROW edge rather than an
+ * expansion: the value depends on the outer loops only and is hoisted out
+ * of the row loop, so it costs one evaluation per row. The same sweep
+ * decides row phases: a row reduction (a ROOT so far) that every group it
+ * reaches reads at exactly the group's outer loops (walk_group follows the
+ * coordinates down from the group's root) becomes FUSED, a phase of those
+ * groups. (2b) Forwards, a fused value whose subtree is too costly to
+ * recompute in every group, or per read through a broadcast, becomes a
+ * ROOT. Cutting deep expressions follows, then (2c) a last backward sweep
+ * re-checks every phase against the groups as they now are (a new root may
+ * have split a group) and materialises any that no longer fits.
  * (3) Groups: each root collects the inline and fused nodes above it by a
  * walk that stops at roots and inputs, which become the group's inputs; a
  * fused node shared by several groups is thus computed in each of them. */
@@ -61,9 +74,71 @@ static int64_t numel(const Node *n) {
  * an elementwise op (EXPAND: m may still be recomputed per read when it is
  * very cheap), or in a way that needs m in memory (HARD). Ordered: the worst
  * edge on any path wins. */
-typedef enum { EDGE_CLEAN, EDGE_EXPAND, EDGE_HARD } EdgeKind;
+typedef enum { EDGE_CLEAN, EDGE_ROW, EDGE_EXPAND, EDGE_HARD } EdgeKind;
 
-static EdgeKind edge_kind(const Node *m, const Node *c, int k) {
+/* Same non-1 dimensions in the same order: a reshape that only adds or
+ * drops size-1 axes, which maps coordinates one to one. */
+static bool squeeze_only(const Shape *a, const Shape *b) {
+    int i = 0, k = 0;
+    for (;;) {
+        while (i < a->rank && a->dims[i] == 1)
+            i++;
+        while (k < b->rank && b->dims[k] == 1)
+            k++;
+        if (i == a->rank || k == b->rank) return i == a->rank && k == b->rank;
+        if (a->dims[i++] != b->dims[k++]) return false;
+    }
+}
+
+/* Broadcast c of m repeats m's elements along axes that all come after
+ * the axes m's elements vary along: in a C-order loop nest each value is
+ * needed for a run of consecutive inner iterations. */
+static bool row_broadcast(const Node *m, const Node *c) {
+    int r = c->shape.rank, lead = r - m->shape.rank, last_kept = -1, first_rep = r;
+    for (int i = 0; i < r; i++) {
+        int k = i - lead;
+        int64_t sd = k < 0 ? 1 : m->shape.dims[k];
+        if (c->shape.dims[i] == 1) continue;
+        if (sd == 1) {
+            if (i < first_rep) first_rep = i;
+        } else {
+            last_kept = i;
+        }
+    }
+    return first_rep > last_kept;
+}
+
+/* Does reading through c change the order in which positions are visited
+ * (so a value constant along the inner loops of the consumer may no longer
+ * be)? */
+static bool reorders(const Node *c) {
+    switch (c->op) {
+    case OP_PERMUTE:
+        for (int i = 0; i < c->shape.rank; i++)
+            if (c->attr.permute.perm[i] != i) return true;
+        return false;
+    case OP_RESHAPE:
+        return !squeeze_only(&c->shape, &c->src[0]->shape);
+    case OP_SLICE:
+    case OP_PAD:
+    case OP_CONCAT:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+        return true;
+    default:
+        if (ir_ops[c->op].flags & OPF_RED) { /* loop order: kept axes, then reduced ones */
+            uint32_t ax = c->attr.reduce.axes;
+            int r = c->src[0]->shape.rank;
+            bool inner = r == 0 || (ax >> (r - 1) & 1) || c->op == OP_ARGMAX;
+            return inner && ax != 0 &&
+                   (ax >> __builtin_ctz(ax)) != (1u << (r - __builtin_ctz(ax))) - 1;
+        }
+        return false;
+    }
+}
+
+static EdgeKind edge_kind(const Node *m, const Node *c, int k, bool reorder_after) {
     switch (c->op) {
     case OP_MATMUL:
         return EDGE_HARD;
@@ -75,6 +150,7 @@ static EdgeKind edge_kind(const Node *m, const Node *c, int k) {
         return EDGE_CLEAN; /* padded positions read a clamped element, then discard it */
     default:
         if (numel(c) <= numel(m)) return EDGE_CLEAN;
+        if (c->op == OP_BROADCAST && !reorder_after && row_broadcast(m, c)) return EDGE_ROW;
         return c->op == OP_BROADCAST || (ir_ops[c->op].flags & OPF_EW) ? EDGE_EXPAND : EDGE_HARD;
     }
 }
@@ -258,6 +334,256 @@ static int max_readers(OpKind op) {
     return op_weight(op) >= 4 ? REACH_HEAVY_MAX : REACH_MAX;
 }
 
+/* ---- row phases ---------------------------------------------------------------------------- */
+
+/* A row reduction becomes a phase of the groups that read it when each of
+ * them reads it at its own outer loop variables: then the kernel computes
+ * it once per row, right after opening those loops, and every use inside
+ * the row is that one value. walk_group follows positions from a group's
+ * root down through its fused and inline members, as codegen/schedule.c
+ * will evaluate them, tracking for each axis of each node which loop
+ * variable its coordinate is (or 0, or something else); at the candidate it
+ * checks that the coordinates are the leading loops of the enclosing loop
+ * nest (the group's own, or an enclosing phase's: its outer loops and then
+ * its row). */
+enum {
+    PHASE_READERS = 2,        /* most groups a row reduction is computed in */
+    PHASE_SERIAL_MAX = 65536, /* elements of a phase, and of its group's loop nest, that may
+                                 leave the group without an axis to split across threads */
+    PHASE_AXES_MAX = 48,      /* reduced axes of all the phases of one group */
+    WALK_BUDGET = 4096,       /* positions one walk may visit */
+    D_ZERO = -1,              /* a size-1 axis: coordinate 0 */
+    D_OTHER = -2,             /* a coordinate that is not a loop variable */
+    MAIN_LOOPS = IR_MAX_RANK  /* loop ids below this are the group's own loops */
+};
+
+typedef struct {
+    const Node *n;
+    bool main; /* in the group's own loop nest, not inside a phase */
+    int nscope;
+    int desc[IR_MAX_RANK];  /* per axis of n: the loop its coordinate is, D_ZERO or D_OTHER */
+    int scope[IR_MAX_RANK]; /* the loops around the position, outermost first */
+} WFrame;
+
+typedef struct {
+    FusionPlan *p;
+    const Node *root, *cand;
+    uint32_t *seen, *met; /* per node: stamp of the last visit / of counting its axes */
+    uint64_t *seen_key;   /* per node: the frame of that visit, hashed */
+    uint32_t stamp;
+    WFrame *stack; /* WALK_BUDGET frames */
+    int axes;      /* reduced axes of the phases met */
+    bool serial;   /* the candidate leaves the group no axis to split */
+    bool inner;    /* the candidate met at a row loop of another phase */
+} Walk;
+
+static bool is_reduction(const Node *m) {
+    return (ir_ops[m->op].flags & OPF_RED) != 0;
+}
+
+/* A SUM, MAX or MIN over trailing axes, rows of at most PASS_FUSE_ROW_MAX. */
+static bool phase_candidate(const Node *m) {
+    if (m->op != OP_SUM && m->op != OP_REDUCE_MAX && m->op != OP_REDUCE_MIN) return false;
+    const Node *s = m->src[0];
+    int r = s->shape.rank;
+    uint32_t ax = m->attr.reduce.axes;
+    if ((m->flags & NODE_NO_FUSE) || s->dtype != m->dtype || r == 0 || ax == 0) return false;
+    int first = __builtin_ctz(ax);
+    if ((ax >> first) != (1u << (r - first)) - 1) return false;
+    int64_t row = 1;
+    for (int i = first; i < r; i++)
+        row *= s->shape.dims[i];
+    return row <= PASS_FUSE_ROW_MAX;
+}
+
+static uint64_t frame_key(const WFrame *f) {
+    uint64_t h = 1469598103934665603ull ^ (uint64_t)f->main ^ ((uint64_t)f->nscope << 8);
+    for (int i = 0; i < f->n->shape.rank; i++)
+        h = (h ^ (uint64_t)(uint32_t)f->desc[i]) * 1099511628211ull;
+    for (int i = 0; i < f->nscope; i++)
+        h = (h ^ (uint64_t)(uint32_t)f->scope[i] ^ 0x5bd1e995u) * 1099511628211ull;
+    return h;
+}
+
+static bool walk_push(Walk *w, int *top, const WFrame *f) {
+    if (*top >= WALK_BUDGET) return false;
+    w->stack[(*top)++] = *f;
+    return true;
+}
+
+/* A frame for source s of f->n whose coordinates are all D_OTHER. */
+static WFrame other_frame(const WFrame *f, const Node *s) {
+    WFrame c = *f;
+    c.n = s;
+    for (int i = 0; i < s->shape.rank; i++)
+        c.desc[i] = s->shape.dims[i] == 1 ? D_ZERO : D_OTHER;
+    return c;
+}
+
+/* The candidate at frame f: are its coordinates the leading loops of the
+ * scope (size-1 axes on either side skipped)? */
+static bool cand_aligned(Walk *w, const WFrame *f) {
+    const Node *m = f->n;
+    int j = 0;
+    bool split = false;
+    for (int k = 0; k < m->shape.rank; k++) {
+        if (m->shape.dims[k] == 1) continue;
+        while (j < f->nscope && f->scope[j] < 0)
+            j++;
+        if (j == f->nscope || f->desc[k] < 0 || f->desc[k] != f->scope[j]) return false;
+        int a = f->scope[j++];
+        if (a >= MAIN_LOOPS) w->inner = true;
+        if (a < MAIN_LOOPS && !(is_reduction(w->root) && (w->root->attr.reduce.axes >> a & 1)))
+            split = true;
+    }
+    if (f->main && !split) w->serial = true;
+    return true;
+}
+
+/* Pushes the frames of f->n's sources; false when the budget is spent. */
+static bool walk_sources(Walk *w, const WFrame *f, int *top) {
+    const Node *m = f->n;
+    int r = m->shape.rank;
+    if (is_reduction(m)) { /* a phase decided before: its row loops follow its outer ones */
+        const Node *s = m->src[0];
+        WFrame c = *f;
+        c.n = s;
+        c.main = false;
+        c.nscope = 0;
+        uint32_t ax = m->attr.reduce.axes;
+        for (int i = 0, o = 0; i < s->shape.rank; i++) {
+            int id;
+            if (s->shape.dims[i] == 1)
+                id = D_ZERO;
+            else if (ax >> i & 1)
+                id = MAIN_LOOPS + (int)m->id * IR_MAX_RANK + i;
+            else
+                id = f->desc[o];
+            if (!(ax >> i & 1)) o++;
+            c.desc[i] = c.scope[i] = id;
+        }
+        c.nscope = s->shape.rank;
+        if (w->met[m->id] != w->stamp) {
+            w->met[m->id] = w->stamp;
+            w->axes += __builtin_popcount(ax);
+        }
+        return walk_push(w, top, &c);
+    }
+    for (int k = 0; k < m->nsrc; k++) {
+        const Node *s = m->src[k];
+        WFrame c = other_frame(f, s);
+        switch (m->op) {
+        case OP_BROADCAST: {
+            int lead = r - s->shape.rank;
+            for (int i = 0; i < s->shape.rank; i++)
+                c.desc[i] = s->shape.dims[i] == 1 ? D_ZERO : f->desc[i + lead];
+            break;
+        }
+        case OP_RESHAPE:
+            if (squeeze_only(&m->shape, &s->shape))
+                for (int i = 0, o = 0; i < s->shape.rank; i++) {
+                    if (s->shape.dims[i] == 1) continue;
+                    while (m->shape.dims[o] == 1)
+                        o++;
+                    c.desc[i] = f->desc[o++];
+                }
+            break;
+        case OP_PERMUTE:
+            for (int i = 0; i < r; i++)
+                c.desc[m->attr.permute.perm[i]] = f->desc[i];
+            break;
+        case OP_SLICE:
+            for (int i = 0; i < r; i++)
+                if (m->attr.slice.start[i] == 0 && m->attr.slice.step[i] == 1 &&
+                    s->shape.dims[i] == m->shape.dims[i])
+                    c.desc[i] = f->desc[i];
+            break;
+        default:
+            if (((ir_ops[m->op].flags & OPF_EW) || is_compute_op(m->op)) &&
+                rt_shape_eq(&s->shape, &m->shape))
+                memcpy(c.desc, f->desc, sizeof c.desc);
+            break;
+        }
+        if (!walk_push(w, top, &c)) return false;
+    }
+    return true;
+}
+
+/* Does group root T read w->cand only at its leading loops (see above)? */
+static bool walk_group(Walk *w, const Node *T) {
+    if (T->op == OP_MATMUL || T->op == OP_SCATTER_ADD) return false;
+    for (int k = 0; k < T->nsrc; k++) /* a product accumulated onto a start value */
+        if (T->src[k]->op == OP_MATMUL && w->p->role[T->src[k]->id] == FN_FUSED) return false;
+    w->root = T;
+    w->stamp++;
+    w->axes = 0;
+    w->serial = false;
+    WFrame f;
+    memset(&f, 0, sizeof f);
+    f.main = true;
+    const Node *space = is_reduction(T) ? T->src[0] : T;
+    int r = space->shape.rank, order[IR_MAX_RANK], no = 0;
+    if (is_reduction(T)) { /* loop order of codegen: kept axes, then reduced ones */
+        uint32_t ax = T->attr.reduce.axes;
+        bool inner = r == 0 || (ax >> (r - 1) & 1) || T->op == OP_ARGMAX;
+        for (int pass = 0; pass < 2; pass++)
+            for (int i = 0; i < r; i++)
+                if (!inner ? pass == 0 : (pass == 0) != ((ax >> i & 1) != 0)) order[no++] = i;
+    } else {
+        for (int i = 0; i < r; i++)
+            order[no++] = i;
+    }
+    f.n = space;
+    f.nscope = r;
+    for (int i = 0; i < r; i++) {
+        f.desc[i] = space->shape.dims[i] == 1 ? D_ZERO : i;
+        f.scope[i] = space->shape.dims[order[i]] == 1 ? D_ZERO : order[i];
+    }
+    int top = 0;
+    if (space == T) {
+        if (!walk_sources(w, &f, &top)) return false;
+    } else if (!walk_push(w, &top, &f)) {
+        return false;
+    }
+    int budget = WALK_BUDGET;
+    while (top > 0) {
+        WFrame c = w->stack[--top];
+        const Node *m = c.n;
+        if (m == w->cand) {
+            if (!cand_aligned(w, &c)) return false;
+            continue;
+        }
+        FusionRole role = w->p->role[m->id];
+        if (role != FN_FUSED && role != FN_INLINE) continue;
+        uint64_t key = frame_key(&c);
+        if (w->seen[m->id] == w->stamp && w->seen_key[m->id] == key) continue;
+        w->seen[m->id] = w->stamp;
+        w->seen_key[m->id] = key;
+        if (--budget < 0 || !walk_sources(w, &c, &top)) return false;
+    }
+    return true;
+}
+
+/* Can the candidate reduction at node i be a phase of every group in rs? */
+static bool phase_fits(Walk *w, const Graph *g, uint32_t i, const ReachSet *rs, EdgeKind bl) {
+    const Node *m = g->nodes[i];
+    if (bl == EDGE_HARD || rs->n < 1 || rs->n > PHASE_READERS) return false;
+    w->cand = m;
+    w->inner = false;
+    for (int k = 0; k < rs->n; k++) {
+        const Node *T = g->nodes[rs->root[k]];
+        if (!walk_group(w, T)) return false;
+        if (w->axes + __builtin_popcount(m->attr.reduce.axes) > PHASE_AXES_MAX) return false;
+        if (w->serial) {
+            const Node *space = is_reduction(T) ? T->src[0] : T;
+            if (numel(space) > PHASE_SERIAL_MAX || numel(m->src[0]) > PHASE_SERIAL_MAX)
+                return false;
+        }
+    }
+    w->p->phase_outer[i] = !w->inner;
+    return true;
+}
+
 /* ---- the plan ------------------------------------------------------------------------- */
 
 typedef struct {
@@ -310,7 +636,7 @@ static void push(Arena *a, PtrVec *v, void *item, bool *ok) {
 
 /* Collects the members and inputs of the group rooted at root. */
 static bool collect_group(FusionPlan *p, FusionGroup *gr, int *stamp, Arena *a) {
-    PtrVec members = {0}, inputs = {0}, stack = {0};
+    PtrVec members = {0}, inputs = {0}, stack = {0}, phases = {0};
     int mark = gr->id + 1;
     bool ok = true;
     push(a, &stack, gr->root, &ok);
@@ -327,24 +653,36 @@ static bool collect_group(FusionPlan *p, FusionGroup *gr, int *stamp, Arena *a) 
         }
     }
     if (!ok) return false;
+    qsort(members.items, (size_t)members.n, sizeof(Node *), cmp_node_id);
+    for (int i = 0; i < members.n; i++) {
+        Node *m = members.items[i];
+        if (m != gr->root && p->role[m->id] == FN_FUSED && is_reduction(m))
+            push(a, &phases, m, &ok);
+    }
+    if (!ok) return false;
+    gr->phases = (Node **)phases.items;
+    gr->nphases = phases.n;
     gr->nodes = (Node **)members.items;
     gr->nnodes = members.n;
     gr->inputs = (Node **)inputs.items;
     gr->ninputs = inputs.n;
-    qsort(gr->nodes, (size_t)gr->nnodes, sizeof(Node *), cmp_node_id);
     if (gr->ninputs) qsort(gr->inputs, (size_t)gr->ninputs, sizeof(Node *), cmp_node_id);
     for (int i = 0; i < gr->nnodes; i++) {
         const Node *m = gr->nodes[i];
         if (p->group_of[m->id] < 0) p->group_of[m->id] = gr->id;
         if (m->op == OP_RNG_UNIFORM || m->op == OP_RNG_NORMAL || m->op == OP_FRESH_SEED)
             gr->has_rng = true;
-        else if (m != gr->root && p->role[m->id] == FN_FUSED)
-            gr->has_ew = true;
+        else if (m != gr->root && p->role[m->id] == FN_FUSED && !is_reduction(m))
+            gr->has_ew = true; /* (a product fused into its reader: "ew+matmul") */
     }
     OpKind op = gr->root->op;
+    gr->matmul = op == OP_MATMUL ? gr->root : NULL;
+    for (int i = 0; i < gr->nnodes && !gr->matmul; i++)
+        if (gr->nodes[i]->op == OP_MATMUL && p->role[gr->nodes[i]->id] == FN_FUSED)
+            gr->matmul = gr->nodes[i];
     if (ir_ops[op].flags & OPF_RED)
         gr->kind = FG_REDUCE;
-    else if (op == OP_MATMUL)
+    else if (gr->matmul)
         gr->kind = FG_MATMUL;
     else if (op == OP_SCATTER_ADD)
         gr->kind = FG_SCATTER;
@@ -353,6 +691,35 @@ static bool collect_group(FusionPlan *p, FusionGroup *gr, int *stamp, Arena *a) 
     else
         gr->kind = FG_MAP;
     return true;
+}
+
+/* reach[i], blocked[i] and reorder[i] of node i from its consumers (whose
+ * roles and values are final). */
+static void consumers_of(const FusionPlan *p, const Uses *u, uint32_t i, ReachSet *reach,
+                         uint8_t *blocked, bool *reorder) {
+    const Graph *g = p->graph;
+    ReachSet rs = {0};
+    EdgeKind bl = EDGE_CLEAN;
+    bool ro = false;
+    for (uint32_t e = u->start[i]; e < u->start[i + 1]; e++) {
+        uint32_t c = u->node[e];
+        const Node *cn = g->nodes[c];
+        bool root = p->role[c] == FN_ROOT;
+        /* a phase's row loops keep its source's order whatever reads the phase */
+        bool cro = reorders(cn) || (!root && !is_reduction(cn) && reorder[c]);
+        EdgeKind k = edge_kind(g->nodes[i], cn, u->k[e], cro);
+        if (k > bl) bl = k;
+        ro = ro || cro;
+        if (root) {
+            reach_add(&rs, c);
+        } else {
+            reach_union(&rs, &reach[c]);
+            if (blocked[c] > bl) bl = blocked[c];
+        }
+    }
+    reach[i] = rs;
+    blocked[i] = (uint8_t)bl;
+    reorder[i] = ro;
 }
 
 FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
@@ -366,13 +733,22 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
     ReachSet *reach = arena_alloc(a, sizeof(ReachSet) * cnt);
     uint8_t *blocked = arena_alloc(a, cnt); /* EdgeKind */
     int *stamp = arena_alloc(a, sizeof(int) * cnt);
+    bool *reorder = arena_alloc(a, cnt), *is_out = arena_alloc(a, cnt);
+    Walk w = {.p = p};
+    w.seen = arena_alloc(a, sizeof(uint32_t) * cnt);
+    w.met = arena_alloc(a, sizeof(uint32_t) * cnt);
+    w.seen_key = arena_alloc(a, sizeof(uint64_t) * cnt);
+    w.stack = arena_alloc(a, sizeof(WFrame) * WALK_BUDGET);
     Uses u;
-    if (!p || !live || !depth || !cost || !reach || !blocked || !stamp) goto oom;
+    if (!p || !live || !depth || !cost || !reach || !blocked || !stamp || !reorder || !is_out ||
+        !w.seen || !w.met || !w.seen_key || !w.stack)
+        goto oom;
     p->graph = g;
     p->nnodes = n;
     p->role = arena_alloc(a, sizeof(FusionRole) * cnt);
     p->group_of = arena_alloc(a, sizeof(int) * cnt);
-    if (!p->role || !p->group_of) goto oom;
+    p->phase_outer = arena_alloc(a, cnt);
+    if (!p->role || !p->group_of || !p->phase_outer) goto oom;
 
     for (int j = 0; j < g->noutputs; j++)
         live[g->outputs[j]->id] = true;
@@ -397,8 +773,10 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         else
             p->role[i] = FN_ROOT;
     }
-    for (int j = 0; j < g->noutputs; j++)
+    for (int j = 0; j < g->noutputs; j++) {
+        is_out[g->outputs[j]->id] = true;
         if (p->role[g->outputs[j]->id] != FN_INPUT) p->role[g->outputs[j]->id] = FN_ROOT;
+    }
     for (uint32_t i = 0; i < n; i++) {
         const Node *m = g->nodes[i];
         if (!live[i] || m->op != OP_MATMUL) continue;
@@ -413,28 +791,40 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         }
     }
 
+    /* (1b) a float product whose only reader is x + product, product + x or
+     * x - product (same shape and dtype) is accumulated onto x by its BLAS
+     * call: the product is FUSED into that reader, which becomes the root */
+    for (uint32_t i = 0; i < n; i++) {
+        const Node *m = g->nodes[i];
+        if (!live[i] || m->op != OP_MATMUL || p->role[i] != FN_ROOT || is_out[i] ||
+            (m->flags & NODE_NO_FUSE) || (m->dtype != DT_F32 && m->dtype != DT_F64) ||
+            u.start[i + 1] - u.start[i] != 1)
+            continue;
+        const Node *c = g->nodes[u.node[u.start[i]]];
+        if ((c->op != OP_ADD && c->op != OP_SUB) || c->dtype != m->dtype ||
+            !rt_shape_eq(&c->shape, &m->shape) || c->src[0] == c->src[1] ||
+            (c->flags & NODE_NO_FUSE) || p->role[c->id] == FN_INPUT)
+            continue;
+        p->role[i] = FN_FUSED;
+        p->role[c->id] = FN_ROOT;
+    }
+
     /* (2) backwards: the groups each inline or fused node reaches, and
-     * whether some path to them duplicates elements */
+     * whether some path to them duplicates elements; row reductions that
+     * fit become phases */
     for (uint32_t i = n; i-- > 0;) {
         FusionRole r = p->role[i];
-        if (r != FN_INLINE && r != FN_FUSED) continue;
-        ReachSet rs = {0};
-        EdgeKind bl = EDGE_CLEAN;
-        for (uint32_t e = u.start[i]; e < u.start[i + 1]; e++) {
-            uint32_t c = u.node[e];
-            EdgeKind k = edge_kind(g->nodes[i], g->nodes[c], u.k[e]);
-            if (k > bl) bl = k;
-            if (p->role[c] == FN_ROOT) {
-                reach_add(&rs, c);
-            } else {
-                reach_union(&rs, &reach[c]);
-                if (blocked[c] > bl) bl = blocked[c];
-            }
+        bool cand = r == FN_ROOT && !is_out[i] && phase_candidate(g->nodes[i]);
+        if (r != FN_INLINE && r != FN_FUSED && !cand) continue;
+        consumers_of(p, &u, i, reach, blocked, reorder);
+        const ReachSet *rs = &reach[i];
+        EdgeKind bl = (EdgeKind)blocked[i];
+        if (cand) {
+            if (phase_fits(&w, g, i, rs, bl)) p->role[i] = FN_FUSED;
+            continue;
         }
-        reach[i] = rs;
-        blocked[i] = (uint8_t)bl;
         OpKind op = g->nodes[i]->op;
-        if (r == FN_FUSED && (rs.n == 0 || bl == EDGE_HARD || rs.n > max_readers(op) ||
+        if (r == FN_FUSED && (rs->n == 0 || bl == EDGE_HARD || rs->n > max_readers(op) ||
                               (bl == EDGE_EXPAND && op_weight(op) > 1)))
             p->role[i] = FN_ROOT;
     }
@@ -451,6 +841,10 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
             continue;
         }
         const Node *m = g->nodes[i];
+        if (is_reduction(m)) { /* a phase: once per row, whoever reads it */
+            cost[i] = 0;
+            continue;
+        }
         int c = r == FN_FUSED ? op_weight(m->op) : 0;
         for (int k = 0; k < m->nsrc && c <= RECOMPUTE_BUDGET; k++)
             c += cost[m->src[k]->id];
@@ -477,6 +871,18 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         if (d >= FUSE_MAX_DEPTH && p->role[i] == FN_FUSED) p->role[i] = FN_ROOT;
         depth[i] =
             p->role[i] == FN_ROOT ? 0 : d + 1; /* the depth of the fused expression at node i */
+    }
+
+    /* (2c) backwards again: a phase must still fit the groups it now
+     * reaches (a root made above may have split one); else it is
+     * materialised. A node's reach depends only on nodes after it. */
+    for (uint32_t i = n; i-- > 0;) {
+        FusionRole r = p->role[i];
+        if (r != FN_INLINE && r != FN_FUSED) continue;
+        consumers_of(p, &u, i, reach, blocked, reorder);
+        if (r == FN_FUSED && is_reduction(g->nodes[i]) &&
+            !phase_fits(&w, g, i, &reach[i], (EdgeKind)blocked[i]))
+            p->role[i] = FN_ROOT;
     }
 
     /* (3) groups, in root order */
@@ -519,13 +925,15 @@ const char *pass_fuse_label(const FusionGroup *gr, char *buf, size_t n) {
         tail = "copy";
         break;
     }
+    const char *rows = gr->nphases ? "rows+" : "";
     if (gr->kind == FG_MAP) {
         bool root_rng = gr->root->op == OP_RNG_UNIFORM || gr->root->op == OP_RNG_NORMAL;
         bool ew = gr->has_ew || !root_rng;
-        snprintf(buf, n, "%s%s%s", gr->has_rng ? "rng" : "", gr->has_rng && ew ? "+" : "",
+        snprintf(buf, n, "%s%s%s%s", rows, gr->has_rng ? "rng" : "", gr->has_rng && ew ? "+" : "",
                  ew ? "ew" : "");
     } else {
-        snprintf(buf, n, "%s%s%s", gr->has_rng ? "rng+" : "", gr->has_ew ? "ew+" : "", tail);
+        snprintf(buf, n, "%s%s%s%s", rows, gr->has_rng ? "rng+" : "", gr->has_ew ? "ew+" : "",
+                 tail);
     }
     return buf;
 }
@@ -549,6 +957,18 @@ void pass_fuse_print(const FusionPlan *p, FILE *out) {
         for (int k = 0; k < gr->nnodes; k++)
             fprintf(out, " %%%u", gr->nodes[k]->id);
         fputc('\n', out);
+        for (int k = 0; k < gr->nphases; k++) {
+            const Node *ph = gr->phases[k], *src = ph->src[0];
+            fprintf(out, "%s%%%u %s axes={", k ? ", then " : "    per row: ", ph->id,
+                    ir_op_name(ph->op));
+            for (int i = 0, first = 1; i < src->shape.rank; i++)
+                if (ph->attr.reduce.axes >> i & 1) {
+                    fprintf(out, first ? "%d" : ",%d", i);
+                    first = 0;
+                }
+            fprintf(out, "} of %s", type_str(src, ty, sizeof ty));
+        }
+        if (gr->nphases) fputc('\n', out);
     }
 }
 

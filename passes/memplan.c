@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { READ_ALIGNED = 1, READ_OTHER = 2 };
+enum { READ_ALIGNED = 1, READ_OTHER = 2, READ_ROW = 4 };
 
 MemPlanOptions pass_memplan_defaults(void) {
     MemPlanOptions o;
@@ -36,17 +36,28 @@ static bool keeps_index(const Node *n, const Node *s) {
     return false;
 }
 
-/* Marks in `mark` (per node id, cleared by the caller) how gr reads each node. */
-static void read_marks(const FusionGroup *gr, uint8_t *mark) {
+/* Marks in `mark` (per node id, cleared by the caller) how gr reads each
+ * node: at the root's flat index (ALIGNED), somewhere in the row of the
+ * output being computed (ROW: inside a row phase over the root's own shape
+ * that the group computes at its outer loops, before it writes any element
+ * of that row), or elsewhere (OTHER). */
+static void read_marks(const FusionPlan *fp, const FusionGroup *gr, uint8_t *mark) {
     mark[gr->root->id] = READ_ALIGNED;
     for (int i = gr->nnodes; i-- > 0;) {
         const Node *m = gr->nodes[i];
         uint8_t mm = mark[m->id];
         if (!mm) continue;
+        if (m != gr->root && (ir_ops[m->op].flags & OPF_RED)) { /* a row phase */
+            const Node *s = m->src[0];
+            bool row = fp->phase_outer[m->id] && rt_shape_eq(&s->shape, &gr->root->shape);
+            mark[s->id] |= row ? READ_ROW : READ_OTHER;
+            continue;
+        }
         for (int k = 0; k < m->nsrc; k++) {
             const Node *s = m->src[k];
             uint8_t add = (mm & READ_OTHER) ? READ_OTHER : 0;
             if (mm & READ_ALIGNED) add |= keeps_index(m, s) ? READ_ALIGNED : READ_OTHER;
+            if (mm & READ_ROW) add |= keeps_index(m, s) ? READ_ROW : READ_OTHER;
             mark[s->id] |= add;
         }
     }
@@ -150,7 +161,7 @@ static int inplace_candidate(const MemPlan *mp, const FusionGroup *gr, int t, co
         int xb = mp->buf_of[x->id];
         if (xb < 0 || taken[xb]) continue;
         const MemBuf *b = &mp->bufs[xb];
-        if (b->last_use != t || mark[x->id] != READ_ALIGNED) continue;
+        if (b->last_use != t || !mark[x->id] || (mark[x->id] & READ_OTHER)) continue;
         if (x->dtype != gr->root->dtype || b->bytes != rb->bytes || b->bytes == 0) continue;
         if (rb->place == MB_ARENA && b->place == MB_ARENA) return xb;
         if (rb->place == MB_OUTPUT && b->place == MB_INPUT && o->donated && o->donated[b->input])
@@ -212,7 +223,7 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
     for (int t = 0; t < fp->ngroups; t++) {
         const FusionGroup *gr = &fp->groups[t];
         MemBuf *rb = &mp->bufs[mp->group_buf[t]];
-        read_marks(gr, mark);
+        read_marks(fp, gr, mark);
         int xb = inplace_candidate(mp, gr, t, mark, &o, taken);
         clear_marks(gr, mark);
         if (xb >= 0) {

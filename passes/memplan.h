@@ -14,7 +14,9 @@
  * element count, and every read of it in the group is at the root's own
  * flat index (through elementwise ops of the root's shape, reshape and
  * stop_grad only), so element i is read before element i is written and by
- * the same iteration. An intermediate takes an intermediate's offset; a
+ * the same iteration; or inside a row phase over the root's shape (a
+ * softmax's max and sum), which reads the row before any of it is written,
+ * in the task that writes it. An intermediate takes an intermediate's offset; a
  * graph output may take the storage of a graph input the caller donated
  * (its slot is overwritten by this call anyway). Never an input the caller
  * keeps, nor a value that is itself a graph output. A graph output that

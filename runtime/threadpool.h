@@ -6,9 +6,10 @@
  * runs the same code whichever thread claims it, so a kernel that computes
  * each element within one point of its range gives the same bits at any
  * thread count. Workers spin briefly after a job (kernels
- * of one graph run come back to back) and then sleep on a condition
- * variable, so an idle pool costs no CPU: that is what lets OpenBLAS or
- * another library use the cores between our kernels. The pool is not
+ * of one graph run come back to back; how long adapts to the gaps seen,
+ * tens of microseconds) and then sleep on a condition variable, so an idle
+ * pool costs no CPU: that is what lets OpenBLAS or another library use the
+ * cores between our kernels. The pool is not
  * reentrant: one rt_pool_run at a time, and never from inside a task.
  * Ownership: rt_pool_new returns a pool the caller frees with rt_pool_free. */
 #ifndef DFLOW_RUNTIME_THREADPOOL_H

@@ -16,7 +16,13 @@
  * innermost axis (a split kernel initialises each element at its first
  * reduced point instead of in a separate pass, so tasks touch only their
  * own outputs). Float matmuls are cblas_sgemm/dgemm calls on the task's
- * rows or columns of each batch matrix. A kernel with f32 sin/cos is
+ * rows or columns of each batch matrix (a product accumulated onto a start
+ * value first writes that value into the same rows, then calls with beta 1). A row phase
+ * (KI_REDUCE) is its own counted loop with a register-promoted accumulator, emitted as soon as the
+ * loops it depends on are open (at entry, or right after opening the last
+ * of them), so it runs once per row before the row's other work and the
+ * row is still in cache when that work reads it again; phases nested in a
+ * phase's row are placed the same way inside it. A kernel with f32 sin/cos is
  * emitted twice: a fast variant on the polynomial path that reports (bit 1)
  * any argument beyond its range, and an exact variant with a libm branch,
  * run instead only then (such kernels never update in place, so a rerun is
@@ -38,11 +44,20 @@ typedef struct {
     const KernelProgram *p;
     const KernelPlan *k;
     LLVMValueRef fn;
-    LLVMValueRef *bufp; /* per program buffer: the kernel's argument, or NULL */
-    LLVMValueRef loopvar[IR_MAX_RANK + 1];
-    LLVMValueRef *val; /* per instruction: value in the current scope */
-    int *lvl;          /* per instruction: loop depth it was built at */
+    LLVMValueRef *bufp;    /* per program buffer: the kernel's argument, or NULL */
+    LLVMValueRef *loopvar; /* per loop axis (main, then phases') */
+    LLVMValueRef *val;     /* per instruction: value in the current scope */
+    int *lvl;              /* per instruction: loop depth it was built at */
     int depth;
+    uint32_t *dmain; /* per instruction: main axes it depends on (cg_kernel_deps) */
+    uint64_t *dph;   /* per instruction: phase axes it depends on */
+    uint32_t open;   /* main axes whose loops are open here */
+    uint64_t open_ph;
+    int stash;     /* the phase whose summand the map keeps in out_buf, or -1 */
+    int pf_phase;  /* the phase that prefetches the next row (pick_prefetch), or -1 */
+    int pf_axis;   /* the main axis that steps from row to row */
+    int *pf_loads; /* the loads it prefetches */
+    int npf;
     LLVMValueRef err;    /* i1 local: some check failed */
     LLVMValueRef lo, hi; /* i64: the task's range of the parallel axis */
 } KE;
@@ -50,12 +65,52 @@ typedef struct {
 typedef struct {
     LLVMBasicBlockRef body, exit;
     LLVMValueRef iv, end;
+    int axis;
 } Loop;
+
+static LLVMValueRef emit_ins(KE *ke, int i);
 
 #define B (ke->cg->b)
 
+/* Row phases that prefetch the next row do so a chunk of PF_CHUNK elements
+ * at a time; rows shorter than PF_MIN_ROW, or kernels over fewer than
+ * PF_MIN_POINTS points (in cache anyway), do not. */
+#define PF_CHUNK 64
+#define PF_MIN_ROW 256
+#define PF_MIN_POINTS (1 << 18)
+
 static LLVMValueRef i64c(KE *ke, int64_t v) {
     return LLVMConstInt(ke->cg->i64, (unsigned long long)v, 1);
+}
+
+static void axis_bit(KE *ke, int axis, bool on) {
+    if (axis < 0) return;
+    if (axis < ke->k->rank) {
+        uint32_t b = 1u << axis;
+        ke->open = on ? ke->open | b : ke->open & ~b;
+    } else {
+        uint64_t b = 1ull << (axis - ke->k->rank);
+        ke->open_ph = on ? ke->open_ph | b : ke->open_ph & ~b;
+    }
+}
+
+/* Emits here, in order, the row phases that the loop of `axis` (just
+ * opened; -1: none, at entry) completes: all the loops they depend on are
+ * open now, and they depend on this one (or on none at entry), so they
+ * could not be placed further out. Each then runs once per row, before
+ * anything in the row uses it. */
+static bool emit_ready(KE *ke, int axis) {
+    const KernelPlan *k = ke->k;
+    uint32_t bm = axis >= 0 && axis < k->rank ? 1u << axis : 0;
+    uint64_t bp = axis >= k->rank ? 1ull << (axis - k->rank) : 0;
+    for (int p = 0; p < k->nphases; p++) {
+        int i = k->phases[p].ins;
+        if (ke->val[i] || (ke->dmain[i] & ~ke->open) || (ke->dph[i] & ~ke->open_ph)) continue;
+        if (axis < 0 ? (ke->dmain[i] || ke->dph[i]) : !((ke->dmain[i] & bm) || (ke->dph[i] & bp)))
+            continue;
+        if (!emit_ins(ke, i)) return false;
+    }
+    return true;
 }
 
 /* A loop over [start, end) (i64 values; the caller guarantees start < end). */
@@ -63,6 +118,7 @@ static void loop_open_range(KE *ke, Loop *L, int axis, LLVMValueRef start, LLVMV
     LlvmCG *cg = ke->cg;
     LLVMBasicBlockRef pre = LLVMGetInsertBlock(B);
     L->end = end;
+    L->axis = axis;
     L->body = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "loop");
     L->exit = LLVMAppendBasicBlockInContext(cg->ctx, ke->fn, "done");
     LLVMBuildBr(B, L->body);
@@ -71,6 +127,8 @@ static void loop_open_range(KE *ke, Loop *L, int axis, LLVMValueRef start, LLVMV
     LLVMAddIncoming(L->iv, &start, &pre, 1);
     if (axis >= 0) ke->loopvar[axis] = L->iv;
     ke->depth++;
+    axis_bit(ke, axis, true);
+    if (axis >= 0) emit_ready(ke, axis); /* a failure is recorded in cg->error */
 }
 
 static void loop_open(KE *ke, Loop *L, int axis, int64_t n) {
@@ -84,6 +142,7 @@ static void loop_close(KE *ke, Loop *L) {
     LLVMAddIncoming(L->iv, &next, &cur, 1);
     LLVMPositionBuilderAtEnd(B, L->exit);
     ke->depth--;
+    axis_bit(ke, L->axis, false);
     for (int i = 0; i < ke->k->nins; i++) /* values built inside no longer dominate */
         if (ke->val[i] && ke->lvl[i] > ke->depth) ke->val[i] = NULL;
 }
@@ -111,11 +170,20 @@ static void store_elem(KE *ke, int buf, LLVMValueRef idx, LLVMValueRef v) {
     LLVMSetAlignment(st, (unsigned)rt_dtype_size(dt));
 }
 
+static LLVMValueRef emit_phase(KE *ke, int i);
+
 static LLVMValueRef emit_ins(KE *ke, int i) {
     if (ke->val[i]) return ke->val[i];
     LlvmCG *cg = ke->cg;
     const KInstr *in = &ke->k->ins[i];
     LLVMValueRef v[3] = {NULL, NULL, NULL}, r = NULL;
+    if (in->kind == KI_REDUCE) { /* its source belongs inside its own loops */
+        r = emit_phase(ke, i);
+        if (!r) return NULL;
+        ke->val[i] = r;
+        ke->lvl[i] = ke->depth;
+        return r;
+    }
     for (int s = 0; s < in->nsrc; s++)
         if (!(v[s] = emit_ins(ke, in->src[s]))) return NULL;
     switch (in->kind) {
@@ -144,6 +212,8 @@ static LLVMValueRef emit_ins(KE *ke, int i) {
     case KI_FRESH_SEED:
         r = llvm_fresh_seed(cg, v[0], v[1], in->stream);
         break;
+    case KI_REDUCE:
+        break;
     }
     if (!r) {
         llvm_fail(cg, "cannot lower instruction %d of kernel %d", i, ke->k->id);
@@ -154,14 +224,28 @@ static LLVMValueRef emit_ins(KE *ke, int i) {
     return r;
 }
 
-static bool emit_checks(KE *ke) {
-    for (int c = 0; c < ke->k->nchecks; c++) {
-        LLVMValueRef ok = emit_ins(ke, ke->k->checks[c]);
+/* The checks of the current scope: those depending on no phase loop, or
+ * (phase >= 0) those whose innermost phase loop is one of that phase's. */
+static bool emit_checks_of(KE *ke, int phase) {
+    const KernelPlan *k = ke->k;
+    for (int c = 0; c < k->nchecks; c++) {
+        uint64_t ph = ke->dph[k->checks[c]];
+        if (phase < 0 ? ph != 0 : ph == 0) continue;
+        if (phase >= 0) {
+            int top = 63 - __builtin_clzll(ph) + k->rank;
+            const KPhase *p = &k->phases[phase];
+            if (top < p->first_axis || top >= p->first_axis + p->rank) continue;
+        }
+        LLVMValueRef ok = emit_ins(ke, k->checks[c]);
         if (!ok) return false;
         LLVMValueRef e = LLVMBuildLoad2(B, ke->cg->i1, ke->err, "");
         LLVMBuildStore(B, LLVMBuildOr(B, e, LLVMBuildNot(B, ok, ""), ""), ke->err);
     }
     return true;
+}
+
+static bool emit_checks(KE *ke) {
+    return emit_checks_of(ke, -1);
 }
 
 static bool empty_space(const KernelPlan *k) {
@@ -221,7 +305,8 @@ static bool varies(const KernelPlan *k, int i, uint8_t *memo) {
  * loop-invariant base (or none: *base = -1), can draw a Philox block per
  * four elements. */
 static bool rng_by_block(const KernelPlan *k, int *base) {
-    if (k->kind != KP_MAP || k->rank != 1 || k->par_axis > 0 || k->out_numel < 8) return false;
+    if (k->kind != KP_MAP || k->rank != 1 || k->par_axis > 0 || k->out_numel < 8 || k->nphases)
+        return false;
     uint8_t *memo = calloc((size_t)k->nins, 1);
     if (!memo) return false;
     bool any = false, ok = true;
@@ -345,6 +430,13 @@ static bool emit_map(KE *ke) {
     Loop loops[IR_MAX_RANK + 1];
     int n = open_axes(ke, loops, all_axes(k));
     if (k->out_numel > 0) {
+        if (ke->stash >= 0) { /* the phase left this value here */
+            LLVMValueRef at = emit_ins(ke, k->out_index);
+            if (!at) return false;
+            int m = k->phases[ke->stash].stash_main;
+            ke->val[m] = load_elem(ke, k->out_buf, at);
+            ke->lvl[m] = ke->depth;
+        }
         LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
         if (!idx) return false;
         store_elem(ke, k->out_buf, idx, v);
@@ -354,11 +446,9 @@ static bool emit_map(KE *ke) {
     return true;
 }
 
-static LLVMValueRef red_init(KE *ke) {
-    const KernelPlan *k = ke->k;
-    DType dt = k->out_dt;
+static LLVMValueRef red_init_of(KE *ke, OpKind op, DType dt) {
     bool fl = dt == DT_F32 || dt == DT_F64;
-    switch (k->red_op) {
+    switch (op) {
     case OP_REDUCE_MAX:
         if (fl) return llvm_const(ke->cg, dt, -__builtin_inf(), 0);
         return llvm_const(ke->cg, dt, 0, dt == DT_I32 ? INT32_MIN : dt == DT_I64 ? INT64_MIN : 0);
@@ -370,14 +460,18 @@ static LLVMValueRef red_init(KE *ke) {
     }
 }
 
+static LLVMValueRef red_init(KE *ke) {
+    return red_init_of(ke, ke->k->red_op, ke->k->out_dt);
+}
+
 /* acc (op) v; reassoc lets the vectoriser split a float sum into lanes. */
-static LLVMValueRef red_combine(KE *ke, LLVMValueRef acc, LLVMValueRef v, bool reassoc) {
+static LLVMValueRef red_combine_of(KE *ke, OpKind op, DType dt, LLVMValueRef acc, LLVMValueRef v,
+                                   bool reassoc) {
     LlvmCG *cg = ke->cg;
-    DType dt = ke->k->out_dt;
     bool fl = dt == DT_F32 || dt == DT_F64;
     LLVMTypeRef t = LLVMTypeOf(acc);
     LLVMValueRef args[2] = {acc, v};
-    switch (ke->k->red_op) {
+    switch (op) {
     case OP_SUM:
         if (fl) {
             LLVMValueRef r = LLVMBuildFAdd(B, acc, v, "");
@@ -392,9 +486,13 @@ static LLVMValueRef red_combine(KE *ke, LLVMValueRef acc, LLVMValueRef v, bool r
         if (dt == DT_BOOL) return LLVMBuildAnd(B, acc, v, "");
         return llvm_intrinsic(cg, fl ? "llvm.minimum" : "llvm.smin", &t, 1, args, 2);
     default:
-        llvm_fail(cg, "reduction %s", ir_op_name(ke->k->red_op));
+        llvm_fail(cg, "reduction %s", ir_op_name(op));
         return NULL;
     }
+}
+
+static LLVMValueRef red_combine(KE *ke, LLVMValueRef acc, LLVMValueRef v, bool reassoc) {
+    return red_combine_of(ke, ke->k->red_op, ke->k->out_dt, acc, v, reassoc);
 }
 
 static LLVMValueRef local(KE *ke, LLVMTypeRef t, const char *name) {
@@ -409,6 +507,131 @@ static LLVMValueRef local(KE *ke, LLVMTypeRef t, const char *name) {
     LLVMValueRef a = LLVMBuildAlloca(eb, t, name);
     LLVMDisposeBuilder(eb);
     return a;
+}
+
+/* Row phase i: a loop nest over the phase's axes accumulating its source
+ * into a local; its value is the local after the loops. */
+/* One point of row phase i (its loops open): accumulate, keep, check. */
+static bool phase_point(KE *ke, int i, LLVMValueRef acc, LLVMTypeRef vt) {
+    const KernelPlan *k = ke->k;
+    const KInstr *in = &k->ins[i];
+    const KPhase *ph = &k->phases[in->axis];
+    LLVMValueRef v = emit_ins(ke, in->src[0]);
+    if (!v) return false;
+    LLVMValueRef r = red_combine_of(ke, in->op, in->dt, LLVMBuildLoad2(B, vt, acc, ""), v, true);
+    if (!r) return false;
+    LLVMBuildStore(B, r, acc);
+    if (in->axis == ke->stash) { /* kept for the map (kernel.h: KPhase) */
+        LLVMValueRef at = emit_ins(ke, ph->stash_at);
+        if (!at) return false;
+        store_elem(ke, k->out_buf, at, v);
+    }
+    return emit_checks_of(ke, in->axis);
+}
+
+/* Prefetches the elements that the loads of ke->pf_loads will read at
+ * position `at` of the phase's row in the next row (row axis ke->pf_axis
+ * one further on): the values of the current scope are set aside, the
+ * indices are built with the substituted loop variables, then the scope is
+ * restored. Prefetching past the end of a buffer is harmless (no fault),
+ * so the address is a plain GEP. */
+static bool prefetch_next_row(KE *ke, const KPhase *ph, LLVMValueRef at) {
+    const KernelPlan *k = ke->k;
+    size_t n = (size_t)k->nins;
+    LLVMValueRef *sv = malloc(sizeof(LLVMValueRef) * n);
+    int *sl = malloc(sizeof(int) * n);
+    if (!sv || !sl) {
+        free(sv);
+        free(sl);
+        return llvm_fail(ke->cg, "out of memory");
+    }
+    memcpy(sv, ke->val, sizeof(LLVMValueRef) * n);
+    memcpy(sl, ke->lvl, sizeof(int) * n);
+    LLVMValueRef row = ke->loopvar[ke->pf_axis], pos = ke->loopvar[ph->first_axis];
+    ke->loopvar[ke->pf_axis] = LLVMBuildAdd(B, row, i64c(ke, 1), "");
+    uint64_t own = 1ull << (ph->first_axis - k->rank);
+    LLVMTypeRef fty = NULL;
+    LLVMValueRef fn = NULL;
+    bool ok = true;
+    for (int j = 0; ok && j < ke->npf; j++) {
+        int ld = ke->pf_loads[j];
+        DType dt = k->ins[ld].dt;
+        int64_t per_line = 64 / (int64_t)rt_dtype_size(dt);
+        for (int64_t off = 0; ok && off < PF_CHUNK; off += per_line) {
+            for (int q = 0; q < k->nins; q++)
+                if ((ke->dmain[q] >> ke->pf_axis & 1) || (ke->dph[q] & own)) ke->val[q] = NULL;
+            ke->loopvar[ph->first_axis] = LLVMBuildAdd(B, at, i64c(ke, off), "");
+            LLVMValueRef idx = emit_ins(ke, k->ins[ld].src[0]);
+            if (!idx) {
+                ok = false;
+                break;
+            }
+            LLVMTypeRef t = llvm_mem_type(ke->cg, dt);
+            LLVMValueRef ptr = LLVMBuildGEP2(B, t, ke->bufp[k->ins[ld].buf], &idx, 1, "");
+            if (!fn) {
+                LLVMTypeRef pt[4] = {ke->cg->ptr, ke->cg->i32, ke->cg->i32, ke->cg->i32};
+                LLVMTypeRef over = ke->cg->ptr;
+                unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
+                fn = LLVMGetIntrinsicDeclaration(ke->cg->mod, id, &over, 1);
+                fty = LLVMFunctionType(ke->cg->vd, pt, 4, 0);
+            }
+            LLVMValueRef args[4] = {ptr, LLVMConstInt(ke->cg->i32, 0, 0),
+                                    LLVMConstInt(ke->cg->i32, 2, 0), /* to L2: L1 holds this row */
+                                    LLVMConstInt(ke->cg->i32, 1, 0)};
+            LLVMBuildCall2(B, fty, fn, args, 4, "");
+        }
+    }
+    memcpy(ke->val, sv, sizeof(LLVMValueRef) * n);
+    memcpy(ke->lvl, sl, sizeof(int) * n);
+    ke->loopvar[ke->pf_axis] = row;
+    ke->loopvar[ph->first_axis] = pos;
+    free(sv);
+    free(sl);
+    return ok;
+}
+
+/* Row phase i: a loop nest over the phase's axes accumulating its source
+ * into a local; its value is the local after the loops. The phase chosen
+ * to prefetch (ke->pf_phase: one axis, a long row) runs its row in chunks
+ * of PF_CHUNK, each chunk first prefetching the same chunk of the next row,
+ * so the next row streams in from memory while this one computes (a
+ * prefetch inside a vectorised loop would be repeated per lane; per chunk
+ * it is one per cache line, and each chunk's vector partial sums are added
+ * into the accumulator: a fixed order, whatever the thread count). */
+static LLVMValueRef emit_phase(KE *ke, int i) {
+    const KernelPlan *k = ke->k;
+    const KInstr *in = &k->ins[i];
+    const KPhase *ph = &k->phases[in->axis];
+    LLVMTypeRef vt = llvm_reg_type(ke->cg, in->dt);
+    LLVMValueRef acc = local(ke, vt, "row");
+    LLVMBuildStore(B, red_init_of(ke, in->op, in->dt), acc);
+    Loop loops[IR_MAX_RANK];
+    if (in->axis != ke->pf_phase) {
+        for (int a = 0; a < ph->rank; a++)
+            loop_open(ke, &loops[a], ph->first_axis + a, ph->dims[a]);
+        if (!phase_point(ke, i, acc, vt)) return NULL;
+        close_all(ke, loops, ph->rank);
+        return LLVMBuildLoad2(B, vt, acc, "");
+    }
+    int ax = ph->first_axis;
+    int64_t n = ph->dims[0], whole = n / PF_CHUNK * PF_CHUNK;
+    Loop chunk, inner;
+    loop_open(ke, &chunk, -1, n / PF_CHUNK);
+    LLVMValueRef base = LLVMBuildMul(B, chunk.iv, i64c(ke, PF_CHUNK), "");
+    if (!prefetch_next_row(ke, ph, base)) return NULL;
+    loop_open(ke, &inner, -1, PF_CHUNK);
+    ke->loopvar[ax] = LLVMBuildAdd(B, base, inner.iv, "");
+    axis_bit(ke, ax, true);
+    if (!emit_ready(ke, ax) || !phase_point(ke, i, acc, vt)) return NULL;
+    loop_close(ke, &inner);
+    axis_bit(ke, ax, false);
+    loop_close(ke, &chunk);
+    if (whole < n) {
+        loop_open_range(ke, &loops[0], ax, i64c(ke, whole), i64c(ke, n));
+        if (!phase_point(ke, i, acc, vt)) return NULL;
+        loop_close(ke, &loops[0]);
+    }
+    return LLVMBuildLoad2(B, vt, acc, "");
 }
 
 /* Row order: kept axes outside, reduced axes inside, accumulator in a local. */
@@ -544,12 +767,36 @@ static LLVMValueRef gemm_decl(LlvmCG *cg, bool f64, LLVMTypeRef *fty) {
     return fn ? fn : LLVMAddFunction(cg->mod, name, *fty);
 }
 
+/* With mm.accumulate: C's start value at the task's rows (or columns) of
+ * the batch matrix whose loops are open. */
+static bool fill_start(KE *ke) {
+    const KernelPlan *k = ke->k;
+    int r = k->rank;
+    Loop rl, cl;
+    if (k->par_axis == 0)
+        loop_open_range(ke, &rl, r - 2, ke->lo, ke->hi);
+    else
+        loop_open(ke, &rl, r - 2, k->dims[r - 2]);
+    if (k->par_axis == 1)
+        loop_open_range(ke, &cl, r - 1, ke->lo, ke->hi);
+    else
+        loop_open(ke, &cl, r - 1, k->dims[r - 1]);
+    LLVMValueRef v = emit_ins(ke, k->value), idx = v ? emit_ins(ke, k->out_index) : NULL;
+    if (!idx) return false;
+    store_elem(ke, k->out_buf, idx, v);
+    if (!emit_checks(ke)) return false;
+    loop_close(ke, &cl);
+    loop_close(ke, &rl);
+    return true;
+}
+
 static bool emit_matmul(KE *ke) {
     const KernelPlan *k = ke->k;
     const KMatmul *m = &k->mm;
     LlvmCG *cg = ke->cg;
     if (k->out_numel == 0) return true;
-    if (m->K == 0) { /* an empty sum: zeros (BLAS rejects zero leading dimensions) */
+    if (m->K == 0 && !m->accumulate) { /* an empty sum: zeros (BLAS rejects zero leading
+                                          dimensions) */
         fill(ke, llvm_const(cg, k->out_dt, 0, 0));
         return true;
     }
@@ -567,6 +814,13 @@ static bool emit_matmul(KE *ke) {
         coff = LLVMBuildAdd(B, LLVMBuildMul(B, coff, i64c(ke, m->batch_dims[i]), ""), iv, "");
     }
     coff = LLVMBuildMul(B, coff, i64c(ke, cstride), "");
+    if (m->accumulate) { /* C = start value, then C += alpha op(A) op(B) */
+        if (!fill_start(ke)) return false;
+        if (m->K == 0) {
+            close_all(ke, loops, m->batch_rank);
+            return true;
+        }
+    }
     /* the task's rows lo..hi of C (and of op(A)), or its columns (and of op(B)) */
     LLVMValueRef Mv = LLVMConstInt(bi, (unsigned long long)m->M, 0),
                  Nv = LLVMConstInt(bi, (unsigned long long)m->N, 0);
@@ -594,12 +848,12 @@ static bool emit_matmul(KE *ke) {
         Mv,
         Nv,
         LLVMConstInt(bi, (unsigned long long)m->K, 0),
-        LLVMConstReal(ft, 1.0),
+        LLVMConstReal(ft, m->accumulate ? m->alpha : 1.0),
         pa,
         LLVMConstInt(bi, (unsigned long long)m->lda, 0),
         pb,
         LLVMConstInt(bi, (unsigned long long)m->ldb, 0),
-        LLVMConstReal(ft, 0.0),
+        LLVMConstReal(ft, m->accumulate ? 1.0 : 0.0),
         pc,
         LLVMConstInt(bi, (unsigned long long)m->N, 0),
     };
@@ -632,6 +886,145 @@ static int kernel_buffers(const KernelProgram *p, const KernelPlan *k, int *out)
     return n;
 }
 
+typedef struct {
+    const KernelPlan *k;
+    const uint64_t *dph;
+    int buf, at, stop;
+    uint64_t nest; /* phase axes: a row phase depending on one is searched too */
+    uint8_t *seen;
+} ReadQuery;
+
+/* Does the value of instruction i load q->buf at an index other than q->at
+ * (any index when at < 0), not looking into q->stop nor into row phases
+ * computed apart (those not depending on q->nest)? */
+static bool reads_buf(ReadQuery *q, int i) {
+    if (i == q->stop || q->seen[i]) return false;
+    q->seen[i] = 1;
+    const KInstr *in = &q->k->ins[i];
+    if (in->kind == KI_LOAD && in->buf == q->buf && (q->at < 0 || in->src[0] != q->at)) return true;
+    if (in->kind == KI_REDUCE && !(q->dph[i] & q->nest)) return false;
+    for (int j = 0; j < in->nsrc; j++)
+        if (reads_buf(q, in->src[j])) return true;
+    return false;
+}
+
+static uint64_t own_axes(const KernelPlan *k, int p) {
+    uint64_t m = 0;
+    for (int a = 0; a < k->phases[p].rank; a++)
+        m |= 1ull << (k->phases[p].first_axis + a - k->rank);
+    return m;
+}
+
+/* The phase whose summand the map keeps in its output (KPhase.stash_main),
+ * or -1: with an input updated in place, only when nothing reads that input
+ * after the phase has overwritten part of a row: not the map's value (past
+ * the kept summand), not the phase itself away from the element it
+ * replaces, not a phase that may run after it. */
+static int stash_phase(const KernelPlan *k, const uint32_t *dmain, const uint64_t *dph) {
+    int p = -1;
+    for (int i = 0; i < k->nphases; i++)
+        if (k->phases[i].stash_main >= 0) p = i;
+    if (p < 0 || k->inplace_buf < 0) return p;
+    const KPhase *ph = &k->phases[p];
+    int bins = ph->ins;
+    uint8_t *seen = calloc((size_t)k->nins, 1);
+    if (!seen) return -1;
+    ReadQuery q = {k, dph, k->inplace_buf, -1, ph->stash_main, 0, seen};
+    bool bad = reads_buf(&q, k->value);
+    memset(seen, 0, (size_t)k->nins);
+    q.at = ph->stash_at;
+    q.stop = -1;
+    q.nest = own_axes(k, p);
+    bad = bad || reads_buf(&q, k->ins[bins].src[0]);
+    for (int o = 0; !bad && o < k->nphases; o++) {
+        int oi = k->phases[o].ins;
+        if (o == p || (oi < bins && !dph[oi] && !(dmain[oi] & ~dmain[bins]))) continue;
+        memset(seen, 0, (size_t)k->nins);
+        q.at = -1;
+        q.nest = own_axes(k, o);
+        bad = reads_buf(&q, k->ins[oi].src[0]);
+    }
+    free(seen);
+    return bad ? -1 : p;
+}
+
+/* Is instruction i pure index arithmetic (loops, constants, integer ops)?
+ * Only such an index may be moved to the next row: it loads nothing. */
+static bool pure_index(const KernelPlan *k, int i, int depth) {
+    const KInstr *in = &k->ins[i];
+    if (in->kind == KI_LOOP || in->kind == KI_CONST) return true;
+    if (in->kind != KI_OP || depth > 64) return false;
+    for (int j = 0; j < in->nsrc; j++)
+        if (!pure_index(k, in->src[j], depth + 1)) return false;
+    return true;
+}
+
+/* Instructions in the value of i, not looking into other row phases. */
+static int body_size(const KernelPlan *k, int i, uint8_t *seen) {
+    if (seen[i]) return 0;
+    seen[i] = 1;
+    const KInstr *in = &k->ins[i];
+    if (in->kind == KI_REDUCE) return 1;
+    int n = 1;
+    for (int j = 0; j < in->nsrc; j++)
+        n += body_size(k, in->src[j], seen);
+    return n;
+}
+
+/* Chooses the row phase that prefetches the next row (kernel.h): among the
+ * outermost phases over one long axis, the one with the most work per
+ * point, so the memory traffic overlaps the most arithmetic; it prefetches
+ * the loads of its own row that move with the row axis (the innermost main
+ * axis all outermost phases depend on). DFLOW_ROW_PREFETCH=0 turns it off
+ * (for comparisons). */
+static void pick_prefetch(KE *ke) {
+    const KernelPlan *k = ke->k;
+    ke->pf_phase = -1;
+    const char *env = getenv("DFLOW_ROW_PREFETCH");
+    if (!k->nphases || (env && !strcmp(env, "0"))) return;
+    double points = 1;
+    uint32_t rows = k->rank ? (uint32_t)((1ull << k->rank) - 1) : 0;
+    for (int a = 0; a < k->rank; a++)
+        points *= (double)k->dims[a];
+    for (int p = 0; p < k->nphases; p++)
+        if (!ke->dph[k->phases[p].ins]) rows &= ke->dmain[k->phases[p].ins];
+    if (!rows || points < PF_MIN_POINTS) return;
+    int axis = 31 - __builtin_clz(rows), best = -1, best_size = 0;
+    uint8_t *seen = calloc((size_t)k->nins, 1);
+    ke->pf_loads = malloc(sizeof(int) * (size_t)k->nins);
+    if (!seen || !ke->pf_loads) {
+        free(seen);
+        return;
+    }
+    for (int p = 0; p < k->nphases; p++) {
+        const KPhase *ph = &k->phases[p];
+        if (ke->dph[ph->ins] || ph->rank != 1 || ph->dims[0] < PF_MIN_ROW) continue;
+        memset(seen, 0, (size_t)k->nins);
+        int size = body_size(k, k->ins[ph->ins].src[0], seen);
+        if (size > best_size) {
+            best = p;
+            best_size = size;
+        }
+    }
+    if (best >= 0) {
+        const KPhase *ph = &k->phases[best];
+        uint64_t own = 1ull << (ph->first_axis - k->rank);
+        memset(seen, 0, (size_t)k->nins);
+        body_size(k, k->ins[ph->ins].src[0], seen);
+        for (int q = 0; q < k->nins; q++) {
+            const KInstr *in = &k->ins[q];
+            if (seen[q] && in->kind == KI_LOAD && (ke->dph[q] & own) &&
+                (ke->dmain[q] >> axis & 1) && pure_index(k, in->src[0], 0))
+                ke->pf_loads[ke->npf++] = q;
+        }
+        if (ke->npf) {
+            ke->pf_phase = best;
+            ke->pf_axis = axis;
+        }
+    }
+    free(seen);
+}
+
 /* f32 sin or cos anywhere in the kernel: emitted in a fast and an exact variant. */
 bool llvm_kernel_has_trig(const KernelPlan *k) {
     for (int i = 0; i < k->nins; i++) {
@@ -649,10 +1042,16 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
     LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(nparams + 2));
     KE ke = {.cg = cg, .p = p, .k = k};
     ke.bufp = calloc((size_t)p->nbufs, sizeof(LLVMValueRef));
-    ke.val = calloc((size_t)(k->nins ? k->nins : 1), sizeof(LLVMValueRef));
-    ke.lvl = calloc((size_t)(k->nins ? k->nins : 1), sizeof(int));
+    size_t ni = (size_t)(k->nins ? k->nins : 1);
+    ke.val = calloc(ni, sizeof(LLVMValueRef));
+    ke.lvl = calloc(ni, sizeof(int));
+    ke.dmain = calloc(ni, sizeof(uint32_t));
+    ke.dph = calloc(ni, sizeof(uint64_t));
+    /* main and phase axes; a matmul's batch loops use axes below IR_MAX_RANK */
+    ke.loopvar =
+        calloc((size_t)(k->naxes > IR_MAX_RANK ? k->naxes : IR_MAX_RANK) + 1, sizeof(LLVMValueRef));
     LLVMValueRef fn = NULL;
-    if (!pt || !ke.bufp || !ke.val || !ke.lvl) {
+    if (!pt || !ke.bufp || !ke.val || !ke.lvl || !ke.dmain || !ke.dph || !ke.loopvar) {
         llvm_fail(cg, "out of memory");
         goto done;
     }
@@ -679,8 +1078,11 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
         cg->trig_flag = LLVMBuildAlloca(cg->b, cg->i1, "trig");
         LLVMBuildStore(cg->b, LLVMConstInt(cg->i1, 0, 0), cg->trig_flag);
     }
-    bool ok = false;
-    switch (k->kind) {
+    cg_kernel_deps(k, ke.dmain, ke.dph);
+    ke.stash = k->kind == KP_MAP ? stash_phase(k, ke.dmain, ke.dph) : -1;
+    pick_prefetch(&ke);
+    bool ok = emit_ready(&ke, -1); /* phases that depend on no loop */
+    switch (ok ? k->kind : KP_MATMUL) {
     case KP_MAP:
         ok = emit_map(&ke);
         break;
@@ -688,12 +1090,13 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
         ok = emit_reduce(&ke);
         break;
     case KP_MATMUL:
-        ok = emit_matmul(&ke);
+        ok = ok && emit_matmul(&ke);
         break;
     case KP_SCATTER:
         ok = emit_scatter(&ke);
         break;
     }
+    ok = ok && !cg->error[0]; /* emit_ready inside loop_open reports only there */
     if (!ok) {
         llvm_fail(cg, "kernel k%d", k->id);
         fn = NULL;
@@ -712,6 +1115,10 @@ done:
     free(ke.bufp);
     free(ke.val);
     free(ke.lvl);
+    free(ke.dmain);
+    free(ke.dph);
+    free(ke.loopvar);
+    free(ke.pf_loads);
     return fn;
 }
 

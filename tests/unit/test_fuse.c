@@ -8,7 +8,12 @@
  * value and values read through an expanding broadcast are materialised,
  * a reduction ends a
  * group with its elementwise prologue, matmul stands alone with transposes
- * folded into BLAS views, outputs and NO_FUSE nodes are roots. Then the
+ * folded into BLAS views, outputs and NO_FUSE nodes are roots. Row
+ * reductions read per row become phases of their readers: softmax,
+ * log_softmax, layernorm and the cross-entropy loss are one kernel each,
+ * the loss's gradient recomputes its row phases, and reductions read
+ * across rows, rows too long, or phases that would leave a large kernel
+ * serial stay kernels of their own. Then the
  * invariants every plan must satisfy (topological group order, inputs are
  * roots or graph inputs) on a gradient graph, and the exact text of
  * `dflow ir --after fuse` for a small graph. */
@@ -184,6 +189,7 @@ Test(fuse, reduction_ends_a_group_with_its_prologue) {
     Node *s = ir_reduce(G, OP_SUM, sq, 2, L);
     Node *o = un(OP_SQRT, s);
     ir_graph_add_output(G, o);
+    ir_graph_add_output(G, s); /* an output: materialised, not a row phase of o's kernel */
     FusionPlan *p = plan();
     cr_assert_eq(role(p, sq), FN_FUSED);
     cr_assert_eq(role(p, s), FN_ROOT);
@@ -194,15 +200,20 @@ Test(fuse, reduction_ends_a_group_with_its_prologue) {
     cr_assert_str_eq(pass_fuse_label(group(p, s), lb, sizeof lb), "ew+reduce");
 }
 
-Test(fuse, softmax_is_three_kernels) {
+Test(fuse, softmax_is_one_kernel_with_two_row_phases) {
     Node *x = in(DT_F32, th_shape(2, 16, 10));
     ir_graph_add_output(G, ir_softmax(G, x, 1, L));
     FusionPlan *p = plan();
-    int red = 0;
-    for (int i = 0; i < p->ngroups; i++)
-        red += p->groups[i].kind == FG_REDUCE;
-    cr_assert_eq(red, 2, "row max and row sum");
-    cr_assert_eq(p->ngroups, 3, "exp(x - max) is recomputed by the sum and the division");
+    cr_assert_eq(p->ngroups, 1, "row max, row sum of exp and the division: one kernel");
+    const FusionGroup *gr = &p->groups[0];
+    cr_assert_eq(gr->kind, FG_MAP);
+    cr_assert_eq(gr->nphases, 2);
+    cr_assert_eq(gr->phases[0]->op, OP_REDUCE_MAX, "the max first");
+    cr_assert_eq(gr->phases[1]->op, OP_SUM, "then the sum, which reads it");
+    cr_assert_eq(role(p, gr->phases[0]), FN_FUSED);
+    cr_assert_eq(gr->ninputs, 1, "x is the one value read from memory");
+    char lb[32];
+    cr_assert_str_eq(pass_fuse_label(gr, lb, sizeof lb), "rows+ew");
 }
 
 Test(fuse, matmul_stands_alone_with_transposes_folded) {
@@ -357,6 +368,156 @@ Test(fuse, deep_chains_are_cut) {
     cr_assert_geq(p->ngroups, 4, "1000 fused nodes need at least 4 kernels of depth <= 256");
     for (int g = 0; g < p->ngroups; g++)
         cr_assert_leq(p->groups[g].nnodes, 257);
+}
+
+
+/* ---- row phases ---------------------------------------------------------------------------- */
+
+static const FusionGroup *only_group(const FusionPlan *p) {
+    cr_assert_eq(p->ngroups, 1, "one kernel, got %d", p->ngroups);
+    return &p->groups[0];
+}
+
+Test(fuse, log_softmax_is_one_kernel) {
+    Node *x = in(DT_F32, th_shape(2, 16, 10));
+    ir_graph_add_output(G, ir_log_softmax(G, x, 1, L));
+    FusionPlan *p = plan();
+    const FusionGroup *gr = only_group(p);
+    cr_assert_eq(gr->nphases, 2);
+    cr_assert_eq(gr->ninputs, 1);
+    for (int i = 0; i < gr->nnodes; i++)
+        if (gr->nodes[i]->op == OP_LOG)
+            cr_assert_eq(role(p, gr->nodes[i]), FN_FUSED,
+                         "log of the row sum: once per row, read through a row broadcast");
+}
+
+Test(fuse, layernorm_is_one_kernel_with_mean_then_variance) {
+    Node *x = in(DT_F32, th_shape(3, 4, 6, 32)), *g = in(DT_F32, th_shape(1, 32)),
+         *b = in(DT_F32, th_shape(1, 32));
+    Node *mu = ir_unsqueeze_axes(G, ir_mean(G, x, 4u, L), 4u, L);
+    Node *d = bin(OP_SUB, x, mu);
+    Node *var = ir_unsqueeze_axes(G, ir_mean(G, bin(OP_MUL, d, d), 4u, L), 4u, L);
+    Node *y = bin(OP_ADD, bin(OP_MUL, bin(OP_DIV, d, un(OP_SQRT, var)), g), b);
+    ir_graph_add_output(G, y);
+    FusionPlan *p = plan();
+    const FusionGroup *gr = only_group(p);
+    cr_assert_eq(gr->nphases, 2);
+    cr_assert_eq(gr->phases[0]->op, OP_SUM);
+    cr_assert_eq(gr->phases[1]->op, OP_SUM);
+    cr_assert_lt(gr->phases[0]->id, gr->phases[1]->id, "the mean first");
+    cr_assert_eq(gr->ninputs, 3, "x, gain and bias");
+    cr_assert(p->phase_outer[gr->phases[0]->id] && p->phase_outer[gr->phases[1]->id]);
+}
+
+/* The loss of softmax cross-entropy on small logits: one kernel, the
+ * batch mean's row reductions nested in its loop over rows. */
+Test(fuse, cross_entropy_loss_is_one_kernel) {
+    Node *lg = in(DT_F32, th_shape(2, 128, 10)), *y = in(DT_I64, th_shape(1, 128));
+    ir_graph_add_output(G, ir_cross_entropy(G, lg, y, L));
+    FusionPlan *p = plan();
+    const FusionGroup *gr = only_group(p);
+    cr_assert_eq(gr->nphases, 4, "row max, row sum of exp, picked logit, batch sum");
+    cr_assert_eq(gr->ninputs, 2);
+}
+
+/* Its gradient: the logits' gradient is one kernel with the row phases;
+ * the loss another; neither reads a materialised row max or sum. */
+Test(fuse, cross_entropy_gradient_recomputes_the_row_phases) {
+    Node *lg = in(DT_F32, th_shape(2, 64, 10)), *y = in(DT_I64, th_shape(1, 64));
+    Node *loss = ir_cross_entropy(G, lg, y, L), *wrt[1] = {lg}, *gr[1];
+    cr_assert(pass_grad(G, loss, NULL, wrt, 1, gr));
+    ir_graph_add_output(G, loss);
+    ir_graph_add_output(G, gr[0]);
+    FusionPlan *p = plan();
+    cr_assert_eq(p->ngroups, 2, "the loss and the gradient");
+    for (int g = 0; g < 2; g++) {
+        cr_assert_gt(p->groups[g].nphases, 0);
+        for (int i = 0; i < p->groups[g].ninputs; i++)
+            cr_assert_eq(role(p, p->groups[g].inputs[i]), FN_INPUT, "only graph inputs are read");
+    }
+}
+
+/* Softmax over a leading axis reads the reductions at the inner loop: no
+ * phases, the reductions are materialised as before. */
+Test(fuse, reductions_read_across_rows_stay_kernels) {
+    Node *x = in(DT_F32, th_shape(2, 16, 10));
+    ir_graph_add_output(G, ir_softmax(G, x, 0, L));
+    FusionPlan *p = plan();
+    int red = 0;
+    for (int i = 0; i < p->ngroups; i++) {
+        red += p->groups[i].kind == FG_REDUCE;
+        cr_assert_eq(p->groups[i].nphases, 0);
+    }
+    cr_assert_eq(red, 2, "column max and column sum");
+    cr_assert_eq(p->ngroups, 3);
+}
+
+/* Rows too long to stay in cache, and a whole-tensor sum that would leave
+ * a large map with nothing to split across threads, stay kernels. */
+Test(fuse, long_rows_and_serial_phases_stay_kernels) {
+    Node *x = in(DT_F32, th_shape(2, 4, PASS_FUSE_ROW_MAX + 1));
+    Node *sm = ir_softmax(G, x, 1, L);
+    ir_graph_add_output(G, sm);
+    Node *z = in(DT_F32, th_shape(2, 1000, 1000));
+    Node *s = ir_reduce(G, OP_SUM, z, 3u, L);
+    ir_graph_add_output(G, bin(OP_DIV, z, s));
+    Node *v = in(DT_F32, th_shape(1, 100));
+    Node *sv = ir_reduce(G, OP_SUM, v, 1u, L);
+    Node *nv = bin(OP_DIV, v, sv); /* small: one serial kernel */
+    ir_graph_add_output(G, nv);
+    FusionPlan *p = plan();
+    cr_assert_eq(group(p, sm)->nphases, 0, "rows past PASS_FUSE_ROW_MAX");
+    cr_assert_eq(role(p, s), FN_ROOT, "a sum over 1M elements read by a 1M-element map");
+    cr_assert_eq(role(p, sv), FN_FUSED);
+    cr_assert_eq(group(p, nv)->nphases, 1);
+}
+
+Test(fuse, dump_names_the_row_phases) {
+    Node *x = in(DT_F32, th_shape(2, 4, 8));
+    ir_graph_add_output(G, ir_softmax(G, x, 1, L));
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    pass_fuse_print_graph(G, f);
+    fclose(f);
+    const char *want = "kernels t: 1\n"
+                       "  kernel k0 (rows+ew) f32[4,8] <- %0 : %1 %2 %3 %4 %5 %6 %7 %8 %9 %10\n"
+                       "    per row: %1 reduce_max axes={1} of f32[4,8], then %7 sum axes={1} of "
+                       "f32[4,8]\n";
+    cr_assert(strstr(buf, want), "dump:\n%s", buf);
+    free(buf);
+}
+
+
+Test(fuse, a_product_is_accumulated_onto_its_only_reader) {
+    Node *x = in(DT_F32, th_shape(2, 8, 5)), *w = in(DT_F32, th_shape(2, 5, 6)),
+         *b = in(DT_F32, th_shape(1, 6));
+    Node *p = ir_matmul(G, x, w, L), *y = bin(OP_ADD, p, b), *o = un(OP_EXP, y);
+    Node *q = ir_matmul(G, x, w, L), *z = bin(OP_SUB, in(DT_F32, th_shape(2, 8, 6)), q);
+    Node *r = ir_matmul(G, x, w, L); /* read twice: a product of its own */
+    ir_graph_add_output(G, o);
+    ir_graph_add_output(G, z);
+    ir_graph_add_output(G, bin(OP_ADD, r, b));
+    ir_graph_add_output(G, un(OP_NEG, r));
+    FusionPlan *p_ = plan();
+    const FusionGroup *gy = group(p_, y);
+    cr_assert_eq(gy->kind, FG_MATMUL);
+    cr_assert_eq(gy->root, y, "the sum is the root");
+    cr_assert_eq(gy->matmul, p);
+    cr_assert_eq(role(p_, p), FN_FUSED);
+    char lb[32];
+    cr_assert_str_eq(pass_fuse_label(gy, lb, sizeof lb), "ew+matmul");
+    cr_assert_eq(group(p_, z)->matmul, q);
+    cr_assert_eq(role(p_, r), FN_ROOT);
+    cr_assert_eq(group(p_, r)->matmul, r);
+    char why[128];
+    KernelProgram *kp = cg_schedule(G, p_, A, why, sizeof why);
+    cr_assert_not_null(kp, "%s", why);
+    const KernelPlan *ky = &kp->kernels[p_->group_of[y->id]];
+    cr_assert_eq(ky->kind, KP_MATMUL);
+    cr_assert(ky->mm.accumulate);
+    cr_assert_eq(ky->mm.alpha, 1.0);
+    cr_assert_eq(kp->kernels[p_->group_of[z->id]].mm.alpha, -1.0, "x - product: alpha -1");
 }
 
 /* Fills t with values in [-3, 3) from a fixed LCG. */

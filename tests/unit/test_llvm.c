@@ -753,6 +753,175 @@ Test(llvm, fused_chains_agree) {
     CHECK(c, ir_unary(c->g, OP_SIN, ir_binary(c->g, OP_SUB, t, e, L), L));
 }
 
+static GraphRunner threads_runner(int n);
+static bool bits_equal(const RtTensor *a, const RtTensor *b);
+
+/* ---- row phases ------------------------------------------------------------------------------ */
+
+/* (x - mean) / sqrt(var + eps) * g + b over the last axis: two row phases,
+ * the second reading the first. */
+static Node *layernorm(Graph *g, Node *x, Node *gain, Node *bias) {
+    int r = x->shape.rank;
+    uint32_t last = 1u << (r - 1);
+    Node *mu = ir_unsqueeze_axes(g, ir_mean(g, x, last, L), last, L);
+    Node *d = ir_binary(g, OP_SUB, x, mu, L);
+    Node *var = ir_unsqueeze_axes(g, ir_mean(g, ir_binary(g, OP_MUL, d, d, L), last, L), last, L);
+    Node *den =
+        ir_unary(g, OP_SQRT, ir_binary(g, OP_ADD, var, ir_scalar(g, x->dtype, 1e-5, L), L), L);
+    return ir_binary(g, OP_ADD, ir_binary(g, OP_MUL, ir_binary(g, OP_DIV, d, den, L), gain, L),
+                     bias, L);
+}
+
+/* Softmax, log_softmax, logsumexp, layernorm and cross-entropy as one
+ * kernel per row block: odd row lengths (shorter and longer than a vector,
+ * 4099 past any unrolling), rows of one element, rank 3, f64, wide values
+ * (inf and NaN in a row), a row reduction that is also an output, and
+ * axes that are not trailing (no phases: still right). */
+Test(llvm, row_phases_agree) {
+    static const int64_t shapes[][2] = {{1, 1}, {5, 1}, {7, 13}, {3, 4099}, {64, 1000}, {1, 37}};
+    for (size_t k = 0; k < sizeof shapes / sizeof shapes[0]; k++) {
+        int64_t rows = shapes[k][0], cols = shapes[k][1];
+        for (int d = 0; d < 2; d++) {
+            DType dt = d ? DT_F64 : DT_F32;
+            Case *c = case_new(T_NORM, "softmax rows %lldx%lld %s", (long long)rows,
+                               (long long)cols, rt_dtype_name(dt));
+            CHECK(c, ir_softmax(c->g, input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0), 1, L));
+            c = case_new(T_NORM, "log_softmax rows %lldx%lld %s", (long long)rows, (long long)cols,
+                         rt_dtype_name(dt));
+            CHECK(c,
+                  ir_log_softmax(c->g, input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0), 1, L));
+            c = case_new(T_NORM, "layernorm %lldx%lld %s", (long long)rows, (long long)cols,
+                         rt_dtype_name(dt));
+            Node *x = input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0);
+            CHECK(c, layernorm(c->g, x, input(c, dt, th_shape(1, cols), DOM_ANY, 0),
+                               input(c, dt, th_shape(1, cols), DOM_ANY, 0)));
+        }
+        Case *c = case_new(T_NORM, "logsumexp and cross_entropy %lldx%lld", (long long)rows,
+                           (long long)cols);
+        Node *lg = input(c, DT_F32, th_shape(2, rows, cols), DOM_ANY, 0);
+        ir_graph_add_output(c->g, ir_logsumexp(c->g, lg, 1, L));
+        CHECK(c, ir_cross_entropy(c->g, lg, input(c, DT_I64, th_shape(1, rows), DOM_IDX, cols), L));
+    }
+    Case *c = case_new(T_NORM, "softmax rank 3, last axis");
+    CHECK(c, ir_softmax(c->g, input(c, DT_F32, th_shape(3, 2, 3, 17), DOM_ANY, 0), 2, L));
+    c = case_new(T_NORM, "softmax rank 3, middle axis");
+    CHECK(c, ir_softmax(c->g, input(c, DT_F32, th_shape(3, 2, 9, 17), DOM_ANY, 0), 1, L));
+    c = case_new(T_NORM, "softmax over columns");
+    CHECK(c, ir_softmax(c->g, input(c, DT_F32, th_shape(2, 33, 17), DOM_ANY, 0), 0, L));
+    c = case_new(T_NORM, "softmax with inf and NaN");
+    CHECK(c, ir_softmax(c->g, input(c, DT_F32, th_shape(2, 9, 31), DOM_WIDE, 0), 1, L));
+    c = case_new(T_NORM, "softmax and its row max, both outputs");
+    Node *x = input(c, DT_F32, th_shape(2, 9, 31), DOM_ANY, 0);
+    ir_graph_add_output(c->g, ir_reduce(c->g, OP_REDUCE_MAX, x, 2u, L));
+    CHECK(c, ir_softmax(c->g, x, 1, L));
+    c = case_new(T_NORM, "row sums of a permuted matrix, normalised");
+    x = ir_permute(c->g, input(c, DT_F32, th_shape(2, 40, 30), DOM_POS, 0), (int[]){1, 0}, L);
+    Node *rs = ir_unsqueeze_axes(c->g, ir_reduce(c->g, OP_SUM, x, 2u, L), 2u, L);
+    CHECK(c, ir_binary(c->g, OP_DIV, x, rs, L));
+    c = case_new(T_NORM, "a row minimum over two axes, and an integer row sum");
+    x = input(c, DT_F32, th_shape(3, 4, 6, 5), DOM_ANY, 0);
+    Node *mn = ir_unsqueeze_axes(c->g, ir_reduce(c->g, OP_REDUCE_MIN, x, 6u, L), 6u, L);
+    ir_graph_add_output(c->g, ir_binary(c->g, OP_SUB, x, mn, L));
+    Node *xi = input(c, DT_I32, th_shape(2, 6, 7), DOM_ANY, 0);
+    CHECK(c, ir_binary(c->g, OP_MUL, xi,
+                       ir_unsqueeze_axes(c->g, ir_reduce(c->g, OP_SUM, xi, 2u, L), 2u, L), L));
+    c = case_new(T_NORM, "a gathered row inside a phase");
+    x = input(c, DT_F32, th_shape(2, 6, 11), DOM_ANY, 0);
+    Node *gx = ir_gather(c->g, x, input(c, DT_I64, th_shape(1, 8), DOM_IDX, 6), L); /* [8,11] */
+    CHECK(c, ir_softmax(c->g, gx, 1, L));
+}
+
+
+/* A product whose only reader adds it to (or subtracts it from) a value of
+ * its shape is accumulated onto that value by the BLAS call (beta = 1):
+ * biases, x - product, product - x, batched, f64, an empty inner dimension,
+ * and a start value that is itself fused work (0 * v + product). */
+Test(llvm, products_accumulated_onto_a_start_value_agree) {
+    for (int form = 0; form < 4; form++) {
+        for (int d = 0; d < 2; d++) {
+            DType dt = d ? DT_F64 : DT_F32;
+            Case *c = case_new(T_NORM, "start value form %d %s", form, rt_dtype_name(dt));
+            Node *a = input(c, dt, th_shape(2, 37, 19), DOM_ANY, 0);
+            Node *b = input(c, dt, th_shape(2, 19, 23), DOM_ANY, 0);
+            Node *bias = input(c, dt, th_shape(1, 23), DOM_ANY, 0);
+            Node *x = ir_binary(c->g, OP_ADD, input(c, dt, th_shape(2, 37, 23), DOM_ANY, 0), bias, L);
+            Node *p = ir_matmul(c->g, a, b, L);
+            Node *y = form == 0   ? ir_binary(c->g, OP_ADD, p, bias, L)
+                      : form == 1 ? ir_binary(c->g, OP_ADD, x, p, L)
+                      : form == 2 ? ir_binary(c->g, OP_SUB, x, p, L)
+                                  : ir_binary(c->g, OP_SUB, p, x, L);
+            CHECK(c, ir_unary(c->g, OP_NEG, y, L));
+        }
+    }
+    Case *c = case_new(T_NORM, "batched product onto a start value");
+    Node *a = input(c, DT_F32, th_shape(3, 3, 9, 5), DOM_ANY, 0);
+    Node *b = input(c, DT_F32, th_shape(3, 3, 5, 7), DOM_ANY, 0);
+    CHECK(c, ir_binary(c->g, OP_SUB, input(c, DT_F32, th_shape(3, 3, 9, 7), DOM_ANY, 0),
+                       ir_matmul(c->g, a, b, L), L));
+    c = case_new(T_NORM, "empty inner dimension onto a start value");
+    a = input(c, DT_F32, th_shape(2, 4, 0), DOM_ANY, 0);
+    b = input(c, DT_F32, th_shape(2, 0, 6), DOM_ANY, 0);
+    CHECK(c, ir_binary(c->g, OP_ADD, ir_matmul(c->g, a, b, L),
+                       input(c, DT_F32, th_shape(2, 4, 6), DOM_ANY, 0), L));
+    c = case_new(T_NORM, "momentum-free optimizer state: 0 * v + x^T dh");
+    Node *xx = input(c, DT_F32, th_shape(2, 16, 30), DOM_ANY, 0);
+    Node *dh = input(c, DT_F32, th_shape(2, 16, 12), DOM_ANY, 0);
+    Node *v = input(c, DT_F32, th_shape(2, 30, 12), DOM_WIDE, 0); /* inf and NaN: 0 * v */
+    Node *g = ir_matmul(c->g, ir_permute(c->g, xx, (int[]){1, 0}, L), dh, L);
+    CHECK(c, ir_binary(c->g, OP_ADD, ir_binary(c->g, OP_MUL, ir_scalar(c->g, DT_F32, 0, L), v, L),
+                       g, L));
+}
+
+/* An input given up by the caller is overwritten in place by a row kernel
+ * (each row is read by its phases before any of it is written): the
+ * results still agree, at 1, 2 and 3 threads, and bit for bit across them. */
+Test(llvm_threads, row_kernels_in_place, .init = setup, .fini = teardown) {
+    for (int which = 0; which < 4; which++) {
+        Case *c = case_new(T_NORM, "row kernel %d in place", which);
+        Graph *g = c->g;
+        Shape sh = th_shape(2, 301, 1031); /* past PF_MIN_POINTS: prefetching rows */
+        Node *x = input(c, DT_F32, sh, DOM_ANY, 0);
+        /* 3: the softmax's exp is not kept in the output, x is read after it */
+        Node *y = which == 0   ? ir_softmax(g, x, 1, L)
+                  : which == 1 ? ir_log_softmax(g, x, 1, L)
+                  : which == 2 ? layernorm(g, x, ir_scalar(g, DT_F32, 1.5, L),
+                                           ir_scalar(g, DT_F32, 0.5, L))
+                               : ir_binary(g, OP_ADD, ir_softmax(g, x, 1, L), x, L);
+        ir_graph_add_output(g, y);
+        cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
+        RtTensor *want[1] = {0}, *got[4] = {0};
+        cr_assert(ir_interp_run(g, c->in, want, D), "%s", th_last_diag(D));
+        bool donated[1] = {true};
+        for (int t = 1; t <= 3; t++) {
+            GraphRunner r = threads_runner(t);
+            for (int rep = 0; rep < 2; rep++) { /* the same again, compiled already */
+                RtTensor *in = rt_tensor_new(DT_F32, sh), *out[1] = {NULL};
+                cr_assert_not_null(in);
+                memcpy(in->data, c->in[0]->data, rt_tensor_bytes(in));
+                cr_assert(r.run_reuse(r.ctx, g, &in, donated, out, D), "%s", th_last_diag(D));
+                cr_assert_eq(out[0], in, "the donated input holds the result");
+                if (rep == 1)
+                    got[t] = out[0];
+                else
+                    rt_tensor_free(out[0]);
+            }
+            const LlvmGraphInfo *info = llvm_runner_graph(&r, 0);
+            cr_assert_not(info->fallback, "%s", info->reason);
+            cr_assert_eq(info->nkernels, 1, "one kernel");
+            cr_assert_eq(info->ninplace, 1, "in place");
+            llvm_runner_free(&r);
+            cr_expect(compare(c, 0, got[t], want[0]), "%d threads against the interpreter", t);
+            if (t > 1) cr_expect(bits_equal(got[t], got[1]), "%d threads differ from 1", t);
+        }
+        rt_tensor_free(want[0]);
+        for (int t = 1; t <= 3; t++)
+            rt_tensor_free(got[t]);
+        for (int i = 0; i < c->nin; i++)
+            rt_tensor_free(c->in[i]);
+        c->nin = 0;
+    }
+}
+
 /* ---- a gradient graph
  * ---------------------------------------------------------------------------- */
 
@@ -1204,6 +1373,8 @@ Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fi
                   ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(2, 300, 1001), seed, off, 0x1234u, L), L));
     ir_graph_add_output(g, ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 1 << 20), seed, off, 77u, L));
     ir_graph_add_output(g, ir_rng(g, OP_RNG_NORMAL, DT_F64, th_shape(2, 999, 301), seed, off, 78u, L));
+    ir_graph_add_output(g, ir_softmax(g, x, 1, L)); /* row phases: a row is one task's */
+    ir_graph_add_output(g, layernorm(g, xd, xd, xd));
     exact = g->noutputs;
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, x, L), 2u, L)); /* rows */
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_COS, x, L), 1u, L)); /* columns */
@@ -1211,6 +1382,13 @@ Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fi
     ir_graph_add_output(g, ir_matmul(g, m1, m2, L));
     int perm[2] = {1, 0};
     ir_graph_add_output(g, ir_matmul(g, ir_permute(g, m2, perm, L), ir_permute(g, m1, perm, L), L));
+    /* products accumulated onto a start value, split by columns and by rows */
+    Node *b1 = input(c, DT_F32, th_shape(1, 333), DOM_ANY, 0);
+    Node *b2 = input(c, DT_F32, th_shape(1, 300), DOM_ANY, 0);
+    ir_graph_add_output(g, ir_binary(g, OP_ADD, ir_matmul(g, m1, m2, L), b1, L));
+    ir_graph_add_output(
+        g, ir_binary(g, OP_SUB, b2,
+                     ir_matmul(g, ir_permute(g, m2, perm, L), ir_permute(g, m1, perm, L), L), L));
     cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
     *(int64_t *)c->in[1]->data = 42;
     *(int64_t *)c->in[2]->data = 5;
