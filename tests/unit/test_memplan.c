@@ -604,7 +604,8 @@ Test(memplan, runner_results_match_the_interpreter_with_donations) {
     free(v);
 
     /* every graph of the examples, each with the executor's donations */
-    const char *progs[] = {"examples/mnist_mlp.dfl", "examples/linreg.dfl"};
+    const char *progs[] = {"examples/mnist_mlp.dfl", "examples/linreg.dfl",
+                           "examples/autoencoder_sgd.dfl", "tests/programs/build_mlp.dfl"};
     for (size_t p = 0; p < sizeof progs / sizeof progs[0]; p++) {
         Module *m = compile_example(progs[p], NULL);
         Calls cs = {.n = 0};
