@@ -175,9 +175,15 @@ Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
     }
     if (!need_float(g, logits, "cross_entropy", loc)) return NULL;
     Node *ls = ir_log_softmax(g, logits, 1, loc);
-    Node *oh = ir_one_hot(g, labels, logits->shape.dims[1], logits->dtype, loc);
+    int64_t classes = logits->shape.dims[1];
+    Node *oh = ir_one_hot(g, labels, classes, logits->dtype, loc);
     Node *picked = ir_reduce(g, OP_SUM, mul(g, ls, oh, loc), 1u << 1, loc); /* (N) */
-    return ir_unary(g, OP_NEG, ir_mean(g, picked, 1u, loc), loc);
+    /* A label outside 0..C-1 would pick nothing (a loss of 0 for that row):
+       gathering a 1 per row from a [C] vector of ones makes it a located
+       "index out of range" error instead, at the cost of an exact * 1. */
+    Node *valid = ir_gather(g, ir_const(g, logits->dtype, rt_shape_make(1, &classes), 1.0, loc),
+                            labels, loc);
+    return ir_unary(g, OP_NEG, ir_mean(g, mul(g, picked, valid, loc), 1u, loc), loc);
 }
 
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc) {

@@ -318,3 +318,27 @@ Test(cli, nan_loss_is_a_located_error) {
     th_spawn_free(&r);
     th_rmdir(dir);
 }
+
+/* A label outside 0..C-1 is a located run-time error on both backends (it
+ * used to pick nothing: a silent loss of 0 for that row). */
+Test(cli, cross_entropy_label_out_of_range_is_a_located_error) {
+    const char *src = "main {\n"
+                      "  x = randn([4, 3], seed = 1)\n"
+                      "  y = iota(4)\n"
+                      "  log loss = cross_entropy(x, y)\n"
+                      "}\n";
+    char dir[256], path[300];
+    cr_assert(th_tempdir(dir, sizeof dir, "xent"));
+    snprintf(path, sizeof path, "%s/labels.dfl", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f && fputs(src, f) >= 0 && fclose(f) == 0);
+    const char *backends[] = {"cpu", "interp"};
+    for (int b = 0; b < 2; b++) {
+        SpawnResult r = dflow(120, "run", path, "--backend", backends[b], NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "labels.dfl:4:14: error: gather: index"), "%s: %s", backends[b], r.err);
+        cr_assert(strstr(r.err, "out of range"), "%s", r.err);
+        th_spawn_free(&r);
+    }
+    th_rmdir(dir);
+}
