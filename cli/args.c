@@ -47,7 +47,7 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
         static const struct { const char *name; unsigned bit; } valued[] = {
             {"--set", OPT_SET}, {"--seed", OPT_SEED}, {"--out", OPT_OUT},
             {"--backend", OPT_BACKEND}, {"--after", OPT_AFTER}, {"--output", OPT_OUTPUT},
-            {"-o", OPT_OUTPUT},
+            {"-o", OPT_OUTPUT}, {"--target-cpu", OPT_TARGET_CPU},
         };
         int which = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof valued[0]); k++)
@@ -104,6 +104,7 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
                 }
                 a->output = val;
                 break;
+            case OPT_TARGET_CPU: a->target_cpu = val; break;
             case OPT_BACKEND: a->backend = val; break;
             case OPT_AFTER: a->after = val; break;
             }

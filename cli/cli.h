@@ -29,6 +29,7 @@ enum {
     OPT_PASSES = 1 << 7,   /* --no-passes */
     OPT_MEM_REPORT = 1 << 8, /* --mem-report */
     OPT_OUTPUT = 1 << 9,   /* -o FILE, --output FILE */
+    OPT_TARGET_CPU = 1 << 10, /* --target-cpu NAME */
 };
 
 typedef struct {
@@ -44,6 +45,7 @@ typedef struct {
     bool no_passes;
     bool mem_report;
     const char *output;
+    const char *target_cpu;
 } CliArgs;
 
 typedef enum { CLI_PARSE_OK, CLI_PARSE_ERROR, CLI_PARSE_HELP } CliParse;

@@ -34,6 +34,11 @@ static void help(void) {
           "options:\n"
           "  -o, --output PROG  the executable to write (required)\n"
           "  --set KEY=VALUE    a config value to build with (repeatable)\n"
+          "  --target-cpu CPU   the CPU to compile for: native (this machine's CPU and its\n"
+          "                     features; the default: the same bits as dflow run), or a\n"
+          "                     level that runs on any machine that has it: x86-64,\n"
+          "                     x86-64-v2, x86-64-v3 (AVX2, FMA), x86-64-v4 (AVX-512);\n"
+          "                     reductions may then round differently from dflow run\n"
           "  -v, --verbose      report graphs, image size and the link command\n"
           "  -h, --help         show this help\n"
           "\n"
@@ -87,7 +92,29 @@ static void report_configs(const Module *m, const char *output) {
     printf("\n");
 }
 
+/* The CPU names --target-cpu takes (LLVM's, which it would otherwise accept
+ * with only a warning when misspelt); NULL for native. False when unknown. */
+static bool target_cpu(const char *name, const char **cpu) {
+    static const char *const known[] = {"x86-64", "x86-64-v2", "x86-64-v3", "x86-64-v4"};
+    *cpu = NULL;
+    if (!name || !strcmp(name, "native")) return true;
+    for (size_t i = 0; i < sizeof known / sizeof *known; i++)
+        if (!strcmp(name, known[i])) {
+            *cpu = known[i];
+            return true;
+        }
+    return false;
+}
+
 static int build(CliCompile *c, const CliArgs *a) {
+    const char *cpu;
+    if (!target_cpu(a->target_cpu, &cpu)) {
+        fprintf(stderr,
+                "dflow build: unknown --target-cpu '%s' (choose native, x86-64, x86-64-v2, "
+                "x86-64-v3 or x86-64-v4)\n",
+                a->target_cpu);
+        return 1;
+    }
     char rt_lib[PATH_MAX];
     if (!find_rt_lib(rt_lib, sizeof rt_lib)) {
         fprintf(stderr,
@@ -114,6 +141,7 @@ static int build(CliCompile *c, const CliArgs *a) {
         .cc = cc && *cc ? cc : DFLOW_BUILD_CC,
         .link_flags = DFLOW_BUILD_LINK_FLAGS,
         .work_dir = work,
+        .cpu = cpu,
         .verbose = a->verbose,
         .log = stderr,
     };
@@ -131,7 +159,8 @@ static int build(CliCompile *c, const CliArgs *a) {
 
 int cmd_build(int argc, char **argv) {
     CliArgs a;
-    CliParse pr = cli_parse_args("build", argc, argv, OPT_SET | OPT_OUTPUT | OPT_VERBOSE | OPT_PASSES, &a);
+    CliParse pr = cli_parse_args("build", argc, argv,
+                                 OPT_SET | OPT_OUTPUT | OPT_VERBOSE | OPT_PASSES | OPT_TARGET_CPU, &a);
     if (pr == CLI_PARSE_HELP) {
         help();
         cli_args_free(&a);

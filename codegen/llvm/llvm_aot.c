@@ -211,7 +211,7 @@ bool llvm_build_executable(Module *m, const SourceSet *src, const LlvmBuildOptio
     }
     Aot t = {.o = o, .err = err, .errn = errn};
     t.a = arena_new();
-    t.tm = t.a ? llvm_host_machine(false, err, errn) : NULL;
+    t.tm = t.a ? llvm_target_machine(o->cpu, false, err, errn) : NULL;
     if (!t.a) snprintf(err, errn, "out of memory");
     bool ok = false;
     if (t.tm) {

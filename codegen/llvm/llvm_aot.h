@@ -7,7 +7,9 @@
  * read-only data, next to a table of the graphs' task tables. The objects are
  * linked with the runtime library (libdflow_rt.a: runtime/, the executor and
  * the built executable's main) and the libraries it needs: no LLVM, no
- * compiler. The executable is tuned for the CPU it was built on. */
+ * compiler. The executable is tuned for the CPU it was built on, or for the
+ * CPU named in the options (then it runs on any machine with that CPU's
+ * features, and its reductions may round differently from `dflow run`'s). */
 #ifndef DFLOW_CODEGEN_LLVM_AOT_H
 #define DFLOW_CODEGEN_LLVM_AOT_H
 
@@ -21,6 +23,7 @@ typedef struct {
     const char *cc;       /* the C compiler driver that links ("cc") */
     const char *link_flags; /* libraries and flags after the objects (BLAS, zlib, ...) */
     const char *work_dir; /* an empty directory for the objects (the caller removes it) */
+    const char *cpu;      /* an LLVM CPU name to compile for (x86-64-v3, ...); NULL: this host */
     bool verbose;         /* report each step on log */
     FILE *log;
 } LlvmBuildOptions;

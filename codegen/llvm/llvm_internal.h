@@ -101,9 +101,10 @@ typedef struct {
     double opt_s, codegen_s; /* time spent in O3 and in machine code generation, all modules */
 } LlvmJit;
 
-/* A target machine for this host's CPU name and features at O3 (PIC; the
- * JIT's code model when jit). NULL with the reason in err. */
-LLVMTargetMachineRef llvm_host_machine(bool jit, char *err, size_t errn);
+/* A target machine at O3 (PIC; the JIT's code model when jit) for cpu, an
+ * LLVM CPU name with the features it implies, or for NULL this host's CPU
+ * name and feature string. NULL with the reason in err. */
+LLVMTargetMachineRef llvm_target_machine(const char *cpu, bool jit, char *err, size_t errn);
 /* Sets m's triple and data layout from tm, verifies it (DFLOW_VERIFY) and
  * runs default<O3> (full) or default<O0>, adding the time to *opt_s (may be
  * NULL). m stays the caller's. Graphs run once (Graph.once) get O0: half

@@ -32,9 +32,12 @@ static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errn)
     return false;
 }
 
-LLVMTargetMachineRef llvm_host_machine(bool jit, char *err, size_t errn) {
-    char *triple = LLVMGetDefaultTargetTriple(), *cpu = LLVMGetHostCPUName(),
-         *features = LLVMGetHostCPUFeatures();
+LLVMTargetMachineRef llvm_target_machine(const char *cpu_name, bool jit, char *err, size_t errn) {
+    char *triple = LLVMGetDefaultTargetTriple();
+    /* the host: its CPU name and its feature string; a named CPU: the
+       features that name implies (x86-64-v3 = AVX2 and FMA, ...) */
+    char *cpu = cpu_name ? LLVMCreateMessage(cpu_name) : LLVMGetHostCPUName();
+    char *features = cpu_name ? LLVMCreateMessage("") : LLVMGetHostCPUFeatures();
     char *msg = NULL;
     LLVMTargetRef target;
     LLVMTargetMachineRef tm = NULL;
@@ -58,9 +61,9 @@ bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
         snprintf(err, errn, "LLVM has no native target for this machine");
         return false;
     }
-    j->tm = llvm_host_machine(true, err, errn);
+    j->tm = llvm_target_machine(NULL, true, err, errn);
     LLVMTargetMachineRef jtm =
-        j->tm ? llvm_host_machine(true, err, errn) : NULL; /* consumed by the JIT builder */
+        j->tm ? llvm_target_machine(NULL, true, err, errn) : NULL; /* consumed by the JIT builder */
     if (!jtm) {
         llvm_jit_dispose(j);
         return false;

@@ -6,6 +6,7 @@
  * never a crash. In process: the image reader survives truncated and mutated
  * images (ASan watches). */
 #include <criterion/criterion.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,6 +188,10 @@ Test(build, refusals_and_corrupt_images, .timeout = 600) {
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "missing -o"), "%s", r.err);
     th_spawn_free(&r);
+    r = th_run(60, dflow_bin(), "build", PROG, "-o", bad, "--target-cpu", "pentium9", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "unknown --target-cpu 'pentium9'"), "%s", r.err);
+    th_spawn_free(&r);
     r = th_run(60, dflow_bin(), "build", PROG, "-o", bad, "--set", "hidden=x", NULL);
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "'hidden' is an int"), "%s", r.err);
@@ -278,4 +283,43 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 300) {
     free(img.data);
     ir_module_free(m);
     arena_free(a);
+}
+
+/* --target-cpu x86-64: no AVX instruction in the executable (so it runs on
+ * any x86-64 machine), and the same training up to rounding. */
+Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {
+    char dir[4096], exe[4200], out_a[4200], out_b[4200];
+    cr_assert(th_tempdir(dir, sizeof dir, "build"));
+    snprintf(exe, sizeof exe, "%s/portable", dir);
+    snprintf(out_a, sizeof out_a, "%s/a", dir);
+    snprintf(out_b, sizeof out_b, "%s/b", dir);
+    SpawnResult r = th_run(300, dflow_bin(), "build", PROG, "--target-cpu", "x86-64", "-o", exe, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    r = th_run(60, "/usr/bin/objdump", "-d", exe, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "dflow_g0") || strstr(r.out, "<main>:"), "no code listed?");
+    cr_assert(!strstr(r.out, "%ymm") && !strstr(r.out, "%zmm"), "AVX in an x86-64 build");
+    th_spawn_free(&r);
+    r = th_run(300, exe, "--out", out_a, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    r = th_run(300, dflow_bin(), "run", PROG, "--out", out_b, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    /* the loss column (second to last) agrees to rounding on every row */
+    char *ma = metrics_without_time(out_a), *mb = metrics_without_time(out_b);
+    char *sa, *sb, *la = strtok_r(ma, "\n", &sa), *lb = strtok_r(mb, "\n", &sb);
+    int rows = 0;
+    for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
+        const char *ca = strrchr(la, ','), *cb = strrchr(lb, ',');
+        cr_assert(ca && cb);
+        if (!ca[1] || !cb[1] || rows++ == 0) continue; /* the header, rows without a loss */
+        double va = strtod(ca + 1, NULL), vb = strtod(cb + 1, NULL);
+        cr_assert(fabs(va - vb) <= 1e-4 * fabs(vb) + 1e-6, "loss %g vs %g in\n%s", va, vb, la);
+    }
+    cr_assert(!la && !lb && rows > 60, "%d rows", rows);
+    free(ma);
+    free(mb);
+    th_rmdir(dir);
 }
