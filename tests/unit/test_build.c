@@ -20,6 +20,8 @@
 #include "runtime/rng.h"
 
 #define PROG "tests/programs/build_mlp.dfl"
+/* Every test here has the same .timeout: Criterion 2.4 leaks a 48-byte record
+ * when one binary mixes timeouts (LSan reports it under the ASan build). */
 
 static const char *dflow_bin(void) {
     const char *bin = th_dflow_bin();
@@ -219,7 +221,7 @@ static bool read_graph(void *ctx, Graph *g, int id, RtReader *r) {
     return rt_kprog_read(r, &p) && p.ninputs == g->ninputs && p.noutputs == g->noutputs;
 }
 
-Test(build, image_reader_survives_truncation_and_mutation, .timeout = 300) {
+Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
     Arena *a = arena_new();
     SourceSet *src = source_set_new(a);
     DiagList *d = diag_list_new(a, src);
@@ -310,15 +312,15 @@ Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {
     /* the loss column (second to last) agrees to rounding on every row */
     char *ma = metrics_without_time(out_a), *mb = metrics_without_time(out_b);
     char *sa, *sb, *la = strtok_r(ma, "\n", &sa), *lb = strtok_r(mb, "\n", &sb);
-    int rows = 0;
+    int rows = 0, bad = 0;
     for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
         const char *ca = strrchr(la, ','), *cb = strrchr(lb, ',');
-        cr_assert(ca && cb);
-        if (!ca[1] || !cb[1] || rows++ == 0) continue; /* the header, rows without a loss */
+        if (!ca || !cb || !ca[1] || !cb[1] || rows++ == 0) continue; /* header, rows without a loss */
         double va = strtod(ca + 1, NULL), vb = strtod(cb + 1, NULL);
-        cr_assert(fabs(va - vb) <= 1e-4 * fabs(vb) + 1e-6, "loss %g vs %g in\n%s", va, vb, la);
+        bad += !(fabs(va - vb) <= 1e-4 * fabs(vb) + 1e-6);
     }
-    cr_assert(!la && !lb && rows > 60, "%d rows", rows);
+    cr_assert(!la && !lb && rows > 60 && bad == 0, "%d rows, %d losses differ beyond rounding",
+              rows, bad);
     free(ma);
     free(mb);
     th_rmdir(dir);
