@@ -310,19 +310,6 @@ static void coords_of(Sched *s, Pos *p) {
     p->has_coords = true;
 }
 
-/* Same non-1 dimensions in the same order: a reshape that only adds or
- * drops size-1 axes maps coordinates directly. */
-static bool squeeze_only(const Shape *a, const Shape *b) {
-    int i = 0, k = 0;
-    for (;;) {
-        while (i < a->rank && a->dims[i] == 1)
-            i++;
-        while (k < b->rank && b->dims[k] == 1)
-            k++;
-        if (i == a->rank || k == b->rank) return i == a->rank && k == b->rank;
-        if (a->dims[i++] != b->dims[k++]) return false;
-    }
-}
 
 /* ---- evaluating a node at a position ----------------------------------------------------------
  */
@@ -348,7 +335,7 @@ static int build_movement(Sched *s, const Node *n, Pos *p) {
     int r = n->shape.rank;
     switch (n->op) {
     case OP_RESHAPE:
-        if (p->has_coords && squeeze_only(&n->shape, &src->shape)) {
+        if (p->has_coords && rt_shape_eq_squeezed(&n->shape, &src->shape)) {
             int i = 0;
             for (int k = 0; k < src->shape.rank; k++) {
                 if (src->shape.dims[k] == 1) {

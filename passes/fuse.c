@@ -76,19 +76,6 @@ static int64_t numel(const Node *n) {
  * edge on any path wins. */
 typedef enum { EDGE_CLEAN, EDGE_ROW, EDGE_EXPAND, EDGE_HARD } EdgeKind;
 
-/* Same non-1 dimensions in the same order: a reshape that only adds or
- * drops size-1 axes, which maps coordinates one to one. */
-static bool squeeze_only(const Shape *a, const Shape *b) {
-    int i = 0, k = 0;
-    for (;;) {
-        while (i < a->rank && a->dims[i] == 1)
-            i++;
-        while (k < b->rank && b->dims[k] == 1)
-            k++;
-        if (i == a->rank || k == b->rank) return i == a->rank && k == b->rank;
-        if (a->dims[i++] != b->dims[k++]) return false;
-    }
-}
 
 /* Broadcast c of m repeats m's elements along axes that all come after
  * the axes m's elements vary along: in a C-order loop nest each value is
@@ -118,7 +105,7 @@ static bool reorders(const Node *c) {
             if (c->attr.permute.perm[i] != i) return true;
         return false;
     case OP_RESHAPE:
-        return !squeeze_only(&c->shape, &c->src[0]->shape);
+        return !rt_shape_eq_squeezed(&c->shape, &c->src[0]->shape);
     case OP_SLICE:
     case OP_PAD:
     case OP_CONCAT:
@@ -480,7 +467,7 @@ static bool walk_sources(Walk *w, const WFrame *f, int *top) {
             break;
         }
         case OP_RESHAPE:
-            if (squeeze_only(&m->shape, &s->shape))
+            if (rt_shape_eq_squeezed(&m->shape, &s->shape))
                 for (int i = 0, o = 0; i < s->shape.rank; i++) {
                     if (s->shape.dims[i] == 1) continue;
                     while (m->shape.dims[o] == 1)

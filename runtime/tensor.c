@@ -74,6 +74,18 @@ bool rt_shape_eq(const Shape *a, const Shape *b) {
     return true;
 }
 
+bool rt_shape_eq_squeezed(const Shape *a, const Shape *b) {
+    int i = 0, k = 0;
+    for (;;) {
+        while (i < a->rank && a->dims[i] == 1)
+            i++;
+        while (k < b->rank && b->dims[k] == 1)
+            k++;
+        if (i == a->rank || k == b->rank) return i == a->rank && k == b->rank;
+        if (a->dims[i++] != b->dims[k++]) return false;
+    }
+}
+
 Shape rt_shape_make(int rank, const int64_t *dims) {
     Shape s;
     memset(&s, 0, sizeof s);

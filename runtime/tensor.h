@@ -50,6 +50,9 @@ bool rt_dtype_is_int(DType t);               /* i32, i64 (not bool) */
 int64_t rt_shape_numel(const Shape *s);      /* 1 for a scalar; -1 if invalid
                                                 (bad rank, negative dim, overflow) */
 bool rt_shape_eq(const Shape *a, const Shape *b);
+/* The same non-1 dimensions in the same order (a reshape between them only
+ * adds or drops size-1 axes, so it maps coordinates one to one). */
+bool rt_shape_eq_squeezed(const Shape *a, const Shape *b);
 Shape rt_shape_make(int rank, const int64_t *dims);
 Shape rt_shape_scalar(void);
 /* Writes "[2,3]" (or "[]") into buf; returns buf. */

@@ -229,3 +229,15 @@ Test(tensor, bf16_conversions) {
     cr_expect(isnan(rt_tensor_get_f64(t, 0)));
     rt_tensor_free(t);
 }
+
+Test(tensor, shapes_equal_up_to_size_one_axes) {
+    int64_t a[] = {1, 4, 1, 3}, b[] = {4, 3}, c[] = {3, 4}, d[] = {4, 3, 2}, one[] = {1, 1};
+    Shape sa = rt_shape_make(4, a), sb = rt_shape_make(2, b), sc = rt_shape_make(2, c);
+    Shape sd = rt_shape_make(3, d), s1 = rt_shape_make(2, one), s0 = rt_shape_scalar();
+    cr_assert(rt_shape_eq_squeezed(&sa, &sb));
+    cr_assert(rt_shape_eq_squeezed(&sb, &sa));
+    cr_assert_not(rt_shape_eq_squeezed(&sb, &sc), "the order of the dimensions matters");
+    cr_assert_not(rt_shape_eq_squeezed(&sb, &sd));
+    cr_assert(rt_shape_eq_squeezed(&s1, &s0));
+    cr_assert_not(rt_shape_eq_squeezed(&s0, &sb));
+}
