@@ -943,14 +943,7 @@ static Graph *mlp_step(Case *c, int batch, int in, int hidden, int classes, bool
             for (int64_t k = 0; k < n; k++)
                 ((float *)c->in[2 + i]->data)[k] *= 0.05f;
         }
-    Node *h = ir_relu(g, ir_binary(g, OP_ADD, ir_matmul(g, x, w[0], L), w[1], L), L);
-    Node *o = ir_binary(g, OP_ADD, ir_matmul(g, h, w[2], L), w[3], L);
-    Node *loss = ir_cross_entropy(g, o, y, L), *gr[4];
-    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", th_last_diag(D));
-    ir_graph_add_output(g, loss);
-    Node *lr = ir_scalar(g, DT_F32, 0.1, L);
-    for (int i = 0; i < 4; i++)
-        ir_graph_add_output(g, ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], L), L));
+    th_mlp_sgd_step(g, x, y, w, L);
     return g;
 }
 

@@ -397,14 +397,7 @@ static Graph *mlp_step(int batch, int in, int hidden, int classes) {
     Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes), th_shape(1, classes)};
     for (int i = 0; i < 4; i++)
         w[i] = ir_input(g, DT_F32, ps[i], "p", L);
-    Node *h = ir_relu(g, ir_binary(g, OP_ADD, ir_matmul(g, x, w[0], L), w[1], L), L);
-    Node *o = ir_binary(g, OP_ADD, ir_matmul(g, h, w[2], L), w[3], L);
-    Node *loss = ir_cross_entropy(g, o, y, L), *gr[4];
-    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", th_last_diag(D));
-    ir_graph_add_output(g, loss);
-    Node *lr = ir_scalar(g, DT_F32, 0.1, L);
-    for (int i = 0; i < 4; i++)
-        ir_graph_add_output(g, ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], L), L));
+    th_mlp_sgd_step(g, x, y, w, L);
     cr_assert(pass_run_pipeline(g, NULL), "%s", th_last_diag(D));
     return g;
 }

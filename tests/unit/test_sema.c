@@ -12,32 +12,17 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
+#include "helpers/ir_helpers.h"
 #include "frontend/lower_internal.h"
 
 #define CORPUS_DIR "tests/errors"
 #define MAX_FILES 512
 
-typedef struct {
-    char path[256]; /* no pointers in Criterion parameters */
-} Case;
+typedef ThPath Case;
 
-static int cmp_case(const void *a, const void *b) { return strcmp(((const Case *)a)->path, ((const Case *)b)->path); }
 
-static int list_semantic(Case *out, int max) {
-    DIR *d = opendir(CORPUS_DIR);
-    if (!d) return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && n < max) {
-        size_t len = strlen(e->d_name);
-        if (len < 5 || len > 200 || strcmp(e->d_name + len - 4, ".dfl") != 0) continue;
-        if (strncmp(e->d_name, "syntax_", 7) == 0) continue;
-        snprintf(out[n++].path, sizeof out[0].path, "%s/%.200s", CORPUS_DIR, e->d_name);
-    }
-    closedir(d);
-    qsort(out, (size_t)n, sizeof *out, cmp_case);
-    return n;
-}
+/* the corpus's semantic cases: syntax_* files are the parser's */
+static int list_semantic(Case *out, int max) { return th_list_programs(CORPUS_DIR, "syntax_", out, max); }
 
 typedef struct {
     Arena *a;

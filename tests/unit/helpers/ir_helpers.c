@@ -1,9 +1,14 @@
 /* Small helpers shared by the IR, interpreter and backend tests. */
 #include "helpers/ir_helpers.h"
 
+#include <criterion/criterion.h>
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+#include "passes/autodiff.h"
 
 Shape th_shape(int rank, ...) {
     Shape s = {.rank = rank};
@@ -45,4 +50,35 @@ const char *th_write_program(const char *src) {
     fputs(src, f);
     fclose(f);
     return path;
+}
+
+void th_mlp_sgd_step(Graph *g, Node *x, Node *y, Node *const w[4], SrcLoc loc) {
+    Node *h = ir_relu(g, ir_binary(g, OP_ADD, ir_matmul(g, x, w[0], loc), w[1], loc), loc);
+    Node *o = ir_binary(g, OP_ADD, ir_matmul(g, h, w[2], loc), w[3], loc);
+    Node *loss = ir_cross_entropy(g, o, y, loc), *gr[4];
+    cr_assert(pass_grad(g, loss, NULL, w, 4, gr), "pass_grad: %s", th_last_diag(g->diags));
+    ir_graph_add_output(g, loss);
+    Node *lr = ir_scalar(g, DT_F32, 0.1, loc);
+    for (int i = 0; i < 4; i++)
+        ir_graph_add_output(g, ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], loc), loc));
+}
+
+static int cmp_path(const void *a, const void *b) {
+    return strcmp(((const ThPath *)a)->path, ((const ThPath *)b)->path);
+}
+
+int th_list_programs(const char *dir, const char *skip, ThPath *out, int max) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && n < max) {
+        size_t len = strlen(e->d_name);
+        if (len < 5 || len > 200 || strcmp(e->d_name + len - 4, ".dfl") != 0) continue;
+        if (skip && strncmp(e->d_name, skip, strlen(skip)) == 0) continue;
+        snprintf(out[n++].path, sizeof out[0].path, "%s/%.200s", dir, e->d_name);
+    }
+    closedir(d);
+    qsort(out, (size_t)n, sizeof *out, cmp_path);
+    return n;
 }

@@ -3,6 +3,7 @@
 #define DFLOW_TESTS_IR_HELPERS_H
 
 #include "ir/diag.h"
+#include "ir/ir.h"
 #include "runtime/tensor.h"
 
 /* th_shape(2, 3, 4) is the shape [3,4]; the dims are ints. */
@@ -14,5 +15,20 @@ char *th_diags_text(const DiagList *d);
 /* Writes src into a new file of a per-process temporary folder; the path
  * stays valid until eight more programs have been written. */
 const char *th_write_program(const char *src);
+
+/* Appends to g a 2-layer MLP training step over inputs x [B,I], labels y [B]
+ * and parameters w = W1 [I,H], b1 [H], W2 [H,C], b2 [C]: ReLU, softmax
+ * cross-entropy, gradients, SGD at lr 0.1; outputs the loss, then the four
+ * updated parameters. Fails the calling test when autodiff fails. */
+void th_mlp_sgd_step(Graph *g, Node *x, Node *y, Node *const w[4], SrcLoc loc);
+
+/* A .dfl file of a test corpus (a fixed array: Criterion parameters must
+ * not hold pointers). */
+typedef struct {
+    char path[256];
+} ThPath;
+/* The .dfl files of dir, sorted, skipping names that start with skip (or
+ * none when skip is NULL); at most max. */
+int th_list_programs(const char *dir, const char *skip, ThPath *out, int max);
 
 #endif
