@@ -15,9 +15,9 @@
  * the compile time of an MLP training step (printed, not asserted). Last,
  * the thread pool: every index of a range runs exactly once, and kernels
  * large enough to be split give the same bits on 1, 2 and 3 threads
- * (elementwise work, random numbers; reductions and matmuls within the
- * tolerance, though each output element is computed by one task) and agree
- * with the interpreter. */
+ * (elementwise work, random numbers, row phases and reductions, each output
+ * element of which is computed by one task; matmuls within the tolerance)
+ * and agree with the interpreter. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdarg.h>
@@ -1368,10 +1368,12 @@ Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fi
     ir_graph_add_output(g, ir_rng(g, OP_RNG_NORMAL, DT_F64, th_shape(2, 999, 301), seed, off, 78u, L));
     ir_graph_add_output(g, ir_softmax(g, x, 1, L)); /* row phases: a row is one task's */
     ir_graph_add_output(g, layernorm(g, xd, xd, xd));
-    exact = g->noutputs;
+    /* reductions: each output element is summed by one task in one order */
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, x, L), 2u, L)); /* rows */
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_COS, x, L), 1u, L)); /* columns */
+    ir_graph_add_output(g, ir_reduce(g, OP_SUM, xd, 1u, L));                        /* f64 columns */
     ir_graph_add_output(g, ir_reduce(g, OP_REDUCE_MAX, ir_binary(g, OP_MUL, xd, xd, L), 1u, L));
+    exact = g->noutputs;
     ir_graph_add_output(g, ir_matmul(g, m1, m2, L));
     int perm[2] = {1, 0};
     ir_graph_add_output(g, ir_matmul(g, ir_permute(g, m2, perm, L), ir_permute(g, m1, perm, L), L));
