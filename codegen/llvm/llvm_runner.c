@@ -46,7 +46,10 @@ typedef struct {
 typedef struct {
     LlvmOptions opt;
     LlvmJit jit;
-    Entry *entries;
+    /* One allocation per entry: an entry holds pointers into itself (kp ->
+     * plan.kp) and callers keep &entry->info, so entries never move when
+     * the table grows. */
+    Entry **entries;
     int n, cap;
     int serial;
     double total_s;
@@ -133,18 +136,19 @@ static bool too_big_to_interpret(const Graph *g) {
 
 static Entry *lookup(LlvmRunner *r, const Graph *g) {
     for (int i = 0; i < r->n; i++) {
-        Entry *e = &r->entries[i];
+        Entry *e = r->entries[i];
         if (e->g == g && e->nodes == g->nodes && e->nnodes == g->nnodes) return e;
     }
     if (r->n == r->cap) {
         int cap = r->cap ? r->cap * 2 : 8;
-        Entry *p = realloc(r->entries, sizeof *p * (size_t)cap);
+        Entry **p = realloc(r->entries, sizeof *p * (size_t)cap);
         if (!p) return NULL;
         r->entries = p;
         r->cap = cap;
     }
-    Entry *e = &r->entries[r->n++];
-    memset(e, 0, sizeof *e);
+    Entry *e = calloc(1, sizeof *e);
+    if (!e) return NULL;
+    r->entries[r->n++] = e;
     e->g = g;
     e->nodes = g->nodes;
     e->nnodes = g->nnodes;
@@ -238,7 +242,7 @@ GraphRunner llvm_runner_new(const LlvmOptions *o, char *err, size_t errn) {
 static void print_profile(LlvmRunner *r) {
     FILE *f = log_of(r);
     for (int i = 0; i < r->n; i++) {
-        const Entry *e = &r->entries[i];
+        const Entry *e = r->entries[i];
         if (!e->kp || e->info.runs == 0) continue;
         double total = 0;
         for (int k = 0; k < e->kp->nkernels; k++)
@@ -261,8 +265,10 @@ void llvm_runner_free(GraphRunner *gr) {
     if (!gr || !gr->ctx) return;
     LlvmRunner *r = gr->ctx;
     if (r->x.profile) print_profile(r);
-    for (int i = 0; i < r->n; i++)
-        arena_free(r->entries[i].arena);
+    for (int i = 0; i < r->n; i++) {
+        arena_free(r->entries[i]->arena);
+        free(r->entries[i]);
+    }
     free(r->entries);
     rt_kexec_free(&r->x);
     rt_pool_free(r->x.pool);
@@ -279,12 +285,12 @@ int llvm_runner_ngraphs(const GraphRunner *gr) {
 
 const LlvmGraphInfo *llvm_runner_graph(const GraphRunner *gr, int i) {
     if (!gr || !gr->ctx || i < 0 || i >= ((const LlvmRunner *)gr->ctx)->n) return NULL;
-    return &((const LlvmRunner *)gr->ctx)->entries[i].info;
+    return &((const LlvmRunner *)gr->ctx)->entries[i]->info;
 }
 
 const Graph *llvm_runner_graph_key(const GraphRunner *gr, int i) {
     if (!gr || !gr->ctx || i < 0 || i >= ((const LlvmRunner *)gr->ctx)->n) return NULL;
-    return ((const LlvmRunner *)gr->ctx)->entries[i].g;
+    return ((const LlvmRunner *)gr->ctx)->entries[i]->g;
 }
 
 double llvm_runner_compile_seconds(const GraphRunner *gr) {

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 
 /* Runs dflow with up to 15 arguments; the result is checked by the caller. */
@@ -341,4 +342,27 @@ Test(cli, cross_entropy_label_out_of_range_is_a_located_error) {
         th_spawn_free(&r);
     }
     th_rmdir(dir);
+}
+
+/* A `main` loop holding four `if`s compiles more than eight graphs: the
+ * JIT once kept pointers into its graph cache across the cache's growth
+ * (a crash on --backend cpu). Both backends print the same answer. */
+Test(cli, main_loop_with_four_ifs_runs_on_both_backends) {
+    const char *path = th_write_program("main {\n"
+                                        "  x = zeros([4])\n"
+                                        "  for s in 0..20 {\n"
+                                        "    if s > 1 { x = x + 1 }\n"
+                                        "    if s > 2 { x = x * 2 }\n"
+                                        "    if s > 3 { x = x - 1 }\n"
+                                        "    if s > 4 { x = x / 2 }\n"
+                                        "  }\n"
+                                        "  print x\n"
+                                        "}\n");
+    const char *backends[] = {"cpu", "interp"};
+    for (int b = 0; b < 2; b++) {
+        SpawnResult r = dflow(120, "run", path, "--backend", backends[b], NULL);
+        EXPECT_EXIT(r, 0);
+        cr_assert(strstr(r.out, "[16.5, 16.5, 16.5, 16.5]"), "%s: %s", backends[b], r.out);
+        th_spawn_free(&r);
+    }
 }

@@ -1018,6 +1018,39 @@ Test(llvm, graphs_can_be_interpreted_before_compiling) {
     llvm_runner_free(&lazy);
 }
 
+/* The runner's cache grows as graphs are compiled: a compiled graph must
+ * still run, and its info stay readable, after many more graphs joined the
+ * cache (a `main` loop with four `if`s compiles more than eight graphs; a
+ * pointer into the old cache storage was a use-after-free). */
+Test(llvm, graphs_run_after_the_cache_grows) {
+    enum { NG = 40 };
+    Graph *g[NG];
+    RtTensor *in[1] = {rand_tensor(DT_F32, th_shape(1, 7), DOM_ANY, 0)}, *out[1];
+    const float *x = in[0]->data;
+    for (int i = 0; i < NG; i++) {
+        g[i] = ir_graph_new(A, D, "g");
+        Node *k = ir_scalar(g[i], DT_F32, (double)(i + 1), L);
+        ir_graph_add_output(
+            g[i], ir_binary(g[i], OP_MUL, ir_input(g[i], DT_F32, th_shape(1, 7), "x", L), k, L));
+    }
+    const LlvmGraphInfo *first = NULL;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < NG; i++) {
+            cr_assert(R.run(R.ctx, g[i], in, out, D), "graph %d: %s", i, th_last_diag(D));
+            const float *y = out[0]->data;
+            for (int j = 0; j < 7; j++)
+                cr_assert_eq(y[j], x[j] * (float)(i + 1), "pass %d graph %d [%d]", pass, i, j);
+            rt_tensor_free(out[0]);
+            if (i == 0 && pass == 0) first = llvm_runner_graph(&R, 0);
+        }
+    }
+    cr_assert_eq(llvm_runner_ngraphs(&R), NG);
+    cr_assert_eq(first, llvm_runner_graph(&R, 0), "graph info stays where it was");
+    cr_assert_eq(first->runs, 2);
+    cr_assert_not(first->fallback, "%s", first->reason);
+    rt_tensor_free(in[0]);
+}
+
 Test(llvm, wrong_inputs_are_a_diagnostic) {
     Graph *g = ir_graph_new(A, D, "g");
     ir_graph_add_output(g, ir_unary(g, OP_NEG, ir_input(g, DT_F32, th_shape(1, 3), "x", L), L));
