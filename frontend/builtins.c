@@ -810,7 +810,10 @@ static Value *bi_pad(Lower *L, BuiltinCall *c) {
     double v = 0;
     if (c->kw[0] && !lw_const_num(L, c->kw[0], &v, c->kw_loc[0], "pad: value")) return lw_err(L);
     Shape o = n->shape;
-    for (int i = 0; i < r; i++) o.dims[i] += lo[i] + hi[i];
+    for (int i = 0; i < r; i++)
+        if (!ck_add(o.dims[i], lo[i], &o.dims[i]) || !ck_add(o.dims[i], hi[i], &o.dims[i]))
+            return lw_error(L, c->pos_loc[1], "pad: axis %d: %lld + %lld + %lld is too large", i,
+                            (long long)n->shape.dims[i], (long long)lo[i], (long long)hi[i]);
     if (!lw_check_numel(L, &o, c->loc, "pad")) return lw_err(L);
     return lw_tensor(L, ir_pad(G(L), n, lo, hi, v, c->loc));
 }

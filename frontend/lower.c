@@ -303,10 +303,20 @@ bool lw_type(Lower *L, const Value *v, DType *dt, Shape *s) {
     }
 }
 
+/* The product of the non-zero dimensions of s, or FE_MAX_NUMEL + 1 past the
+ * limit: an empty tensor's other dimensions are still the index ranges of
+ * its kernels, so they obey the limit too (and never overflow). */
+static int64_t dims_extent(const Shape *s) {
+    int64_t n = 1;
+    for (int i = 0; i < s->rank; i++)
+        if (s->dims[i] > 0 && (!ck_mul(n, s->dims[i], &n) || n > FE_MAX_NUMEL)) return FE_MAX_NUMEL + 1;
+    return n;
+}
+
 Value *lw_tensor(Lower *L, Node *n) {
     if (!n) return lw_err(L);
     /* every result passes here: one place bounds what any op may produce */
-    if (rt_shape_numel(&n->shape) > FE_MAX_NUMEL || rt_shape_numel(&n->shape) < 0) {
+    if (rt_shape_numel(&n->shape) < 0 || dims_extent(&n->shape) > FE_MAX_NUMEL) {
         char buf[160];
         return lw_error(L, n->loc, "this gives %s, more than 2^31 elements (the limit for one tensor)",
                         fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
@@ -430,16 +440,13 @@ bool lw_check_numel(Lower *L, const Shape *s, SrcLoc loc, const char *what) {
         diag_error(L->d, loc, "%s: rank %d is more than the maximum %d", what, s->rank, IR_MAX_RANK);
         return false;
     }
-    int64_t n = 1;
     for (int i = 0; i < s->rank; i++) {
         if (s->dims[i] < 0) {
             diag_error(L->d, loc, "%s: negative dimension %lld", what, (long long)s->dims[i]);
             return false;
         }
-        if (s->dims[i] > 0 && n > FE_MAX_NUMEL / s->dims[i]) n = FE_MAX_NUMEL + 1;
-        else n *= s->dims[i];
     }
-    if (n > FE_MAX_NUMEL) {
+    if (dims_extent(s) > FE_MAX_NUMEL) {
         char buf[160];
         diag_error(L->d, loc, "%s: %s has more than 2^31 elements (the limit for one tensor)", what,
                    fe_type_str(DT_F32, s, buf, sizeof buf) + 3);

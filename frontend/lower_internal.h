@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "../ir/module.h"
+#include "../runtime/checked.h"
 #include "frontend.h"
 #include "value.h"
 

@@ -308,7 +308,9 @@ Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop, con
         }
         at.slice.start[i] = start[i];
         at.slice.step[i] = step[i];
-        s.dims[i] = (stop[i] - start[i] + step[i] - 1) / step[i];
+        /* ceil((stop - start) / step) without forming stop - start + step - 1,
+           which overflows for a huge step */
+        s.dims[i] = stop[i] == start[i] ? 0 : (stop[i] - start[i] - 1) / step[i] + 1;
     }
     return make(g, OP_SLICE, a->dtype, s, &a, 1, &at, loc);
 }

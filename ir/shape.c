@@ -13,6 +13,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../runtime/checked.h"
+
 bool ir_dtype_numeric(DType t) {
     return t == DT_F32 || t == DT_F64 || t == DT_I32 || t == DT_I64;
 }
@@ -92,6 +94,14 @@ static bool shape_valid(const Shape *s) {
     return true;
 }
 
+/* A rank outside 0..IR_MAX_RANK or a negative dimension. */
+static bool bad_shape(Err *e, const char *nm, DType dt, const Shape *s) {
+    if (s->rank < 0 || s->rank > IR_MAX_RANK)
+        return fail(e, "%s: invalid result rank %d (0..%d)", nm, s->rank, IR_MAX_RANK);
+    char sb[96];
+    return fail(e, "%s: invalid result shape %s (a negative dimension)", nm, ir_type_str(dt, s, sb, sizeof sb));
+}
+
 static bool shape_eq(const Shape *a, const Shape *b) {
     if (a->rank != b->rank) return false;
     for (int i = 0; i < a->rank; i++)
@@ -99,15 +109,11 @@ static bool shape_eq(const Shape *a, const Shape *b) {
     return true;
 }
 
-/* numel with overflow detection (-1 when it does not fit in int64). */
+/* numel with overflow detection (-1 when it does not fit in int64, see
+ * ck_numel: the non-zero dimensions of an empty shape must multiply out too). */
 static int64_t numel(const Shape *s) {
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) {
-        if (s->dims[i] == 0) return 0;
-        if (n > INT64_MAX / s->dims[i]) return -1;
-        n *= s->dims[i];
-    }
-    return n;
+    int64_t n;
+    return ck_numel(s->rank, s->dims, &n) ? n : -1;
 }
 
 static Shape shape_clean(Shape s) {
@@ -362,7 +368,8 @@ static bool rule_concat(Node *const *src, int nsrc, const Attr *attr, DType *dt,
         for (int k = 0; ok && k < a->shape.rank; k++) ok = k == ax || x->shape.dims[k] == a->shape.dims[k];
         if (!ok)
             return fail(e, "concat: shapes %s and %s differ off axis %d", ts(&b, 0, a), ts(&b, 1, x), ax);
-        r.dims[ax] += x->shape.dims[ax];
+        if (!ck_add(r.dims[ax], x->shape.dims[ax], &r.dims[ax]))
+            return fail(e, "concat: axis %d of the result is too large (more than 2^63 - 1)", ax);
     }
     if (!ir_dtype_arith(a->dtype)) return fail(e, "concat: unsupported dtype %s", ts(&b, 0, a));
     *dt = a->dtype;
@@ -394,7 +401,9 @@ static bool rule_pad(Node *a, const Attr *attr, DType *dt, Shape *shape, Err *e)
         int64_t lo = attr->pad.lo[i], hi = attr->pad.hi[i];
         if (lo < 0 || hi < 0)
             return fail(e, "pad: axis %d: negative padding (%lld, %lld)", i, (long long)lo, (long long)hi);
-        r.dims[i] += lo + hi;
+        if (!ck_add(r.dims[i], lo, &r.dims[i]) || !ck_add(r.dims[i], hi, &r.dims[i]))
+            return fail(e, "pad: axis %d: %lld + %lld + %lld is too large (more than 2^63 - 1)", i,
+                        (long long)a->shape.dims[i], (long long)lo, (long long)hi);
     }
     if (!ir_dtype_arith(a->dtype)) return fail(e, "pad: unsupported dtype %s", ts(&b, 0, a));
     if (!const_fits(a->dtype, attr->pad.value))
@@ -438,7 +447,7 @@ bool ir_infer(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt
     }
     /* Shapes chosen by the builder must themselves be valid. */
     if (info->shape_rule == SR_ATTR || info->shape_rule == SR_SLICE) {
-        if (!shape_valid(shape)) return fail(&e, "%s: invalid result shape (rank %d)", info->name, shape->rank);
+        if (!shape_valid(shape)) return bad_shape(&e, info->name, *dt, shape);
         if (numel(shape) < 0) return fail(&e, "%s: result has too many elements", info->name);
         *shape = shape_clean(*shape);
     }
@@ -456,6 +465,7 @@ bool ir_infer(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt
     default: ok = fail(&e, "%s: unknown shape rule", info->name);
     }
     if (!ok) return false;
+    if (!shape_valid(shape)) return bad_shape(&e, info->name, *dt, shape);
     if (numel(shape) < 0) return fail(&e, "%s: result has too many elements", info->name);
     *shape = shape_clean(*shape);
     return true;

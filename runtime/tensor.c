@@ -10,6 +10,8 @@
  * writes: these are slow paths for loaders, printing and tests. */
 #include "runtime/tensor.h"
 
+#include "runtime/checked.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,14 +58,8 @@ bool rt_dtype_is_int(DType t) { return t == DT_I32 || t == DT_I64; }
 /* ---- shapes ---- */
 
 int64_t rt_shape_numel(const Shape *s) {
-    if (!s || s->rank < 0 || s->rank > RT_MAX_RANK) return -1;
-    int64_t n = 1;
-    for (int i = 0; i < s->rank; i++) {
-        int64_t d = s->dims[i];
-        if (d < 0) return -1;
-        if (d != 0 && n > INT64_MAX / d) return -1;
-        n *= d;
-    }
+    int64_t n;
+    if (!s || s->rank > RT_MAX_RANK || !ck_numel(s->rank, s->dims, &n)) return -1;
     return n;
 }
 
@@ -127,9 +123,9 @@ RtTensor *rt_tensor_new(DType t, Shape s) {
     if ((int)t < 0 || t >= DT_COUNT) return NULL;
     int64_t numel = rt_shape_numel(&s);
     if (numel < 0) return NULL;
-    int64_t esize = (int64_t)dtype_sizes[t];
-    if (numel > RT_TENSOR_MAX_BYTES / esize) return NULL;
-    size_t bytes = (size_t)(numel * esize);
+    int64_t nbytes;
+    if (!ck_bytes(numel, dtype_sizes[t], &nbytes) || nbytes > RT_TENSOR_MAX_BYTES) return NULL;
+    size_t bytes = (size_t)nbytes;
     RtTensor *x = calloc(1, sizeof *x);
     if (!x) return NULL;
     /* At least one byte so that data is never NULL, even for empty tensors. */
@@ -161,8 +157,9 @@ void rt_tensor_free(RtTensor *t) {
 
 size_t rt_tensor_bytes(const RtTensor *t) {
     if (!t) return 0;
-    int64_t n = rt_shape_numel(&t->shape);
-    return n < 0 ? 0 : (size_t)n * rt_dtype_size(t->dtype);
+    int64_t bytes;
+    if (!ck_bytes(rt_shape_numel(&t->shape), rt_dtype_size(t->dtype), &bytes)) return 0;
+    return (size_t)bytes;
 }
 
 /* ---- f16 / bf16 bit conversions (round to nearest, ties to even) ---- */

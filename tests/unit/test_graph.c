@@ -252,6 +252,33 @@ Test(graph, errors_reduce_and_movement) {
                "pad: value 0.5 is not representable in i32");
 }
 
+/* Sizes past int64 are diagnostics, never wrapped shapes (issue 7: a wrapped
+ * pad shape corrupted the interpreter's heap). */
+Test(graph, errors_size_overflow) {
+    Node *x = in(DT_F32, th_shape(1, 3));
+    int64_t big = INT64_MAX;
+    EXPECT_ERR(ir_pad(G, x, (int64_t[]){big}, (int64_t[]){big}, 0, L),
+               "pad: axis 0: 3 + 9223372036854775807 + 9223372036854775807 is too large");
+    EXPECT_ERR(ir_pad(G, x, (int64_t[]){big - 2}, (int64_t[]){0}, 0, L), "pad: axis 0: 3 + 9223372036854775805");
+    Node *h = in(DT_BOOL, (Shape){.rank = 1, .dims = {INT64_C(1) << 62}});
+    cr_assert_not_null(h);
+    EXPECT_ERR(ir_concat(G, (Node *[]){h, h}, 2, 0, L), "concat: axis 0 of the result is too large");
+    Node *h2 = in(DT_F32, (Shape){.rank = 1, .dims = {(INT64_C(1) << 62) - 1}});
+    EXPECT_ERR(ir_concat(G, (Node *[]){h2, x, h2}, 3, 0, L), "concat: axis 0 of the result is too large");
+    Shape wide = {.rank = 3, .dims = {INT64_C(1) << 32, 0, INT64_C(1) << 32}};
+    EXPECT_ERR(ir_const(G, DT_F32, wide, 0, L), "too many elements");
+    Shape neg = {.rank = 2, .dims = {0, -4}};
+    EXPECT_ERR(ir_const(G, DT_F32, neg, 0, L), "negative dimension");
+    EXPECT_ERR(ir_broadcast(G, x, neg, L), "negative dimension");
+    /* a huge step keeps the slice's length exact: one element of three */
+    Node *s = ir_slice(G, x, (int64_t[]){0}, (int64_t[]){3}, (int64_t[]){big}, L);
+    cr_expect(shape_is(s, th_shape(1, 1)), "slice 0:3:INT64_MAX has one element");
+    s = ir_slice(G, x, (int64_t[]){1}, (int64_t[]){3}, (int64_t[]){big - 1}, L);
+    cr_expect(shape_is(s, th_shape(1, 1)));
+    s = ir_slice(G, x, (int64_t[]){2}, (int64_t[]){2}, (int64_t[]){big}, L);
+    cr_expect(shape_is(s, th_shape(1, 0)));
+}
+
 Test(graph, errors_rng) {
     Node *seed = in(DT_I64, th_shape(0)), *off = in(DT_I64, th_shape(0));
     EXPECT_ERR(ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(1, 4), in(DT_F32, th_shape(0)), off, 1, L),

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "runtime/checked.h"
 #include "runtime/tensor.h"
 
 Test(tensor, dtype_names_roundtrip) {
@@ -81,6 +82,40 @@ Test(tensor, overflow_guards) {
     cr_expect_null(rt_tensor_new(DT_F32, rt_shape_make(1, b3)), "just over the cap");
     int64_t b4[3] = {INT64_C(1) << 21, INT64_C(1) << 21, INT64_C(1) << 21};
     cr_expect_null(rt_tensor_new(DT_I32, rt_shape_make(3, b4)));
+}
+
+/* The checked size helpers: exact results in range, false (and *out kept)
+ * at the first value past int64. */
+Test(checked, add_sub_mul_edges) {
+    int64_t r = 7;
+    cr_expect(ck_add(INT64_MAX - 1, 1, &r) && r == INT64_MAX);
+    r = 7;
+    cr_expect_not(ck_add(INT64_MAX, 1, &r));
+    cr_expect_not(ck_add(INT64_MAX, INT64_MAX, &r), "the pad(x, [[big, big]]) sum");
+    cr_expect_eq(r, 7, "a failed helper leaves *out alone");
+    cr_expect(ck_sub(INT64_MIN + 1, 1, &r) && r == INT64_MIN);
+    cr_expect_not(ck_sub(INT64_MIN, 1, &r));
+    cr_expect(ck_mul(INT64_C(1) << 31, INT64_C(1) << 31, &r) && r == INT64_C(1) << 62);
+    cr_expect_not(ck_mul(INT64_C(1) << 32, INT64_C(1) << 31, &r));
+    cr_expect_not(ck_mul(INT64_C(1) << 62, 4, &r), "an epoch count times the batches per epoch");
+    cr_expect(ck_mul(-3, 4, &r) && r == -12);
+}
+
+Test(checked, numel_and_bytes) {
+    int64_t r = 0;
+    int64_t ok[3] = {2, 3, 4}, empty[3] = {5, 0, 7}, neg[2] = {2, -1};
+    int64_t wide[3] = {INT64_C(1) << 32, 0, INT64_C(1) << 32};
+    cr_expect(ck_numel(0, ok, &r) && r == 1, "a scalar has one element");
+    cr_expect(ck_numel(3, ok, &r) && r == 24);
+    cr_expect(ck_numel(3, empty, &r) && r == 0);
+    cr_expect_not(ck_numel(2, neg, &r), "a negative dimension");
+    cr_expect_not(ck_numel(-1, ok, &r), "a negative rank");
+    cr_expect_not(ck_numel(3, wide, &r), "an empty shape whose other dimensions overflow");
+    cr_expect(ck_bytes(INT64_C(1) << 60, 4, &r) && r == INT64_C(1) << 62);
+    cr_expect_not(ck_bytes(INT64_C(1) << 61, 4, &r));
+    cr_expect_not(ck_bytes(-1, 4, &r));
+    Shape w = rt_shape_make(3, wide);
+    cr_expect_eq(rt_shape_numel(&w), -1, "rt_shape_numel follows ck_numel");
 }
 
 Test(tensor, new_zeroed_clone_free) {
