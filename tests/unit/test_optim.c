@@ -43,7 +43,8 @@ static OptCase load_case(const char *name) {
         if (strncmp(line, "case ", 5) == 0) {
             if (found) break;
             char *sp = strchr(line + 5, ' ');
-            if (!sp || (size_t)(sp - (line + 5)) != strlen(name) || strncmp(line + 5, name, strlen(name)) != 0)
+            if (!sp || (size_t)(sp - (line + 5)) != strlen(name) ||
+                strncmp(line + 5, name, strlen(name)) != 0)
                 continue;
             found = true;
             snprintf(c.name, sizeof c.name, "%s", name);
@@ -59,7 +60,8 @@ static OptCase load_case(const char *name) {
         rows++;
     }
     free(text);
-    cr_assert(found && rows == STEPS, "%s: case %s missing or short (%d rows)", FIXTURE, name, rows);
+    cr_assert(found && rows == STEPS, "%s: case %s missing or short (%d rows)", FIXTURE, name,
+              rows);
     return c;
 }
 
@@ -99,19 +101,23 @@ static bool metrics_row(const char *csv, int step, double out[NVAL]) {
         int c = 0;
         for (const char *p = csv; p < nl; c++) {
             const char *e = p;
-            while (e < nl && *e != ',') e++;
-            if ((size_t)(e - p) == strlen(want[k]) && strncmp(p, want[k], (size_t)(e - p)) == 0) col[k] = c;
+            while (e < nl && *e != ',')
+                e++;
+            if ((size_t)(e - p) == strlen(want[k]) && strncmp(p, want[k], (size_t)(e - p)) == 0)
+                col[k] = c;
             p = e < nl ? e + 1 : nl;
         }
         if (col[k] < 0) return false;
     }
-    for (const char *line = nl + 1; *line; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+    for (const char *line = nl + 1; *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
         if (atoi(line) != step) continue;
         const char *p = line;
         for (int c = 0; *p && *p != '\n'; c++) {
             for (int k = 0; k < NVAL; k++)
                 if (col[k] == c) out[k] = strtod(p, NULL);
-            while (*p && *p != ',' && *p != '\n') p++;
+            while (*p && *p != ',' && *p != '\n')
+                p++;
             if (*p == ',') p++;
         }
         return true;
@@ -127,7 +133,8 @@ static void check_backend(const OptCase *c, const char *backend) {
     char dir[256], out[320], csvp[360];
     cr_assert(th_tempdir(dir, sizeof dir, "optim"));
     snprintf(out, sizeof out, "%s/run", dir);
-    SpawnResult r = th_run(300, bin, "run", path, "--backend", backend, "--seed", MEZO_SEED, "--out", out, NULL);
+    SpawnResult r = th_run(300, bin, "run", path, "--backend", backend, "--seed", MEZO_SEED,
+                           "--out", out, NULL);
     TH_EXPECT_EXIT(r, 0);
     snprintf(csvp, sizeof csvp, "%s/metrics.csv", out);
     char *csv = th_slurp(csvp, NULL);
@@ -135,12 +142,13 @@ static void check_backend(const OptCase *c, const char *backend) {
     static const char *names[NVAL] = {"w[0]", "w[1]", "w[2]", "b"};
     for (int s = 0; s < STEPS; s++) {
         double got[NVAL];
-        cr_assert(metrics_row(csv, s + 1, got), "%s on %s: no row for step %d in\n%s", c->name, backend, s + 1, csv);
+        cr_assert(metrics_row(csv, s + 1, got), "%s on %s: no row for step %d in\n%s", c->name,
+                  backend, s + 1, csv);
         for (int k = 0; k < NVAL; k++) {
             double want = c->want[s][k];
             cr_expect(fabs(got[k] - want) <= 2e-6 + 1e-5 * fabs(want),
-                      "%s on %s: %s after step %d is %.9g, the reference says %.9g", c->name, backend, names[k],
-                      s + 1, got[k], want);
+                      "%s on %s: %s after step %d is %.9g, the reference says %.9g", c->name,
+                      backend, names[k], s + 1, got[k], want);
         }
     }
     free(csv);
@@ -148,11 +156,11 @@ static void check_backend(const OptCase *c, const char *backend) {
     th_rmdir(dir);
 }
 
-#define OPT_TEST(name)                          \
-    Test(optim, name, .timeout = 900) {         \
-        OptCase c = load_case(#name);           \
-        check_backend(&c, "interp");            \
-        check_backend(&c, "cpu");               \
+#define OPT_TEST(name)                                                                             \
+    Test(optim, name, .timeout = 900) {                                                            \
+        OptCase c = load_case(#name);                                                              \
+        check_backend(&c, "interp");                                                               \
+        check_backend(&c, "cpu");                                                                  \
     }
 
 OPT_TEST(sgd)
