@@ -14,6 +14,8 @@
 
 #include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
+#include "runtime/dataio.h"
+#include "runtime/tensor.h"
 
 /* Runs dflow with up to 15 arguments; the result is checked by the caller. */
 static SpawnResult dflow(double timeout, const char *a1, ...) {
@@ -112,8 +114,126 @@ Test(cli, check_and_ir_on_examples) {
         th_spawn_free(&r);
         r = dflow(30, "ir", "--after", "dce", ex[i], NULL);
         EXPECT_EXIT(r, 0);
+        cr_assert(strstr(r.out, "slots:") && strstr(r.out, "main:") && strstr(r.out, "graph "), "%s", r.out);
         th_spawn_free(&r);
     }
+}
+
+static int count(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    return n;
+}
+
+static char *write_file(const char *dir, const char *name, const char *text) {
+    static char path[8][400];
+    static int k;
+    char *p = path[k++ % 8];
+    snprintf(p, sizeof path[0], "%s/%s", dir, name);
+    FILE *f = fopen(p, "w");
+    cr_assert_not_null(f, "cannot write %s", p);
+    fputs(text, f);
+    fclose(f);
+    return p;
+}
+
+/* `ir --after PASS` shows the graph as that pass leaves it: fold computes
+ * the constant expression, cse merges the repeated exp, dce drops what fold
+ * left dead, fuse adds the kernel list. */
+Test(cli, ir_after_shows_each_pass_at_work) {
+    char dir[256];
+    cr_assert(th_tempdir(dir, sizeof dir, "cli"));
+    const char *prog = write_file(dir, "p.dfl",
+                                  "main {\n  x = randn([4], seed = 1)\n  a = exp(x) + exp(x)\n"
+                                  "  c = ones([4]) * 2.0 + 1.0\n  print a + c\n}\n");
+    static const char *passes[] = {NULL, "fold", "cse", "dce", "fuse"};
+    char *out[5];
+    for (int i = 0; i < 5; i++) {
+        SpawnResult r = passes[i] ? dflow(30, "ir", "--after", passes[i], prog, NULL) : dflow(30, "ir", prog, NULL);
+        EXPECT_EXIT(r, 0);
+        out[i] = strdup(r.out);
+        th_spawn_free(&r);
+    }
+    /* as lowered: two exps, the multiply and the add of constants */
+    cr_expect_eq(count(out[0], "= exp f32[4]"), 2, "%s", out[0]);
+    cr_expect_eq(count(out[0], "= mul f32[4]"), 1, "%s", out[0]);
+    cr_expect_eq(count(out[0], "const f32[4] value=3"), 0, "%s", out[0]);
+    /* fold: ones * 2 + 1 is the constant 3, no multiply is left */
+    cr_expect_eq(count(out[1], "const f32[4] value=3"), 1, "%s", out[1]);
+    cr_expect_eq(count(out[1], "= mul "), 0, "%s", out[1]);
+    cr_expect_eq(count(out[1], "= exp f32[4]"), 2, "%s", out[1]);
+    /* cse: one exp, added to itself */
+    cr_expect_eq(count(out[2], "= exp f32[4]"), 1, "%s", out[2]);
+    cr_expect_eq(count(out[2], "= add f32[4] %3, %3"), 1, "%s", out[2]);
+    /* dce: the folded-away scalars and broadcasts are gone */
+    cr_expect_eq(count(out[3], "const f32[] value="), 0, "%s", out[3]);
+    cr_expect_lt(count(out[3], "\n  %"), count(out[2], "\n  %"), "dce removed nothing:\n%s", out[3]);
+    /* fuse: the kernel list, with the exp and its add in one elementwise kernel */
+    cr_expect_eq(count(out[4], "kernels g0:"), 1, "%s", out[4]);
+    cr_expect_eq(count(out[4], "(ew) f32[4] <- %2 : %3 %4\n"), 1, "%s", out[4]);
+    cr_expect_eq(count(out[3], "kernels "), 0, "%s", out[3]);
+    for (int i = 0; i < 5; i++) free(out[i]);
+    th_rmdir(dir);
+}
+
+static RtTensor *load_npy(const char *dir, const char *name) {
+    char p[400], err[256] = "";
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    RtTensor *t = rt_npy_read(p, err, sizeof err);
+    cr_assert_not_null(t, "%s: %s", p, err);
+    return t;
+}
+
+/* Splits cut rows in file order: each part holds exactly its rows, on both
+ * backends (x = columns a, b; y = the label column). */
+Test(cli, data_split_parts_hold_exactly_their_rows) {
+    char dir[256], prog[1024];
+    cr_assert(th_tempdir(dir, sizeof dir, "cli"));
+    const char *csv = write_file(dir, "d.csv", "a,b,label\n1,10,0\n2,20,1\n3,30,2\n4,40,0\n5,50,1\n6,60,2\n7,70,0\n");
+    snprintf(prog, sizeof prog,
+             "data d = csv(\"%s\", labels = 2, split = [3, 2, 2])\n"
+             "data e = csv(\"%s\", labels = 2, split = [5, 1])\n"
+             "main {\n  save \"train_x.npy\" d.train.x\n  save \"train_y.npy\" d.train.y\n"
+             "  save \"val_x.npy\" d.val.x\n  save \"val_y.npy\" d.val.y\n"
+             "  save \"test_x.npy\" d.test.x\n  save \"test_y.npy\" d.test.y\n"
+             "  save \"e_train_y.npy\" e.train.y\n  save \"e_test_x.npy\" e.test.x\n}\n",
+             csv, csv);
+    const char *path = write_file(dir, "split.dfl", prog);
+    static const struct {
+        const char *file;
+        int rows, cols;
+        double v[10];
+    } want[] = {
+        {"train_x.npy", 3, 2, {1, 10, 2, 20, 3, 30}},
+        {"train_y.npy", 3, 0, {0, 1, 2}},
+        {"val_x.npy", 2, 2, {4, 40, 5, 50}},
+        {"val_y.npy", 2, 0, {0, 1}},
+        {"test_x.npy", 2, 2, {6, 60, 7, 70}},
+        {"test_y.npy", 2, 0, {2, 0}},
+        {"e_train_y.npy", 5, 0, {0, 1, 2, 0, 1}},
+        {"e_test_x.npy", 1, 2, {6, 60}}, /* the 7th row belongs to no part */
+    };
+    const char *backends[] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        char out[320];
+        snprintf(out, sizeof out, "%s/%s", dir, backends[b]);
+        SpawnResult r = dflow(120, "run", path, "--backend", backends[b], "--out", out, NULL);
+        EXPECT_EXIT(r, 0);
+        th_spawn_free(&r);
+        for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+            RtTensor *t = load_npy(out, want[i].file);
+            int rank = want[i].cols ? 2 : 1;
+            cr_expect(t->shape.rank == rank && t->shape.dims[0] == want[i].rows &&
+                          (rank == 1 || t->shape.dims[1] == want[i].cols),
+                      "%s (%s): wrong shape", want[i].file, backends[b]);
+            int64_t n = rt_shape_numel(&t->shape), m = want[i].rows * (want[i].cols ? want[i].cols : 1);
+            for (int64_t j = 0; j < n && j < m; j++)
+                cr_expect_eq(rt_tensor_get_f64(t, j), want[i].v[j], "%s (%s) element %lld: %g, want %g",
+                             want[i].file, backends[b], (long long)j, rt_tensor_get_f64(t, j), want[i].v[j]);
+            rt_tensor_free(t);
+        }
+    }
+    th_rmdir(dir);
 }
 
 Test(cli, check_rejects_bad_set) {

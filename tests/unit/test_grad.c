@@ -5,8 +5,10 @@
  * and for each case the gradient of L = sum(op(x) * r), with r fixed random
  * weights, computed by pass_grad and the interpreter, must match central
  * finite differences in float64. Ops without OPF_DIFF must carry GRAD_NONE.
- * Then composites, second derivatives (a Hessian-vector product against
- * finite differences of gradients) and the exact Hessian trace of the linear
+ * The same walk runs at second order: a Hessian-vector product (grad of
+ * grad) against central differences of the gradient, for every op and
+ * composite. Then specific semantics, an HVP through a small network and
+ * the exact Hessian trace of the linear
  * single-neuron autoencoder against its closed form (methods.md section 3). */
 #include <criterion/criterion.h>
 #include <math.h>
@@ -360,6 +362,97 @@ static void check_case(const char *opname, const GradCase *c) {
     free_built(&ad);
 }
 
+/* ---- the same walk at second order ------------------------------------------ */
+
+/* Differentiates the gradient again: for L = sum(op(x) * r) and a random
+ * direction v over all floating inputs, H v = grad(sum_k <grad_k L, v_k>)
+ * must match central differences of the gradient along v. Derivative rules
+ * that are right at first order but treat a forward value as a constant
+ * (a reused result or a saved input detached from the graph) fail here. */
+#define FD2_H 1e-5
+#define FD2_TOL 1e-6
+
+static void check_case_second_order(const char *opname, const GradCase *c) {
+    Built gb, hb;
+    cr_assert(build_loss(&gb, c), "%s %s: building the gradient graph failed", opname, c->label);
+    cr_assert(build_loss(&hb, c), "%s %s: building the HVP graph failed", opname, c->label);
+    Node *gw[MAXIN], *hw[MAXIN], *vin[MAXIN];
+    int widx[MAXIN], nw = 0;
+    for (int i = 0; i < c->nin; i++)
+        if (c->in[i].dt == DT_F64) {
+            gw[nw] = gb.in[i];
+            hw[nw] = hb.in[i];
+            widx[nw++] = i;
+        }
+    Node *g1[MAXIN], *g2[MAXIN], *hv[MAXIN];
+    cr_assert(pass_grad(gb.g, gb.loss, NULL, gw, nw, g1), "%s %s: pass_grad failed", opname, c->label);
+    for (int k = 0; k < nw; k++) ir_graph_add_output(gb.g, g1[k]);
+
+    bool ok = pass_grad(hb.g, hb.loss, NULL, hw, nw, g2);
+    print_diags(hb.diags);
+    cr_assert(ok, "%s %s: pass_grad failed", opname, c->label);
+    Node *dir = NULL; /* sum_k <grad_k L, v_k> */
+    for (int k = 0; k < nw; k++) {
+        vin[k] = ir_input(hb.g, DT_F64, hw[k]->shape, "v", L0);
+        Node *t = sum_all(hb.g, ir_binary(hb.g, OP_MUL, g2[k], vin[k], L0));
+        dir = dir ? ir_binary(hb.g, OP_ADD, dir, t, L0) : t;
+    }
+    ok = dir && pass_grad(hb.g, dir, NULL, hw, nw, hv);
+    print_diags(hb.diags);
+    cr_assert(ok, "%s %s: the second pass_grad failed", opname, c->label);
+    for (int k = 0; k < nw; k++) ir_graph_add_output(hb.g, hv[k]);
+    cr_assert(ir_verify(hb.g, "hvp"), "%s %s: verifier", opname, c->label);
+
+    /* values: the case inputs, r, then one direction per floating input */
+    RtTensor *vals[2 * MAXIN + 1];
+    for (int i = 0; i < c->nin; i++) vals[i] = random_tensor(&c->in[i]);
+    InSpec rs = F(hb.in[c->nin]->shape, DOM_ANY);
+    vals[c->nin] = random_tensor(&rs);
+    for (int k = 0; k < nw; k++) {
+        InSpec vs = F(hw[k]->shape, DOM_ANY);
+        vals[c->nin + 1 + k] = random_tensor(&vs);
+    }
+    RtTensor *h[MAXIN] = {NULL}, *gp[MAXIN] = {NULL}, *gm[MAXIN] = {NULL};
+    ok = ir_interp_run(hb.g, vals, h, hb.diags);
+    print_diags(hb.diags);
+    cr_assert(ok, "%s %s: interpreter failed on the HVP graph", opname, c->label);
+
+    /* the gradient at x + h v and x - h v */
+    RtTensor *base[MAXIN];
+    for (int k = 0; k < nw; k++) base[k] = rt_tensor_clone(vals[widx[k]]);
+    for (int side = 0; side < 2; side++) {
+        double sg = side ? -FD2_H : FD2_H;
+        for (int k = 0; k < nw; k++) {
+            RtTensor *x = vals[widx[k]], *v = vals[c->nin + 1 + k];
+            for (int64_t j = 0; j < rt_shape_numel(&x->shape); j++)
+                rt_tensor_set_f64(x, j, rt_tensor_get_f64(base[k], j) + sg * rt_tensor_get_f64(v, j));
+        }
+        ok = ir_interp_run(gb.g, vals, side ? gm : gp, gb.diags);
+        print_diags(gb.diags);
+        cr_assert(ok, "%s %s: interpreter failed on the gradient graph", opname, c->label);
+    }
+    for (int k = 0; k < nw; k++) {
+        int64_t n = rt_shape_numel(&base[k]->shape);
+        for (int64_t j = 0; j < n; j++) {
+            double fd = (rt_tensor_get_f64(gp[k], j) - rt_tensor_get_f64(gm[k], j)) / (2 * FD2_H);
+            double an = rt_tensor_get_f64(h[k], j);
+            cr_expect(fabs(an - fd) <= FD2_TOL * (1 + fabs(fd)),
+                      "%s %s: (Hv) for input%d[%lld]: autodiff %.12g, differences of gradients %.12g", opname,
+                      c->label, widx[k], (long long)j, an, fd);
+        }
+    }
+    for (int k = 0; k < nw; k++) {
+        rt_tensor_free(base[k]);
+        rt_tensor_free(h[k]);
+        rt_tensor_free(gp[k]);
+        rt_tensor_free(gm[k]);
+        rt_tensor_free(vals[c->nin + 1 + k]);
+    }
+    for (int i = 0; i <= c->nin; i++) rt_tensor_free(vals[i]);
+    free_built(&gb);
+    free_built(&hb);
+}
+
 Test(grad, table_is_total) {
     for (int op = 0; op < OP_COUNT; op++) {
         const GradRule *r = &pass_grad_rules[op];
@@ -380,6 +473,17 @@ Test(grad, every_differentiable_op_matches_finite_differences) {
         cur_op = (OpKind)op;
         rng_state = 0x5eed0000u + (uint64_t)op;
         for (int i = 0; i < n; i++) check_case(ir_op_name(op), &cases[i]);
+    }
+}
+
+Test(grad, every_differentiable_op_matches_finite_differences_at_second_order) {
+    GradCase cases[16];
+    for (int op = 0; op < OP_COUNT; op++) {
+        if (!(ir_ops[op].flags & OPF_DIFF)) continue;
+        int n = cases_for((OpKind)op, cases);
+        cur_op = (OpKind)op;
+        rng_state = 0x2d0000u + (uint64_t)op;
+        for (int i = 0; i < n; i++) check_case_second_order(ir_op_name(op), &cases[i]);
     }
 }
 
@@ -414,6 +518,8 @@ Test(grad, composites_match_finite_differences) {
     };
     rng_state = 42;
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) check_case("composite", &cs[i]);
+    rng_state = 43;
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) check_case_second_order("composite", &cs[i]);
 }
 
 /* ---- specific semantics ----------------------------------------------------- */
