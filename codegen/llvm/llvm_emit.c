@@ -601,14 +601,6 @@ static bool prefetch_next_row(KE *ke, const KPhase *ph, LLVMValueRef at) {
     return ok;
 }
 
-/* Row phase i: a loop nest over the phase's axes accumulating its source
- * into a local; its value is the local after the loops. The phase chosen
- * to prefetch (ke->pf_phase: one axis, a long row) runs its row in chunks
- * of PF_CHUNK, each chunk first prefetching the same chunk of the next row,
- * so the next row streams in from memory while this one computes (a
- * prefetch inside a vectorised loop would be repeated per lane; per chunk
- * it is one per cache line, and each chunk's vector partial sums are added
- * into the accumulator: a fixed order, whatever the thread count). */
 /* The accumulator acc (of type vt) read back in dtype dt (acc_dt). */
 static LLVMValueRef acc_value(KE *ke, LLVMValueRef acc, LLVMTypeRef vt, DType dt) {
     LLVMValueRef v = LLVMBuildLoad2(B, vt, acc, "");
@@ -616,41 +608,103 @@ static LLVMValueRef acc_value(KE *ke, LLVMValueRef acc, LLVMTypeRef vt, DType dt
     return t == vt ? v : LLVMBuildFPTrunc(B, v, t, "");
 }
 
+/* Emits one point of a reduction into the accumulator acc of type vt. */
+typedef bool (*PointFn)(KE *ke, int i, LLVMValueRef acc, LLVMTypeRef vt);
+
+/* Accumulates point(i) over axis ax in [0, n) into acc, SUM_CHUNK points
+ * at a time. With a partial `part` (the summand's type pt, narrower than
+ * acc's at: acc_dt), each chunk is summed into part, where it vectorises
+ * at the summand's full width, and part is then added to acc: the error
+ * grows with the chunk's length, not the row's (SUM_CHUNK * 2^-24 of
+ * sum |x| at worst for f32, unvectorised at O0). With pf, each chunk first
+ * prefetches the same chunk of the next row (prefetch_next_row). A fixed
+ * order, whatever the thread count. */
+#define SUM_CHUNK PF_CHUNK
+
+static bool chunked_axis(KE *ke, int ax, int64_t n, PointFn point, int i, LLVMValueRef acc,
+                         LLVMTypeRef at, LLVMValueRef part, LLVMTypeRef pt, const KPhase *pf) {
+    int64_t whole = n / SUM_CHUNK * SUM_CHUNK;
+    LLVMValueRef into = part ? part : acc;
+    LLVMTypeRef it = part ? pt : at;
+    if (whole > 0) {
+        Loop chunk, inner;
+        loop_open(ke, &chunk, -1, n / SUM_CHUNK);
+        LLVMValueRef base = LLVMBuildMul(B, chunk.iv, i64c(ke, SUM_CHUNK), "");
+        if (pf && !prefetch_next_row(ke, pf, base)) return false;
+        if (part) LLVMBuildStore(B, LLVMConstNull(pt), part);
+        loop_open(ke, &inner, -1, SUM_CHUNK);
+        ke->loopvar[ax] = LLVMBuildAdd(B, base, inner.iv, "");
+        axis_bit(ke, ax, true);
+        if (!emit_ready(ke, ax) || !point(ke, i, into, it)) return false;
+        loop_close(ke, &inner);
+        axis_bit(ke, ax, false);
+        if (part)
+            LLVMBuildStore(B,
+                           red_combine_of(ke, OP_SUM, DT_F64, LLVMBuildLoad2(B, at, acc, ""),
+                                          LLVMBuildLoad2(B, pt, part, ""), false),
+                           acc);
+        loop_close(ke, &chunk);
+    }
+    if (whole < n) {
+        Loop tail;
+        if (part) LLVMBuildStore(B, LLVMConstNull(pt), part);
+        loop_open_range(ke, &tail, ax, i64c(ke, whole), i64c(ke, n));
+        if (!point(ke, i, into, it)) return false;
+        loop_close(ke, &tail);
+        if (part)
+            LLVMBuildStore(B,
+                           red_combine_of(ke, OP_SUM, DT_F64, LLVMBuildLoad2(B, at, acc, ""),
+                                          LLVMBuildLoad2(B, pt, part, ""), false),
+                           acc);
+    }
+    return true;
+}
+
+/* Row phase i: a loop nest over the phase's axes accumulating its source
+ * into a local; its value is the local after the loops. A sum with a wider
+ * accumulator (acc_dt) runs its last axis by chunks with a partial sum
+ * (chunked_axis). The phase chosen to prefetch (ke->pf_phase: one axis, a
+ * long row) runs its row in chunks of PF_CHUNK, each chunk first
+ * prefetching the same chunk of the next row, so the next row streams in
+ * from memory while this one computes (a prefetch inside a vectorised loop
+ * would be repeated per lane; per chunk it is one per cache line). */
 static LLVMValueRef emit_phase(KE *ke, int i) {
     const KernelPlan *k = ke->k;
     const KInstr *in = &k->ins[i];
     const KPhase *ph = &k->phases[in->axis];
     DType adt = acc_dt(in->op, in->dt);
-    LLVMTypeRef vt = llvm_reg_type(ke->cg, adt);
+    LLVMTypeRef vt = llvm_reg_type(ke->cg, adt), pt = llvm_reg_type(ke->cg, in->dt);
     LLVMValueRef acc = local(ke, vt, "row");
+    LLVMValueRef part = adt != in->dt ? local(ke, pt, "part") : NULL;
     LLVMBuildStore(B, red_init_of(ke, in->op, adt), acc);
+    bool pf = in->axis == ke->pf_phase;
     Loop loops[IR_MAX_RANK];
-    if (in->axis != ke->pf_phase) {
+    if (!part && !pf) {
         for (int a = 0; a < ph->rank; a++)
             loop_open(ke, &loops[a], ph->first_axis + a, ph->dims[a]);
         if (!phase_point(ke, i, acc, vt)) return NULL;
         close_all(ke, loops, ph->rank);
         return acc_value(ke, acc, vt, in->dt);
     }
-    int ax = ph->first_axis;
-    int64_t n = ph->dims[0], whole = n / PF_CHUNK * PF_CHUNK;
-    Loop chunk, inner;
-    loop_open(ke, &chunk, -1, n / PF_CHUNK);
-    LLVMValueRef base = LLVMBuildMul(B, chunk.iv, i64c(ke, PF_CHUNK), "");
-    if (!prefetch_next_row(ke, ph, base)) return NULL;
-    loop_open(ke, &inner, -1, PF_CHUNK);
-    ke->loopvar[ax] = LLVMBuildAdd(B, base, inner.iv, "");
-    axis_bit(ke, ax, true);
-    if (!emit_ready(ke, ax) || !phase_point(ke, i, acc, vt)) return NULL;
-    loop_close(ke, &inner);
-    axis_bit(ke, ax, false);
-    loop_close(ke, &chunk);
-    if (whole < n) {
-        loop_open_range(ke, &loops[0], ax, i64c(ke, whole), i64c(ke, n));
-        if (!phase_point(ke, i, acc, vt)) return NULL;
-        loop_close(ke, &loops[0]);
-    }
+    int last = ph->rank - 1;
+    for (int a = 0; a < last; a++)
+        loop_open(ke, &loops[a], ph->first_axis + a, ph->dims[a]);
+    if (!chunked_axis(ke, ph->first_axis + last, ph->dims[last], phase_point, i, acc, vt, part, pt,
+                      pf ? ph : NULL))
+        return NULL;
+    close_all(ke, loops, last);
     return acc_value(ke, acc, vt, in->dt);
+}
+
+/* One point of a row-ordered reduction (not argmax): acc (op)= value. */
+static bool row_point(KE *ke, int i, LLVMValueRef acc, LLVMTypeRef vt) {
+    (void)i;
+    LLVMValueRef v = emit_ins(ke, ke->k->value);
+    if (!v) return false;
+    LLVMValueRef r = red_combine(ke, LLVMBuildLoad2(B, vt, acc, ""), v, true);
+    if (!r) return false;
+    LLVMBuildStore(B, r, acc);
+    return emit_checks(ke);
 }
 
 /* Row order: kept axes outside, reduced axes inside, accumulator in a local. */
@@ -671,7 +725,15 @@ static bool emit_reduce_rows(KE *ke) {
     bool empty = false;
     for (int a = 0; a < k->rank; a++)
         empty = empty || ((k->red_axes >> a & 1) && k->dims[a] == 0);
-    if (!empty) {
+    if (!empty && !argmax && vdt != k->out_dt && k->rank > 0) { /* chunked_axis */
+        int last = k->rank - 1;
+        LLVMTypeRef pt = llvm_reg_type(cg, k->out_dt);
+        LLVMValueRef part = local(ke, pt, "part");
+        int ni = open_axes(ke, inner, k->red_axes & ~(1u << last));
+        if (!chunked_axis(ke, last, k->dims[last], row_point, 0, acc, vt, part, pt, NULL))
+            return false;
+        close_all(ke, inner, ni);
+    } else if (!empty) {
         int ni = open_axes(ke, inner, k->red_axes);
         LLVMValueRef v = emit_ins(ke, k->value);
         if (!v) return false;
