@@ -16,6 +16,7 @@
  * outside loops). Paths given to `save` are relative to the output folder
  * when there is one (--out), else to the current directory. */
 #include "exec_internal.h"
+#include "oom.h"
 
 #include <errno.h>
 #include <math.h>
@@ -330,7 +331,9 @@ bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
                 alias = k != j && offered[k] && out[j] == offered[k];
             if (alias) out[j] = rt_tensor_clone(out[j]);
             if (!out[j]) {
-                diag_error(x->d, loc, "out of memory");
+                const Node *o = g->outputs[j];
+                ir_oom_value(x->d, o->loc, o->dtype, &o->shape, "a copy of an output", 0,
+                             rt_tensor_live_bytes());
                 for (int k = 0; k < g->noutputs; k++)
                     if (k != j && out[k] && out[k] != offered[k]) {
                         bool donor = false;

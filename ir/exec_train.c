@@ -28,6 +28,7 @@
 
 #include "../runtime/rng.h"
 #include "exec_internal.h"
+#include "oom.h"
 
 #define LOSS_ROWS 200
 
@@ -114,7 +115,8 @@ static bool fill_batch(Exec *x, const TrainSpec *ts, const int64_t *perm, int64_
         if (!dst || !x->owned[bs] || dst->dtype != b->dtype || !rt_shape_eq(&dst->shape, &b->shape)) {
             dst = rt_tensor_new(b->dtype, b->shape);
             if (!dst) {
-                diag_error(x->d, loc, "out of memory");
+                ir_oom_value(x->d, loc, b->dtype, &b->shape, b->name ? b->name : "a batch", 0,
+                             rt_tensor_live_bytes());
                 return false;
             }
             exec_set_slot(x, bs, dst);
@@ -174,7 +176,9 @@ bool exec_train(Exec *x, const HostStmt *st) {
     if (ts->shuffle) {
         perm = malloc(sizeof *perm * (size_t)ts->rows);
         if (!perm) {
-            diag_error(x->d, st->loc, "out of memory");
+            Shape ps = rt_shape_make(1, &ts->rows);
+            ir_oom_value(x->d, st->loc, DT_I64, &ps, "the shuffle order", 0,
+                         rt_tensor_live_bytes());
             free(row_bytes);
             return false;
         }

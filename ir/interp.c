@@ -12,15 +12,13 @@
 #include "../runtime/rng.h"
 #include "exec.h"
 #include "interp_impl.h"
+#include "oom.h"
 #include "shape.h"
 
 RtTensor *ir_interp_alloc(const Node *n, DiagList *d) {
     RtTensor *t = rt_tensor_new(n->dtype, n->shape);
-    if (!t) {
-        char b[96];
-        diag_error(d, n->loc, "out of memory: cannot allocate %s for %s",
-                   ir_type_str(n->dtype, &n->shape, b, sizeof b), ir_op_name(n->op));
-    }
+    if (!t)
+        ir_oom_value(d, n->loc, n->dtype, &n->shape, ir_op_name(n->op), 0, rt_tensor_live_bytes());
     return t;
 }
 
@@ -212,7 +210,9 @@ bool ir_interp_run(const Graph *g, RtTensor *const *inputs, RtTensor **outputs, 
             outputs[j] = r.val[id];
             r.val[id] = NULL;
         } else if (!(outputs[j] = rt_tensor_clone(r.val[id]))) {
-            diag_error(diags, g->outputs[j]->loc, "out of memory copying output #%d", j);
+            const Node *o = g->outputs[j];
+            ir_oom_value(diags, o->loc, o->dtype, &o->shape, ir_op_name(o->op), 0,
+                         rt_tensor_live_bytes());
             ok = false;
         }
     }

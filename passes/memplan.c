@@ -292,15 +292,7 @@ oom:
 /* ---- printing ------------------------------------------------------------------------------ */
 
 const char *pass_memplan_bytes_str(int64_t bytes, char *buf, size_t n) {
-    if (bytes < 1024)
-        snprintf(buf, n, "%lld B", (long long)bytes);
-    else if (bytes < 1024 * 1024)
-        snprintf(buf, n, "%.1f KiB", (double)bytes / 1024);
-    else if (bytes < 1024ll * 1024 * 1024)
-        snprintf(buf, n, "%.1f MiB", (double)bytes / (1024.0 * 1024));
-    else
-        snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024 * 1024));
-    return buf;
+    return rt_bytes_str(bytes, buf, n);
 }
 
 void pass_memplan_print(const MemPlan *mp, FILE *out) {

@@ -97,9 +97,10 @@ static RtTensor *output_tensor(RtKExec *x, RtKProg *p, int j, RtTensor **offered
     return t;
 }
 
-/* Points every buffer at its storage for this run. */
+/* Points every buffer at its storage for this run; on failure *bad is the
+ * output that could not be allocated. */
 static bool place_buffers(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *donated,
-                          RtTensor **offered) {
+                          RtTensor **offered, int *bad) {
     char *base = x->arena;
     for (int b = 0; b < p->nbufs; b++) {
         const RtKBuf *kb = &p->bufs[b];
@@ -120,7 +121,10 @@ static bool place_buffers(RtKExec *x, RtKProg *p, RtTensor *const *in, const boo
             p->claimed[d] = true;
         } else {
             t = output_tensor(x, p, j, offered);
-            if (!t) return false;
+            if (!t) {
+                *bad = j;
+                return false;
+            }
             if (d >= 0 && kb->inplace) /* not donated now: update a copy */
                 memcpy(t->data, in[d]->data, rt_tensor_bytes(t));
         }
@@ -164,10 +168,10 @@ static int run_kernels(RtKExec *x, RtKProg *p) {
     return -1;
 }
 
-/* Fills out[] after the kernels ran; false (out of memory) leaves the fresh
- * tensors for the caller to free. */
+/* Fills out[] after the kernels ran; false (out of memory for output *bad)
+ * leaves the fresh tensors for the caller to free. */
 static bool hand_over(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *donated,
-                      RtTensor **offered, RtTensor **out) {
+                      RtTensor **offered, RtTensor **out, int *bad) {
     for (int j = 0; j < p->noutputs; j++) {
         int b = p->out_bufs[j];
         const RtKBuf *kb = &p->bufs[b];
@@ -187,16 +191,20 @@ static bool hand_over(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *d
             src = p->store[b];
         }
         out[j] = output_tensor(x, p, j, offered);
-        if (!out[j]) return false;
+        if (!out[j]) {
+            *bad = j;
+            return false;
+        }
         memcpy(out[j]->data, src->data, rt_tensor_bytes(src));
     }
     return true;
 }
 
 RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *donated,
-                       RtTensor **out, int *bad_kernel) {
+                       RtTensor **out, int *bad) {
     RtTensor *offbuf[16];
     RtTensor **offered = p->noutputs <= 16 ? offbuf : malloc(sizeof *offered * (size_t)p->noutputs);
+    *bad = -1;
     if (!offered) return RK_OOM;
     for (int j = 0; j < p->noutputs; j++) {
         offered[j] = out[j];
@@ -205,14 +213,14 @@ RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *
     }
     memset(p->claimed, 0, (size_t)(p->ninputs ? p->ninputs : 1));
     RtKStatus st = RK_OK;
-    if (!ensure_arena(x, p->arena_bytes) || !place_buffers(x, p, in, donated, offered)) {
+    if (!ensure_arena(x, p->arena_bytes) || !place_buffers(x, p, in, donated, offered, bad)) {
         st = RK_OOM;
     } else {
-        int bad = run_kernels(x, p);
-        if (bad >= 0) {
-            *bad_kernel = bad;
+        int k = run_kernels(x, p);
+        if (k >= 0) {
+            *bad = k;
             st = RK_CHECK;
-        } else if (!hand_over(x, p, in, donated, offered, out)) {
+        } else if (!hand_over(x, p, in, donated, offered, out, bad)) {
             st = RK_OOM;
         }
     }

@@ -96,10 +96,11 @@ int rt_kprog_set_grains(RtKProg *p, int threads);
 
 /* Runs p: in[0..ninputs) (types already checked by the caller); donated as
  * in GraphRunner.run_reuse (NULL = none); out[j] on entry the offered tensor
- * or NULL, on success the result. RK_CHECK: *bad_kernel failed an index
- * check; on failure every out[j] is NULL. */
+ * or NULL, on success the result. RK_CHECK: kernel *bad failed an index
+ * check. RK_OOM: output *bad could not be allocated, or (*bad == -1) the
+ * arena of p->arena_bytes. On failure every out[j] is NULL. */
 RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *donated,
-                       RtTensor **out, int *bad_kernel);
+                       RtTensor **out, int *bad);
 /* Tells OpenBLAS how many threads to use (cached). */
 void rt_kexec_blas_threads(RtKExec *x, int n);
 void rt_kexec_free(RtKExec *x); /* the arena; not the pool */

@@ -13,6 +13,7 @@
 #include "runtime/checked.h"
 
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,14 @@ char *rt_shape_str(const Shape *s, char *buf, size_t n) {
 
 /* ---- allocation ---- */
 
+/* Bytes held by live tensors of rt_tensor_new, for out-of-memory messages
+ * (atomic: loaders and kernels may allocate off the main thread). */
+static _Atomic int64_t live_bytes;
+
+int64_t rt_tensor_live_bytes(void) {
+    return atomic_load(&live_bytes);
+}
+
 RtTensor *rt_tensor_new(DType t, Shape s) {
     if ((int)t < 0 || t >= DT_COUNT) return NULL;
     int64_t numel = rt_shape_numel(&s);
@@ -137,6 +146,8 @@ RtTensor *rt_tensor_new(DType t, Shape s) {
     x->dtype = t;
     x->shape = s;
     for (int i = s.rank; i < RT_MAX_RANK; i++) x->shape.dims[i] = 0;
+    x->alloc_bytes = (int64_t)bytes;
+    atomic_fetch_add(&live_bytes, x->alloc_bytes);
     return x;
 }
 
@@ -151,8 +162,23 @@ RtTensor *rt_tensor_clone(const RtTensor *t) {
 
 void rt_tensor_free(RtTensor *t) {
     if (!t) return;
-    if (!t->view) free(t->data);
+    if (!t->view) {
+        free(t->data);
+        atomic_fetch_sub(&live_bytes, t->alloc_bytes);
+    }
     free(t);
+}
+
+char *rt_bytes_str(int64_t bytes, char *buf, size_t n) {
+    if (bytes < 1024)
+        snprintf(buf, n, "%lld B", (long long)bytes);
+    else if (bytes < 1024 * 1024)
+        snprintf(buf, n, "%.1f KiB", (double)bytes / 1024);
+    else if (bytes < 1024ll * 1024 * 1024)
+        snprintf(buf, n, "%.1f MiB", (double)bytes / (1024.0 * 1024));
+    else
+        snprintf(buf, n, "%.2f GiB", (double)bytes / (1024.0 * 1024 * 1024));
+    return buf;
 }
 
 size_t rt_tensor_bytes(const RtTensor *t) {

@@ -39,6 +39,7 @@ typedef struct {
     Shape shape;
     void *data; /* numel * rt_dtype_size bytes, owned unless view */
     bool view;  /* data belongs to something else (a program image): not freed */
+    int64_t alloc_bytes; /* what rt_tensor_new allocated (0 for a view) */
 } RtTensor;
 
 const char *rt_dtype_name(DType t);          /* "f32", ... */
@@ -63,6 +64,10 @@ RtTensor *rt_tensor_new(DType t, Shape s);   /* zero-filled; NULL on OOM or an
 RtTensor *rt_tensor_clone(const RtTensor *t);
 void rt_tensor_free(RtTensor *t);
 size_t rt_tensor_bytes(const RtTensor *t);
+/* Bytes held by the tensors rt_tensor_new made that are not freed yet. */
+int64_t rt_tensor_live_bytes(void);
+/* "512 B", "1.5 KiB", "3.0 MiB", "5.96 GiB" into buf; returns buf. */
+char *rt_bytes_str(int64_t bytes, char *buf, size_t n);
 
 /* Element access as double / int64 regardless of dtype (slow paths for
  * loaders, printing and tests). */

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "ir/module_image.h"
+#include "ir/oom.h"
 
 bool built_runner_read_graph(void *ctx, Graph *g, int id, RtReader *r) {
     BuiltRunner *b = ctx;
@@ -55,8 +56,12 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
     if (st == RK_CHECK)
         diag_error(d, bg->check_loc[bad], "%s: index out of range",
                    bg->check_op[bad] ? bg->check_op[bad] : "?");
-    else if (st == RK_OOM)
-        diag_error(d, srcloc_none(), "out of memory running graph %s", g->name ? g->name : "?");
+    else if (st == RK_OOM && bad >= 0)
+        ir_oom_value(d, g->outputs[bad]->loc, bg->prog.out_dtype[bad], &bg->prog.out_shape[bad],
+                     "an output", 0, rt_tensor_live_bytes() + b->x.arena_cap);
+    else if (st == RK_OOM) /* the image does not say which values share the arena */
+        ir_oom_arena(d, srcloc_none(), g->name, bg->prog.arena_bytes,
+                     rt_tensor_live_bytes() + b->x.arena_cap);
     return st == RK_OK;
 }
 

@@ -21,6 +21,7 @@
 #include <time.h>
 
 #include "../../ir/interp.h"
+#include "../../ir/oom.h"
 #include "../../passes/fuse.h"
 #include "../../runtime/kprog.h"
 #include "llvm_backend.h"
@@ -158,10 +159,32 @@ static Entry *lookup(LlvmRunner *r, const Graph *g) {
 
 /* ---- running ------------------------------------------------------------------------------ */
 
+/* The largest value of e's arena of intermediates (its first, on a tie). */
+static const Node *largest_intermediate(const Entry *e) {
+    const MemPlan *mp = e->plan.mem;
+    const MemBuf *best = NULL;
+    for (int b = 0; b < mp->nbufs; b++)
+        if (mp->bufs[b].place == MB_ARENA && (!best || mp->bufs[b].bytes > best->bytes))
+            best = &mp->bufs[b];
+    return best ? best->node : NULL;
+}
+
+/* Out of memory for output `bad` of e, or (bad < 0) for its arena:
+ * located at the value that needed the memory (oom.h). */
+static void oom_error(const LlvmRunner *r, const Entry *e, const Graph *g, int bad, DiagList *d) {
+    int64_t held = rt_tensor_live_bytes() + r->x.arena_cap;
+    const Node *n = bad >= 0 ? g->outputs[bad] : largest_intermediate(e);
+    if (n)
+        ir_oom_value(d, n->loc, n->dtype, &n->shape, ir_op_name(n->op),
+                     bad >= 0 ? 0 : e->kp->arena_bytes, held);
+    else
+        ir_oom_arena(d, srcloc_none(), e->info.graph, e->kp->arena_bytes, held);
+}
+
 /* Runs the compiled program of e; diagnostics for a failed index check or
  * memory. */
-static bool run_compiled(LlvmRunner *r, Entry *e, RtTensor *const *in, const bool *donated,
-                         RtTensor **out, DiagList *d) {
+static bool run_compiled(LlvmRunner *r, Entry *e, const Graph *g, RtTensor *const *in,
+                         const bool *donated, RtTensor **out, DiagList *d) {
     int bad = -1;
     RtKStatus st = rt_kprog_run(&r->x, e->kp, in, donated, out, &bad);
     for (int j = 0; j < e->kp->noutputs; j++) e->info.allocs += e->kp->fresh[j] != NULL;
@@ -170,8 +193,7 @@ static bool run_compiled(LlvmRunner *r, Entry *e, RtTensor *const *in, const boo
         const Node *n = k->check_node ? k->check_node : k->group->root;
         diag_error(d, n->loc, "%s: index out of range", ir_op_name(n->op));
     } else if (st == RK_OOM) {
-        diag_error(d, srcloc_none(), "out of memory running graph %s (arena %lld bytes)",
-                   e->info.graph, (long long)e->kp->arena_bytes);
+        oom_error(r, e, g, bad, d);
     }
     return st == RK_OK;
 }
@@ -200,7 +222,7 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
         for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
         return false;
     }
-    return run_compiled(r, e, in, donated, out, d);
+    return run_compiled(r, e, g, in, donated, out, d);
 }
 
 static bool run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, DiagList *d) {

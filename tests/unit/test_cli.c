@@ -486,3 +486,43 @@ Test(cli, main_loop_with_four_ifs_runs_on_both_backends) {
         th_spawn_free(&r);
     }
 }
+
+/* Out of memory is a located diagnostic with one shape on both backends:
+ * the value (dtype, shape, bytes), the op and its line, what the run
+ * already holds, and for the JIT's arena of intermediates its size; exit
+ * 1, never a signal. A child with a 1 GiB data segment cannot get 6 GiB
+ * (ASan reserves more than that for itself, so it is skipped there). */
+Test(cli, out_of_memory_is_a_located_error_on_both_backends) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("a data segment limit does not work under ASan");
+#endif
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    static const char *const progs[2] = {
+        "main {\n  x = randn([40000, 40000], seed = 1)\n  print x\n}\n",
+        "main {\n  print sum(randn([40000, 40000], seed = 1) @ randn([40000, 40000], seed = "
+        "2))\n}\n"};
+    static const char *const where[2] = {":2:7: error: ", ":2:13: error: "};
+    const char *backends[] = {"interp", "cpu"};
+    for (int p = 0; p < 2; p++) {
+        const char *path = th_write_program(progs[p]);
+        for (int b = 0; b < 2; b++) {
+            char *argv[] = {(char *)bin,         "run", (char *)path, "--backend",
+                            (char *)backends[b], NULL};
+            SpawnOptions o = {.timeout_s = 120, .rlimit_data = 1ll << 30};
+            SpawnResult r;
+            cr_assert(th_spawn(argv, &o, &r));
+            EXPECT_EXIT(r, 1);
+            const char *e = strstr(r.err, where[p]);
+            cr_assert(e, "program %d, %s: %s", p, backends[b], r.err);
+            cr_assert(strstr(e, "out of memory: cannot allocate f32[40000,40000] (5.96 GiB) for "
+                                "rng_normal"),
+                      "program %d, %s: %s", p, backends[b], r.err);
+            cr_assert(strstr(e, " already in use\n"), "%s", r.err);
+            bool arena = p == 1 && b == 1; /* the JIT keeps both factors in its arena */
+            cr_assert_eq(strstr(e, "GiB arena of intermediates;") != NULL, arena, "%s: %s",
+                         backends[b], r.err);
+            th_spawn_free(&r);
+        }
+    }
+}

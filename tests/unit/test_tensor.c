@@ -276,3 +276,23 @@ Test(tensor, shapes_equal_up_to_size_one_axes) {
     cr_assert(rt_shape_eq_squeezed(&s1, &s0));
     cr_assert_not(rt_shape_eq_squeezed(&s0, &sb));
 }
+
+/* Out-of-memory messages report what the run holds: every tensor counts
+ * from rt_tensor_new to rt_tensor_free. */
+Test(tensor, live_bytes_follow_new_and_free) {
+    int64_t base = rt_tensor_live_bytes();
+    int64_t d[2] = {3, 5};
+    RtTensor *a = rt_tensor_new(DT_F64, rt_shape_make(2, d));
+    cr_assert_eq(rt_tensor_live_bytes() - base, 120);
+    RtTensor *b = rt_tensor_clone(a);
+    cr_assert_eq(rt_tensor_live_bytes() - base, 240);
+    rt_tensor_free(a);
+    cr_assert_eq(rt_tensor_live_bytes() - base, 120);
+    rt_tensor_free(b);
+    cr_assert_eq(rt_tensor_live_bytes(), base);
+    char buf[32];
+    cr_expect_str_eq(rt_bytes_str(512, buf, sizeof buf), "512 B");
+    cr_expect_str_eq(rt_bytes_str(1536, buf, sizeof buf), "1.5 KiB");
+    cr_expect_str_eq(rt_bytes_str(3ll << 20, buf, sizeof buf), "3.0 MiB");
+    cr_expect_str_eq(rt_bytes_str(6400000000ll, buf, sizeof buf), "5.96 GiB");
+}

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -83,6 +84,10 @@ bool th_spawn(char *const *argv, const SpawnOptions *o, SpawnResult *r) {
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         signal(SIGINT, SIG_DFL);
+        if (o->rlimit_data > 0) {
+            struct rlimit rl = {(rlim_t)o->rlimit_data, (rlim_t)o->rlimit_data};
+            if (setrlimit(RLIMIT_DATA, &rl) != 0) _exit(126);
+        }
         execv(argv[0], argv);
         fprintf(stderr, "exec %s: %s\n", argv[0], strerror(errno));
         _exit(127);

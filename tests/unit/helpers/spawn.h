@@ -29,6 +29,9 @@ typedef struct {
     /* when send_sig is set and this is non-NULL, the signal is sent only
      * once this text has appeared in the child's stdout or stderr */
     const char *send_when;
+    /* > 0: the child's data segment limit (RLIMIT_DATA, bytes), so that
+       large allocations fail as they would on a smaller machine */
+    long long rlimit_data;
 } SpawnOptions;
 
 /* argv[0] is the program path; argv ends with NULL. False when the child
