@@ -576,6 +576,19 @@ Test(exec_train, partial_last_batch_is_skipped) {
     t_fini(&t);
 }
 
+/* A negative step count (a wrapped `steps x epochs`, or a bad program
+ * image) is an error, never a run that trains nothing and succeeds. */
+Test(exec_train, negative_steps_is_an_error) {
+    T t;
+    t_init(&t);
+    double y[8] = {0};
+    build_linreg(&t, 8, 2, -4, false, 0.1, y);
+    ExecOptions o = opts(&t, 0, false);
+    cr_assert_not(ir_exec_module(t.m, &o), "a train of -4 steps ran and reported success");
+    cr_expect(has_diag(&t, "negative step count -4"));
+    t_fini(&t);
+}
+
 Test(exec_shuffle, is_a_permutation_and_depends_on_inputs) {
     int64_t p[1000], q[1000];
     bool seen[1000] = {0};
