@@ -248,6 +248,36 @@ static void use_twice(Graph *g, Node *v) {
     ir_graph_add_output(g, ir_reduce(g, OP_REDUCE_MAX, v, 1u, L));
 }
 
+/* ---- sizes past int64 ---------------------------------------------------------------------- */
+
+/* A value or an arena of more than 2^63 bytes is a located diagnostic, not a
+ * wrapped size or offset (the planner's sums are checked). */
+Test(memplan, sizes_past_int64_are_located_errors) {
+    SrcLoc lb = {1, 1, 2, 1};
+    Graph *g = ir_graph_new(A, D, "g");
+    Node *x = ir_input(g, DT_F32, (Shape){.rank = 1, .dims = {INT64_C(1) << 60}}, "x", L);
+    Node *a = kept(ir_unary(g, OP_EXP, x, L));
+    Node *b = kept(ir_unary(g, OP_SIN, x, lb)); /* a and b live together: 2^63 bytes */
+    ir_graph_add_output(g, ir_binary(g, OP_ADD, a, b, L));
+    cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
+    FusionPlan *fp = pass_fuse_plan(g, A);
+    cr_assert_not_null(fp);
+    MemPlanOptions o = pass_memplan_defaults();
+    cr_expect_null(pass_memplan(fp, &o, A), "an arena of 2^63 bytes was planned");
+    cr_expect(strstr(th_last_diag(D), "graph g: a f32[1152921504606846976] value and those live with it "
+                                      "need more than 2^63 bytes"),
+              "%s", th_last_diag(D));
+    cr_expect_eq(D->items[D->n - 1]->loc.col, 2, "the error is at the value that does not fit");
+
+    Graph *h = ir_graph_new(A, D, "h");
+    Node *y = ir_input(h, DT_F32, (Shape){.rank = 1, .dims = {INT64_C(1) << 61}}, "y", lb);
+    ir_graph_add_output(h, ir_unary(h, OP_NEG, y, L));
+    fp = pass_fuse_plan(h, A);
+    cr_assert_not_null(fp);
+    cr_expect_null(pass_memplan(fp, &o, A), "an input of 2^63 bytes was planned");
+    cr_expect(strstr(th_last_diag(D), "graph h: a f32[2305843009213693952] value"), "%s", th_last_diag(D));
+}
+
 /* ---- where in place must and must not happen ---------------------------------------------- */
 
 Test(memplan, elementwise_update_takes_a_dead_intermediate) {
