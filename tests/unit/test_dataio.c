@@ -643,6 +643,9 @@ Test(dataio, idx_malformed) {
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 4; k++) hdr[4 + 4 * i + k] = (unsigned char)(huge[i] >> (24 - 8 * k));
     expect_idx_error(write_bytes("huge.idx", hdr, 16), "header dims are too large", true);
+    /* empty (a zero dimension) but with rows of (2^32-1)^2 bytes: the row size overflowed */
+    memset(hdr + 4, 0, 4);
+    expect_idx_error(write_bytes("empty_huge.idx", hdr, 16), "header dims are too large", true);
 #ifndef __SANITIZE_ADDRESS__
     struct rlimit rl = {256u << 20, 256u << 20};
     cr_assert_eq(setrlimit(RLIMIT_DATA, &rl), 0);
