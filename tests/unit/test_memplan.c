@@ -29,6 +29,7 @@
 #include "passes/autodiff.h"
 #include "passes/memplan.h"
 #include "passes/pass.h"
+#include "runtime/kprog.h"
 #include "helpers/ir_helpers.h"
 
 static Arena *A;
@@ -276,6 +277,24 @@ Test(memplan, sizes_past_int64_are_located_errors) {
     cr_assert_not_null(fp);
     cr_expect_null(pass_memplan(fp, &o, A), "an input of 2^63 bytes was planned");
     cr_expect(strstr(th_last_diag(D), "graph h: a f32[2305843009213693952] value"), "%s", th_last_diag(D));
+}
+
+/* An arena size near 2^63 (a corrupt program image) is out of memory, not
+ * an aligned size that overflowed (undefined behaviour) and wrapped. */
+Test(memplan, runner_arena_near_int64_is_out_of_memory) {
+    RtKProg p;
+    memset(&p, 0, sizeof p);
+    void *scratch = calloc(1, rt_kprog_scratch_bytes(&p) + 64);
+    cr_assert_not_null(scratch);
+    rt_kprog_scratch(&p, scratch);
+    p.arena_bytes = INT64_MAX - 8;
+    RtKExec x;
+    memset(&x, 0, sizeof x);
+    int bad = -1;
+    cr_expect_eq(rt_kprog_run(&x, &p, NULL, NULL, NULL, &bad), RK_OOM);
+    cr_expect_eq(x.arena_cap, 0);
+    rt_kexec_free(&x);
+    free(scratch);
 }
 
 /* ---- where in place must and must not happen ---------------------------------------------- */
