@@ -93,7 +93,10 @@ static int read_split(Lower *L, Value *v, SrcLoc loc, int64_t rows, int64_t *par
             lw_error(L, loc, "split sizes must not be negative, got %lld", (long long)parts[i]);
             return -1;
         }
-        total += parts[i];
+        if (!ck_add(total, parts[i], &total)) {
+            lw_error(L, loc, "split sizes add up to more than 2^63 - 1 rows; the data has %lld", (long long)rows);
+            return -1;
+        }
     }
     if (total > rows) {
         lw_error(L, loc, "split needs %lld rows, but the data has only %lld", (long long)total, (long long)rows);

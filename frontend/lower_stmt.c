@@ -443,14 +443,17 @@ static Flow graph_if(Lower *L, Scope *s, const Stmt *st, Value *c, SrcLoc cloc) 
 static Flow unrolled_loop(Lower *L, Scope *s, const Stmt *st, const char *var, SrcLoc var_loc, int64_t lo,
                           int64_t hi, const Block *body) {
     if (hi <= lo) return FLOW_NEXT;
-    if (hi - lo > L->unroll_left) {
-        lw_error(L, st->loc, "this loop unrolls %lld iterations, more than the %lld left of the compiler's budget "
+    int64_t n;
+    if (!ck_sub(hi, lo, &n) || n > L->unroll_left) {
+        char count[32] = "more than 2^63 - 1";
+        if (ck_sub(hi, lo, &n)) snprintf(count, sizeof count, "%lld", (long long)n);
+        lw_error(L, st->loc, "this loop unrolls %s iterations, more than the %lld left of the compiler's budget "
                              "of %d (loops inside functions are unrolled)",
-                 (long long)(hi - lo), (long long)L->unroll_left, FE_UNROLL_BUDGET);
+                 count, (long long)L->unroll_left, FE_UNROLL_BUDGET);
         L->unroll_left = 0;
         return FLOW_NEXT;
     }
-    L->unroll_left -= hi - lo;
+    L->unroll_left -= n;
     int saved_kind = L->loop_kind, saved_rt = L->rt_cond;
     L->loop_kind = 2;
     L->rt_cond = 0;

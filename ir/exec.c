@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/checked.h"
 #include "../runtime/dataio.h"
 
 /* ---- slots ---- */
@@ -386,22 +387,34 @@ static bool stop_here(Exec *x, int64_t step) {
     return true;
 }
 
-static bool exec_for(Exec *x, const HostStmt *st) {
-    int64_t lo = st->u.loop.lo, hi = st->u.loop.hi;
+/* A bound read at run time from slot (none when slot < 0): an integer that
+ * fits in int64, else a located error (converting it would be undefined). */
+static bool loop_bound(Exec *x, const HostStmt *st, int slot, int64_t *out) {
     double v;
-    if (st->u.loop.lo_slot >= 0) {
-        if (!exec_read_scalar(x, st->u.loop.lo_slot, st->loc, "for", &v)) return false;
-        lo = (int64_t)v;
+    if (slot < 0) return true;
+    if (!exec_read_scalar(x, slot, st->loc, "for", &v)) return false;
+    if (!(v >= -9223372036854775808.0 && v < 9223372036854775808.0)) {
+        diag_error(x->d, st->loc, "for: the bound %g is not an integer in the range of i64", v);
+        return false;
     }
-    if (st->u.loop.hi_slot >= 0) {
-        if (!exec_read_scalar(x, st->u.loop.hi_slot, st->loc, "for", &v)) return false;
-        hi = (int64_t)v;
+    *out = (int64_t)v;
+    return true;
+}
+
+static bool exec_for(Exec *x, const HostStmt *st) {
+    int64_t lo = st->u.loop.lo, hi = st->u.loop.hi, count;
+    if (!loop_bound(x, st, st->u.loop.lo_slot, &lo) || !loop_bound(x, st, st->u.loop.hi_slot, &hi))
+        return false;
+    if (!ck_sub(hi, lo, &count)) {
+        diag_error(x->d, st->loc, "for: the range %lld..%lld has more than 2^63 - 1 iterations",
+                   (long long)lo, (long long)hi);
+        return false;
     }
     /* The outermost loop of a program without training shows progress and
      * counts as the run's steps. */
     bool top = x->loop_depth == 0 && !x->in_every && !block_has_train(&st->u.loop.body);
     double t_start = rt_now_s();
-    if (top && hi > lo) rt_progress_begin(x->progress, NULL, hi - lo);
+    if (top && count > 0) rt_progress_begin(x->progress, NULL, count);
     int64_t saved_step = x->loop_step;
     x->loop_depth++;
     bool ok = true;

@@ -69,6 +69,10 @@ static bool check_spec(Exec *x, const HostStmt *st, int64_t *row_bytes) {
                    (long long)ts->batch, (long long)ts->rows);
         return false;
     }
+    if (ts->steps < 0) {
+        diag_error(x->d, st->loc, "internal: train %s: negative step count %lld", name, (long long)ts->steps);
+        return false;
+    }
     if (ts->batch > ts->rows) {
         diag_error(x->d, st->loc, "train %s: batch %lld is larger than the data set (%lld rows)", name,
                    (long long)ts->batch, (long long)ts->rows);

@@ -307,10 +307,12 @@ Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop, con
             return NULL;
         }
         at.slice.start[i] = start[i];
-        at.slice.step[i] = step[i];
         /* ceil((stop - start) / step) without forming stop - start + step - 1,
            which overflows for a huge step */
         s.dims[i] = stop[i] == start[i] ? 0 : (stop[i] - start[i] - 1) / step[i] + 1;
+        /* with at most one element the step is never taken: 1 keeps every
+           step * stride product a backend forms inside the tensor's size */
+        at.slice.step[i] = s.dims[i] <= 1 ? 1 : step[i];
     }
     return make(g, OP_SLICE, a->dtype, s, &a, 1, &at, loc);
 }

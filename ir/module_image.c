@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../runtime/checked.h"
+
 #define MAGIC "DFLOWIMG"
 #define VERSION 1
 #define MAX_ITEMS (1 << 24)
@@ -310,9 +312,13 @@ static DType get_dtype(R *rd) {
 static RtTensor *get_value(R *rd, DType dt, Shape s) {
     if (!rt_read_u8(&rd->r)) return NULL;
     rt_read_align(&rd->r, RT_IMAGE_ALIGN);
-    int64_t n = rt_shape_numel(&s);
-    if (rd->r.bad || n < 0) return NULL;
-    const uint8_t *p = rt_read_bytes(&rd->r, (size_t)n * rt_dtype_size(dt));
+    int64_t bytes;
+    if (rd->r.bad) return NULL;
+    if (!ck_bytes(rt_shape_numel(&s), rt_dtype_size(dt), &bytes)) {
+        rt_reader_fail(&rd->r, "a value larger than 2^63 bytes");
+        return NULL;
+    }
+    const uint8_t *p = rt_read_bytes(&rd->r, (size_t)bytes);
     RtTensor *t = p ? arena_alloc(rd->m->arena, sizeof *t) : NULL;
     if (!t) return NULL;
     t->dtype = dt;

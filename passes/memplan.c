@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/checked.h"
+
 enum { READ_ALIGNED = 1, READ_OTHER = 2, READ_ROW = 4 };
 
 MemPlanOptions pass_memplan_defaults(void) {
@@ -98,13 +100,10 @@ static int64_t fl_alloc(FreeList *f, int64_t size) {
         return off;
     }
     /* a free block at the top grows instead of leaving a hole below new bytes */
-    if (f->n > 0 && f->b[f->n - 1].off + f->b[f->n - 1].size == f->top) {
-        int64_t off = f->b[--f->n].off;
-        f->top = off + size;
-        return off;
-    }
-    int64_t off = f->top;
-    f->top += size;
+    bool grow_top = f->n > 0 && f->b[f->n - 1].off + f->b[f->n - 1].size == f->top;
+    int64_t off = grow_top ? f->b[f->n - 1].off : f->top;
+    if (size < 0 || !ck_add(off, size, &f->top)) return -1; /* the arena would pass 2^63 bytes */
+    if (grow_top) f->n--;
     return off;
 }
 
@@ -140,8 +139,16 @@ static void fl_free(FreeList *f, int64_t off, int64_t size) {
 
 /* ---- planning ----------------------------------------------------------------------------- */
 
+/* v rounded up to a multiple of a; -1 when v is -1 or the result passes int64. */
 static int64_t round_up(int64_t v, int64_t a) {
-    return (v + a - 1) / a * a;
+    int64_t r;
+    return v >= 0 && ck_add(v, a - 1, &r) ? r / a * a : -1;
+}
+
+/* numel * element size of n; -1 when that passes int64. */
+static int64_t node_bytes(const Node *n) {
+    int64_t b;
+    return ck_bytes(rt_shape_numel(&n->shape), rt_dtype_size(n->dtype), &b) ? b : -1;
 }
 
 static bool is_output(const Graph *g, const Node *n) {
@@ -174,6 +181,7 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
     MemPlanOptions o = opt ? *opt : pass_memplan_defaults();
     if (o.align <= 0) o.align = 64;
     const Graph *g = fp->graph;
+    const Node *big = NULL; /* the value whose bytes pass int64 */
     MemPlan *mp = arena_alloc(a, sizeof *mp);
     size_t cnt = fp->nnodes ? fp->nnodes : 1;
     int nb = g->ninputs + fp->ngroups;
@@ -195,14 +203,20 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
         const Node *n = g->inputs[i];
         MemBuf *b = &mp->bufs[mp->nbufs];
         *b = (MemBuf){n, MB_INPUT, 0, -1, -1, -1, -1, i};
-        b->bytes = rt_shape_numel(&n->shape) * (int64_t)rt_dtype_size(n->dtype);
+        if ((b->bytes = node_bytes(n)) < 0) {
+            big = n;
+            goto too_big;
+        }
         mp->buf_of[n->id] = mp->nbufs++;
     }
     for (int t = 0; t < fp->ngroups; t++) {
         const Node *n = fp->groups[t].root;
         MemBuf *b = &mp->bufs[mp->nbufs];
         *b = (MemBuf){n, is_output(g, n) ? MB_OUTPUT : MB_ARENA, 0, -1, t, t, -1, -1};
-        b->bytes = rt_shape_numel(&n->shape) * (int64_t)rt_dtype_size(n->dtype);
+        if ((b->bytes = node_bytes(n)) < 0) {
+            big = n;
+            goto too_big;
+        }
         mp->group_buf[t] = mp->nbufs;
         mp->buf_of[n->id] = mp->nbufs++;
     }
@@ -240,6 +254,10 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
             }
         } else if (rb->place == MB_ARENA) {
             rb->offset = fl_alloc(&fl, round_up(rb->bytes, o.align));
+            if (rb->offset < 0) {
+                big = rb->node;
+                goto too_big;
+            }
         } else if (o.donated) { /* an output: a donated input dead by now */
             for (int i = 0; i < g->ninputs; i++) {
                 int db = mp->buf_of[g->inputs[i]->id];
@@ -255,7 +273,10 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
                 break;
             }
         }
-        if (rb->place == MB_ARENA) mp->naive_bytes += round_up(rb->bytes, o.align);
+        if (rb->place == MB_ARENA && !ck_add(mp->naive_bytes, round_up(rb->bytes, o.align), &mp->naive_bytes)) {
+            big = rb->node;
+            goto too_big;
+        }
         /* release what dies here (a value taken in place lives on as the root) */
         for (int i = 0; i < gr->ninputs; i++) {
             int b = mp->buf_of[gr->inputs[i]->id];
@@ -271,10 +292,11 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
     mp->arena_bytes = fl.top;
     for (int b = 0; b < mp->nbufs; b++) {
         const MemBuf *x = &mp->bufs[b];
-        if (x->place == MB_INPUT)
-            mp->input_bytes += x->bytes;
-        else if (x->place == MB_OUTPUT || x->place == MB_DONATED)
-            mp->output_bytes += x->bytes;
+        big = x->node;
+        if (x->place == MB_INPUT && !ck_add(mp->input_bytes, x->bytes, &mp->input_bytes)) goto too_big;
+        if ((x->place == MB_OUTPUT || x->place == MB_DONATED) &&
+            !ck_add(mp->output_bytes, x->bytes, &mp->output_bytes))
+            goto too_big;
     }
     free(mark);
     free(taken);
@@ -286,6 +308,16 @@ oom:
     free(fl.b);
     diag_error(g->diags, srcloc_none(), "out of memory planning the buffers of graph %s",
                g->name ? g->name : "?");
+    return NULL;
+too_big:
+    free(mark);
+    free(taken);
+    free(fl.b);
+    char tb[96] = "";
+    if (big) rt_shape_str(&big->shape, tb, sizeof tb);
+    diag_error(g->diags, big ? big->loc : srcloc_none(),
+               "graph %s: a %s%s value and those live with it need more than 2^63 bytes",
+               g->name ? g->name : "?", big ? rt_dtype_name(big->dtype) : "", tb);
     return NULL;
 }
 

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
+#include "runtime/checked.h"
 #include "runtime/dataio.h"
 
 #define IDX_UBYTE 0x08
@@ -95,6 +96,10 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
         if (h->dims[i] != 0 && h->numel > UINT64_MAX / (uint64_t)h->dims[i]) overflow = true;
         else h->numel *= (uint64_t)h->dims[i];
     }
+    /* the non-zero dimensions must multiply out too: an empty file's row
+       size is still their product (result_shape) */
+    int64_t rows_numel;
+    if (!ck_numel(h->ndim, h->dims, &rows_numel)) overflow = true;
     if (overflow || h->numel > (uint64_t)RT_TENSOR_MAX_BYTES) {
         fail(err, errn, path, "header dims are too large");
         return 0;

@@ -7,6 +7,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "checked.h"
+
 #define ARENA_ALIGN 64
 /* Chunks of about this much work (schedule.c's units, about one per scalar
  * operation): waking a spinning worker costs about a microsecond, a few
@@ -75,7 +77,9 @@ void rt_kexec_free(RtKExec *x) {
 
 static bool ensure_arena(RtKExec *x, int64_t bytes) {
     if (bytes <= x->arena_cap) return true;
-    size_t n = (size_t)((bytes + ARENA_ALIGN - 1) / ARENA_ALIGN * ARENA_ALIGN);
+    int64_t padded;
+    if (!ck_add(bytes, ARENA_ALIGN - 1, &padded)) return false; /* past 2^63: cannot be had */
+    size_t n = (size_t)(padded / ARENA_ALIGN * ARENA_ALIGN);
     void *m = aligned_alloc(ARENA_ALIGN, n);
     if (!m) return false;
     if (x->poison) memset(m, 0xff, n); /* NaN in every float, -1 in every integer */

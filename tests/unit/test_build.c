@@ -287,6 +287,48 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
     arena_free(a);
 }
 
+/* A slot whose element count times its element size passes 2^64 (f64 of
+ * 2^61 + 2 elements: 16 bytes, wrapped) is a corrupt image, not a view of
+ * 16 bytes that claims 2^61 elements. The image of an f64[2] slot is
+ * written, then its dimension patched. (Should the image gain a checksum,
+ * recompute it after the patch, or this test only sees the checksum.) */
+Test(build, image_slot_bytes_overflow_is_rejected) {
+    Arena *a = arena_new();
+    SourceSet *src = source_set_new(a);
+    DiagList *d = diag_list_new(a, src);
+    Module *m = ir_module_new(a, d);
+    cr_assert_not_null(m);
+    int id = ir_module_add_slot(m, "huge_slot", SLOT_DATA, DT_F64, rt_shape_make(1, (int64_t[]){2}));
+    cr_assert_geq(id, 0);
+    m->slots[id].value = rt_tensor_new(DT_F64, m->slots[id].shape);
+    RtBuf img = {0};
+    cr_assert(ir_image_write(m, src, write_graph, NULL, &img));
+    char err[256] = "";
+    Arena *ra = arena_new();
+    Module *back = ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
+    cr_assert_not_null(back, "the unpatched image: %s", err);
+    arena_free(ra);
+    /* name, kind u8, dtype u8, rank u8, then dims[0] as i64 little-endian */
+    uint8_t *at = NULL;
+    for (size_t i = 0; !at && i + 9 <= img.n; i++)
+        if (!memcmp(img.data + i, "huge_slot", 9)) at = img.data + i;
+    cr_assert_not_null(at);
+    at += 9 + 3;
+    int64_t two = 0;
+    memcpy(&two, at, 8);
+    cr_assert_eq(two, 2, "the image layout changed");
+    int64_t huge = (INT64_C(1) << 61) + 2;
+    memcpy(at, &huge, 8);
+    ra = arena_new();
+    back = ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
+    cr_expect_null(back, "an f64[2^61 + 2] slot over 16 bytes was accepted");
+    cr_expect(strstr(err, "a value larger than 2^63 bytes"), "%s", err);
+    arena_free(ra);
+    free(img.data);
+    ir_module_free(m);
+    arena_free(a);
+}
+
 /* --target-cpu x86-64: no AVX instruction in the executable (so it runs on
  * any x86-64 machine), and the same training up to rounding. */
 Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {

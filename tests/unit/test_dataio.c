@@ -431,6 +431,10 @@ Test(dataio, npy_huge_shape_fails_fast) {
     cr_expect_str_eq(errbuf, fmt("%s: shape [4294967296,4294967296,4] is too large", q));
     cr_expect_null(rt_npy_read(r, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: shape [4611686018427387904] is too large", r));
+    /* empty, but its other dimensions multiply past int64 (rt_shape_numel's rule) */
+    const char *e = write_npy_raw("empty_huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }", f, 0);
+    cr_expect_null(rt_npy_read(e, errbuf, sizeof errbuf));
+    cr_expect_str_eq(errbuf, fmt("%s: shape [0,4294967296,4294967296] is too large", e));
 }
 
 /* ---- CSV ---- */
@@ -643,6 +647,9 @@ Test(dataio, idx_malformed) {
     for (int i = 0; i < 3; i++)
         for (int k = 0; k < 4; k++) hdr[4 + 4 * i + k] = (unsigned char)(huge[i] >> (24 - 8 * k));
     expect_idx_error(write_bytes("huge.idx", hdr, 16), "header dims are too large", true);
+    /* empty (a zero dimension) but with rows of (2^32-1)^2 bytes: the row size overflowed */
+    memset(hdr + 4, 0, 4);
+    expect_idx_error(write_bytes("empty_huge.idx", hdr, 16), "header dims are too large", true);
 #ifndef __SANITIZE_ADDRESS__
     struct rlimit rl = {256u << 20, 256u << 20};
     cr_assert_eq(setrlimit(RLIMIT_DATA, &rl), 0);

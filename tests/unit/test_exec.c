@@ -287,6 +287,33 @@ Test(exec_host, if_and_break) {
     t_fini(&t);
 }
 
+/* A range of more than 2^63 - 1 iterations is a located error (hi - lo
+ * overflowed), and a run-time bound that is not an i64 is one too (its
+ * conversion was undefined). The loop would stop at once: the body breaks. */
+Test(exec_host, loop_ranges_past_int64_are_errors) {
+    T t;
+    t_init(&t);
+    int i = ir_module_add_slot(t.m, "i", SLOT_STEP, DT_I64, rt_shape_scalar());
+    HostStmt *f = emit_for(&t, &t.m->main, i, INT64_MIN, INT64_MAX);
+    ir_host_append(t.m, &f->u.loop.body, HS_BREAK, L(5));
+    ExecOptions o = opts(&t, 0, false);
+    cr_assert_not(ir_exec_module(t.m, &o));
+    cr_expect(has_diag(&t, "for: the range -9223372036854775808..9223372036854775807 has more than 2^63 - 1"));
+    cr_expect_eq(t.d->items[t.d->n - 1]->loc.line, 4);
+    t_fini(&t);
+
+    t_init(&t);
+    int hi = slot_f32(&t, "hi");
+    emit_set(&t, &t.m->init, hi, 1e30);
+    f = emit_for(&t, &t.m->main, -1, 0, 0);
+    f->u.loop.hi_slot = hi;
+    ir_host_append(t.m, &f->u.loop.body, HS_BREAK, L(5));
+    o = opts(&t, 0, false);
+    cr_assert_not(ir_exec_module(t.m, &o));
+    cr_expect(has_diag(&t, "for: the bound 1e+30 is not an integer in the range of i64"));
+    t_fini(&t);
+}
+
 Test(exec_host, while_loop) {
     T t;
     t_init(&t);
@@ -573,6 +600,19 @@ Test(exec_train, partial_last_batch_is_skipped) {
     cr_assert_eq(trace_value(t.log, 1), 0x00f);
     cr_assert_eq(trace_value(t.log, 2), 0x0f0);
     cr_assert_eq(trace_value(t.log, 3), 0x00f);
+    t_fini(&t);
+}
+
+/* A negative step count (a wrapped `steps x epochs`, or a bad program
+ * image) is an error, never a run that trains nothing and succeeds. */
+Test(exec_train, negative_steps_is_an_error) {
+    T t;
+    t_init(&t);
+    double y[8] = {0};
+    build_linreg(&t, 8, 2, -4, false, 0.1, y);
+    ExecOptions o = opts(&t, 0, false);
+    cr_assert_not(ir_exec_module(t.m, &o), "a train of -4 steps ran and reported success");
+    cr_expect(has_diag(&t, "negative step count -4"));
     t_fini(&t);
 }
 

@@ -273,6 +273,7 @@ Test(graph, errors_size_overflow) {
     /* a huge step keeps the slice's length exact: one element of three */
     Node *s = ir_slice(G, x, (int64_t[]){0}, (int64_t[]){3}, (int64_t[]){big}, L);
     cr_expect(shape_is(s, th_shape(1, 1)), "slice 0:3:INT64_MAX has one element");
+    cr_expect(s && s->attr.slice.step[0] == 1, "a step never taken is stored as 1");
     s = ir_slice(G, x, (int64_t[]){1}, (int64_t[]){3}, (int64_t[]){big - 1}, L);
     cr_expect(shape_is(s, th_shape(1, 1)));
     s = ir_slice(G, x, (int64_t[]){2}, (int64_t[]){2}, (int64_t[]){big}, L);

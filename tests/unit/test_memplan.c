@@ -29,6 +29,7 @@
 #include "passes/autodiff.h"
 #include "passes/memplan.h"
 #include "passes/pass.h"
+#include "runtime/kprog.h"
 #include "helpers/ir_helpers.h"
 
 static Arena *A;
@@ -246,6 +247,54 @@ static void use_twice(Graph *g, Node *v) {
     kept(v);
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, v, 1u, L));
     ir_graph_add_output(g, ir_reduce(g, OP_REDUCE_MAX, v, 1u, L));
+}
+
+/* ---- sizes past int64 ---------------------------------------------------------------------- */
+
+/* A value or an arena of more than 2^63 bytes is a located diagnostic, not a
+ * wrapped size or offset (the planner's sums are checked). */
+Test(memplan, sizes_past_int64_are_located_errors) {
+    SrcLoc lb = {1, 1, 2, 1};
+    Graph *g = ir_graph_new(A, D, "g");
+    Node *x = ir_input(g, DT_F32, (Shape){.rank = 1, .dims = {INT64_C(1) << 60}}, "x", L);
+    Node *a = kept(ir_unary(g, OP_EXP, x, L));
+    Node *b = kept(ir_unary(g, OP_SIN, x, lb)); /* a and b live together: 2^63 bytes */
+    ir_graph_add_output(g, ir_binary(g, OP_ADD, a, b, L));
+    cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
+    FusionPlan *fp = pass_fuse_plan(g, A);
+    cr_assert_not_null(fp);
+    MemPlanOptions o = pass_memplan_defaults();
+    cr_expect_null(pass_memplan(fp, &o, A), "an arena of 2^63 bytes was planned");
+    cr_expect(strstr(th_last_diag(D), "graph g: a f32[1152921504606846976] value and those live with it "
+                                      "need more than 2^63 bytes"),
+              "%s", th_last_diag(D));
+    cr_expect_eq(D->items[D->n - 1]->loc.col, 2, "the error is at the value that does not fit");
+
+    Graph *h = ir_graph_new(A, D, "h");
+    Node *y = ir_input(h, DT_F32, (Shape){.rank = 1, .dims = {INT64_C(1) << 61}}, "y", lb);
+    ir_graph_add_output(h, ir_unary(h, OP_NEG, y, L));
+    fp = pass_fuse_plan(h, A);
+    cr_assert_not_null(fp);
+    cr_expect_null(pass_memplan(fp, &o, A), "an input of 2^63 bytes was planned");
+    cr_expect(strstr(th_last_diag(D), "graph h: a f32[2305843009213693952] value"), "%s", th_last_diag(D));
+}
+
+/* An arena size near 2^63 (a corrupt program image) is out of memory, not
+ * an aligned size that overflowed (undefined behaviour) and wrapped. */
+Test(memplan, runner_arena_near_int64_is_out_of_memory) {
+    RtKProg p;
+    memset(&p, 0, sizeof p);
+    void *scratch = calloc(1, rt_kprog_scratch_bytes(&p) + 64);
+    cr_assert_not_null(scratch);
+    rt_kprog_scratch(&p, scratch);
+    p.arena_bytes = INT64_MAX - 8;
+    RtKExec x;
+    memset(&x, 0, sizeof x);
+    int bad = -1;
+    cr_expect_eq(rt_kprog_run(&x, &p, NULL, NULL, NULL, &bad), RK_OOM);
+    cr_expect_eq(x.arena_cap, 0);
+    rt_kexec_free(&x);
+    free(scratch);
 }
 
 /* ---- where in place must and must not happen ---------------------------------------------- */
