@@ -165,6 +165,13 @@ RtTensor *rt_npy_read(const char *path, char *err, size_t errn) {
     unsigned char *buf;
     size_t n;
     if (!rt_read_file(path, &buf, &n, err, errn)) return NULL;
+    RtTensor *t = rt_npy_parse(path, buf, n, err, errn);
+    free(buf);
+    return t;
+}
+
+RtTensor *rt_npy_parse(const char *path, const unsigned char *buf, size_t n, char *err,
+                       size_t errn) {
     RtTensor *t = NULL;
     static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (n == 0) {
@@ -249,7 +256,6 @@ RtTensor *rt_npy_read(const char *path, char *err, size_t errn) {
         memcpy(t->data, src, (size_t)want);
     }
 done:
-    free(buf);
     return t;
 }
 
