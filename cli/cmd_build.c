@@ -6,15 +6,19 @@
  * which links the kernels and the program image with the runtime library
  * libdflow_rt.a. That library is found beside the dflow executable (the
  * build tree) or through DFLOW_RT_LIB; the linker is DFLOW_CC or the C
- * compiler dflow was configured with. */
+ * compiler dflow was configured with. -o never replaces the program's source
+ * nor a file that is not an executable dflow built (codegen/llvm/aot_mark.h);
+ * the executable is linked under a temporary name and renamed into place. */
 #include <dirent.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "build_config.h"
 #include "cli.h"
+#include "codegen/llvm/aot_mark.h"
 #include "codegen/llvm/llvm_aot.h"
 #include "ir/exec.h"
 
@@ -32,7 +36,8 @@ static void help(void) {
           "or that the compiler folded, are fixed at build time (set them here).\n"
           "\n"
           "options:\n"
-          "  -o, --output PROG  the executable to write (required)\n"
+          "  -o, --output PROG  the executable to write (required); an existing PROG is\n"
+          "                     replaced only when dflow build made it\n"
           "  --set KEY=VALUE    a config value to build with (repeatable)\n"
           "  --target-cpu CPU   the CPU to compile for: native (this machine's CPU and its\n"
           "                     features; the default: the same bits as dflow run), or a\n"
@@ -106,6 +111,30 @@ static bool target_cpu(const char *name, const char **cpu) {
     return false;
 }
 
+/* -o may name a new file or an executable dflow built, never the source nor
+ * any other file (a typo must not replace the user's data or code). */
+static bool output_may_be_written(const char *output, const char *source) {
+    struct stat so, ss;
+    if (stat(output, &so) != 0) return true; /* a new file (or a folder that fails later) */
+    if (source && stat(source, &ss) == 0 && so.st_dev == ss.st_dev && so.st_ino == ss.st_ino) {
+        fprintf(stderr, "dflow build: -o %s is the program's own source; choose another name\n",
+                output);
+        return false;
+    }
+    if (S_ISDIR(so.st_mode)) {
+        fprintf(stderr, "dflow build: -o %s is a directory\n", output);
+        return false;
+    }
+    if (!S_ISREG(so.st_mode) || !aot_is_built_executable(output)) {
+        fprintf(stderr,
+                "dflow build: -o %s exists and is not an executable made by dflow build; "
+                "remove it or choose another name\n",
+                output);
+        return false;
+    }
+    return true;
+}
+
 static int build(CliCompile *c, const CliArgs *a) {
     const char *cpu;
     if (!target_cpu(a->target_cpu, &cpu)) {
@@ -171,6 +200,10 @@ int cmd_build(int argc, char **argv) {
         pr = CLI_PARSE_ERROR;
     }
     if (pr != CLI_PARSE_OK) {
+        cli_args_free(&a);
+        return 1;
+    }
+    if (!output_may_be_written(a.output, a.file)) {
         cli_args_free(&a);
         return 1;
     }

@@ -171,12 +171,13 @@ Value *lw_load_idx(Lower *L, BuiltinCall *c) {
     Shape si, sl;
     RtTensor *ti = NULL, *tl = NULL;
     if (L->check_only) {
-        if (!rt_idx_shape(img, &si, err, sizeof err) || !rt_idx_shape(lab, &sl, err, sizeof err))
+        if (!rt_idx_shape_as(img, RT_IDX_IMAGES, &si, err, sizeof err) ||
+            !rt_idx_shape_as(lab, RT_IDX_LABELS, &sl, err, sizeof err))
             return lw_error(L, c->pos_loc[0], "idx: %s", err);
     } else {
-        ti = rt_idx_read(img, scale, err, sizeof err);
+        ti = rt_idx_read_as(img, RT_IDX_IMAGES, scale, err, sizeof err);
         if (!ti) return lw_error(L, c->pos_loc[0], "idx: %s", err);
-        tl = rt_idx_read(lab, 1.0, err, sizeof err);
+        tl = rt_idx_read_as(lab, RT_IDX_LABELS, 1.0, err, sizeof err);
         if (!tl) {
             rt_tensor_free(ti);
             return lw_error(L, c->pos_loc[0], "idx: %s", err);
@@ -184,20 +185,11 @@ Value *lw_load_idx(Lower *L, BuiltinCall *c) {
         si = ti->shape;
         sl = tl->shape;
     }
-    if (si.rank == 1) {
-        si.rank = 2;
-        si.dims[1] = 1;
-    } else if (si.rank > 2) {
-        int64_t r = 1;
-        for (int i = 1; i < si.rank; i++) r *= si.dims[i];
-        si.rank = 2;
-        si.dims[1] = r;
-    }
-    if (sl.rank != 1 || si.dims[0] != sl.dims[0]) {
+    if (si.dims[0] != sl.dims[0]) {
         rt_tensor_free(ti);
         rt_tensor_free(tl);
-        return lw_error(L, c->pos_loc[0], "idx: %lld images but %lld labels", (long long)si.dims[0],
-                        (long long)(sl.rank ? sl.dims[0] : 0));
+        return lw_error(L, c->pos_loc[0], "idx: '%s' has %lld images but '%s' has %lld labels", img,
+                        (long long)si.dims[0], lab, (long long)sl.dims[0]);
     }
     int64_t parts[3];
     int np = read_split(L, c->kw[1], c->kw_loc[1], si.dims[0], parts);
@@ -266,6 +258,22 @@ static RtTensor *columns(const RtTensor *t, const int *cols, int ncols, DType dt
     return r;
 }
 
+/* header = true | false | "auto" (the default; rule in runtime/dataio.h). */
+static bool csv_header_mode(Lower *L, Value *v, SrcLoc loc, RtCsvHeader *mode) {
+    if (v->kind == V_STR && strcmp(v->u.s, "auto") == 0) {
+        *mode = RT_CSV_HEADER_AUTO;
+        return true;
+    }
+    if (v->kind == V_STR) {
+        lw_error(L, loc, "csv: header must be true, false or \"auto\", got \"%s\"", v->u.s);
+        return false;
+    }
+    bool want;
+    if (!lw_const_bool(L, v, &want, loc, "csv: header")) return false;
+    *mode = want ? RT_CSV_HEADER_YES : RT_CSV_HEADER_NO;
+    return true;
+}
+
 /* kw order: header, y, labels, dtype, split */
 Value *lw_load_csv(Lower *L, BuiltinCall *c) {
     if (!in_data(L, c)) return lw_err(L);
@@ -279,22 +287,21 @@ Value *lw_load_csv(Lower *L, BuiltinCall *c) {
     if (c->kw[1] && c->kw[2]) return lw_error(L, c->kw_loc[2], "csv: give 'y' (a float target) or 'labels' (integer classes), not both");
     const char *path = find_file(L, pv->u.s, false);
     if (!path) return lw_error(L, c->pos_loc[0], "csv: cannot find '%s'", pv->u.s);
-    char err[512];
-    bool had_header = false;
-    RtTensor *t = rt_csv_read(path, dt, &had_header, err, sizeof err);
-    if (!t) return lw_error(L, c->pos_loc[0], "csv: %s", err);
-    if (c->kw[0]) {
-        bool want;
-        if (!lw_const_bool(L, c->kw[0], &want, c->kw_loc[0], "csv: header")) {
-            rt_tensor_free(t);
-            return lw_err(L);
-        }
-        if (want != had_header) {
-            rt_tensor_free(t);
-            return lw_error(L, c->kw_loc[0], "csv: header = %s, but '%s' %s a header row", want ? "true" : "false",
-                            pv->u.s, had_header ? "has" : "does not have");
-        }
+    RtCsvOptions opt = {.dtype = dt, .header = RT_CSV_HEADER_AUTO};
+    if (c->kw[0] && !csv_header_mode(L, c->kw[0], c->kw_loc[0], &opt.header)) return lw_err(L);
+    Value *ycol = c->kw[1] ? c->kw[1] : c->kw[2];
+    SrcLoc yl = c->kw[1] ? c->kw_loc[1] : c->kw_loc[2];
+    int64_t yc = 0;
+    if (ycol && !lw_const_int(L, ycol, &yc, yl, "csv: the target column")) return lw_err(L);
+    if (c->kw[2]) {
+        /* labels are checked cell by cell as the file is read (file:line:col) */
+        opt.has_int_col = true;
+        opt.int_col = yc;
+        if (dt == DT_F32) opt.dtype = DT_F64; /* every i32 label exact until it is split off */
     }
+    char err[512];
+    RtTensor *t = rt_csv_read_opts(path, &opt, NULL, err, sizeof err);
+    if (!t) return lw_error(L, c->pos_loc[0], "csv: %s", err);
     int64_t rows = t->shape.dims[0], cols = t->shape.rank > 1 ? t->shape.dims[1] : 1;
     int64_t parts[3];
     int np = read_split(L, c->kw[4], c->kw_loc[4], rows, parts);
@@ -302,7 +309,6 @@ Value *lw_load_csv(Lower *L, BuiltinCall *c) {
         rt_tensor_free(t);
         return lw_err(L);
     }
-    Value *ycol = c->kw[1] ? c->kw[1] : c->kw[2];
     if (!ycol) {
         Shape sh = t->shape;
         if (L->check_only) {
@@ -314,12 +320,6 @@ Value *lw_load_csv(Lower *L, BuiltinCall *c) {
             return make_record(L, 1, names, &t, &dt, &sh, np, parts);
         }
         return data_slot(L, L->data_name, dt, sh, t);
-    }
-    SrcLoc yl = c->kw[1] ? c->kw_loc[1] : c->kw_loc[2];
-    int64_t yc;
-    if (!lw_const_int(L, ycol, &yc, yl, "csv: the target column")) {
-        rt_tensor_free(t);
-        return lw_err(L);
     }
     if (yc < 0) yc += cols;
     if (yc < 0 || yc >= cols || cols < 2) {

@@ -140,11 +140,12 @@ bool exec_emit_row(Exec *x, SrcLoc loc, int64_t step, int n, const char *const *
         }
         if (!first) exec_logf(x, "%s\n", line);
     }
+    /* a metrics file that cannot be written ends the run (exit 1), keeping
+       the rows written so far: never a "completed" run with rows missing */
     char err[512];
-    if (!rt_metrics_row(x->metrics, step, n, names, vals, rt_now_s() - x->t0, err, sizeof err) &&
-        !x->metrics_warned) {
-        diag_warning(x->d, loc, "metrics: %s (the run goes on without them)", err);
-        x->metrics_warned = true;
+    if (!rt_metrics_row(x->metrics, step, n, names, vals, rt_now_s() - x->t0, err, sizeof err)) {
+        diag_error(x->d, loc, "metrics: %s", err);
+        return false;
     }
     return true;
 }

@@ -21,7 +21,6 @@ typedef struct Exec {
     RtTensor **vals;
     bool *owned;
     RtMetrics *metrics;
-    bool metrics_warned; /* a write failure was reported once */
     RtProgress *progress;
     double t0;           /* run start (rt_now_s) */
 

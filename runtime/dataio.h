@@ -18,19 +18,51 @@
  * The buffer holds one extra NUL after the *n data bytes (text-friendly).
  * Decompressed data is capped at 4 GiB. */
 bool rt_read_file(const char *path, unsigned char **out, size_t *n, char *err, size_t errn);
+/* Gunzips in memory (the same checks and cap); *out has the extra NUL. */
+bool rt_gunzip(const char *name, const unsigned char *in, size_t n, unsigned char **out,
+               size_t *outn, char *err, size_t errn);
 
 /* .npy: f32, f64, i32, i64, bool, u8 (read as i32), little-endian, C order. */
 RtTensor *rt_npy_read(const char *path, char *err, size_t errn);
+/* The same on bytes in memory (name is used in errors): for tests and fuzzing. */
+RtTensor *rt_npy_parse(const char *name, const unsigned char *buf, size_t n, char *err,
+                       size_t errn);
 bool rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errn);
 
-/* Numeric CSV: optional header row (detected: a non-numeric first row), every
- * row the same number of columns; result f32[rows, cols] (or f64/i32 as asked). */
+/* Numeric CSV: every row the same number of columns; result dtype[rows, cols].
+ * The first row is a header by one rule (csv.c, docs/language.md): AUTO takes
+ * it as a header when none of its cells is a number, as data when all are,
+ * and refuses a mix; YES refuses an all-numeric first row; NO reads it as
+ * data. A NUL byte is an error. has_int_col: column int_col (negative: from
+ * the end) must hold integers in the i32 range (labels; in a float table
+ * they are stored exactly). Errors are "file:line:col: ...". */
+typedef enum { RT_CSV_HEADER_AUTO, RT_CSV_HEADER_YES, RT_CSV_HEADER_NO } RtCsvHeader;
+typedef struct {
+    DType dtype; /* f32, f64, i32, i64 */
+    RtCsvHeader header;
+    bool has_int_col;
+    int64_t int_col;
+} RtCsvOptions;
+RtTensor *rt_csv_read_opts(const char *path, const RtCsvOptions *o, bool *had_header, char *err,
+                           size_t errn);
+/* The same on bytes in memory (name is used in errors): for tests and fuzzing. */
+RtTensor *rt_csv_parse(const char *name, const unsigned char *buf, size_t n, const RtCsvOptions *o,
+                       bool *had_header, char *err, size_t errn);
+/* AUTO header, no integer column. */
 RtTensor *rt_csv_read(const char *path, DType dt, bool *had_header, char *err, size_t errn);
 
 /* IDX (MNIST format): magic 0x0000 08 NN (unsigned byte data), dims big-endian.
- * Images come back as f32[N, prod(rest)] times scale; labels (1-D) as i32[N]. */
+ * Images come back as f32[N, prod(rest)] times scale; labels (1-D) as i32[N].
+ * A role checks the file's rank (images >= 2, labels == 1; the error names
+ * the file); ANY takes the rank as it comes. */
+typedef enum { RT_IDX_ANY, RT_IDX_IMAGES, RT_IDX_LABELS } RtIdxRole;
 RtTensor *rt_idx_read(const char *path, double scale, char *err, size_t errn);
+RtTensor *rt_idx_read_as(const char *path, RtIdxRole role, double scale, char *err, size_t errn);
+/* The same on bytes in memory (name is used in errors): for tests and fuzzing. */
+RtTensor *rt_idx_parse(const char *name, const unsigned char *buf, size_t n, RtIdxRole role,
+                       double scale, char *err, size_t errn);
 /* Reads only the header: dims and count, for compile-time shapes. */
 bool rt_idx_shape(const char *path, Shape *shape, char *err, size_t errn);
+bool rt_idx_shape_as(const char *path, RtIdxRole role, Shape *shape, char *err, size_t errn);
 
 #endif

@@ -95,8 +95,8 @@ static bool all_zero(const unsigned char *p, size_t n) {
     return true;
 }
 
-static bool gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned char **out,
-                   size_t *outlen, char *err, size_t errn) {
+bool rt_gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned char **out,
+               size_t *outlen, char *err, size_t errn) {
     /* First guess: the last member's ISIZE trailer (size mod 2^32), bounded
      * by what deflate can possibly produce from this much input. */
     size_t bound = inlen > READ_FILE_MAX_BYTES / DEFLATE_MAX_RATIO ? READ_FILE_MAX_BYTES
@@ -205,7 +205,7 @@ bool rt_read_file(const char *path, unsigned char **out, size_t *n, char *err, s
         *n = rawlen;
         return true;
     }
-    bool ok = gunzip(path, raw, rawlen, out, n, err, errn);
+    bool ok = rt_gunzip(path, raw, rawlen, out, n, err, errn);
     free(raw);
     return ok;
 }

@@ -9,7 +9,8 @@
  * (computed in double, rounded once to f32). rt_idx_shape reads only the
  * header (through zlib's gzread, which passes plain files through), and for
  * plain files also checks the length against the file size; a gzipped
- * file's length is checked when it is read. */
+ * file's length is checked when it is read. A role (images, labels) also
+ * checks the rank: images 2 or more, labels exactly 1. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -56,7 +57,7 @@ static const char *type_name(int type) {
  * whole length when known (or -1). Returns the header's byte length, or 0
  * after writing the error. */
 static size_t parse_header(const char *path, const unsigned char *p, size_t n, int64_t total,
-                           IdxHeader *h, char *err, size_t errn) {
+                           RtIdxRole role, IdxHeader *h, char *err, size_t errn) {
     if (total == 0 || n == 0) {
         fail(err, errn, path, "empty file");
         return 0;
@@ -79,6 +80,20 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
     }
     if (h->ndim == 0) {
         fail(err, errn, path, "IDX rank 0 is not supported");
+        return 0;
+    }
+    if (role == RT_IDX_IMAGES && h->ndim < 2) {
+        fail(err, errn, path,
+             "an images file needs rank 2 or more (a count, then each image's "
+             "dims), this one has rank %d",
+             h->ndim);
+        return 0;
+    }
+    if (role == RT_IDX_LABELS && h->ndim != 1) {
+        fail(err, errn, path,
+             "a labels file must have rank 1 (one label per image), this one has "
+             "rank %d",
+             h->ndim);
         return 0;
     }
     size_t hlen = 4 + 4 * (size_t)h->ndim;
@@ -124,13 +139,11 @@ static Shape result_shape(const IdxHeader *h) {
     return rt_shape_make(2, dims);
 }
 
-RtTensor *rt_idx_read(const char *path, double scale, char *err, size_t errn) {
-    unsigned char *buf;
-    size_t n;
-    if (!rt_read_file(path, &buf, &n, err, errn)) return NULL;
+RtTensor *rt_idx_parse(const char *path, const unsigned char *buf, size_t n, RtIdxRole role,
+                       double scale, char *err, size_t errn) {
     IdxHeader h;
     RtTensor *t = NULL;
-    size_t hlen = parse_header(path, buf, n, (int64_t)n, &h, err, errn);
+    size_t hlen = parse_header(path, buf, n, (int64_t)n, role, &h, err, errn);
     if (hlen) {
         bool labels = h.ndim == 1;
         Shape s = result_shape(&h);
@@ -148,11 +161,27 @@ RtTensor *rt_idx_read(const char *path, double scale, char *err, size_t errn) {
             for (uint64_t i = 0; i < h.numel; i++) o[i] = table[buf[hlen + i]];
         }
     }
+    return t;
+}
+
+RtTensor *rt_idx_read_as(const char *path, RtIdxRole role, double scale, char *err, size_t errn) {
+    unsigned char *buf;
+    size_t n;
+    if (!rt_read_file(path, &buf, &n, err, errn)) return NULL;
+    RtTensor *t = rt_idx_parse(path, buf, n, role, scale, err, errn);
     free(buf);
     return t;
 }
 
+RtTensor *rt_idx_read(const char *path, double scale, char *err, size_t errn) {
+    return rt_idx_read_as(path, RT_IDX_ANY, scale, err, errn);
+}
+
 bool rt_idx_shape(const char *path, Shape *shape, char *err, size_t errn) {
+    return rt_idx_shape_as(path, RT_IDX_ANY, shape, err, errn);
+}
+
+bool rt_idx_shape_as(const char *path, RtIdxRole role, Shape *shape, char *err, size_t errn) {
     errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
@@ -177,7 +206,7 @@ bool rt_idx_shape(const char *path, Shape *shape, char *err, size_t errn) {
     struct stat st;
     if (plain && stat(path, &st) == 0 && S_ISREG(st.st_mode)) total = (int64_t)st.st_size;
     IdxHeader h;
-    if (!parse_header(path, hdr, (size_t)got, total, &h, err, errn)) return false;
+    if (!parse_header(path, hdr, (size_t)got, total, role, &h, err, errn)) return false;
     if (shape) *shape = result_shape(&h);
     return true;
 }

@@ -2,11 +2,14 @@
  *
  * Rows are stored sparsely (column ids + values) in memory. A value column
  * gets an id when first seen; the file order is: step, value columns by id
- * except "loss", loss, time_s. Appending writes one line and flushes; a new
- * column rewrites the whole file through a temporary name and rename(), so a
- * reader never sees a half-written header. Numbers use %.9g, which
+ * except "loss", loss, time_s. Appending writes one line in one write and
+ * flushes (a row torn by a failed write is cut off again); a new column
+ * rewrites the whole file through a temporary name and rename()
+ * (runtime/outfile.h), so a reader never sees a half-written header. Numbers use %.9g, which
  * round-trips f32 and keeps the file short. */
 #include "runtime/metrics.h"
+
+#include "runtime/outfile.h"
 
 #include <errno.h>
 #include <math.h>
@@ -14,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     int64_t step; /* < 0: none */
@@ -193,38 +197,74 @@ static bool rewrite(RtMetrics *m, char *err, size_t errn) {
         fclose(m->csv);
         m->csv = NULL;
     }
-    size_t n = strlen(m->csv_path) + 8;
-    char *tmp = malloc(n);
-    if (!tmp) {
+    int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
+    if (!ids) {
         set_err(err, errn, "%s%s", "out of memory", "");
         return false;
     }
-    snprintf(tmp, n, "%s.tmp", m->csv_path);
-    int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
-    FILE *f = ids ? fopen(tmp, "w") : NULL;
-    if (!f) {
-        set_err(err, errn, "cannot write '%s': %s", tmp, strerror(errno));
+    RtOutFile o;
+    if (!rt_out_open(&o, m->csv_path, 0666, err, errn)) {
         free(ids);
-        free(tmp);
         return false;
     }
     int k = order_ids(m, ids);
-    write_header(m, f, ids, k);
-    for (int i = 0; i < m->nrows; i++) write_row(f, &m->rows[i], ids, k);
-    bool ok = fflush(f) == 0 && !ferror(f);
-    ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, m->csv_path) != 0) ok = false;
-    if (!ok) set_err(err, errn, "cannot write '%s': %s", m->csv_path, strerror(errno));
+    write_header(m, o.f, ids, k);
+    for (int i = 0; i < m->nrows; i++)
+        write_row(o.f, &m->rows[i], ids, k);
     free(ids);
-    free(tmp);
-    if (!ok) return false;
+    if (!rt_out_commit(&o, err, errn)) return false;
     m->written_cols = m->nnames;
     m->csv = fopen(m->csv_path, "a");
     if (!m->csv) {
-        set_err(err, errn, "cannot append to '%s': %s", m->csv_path, strerror(errno));
+        rt_out_error(err, errn, m->csv_path, errno);
         return false;
     }
     return true;
+}
+
+/* Appends one row in a single write and flushes it; when the write fails
+ * part-way (a full disk), the torn row is cut off again, so the file keeps
+ * only whole rows. */
+static bool append_row(RtMetrics *m, const Row *r, char *err, size_t errn) {
+    int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
+    char *line = NULL;
+    size_t len = 0;
+    FILE *mem = ids ? open_memstream(&line, &len) : NULL;
+    if (!mem) {
+        free(ids);
+        set_err(err, errn, "%s%s", "out of memory", "");
+        return false;
+    }
+    int k = order_ids(m, ids);
+    write_row(mem, r, ids, k);
+    free(ids);
+    bool ok = fclose(mem) == 0;
+    if (!ok) {
+        free(line);
+        set_err(err, errn, "%s%s", "out of memory", "");
+        return false;
+    }
+    /* write(2), not stdio: no buffer may hold a torn row to flush later */
+    int fd = fileno(m->csv);
+    struct stat st;
+    off_t before = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? st.st_size : -1;
+    size_t done = 0;
+    int e = 0;
+    while (done < len && !e) {
+        ssize_t w = write(fd, line + done, len - done);
+        if (w > 0)
+            done += (size_t)w;
+        else if (w < 0 && errno != EINTR)
+            e = errno;
+        else if (w == 0)
+            e = EIO;
+    }
+    free(line);
+    if (!e) return true;
+    /* best effort: a device has nothing to cut */
+    if (before >= 0 && ftruncate(fd, before) != 0) before = -1;
+    rt_out_error(err, errn, m->csv_path, e);
+    return false;
 }
 
 bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
@@ -274,21 +314,8 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
     m->rows[m->nrows++] = r;
     if (!m->csv_path || m->broken) return true;
 
-    bool ok;
-    if (!m->csv || m->written_cols != m->nnames) {
-        ok = rewrite(m, err, errn);
-    } else {
-        int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
-        if (!ids) {
-            set_err(err, errn, "%s%s", "out of memory", "");
-            return false;
-        }
-        int k = order_ids(m, ids);
-        write_row(m->csv, &r, ids, k);
-        free(ids);
-        ok = fflush(m->csv) == 0 && !ferror(m->csv);
-        if (!ok) set_err(err, errn, "cannot write '%s': %s", m->csv_path, strerror(errno));
-    }
+    bool ok = !m->csv || m->written_cols != m->nnames ? rewrite(m, err, errn)
+                                                      : append_row(m, &r, err, errn);
     if (!ok) m->broken = true;
     return ok;
 }
@@ -343,22 +370,18 @@ static void json_num(FILE *f, double v) {
 bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *err, size_t errn) {
     if (!m->dir) return true;
     size_t n = strlen(m->dir) + 32;
-    char *path = malloc(n), *tmp = malloc(n + 8);
-    if (!path || !tmp) {
-        free(path);
-        free(tmp);
+    char *path = malloc(n);
+    if (!path) {
         set_err(err, errn, "%s%s", "out of memory", "");
         return false;
     }
     snprintf(path, n, "%s/summary.json", m->dir);
-    snprintf(tmp, n + 8, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        set_err(err, errn, "cannot write '%s': %s", tmp, strerror(errno));
+    RtOutFile o;
+    if (!rt_out_open(&o, path, 0666, err, errn)) {
         free(path);
-        free(tmp);
         return false;
     }
+    FILE *f = o.f;
     fputs("{\n  \"program\": ", f);
     json_str(f, s->program);
     fprintf(f, ",\n  \"seed\": %llu,\n  \"rng\": ", (unsigned long long)s->seed);
@@ -384,11 +407,7 @@ bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *e
     fputs(",\n  \"steps_per_s\": ", f);
     json_num(f, s->train_s > 0 ? (double)s->steps / s->train_s : 0.0);
     fputs("\n}\n", f);
-    bool ok = fflush(f) == 0 && !ferror(f);
-    ok = (fclose(f) == 0) && ok;
-    if (ok && rename(tmp, path) != 0) ok = false;
-    if (!ok) set_err(err, errn, "cannot write '%s': %s", path, strerror(errno));
+    bool ok = rt_out_commit(&o, err, errn);
     free(path);
-    free(tmp);
     return ok;
 }

@@ -5,8 +5,10 @@
  * column when present), then `time_s` (seconds since the run began). A cell
  * is empty when the row did not record that name, or the row has no step.
  * The column set is the union of the names seen so far: when a row brings a
- * new name the file is rewritten whole (metrics are small), otherwise the row
- * is appended and flushed at once, so an interrupted run keeps every row.
+ * new name the file is rewritten whole through a temporary and rename
+ * (metrics are small), otherwise the row is appended in one write and flushed
+ * at once, so an interrupted run keeps every row; a row a failed write tore
+ * is cut off again, and the failure is returned (the caller ends the run).
  * summary.json records the program, seed, RNG version, step count, the last
  * value of every column ("final"), wall time and training speed.
  * Rows are also kept in memory (for summaries and tests), also when no

@@ -8,7 +8,8 @@
  * is checked against the bytes actually present *before* any tensor is
  * allocated, so a lying header costs nothing. Supported dtypes: <f4 <f8 <f2
  * <i4 <i8 |b1, and |u1 |i1 widened to i32. Big-endian and Fortran-order
- * arrays are refused rather than converted. The file may be gzipped. */
+ * arrays are refused rather than converted. The file may be gzipped.
+ * Writing goes through a temporary name and rename (runtime/outfile.h). */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "runtime/dataio.h"
+#include "runtime/outfile.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.c assumes a little-endian host"
@@ -165,6 +167,13 @@ RtTensor *rt_npy_read(const char *path, char *err, size_t errn) {
     unsigned char *buf;
     size_t n;
     if (!rt_read_file(path, &buf, &n, err, errn)) return NULL;
+    RtTensor *t = rt_npy_parse(path, buf, n, err, errn);
+    free(buf);
+    return t;
+}
+
+RtTensor *rt_npy_parse(const char *path, const unsigned char *buf, size_t n, char *err,
+                       size_t errn) {
     RtTensor *t = NULL;
     static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (n == 0) {
@@ -249,7 +258,6 @@ RtTensor *rt_npy_read(const char *path, char *err, size_t errn) {
         memcpy(t->data, src, (size_t)want);
     }
 done:
-    free(buf);
     return t;
 }
 
@@ -293,19 +301,15 @@ bool rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errn) {
     memset(header + k, ' ', hlen - (size_t)k - 1);
     header[hlen - 1] = '\n';
 
-    FILE *f = fopen(path, "wb");
-    if (!f) {
-        fail(err, errn, path, "cannot open for writing: %s", strerror(errno));
+    RtOutFile o;
+    if (!rt_out_open(&o, path, 0666, err, errn)) return false;
+    size_t bytes = rt_tensor_bytes(t);
+    bool ok = fwrite(pre, 1, 10, o.f) == 10 && fwrite(header, 1, hlen, o.f) == hlen &&
+              (bytes == 0 || fwrite(t->data, 1, bytes, o.f) == bytes);
+    if (!ok) {
+        rt_out_error(err, errn, path, errno);
+        rt_out_abort(&o);
         return false;
     }
-    size_t bytes = rt_tensor_bytes(t);
-    bool ok = fwrite(pre, 1, 10, f) == 10 && fwrite(header, 1, hlen, f) == hlen &&
-              (bytes == 0 || fwrite(t->data, 1, bytes, f) == bytes);
-    int e = errno;
-    if (fclose(f) != 0 && ok) {
-        ok = false;
-        e = errno;
-    }
-    if (!ok) fail(err, errn, path, "write error: %s", strerror(e));
-    return ok;
+    return rt_out_commit(&o, err, errn);
 }

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include "../../ir/module_image.h"
+#include "../../runtime/outfile.h"
+#include "aot_mark.h"
 #include "llvm_internal.h"
 #include "llvm_plan.h"
 
@@ -93,22 +96,13 @@ static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
     return true;
 }
 
-static bool write_file(const char *path, const void *data, size_t n, char *err, size_t errn) {
-    FILE *f = fopen(path, "wb");
-    bool ok = f && fwrite(data, 1, n, f) == n;
-    if (f && fclose(f) != 0) ok = false;
-    if (!ok) snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
-    return ok;
-}
-
 /* The assembly that places the image in read-only data (aligned, so its
- * tensors are used in place) and lists the graphs' task tables. */
+ * tensors are used in place), lists the graphs' task tables and marks the
+ * executable as one dflow built (aot_mark.h). */
 static bool write_asm(const char *path, const char *image, int ngraphs, char *err, size_t errn) {
-    FILE *f = fopen(path, "w");
-    if (!f) {
-        snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
-        return false;
-    }
+    RtOutFile o;
+    if (!rt_out_open(&o, path, 0666, err, errn)) return false;
+    FILE *f = o.f;
     fprintf(f, "\t.section .rodata\n\t.balign %d\n\t.globl dflow_image\ndflow_image:\n\t.incbin \"",
             RT_IMAGE_ALIGN);
     for (const char *c = image; *c; c++) fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
@@ -117,12 +111,9 @@ static bool write_asm(const char *path, const char *image, int ngraphs, char *er
     fprintf(f, "\t.section .data.rel.ro,\"aw\"\n\t.balign 8\n\t.globl dflow_tabs\ndflow_tabs:\n");
     for (int i = 0; i < ngraphs; i++) fprintf(f, "\t.quad dflow_g%d_tab\n", i);
     if (ngraphs == 0) fprintf(f, "\t.quad 0\n");
+    fprintf(f, "\t.section %s,\"a\",@progbits\n\t.asciz \"dflow build\"\n", AOT_MARK_SECTION);
     fprintf(f, "\t.section .note.GNU-stack,\"\",@progbits\n");
-    if (fclose(f) != 0) {
-        snprintf(err, errn, "cannot write %s: %s", path, strerror(errno));
-        return false;
-    }
-    return true;
+    return rt_out_commit(&o, err, errn);
 }
 
 /* Splits flags at spaces (no quoting: configure-time paths without spaces). */
@@ -132,7 +123,7 @@ static int split_words(char *s, char **out, int max) {
     return n;
 }
 
-static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path) {
+static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path, const char *output) {
     const LlvmBuildOptions *o = t->o;
     int cap = nobj + 64;
     char **argv = arena_alloc(t->a, sizeof(char *) * (size_t)cap);
@@ -144,7 +135,7 @@ static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path) {
     int n = 0;
     argv[n++] = (char *)o->cc;
     argv[n++] = "-o";
-    argv[n++] = (char *)o->output;
+    argv[n++] = (char *)output;
     for (int i = 0; i < nobj; i++) argv[n++] = objs[i];
     argv[n++] = (char *)asm_path;
     argv[n++] = (char *)o->rt_lib;
@@ -175,6 +166,22 @@ static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path) {
     return true;
 }
 
+/* Links into a temporary name beside the output, then renames it over the
+ * output: a failed or interrupted link never leaves half an executable. */
+static bool link_and_install(Aot *t, char **objs, int nobj, const char *asm_path) {
+    size_t n = strlen(t->o->output) + 32;
+    char *tmp = arena_alloc(t->a, n);
+    if (!tmp) {
+        snprintf(t->err, t->errn, "out of memory");
+        return false;
+    }
+    snprintf(tmp, n, "%s.tmp-%ld", t->o->output, (long)getpid());
+    bool ok = link_exe(t, objs, nobj, asm_path, tmp) &&
+              rt_out_install(tmp, t->o->output, t->err, t->errn);
+    if (!ok) unlink(tmp);
+    return ok;
+}
+
 static bool build(Aot *t, Module *m, const SourceSet *src) {
     const Graph **graphs;
     const GraphCall **calls;
@@ -195,12 +202,12 @@ static bool build(Aot *t, Module *m, const SourceSet *src) {
     char image[4096], asm_path[4096];
     snprintf(image, sizeof image, "%s/image.bin", t->o->work_dir);
     snprintf(asm_path, sizeof asm_path, "%s/image.s", t->o->work_dir);
-    ok = ok && write_file(image, img.data, img.n, t->err, t->errn) &&
+    ok = ok && rt_out_write_file(image, img.data, img.n, 0666, t->err, t->errn) &&
          write_asm(asm_path, image, ng, t->err, t->errn);
     if (ok && t->o->verbose)
         fprintf(log_of(t->o), "build: program image %zu bytes, %d graphs\n", img.n, ng);
     free(img.data);
-    return ok && link_exe(t, objs, ng, asm_path);
+    return ok && link_and_install(t, objs, ng, asm_path);
 }
 
 bool llvm_build_executable(Module *m, const SourceSet *src, const LlvmBuildOptions *o, char *err,

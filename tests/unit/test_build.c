@@ -201,6 +201,82 @@ Test(build, refusals_and_corrupt_images, .timeout = 600) {
     th_rmdir(dir);
 }
 
+/* -o replaces only an executable dflow built, and only once the new one is
+ * whole: never the source, another file or a folder; a failed link leaves
+ * the old executable as it was, with no temporary beside it. */
+Test(build, output_is_never_clobbered, .timeout = 600) {
+    char dir[4096], path[4200];
+    cr_assert(th_tempdir(dir, sizeof dir, "build"));
+    const char *exe = build_prog(dir);
+    size_t n0;
+    char *before = th_slurp(exe, &n0);
+    cr_assert(before);
+
+    /* a linker that writes half a file and fails */
+    snprintf(path, sizeof path, "%s/badcc", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert(f &&
+              fputs("#!/bin/sh\nwhile [ \"$1\" != -o ]; do shift; done\n"
+                    "echo partial > \"$2\"\nexit 1\n",
+                    f) >= 0 &&
+              fclose(f) == 0);
+    cr_assert_eq(chmod(path, 0755), 0);
+    cr_assert_eq(setenv("DFLOW_CC", path, 1), 0);
+    SpawnResult r = th_run(300, dflow_bin(), "build", PROG, "-o", exe, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "linking"), "%s", r.err);
+    th_spawn_free(&r);
+    unsetenv("DFLOW_CC");
+    size_t n1;
+    char *after = th_slurp(exe, &n1);
+    cr_assert(after && n1 == n0 && !memcmp(before, after, n0), "the old executable was clobbered");
+    free(after);
+    free(before);
+    r = th_run(60, "/bin/sh", "-c", "ls \"$0\" | grep -c tmp", dir, NULL);
+    cr_expect(strstr(r.out, "0"), "a temporary was left: %s", r.out);
+    th_spawn_free(&r);
+
+    /* a rebuild over a built executable is fine */
+    r = th_run(300, dflow_bin(), "build", PROG, "-o", exe, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+
+    /* the source, a data file, an executable dflow did not build, a folder */
+    char src[4200], data[4200], other[4200];
+    snprintf(src, sizeof src, "%s/copy.dfl", dir);
+    snprintf(data, sizeof data, "%s/notes.txt", dir);
+    snprintf(other, sizeof other, "%s/true", dir);
+    char *prog_text = th_slurp(PROG, NULL);
+    cr_assert(prog_text);
+    f = fopen(src, "w");
+    cr_assert(f && fputs(prog_text, f) >= 0 && fclose(f) == 0);
+    free(prog_text);
+    f = fopen(data, "w");
+    cr_assert(f && fputs("my notes\n", f) >= 0 && fclose(f) == 0);
+    r = th_run(60, "/bin/cp", "/bin/true", other, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    r = th_run(300, dflow_bin(), "build", src, "-o", src, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "is the program's own source"), "%s", r.err);
+    th_spawn_free(&r);
+    const char *refused[] = {data, other, dflow_bin()};
+    for (int i = 0; i < 3; i++) {
+        r = th_run(300, dflow_bin(), "build", PROG, "-o", refused[i], NULL);
+        TH_EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "is not an executable made by dflow build"), "%s", r.err);
+        th_spawn_free(&r);
+    }
+    char *notes = th_slurp(data, NULL);
+    cr_expect_str_eq(notes, "my notes\n");
+    free(notes);
+    r = th_run(300, dflow_bin(), "build", PROG, "-o", dir, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "is a directory"), "%s", r.err);
+    th_spawn_free(&r);
+    th_rmdir(dir);
+}
+
 /* ---- the image reader, in process ---------------------------------------------------------- */
 
 typedef struct {

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "helpers/spawn.h"
 #include "runtime/dataio.h"
 
 /* ---- a temp directory per test (each test runs in its own process) ---- */
@@ -567,6 +568,86 @@ static void check_images(const char *p, size_t hlen, const unsigned char *raw) {
     rt_tensor_free(t);
 }
 
+/* A table read from memory with options (the path is only a name in errors). */
+static RtTensor *csv_mem(const char *text, size_t n, DType dt, RtCsvHeader h, bool labels,
+                         int64_t col, bool *hdr) {
+    RtCsvOptions o = {.dtype = dt, .header = h, .has_int_col = labels, .int_col = col};
+    return rt_csv_parse("m.csv", (const unsigned char *)text, n, &o, hdr, errbuf, sizeof errbuf);
+}
+
+#define CSV(text, dt, h, labels, col, hdr) csv_mem(text, sizeof text - 1, dt, h, labels, col, hdr)
+
+/* The header rule: a row of text is a header, a row of numbers is data, a mix
+ * is refused; header = true never drops a numeric row; false keeps row 1. */
+Test(dataio, csv_header_rule) {
+    bool hdr = true;
+    RtTensor *t = CSV("1,2\n3,4\n", DT_F32, RT_CSV_HEADER_AUTO, false, 0, &hdr);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect_not(hdr);
+    cr_expect_eq(t->shape.dims[0], 2, "a numeric first row is data");
+    rt_tensor_free(t);
+    t = CSV("a,b\n3,4\n", DT_F32, RT_CSV_HEADER_AUTO, false, 0, &hdr);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect(hdr);
+    cr_expect_eq(t->shape.dims[0], 1);
+    rt_tensor_free(t);
+    /* a data row with a typo was taken for a header and silently dropped */
+    cr_expect_null(CSV("1,2x\n3,4\n", DT_F32, RT_CSV_HEADER_AUTO, false, 0, &hdr));
+    cr_expect_str_eq(errbuf, "m.csv:1:2: the first row mixes numbers and text, so it is neither "
+                             "clearly a header nor data: say header = true or header = false");
+    t = CSV("id,2019\n3,4\n", DT_F32, RT_CSV_HEADER_YES, false, 0, &hdr);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect(hdr);
+    cr_expect_eq(t->shape.dims[0], 1, "a mixed header said to be one");
+    rt_tensor_free(t);
+    cr_expect_null(CSV("1,2\n3,4\n", DT_F32, RT_CSV_HEADER_YES, false, 0, &hdr));
+    cr_expect_str_eq(errbuf, "m.csv:1: header = true, but the first row is all numbers (a data "
+                             "row, not a header)");
+    cr_expect_null(CSV("a,b\n3,4\n", DT_F32, RT_CSV_HEADER_NO, false, 0, &hdr));
+    cr_expect_str_eq(errbuf, "m.csv:1:1: not a number: 'a'");
+    t = CSV("1,2\n3,4\n", DT_F32, RT_CSV_HEADER_NO, false, 0, &hdr);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect_eq(t->shape.dims[0], 2);
+    rt_tensor_free(t);
+}
+
+/* The labels column: integers in the i32 range only, each bad cell located;
+ * labels above 2^24 survive a float table exactly. */
+Test(dataio, csv_label_column) {
+    RtTensor *t =
+        CSV("x,y\n0.5,16777217\n1.5,-3\n2,4.0\n", DT_F64, RT_CSV_HEADER_AUTO, true, -1, NULL);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect_eq(((double *)t->data)[1], 16777217.0);
+    cr_expect_eq(((double *)t->data)[3], -3.0);
+    cr_expect_eq(((double *)t->data)[5], 4.0);
+    rt_tensor_free(t);
+    static const char *bad[] = {"1.5", "nan", "-inf", "3000000000", "1e10", "-2147483649", "2.5e0"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[128];
+        int n = snprintf(text, sizeof text, "x,y\n1,2\n3,%s\n", bad[i]);
+        cr_expect_null(csv_mem(text, (size_t)n, DT_F32, RT_CSV_HEADER_AUTO, true, 1, NULL), "%s",
+                       bad[i]);
+        cr_expect_str_eq(errbuf, fmt("m.csv:3:2: a label must be an integer from -2147483648 to "
+                                     "2147483647, got '%s'",
+                                     bad[i]));
+    }
+    cr_expect_null(CSV("1,2\n", DT_F32, RT_CSV_HEADER_AUTO, true, 2, NULL));
+    cr_expect_str_eq(errbuf, "m.csv: column 2 is out of range for 2 columns");
+    cr_expect_null(CSV("1,2\n", DT_F32, RT_CSV_HEADER_AUTO, true, -3, NULL));
+    cr_expect_str_eq(errbuf, "m.csv: column -3 is out of range for 2 columns");
+}
+
+/* A NUL byte is not text: strtod stopped at it, so "4\0junk" read as 4. */
+Test(dataio, csv_nul_byte) {
+    cr_expect_null(CSV("1,2\n3,4\0junk\n", DT_F32, RT_CSV_HEADER_AUTO, false, 0, NULL));
+    cr_expect_str_eq(errbuf, "m.csv:2:4: a NUL byte: this is not a text file");
+    cr_expect_null(CSV("\0", DT_F32, RT_CSV_HEADER_AUTO, false, 0, NULL));
+    cr_expect_str_eq(errbuf, "m.csv:1:1: a NUL byte: this is not a text file");
+    const char *p = write_bytes("nul.csv", "a\nb\n\0", 5);
+    cr_expect_null(rt_csv_read(p, DT_F32, NULL, errbuf, sizeof errbuf));
+    cr_expect_str_eq(errbuf, fmt("%s:3:1: a NUL byte: this is not a text file", p));
+}
+
 Test(dataio, idx_roundtrip_plain_and_gzip) {
     const uint32_t dims[3] = {3, 4, 5};
     size_t n;
@@ -721,4 +802,65 @@ Test(dataio, mnist_vendored) {
     cr_expect(rt_shape_eq(&s, &y->shape));
     rt_tensor_free(x);
     rt_tensor_free(y);
+}
+
+/* The role fixes the rank: images 2 or more, labels exactly 1; the file is named. */
+Test(dataio, idx_rank_fits_role) {
+    const uint32_t d1[1] = {4}, d2[2] = {4, 3}, d3[3] = {4, 2, 2};
+    size_t n1, n2, n3;
+    unsigned char *b1 = idx_mem(0x08, 1, d1, &n1), *b2 = idx_mem(0x08, 2, d2, &n2),
+                  *b3 = idx_mem(0x08, 3, d3, &n3);
+    const char *p1 = write_bytes("r1.idx", b1, n1), *p3 = write_bytes("r3.idx", b3, n3);
+    RtTensor *t = rt_idx_read_as(p3, RT_IDX_IMAGES, 1.0, errbuf, sizeof errbuf);
+    cr_assert_not_null(t, "%s", errbuf);
+    rt_tensor_free(t);
+    t = rt_idx_parse("r2", b2, n2, RT_IDX_IMAGES, 1.0, errbuf, sizeof errbuf);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect_eq(t->shape.dims[1], 3);
+    rt_tensor_free(t);
+    cr_expect_null(rt_idx_read_as(p1, RT_IDX_IMAGES, 1.0, errbuf, sizeof errbuf));
+    cr_expect_str_eq(errbuf, fmt("%s: an images file needs rank 2 or more (a count, then each "
+                                 "image's dims), this one has rank 1",
+                                 p1));
+    Shape s;
+    cr_expect_not(rt_idx_shape_as(p1, RT_IDX_IMAGES, &s, errbuf, sizeof errbuf));
+    cr_expect(strstr(errbuf, "needs rank 2 or more"), "%s", errbuf);
+    cr_expect_null(rt_idx_read_as(p3, RT_IDX_LABELS, 1.0, errbuf, sizeof errbuf));
+    cr_expect_str_eq(errbuf, fmt("%s: a labels file must have rank 1 (one label per image), this "
+                                 "one has rank 3",
+                                 p3));
+    cr_expect_not(rt_idx_shape_as(p3, RT_IDX_LABELS, &s, errbuf, sizeof errbuf));
+    cr_expect(rt_idx_shape_as(p1, RT_IDX_LABELS, &s, errbuf, sizeof errbuf), "%s", errbuf);
+    free(b1);
+    free(b2);
+    free(b3);
+}
+
+/* The memory entry points (for fuzzing) agree with the file readers. */
+Test(dataio, memory_entry_points) {
+    float v[3] = {1, 2, 3};
+    RtTensor *t = rt_tensor_new(DT_F32, rt_shape_make(1, (int64_t[]){3}));
+    memcpy(t->data, v, sizeof v);
+    const char *p = tpath("m.npy");
+    cr_assert(rt_npy_write(p, t, errbuf, sizeof errbuf), "%s", errbuf);
+    rt_tensor_free(t);
+    size_t n;
+    unsigned char *raw = (unsigned char *)th_slurp(p, &n);
+    cr_assert_not_null(raw);
+    t = rt_npy_parse("m.npy", raw, n, errbuf, sizeof errbuf);
+    cr_assert_not_null(t, "%s", errbuf);
+    cr_expect_eq(memcmp(t->data, v, sizeof v), 0);
+    rt_tensor_free(t);
+    cr_expect_null(rt_npy_parse("m.npy", raw, n - 1, errbuf, sizeof errbuf));
+    cr_expect(strstr(errbuf, "m.npy: truncated"), "%s", errbuf);
+    size_t zn, outn;
+    unsigned char *z = gzip_mem(raw, n, &zn), *out;
+    cr_assert(rt_gunzip("m.gz", z, zn, &out, &outn, errbuf, sizeof errbuf), "%s", errbuf);
+    cr_expect_eq(outn, n);
+    cr_expect_eq(memcmp(out, raw, n), 0);
+    free(out);
+    cr_expect_not(rt_gunzip("m.gz", z, zn - 3, &out, &outn, errbuf, sizeof errbuf));
+    cr_expect(strstr(errbuf, "m.gz: truncated gzip data"), "%s", errbuf);
+    free(z);
+    free(raw);
 }
