@@ -196,10 +196,12 @@ bool rt_idx_shape_as(const char *path, RtIdxRole role, Shape *shape, char *err, 
     }
     int zerr = Z_OK;
     const char *zmsg = gzerror(gz, &zerr);
+    char zbuf[160]; /* gzerror's text belongs to gz: copy it before gzclose frees it */
+    snprintf(zbuf, sizeof zbuf, "%s", zmsg && *zmsg ? zmsg : "error");
     bool plain = gzdirect(gz) == 1;
     gzclose(gz);
     if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR)) {
-        fail(err, errn, path, "cannot read the header: %s", zmsg && *zmsg ? zmsg : "error");
+        fail(err, errn, path, "cannot read the header: %s", zbuf);
         return false;
     }
     int64_t total = -1;

@@ -29,17 +29,18 @@ build() {
   command -v clang >/dev/null || die "clang is not installed (scripts/setup.sh installs it)"
   if [ ! -f "$BUILD/build.ninja" ]; then
     echo "fuzz: configuring $BUILD (clang, DFLOW_FUZZ=ON)"
+    mkdir -p "$BUILD"
     CC=clang cmake -S . -B "$BUILD" -G Ninja -DDFLOW_FUZZ=ON -DDFLOW_WERROR=ON \
-      -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD.configure.log" 2>&1 ||
-      { tail -20 "$BUILD.configure.log" >&2; die "configuring $BUILD failed (log: $BUILD.configure.log)"; }
+      -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo >"$BUILD/configure.log" 2>&1 ||
+      { tail -20 "$BUILD/configure.log" >&2; die "configuring $BUILD failed (log: $BUILD/configure.log)"; }
   fi
   cmake --build "$BUILD" -j "$(nproc 2>/dev/null || echo 2)" --target "$@" >"$BUILD/build.log" 2>&1 ||
     { tail -30 "$BUILD/build.log" >&2; die "building $* failed (log: $BUILD/build.log)"; }
 }
 
-# Fills $BUILD/seeds/$1 afresh and prints its path.
+# seeds TARGET DIR: fills DIR afresh with the target's seeds.
 seeds() {
-  local t=$1 dir="$BUILD/seeds/$1"
+  local t=$1 dir=$2
   rm -rf "$dir"
   mkdir -p "$dir"
   [ -d "tests/fuzz/corpus/$t" ] && cp tests/fuzz/corpus/"$t"/* "$dir"/ 2>/dev/null || true
@@ -53,11 +54,11 @@ seeds() {
       >"$BUILD/image_seeds.log" 2>&1 ||
       { tail -20 "$BUILD/image_seeds.log" >&2; die "no image seeds (log: $BUILD/image_seeds.log)"; } ;;
   esac
-  echo "$dir"
 }
 
-export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:handle_abort=1}"
-export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+# Our own options, not the caller's (scripts/test.sh exports handle_segv=0).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:handle_abort=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 export OPENBLAS_NUM_THREADS=1
 sym="/usr/lib/llvm-${LLVM_VERSION}/bin/llvm-symbolizer"
 [ -x "$sym" ] && export ASAN_SYMBOLIZER_PATH="$sym"
@@ -92,8 +93,8 @@ check)
   build fuzz_all
   fail=0
   for t in "${TARGETS[@]}"; do
-    s=$(seeds "$t")
-    work="$BUILD/check/$t"
+    s="$BUILD/check/seeds-$t" work="$BUILD/check/corpus-$t"
+    seeds "$t" "$s"
     rm -rf "$work" && mkdir -p "$work"
     run "$t" "$BUILD/check-$t-replay.log" -runs=0 "$s" || fail=1
     run "$t" "$BUILD/check-$t.log" -seed=1 -max_total_time="$secs" "$work" "$s" || fail=1
@@ -106,7 +107,8 @@ check)
   shift 2
   printf '%s\n' "${TARGETS[@]}" | grep -qx "$t" || die "unknown target '$t' (one of: ${TARGETS[*]})"
   if [ "$t" = image ]; then build "fuzz_$t" fuzz_image_seeds; else build "fuzz_$t"; fi
-  s=$(seeds "$t")
+  s="$BUILD/seeds/$t"
+  seeds "$t" "$s"
   mkdir -p "$BUILD/corpus/$t"
   run "$t" "$BUILD/fuzz-$t.log" -max_total_time="$secs" "$@" "$BUILD/corpus/$t" "$s"
   ;;

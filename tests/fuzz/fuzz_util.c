@@ -38,6 +38,20 @@ void fz_file_set(FzFile *f, const uint8_t *data, size_t n) {
     }
 }
 
+void fz_absolute_args(int *argc, char ***argv) {
+    char cwd[4096];
+    fz_check(getcwd(cwd, sizeof cwd) != NULL, "getcwd: %s", strerror(errno));
+    for (int i = 1; i < *argc; i++) {
+        const char *a = (*argv)[i];
+        if (a[0] == '-' || a[0] == '/') continue;
+        size_t n = strlen(cwd) + strlen(a) + 2;
+        char *abs = malloc(n); /* lives as long as libFuzzer's arguments */
+        fz_check(abs != NULL, "%s", "out of memory");
+        snprintf(abs, n, "%s/%s", cwd, a);
+        (*argv)[i] = abs;
+    }
+}
+
 static char tempdirs[4][4096];
 static int ntempdirs;
 

@@ -27,6 +27,12 @@ const char *fz_tempdir(const char *tag);
 /* Writes data[0..n) to dir/name, creating dir/name's folder; aborts on failure. */
 void fz_write(const char *dir, const char *name, const void *data, size_t n);
 
+/* Makes every argument that is not a -flag an absolute path, for a target
+ * that changes directory in LLVMFuzzerInitialize: libFuzzer parses its
+ * arguments again after that call, so corpus folders and crash files given
+ * relative to the caller's directory still resolve. */
+void fz_absolute_args(int *argc, char ***argv);
+
 /* Small data files under dir for seed programs: data/mnist10k-images-idx3-ubyte
  * and -labels-idx1-ubyte (16 digits of 28 x 28, labels 0..9), data/x.npy
  * (f32[4, 3], 0..11) and data/x.csv (a header, 4 rows of 4 columns, the
