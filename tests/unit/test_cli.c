@@ -185,11 +185,14 @@ static RtTensor *load_npy(const char *dir, const char *name) {
 }
 
 /* Splits cut rows in file order: each part holds exactly its rows, on both
- * backends (x = columns a, b; y = the label column). */
+ * backends (x = the first two columns; y = the label column). */
 Test(cli, data_split_parts_hold_exactly_their_rows) {
     char dir[256], prog[1024];
     cr_assert(th_tempdir(dir, sizeof dir, "cli"));
-    const char *csv = write_file(dir, "d.csv", "a,b,label\n1,10,0\n2,20,1\n3,30,2\n4,40,0\n5,50,1\n6,60,2\n7,70,0\n");
+    /* a quoted header name may hold a comma */
+    const char *csv = write_file(dir, "d.csv",
+                                 "\"width, cm\",\"height, cm\",label\n1,10,0\n2,20,1\n3,30,2\n4,40,0\n5,50,1\n"
+                                 "6,60,2\n7,70,0\n");
     snprintf(prog, sizeof prog,
              "data d = csv(\"%s\", labels = 2, split = [3, 2, 2])\n"
              "data e = csv(\"%s\", labels = 2, split = [5, 1])\n"
@@ -525,4 +528,44 @@ Test(cli, out_of_memory_is_a_located_error_on_both_backends) {
             th_spawn_free(&r);
         }
     }
+}
+
+/* Rows far from zero (every logit <= -100, all positive, gaps of 100):
+ * softmax, log_softmax and logsumexp fuse their row max and row sum into
+ * one kernel on the CPU, which must give the interpreter's finite answers;
+ * so must a row mean read through a transpose. */
+Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 300) {
+    char dir[256];
+    cr_assert(th_tempdir(dir, sizeof dir, "cli"));
+    const char *prog = write_file(dir, "rows.dfl",
+                                  "main {\n  x = randn([5, 7], seed = 1)\n  z = randn([7, 5], seed = 2)\n"
+                                  "  gap = iota(7) * 100.0\n"
+                                  "  save \"neg.npy\" softmax(x - 200.0, axis = 1)\n"
+                                  "  save \"pos.npy\" log_softmax(x + 300.0, axis = 1)\n"
+                                  "  save \"lse.npy\" logsumexp(x - 300.0, axis = 1)\n"
+                                  "  save \"gap.npy\" softmax(x + gap, axis = 1)\n"
+                                  "  save \"min.npy\" x - min(x + 150.0, axis = 1, keepdims = true)\n"
+                                  "  save \"tr.npy\" transpose(x - mean(x, axis = 1, keepdims = true)) * z\n}\n");
+    static const char *files[] = {"neg.npy", "pos.npy", "lse.npy", "gap.npy", "min.npy", "tr.npy"};
+    const char *backends[] = {"interp", "cpu"};
+    char out[2][320];
+    for (int b = 0; b < 2; b++) {
+        snprintf(out[b], sizeof out[b], "%s/%s", dir, backends[b]);
+        SpawnResult r = dflow(120, "run", prog, "--backend", backends[b], "--out", out[b], NULL);
+        EXPECT_EXIT(r, 0);
+        th_spawn_free(&r);
+    }
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        RtTensor *a = load_npy(out[0], files[i]), *c = load_npy(out[1], files[i]);
+        cr_assert(rt_shape_eq(&a->shape, &c->shape), "%s: shapes differ", files[i]);
+        for (int64_t j = 0; j < rt_shape_numel(&a->shape); j++) {
+            double va = rt_tensor_get_f64(a, j), vc = rt_tensor_get_f64(c, j);
+            cr_expect(isfinite(va), "%s[%lld] on interp: %g", files[i], (long long)j, va);
+            cr_expect(fabs(va - vc) <= 1e-5 * (1 + fabs(va)), "%s[%lld]: interp %.9g, cpu %.9g", files[i],
+                      (long long)j, va, vc);
+        }
+        rt_tensor_free(a);
+        rt_tensor_free(c);
+    }
+    th_rmdir(dir);
 }
