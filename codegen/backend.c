@@ -27,7 +27,9 @@ static bool cpu_supports(OpKind op) {
 }
 
 static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
+    char dir[4096]; /* the command's compile cache: named by the environment */
     LlvmOptions lo = {
+        .cache_dir = llvm_cache_default_dir(dir, sizeof dir),
         .verbose = o ? o->verbose : false,
         .log = o ? o->log : NULL,
         .interp_runs = o ? o->interp_runs : 0,

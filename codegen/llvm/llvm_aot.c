@@ -19,9 +19,10 @@ extern char **environ;
 typedef struct {
     const LlvmBuildOptions *o;
     Arena *a;
-    LLVMContextRef ctx;
-    LLVMTargetMachineRef tm;
+    LlvmKComp *kc;   /* kernels: each structure compiled once for the whole program */
     LlvmPlan *plans; /* per graph id */
+    char **objs;     /* object files to link: the kernels', then one glue per graph */
+    int nobjs, capobjs;
     char *err;
     size_t errn;
 } Aot;
@@ -46,37 +47,82 @@ static bool *static_donations(Aot *t, const Module *m, const GraphCall *c) {
     return d;
 }
 
-/* Plans, emits and writes graph id's object file. */
-static bool compile_graph(Aot *t, const Module *m, const GraphCall *c, int id, char *obj, size_t objn) {
+static bool write_file(const char *path, const void *data, size_t n, char *err, size_t errn);
+
+/* Writes an object into the work folder and lists it for the link. */
+static bool add_object(Aot *t, const void *obj, size_t n) {
+    if (t->nobjs == t->capobjs) {
+        int cap = t->capobjs ? 2 * t->capobjs : 64;
+        char **p = arena_alloc(t->a, sizeof *p * (size_t)cap);
+        if (!p) {
+            snprintf(t->err, t->errn, "out of memory");
+            return false;
+        }
+        if (t->nobjs) memcpy(p, t->objs, sizeof *p * (size_t)t->nobjs);
+        t->objs = p;
+        t->capobjs = cap;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/o%d.o", t->o->work_dir, t->nobjs);
+    char *copy = arena_strdup(t->a, path);
+    if (!copy) {
+        snprintf(t->err, t->errn, "out of memory");
+        return false;
+    }
+    t->objs[t->nobjs++] = copy;
+    return write_file(copy, obj, n, t->err, t->errn);
+}
+
+/* Plans graph id, compiles its kernels not compiled yet (in parallel) and
+ * its glue (the task table dflow_g<id>_tab), and writes their objects. */
+static bool compile_graph(Aot *t, const Module *m, const GraphCall *c, int id) {
     const Graph *g = c->graph;
+    const char *gname = g->name ? g->name : "?";
     char why[192];
     bool *donated = static_donations(t, m, c);
-    if (!donated || !llvm_plan_graph(g, donated, t->a, &t->plans[id], why, sizeof why)) {
-        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", g->name ? g->name : "?", why);
+    LlvmPlan *pl = &t->plans[id];
+    if (!donated || !llvm_plan_graph(g, donated, t->a, pl, why, sizeof why)) {
+        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", gname, why);
         return false;
+    }
+    int nk = pl->prog->nkernels;
+    LlvmKCode **codes = arena_alloc(t->a, sizeof *codes * (size_t)(nk ? nk : 1));
+    const char **syms = arena_alloc(t->a, sizeof *syms * (size_t)(2 * nk + 1));
+    LlvmKStats st;
+    if (!codes || !syms ||
+        !llvm_kcomp_program(t->kc, pl->prog, pl->opts, codes, &st, why, sizeof why)) {
+        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", gname,
+                 codes ? why : "out of memory");
+        return false;
+    }
+    for (int i = 0; i < nk; i++) {
+        LlvmKCode *k = codes[i];
+        bool ok = !k->obj || add_object(t, k->obj, k->nobj);
+        free(k->obj);
+        k->obj = NULL;
+        if (!ok) return false;
+        syms[2 * i] = k->sym[0];
+        syms[2 * i + 1] = k->sym[1][0] ? k->sym[1] : NULL;
     }
     char name[32];
     snprintf(name, sizeof name, "dflow_g%d", id);
     LlvmCG cg;
-    llvm_cg_init(&cg, t->ctx, name);
-    bool ok = llvm_emit_program(&cg, t->plans[id].prog, name);
+    llvm_cg_init(&cg, llvm_kcomp_context(t->kc), name);
+    bool ok = llvm_emit_glue(&cg, pl->prog, syms, name);
     LLVMDisposeBuilder(cg.b);
-    if (!ok)
-        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", g->name ? g->name : "?",
+    if (!ok) {
+        snprintf(t->err, t->errn, "graph %s cannot be compiled: %s", gname,
                  cg.error[0] ? cg.error : "cannot lower the graph");
-    ok = ok && llvm_optimize_module(t->tm, cg.mod, llvm_full_opt(g), NULL, t->err, t->errn);
-    snprintf(obj, objn, "%s/g%d.o", t->o->work_dir, id);
-    char *msg = NULL;
-    if (ok && LLVMTargetMachineEmitToFile(t->tm, cg.mod, obj, LLVMObjectFile, &msg)) {
-        snprintf(t->err, t->errn, "cannot write %s: %s", obj, msg ? msg : "?");
-        ok = false;
+        LLVMDisposeModule(cg.mod);
+        return false;
     }
-    LLVMDisposeMessage(msg);
-    LLVMDisposeModule(cg.mod);
+    void *obj = NULL;
+    size_t n = 0;
+    ok = llvm_kcomp_module(t->kc, cg.mod, &obj, &n, &st, t->err, t->errn) && add_object(t, obj, n);
+    free(obj);
     if (ok && t->o->verbose)
-        fprintf(log_of(t->o), "build: graph %s: %d kernels, arena %lld bytes\n",
-                g->name ? g->name : "?", t->plans[id].kp.nkernels,
-                (long long)t->plans[id].kp.arena_bytes);
+        fprintf(log_of(t->o), "build: graph %s: %d kernels (%d shared), arena %lld bytes\n", gname,
+                pl->kp.nkernels, st.nreused, (long long)pl->kp.arena_bytes);
     return ok;
 }
 
@@ -123,7 +169,9 @@ static int split_words(char *s, char **out, int max) {
     return n;
 }
 
-static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path, const char *output) {
+static bool link_exe(Aot *t, const char *asm_path, const char *output) {
+    char **objs = t->objs;
+    int nobj = t->nobjs;
     const LlvmBuildOptions *o = t->o;
     int cap = nobj + 64;
     char **argv = arena_alloc(t->a, sizeof(char *) * (size_t)cap);
@@ -168,7 +216,7 @@ static bool link_exe(Aot *t, char **objs, int nobj, const char *asm_path, const 
 
 /* Links into a temporary name beside the output, then renames it over the
  * output: a failed or interrupted link never leaves half an executable. */
-static bool link_and_install(Aot *t, char **objs, int nobj, const char *asm_path) {
+static bool link_and_install(Aot *t, const char *asm_path) {
     size_t n = strlen(t->o->output) + 32;
     char *tmp = arena_alloc(t->a, n);
     if (!tmp) {
@@ -176,7 +224,7 @@ static bool link_and_install(Aot *t, char **objs, int nobj, const char *asm_path
         return false;
     }
     snprintf(tmp, n, "%s.tmp-%ld", t->o->output, (long)getpid());
-    bool ok = link_exe(t, objs, nobj, asm_path, tmp) &&
+    bool ok = link_exe(t, asm_path, tmp) &&
               rt_out_install(tmp, t->o->output, t->err, t->errn);
     if (!ok) unlink(tmp);
     return ok;
@@ -187,15 +235,12 @@ static bool build(Aot *t, Module *m, const SourceSet *src) {
     const GraphCall **calls;
     int ng = ir_image_graphs(m, t->a, &graphs, &calls);
     t->plans = ng >= 0 ? arena_alloc(t->a, sizeof *t->plans * (size_t)(ng ? ng : 1)) : NULL;
-    char **objs = ng >= 0 ? arena_alloc(t->a, sizeof(char *) * (size_t)(ng ? ng : 1)) : NULL;
-    if (!t->plans || !objs) {
+    if (!t->plans) {
         snprintf(t->err, t->errn, "out of memory");
         return false;
     }
-    for (int i = 0; i < ng; i++) {
-        objs[i] = arena_alloc(t->a, 4096);
-        if (!objs[i] || !compile_graph(t, m, calls[i], i, objs[i], 4096)) return false;
-    }
+    for (int i = 0; i < ng; i++)
+        if (!compile_graph(t, m, calls[i], i)) return false;
     RtBuf img = {0};
     bool ok = ir_image_write(m, src, write_graph, t, &img);
     if (!ok) snprintf(t->err, t->errn, "out of memory writing the program image");
@@ -207,7 +252,7 @@ static bool build(Aot *t, Module *m, const SourceSet *src) {
     if (ok && t->o->verbose)
         fprintf(log_of(t->o), "build: program image %zu bytes, %d graphs\n", img.n, ng);
     free(img.data);
-    return ok && link_and_install(t, objs, ng, asm_path);
+    return ok && link_and_install(t, asm_path);
 }
 
 bool llvm_build_executable(Module *m, const SourceSet *src, const LlvmBuildOptions *o, char *err,
@@ -218,15 +263,10 @@ bool llvm_build_executable(Module *m, const SourceSet *src, const LlvmBuildOptio
     }
     Aot t = {.o = o, .err = err, .errn = errn};
     t.a = arena_new();
-    t.tm = t.a ? llvm_target_machine(o->cpu, false, err, errn) : NULL;
+    t.kc = t.a ? llvm_kcomp_new(o->cpu, false, NULL, 0, err, errn) : NULL;
     if (!t.a) snprintf(err, errn, "out of memory");
-    bool ok = false;
-    if (t.tm) {
-        t.ctx = LLVMContextCreate();
-        ok = build(&t, m, src);
-        LLVMContextDispose(t.ctx);
-        LLVMDisposeTargetMachine(t.tm);
-    }
+    bool ok = t.kc && build(&t, m, src);
+    llvm_kcomp_free(t.kc);
     arena_free(t.a);
     return ok;
 }

@@ -39,6 +39,9 @@ typedef struct {
     int nthreads; /* kernel threads; 0 = rt_pool_default_size() (DFLOW_NUM_THREADS or cores) */
     bool poison;  /* fill the arena and fresh output tensors with NaN bytes (tests: no
                      kernel may rely on zeroed memory) */
+    /* the persistent compile cache's folder (llvm_cache.h); NULL: none */
+    const char *cache_dir;
+    int compile_threads; /* 0: DFLOW_COMPILE_THREADS or the online cores */
 } LlvmOptions;
 
 typedef struct {
@@ -46,6 +49,10 @@ typedef struct {
     int runs;          /* how often it was run */
     bool compiled;     /* compilation happened (fallback tells whether it worked) */
     int nkernels;
+    int nfull;        /* kernels optimised at O3 (the rest: O0, fast code generation) */
+    int nunique;      /* kernels new to the runner: compiled or loaded from the cache */
+    int ncached;      /* of which found in the persistent cache */
+    int nshared;      /* kernels sharing code made earlier (identical structure) */
     double compile_s; /* fusion + scheduling + IR + O3 + machine code */
     double opt_s;     /* of which the LLVM optimiser (O3, or O0 for a graph run once) */
     double codegen_s; /* of which machine code generation (LLJIT) */

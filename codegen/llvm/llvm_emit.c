@@ -1029,7 +1029,7 @@ static void add_attr(LlvmCG *cg, LLVMValueRef fn, unsigned idx, const char *name
 
 /* The buffers kernel k reads or writes, in ascending order, as kernel
  * arguments: an in-place input shares the output's argument, so it is left out. */
-static int kernel_buffers(const KernelProgram *p, const KernelPlan *k, int *out) {
+int llvm_kernel_params(const KernelProgram *p, const KernelPlan *k, int *out) {
     bool *used = calloc((size_t)p->nbufs, 1);
     if (!used) return -1;
     used[k->out_buf] = true;
@@ -1308,30 +1308,52 @@ static LLVMValueRef emit_task(LlvmCG *cg, LLVMValueRef kf, const char *name, con
     return fn;
 }
 
-bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name) {
+/* The kernel's task functions are external (the runner looks them up, the
+ * glue of each graph calls them); the rest stays internal. */
+bool llvm_emit_kernel(LlvmCG *cg, const KernelProgram *p, const KernelPlan *k, const char *name) {
+    int *params = malloc(sizeof(int) * (size_t)(p->nbufs ? p->nbufs : 1));
+    int np = params ? llvm_kernel_params(p, k, params) : -1;
+    bool trig = llvm_kernel_has_trig(k);
+    char xname[112];
+    snprintf(xname, sizeof xname, "%s_x", name);
+    LLVMValueRef kf = np < 0 ? NULL : emit_kernel(cg, p, k, name, params, np, trig);
+    LLVMValueRef xf = kf && trig ? emit_kernel(cg, p, k, xname, params, np, false) : NULL;
+    free(params);
+    if (np < 0) return llvm_fail(cg, "out of memory");
+    if (!kf || (trig && !xf)) return false;
+    LLVMSetLinkage(kf, LLVMExternalLinkage);
+    if (xf) LLVMSetLinkage(xf, LLVMExternalLinkage);
+    return true;
+}
+
+bool llvm_emit_glue(LlvmCG *cg, const KernelProgram *p, const char *const *syms, const char *name) {
     int nk = p->nkernels;
     int *params = malloc(sizeof(int) * (size_t)(p->nbufs ? p->nbufs : 1));
+    LLVMTypeRef *pt = malloc(sizeof(LLVMTypeRef) * (size_t)(p->nbufs + 2));
     LLVMValueRef *tab = malloc(sizeof(LLVMValueRef) * (size_t)(2 * nk + 1));
-    bool ok = params && tab;
+    bool ok = params && tab && pt;
     if (!ok) llvm_fail(cg, "out of memory");
     for (int i = 0; ok && i < nk; i++) {
-        const KernelPlan *k = &p->kernels[i];
-        int np = kernel_buffers(p, k, params);
-        char kname[96], xname[104], tname[104], txname[112];
-        snprintf(kname, sizeof kname, "%s_k%d", name, k->id);
-        snprintf(xname, sizeof xname, "%s_exact", kname);
-        snprintf(tname, sizeof tname, "%s_task", kname);
-        snprintf(txname, sizeof txname, "%s_task", xname);
-        bool trig = llvm_kernel_has_trig(k);
-        LLVMValueRef kf = np < 0 ? NULL : emit_kernel(cg, p, k, kname, params, np, trig);
-        LLVMValueRef xf = kf && trig ? emit_kernel(cg, p, k, xname, params, np, false) : NULL;
-        if (!kf || (trig && !xf)) {
-            ok = false;
+        int np = llvm_kernel_params(p, &p->kernels[i], params);
+        if (np < 0) {
+            ok = llvm_fail(cg, "out of memory");
             break;
         }
-        tab[2 * i] = emit_task(cg, kf, tname, params, np);
-        tab[2 * i + 1] = trig ? emit_task(cg, xf, txname, params, np) : LLVMConstNull(cg->ptr);
-        ok = tab[2 * i] && tab[2 * i + 1];
+        for (int j = 0; j < np; j++)
+            pt[j] = cg->ptr;
+        pt[np] = pt[np + 1] = cg->i64;
+        LLVMTypeRef fty = LLVMFunctionType(cg->i32, pt, (unsigned)np + 2, 0);
+        for (int v = 0; v < 2; v++) {
+            const char *sym = syms[2 * i + v];
+            tab[2 * i + v] = LLVMConstNull(cg->ptr);
+            if (!sym) continue;
+            char tname[64];
+            snprintf(tname, sizeof tname, "%s_t%d%s", name, i, v ? "x" : "");
+            LLVMValueRef kf = LLVMGetNamedFunction(cg->mod, sym);
+            if (!kf) kf = LLVMAddFunction(cg->mod, sym, fty);
+            tab[2 * i + v] = emit_task(cg, kf, tname, params, np);
+            if (!tab[2 * i + v]) ok = false;
+        }
     }
     if (ok) {
         char gname[96];
@@ -1342,6 +1364,7 @@ bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name) {
         LLVMSetGlobalConstant(g, 1);
     }
     free(params);
+    free(pt);
     free(tab);
     return ok;
 }

@@ -16,7 +16,9 @@
 #include <llvm-c/Target.h>
 #include <llvm-c/TargetMachine.h>
 
+#include "../../runtime/bytes.h"
 #include "../kernel.h"
+#include "llvm_cache.h"
 
 typedef struct {
     LLVMContextRef ctx;
@@ -85,36 +87,62 @@ LLVMValueRef llvm_fresh_seed(LlvmCG *cg, LLVMValueRef seed, LLVMValueRef t, uint
  * (KernelPlan.par_n) with the buffer pointers bufs[]; returns bit 0 when an
  * index check failed, bit 1 when (a fast variant) it must be rerun exactly. */
 typedef int32_t (*LlvmTaskFn)(void **bufs, int64_t lo, int64_t hi);
-/* Builds the kernels of p into cg->mod with the table `<name>_tab`: per
- * kernel in execution order, its LlvmTaskFn and its exact variant's (NULL
- * unless the kernel has f32 sin/cos, see llvm_kernel_has_trig). Buffer
- * pointers for an in-place kernel: bufs[out_buf] also serves inplace_buf. */
-bool llvm_emit_program(LlvmCG *cg, const KernelProgram *p, const char *name);
+/* The buffers kernel k takes as arguments, ascending (an in-place input
+ * shares the output's and is left out); returns how many, -1 out of memory. */
+int llvm_kernel_params(const KernelProgram *p, const KernelPlan *k, int *out);
+/* Kernel k of p as the external function `i32 name(ptr arg..., i64 lo, i64 hi)`
+ * over its llvm_kernel_params buffers, and `name`_x, its exact variant, when
+ * it has f32 sin/cos (llvm_kernel_has_trig). Its code depends only on the
+ * kernel's structure (llvm_kernel_key), so one copy serves every kernel of
+ * the same key. */
+bool llvm_emit_kernel(LlvmCG *cg, const KernelProgram *p, const KernelPlan *k, const char *name);
+/* A program's glue: per kernel a task (LlvmTaskFn) that loads the kernel's
+ * buffers from bufs[] and calls syms[2 i] (syms[2 i + 1]: the exact variant,
+ * or NULL), and the constant table `name`_tab of those tasks, two per
+ * kernel in execution order (NULL for a missing exact variant). */
+bool llvm_emit_glue(LlvmCG *cg, const KernelProgram *p, const char *const *syms, const char *name);
 /* f32 sin or cos in the kernel: it has an exact variant, and may be rerun. */
 bool llvm_kernel_has_trig(const KernelPlan *k);
 
+/* ---- llvm_kernel_key.c ---- */
+/* Appends to b the structural key of kernel k of p: equal keys, equal IR
+ * (see the file). False when out of memory. */
+bool llvm_kernel_key(const KernelProgram *p, const KernelPlan *k, RtBuf *b);
+
 /* ---- llvm_jit.c ---- */
+/* How hard a kernel is optimised (chosen per kernel by llvm_plan_graph from
+ * its expected benefit, never from time measured): FAST runs default<O0>
+ * and the fast instruction selector (LLVMCodeGenLevelNone), about ten
+ * times cheaper to compile than FULL, default<O3> with the aggressive code
+ * generator (the vectorisers). The JIT and `dflow build` use the same
+ * choice, so both produce the same bits. */
+typedef enum { LLVM_OPT_FAST, LLVM_OPT_FULL, LLVM_OPT_COUNT } LlvmOpt;
+const char *llvm_opt_name(LlvmOpt o); /* "O0" or "O3" */
+
+typedef struct LlvmKComp LlvmKComp;
+
 typedef struct {
     LLVMOrcLLJITRef jit;
     LLVMTargetMachineRef tm; /* host CPU name and features: O3 and the data layout */
     LLVMOrcThreadSafeContextRef tsctx;
     double opt_s, codegen_s; /* time spent in O3 and in machine code generation, all modules */
+    int nobjects;            /* object files linked */
 } LlvmJit;
 
-/* A target machine at O3 (PIC; the JIT's code model when jit) for cpu, an
+/* A target machine at opt (PIC; the JIT's code model when jit) for cpu, an
  * LLVM CPU name with the features it implies, or for NULL this host's CPU
  * name and feature string. NULL with the reason in err. */
-LLVMTargetMachineRef llvm_target_machine(const char *cpu, bool jit, char *err, size_t errn);
-/* Sets m's triple and data layout from tm, verifies it (DFLOW_VERIFY) and
- * runs default<O3> (full) or default<O0>, adding the time to *opt_s (may be
- * NULL). m stays the caller's. Graphs run once (Graph.once) get O0: half
- * the compile time of O1 for a Philox initialiser, still far faster to run
- * than the interpreter; the JIT and `dflow build` choose alike, so both
- * produce the same bits. */
+LLVMTargetMachineRef llvm_target_machine(const char *cpu, bool jit, LlvmOpt opt, char *err,
+                                         size_t errn);
+/* Sets m's triple and data layout from tm and verifies it (DFLOW_VERIFY). */
+bool llvm_prepare_module(LLVMTargetMachineRef tm, LLVMModuleRef m, char *err, size_t errn);
+/* llvm_prepare_module, then runs the pipeline of opt, adding the time to
+ * *opt_s (may be NULL). m stays the caller's. */
+bool llvm_run_passes(LLVMTargetMachineRef tm, LLVMModuleRef m, LlvmOpt opt, double *opt_s,
+                     char *err, size_t errn);
+/* llvm_run_passes at FULL (full) or FAST. */
 bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, double *opt_s,
                           char *err, size_t errn);
-/* The optimisation level of a graph's kernels (see llvm_optimize_module). */
-static inline bool llvm_full_opt(const Graph *g) { return !g->once; }
 bool llvm_jit_init(LlvmJit *j, char *err, size_t errn);
 void llvm_jit_dispose(LlvmJit *j);
 LLVMContextRef llvm_jit_context(LlvmJit *j);
@@ -122,5 +150,47 @@ LLVMContextRef llvm_jit_context(LlvmJit *j);
  * looks up entry. */
 bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, bool full, const char *entry, void **fn,
                       char *err, size_t errn);
+/* Links n bytes of object code (copied) into the JIT. */
+bool llvm_jit_add_object(LlvmJit *j, const void *obj, size_t n, char *err, size_t errn);
+/* The address of a linked symbol (linking its object on first use). */
+bool llvm_jit_lookup(LlvmJit *j, const char *name, void **addr, char *err, size_t errn);
+
+/* ---- llvm_kcomp.c: compiling kernels once, in parallel, through the cache ---- */
+typedef struct {
+    int nkernels;            /* kernels asked for */
+    int nreused;             /* served by code compiled earlier in this process (dedup) */
+    int nloaded;             /* unique kernels new to this process found in the disk cache */
+    int ncompiled;           /* unique kernels compiled */
+    int nthreads;            /* compile threads used */
+    double opt_s, codegen_s; /* of the compiled ones, summed over threads */
+} LlvmKStats;
+
+/* One unique kernel's code. */
+typedef struct {
+    char sym[2][40]; /* its function and its exact variant's ("" when none) */
+    void *obj; /* its object code, new ones only, until the caller takes it (frees it, sets NULL) */
+    size_t nobj;
+    void *addr[2]; /* the JIT's: the functions once linked */
+} LlvmKCode;
+
+/* A kernel compiler for cpu (NULL: the host) and the JIT's code model or
+ * not, on up to threads threads (<= 0: the online cores), with cache (may
+ * be NULL; not owned). NULL with the reason in err. */
+LlvmKComp *llvm_kcomp_new(const char *cpu, bool jit, LlvmCache *cache, int threads, char *err,
+                          size_t errn);
+void llvm_kcomp_free(LlvmKComp *c);
+/* Makes code for every kernel of p at opts[i]: kernels whose structural
+ * key and level match code made before (in any program) share it; the
+ * others are emitted, keyed by their IR, and loaded from the cache or
+ * compiled, spread over the threads. code[i] receives kernel i's code. The
+ * machine code depends on nothing but the kernel, its level and the target,
+ * so results are the same whatever the threads and the cache did. */
+bool llvm_kcomp_program(LlvmKComp *c, const KernelProgram *p, const uint8_t *opts, LlvmKCode **code,
+                        LlvmKStats *st, char *err, size_t errn);
+/* Compiles m (in llvm_kcomp_context; taken) at FAST through the cache: a
+ * malloc'ed object in *obj. */
+bool llvm_kcomp_module(LlvmKComp *c, LLVMModuleRef m, void **obj, size_t *n, LlvmKStats *st,
+                       char *err, size_t errn);
+LLVMContextRef llvm_kcomp_context(LlvmKComp *c); /* the calling thread's, for glue */
 
 #endif

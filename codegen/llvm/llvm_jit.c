@@ -32,7 +32,12 @@ static bool take_error(LLVMErrorRef e, const char *what, char *err, size_t errn)
     return false;
 }
 
-LLVMTargetMachineRef llvm_target_machine(const char *cpu_name, bool jit, char *err, size_t errn) {
+const char *llvm_opt_name(LlvmOpt o) {
+    return o == LLVM_OPT_FULL ? "O3" : "O0";
+}
+
+LLVMTargetMachineRef llvm_target_machine(const char *cpu_name, bool jit, LlvmOpt opt, char *err,
+                                         size_t errn) {
     char *triple = LLVMGetDefaultTargetTriple();
     /* the host: its CPU name and its feature string; a named CPU: the
        features that name implies (x86-64-v3 = AVX2 and FMA, ...) */
@@ -45,8 +50,10 @@ LLVMTargetMachineRef llvm_target_machine(const char *cpu_name, bool jit, char *e
         snprintf(err, errn, "no LLVM target for %s: %s", triple, msg ? msg : "?");
         LLVMDisposeMessage(msg);
     } else {
-        tm = LLVMCreateTargetMachine(target, triple, cpu, features, LLVMCodeGenLevelAggressive,
-                                     LLVMRelocPIC, jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
+        LLVMCodeGenOptLevel cgl =
+            opt == LLVM_OPT_FULL ? LLVMCodeGenLevelAggressive : LLVMCodeGenLevelNone;
+        tm = LLVMCreateTargetMachine(target, triple, cpu, features, cgl, LLVMRelocPIC,
+                                     jit ? LLVMCodeModelJITDefault : LLVMCodeModelDefault);
         if (!tm) snprintf(err, errn, "cannot create a target machine for %s (%s)", triple, cpu);
     }
     LLVMDisposeMessage(triple);
@@ -61,9 +68,9 @@ bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
         snprintf(err, errn, "LLVM has no native target for this machine");
         return false;
     }
-    j->tm = llvm_target_machine(NULL, true, err, errn);
-    LLVMTargetMachineRef jtm =
-        j->tm ? llvm_target_machine(NULL, true, err, errn) : NULL; /* consumed by the JIT builder */
+    j->tm = llvm_target_machine(NULL, true, LLVM_OPT_FULL, err, errn);
+    LLVMTargetMachineRef jtm = j->tm ? llvm_target_machine(NULL, true, LLVM_OPT_FULL, err, errn)
+                                     : NULL; /* consumed by the JIT builder */
     if (!jtm) {
         llvm_jit_dispose(j);
         return false;
@@ -102,8 +109,7 @@ LLVMContextRef llvm_jit_context(LlvmJit *j) {
     return LLVMOrcThreadSafeContextGetContext(j->tsctx);
 }
 
-bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, double *opt_s,
-                          char *err, size_t errn) {
+bool llvm_prepare_module(LLVMTargetMachineRef tm, LLVMModuleRef m, char *err, size_t errn) {
     char *triple = LLVMGetTargetMachineTriple(tm);
     LLVMSetTarget(m, triple);
     LLVMDisposeMessage(triple);
@@ -118,15 +124,50 @@ bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, d
         return false;
     }
     LLVMDisposeMessage(msg);
+#else
+    (void)err;
+    (void)errn;
 #endif
+    return true;
+}
+
+bool llvm_run_passes(LLVMTargetMachineRef tm, LLVMModuleRef m, LlvmOpt opt, double *opt_s,
+                     char *err, size_t errn) {
+    if (!llvm_prepare_module(tm, m, err, errn)) return false;
     double t0 = seconds();
     LLVMPassBuilderOptionsRef po = LLVMCreatePassBuilderOptions();
-    LLVMErrorRef e = LLVMRunPasses(m, full ? "default<O3>" : "default<O0>", tm, po);
+    LLVMErrorRef e = LLVMRunPasses(m, opt == LLVM_OPT_FULL ? "default<O3>" : "default<O0>", tm, po);
     LLVMDisposePassBuilderOptions(po);
     if (opt_s) *opt_s += seconds() - t0;
     if (getenv("DFLOW_DUMP_LLVM"))
         LLVMDumpModule(m); /* debugging aid: the optimised IR on stderr */
     return take_error(e, "LLVM optimisation failed", err, errn);
+}
+
+bool llvm_optimize_module(LLVMTargetMachineRef tm, LLVMModuleRef m, bool full, double *opt_s,
+                          char *err, size_t errn) {
+    return llvm_run_passes(tm, m, full ? LLVM_OPT_FULL : LLVM_OPT_FAST, opt_s, err, errn);
+}
+
+bool llvm_jit_add_object(LlvmJit *j, const void *obj, size_t n, char *err, size_t errn) {
+    char name[32];
+    snprintf(name, sizeof name, "dflow-obj-%d", j->nobjects++);
+    LLVMMemoryBufferRef mb = LLVMCreateMemoryBufferWithMemoryRangeCopy(obj, n, name);
+    if (!mb) {
+        snprintf(err, errn, "out of memory");
+        return false;
+    }
+    return take_error(LLVMOrcLLJITAddObjectFile(j->jit, LLVMOrcLLJITGetMainJITDylib(j->jit), mb),
+                      "cannot link an object into the JIT", err, errn);
+}
+
+bool llvm_jit_lookup(LlvmJit *j, const char *name, void **addr, char *err, size_t errn) {
+    double t0 = seconds();
+    LLVMOrcExecutorAddress a = 0;
+    bool ok = take_error(LLVMOrcLLJITLookup(j->jit, &a, name), "JIT linking failed", err, errn);
+    *addr = (void *)(uintptr_t)a;
+    j->codegen_s += seconds() - t0;
+    return ok;
 }
 
 bool llvm_jit_compile(LlvmJit *j, LLVMModuleRef m, bool full, const char *entry, void **fn,

@@ -86,6 +86,23 @@ static bool flatten(const Graph *g, const KernelProgram *p, const MemPlan *mp, A
     return true;
 }
 
+/* O3 makes a kernel's element operations about SAVE_NS faster than O0 with
+ * fast instruction selection, and costs about FULL_BASE_S + FULL_INS_S per
+ * plan instruction more to compile (measured on the 2-core development
+ * machine: bench/README.md). A BLAS call runs the same code at either level;
+ * only its start-value fill is emitted. */
+#define SAVE_NS 1.0
+#define FULL_BASE_S 2e-3
+#define FULL_INS_S 1e-4
+
+int llvm_kernel_opt(const Graph *g, const KernelPlan *k) {
+    double runs = g->once ? 1.0 : LLVM_LOOP_RUNS;
+    double work = k->kind == KP_MATMUL ? (k->mm.accumulate ? (double)k->out_numel : 0) : k->work;
+    double saved_s = runs * work * SAVE_NS * 1e-9;
+    double cost_s = FULL_BASE_S + FULL_INS_S * k->nins;
+    return saved_s > cost_s ? LLVM_OPT_FULL : LLVM_OPT_FAST;
+}
+
 bool llvm_plan_graph(const Graph *g, const bool *donated, Arena *a, LlvmPlan *out, char *why,
                      size_t whyn) {
     memset(out, 0, sizeof *out);
@@ -99,7 +116,10 @@ bool llvm_plan_graph(const Graph *g, const bool *donated, Arena *a, LlvmPlan *ou
     out->prog = out->mem ? cg_schedule(g, out->fusion, a, why, whyn) : NULL;
     if (!out->prog) return false;
     apply_plan(out->prog, out->mem);
-    if (!flatten(g, out->prog, out->mem, a, &out->kp)) {
+    out->opts = alloc_in(a, (size_t)out->prog->nkernels, 1);
+    for (int i = 0; out->opts && i < out->prog->nkernels; i++)
+        out->opts[i] = (uint8_t)llvm_kernel_opt(g, &out->prog->kernels[i]);
+    if (!out->opts || !flatten(g, out->prog, out->mem, a, &out->kp)) {
         snprintf(why, whyn, "out of memory");
         return false;
     }

@@ -2,8 +2,8 @@
  * and `dflow build` (llvm_aot.c): fusion plan -> memory plan (with the
  * inputs the caller donates) -> kernel plans with the plan's in-place
  * choices -> the run-time program (runtime/kprog.h) that places buffers and
- * calls the kernels. Everything lives in the caller's arena; the task table
- * (kp.tab) is left for the caller to bind once the kernels are compiled. */
+ * calls the kernels, and per kernel its optimisation level. Everything lives in the caller's arena;
+ * the task table (kp.tab) is left for the caller to bind once the kernels are compiled. */
 #ifndef DFLOW_CODEGEN_LLVM_PLAN_H
 #define DFLOW_CODEGEN_LLVM_PLAN_H
 
@@ -16,7 +16,16 @@ typedef struct {
     MemPlan *mem;
     KernelProgram *prog;
     RtKProg kp;
+    uint8_t *opts; /* per kernel its LlvmOpt (llvm_kernel_opt) */
 } LlvmPlan;
+
+/* How hard kernel k of graph g is worth optimising, from its expected
+ * benefit: the work it saves over all the graph's expected runs (1 for a
+ * graph run outside loops, LLVM_LOOP_RUNS otherwise) against what O3 costs
+ * to compile. Constants measured once, never timed at run time: the choice
+ * is a function of the program alone, the same in the JIT and `dflow build`. */
+#define LLVM_LOOP_RUNS 1000.0
+int llvm_kernel_opt(const Graph *g, const KernelPlan *k);
 
 /* False with the reason in why (the graph then runs on the interpreter, or
  * `dflow build` refuses it). */

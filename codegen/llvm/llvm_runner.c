@@ -47,6 +47,8 @@ typedef struct {
 typedef struct {
     LlvmOptions opt;
     LlvmJit jit;
+    LlvmCache *cache; /* NULL: none */
+    LlvmKComp *kc;
     /* One allocation per entry: an entry holds pointers into itself (kp ->
      * plan.kp) and callers keep &entry->info, so entries never move when
      * the table grows. */
@@ -69,30 +71,63 @@ static FILE *log_of(const LlvmRunner *r) {
 
 /* ---- compiling ------------------------------------------------------------------------- */
 
+/* Links the kernels' new objects and the graph's glue (compiled through
+ * the cache); the task table in *tab. */
+static bool link_graph(LlvmRunner *r, Entry *e, LlvmKStats *st, void **tab, char *why,
+                       size_t whyn) {
+    const KernelProgram *p = e->plan.prog;
+    int nk = p->nkernels;
+    LlvmKCode **codes = arena_alloc(e->arena, sizeof *codes * (size_t)(nk ? nk : 1));
+    const char **syms = arena_alloc(e->arena, sizeof *syms * (size_t)(2 * nk + 1));
+    if (!codes || !syms) {
+        snprintf(why, whyn, "out of memory");
+        return false;
+    }
+    if (!llvm_kcomp_program(r->kc, p, e->plan.opts, codes, st, why, whyn)) return false;
+    for (int i = 0; i < nk; i++) {
+        LlvmKCode *c = codes[i];
+        if (c->obj) {
+            bool ok = llvm_jit_add_object(&r->jit, c->obj, c->nobj, why, whyn);
+            free(c->obj);
+            c->obj = NULL;
+            if (!ok) return false;
+        }
+        syms[2 * i] = c->sym[0];
+        syms[2 * i + 1] = c->sym[1][0] ? c->sym[1] : NULL;
+    }
+    char name[48], tabname[64];
+    snprintf(name, sizeof name, "dflow_g%d", r->serial++);
+    snprintf(tabname, sizeof tabname, "%s_tab", name);
+    LlvmCG cg;
+    llvm_cg_init(&cg, llvm_kcomp_context(r->kc), name);
+    bool ok = llvm_emit_glue(&cg, p, syms, name);
+    LLVMDisposeBuilder(cg.b);
+    if (!ok) {
+        snprintf(why, whyn, "%s", cg.error[0] ? cg.error : "cannot lower the graph");
+        LLVMDisposeModule(cg.mod);
+        return false;
+    }
+    void *obj = NULL;
+    size_t n = 0;
+    ok = llvm_kcomp_module(r->kc, cg.mod, &obj, &n, st, why, whyn) &&
+         llvm_jit_add_object(&r->jit, obj, n, why, whyn);
+    free(obj);
+    return ok && llvm_jit_lookup(&r->jit, tabname, tab, why, whyn);
+}
+
 /* Fills e (already keyed): a compiled program, or a fallback with a reason. */
 static void compile(LlvmRunner *r, Entry *e, const bool *donated) {
     const Graph *g = e->g;
-    double t0 = now(), opt0 = r->jit.opt_s, cg0 = r->jit.codegen_s;
+    double t0 = now(), cg0 = r->jit.codegen_s;
     e->info.graph = g->name ? g->name : "?";
     e->arena = arena_new();
     char why[192] = "out of memory";
-    if (e->arena && llvm_plan_graph(g, donated, e->arena, &e->plan, why, sizeof why)) {
-        char name[48], tabname[64];
-        snprintf(name, sizeof name, "dflow_g%d", r->serial++);
-        snprintf(tabname, sizeof tabname, "%s_tab", name);
-        LlvmCG cg;
-        llvm_cg_init(&cg, llvm_jit_context(&r->jit), name);
-        bool ok = llvm_emit_program(&cg, e->plan.prog, name);
-        LLVMDisposeBuilder(cg.b);
-        void *tab = NULL;
-        if (!ok) {
-            snprintf(why, sizeof why, "%s", cg.error[0] ? cg.error : "cannot lower the graph");
-            LLVMDisposeModule(cg.mod);
-        } else if (llvm_jit_compile(&r->jit, cg.mod, llvm_full_opt(g), tabname, &tab, why,
-                                    sizeof why)) {
-            e->kp = &e->plan.kp;
-            e->kp->tab = tab;
-        }
+    LlvmKStats st = {0};
+    void *tab = NULL;
+    if (e->arena && llvm_plan_graph(g, donated, e->arena, &e->plan, why, sizeof why) &&
+        link_graph(r, e, &st, &tab, why, sizeof why)) {
+        e->kp = &e->plan.kp;
+        e->kp->tab = tab;
     }
     if (e->kp) {
         LlvmGraphInfo *in = &e->info;
@@ -108,17 +143,25 @@ static void compile(LlvmRunner *r, Entry *e, const bool *donated) {
         snprintf(e->info.reason, sizeof e->info.reason, "%s", why);
     }
     e->info.compile_s = now() - t0;
-    e->info.opt_s = r->jit.opt_s - opt0;
-    e->info.codegen_s = r->jit.codegen_s - cg0;
+    e->info.opt_s = st.opt_s;
+    e->info.codegen_s = st.codegen_s + r->jit.codegen_s - cg0;
+    e->info.nunique = st.nloaded + st.ncompiled;
+    e->info.ncached = st.nloaded;
+    e->info.nshared = st.nreused;
+    e->info.nfull = 0;
+    for (int i = 0; e->kp && i < e->kp->nkernels; i++)
+        e->info.nfull += e->plan.opts[i] == LLVM_OPT_FULL;
     r->total_s += e->info.compile_s;
     if (r->opt.verbose) {
         if (e->kp)
             fprintf(log_of(r),
-                    "cpu: graph %s: %d kernels (%d on %d threads), compiled in %.1f ms (%s %.1f, "
-                    "machine code %.1f)\n",
+                    "cpu: graph %s: %d kernels (%d on %d threads; %d O3; %d new, %d of them "
+                    "cached, %d shared), compiled in %.1f ms (optimiser %.1f, machine code "
+                    "%.1f, on %d threads)\n",
                     e->info.graph, e->info.nkernels, e->info.nparallel, rt_pool_size(r->x.pool),
-                    1e3 * e->info.compile_s, llvm_full_opt(g) ? "O3" : "O0", 1e3 * e->info.opt_s,
-                    1e3 * e->info.codegen_s);
+                    e->info.nfull, e->info.nunique, e->info.ncached, e->info.nshared,
+                    1e3 * e->info.compile_s, 1e3 * e->info.opt_s, 1e3 * e->info.codegen_s,
+                    st.nthreads);
         else
             fprintf(log_of(r), "cpu: graph %s: running on the interpreter (%s)\n", e->info.graph,
                     e->info.reason);
@@ -247,9 +290,19 @@ GraphRunner llvm_runner_new(const LlvmOptions *o, char *err, size_t errn) {
         free(r);
         return gr;
     }
+    r->cache = llvm_cache_open(r->opt.cache_dir, 0);
+    r->kc = llvm_kcomp_new(NULL, true, r->cache, r->opt.compile_threads, err, errn);
+    if (!r->kc) {
+        llvm_cache_close(r->cache);
+        llvm_jit_dispose(&r->jit);
+        free(r);
+        return gr;
+    }
     r->x.pool = rt_pool_new(r->opt.nthreads);
     if (!r->x.pool) {
         snprintf(err, errn, "cannot start %d kernel threads", r->opt.nthreads);
+        llvm_kcomp_free(r->kc);
+        llvm_cache_close(r->cache);
         llvm_jit_dispose(&r->jit);
         free(r);
         return gr;
@@ -295,6 +348,8 @@ void llvm_runner_free(GraphRunner *gr) {
     rt_kexec_free(&r->x);
     rt_pool_free(r->x.pool);
     llvm_jit_dispose(&r->jit);
+    llvm_kcomp_free(r->kc);
+    llvm_cache_close(r->cache);
     free(r);
     gr->ctx = NULL;
     gr->run = NULL;

@@ -112,8 +112,8 @@ Test(build, same_bits_as_dflow_run_and_no_compiler_inside, .timeout = 600) {
     th_spawn_free(&l);
     SpawnResult n = th_run(60, "/usr/bin/nm", exe, NULL);
     TH_EXPECT_EXIT(n, 0);
-    const char *compiler[] = {" fe_compile\n", " ir_interp_run\n", " pass_fuse_plan\n",
-                              " cg_schedule\n", " llvm_emit_program\n", " LLVMContextCreate\n"};
+    const char *compiler[] = {" fe_compile\n",  " ir_interp_run\n",    " pass_fuse_plan\n",
+                              " cg_schedule\n", " llvm_emit_kernel\n", " LLVMContextCreate\n"};
     for (size_t i = 0; i < sizeof compiler / sizeof *compiler; i++)
         cr_assert(!strstr(n.out, compiler[i]), "the executable contains%s", compiler[i]);
     cr_assert(strstr(n.out, " ir_exec_module\n"), "no executor in the executable?");
