@@ -47,8 +47,6 @@ static bool *static_donations(Aot *t, const Module *m, const GraphCall *c) {
     return d;
 }
 
-static bool write_file(const char *path, const void *data, size_t n, char *err, size_t errn);
-
 /* Writes an object into the work folder and lists it for the link. */
 static bool add_object(Aot *t, const void *obj, size_t n) {
     if (t->nobjs == t->capobjs) {
@@ -70,7 +68,7 @@ static bool add_object(Aot *t, const void *obj, size_t n) {
         return false;
     }
     t->objs[t->nobjs++] = copy;
-    return write_file(copy, obj, n, t->err, t->errn);
+    return rt_out_write_file(copy, obj, n, 0666, t->err, t->errn);
 }
 
 /* Plans graph id, compiles its kernels not compiled yet (in parallel) and
