@@ -910,6 +910,9 @@ static double point_cost(const KernelPlan *k) {
             case OP_SQRT:
                 c += 8;
                 break;
+            case OP_ERF:
+                c += 24;
+                break;
             default:
                 c += in->dt == DT_I64 ? 0.25 : 1;
                 break;

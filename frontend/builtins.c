@@ -357,7 +357,7 @@ static Value *bi_uniform(Lower *L, BuiltinCall *c) {
 
 /* ---- elementwise math ---------------------------------------------------------------- */
 
-typedef enum { M_EXP, M_LOG, M_SQRT, M_ABS, M_SIGN, M_FLOOR, M_TANH, M_SIGMOID, M_RELU, M_GELU, M_SIN, M_COS, M_STOP } MathFn;
+typedef enum { M_EXP, M_LOG, M_SQRT, M_ABS, M_SIGN, M_FLOOR, M_TANH, M_SIGMOID, M_RELU, M_GELU, M_GELU_TANH, M_ERF, M_SIN, M_COS, M_STOP } MathFn;
 
 static Node *math_node(Lower *L, Node *n, void *ctx, SrcLoc loc) {
     MathFn f = *(MathFn *)ctx;
@@ -374,7 +374,9 @@ static Node *math_node(Lower *L, Node *n, void *ctx, SrcLoc loc) {
     case M_TANH: return ir_tanh(g, n, loc);
     case M_SIGMOID: return ir_sigmoid(g, n, loc);
     case M_RELU: return ir_relu(g, n, loc);
-    case M_GELU: return ir_gelu(g, n, loc);
+    case M_GELU: return ir_gelu(g, n, false, loc);
+    case M_GELU_TANH: return ir_gelu(g, n, true, loc);
+    case M_ERF: return ir_unary(g, OP_ERF, n, loc);
     case M_SIN: return ir_unary(g, OP_SIN, n, loc);
     case M_COS: return ir_unary(g, OP_COS, n, loc);
     case M_STOP: return ir_unary(g, OP_STOP_GRAD, n, loc);
@@ -400,7 +402,9 @@ static Value *math_fold(Lower *L, MathFn f, Value *v, SrcLoc loc, const char *na
     case M_TANH: return val_float(L->a, tanh(x));
     case M_SIGMOID: return val_float(L->a, 1.0 / (1.0 + exp(-x)));
     case M_RELU: return isint ? val_int(L->a, x > 0 ? (int64_t)x : 0) : val_float(L->a, x > 0 ? x : 0);
-    case M_GELU: return val_float(L->a, 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    case M_GELU: return val_float(L->a, 0.5 * x * (1 + erf(x * 0.7071067811865476)));
+    case M_GELU_TANH: return val_float(L->a, 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    case M_ERF: return val_float(L->a, erf(x));
     case M_SIN: return val_float(L->a, sin(x));
     case M_COS: return val_float(L->a, cos(x));
     case M_STOP: return v;
@@ -427,7 +431,21 @@ MATH_BUILTIN(floor, M_FLOOR)
 MATH_BUILTIN(tanh, M_TANH)
 MATH_BUILTIN(sigmoid, M_SIGMOID)
 MATH_BUILTIN(relu, M_RELU)
-MATH_BUILTIN(gelu, M_GELU)
+MATH_BUILTIN(erf, M_ERF)
+
+/* gelu(x, approximate = "none" | "tanh"), PyTorch's spelling: the exact
+   x Phi(x) by default, the tanh approximation on request. */
+static Value *bi_gelu(Lower *L, BuiltinCall *c) {
+    Value *k = c->kw[0];
+    bool tanh_form = false;
+    if (k && k->kind != V_NONE) {
+        if (k->kind != V_STR || (strcmp(k->u.s, "none") != 0 && strcmp(k->u.s, "tanh") != 0))
+            return lw_error(L, c->kw_loc[0], "gelu: approximate must be \"none\" or \"tanh\", got %s",
+                            lw_value_desc(L, k));
+        tanh_form = strcmp(k->u.s, "tanh") == 0;
+    }
+    return math(L, c, tanh_form ? M_GELU_TANH : M_GELU);
+}
 MATH_BUILTIN(sin, M_SIN)
 MATH_BUILTIN(cos, M_COS)
 MATH_BUILTIN(stop_grad, M_STOP)
@@ -596,10 +614,9 @@ static Value *arg_ext(Lower *L, BuiltinCall *c, bool neg) {
     n = single_axis(L, c, n, 0, &axis, -2);
     if (!n) return lw_err(L);
     if (n->shape.dims[axis] == 0) return lw_error(L, c->loc, "%s of an empty axis", c->name);
-    if (neg) n = ir_unary(G(L), OP_NEG, n->dtype == DT_BOOL ? ir_cast(G(L), n, DT_I32, c->loc) : n, c->loc);
     bool keep = false;
     if (c->kw[1] && !lw_const_bool(L, c->kw[1], &keep, c->kw_loc[1], "keepdims")) return lw_err(L);
-    Node *r = ir_reduce(G(L), OP_ARGMAX, n, 1u << axis, c->loc);
+    Node *r = neg ? ir_argmin(G(L), n, axis, c->loc) : ir_reduce(G(L), OP_ARGMAX, n, 1u << axis, c->loc);
     if (keep && n) r = reduced_keepdims(L, r, &n->shape, 1u << axis, c->loc);
     return lw_tensor(L, r);
 }
@@ -1252,7 +1269,8 @@ static const Builtin builtins[] = {
     {"tanh", 1, 1, NOKW, 0, bi_tanh},
     {"sigmoid", 1, 1, NOKW, 0, bi_sigmoid},
     {"relu", 1, 1, NOKW, 0, bi_relu},
-    {"gelu", 1, 1, NOKW, 0, bi_gelu},
+    {"gelu", 1, 1, {"approximate"}, 0, bi_gelu},
+    {"erf", 1, 1, NOKW, 0, bi_erf},
     {"sin", 1, 1, NOKW, 0, bi_sin},
     {"cos", 1, 1, NOKW, 0, bi_cos},
     {"stop_grad", 1, 1, NOKW, 0, bi_stop_grad},

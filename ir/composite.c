@@ -90,19 +90,54 @@ Node *ir_sigmoid(Graph *g, Node *a, SrcLoc loc) {
     return ir_where(g, pos, hi, lo, loc);
 }
 
+/* Taylor coefficients of tanh x = x (1 + z (T1 + z (T2 + ...))), z = x^2,
+ * T_n = 2^(2n+2) (2^(2n+2) - 1) B_(2n+2) / (2n+2)!: T1 .. T12. */
+static const double tanh_taylor[12] = {
+    -0.3333333333333333,     0.13333333333333333,     -0.05396825396825397,
+    0.021869488536155203,    -0.008863235529902197,   0.003592128036572481,
+    -0.0014558343870513183,  0.000590027440945586,    -0.00023912911424355248,
+    9.691537956929451e-05,   -3.927832388331683e-05,  1.5918905069328964e-05,
+};
+
+/* tanh near 0 by its Taylor series: below `lim` the series to T_terms is
+ * within a rounding (f32: 8 terms at 0.55, the last omitted term 5e-9
+ * relative; f64: 12 terms at 0.3, 7e-18). The argument is zeroed above
+ * lim, so neither branch nor its derivative sees a large x^2. */
+static Node *tanh_small(Graph *g, Node *a, Node *small, SrcLoc loc) {
+    bool f32 = a->dtype == DT_F32;
+    int terms = f32 ? 8 : 12;
+    Node *xs = ir_where(g, small, a, scalar_like(g, a, 0, loc), loc);
+    Node *z = mul(g, xs, xs, loc);
+    Node *p = scalar_like(g, a, tanh_taylor[terms - 1], loc);
+    for (int k = terms - 2; k >= 0; k--)
+        p = add(g, mul(g, p, z, loc), scalar_like(g, a, tanh_taylor[k], loc), loc);
+    /* x (1 + z p) rather than x + x z p, which would turn -0 into +0 */
+    return mul(g, xs, add(g, scalar_like(g, a, 1, loc), mul(g, z, p, loc), loc), loc);
+}
+
 Node *ir_tanh(Graph *g, Node *a, SrcLoc loc) {
     if (!g || !a || !need_float(g, a, "tanh", loc)) return NULL;
     /* tanh|x| = 1 - 2/(exp(2|x|)+1) = (1-e)/(1+e) with e = exp(-2|x|) in (0,1];
-     * the sign is restored by WHERE. */
+     * the sign is restored by WHERE. 1 - e cancels as |x| -> 0 (its error is
+     * about 1/(2|x|) ulp of the result: tanh(1e-7) would be 9e-8 in f32), so
+     * small arguments take the series (tanh_small). */
     Node *pos, *m = neg_abs(g, a, &pos, loc);
     Node *e = ir_unary(g, OP_EXP, mul(g, scalar_like(g, a, 2, loc), m, loc), loc);
     Node *one = scalar_like(g, a, 1, loc);
     Node *t = dvd(g, sub(g, one, e, loc), add(g, one, e, loc), loc);
-    return ir_where(g, pos, t, ir_unary(g, OP_NEG, t, loc), loc);
+    Node *big = ir_where(g, pos, t, ir_unary(g, OP_NEG, t, loc), loc);
+    double lim = a->dtype == DT_F32 ? 0.55 : 0.3;
+    Node *small = ir_binary(g, OP_LT, ir_unary(g, OP_ABS, a, loc), scalar_like(g, a, lim, loc), loc);
+    return ir_where(g, small, tanh_small(g, a, small, loc), big, loc);
 }
 
-Node *ir_gelu(Graph *g, Node *a, SrcLoc loc) {
+Node *ir_gelu(Graph *g, Node *a, bool tanh_form, SrcLoc loc) {
     if (!g || !a || !need_float(g, a, "gelu", loc)) return NULL;
+    if (!tanh_form) { /* x Phi(x) = 0.5 x (1 + erf(x / sqrt 2)) */
+        Node *s = mul(g, a, scalar_like(g, a, 0.7071067811865476 /* 1/sqrt 2 */, loc), loc);
+        Node *t = add(g, scalar_like(g, a, 1, loc), ir_unary(g, OP_ERF, s, loc), loc);
+        return mul(g, mul(g, scalar_like(g, a, 0.5, loc), a, loc), t, loc);
+    }
     /* 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
     Node *x3 = mul(g, mul(g, a, a, loc), a, loc);
     Node *in = mul(g, scalar_like(g, a, 0.7978845608028654 /* sqrt(2/pi) */, loc),
@@ -111,23 +146,41 @@ Node *ir_gelu(Graph *g, Node *a, SrcLoc loc) {
     return mul(g, mul(g, scalar_like(g, a, 0.5, loc), a, loc), t, loc);
 }
 
+Node *ir_argmin(Graph *g, Node *a, int axis, SrcLoc loc) {
+    if (!g || !a || !need_axis(g, a, axis, "argmin", loc)) return NULL;
+    /* argmax of an order-reversing map: -x for floats (exact; a NaN still
+     * wins), ~x = -1 - x for integers (never overflows, where -x does for
+     * the minimum integer), !x for bool. */
+    Node *r;
+    if (a->dtype == DT_BOOL) r = ir_unary(g, OP_NOT, a, loc);
+    else if (a->dtype == DT_F32 || a->dtype == DT_F64) r = ir_unary(g, OP_NEG, a, loc);
+    else r = sub(g, scalar_like(g, a, -1, loc), a, loc);
+    return ir_reduce(g, OP_ARGMAX, r, 1u << axis, loc);
+}
+
 /* a - stop_grad(max over axis), keeping the axis: the shifted logits. */
-static Node *shift_by_max(Graph *g, Node *a, int axis, Node **max_dropped, SrcLoc loc) {
+static Node *shift_by_max(Graph *g, Node *a, int axis, SrcLoc loc) {
     Node *m = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, a, 1u << axis, loc), loc);
-    if (max_dropped) *max_dropped = m;
     return sub(g, a, ir_unsqueeze_axes(g, m, 1u << axis, loc), loc);
 }
 
 Node *ir_logsumexp(Graph *g, Node *a, int axis, SrcLoc loc) {
     if (!g || !a || !need_float(g, a, "logsumexp", loc) || !need_axis(g, a, axis, "logsumexp", loc)) return NULL;
-    Node *m, *sh = shift_by_max(g, a, axis, &m, loc);
+    /* The shift is the row maximum where it is finite and 0 where it is +-inf
+     * (or NaN): a - inf would be NaN, while unshifted a row holding +inf sums
+     * to inf and an all -inf row to 0, so the result is +inf or -inf as in
+     * PyTorch and JAX (a NaN still gives NaN). */
+    Node *m = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, a, 1u << axis, loc), loc);
+    Node *fin = ir_binary(g, OP_LT, ir_unary(g, OP_ABS, m, loc), scalar_like(g, a, INFINITY, loc), loc);
+    m = ir_where(g, fin, m, scalar_like(g, a, 0, loc), loc);
+    Node *sh = sub(g, a, ir_unsqueeze_axes(g, m, 1u << axis, loc), loc);
     Node *s = ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, sh, loc), 1u << axis, loc);
     return add(g, ir_unary(g, OP_LOG, s, loc), m, loc);
 }
 
 Node *ir_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
     if (!g || !a || !need_float(g, a, "softmax", loc) || !need_axis(g, a, axis, "softmax", loc)) return NULL;
-    Node *e = ir_unary(g, OP_EXP, shift_by_max(g, a, axis, NULL, loc), loc);
+    Node *e = ir_unary(g, OP_EXP, shift_by_max(g, a, axis, loc), loc);
     Node *s = ir_unsqueeze_axes(g, ir_reduce(g, OP_SUM, e, 1u << axis, loc), 1u << axis, loc);
     return dvd(g, e, s, loc);
 }
@@ -135,7 +188,7 @@ Node *ir_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
 Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
     if (!g || !a || !need_float(g, a, "log_softmax", loc) || !need_axis(g, a, axis, "log_softmax", loc))
         return NULL;
-    Node *sh = shift_by_max(g, a, axis, NULL, loc);
+    Node *sh = shift_by_max(g, a, axis, loc);
     Node *s = ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, sh, loc), 1u << axis, loc);
     return sub(g, sh, ir_unsqueeze_axes(g, ir_unary(g, OP_LOG, s, loc), 1u << axis, loc), loc);
 }
@@ -176,8 +229,14 @@ Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
     if (!need_float(g, logits, "cross_entropy", loc)) return NULL;
     Node *ls = ir_log_softmax(g, logits, 1, loc);
     int64_t classes = logits->shape.dims[1];
-    Node *oh = ir_one_hot(g, labels, classes, logits->dtype, loc);
-    Node *picked = ir_reduce(g, OP_SUM, mul(g, ls, oh, loc), 1u << 1, loc); /* (N) */
+    /* The target's log-probability, picked by WHERE rather than by a product
+     * with one_hot: a masked class (logit -inf) has log-probability -inf,
+     * and -inf * 0 would make the loss NaN. */
+    Shape nc = logits->shape;
+    Node *hit = ir_binary(g, OP_EQ, ir_unsqueeze_axes(g, labels, 1u << 1, loc),
+                          ir_iota(g, labels->dtype, nc, 1, loc), loc);
+    Node *picked = ir_reduce(g, OP_SUM, ir_where(g, hit, ls, scalar_like(g, ls, 0, loc), loc), 1u << 1,
+                             loc); /* (N) */
     /* A label outside 0..C-1 would pick nothing (a loss of 0 for that row):
        gathering a 1 per row from a [C] vector of ones makes it a located
        "index out of range" error instead, at the cost of an exact * 1. */

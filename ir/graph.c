@@ -259,7 +259,9 @@ Node *ir_reduce(Graph *g, OpKind op, Node *a, uint32_t axes, SrcLoc loc) {
         diag_error(g->diags, loc, "internal error: ir_reduce: '%s' is not a reduction", ir_op_name(op));
         return NULL;
     }
-    if (op == OP_SUM && a->dtype == DT_BOOL) a = ir_cast(g, a, DT_I64, loc); /* counting, as numpy */
+    /* integer and bool sums accumulate and return i64, as numpy and PyTorch
+       (an i32 sum would wrap silently); bool sums count */
+    if (op == OP_SUM && !rt_dtype_is_float(a->dtype) && a->dtype != DT_I64) a = ir_cast(g, a, DT_I64, loc);
     if (!a) return NULL;
     Attr at = {.reduce = {axes}};
     return make(g, op, a->dtype, a->shape, &a, 1, &at, loc);

@@ -35,6 +35,7 @@ static inline double fmin_nan(double a, double b) { return (a <= b || a != a) ? 
         case OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = (T)sqrt((double)a[i]); break;      \
         case OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = (T)sin((double)a[i]); break;        \
         case OP_COS: for (int64_t i = 0; i < n; i++) o[i] = (T)cos((double)a[i]); break;        \
+        case OP_ERF: for (int64_t i = 0; i < n; i++) o[i] = (T)erf((double)a[i]); break;        \
         default: memcpy(o, a, sizeof(T) * (size_t)n); break; /* STOP_GRAD */                  \
         }                                                                                       \
     }                                                                                           \

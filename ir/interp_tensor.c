@@ -154,6 +154,14 @@ static void isum_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64
 static void imax_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) { int_row(c, a, b, n, s0, s1, 1); }
 static void imin_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) { int_row(c, a, b, n, s0, s1, 2); }
 
+/* a[i] > a[j], NaN above everything; integers compared as integers (i64
+ * values beyond 2^53 would tie as doubles). */
+static bool arg_above(const RtTensor *a, int64_t i, int64_t j) {
+    if (!interp_is_float(a->dtype)) return ld_i(a->data, a->dtype, i) > ld_i(a->data, a->dtype, j);
+    double v = ld_f(a->data, a->dtype, i), w = ld_f(a->data, a->dtype, j);
+    return w == w && (v > w || v != v);
+}
+
 static RtTensor *argmax(const Node *n, const RtTensor *a, RtTensor *o) {
     int ax = __builtin_ctz(n->attr.reduce.axes);
     int64_t outer = 1, inner = 1, dim = a->shape.dims[ax];
@@ -163,14 +171,8 @@ static RtTensor *argmax(const Node *n, const RtTensor *a, RtTensor *o) {
     for (int64_t p = 0; p < outer; p++) {
         for (int64_t q = 0; q < inner; q++) {
             int64_t base = p * dim * inner + q, best = 0;
-            double bv = ld_f(a->data, a->dtype, base);
-            for (int64_t k = 1; k < dim && bv == bv; k++) {
-                double v = ld_f(a->data, a->dtype, base + k * inner);
-                if (v > bv || v != v) {
-                    bv = v;
-                    best = k;
-                }
-            }
+            for (int64_t k = 1; k < dim; k++)
+                if (arg_above(a, base + k * inner, base + best * inner)) best = k;
             out[p * inner + q] = best;
         }
     }

@@ -153,8 +153,11 @@ Node *ir_mean(Graph *g, Node *a, uint32_t axes, SrcLoc loc);
 Node *ir_relu(Graph *g, Node *a, SrcLoc loc);
 Node *ir_sigmoid(Graph *g, Node *a, SrcLoc loc);
 Node *ir_tanh(Graph *g, Node *a, SrcLoc loc);
-Node *ir_gelu(Graph *g, Node *a, SrcLoc loc); /* tanh approximation */
+/* x Phi(x) (exact, with erf), or with tanh_form its tanh approximation
+ * 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), as PyTorch's approximate="tanh" */
+Node *ir_gelu(Graph *g, Node *a, bool tanh_form, SrcLoc loc);
 Node *ir_logsumexp(Graph *g, Node *a, int axis, SrcLoc loc); /* drops axis */
+Node *ir_argmin(Graph *g, Node *a, int axis, SrcLoc loc);    /* i64 index of the first minimum */
 Node *ir_softmax(Graph *g, Node *a, int axis, SrcLoc loc);
 Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc);
 /* logits f[N, C], labels integer [N] -> scalar mean negative log-likelihood. */

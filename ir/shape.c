@@ -161,6 +161,7 @@ static bool rule_same(OpKind op, Node *const *src, int nsrc, DType *dt, Shape *s
     case OP_SQRT:
     case OP_SIN:
     case OP_COS:
+    case OP_ERF:
         if (!dtype_float(d0))
             return fail(e, "%s: needs a floating-point operand, got %s", nm, ts(&b, 0, src[0]));
         *dt = d0;
@@ -226,6 +227,8 @@ static bool rule_reduce(OpKind op, Node *a, const Attr *attr, DType *dt, Shape *
         return fail(e, "%s: axis mask 0x%x out of range for %s", nm, axes, ts(&b, 0, a));
     if (op == OP_SUM ? !ir_dtype_numeric(a->dtype) : !ir_dtype_arith(a->dtype))
         return fail(e, "%s: unsupported operand %s", nm, ts(&b, 0, a));
+    if (op == OP_SUM && !dtype_float(a->dtype) && a->dtype != DT_I64) /* ir_reduce casts */
+        return fail(e, "%s: an integer sum is i64 (cast the operand first), got %s", nm, ts(&b, 0, a));
     Shape r = {0};
     for (int i = 0; i < a->shape.rank; i++)
         if (!(axes >> i & 1)) r.dims[r.rank++] = a->shape.dims[i];

@@ -102,6 +102,14 @@ static bool grad_cos(Graph *g, Node *n, Node *G, Node **gs) {
     return (gs[0] = neg(g, mul(g, G, s, n->loc), n->loc)) != NULL;
 }
 
+/* d/dx erf x = 2/sqrt(pi) exp(-x^2) */
+static bool grad_erf(Graph *g, Node *n, Node *G, Node **gs) {
+    Node *x = n->src[0];
+    Node *e = ir_unary(g, OP_EXP, neg(g, mul(g, x, x, n->loc), n->loc), n->loc);
+    Node *d = mul(g, scalar_like(g, n, 1.1283791670955126 /* 2/sqrt(pi) */, n->loc), e, n->loc);
+    return (gs[0] = mul(g, G, d, n->loc)) != NULL;
+}
+
 /* d/dx cast(x) = 1, cast back; integer sources or results carry no gradient */
 static bool grad_cast(Graph *g, Node *n, Node *G, Node **gs) {
     const Node *a = n->src[0];
@@ -317,6 +325,7 @@ static bool grad_matmul(Graph *g, Node *n, Node *G, Node **gs) {
 #define RULE_SQRT GRAD_RULE(grad_sqrt)
 #define RULE_SIN GRAD_RULE(grad_sin)
 #define RULE_COS GRAD_RULE(grad_cos)
+#define RULE_ERF GRAD_RULE(grad_erf)
 #define RULE_NOT GRAD_NONE
 #define RULE_CAST GRAD_RULE(grad_cast)
 #define RULE_STOP_GRAD GRAD_NONE

@@ -308,6 +308,8 @@ static int op_weight(OpKind op) {
     case OP_COS:
     case OP_POW:
         return 4;
+    case OP_ERF:
+        return 8; /* a libm call */
     case OP_DIV:
     case OP_SQRT:
     case OP_MOD:

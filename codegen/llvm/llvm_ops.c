@@ -9,7 +9,9 @@
  * truncate and saturate with NaN -> 0 (llvm.fptosi.sat). Bool operands of
  * integer arithmetic are widened to i64 first (i1 is signed in LLVM). f32
  * exp/log/sin/cos are the project's polynomials (llvm_math.c); f64 ones and
- * pow call libm, bit-identical to the interpreter. */
+ * pow call libm, bit-identical to the interpreter, and so does erf in both
+ * dtypes (f32: libm's f64 erf rounded, as the interpreter does; a libm call
+ * per element, not vectorised). */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -85,6 +87,18 @@ static bool is_float(DType t) {
 static LLVMValueRef call1(LlvmCG *cg, const char *name, LLVMValueRef x) {
     LLVMTypeRef t = LLVMTypeOf(x);
     return llvm_intrinsic(cg, name, &t, 1, &x, 1);
+}
+
+/* double name(double) from libm, declared once per module. */
+static LLVMValueRef call_libm(LlvmCG *cg, const char *name, LLVMValueRef x) {
+    LLVMTypeRef fty = LLVMFunctionType(cg->f64, &cg->f64, 1, 0);
+    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
+    if (!fn) {
+        fn = LLVMAddFunction(cg->mod, name, fty);
+        unsigned k = LLVMGetEnumAttributeKindForName("nounwind", 8);
+        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, k, 0));
+    }
+    return LLVMBuildCall2(cg->b, fty, fn, &x, 1, "");
 }
 
 static LLVMValueRef call2(LlvmCG *cg, const char *name, LLVMValueRef x, LLVMValueRef y) {
@@ -170,6 +184,11 @@ static LLVMValueRef emit_fmath(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
         return f32 ? llvm_sin_f32(cg, v[0]) : call1(cg, "llvm.sin", v[0]);
     case OP_COS:
         return f32 ? llvm_cos_f32(cg, v[0]) : call1(cg, "llvm.cos", v[0]);
+    case OP_ERF: { /* libm's erf in f64, rounded for f32: the interpreter's bits */
+        LLVMValueRef x = f32 ? LLVMBuildFPExt(cg->b, v[0], cg->f64, "") : v[0];
+        LLVMValueRef r = call_libm(cg, "erf", x);
+        return f32 ? LLVMBuildFPTrunc(cg->b, r, cg->f32, "") : r;
+    }
     default:
         llvm_fail(cg, "%s is not a float function", ir_op_name(op));
         return NULL;
@@ -356,6 +375,7 @@ static LLVMValueRef emit_where(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
 #define E_SQRT SCALAR(emit_fmath)
 #define E_SIN SCALAR(emit_fmath)
 #define E_COS SCALAR(emit_fmath)
+#define E_ERF SCALAR(emit_fmath)
 #define E_NOT SCALAR(emit_not)
 #define E_CAST SCALAR(emit_cast)
 #define E_STOP_GRAD SCALAR(emit_identity)

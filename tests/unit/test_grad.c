@@ -160,7 +160,7 @@ static int cases_for(OpKind op, GradCase *out) {
     InSpec none = {0};
     Domain d0 = DOM_ANY, d1 = DOM_ANY;
     switch (op) {
-    case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_SIN: case OP_COS:
+    case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_SIN: case OP_COS: case OP_ERF:
         d0 = (op == OP_LOG || op == OP_SQRT) ? DOM_POS : op == OP_ABS ? DOM_AWAY : DOM_ANY;
         out[n++] = mk("[3,5]", b_unary, 0, 1, F(S(2, 3, 5), d0), none, none);
         out[n++] = mk("[7]", b_unary, 0, 1, F(S(1, 7), d0), none, none);
@@ -494,7 +494,7 @@ static Node *c_log_softmax(Graph *g, Node **in, int v) { return ir_log_softmax(g
 static Node *c_logsumexp(Graph *g, Node **in, int v) { return ir_logsumexp(g, in[0], v, L0); }
 static Node *c_xent(Graph *g, Node **in, int v) { (void)v; return ir_cross_entropy(g, in[0], in[1], L0); }
 static Node *c_tanh(Graph *g, Node **in, int v) { (void)v; return ir_tanh(g, in[0], L0); }
-static Node *c_gelu(Graph *g, Node **in, int v) { (void)v; return ir_gelu(g, in[0], L0); }
+static Node *c_gelu(Graph *g, Node **in, int v) { return ir_gelu(g, in[0], v != 0, L0); }
 static Node *c_sigmoid(Graph *g, Node **in, int v) { (void)v; return ir_sigmoid(g, in[0], L0); }
 static Node *c_relu(Graph *g, Node **in, int v) { (void)v; return ir_relu(g, in[0], L0); }
 static Node *c_mean(Graph *g, Node **in, int v) { return ir_mean(g, in[0], v ? 0x3u : 0x2u, L0); }
@@ -510,6 +510,7 @@ Test(grad, composites_match_finite_differences) {
         mk("cross_entropy", c_xent, 0, 2, F(S(2, 4, 3), DOM_ANY), IDX(S(1, 4), 3), none),
         mk("tanh", c_tanh, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("gelu", c_gelu, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("gelu tanh", c_gelu, 1, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("sigmoid", c_sigmoid, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("relu", c_relu, 0, 1, F(S(2, 3, 5), DOM_AWAY), none, none),
         mk("mean axis 1", c_mean, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),

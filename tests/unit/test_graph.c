@@ -308,7 +308,7 @@ Test(graph, errors_composites) {
     EXPECT_ERR(ir_log_softmax(G, in(DT_I32, th_shape(1, 3)), 0, L), "log_softmax: needs a floating-point operand");
     EXPECT_ERR(ir_sigmoid(G, in(DT_I64, th_shape(1, 3)), L), "sigmoid: needs a floating-point operand, got i64[3]");
     EXPECT_ERR(ir_tanh(G, in(DT_BOOL, th_shape(1, 3)), L), "tanh: needs a floating-point operand");
-    EXPECT_ERR(ir_gelu(G, in(DT_I32, th_shape(1, 3)), L), "gelu: needs a floating-point operand");
+    EXPECT_ERR(ir_gelu(G, in(DT_I32, th_shape(1, 3)), false, L), "gelu: needs a floating-point operand");
     EXPECT_ERR(ir_sum_to(G, x, th_shape(1, 4), L), "sum_to: f32[4,3] is not a broadcast of f32[4]");
     EXPECT_ERR(ir_mse(G, x, in(DT_F32, th_shape(1, 4)), L), "sub: shapes cannot be broadcast together");
     EXPECT_ERR(ir_unsqueeze_axes(G, x, 0x10, L), "unsqueeze: axis mask 0x10 does not fit f32[4,3]");
@@ -336,7 +336,7 @@ Test(graph, null_sources_are_silent) {
     cr_expect_null(ir_relu(G, NULL, L));
     cr_expect_null(ir_sigmoid(G, NULL, L));
     cr_expect_null(ir_tanh(G, NULL, L));
-    cr_expect_null(ir_gelu(G, NULL, L));
+    cr_expect_null(ir_gelu(G, NULL, false, L));
     cr_expect_null(ir_logsumexp(G, NULL, 0, L));
     cr_expect_null(ir_softmax(G, NULL, 0, L));
     cr_expect_null(ir_log_softmax(G, NULL, 0, L));
@@ -370,7 +370,7 @@ Test(graph, composite_shapes) {
     cr_expect(shape_is(ir_sum_to(G, big, th_shape(0), L), th_shape(0)));
     cr_expect_eq(ir_sum_to(G, big, th_shape(3, 5, 4, 3), L), big);
     cr_expect(shape_is(ir_unsqueeze_axes(G, x, 0x5, L), th_shape(4, 1, 4, 1, 3)));
-    cr_expect(shape_is(ir_gelu(G, x, L), th_shape(2, 4, 3)));
+    cr_expect(shape_is(ir_gelu(G, x, false, L), th_shape(2, 4, 3)));
     cr_expect(ir_verify(G, "test"));
     cr_expect_eq(D->nerrors, 0);
 }

@@ -125,7 +125,8 @@ static void activation_case(Node *(*build)(Graph *, Node *, SrcLoc), double (*re
 }
 
 static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
-static double ref_gelu(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x))); }
+static double ref_gelu_tanh(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x))); }
+static double ref_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2))); }
 static double ref_relu(double x) { return x > 0 ? x : 0; }
 
 Test(interp, activations) {
@@ -134,18 +135,21 @@ Test(interp, activations) {
 Test(interp, sigmoid) { activation_case(ir_sigmoid, ref_sigmoid, "sigmoid"); }
 Test(interp, relu) { activation_case(ir_relu, ref_relu, "relu"); }
 
-Test(interp, gelu) {
+static void gelu_case(bool tanh_form, double (*ref)(double)) {
     /* gelu of +-1e30 overflows x^3 to inf (and 0.5 x (1 + 1) to inf): check moderate inputs only */
     float v[] = {0, 1e-3f, -1e-3f, 0.5f, -0.5f, 1, -1, 2.5f, -2.5f, 5, -5, 10, -10};
     int n = (int)(sizeof v / sizeof v[0]);
     RtTensor *x = tensor_f32(th_shape(1, n), v);
-    RtTensor *r = eval1(ir_gelu(G, ir_input(G, DT_F32, th_shape(1, n), "x", L), L), x);
+    RtTensor *r = eval1(ir_gelu(G, ir_input(G, DT_F32, th_shape(1, n), "x", L), tanh_form, L), x);
     for (int i = 0; i < n; i++)
-        cr_expect(fabs(f(r, i) - ref_gelu(v[i])) <= 2e-7 + 1e-5 * fabs(ref_gelu(v[i])), "gelu(%g) = %.9g want %.9g", v[i],
-                  f(r, i), ref_gelu(v[i]));
+        cr_expect(fabs(f(r, i) - ref(v[i])) <= 2e-7 + 1e-5 * fabs(ref(v[i])), "gelu(%g, tanh %d) = %.9g want %.9g",
+                  v[i], tanh_form, f(r, i), ref(v[i]));
     rt_tensor_free(r);
     rt_tensor_free(x);
 }
+
+Test(interp, gelu) { gelu_case(false, ref_gelu); }
+Test(interp, gelu_tanh) { gelu_case(true, ref_gelu_tanh); }
 
 Test(interp, cross_entropy_by_hand) {
     /* logits (3, 4), labels {2, 0, 3} */

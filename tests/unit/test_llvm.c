@@ -401,6 +401,7 @@ static void unary(void) {
         {OP_FLOOR, DOM_WIDE, false}, {OP_EXP, DOM_EXP, false},  {OP_EXP, DOM_ANY, false},
         {OP_LOG, DOM_LOG, false},    {OP_SQRT, DOM_LOG, false}, {OP_SIN, DOM_TRIG, false},
         {OP_COS, DOM_TRIG, false},   {OP_SIN, DOM_WIDE, false}, {OP_STOP_GRAD, DOM_ANY, true},
+        {OP_ERF, DOM_ANY, false},    {OP_ERF, DOM_WIDE, false},
     };
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         for (int d = 0; d < 4; d++) {
@@ -724,7 +725,9 @@ Test(llvm, fused_chains_agree) {
     ir_graph_add_output(c->g, ir_sigmoid(c->g, x, L));
     ir_graph_add_output(c->g, ir_tanh(c->g, x, L));
     ir_graph_add_output(
-        c->g, ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), L));
+        c->g, ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), false, L));
+    ir_graph_add_output(
+        c->g, ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), true, L));
     CHECK(c, ir_relu(c->g, x, L));
     c = case_new(T_NORM, "mse and mean");
     Node *a = input(c, DT_F32, th_shape(3, 4, 5, 6), DOM_ANY, 0),

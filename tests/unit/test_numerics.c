@@ -8,13 +8,17 @@
  * accumulation one element at a time is off by percents there). */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "codegen/llvm/llvm_backend.h"
 #include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
+#include "ir/shape.h"
+#include "passes/autodiff.h"
 
 static Arena *A;
 static DiagList *D;
@@ -185,4 +189,280 @@ Test(numerics, long_sums_of_random_signs_are_accurate, .timeout = 600) {
 
 Test(numerics, long_sums_of_mixed_magnitudes_are_accurate, .timeout = 600) {
     check_long_reductions("mixed magnitudes x 10^7", fill_biased);
+}
+
+/* ---- PyTorch fixtures (tests/fixtures/make_numerics.py) --------------------------------- */
+
+#define FIX_MAX 16
+
+static struct {
+    char name[32];
+    int n;
+    double *v;
+} fix[FIX_MAX];
+static int nfix;
+
+/* The values of fixture line `name` (asserts it exists); *n gets their count. */
+static const double *fixture(const char *name, int *n) {
+    if (nfix == 0) {
+        FILE *f = fopen("tests/fixtures/numerics_torch.txt", "r");
+        cr_assert_not_null(f, "tests/fixtures/numerics_torch.txt (run from the repository root)");
+        char nm[32];
+        int cnt;
+        while (nfix < FIX_MAX && fscanf(f, " %31s", nm) == 1) {
+            if (nm[0] == '#') {
+                fscanf(f, "%*[^\n]");
+                continue;
+            }
+            cr_assert_eq(fscanf(f, "%d", &cnt), 1);
+            snprintf(fix[nfix].name, sizeof fix[nfix].name, "%s", nm);
+            fix[nfix].n = cnt;
+            fix[nfix].v = arena_alloc(A, sizeof(double) * (size_t)cnt);
+            for (int i = 0; i < cnt; i++) {
+                char tok[64];
+                cr_assert_eq(fscanf(f, "%63s", tok), 1);
+                fix[nfix].v[i] = strtod(tok, NULL);
+            }
+            nfix++;
+        }
+        fclose(f);
+    }
+    for (int i = 0; i < nfix; i++)
+        if (strcmp(fix[i].name, name) == 0) {
+            *n = fix[i].n;
+            return fix[i].v;
+        }
+    cr_assert_fail("no fixture %s", name);
+    return NULL;
+}
+
+static RtTensor *tensor_of(DType dt, Shape s, const double *v) {
+    RtTensor *t = rt_tensor_new(dt, s);
+    for (int64_t i = 0; i < rt_shape_numel(&s); i++)
+        rt_tensor_set_f64(t, i, v[i]);
+    return t;
+}
+
+/* got matches want: the same non-finite value, or within abs + rel |want| */
+static bool matches(double got, double want, double abs_tol, double rel) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got);
+    if (isinf(want) || isinf(got)) return got == want;
+    return fabs(got - want) <= abs_tol + rel * fabs(want);
+}
+
+static void expect_all(Backend b, const char *what, DType dt, const RtTensor *got,
+                       const double *want, int n, double abs_tol, double rel) {
+    for (int i = 0; i < n; i++) {
+        double g = rt_tensor_get_f64(got, i);
+        cr_expect(matches(g, want[i], abs_tol, rel), "%s %s %s[%d] = %.17g, want %.17g", bk_name[b],
+                  rt_dtype_name(dt), what, i, g, want[i]);
+    }
+}
+
+Test(numerics, cross_entropy_with_masked_classes_is_finite_as_in_pytorch) {
+    int nl, nb, n1, ng;
+    const double *lg = fixture("ce_logits", &nl), *lb = fixture("ce_labels", &nb);
+    const double *loss = fixture("ce_loss", &n1), *grad = fixture("ce_grad", &ng);
+    DType dts[2] = {DT_F32, DT_F64};
+    for (int d = 0; d < 2; d++) {
+        Graph *g = ir_graph_new(A, D, "ce");
+        Shape sl = th_shape(2, nb, nl / nb), sb = th_shape(1, nb);
+        Node *x = ir_input(g, dts[d], sl, "logits", L), *y = ir_input(g, DT_I64, sb, "labels", L);
+        Node *l = ir_cross_entropy(g, x, y, L), *gx = NULL;
+        cr_assert(pass_grad(g, l, NULL, &x, 1, &gx), "%s", th_last_diag(D));
+        ir_graph_add_output(g, l);
+        ir_graph_add_output(g, gx);
+        RtTensor *in[2] = {tensor_of(dts[d], sl, lg), tensor_of(DT_I64, sb, lb)};
+        double tol = dts[d] == DT_F32 ? 1e-6 : 1e-13;
+        for (int b = 0; b < BK_COUNT; b++) {
+            RtTensor *out[2] = {0};
+            run_on((Backend)b, g, in, out);
+            expect_all((Backend)b, "cross_entropy", dts[d], out[0], loss, 1, tol, tol);
+            expect_all((Backend)b, "d cross_entropy", dts[d], out[1], grad, ng, tol, tol);
+            rt_tensor_free(out[0]);
+            rt_tensor_free(out[1]);
+        }
+        rt_tensor_free(in[0]);
+        rt_tensor_free(in[1]);
+    }
+}
+
+Test(numerics, logsumexp_of_infinite_rows_is_infinite_as_in_pytorch) {
+    int nr, nw;
+    const double *rows = fixture("lse_rows", &nr), *want = fixture("lse", &nw);
+    DType dts[2] = {DT_F32, DT_F64};
+    for (int d = 0; d < 2; d++) {
+        Graph *g = ir_graph_new(A, D, "lse");
+        Shape s = th_shape(2, nw, nr / nw);
+        ir_graph_add_output(g, ir_logsumexp(g, ir_input(g, dts[d], s, "x", L), 1, L));
+        RtTensor *in[1] = {tensor_of(dts[d], s, rows)};
+        for (int b = 0; b < BK_COUNT; b++) {
+            RtTensor *out[1] = {0};
+            run_on((Backend)b, g, in, out);
+            expect_all((Backend)b, "logsumexp", dts[d], out[0], want, nw, 0,
+                       dts[d] == DT_F32 ? 1e-6 : 1e-14);
+            rt_tensor_free(out[0]);
+        }
+        rt_tensor_free(in[0]);
+    }
+}
+
+Test(numerics, gelu_exact_and_tanh_forms_match_pytorch_with_their_gradients) {
+    int nx, n;
+    const double *xs = fixture("gelu_x", &nx);
+    const char *names[2] = {"gelu", "gelu_tanh"};
+    DType dts[2] = {DT_F32, DT_F64};
+    for (int form = 0; form < 2; form++) {
+        char gname[40];
+        snprintf(gname, sizeof gname, "%s_grad", names[form]);
+        const double *want = fixture(names[form], &n), *dwant = fixture(gname, &n);
+        for (int d = 0; d < 2; d++) {
+            Graph *g = ir_graph_new(A, D, "gelu");
+            Shape s = th_shape(1, nx);
+            Node *x = ir_input(g, dts[d], s, "x", L), *gx = NULL;
+            Node *y = ir_gelu(g, x, form == 1, L);
+            cr_assert(pass_grad(g, ir_reduce(g, OP_SUM, y, 1u, L), NULL, &x, 1, &gx), "%s",
+                      th_last_diag(D));
+            ir_graph_add_output(g, y);
+            ir_graph_add_output(g, gx);
+            RtTensor *in[1] = {tensor_of(dts[d], s, xs)};
+            double tol = dts[d] == DT_F32 ? 1e-6 : 1e-12;
+            for (int b = 0; b < BK_COUNT; b++) {
+                RtTensor *out[2] = {0};
+                run_on((Backend)b, g, in, out);
+                expect_all((Backend)b, names[form], dts[d], out[0], want, nx, tol, tol);
+                expect_all((Backend)b, gname, dts[d], out[1], dwant, nx, tol, tol);
+                rt_tensor_free(out[0]);
+                rt_tensor_free(out[1]);
+            }
+            rt_tensor_free(in[0]);
+        }
+    }
+}
+
+/* ---- answers from libm and C ----------------------------------------------------------- */
+
+Test(numerics, tanh_is_accurate_near_zero) {
+    /* libm's tanh in f64 is the answer; 2 ulp for f32, 4 for f64 */
+    double v[] = {1e-7, -1e-7, 1e-10, 1e-30, 1e-40, 0,    -0.0,  3e-4,     1e-3,     -1e-2,
+                  0.1,  0.25,  0.29,  0.31,  0.5,   0.54, 0.549, 0.551,    0.56,     0.7,
+                  1,    -1,    3,     10,    20,    100,  -100,  INFINITY, -INFINITY};
+    int n = (int)(sizeof v / sizeof v[0]);
+    DType dts[2] = {DT_F32, DT_F64};
+    for (int d = 0; d < 2; d++) {
+        Graph *g = ir_graph_new(A, D, "tanh");
+        Shape s = th_shape(1, n);
+        Node *x = ir_input(g, dts[d], s, "x", L), *gx = NULL;
+        Node *y = ir_tanh(g, x, L);
+        cr_assert(pass_grad(g, ir_reduce(g, OP_SUM, y, 1u, L), NULL, &x, 1, &gx));
+        ir_graph_add_output(g, y);
+        ir_graph_add_output(g, gx);
+        RtTensor *in[1] = {tensor_of(dts[d], s, v)};
+        double ulp = dts[d] == DT_F32 ? 0x1p-23 : 0x1p-52, lim = dts[d] == DT_F32 ? 2 : 4;
+        for (int b = 0; b < BK_COUNT; b++) {
+            RtTensor *out[2] = {0};
+            run_on((Backend)b, g, in, out);
+            for (int i = 0; i < n; i++) {
+                double xi = rt_tensor_get_f64(in[0], i), want = tanh(xi),
+                       got = rt_tensor_get_f64(out[0], i);
+                double dw = 1 - want * want, dg = rt_tensor_get_f64(out[1], i);
+                cr_expect(fabs(got - want) <= lim * ulp * fabs(want) + 1e-45,
+                          "%s %s tanh(%g) = %.17g, want %.17g", bk_name[b], rt_dtype_name(dts[d]),
+                          xi, got, want);
+                cr_expect(fabs(dg - dw) <= 1e-6, "%s %s tanh'(%g) = %.17g, want %.17g", bk_name[b],
+                          rt_dtype_name(dts[d]), xi, dg, dw);
+                if (xi == 0) cr_expect_eq(signbit(got), signbit(xi), "tanh keeps the sign of zero");
+            }
+            rt_tensor_free(out[0]);
+            rt_tensor_free(out[1]);
+        }
+        rt_tensor_free(in[0]);
+    }
+}
+
+Test(numerics, argmin_and_argmax_of_extreme_integers) {
+    const int64_t lo32 = INT32_MIN, hi32 = INT32_MAX;
+    double big = 0x1p60; /* exact in f64; i64 neighbours differ below f64's resolution */
+    struct {
+        DType dt;
+        int64_t v[4];
+        int64_t amin, amax;
+    } cases[] = {
+        {DT_I32, {hi32, lo32, 0, lo32}, 1, 0},
+        {DT_I32, {lo32, 5, lo32 + 1, 7}, 0, 3},
+        {DT_I32, {0, hi32, -1, hi32}, 2, 1},
+        {DT_I64, {INT64_MAX, INT64_MIN, 0, 1}, 1, 0},
+        {DT_I64, {(int64_t)big + 1, (int64_t)big, (int64_t)big + 3, (int64_t)big + 2}, 1, 2},
+        {DT_BOOL, {1, 0, 0, 1}, 1, 0},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        Graph *g = ir_graph_new(A, D, "arg");
+        Shape s = th_shape(1, 4);
+        Node *x = ir_input(g, cases[k].dt, s, "x", L);
+        ir_graph_add_output(g, ir_argmin(g, x, 0, L));
+        ir_graph_add_output(g, ir_reduce(g, OP_ARGMAX, x, 1u, L));
+        RtTensor *in[1] = {rt_tensor_new(cases[k].dt, s)};
+        for (int i = 0; i < 4; i++)
+            rt_tensor_set_i64(in[0], i, cases[k].v[i]);
+        for (int b = 0; b < BK_COUNT; b++) {
+            RtTensor *out[2] = {0};
+            run_on((Backend)b, g, in, out);
+            cr_expect_eq(rt_tensor_get_i64(out[0], 0), cases[k].amin,
+                         "%s case %zu: argmin %lld, want %lld", bk_name[b], k,
+                         (long long)rt_tensor_get_i64(out[0], 0), (long long)cases[k].amin);
+            cr_expect_eq(rt_tensor_get_i64(out[1], 0), cases[k].amax,
+                         "%s case %zu: argmax %lld, want %lld", bk_name[b], k,
+                         (long long)rt_tensor_get_i64(out[1], 0), (long long)cases[k].amax);
+            rt_tensor_free(out[0]);
+            rt_tensor_free(out[1]);
+        }
+        rt_tensor_free(in[0]);
+    }
+}
+
+Test(numerics, integer_sums_accumulate_and_return_i64) {
+    Graph *g = ir_graph_new(A, D, "isum");
+    Shape s = th_shape(2, 3, 4);
+    Node *x = ir_input(g, DT_I32, s, "x", L), *bx = ir_input(g, DT_BOOL, s, "b", L);
+    Node *all = ir_reduce(g, OP_SUM, x, 3u, L), *cols = ir_reduce(g, OP_SUM, x, 1u, L);
+    Node *rows = ir_reduce(g, OP_SUM, x, 2u, L), *cnt = ir_reduce(g, OP_SUM, bx, 3u, L);
+    Node *outs[4] = {all, cols, rows, cnt};
+    for (int j = 0; j < 4; j++) {
+        cr_assert_eq(outs[j]->dtype, DT_I64, "sum %d is i64", j);
+        ir_graph_add_output(g, outs[j]);
+    }
+    RtTensor *in[2] = {rt_tensor_new(DT_I32, s), rt_tensor_new(DT_BOOL, s)};
+    int64_t want_all = 0, want_cols[4] = {0}, want_rows[3] = {0}, want_cnt = 0;
+    for (int i = 0; i < 12; i++) {
+        int64_t v = i % 3 == 0 ? INT32_MAX : i % 3 == 1 ? INT32_MAX - i : -(int64_t)i;
+        rt_tensor_set_i64(in[0], i, v);
+        rt_tensor_set_i64(in[1], i, i % 5 != 0);
+        want_all += v;
+        want_cols[i % 4] += v;
+        want_rows[i / 4] += v;
+        want_cnt += i % 5 != 0;
+    }
+    for (int b = 0; b < BK_COUNT; b++) {
+        RtTensor *out[4] = {0};
+        run_on((Backend)b, g, in, out);
+        cr_expect_eq(rt_tensor_get_i64(out[0], 0), want_all, "%s: sum %lld, want %lld", bk_name[b],
+                     (long long)rt_tensor_get_i64(out[0], 0), (long long)want_all);
+        for (int j = 0; j < 4; j++)
+            cr_expect_eq(rt_tensor_get_i64(out[1], j), want_cols[j], "%s: column %d", bk_name[b],
+                         j);
+        for (int j = 0; j < 3; j++)
+            cr_expect_eq(rt_tensor_get_i64(out[2], j), want_rows[j], "%s: row %d", bk_name[b], j);
+        cr_expect_eq(rt_tensor_get_i64(out[3], 0), want_cnt, "%s: count", bk_name[b]);
+        for (int j = 0; j < 4; j++)
+            rt_tensor_free(out[j]);
+    }
+    rt_tensor_free(in[0]);
+    rt_tensor_free(in[1]);
+    /* the rule behind it: a SUM node of i32 is refused, so no backend sees one */
+    char err[256];
+    DType dt;
+    Shape rs;
+    Attr at = {.reduce = {3u}};
+    cr_expect_not(ir_infer(OP_SUM, &x, 1, &at, &dt, &rs, err, sizeof err));
+    cr_expect(strstr(err, "i64") != NULL, "%s", err);
 }

@@ -187,6 +187,7 @@ static double ref_unary(OpKind op, double x) {
     case OP_SQRT: return sqrt(x);
     case OP_SIN: return sin(x);
     case OP_COS: return cos(x);
+    case OP_ERF: return erf(x);
     case OP_NOT: return x == 0;
     default: return x; /* STOP_GRAD */
     }
@@ -219,6 +220,7 @@ static void check_log(void) { unary_case(OP_LOG, DT_F32, 0.001, 100); unary_case
 static void check_sqrt(void) { unary_case(OP_SQRT, DT_F32, 0, 100); unary_case(OP_SQRT, DT_F64, 0, 100); }
 static void check_sin(void) { unary_case(OP_SIN, DT_F32, -10, 10); unary_case(OP_SIN, DT_F64, -10, 10); }
 static void check_cos(void) { unary_case(OP_COS, DT_F32, -10, 10); unary_case(OP_COS, DT_F64, -10, 10); }
+static void check_erf(void) { unary_case(OP_ERF, DT_F32, -5, 5); unary_case(OP_ERF, DT_F64, -5, 5); }
 static void check_not(void) { unary_case(OP_NOT, DT_BOOL, 0, 1); }
 static void check_stop_grad(void) { unary_case(OP_STOP_GRAD, DT_F32, -3, 3); unary_case(OP_STOP_GRAD, DT_I64, -3, 3); unary_case(OP_STOP_GRAD, DT_BOOL, 0, 1); }
 
@@ -789,7 +791,7 @@ static const OpCheck checks[OP_COUNT] = {
     [OP_INPUT] = check_input,       [OP_CONST] = check_const,         [OP_IOTA] = check_iota,
     [OP_NEG] = check_neg,           [OP_ABS] = check_abs,             [OP_SIGN] = check_sign,
     [OP_FLOOR] = check_floor,       [OP_EXP] = check_exp,             [OP_LOG] = check_log,
-    [OP_SQRT] = check_sqrt,         [OP_SIN] = check_sin,             [OP_COS] = check_cos,
+    [OP_SQRT] = check_sqrt,         [OP_SIN] = check_sin,             [OP_COS] = check_cos,             [OP_ERF] = check_erf,
     [OP_NOT] = check_not,           [OP_CAST] = check_cast,           [OP_STOP_GRAD] = check_stop_grad,
     [OP_ADD] = check_add,           [OP_SUB] = check_sub,             [OP_MUL] = check_mul,
     [OP_DIV] = check_div,           [OP_MOD] = check_mod,             [OP_POW] = check_pow,
