@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codegen/llvm/llvm_backend.h"
 #include "frontend/frontend.h"
 #include "helpers/ir_helpers.h"
 #include "ir/exec.h"
@@ -44,7 +45,11 @@ static P compile_opts(const char *src, bool check_only, const ConfigOverride *ov
 
 static P compile(const char *src) { return compile_opts(src, false, NULL, 0); }
 
-static void run(P *p, uint64_t seed) {
+/* Runs p on the interpreter, or (cpu) on the LLVM JIT compiling every graph
+ * on its first run, none falling back to the interpreter. */
+static void run_on(P *p, uint64_t seed, bool cpu) {
+    free(p->log);
+    p->log = NULL;
     FILE *lf = open_memstream(&p->log, &p->loglen);
     cr_assert_not_null(lf);
     ExecOptions o;
@@ -52,13 +57,33 @@ static void run(P *p, uint64_t seed) {
     o.seed = seed;
     o.log = lf;
     o.runner = ir_interp_runner();
+    GraphRunner jit = {0};
+    if (cpu) {
+        char err[200] = "";
+        LlvmOptions lo = {.interp_runs = 0, .nthreads = 1};
+        jit = llvm_runner_new(&lo, err, sizeof err);
+        cr_assert_not_null(jit.run, "%s", err);
+        o.runner = jit;
+    }
     bool ok = ir_exec_module(p->m, &o);
+    if (cpu) {
+        for (int i = 0; i < llvm_runner_ngraphs(&jit); i++) {
+            const LlvmGraphInfo *gi = llvm_runner_graph(&jit, i);
+            cr_expect(!gi->fallback, "graph %s fell back to the interpreter: %s", gi->graph,
+                      gi->reason);
+        }
+        llvm_runner_free(&jit);
+    }
     fclose(lf);
     if (!ok) {
         char *t = th_diags_text(p->d);
         cr_assert(ok, "run failed:\n%s\nlog:\n%s", t ? t : "", p->log ? p->log : "");
         free(t);
     }
+}
+
+static void run(P *p, uint64_t seed) {
+    run_on(p, seed, false);
 }
 
 static void release(P *p) {
@@ -459,4 +484,192 @@ Test(lower, module_print_is_readable) {
     NEAR(logged(&p, "total"), 3 * 32, 0);
     cr_expect(strstr(p.log, "w is") != NULL);
     release(&p);
+}
+
+/* ---- grad through host statements ------------------------------------------------------ */
+
+/* The diagnostics of a program that must not compile. */
+static char *compile_errors(const char *src) {
+    Arena *a = arena_new();
+    SourceSet *s = source_set_new(a);
+    DiagList *d = diag_list_new(a, s);
+    CompileOptions o = {NULL, 0, false};
+    Module *m = fe_compile(a, s, d, th_write_program(src), &o);
+    cr_expect_null(m, "the program compiled");
+    char *t = th_diags_text(d);
+    if (m) ir_module_free(m);
+    arena_free(a);
+    return t ? t : calloc(1, 1);
+}
+
+/* A host statement between the objective's intermediate and grad used to cut
+ * the graph: y became a slot and its gradient a silent zero. */
+static void grad_across(const char *host) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "main {\n"
+             "  x = iota(3) + 1.0\n"
+             "  y = x * 3\n"
+             "  %s\n"
+             "  g = grad(sum(y * y), x)\n"
+             "  h = grad(sum(y), x)\n"
+             "  log g0 = g[0], g2 = g[2], h1 = h[1]\n"
+             "}\n",
+             host);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "g0"), 18, 1e-6); /* d/dx sum(9 x^2) = 18 x */
+        NEAR(logged(&p, "g2"), 54, 1e-6);
+        NEAR(logged(&p, "h1"), 3, 1e-6);
+        release(&p);
+    }
+}
+
+Test(lower, grad_across_print) {
+    grad_across("print sum(y)");
+}
+Test(lower, grad_across_log) {
+    grad_across("log s = sum(y)");
+}
+Test(lower, grad_across_save) {
+    grad_across("save \"y_saved.npy\" y");
+}
+Test(lower, grad_across_if) {
+    grad_across("if sum(y) > 1.0 { print \"big\" } else { print \"small\" }");
+}
+Test(lower, grad_across_for) {
+    grad_across("for i in 0..3 { print i }");
+}
+Test(lower, grad_across_while) {
+    grad_across("k = 0\n  while k < 2 { k = k + 1 }");
+}
+
+/* Gradient descent in main that prints its loss: w_k = 1 - 0.8^k exactly
+ * (the step is w - 0.1 * 2 (w - 1)). */
+static void descent(const char *loop_head, const char *loop_tail) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "main {\n"
+             "  w = zeros([3])\n"
+             "  %s\n"
+             "    l = sum((w - 1.0) ** 2)\n"
+             "    print \"loss\", l\n"
+             "    if l > 100.0 { print \"diverged\" }\n"
+             "    log loss = l\n"
+             "    w = w - 0.1 * grad(l, w)\n"
+             "  %s\n"
+             "  log w0 = w[0], w2 = w[2]\n"
+             "}\n",
+             loop_head, loop_tail);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "w0"), 1 - pow(0.8, 20), 1e-5);
+        NEAR(logged(&p, "w2"), 1 - pow(0.8, 20), 1e-5);
+        NEAR(logged(&p, "loss"), 3 * pow(0.8, 38), 1e-3); /* the loss before the last step */
+        release(&p);
+    }
+}
+
+Test(lower, grad_descent_in_a_for_loop_that_prints) {
+    descent("for i in 0..20 {", "}");
+}
+Test(lower, grad_descent_in_a_while_loop_that_prints) {
+    descent("k = 0\n  while k < 20 {\n    k = k + 1", "}");
+}
+
+/* In an every block of a train: the gradient of a loss printed first equals
+ * the gradient traced in one graph, and is not zero. */
+Test(lower, grad_across_print_in_every_block) {
+    const char *src = "import optim\n"
+                      "data X = randn([64, 3], seed = 1)\n"
+                      "data ds = [x = X, y = X @ (iota(3) - 1.0)]\n"
+                      "fn model(x: f32[B, 3]) -> f32[B] {\n"
+                      "  param w: f32[3] = zeros()\n"
+                      "  return x @ w\n"
+                      "}\n"
+                      "train model {\n"
+                      "  data = ds\n  batch = 16\n  steps = 4\n"
+                      "  loss = mse(model(batch.x), batch.y)\n"
+                      "  optimizer = optim.sgd(lr = 0.05)\n"
+                      "  every 2 {\n"
+                      "    l = mse(model(ds.x), ds.y)\n"
+                      "    print \"full loss\", l\n"
+                      "    g = grad(l, params(model))\n"
+                      "    r = grad(mse(model(ds.x), ds.y), params(model))\n"
+                      "    log gn = norm(g), diff = norm(g.w - r.w)\n"
+                      "  }\n"
+                      "}\n";
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        cr_expect_gt(logged(&p, "gn"), 0.1, "the gradient is not zero");
+        NEAR(logged(&p, "diff"), 0, 1e-6);
+        release(&p);
+    }
+}
+
+/* w_prev is a constant of each iteration's gradient: it was computed before
+ * w's update (stop_grad before the loop: there it is the same value as w). */
+Test(lower, grad_treats_the_previous_iterate_as_constant) {
+    const char *src = "main {\n"
+                      "  w = zeros([2])\n"
+                      "  w_prev = stop_grad(w)\n"
+                      "  for i in 0..10 {\n"
+                      "    l = sum((w - 1.0) ** 2) + sum((w - w_prev) ** 2)\n"
+                      "    print l\n"
+                      "    w_prev = w\n"
+                      "    w = w - 0.1 * grad(l, w)\n"
+                      "  }\n"
+                      "  log w0 = w[0]\n"
+                      "}\n";
+    /* per element: w' = w - 0.2 (w - 1) - 0.2 (w - w_prev) */
+    double w = 0, wp = 0;
+    for (int i = 0; i < 10; i++) {
+        double nw = w - 0.2 * (w - 1) - 0.2 * (w - wp);
+        wp = w;
+        w = nw;
+    }
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "w0"), w, 1e-5);
+        release(&p);
+    }
+}
+
+/* Values whose dependence on the target passes through a loop cannot be
+ * differentiated: a located error, never a zero. */
+Test(lower, grad_through_a_loop_carried_value_is_an_error) {
+    char *e = compile_errors("main {\n"
+                             "  w = zeros([3])\n"
+                             "  b = sum(w * w)\n"
+                             "  for i in 0..5 {\n"
+                             "    print b\n"
+                             "    g = grad(b + sum(w), w)\n"
+                             "    w = w - 0.1 * g\n"
+                             "    b = sum(w * w)\n"
+                             "  }\n"
+                             "}\n");
+    cr_expect(
+        strstr(e, ":6:9: error: grad: the objective uses 'b', which comes through a host loop"),
+        "%s", e);
+    free(e);
+    e = compile_errors("main {\n"
+                       "  a = full([3], 1.0)\n"
+                       "  y = a\n"
+                       "  for i in 0..2 { y = a * 3\n print sum(y) }\n"
+                       "  print grad(sum(y), a)\n"
+                       "}\n");
+    cr_expect(strstr(e, ":6:9: error: grad: the objective uses 'y'"), "%s", e);
+    free(e);
+    e = compile_errors("main {\n"
+                       "  a = full([3], 1.0)\n"
+                       "  y = a * 2\n"
+                       "  if sum(a) > 0.0 { y = a * 3 }\n"
+                       "  print grad(sum(y), a)\n"
+                       "}\n");
+    cr_expect(strstr(e, ":5:9: error: grad: the objective uses 'y'"), "%s", e);
+    free(e);
 }
