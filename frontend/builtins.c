@@ -781,13 +781,15 @@ static Value *bi_stack(Lower *L, BuiltinCall *c) {
     int r = ns[0]->shape.rank, axis;
     if (r + 1 > IR_MAX_RANK) return lw_error(L, c->loc, "stack: rank too large");
     if ((e = concat_axis(L, c, ns, n, r + 1, &axis))) return e;
-    for (int i = 0; i < n; i++) {
+    /* every operand is checked against the first before any is reshaped */
+    for (int i = 1; i < n; i++)
         if (!rt_shape_eq(&ns[i]->shape, &ns[0]->shape))
             return lw_error(L, c->loc, "stack: shapes %s and %s differ", tstr(L, ns[0]), tstr(L, ns[i]));
-        Shape s = {.rank = r + 1};
-        for (int k = 0, j = 0; k < r + 1; k++) s.dims[k] = k == axis ? 1 : ns[i]->shape.dims[j++];
+    Shape s = {.rank = r + 1};
+    for (int k = 0, j = 0; k < r + 1; k++)
+        s.dims[k] = k == axis ? 1 : ns[0]->shape.dims[j++];
+    for (int i = 0; i < n; i++)
         ns[i] = ir_reshape(G(L), ns[i], s, c->loc);
-    }
     return lw_tensor(L, ir_concat(G(L), ns, n, axis, c->loc));
 }
 

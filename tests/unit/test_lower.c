@@ -673,3 +673,37 @@ Test(lower, grad_through_a_loop_carried_value_is_an_error) {
     cr_expect(strstr(e, ":5:9: error: grad: the objective uses 'y'"), "%s", e);
     free(e);
 }
+
+/* ---- stack ----------------------------------------------------------------------------- */
+
+/* stack of two or more tensors used to compare the reshaped first operand
+ * with the others and never compiled. */
+Test(lower, stack_values_and_gradient) {
+    const char *prog = "main {\n"
+                       "  a = iota(3) + 1.0\n"
+                       "  b = a * 10\n"
+                       "  c = a * 100\n"
+                       "  s = stack(a, b, c)\n"
+                       "  t = stack(a, b, axis = 1)\n"
+                       "  g = grad(sum(stack(a, a * a, axis = -1) * t), a)\n"
+                       "  log s00 = s[0, 0], s12 = s[1, 2], s21 = s[2, 1], t21 = t[2, 1], t10 = t[1, 0]\n"
+                       "  log g1 = g[1], n = sum(ones_like(s)), m = sum(ones_like(t[0]))\n"
+                       "}\n";
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(prog);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "s00"), 1, 0);
+        NEAR(logged(&p, "s12"), 30, 0);
+        NEAR(logged(&p, "s21"), 200, 0);
+        NEAR(logged(&p, "t21"), 30, 0);
+        NEAR(logged(&p, "t10"), 2, 0);
+        NEAR(logged(&p, "n"), 9, 0); /* s is [3, 3] */
+        NEAR(logged(&p, "m"), 2, 0); /* t is [3, 2] */
+        /* sum(a * a + a^2 * 10 a) = sum(a^2 + 10 a^3): d/da = 2 a + 30 a^2 */
+        NEAR(logged(&p, "g1"), 2 * 2 + 30 * 4, 1e-6);
+        release(&p);
+    }
+    char *e = compile_errors("main { x = stack(iota(3), iota(4)) }\n");
+    cr_expect(strstr(e, "stack: shapes i32[3] and i32[4] differ"), "%s", e);
+    free(e);
+}
