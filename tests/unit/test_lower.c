@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codegen/llvm/llvm_backend.h"
 #include "frontend/frontend.h"
@@ -533,7 +534,15 @@ Test(lower, grad_across_log) {
     grad_across("log s = sum(y)");
 }
 Test(lower, grad_across_save) {
-    grad_across("save \"y_saved.npy\" y");
+    char dir[256], stmt[400];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/dflow_lower_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(stmt, sizeof stmt, "save \"%s/y.npy\" y", dir);
+    grad_across(stmt);
+    snprintf(stmt, sizeof stmt, "%s/y.npy", dir);
+    cr_expect_eq(remove(stmt), 0, "save wrote %s", stmt);
+    cr_expect_eq(rmdir(dir), 0);
 }
 Test(lower, grad_across_if) {
     grad_across("if sum(y) > 1.0 { print \"big\" } else { print \"small\" }");
