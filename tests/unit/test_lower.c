@@ -17,6 +17,7 @@
 #include "frontend/frontend.h"
 #include "helpers/ir_helpers.h"
 #include "ir/exec.h"
+#include "runtime/dataio.h"
 #include "runtime/rng.h"
 
 typedef struct {
@@ -715,4 +716,91 @@ Test(lower, stack_values_and_gradient) {
     char *e = compile_errors("main { x = stack(iota(3), iota(4)) }\n");
     cr_expect(strstr(e, "stack: shapes i32[3] and i32[4] differ"), "%s", e);
     free(e);
+}
+
+/* ---- weak float literals ----------------------------------------------------------------- */
+
+/* `0.999 ** (t + 1)` (a float literal meeting the integer step) used to be
+ * computed in f32 inside an f64 program, so f64 Adam drifted from PyTorch's
+ * by 7e-7 in 10 steps. tests/fixtures/make_adam_f64.py wrote the reference. */
+Test(lower, adam_f64_matches_pytorch) {
+    double want[4];
+    FILE *f = fopen("tests/fixtures/adam_f64.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/adam_f64.txt (run from the repository root)");
+    char line[512];
+    cr_assert_not_null(fgets(line, sizeof line, f)); /* the header */
+    cr_assert_eq(fscanf(f, "%lf %lf %lf %lf", &want[0], &want[1], &want[2], &want[3]), 4);
+    fclose(f);
+    char dir[256], src[2048];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/dflow_adam_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(src, sizeof src,
+             "import optim\n"
+             "data X = sin(reshape(iota(24, dtype = \"f64\"), [8, 3]) + 1.0)\n"
+             "data ds = [x = X, y = cos(iota(8, dtype = \"f64\"))]\n"
+             "fn model(x: f64[B, 3]) -> f64[B] {\n"
+             "  param w: f64[3] = iota(3, dtype = \"f64\") * 0.1 - 0.1\n"
+             "  param b: f64[] = 0.05\n"
+             "  return x @ w + b\n"
+             "}\n"
+             "train model {\n"
+             "  data = ds\n  batch = 8\n  shuffle = false\n  steps = 10\n"
+             "  loss = mse(model(batch.x), batch.y)\n"
+             "  optimizer = optim.adam(lr = 0.01)\n"
+             "}\n"
+             "main {\n"
+             "  save \"%s/w.npy\" params(model).w\n"
+             "  save \"%s/b.npy\" params(model).b\n"
+             "}\n",
+             dir, dir);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        char path[400], err[256];
+        double got[4];
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/%s.npy", dir, k ? "b" : "w");
+            RtTensor *t = rt_npy_read(path, err, sizeof err);
+            cr_assert_not_null(t, "%s", err);
+            cr_assert_eq(t->dtype, DT_F64);
+            for (int i = 0; i < (k ? 1 : 3); i++)
+                got[k ? 3 : i] = rt_tensor_get_f64(t, i);
+            rt_tensor_free(t);
+            remove(path);
+        }
+        for (int i = 0; i < 4; i++)
+            cr_expect(fabs(got[i] - want[i]) <= 1e-12,
+                      "%s: parameter %d is %.17g, PyTorch %.17g (%.3g apart)",
+                      cpu ? "cpu" : "interp", i, got[i], want[i], fabs(got[i] - want[i]));
+        release(&p);
+    }
+    rmdir(dir);
+}
+
+/* A weak value stays f32 in an f32 program and when it meets nothing. */
+Test(lower, weak_literals_keep_f32_programs_f32) {
+    const char *src = "main {\n"
+                      "  t = iota(3)\n"
+                      "  a = 0.5 ** (t + 1)\n"
+                      "  b = full([3], 2.0) * a\n"
+                      "  c = full([3], 2.0, dtype = \"f64\") * (1 - 0.999 ** (t + 1))\n"
+                      "  d = -(0.999 ** (t + 1)) + full([3], 1.0, dtype = \"f64\")\n"
+                      "  log a2 = a[2], b1 = b[1], c1 = c[1] * 1e6, d0 = d[0] * 1e6\n"
+                      "}\n";
+    P p = compile(src);
+    const char *want[] = {"a", "b", "c", "d"};
+    const DType dts[] = {DT_F32, DT_F32, DT_F64, DT_F64};
+    for (int i = 0; i < 4; i++) {
+        int s = find_slot(p.m, want[i]);
+        if (s < 0) continue; /* values of main that no host statement needed */
+        cr_expect_eq(p.m->slots[s].dtype, dts[i], "%s", want[i]);
+    }
+    run(&p, 0);
+    NEAR(logged(&p, "a2"), 0.125, 0);
+    NEAR(logged(&p, "b1"), 0.5, 0);
+    /* 2 (1 - 0.999^2) in f64 is 0.003998; in f32 0.999^2 is off by 2e-8 */
+    cr_expect(fabs(logged(&p, "c1") - 3998.0) < 1e-6, "c1 = %.12g", logged(&p, "c1"));
+    cr_expect(fabs(logged(&p, "d0") - 1000.0) < 1e-6, "d0 = %.12g", logged(&p, "d0"));
+    release(&p);
 }
