@@ -798,13 +798,15 @@ static Value *bi_stack(Lower *L, BuiltinCall *c) {
     int r = ns[0]->shape.rank, axis;
     if (r + 1 > IR_MAX_RANK) return lw_error(L, c->loc, "stack: rank too large");
     if ((e = concat_axis(L, c, ns, n, r + 1, &axis))) return e;
-    for (int i = 0; i < n; i++) {
+    /* every operand is checked against the first before any is reshaped */
+    for (int i = 1; i < n; i++)
         if (!rt_shape_eq(&ns[i]->shape, &ns[0]->shape))
             return lw_error(L, c->loc, "stack: shapes %s and %s differ", tstr(L, ns[0]), tstr(L, ns[i]));
-        Shape s = {.rank = r + 1};
-        for (int k = 0, j = 0; k < r + 1; k++) s.dims[k] = k == axis ? 1 : ns[i]->shape.dims[j++];
+    Shape s = {.rank = r + 1};
+    for (int k = 0, j = 0; k < r + 1; k++)
+        s.dims[k] = k == axis ? 1 : ns[0]->shape.dims[j++];
+    for (int i = 0; i < n; i++)
         ns[i] = ir_reshape(G(L), ns[i], s, c->loc);
-    }
     return lw_tensor(L, ir_concat(G(L), ns, n, axis, c->loc));
 }
 
@@ -1042,6 +1044,9 @@ static Value *bi_grad(Lower *L, BuiltinCall *c) {
     if (!wrt_nodes(L, c->pos[1], &w, c->pos_loc[1], "grad")) return lw_err(L);
     Node **out = arena_alloc(L->a, sizeof(Node *) * (size_t)(w.n ? w.n : 1));
     if (!out) return lw_err(L);
+    /* through the graphs that host statements cut off (lower_defs.h) */
+    y = lw_see_through(L, y, w.nodes, w.n, c->loc);
+    if (!y) return lw_err(L);
     if (!pass_grad(G(L), y, NULL, w.nodes, w.n, out)) return lw_err(L);
     for (int i = 0; i < w.n; i++)
         if (!out[i]) return lw_err(L);
@@ -1059,6 +1064,7 @@ static Value *bi_hvp(Lower *L, BuiltinCall *c) {
     if (!is_float_dt(w->dtype) || w->dtype != v->dtype || !rt_shape_eq(&w->shape, &v->shape))
         return lw_error(L, c->loc, "hvp: w and v must be floating-point tensors of the same type, got %s and %s",
                         tstr(L, w), tstr(L, v));
+    if (!(y = lw_see_through(L, y, &w, 1, c->loc))) return lw_err(L);
     return lw_tensor(L, pass_hvp(G(L), y, w, v, c->loc));
 }
 
@@ -1075,6 +1081,7 @@ static Value *bi_hessian_trace(Lower *L, BuiltinCall *c) {
                         "hessian_trace: w has %lld elements; the exact trace takes one Hessian-vector product per "
                         "element (at most %d)",
                         (long long)rt_shape_numel(&w->shape), FE_MAX_HESSIAN);
+    if (!(y = lw_see_through(L, y, &w, 1, c->loc))) return lw_err(L);
     return lw_tensor(L, pass_hessian_trace(G(L), y, w, c->loc));
 }
 

@@ -267,6 +267,7 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
     L.opts = o;
     L.check_only = o && o->check_only;
     L.unroll_left = FE_UNROLL_BUDGET;
+    L.reach_budget = FE_REACH_BUDGET;
     L.src_dir = dir_of(&L, path);
     L.m = ir_module_new(a, d);
     if (!L.m) return NULL;
@@ -300,6 +301,7 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
         if (dc->kind == DC_TRAIN) lw_train(&L, L.main, dc);
         else if (dc->kind == DC_MAIN) lw_main(&L, dc);
     }
+    if (!L.oom) lw_defs_check_pending(&L);
     if (L.oom) diag_error(d, srcloc_none(), "out of memory while compiling '%s'", path);
 #ifdef DFLOW_VERIFY
     if (!diag_has_errors(d)) ir_module_verify(L.m, "lower");

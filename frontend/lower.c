@@ -178,7 +178,11 @@ static void gc_reset(Lower *L, GraphCtx *c, const char *name) {
     c->nout = c->cap_out = 0;
     c->slot_nodes = NULL;
     c->cap_slot_nodes = 0;
-    if (!c->g) L->oom = true;
+    c->in_defs = NULL;
+    c->cap_in_defs = 0;
+    c->rec = arena_alloc(L->a, sizeof *c->rec);
+    if (c->rec) memset(c->rec, 0, sizeof *c->rec), c->rec->g = c->g;
+    if (!c->g || !c->rec) L->oom = true;
 }
 
 GraphCtx *lw_gc_push(Lower *L, const char *name) {
@@ -208,6 +212,8 @@ void lw_gc_output(Lower *L, Node *n, int slot) {
 void lw_gc_emit(Lower *L, HostBlock *hb, SrcLoc loc) {
     GraphCtx *c = L->gc;
     if (!c || !c->g) return;
+    lw_defs_commit(L); /* its writes happen when it runs, here */
+    if (hb == &L->m->init) lw_defs_init_written(L, c->out_slots, c->nout);
     if (c->g->noutputs > 0 && hb) {
         HostStmt *st = ir_host_append(L->m, hb, HS_RUN, loc);
         if (!st) {
@@ -268,7 +274,9 @@ Node *lw_slot_node(Lower *L, int slot, SrcLoc loc) {
     Node *n = ir_input(c->g, sl->dtype, sl->shape, sl->name, loc);
     if (!n) return NULL;
     if (sl->kind == SLOT_PARAM) n->flags |= NODE_PARAM;
-    c->in_slots[c->nin++] = slot;
+    c->in_slots[c->nin] = slot;
+    lw_defs_read(L, c->nin, slot);
+    c->nin++;
     c->slot_nodes[slot] = n;
     return n;
 }

@@ -320,7 +320,9 @@ static Node *lw_matmul(Lower *L, Node *a, Node *b, SrcLoc loc) {
     return r;
 }
 
-static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
+/* fdt: the float dtype of a float constant meeting an integer tensor and of
+ * an integer division or power (f32 unless a weak value is built again). */
+static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc, DType fdt) {
     Graph *g = L->gc ? L->gc->g : NULL;
     if (!g) /* only config is evaluated without a graph */
         return lw_error(L, loc, "'%s' on a tensor is not allowed here: config values are compile-time constants",
@@ -332,9 +334,14 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
         const Value *bad = ka ? b : a;
         return lw_error(L, loc, "operator '%s' does not apply to %s", lw_binop_sym(op), lw_value_desc(L, bad));
     }
-    /* a constant takes the dtype of the tensor it meets */
-    DType ha = val_is_const(a) && val_is_tensorish(b) ? tb : DT_COUNT;
-    DType hb = val_is_const(b) && val_is_tensorish(a) ? ta : DT_COUNT;
+    /* a constant takes the dtype of the tensor it meets (a float one meeting
+     * an integer tensor: fdt) */
+    DType ha = val_is_const(a) && val_is_tensorish(b)
+                   ? (a->kind == V_FLOAT && !is_float_dt(tb) ? fdt : tb)
+                   : DT_COUNT;
+    DType hb = val_is_const(b) && val_is_tensorish(a)
+                   ? (b->kind == V_FLOAT && !is_float_dt(ta) ? fdt : ta)
+                   : DT_COUNT;
     /* x ** 2 is x * x: exact, cheap and with a derivative that is finite at 0 */
     if (op == OPK_POW && val_is_const(b) && val_is_tensorish(a)) {
         double e = val_num(b);
@@ -375,16 +382,16 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
         k = OP_DIV;
         /* true division, as Python: integers divide as f32 */
         if (!is_float_dt(ir_promote(x->dtype, y->dtype))) {
-            x = ir_cast(g, x, DT_F32, loc);
-            y = ir_cast(g, y, DT_F32, loc);
+            x = ir_cast(g, x, fdt, loc);
+            y = ir_cast(g, y, fdt, loc);
         }
         break;
     case OPK_MOD: k = OP_MOD; break;
     case OPK_POW:
         k = OP_POW;
         if (!is_float_dt(ir_promote(x->dtype, y->dtype))) {
-            x = ir_cast(g, x, DT_F32, loc);
-            y = ir_cast(g, y, DT_F32, loc);
+            x = ir_cast(g, x, fdt, loc);
+            y = ir_cast(g, y, fdt, loc);
         }
         break;
     case OPK_EQ: k = OP_EQ; break;
@@ -415,6 +422,55 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
     }
     if (!x || !y) return lw_err(L);
     return lw_tensor(L, ir_binary(g, k, x, y, loc));
+}
+
+/* ---- weak literals --------------------------------------------------------------------- */
+
+static bool strong_float(Lower *L, const Value *v, DType *dt) {
+    Shape s;
+    return val_is_tensorish(v) && !v->weak && lw_type(L, v, dt, &s) && is_float_dt(*dt);
+}
+
+static bool is_weak(const Value *v) {
+    return v && (v->kind == V_FLOAT || (v->kind == V_TENSOR && v->weak));
+}
+
+static Value *neg_value(Lower *L, Value *a, SrcLoc loc);
+
+/* v built again with float dtype dt (v itself when it is not weak). */
+static Value *rebuild_weak(Lower *L, Value *v, DType dt) {
+    if (!v || v->kind != V_TENSOR || !v->weak) return v;
+    const WeakExpr *w = v->weak;
+    Value *a = rebuild_weak(L, (Value *)w->a, dt);
+    if (w->op < 0) return neg_value(L, a, w->loc);
+    Value *b = rebuild_weak(L, (Value *)w->b, dt);
+    if (val_is_error(a) || val_is_error(b)) return lw_err(L);
+    return tensor_binop_dt(L, (OpKindAst)w->op, a, b, w->loc, dt);
+}
+
+static Value *mark_weak(Lower *L, Value *r, int op, Value *a, Value *b, SrcLoc loc) {
+    if (val_is_error(r) || r->kind != V_TENSOR || !is_float_dt(r->u.t.node->dtype)) return r;
+    WeakExpr *w = arena_alloc(L->a, sizeof *w);
+    if (!w) return r;
+    *w = (WeakExpr){op, a, b, loc};
+    r->weak = w;
+    return r;
+}
+
+/* A weak operand meeting a float tensor takes its dtype; a result whose
+ * float dtype comes only from literals and integers stays weak. */
+static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
+    DType da, db;
+    bool sa = strong_float(L, a, &da), sb = strong_float(L, b, &db);
+    if (sb && a->kind == V_TENSOR && a->weak && db != a->u.t.node->dtype)
+        a = rebuild_weak(L, a, db);
+    if (sa && b->kind == V_TENSOR && b->weak && da != b->u.t.node->dtype)
+        b = rebuild_weak(L, b, da);
+    if (val_is_error(a) || val_is_error(b)) return lw_err(L);
+    Value *r = tensor_binop_dt(L, op, a, b, loc, DT_F32);
+    bool from_literals = is_weak(a) || is_weak(b) || op == OPK_DIV || op == OPK_POW;
+    if (!sa && !sb && from_literals && op != OPK_MATMUL) return mark_weak(L, r, op, a, b, loc);
+    return r;
 }
 
 Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
@@ -489,9 +545,17 @@ Value *lw_unop(Lower *L, OpKindAst op, Value *a, SrcLoc loc) {
         if (x == INT64_MIN) return lw_error(L, loc, "integer overflow in '-'");
         return val_int(L->a, -x);
     }
+    if (op == OPK_NEG && a->kind == V_TENSOR && a->weak) return neg_value(L, a, loc);
     if (val_is_tensorish(a) || is_tree(a))
         return lw_map1(L, a, op == OPK_NOT ? not_node : neg_node, NULL, loc);
     return lw_error(L, loc, "operator '%s' does not apply to %s", lw_binop_sym(op), lw_value_desc(L, a));
+}
+
+/* -a for a tensor, keeping a weak value weak. */
+static Value *neg_value(Lower *L, Value *a, SrcLoc loc) {
+    if (val_is_error(a)) return lw_err(L);
+    Value *r = lw_map1(L, a, neg_node, NULL, loc);
+    return a->kind == V_TENSOR && a->weak ? mark_weak(L, r, -1, a, NULL, loc) : r;
 }
 
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc) {
@@ -747,8 +811,11 @@ static Value *lw_list(Lower *L, Scope *s, const Expr *e) {
         if (named) {
             names[i] = e->u.list.items[i].name;
             for (int j = 0; j < i; j++)
-                if (strcmp(names[j], names[i]) == 0)
-                    return lw_error(L, e->u.list.items[i].name_loc, "field '%s' appears twice", names[i]);
+                if (strcmp(names[j], names[i]) == 0) {
+                    Diag *dg = diag_error(L->d, e->u.list.items[i].name_loc, "field '%s' appears twice", names[i]);
+                    diag_add_note(L->d, dg, e->u.list.items[j].name_loc, "'%s' was first given here", names[i]);
+                    return lw_err(L);
+                }
         }
     }
     if (err) return lw_err(L);

@@ -17,6 +17,7 @@
 #include "../ir/module.h"
 #include "../runtime/checked.h"
 #include "frontend.h"
+#include "lower_defs.h"
 #include "value.h"
 
 /* Limits that keep any program from hanging or exhausting the compiler. */
@@ -27,6 +28,8 @@
 #define FE_MAX_HESSIAN 4096           /* elements of w for an exact hessian_trace */
 #define FE_MAX_KW 12                  /* keywords of one builtin */
 #define FE_MAX_EXPR_DEPTH 4000        /* nesting of one expression (a+b+... chains are left-deep) */
+/* items grad's dependence questions visit per compile (lower_defs.c) */
+#define FE_REACH_BUDGET 20000000
 
 /* ---- environments ---------------------------------------------------------------- */
 
@@ -77,6 +80,9 @@ typedef struct GraphCtx {
     int nout, cap_out;
     Node **slot_nodes; /* slot -> its input node in g (cache) */
     int cap_slot_nodes;
+    GraphRec *rec;     /* what g read and wrote, kept after g is emitted (lower_defs.h) */
+    SlotDef **in_defs; /* in_slots[i]'s definition when g read it */
+    int cap_in_defs;
     struct GraphCtx *prev;
 } GraphCtx;
 
@@ -160,6 +166,13 @@ typedef struct Lower {
     int expr_depth;
     int rt_cond; /* host `if` branches on run-time values since the innermost loop */
     Global **cfg_globals; /* Module.configs[i] -> its Global in the main module */
+    /* slot definitions for grad across host statements (lower_defs.c) */
+    SlotDef **defs; /* slot -> its current definition */
+    int cap_defs;
+    Region *region; /* innermost host loop, branch or train being lowered */
+    struct PendingGrad *pend;
+    int npend, cap_pend;
+    int64_t reach_budget;
 } Lower;
 
 typedef enum { FLOW_NEXT, FLOW_RETURN, FLOW_BREAK } Flow;

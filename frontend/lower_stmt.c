@@ -218,6 +218,38 @@ static void push_homes(Lower *L, Scope *s, const Block *b1, const Block *b2) {
     }
 }
 
+static void home_slots(Lower *L, const Value *v, int **slots, int *n, int *cap) {
+    if (!v) return;
+    if (v->kind == V_TREE || v->kind == V_LIST) {
+        for (int i = 0; i < v->u.tree.n; i++)
+            home_slots(L, v->u.tree.items[i], slots, n, cap);
+        return;
+    }
+    if (v->kind != V_SLOT) return;
+    if (*n == *cap) {
+        int nc = *cap ? *cap * 2 : 16;
+        int *ns = arena_realloc(L->a, *slots, sizeof(int) * (size_t)*cap, sizeof(int) * (size_t)nc);
+        if (!ns) {
+            L->oom = true;
+            return;
+        }
+        *slots = ns;
+        *cap = nc;
+    }
+    (*slots)[(*n)++] = v->u.slot;
+}
+
+/* A host loop begins (after its entry flush): each home of the loop holds,
+ * at the head, what it held before the loop or what the last iteration left
+ * (lower_defs.h). */
+static void loop_begin(Lower *L, Region *r) {
+    lw_region_begin(L, r, true);
+    int *slots = NULL, n = 0, cap = 0;
+    for (int i = 0; L->homes && i < L->homes->n; i++)
+        home_slots(L, L->homes->homes[i], &slots, &n, &cap);
+    lw_region_heads(L, slots, n);
+}
+
 /* ---- host control flow --------------------------------------------------------------- */
 
 static bool host_bound(Lower *L, Value *v, int64_t *k, int *slot, SrcLoc loc) {
@@ -252,6 +284,8 @@ static void host_for(Lower *L, Scope *s, const Stmt *st) {
     hs->u.loop.hi = khi;
     hs->u.loop.lo_slot = val_is_tensorish(bounds[0]) && bounds[0]->kind == V_SLOT ? bounds[0]->u.slot : -1;
     hs->u.loop.hi_slot = val_is_tensorish(bounds[1]) && bounds[1]->kind == V_SLOT ? bounds[1]->u.slot : -1;
+    Region reg;
+    loop_begin(L, &reg);
     Value *vv = val_slot(L->a, var);
     lw_scope_set(L, s, st->u.loop.var, vv, st->u.loop.var_loc);
 
@@ -267,6 +301,7 @@ static void host_for(Lower *L, Scope *s, const Stmt *st) {
     lw_block(L, s, &st->u.loop.body);
     L->rt_cond = saved_rt;
     lw_flush(L, NULL, 0, st->u.loop.body.close);
+    lw_region_end(L);
     L->host_loops--;
     L->loop_kind = saved_kind;
     L->loop_var = saved_var;
@@ -294,6 +329,8 @@ static void host_while(Lower *L, Scope *s, const Stmt *st) {
         lw_homes_pop(L);
         return;
     }
+    Region reg;
+    loop_begin(L, &reg);
     /* the condition graph: evaluated before every iteration */
     Value *c = lw_expr(L, s, st->u.whl.cond);
     Node *cn = val_is_error(c) ? NULL : cond_node(L, c, st->u.whl.cond->loc);
@@ -315,6 +352,7 @@ static void host_while(Lower *L, Scope *s, const Stmt *st) {
     L->loop_var = NULL; /* `every` counts iterations of a for loop only */
     lw_block(L, s, &st->u.whl.body);
     lw_flush(L, NULL, 0, st->u.whl.body.close);
+    lw_region_end(L);
     L->host_loops--;
     L->loop_kind = saved_kind;
     L->loop_var = saved_var;
@@ -367,15 +405,19 @@ static void host_if(Lower *L, Scope *s, const Stmt *st, Value *c, SrcLoc cloc) {
     }
     L->hb = &hs->u.cond.then_b;
     L->rt_cond++;
+    Region reg;
+    lw_region_begin(L, &reg, false);
     lw_block(L, s, &st->u.ifs.then_b);
     home_new_names(L, s, names, existed, n);
     lw_flush(L, NULL, 0, st->u.ifs.then_b.close);
     if (eb) {
+        lw_region_else(L);
         L->hb = &hs->u.cond.else_b;
         lw_block(L, s, eb);
         home_new_names(L, s, names, existed, n);
         lw_flush(L, NULL, 0, eb->close);
     }
+    lw_region_end(L);
     L->rt_cond--;
     L->hb = saved_hb;
     lw_homes_pop(L);
@@ -671,6 +713,7 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
     case ST_BREAK:
         if (L->loop_kind == 1 && in_host(L)) {
             lw_flush(L, NULL, 0, st->loc);
+            lw_region_break(L);
             ir_host_append(L->m, L->hb, HS_BREAK, st->loc);
             return FLOW_BREAK;
         }

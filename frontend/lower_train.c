@@ -314,6 +314,8 @@ static Value *filter_trainable(Lower *L, Scope *s, const Expr *e, int *slots, in
 
 void lw_train(Lower *L, FeMod *mod, const Decl *d) {
     Settings st;
+    Region reg;
+    bool in_region = false;
     if (!read_settings(L, d, &st)) return;
     Scope *s = lw_scope_new(L, NULL, mod);
     if (!s) return;
@@ -404,6 +406,9 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
     }
     lw_gc_pop(L);
     if (!ok || L->d->nerrors > errs) goto done;
+    /* the step and the every blocks run in a loop (lower_defs.h) */
+    lw_region_begin(L, &reg, true);
+    in_region = true;
 
     TrainSpec *ts = arena_alloc(L->a, sizeof *ts);
     if (!ts) goto done;
@@ -570,7 +575,9 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
     ts->step.graph = L->gc->g;
     ts->step.in_slots = L->gc->in_slots;
     ts->step.out_slots = L->gc->out_slots;
+    lw_defs_commit(L);
     lw_gc_pop(L);
+    lw_region_heads_written(L);
     L->train = saved_train;
 
     /* (4) every blocks */
@@ -605,6 +612,7 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
     }
 
 done:
+    if (in_region) lw_region_end(L);
     L->train = saved_train;
     L->host = saved_host;
     L->host_scope = saved_scope;

@@ -63,6 +63,7 @@ typedef struct SScope {
     NameKind *kinds;
     SrcLoc *locs;
     bool *bound; /* bound so far in walk order (for let checks) */
+    SrcLoc *at;  /* where it became bound (for "first declared here" notes) */
     int n, cap;
     struct SScope *parent; /* enclosing body (lambdas, nested fns) */
 } SScope;
@@ -91,7 +92,9 @@ static void s_add(Sema *S, SScope *sc, const char *name, NameKind k, SrcLoc loc)
         NameKind *nk = arena_realloc(a, sc->kinds, sizeof(NameKind) * (size_t)sc->cap, sizeof(NameKind) * (size_t)nc);
         SrcLoc *nl = arena_realloc(a, sc->locs, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
         bool *nb = arena_realloc(a, sc->bound, sizeof(bool) * (size_t)sc->cap, sizeof(bool) * (size_t)nc);
-        if (!nn || !nk || !nl || !nb) return;
+        SrcLoc *na = arena_realloc(a, sc->at, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
+        if (!nn || !nk || !nl || !nb || !na) return;
+        sc->at = na;
         sc->names = nn;
         sc->kinds = nk;
         sc->locs = nl;
@@ -102,6 +105,7 @@ static void s_add(Sema *S, SScope *sc, const char *name, NameKind k, SrcLoc loc)
     sc->kinds[sc->n] = k;
     sc->locs[sc->n] = loc;
     sc->bound[sc->n] = k == NK_PARAM || k == NK_SPECIAL;
+    sc->at[sc->n] = loc;
     sc->n++;
 }
 
@@ -165,7 +169,11 @@ static bool unbound_dim(Sema *S, const SScope *sc, const char *name) {
 static void scan_params(Sema *S, SScope *sc, const Param *ps, int np) {
     for (int i = 0; i < np; i++) {
         for (int j = 0; j < i; j++)
-            if (strcmp(ps[i].name, ps[j].name) == 0) err(S, ps[i].loc, "duplicate parameter '%s'", ps[i].name);
+            if (strcmp(ps[i].name, ps[j].name) == 0) {
+                Diag *dg = err(S, ps[i].loc, "duplicate parameter '%s'", ps[i].name);
+                diag_add_note(S->L->d, dg, ps[j].loc, "'%s' was first declared here", ps[i].name);
+                break;
+            }
         s_add(S, sc, ps[i].name, NK_PARAM, ps[i].loc);
     }
     /* shape variables: bare names in dims that are bound nowhere */
@@ -253,7 +261,9 @@ static void check_params_call(Sema *S, const char *fname, const Param *ps, int n
         for (int k = 0; k < i; k++)
             if (e->u.call.args[k].name && strcmp(e->u.call.args[k].name, a->name) == 0) {
                 S->ok = false;
-                diag_error(S->L->d, a->name_loc, "argument '%s' of %s is given twice", a->name, fname);
+                Diag *dg = diag_error(S->L->d, a->name_loc, "argument '%s' of %s is given twice", a->name, fname);
+                diag_add_note(S->L->d, dg, e->u.call.args[k].name_loc, "'%s' was first given here", a->name);
+                break;
             }
     }
     if (npos > np) {
@@ -429,12 +439,29 @@ static void bind_walk(Sema *S, SScope *sc, const char *name, SrcLoc loc, bool is
     if (i < 0) return;
     if (is_let) {
         if (sc->bound[i] && sc->kinds[i] != NK_SPECIAL) {
-            err(S, loc, "'%s' is already defined; 'let' declares a new name", name);
+            Diag *dg = err(S, loc, "'%s' is already defined; 'let' declares a new name", name);
+            diag_add_note(S->L->d, dg, sc->at[i], "'%s' was first defined here", name);
         }
     } else if (sc->kinds[i] == NK_LET) {
         Diag *dg = err(S, loc, "cannot assign to '%s': it was declared with 'let'", name);
         diag_add_note(S->L->d, dg, sc->locs[i], "'%s' declared here", name);
     }
+    if (!sc->bound[i]) sc->at[i] = loc;
+    sc->bound[i] = true;
+}
+
+/* `param NAME` declares NAME: a second declaration of one name in one body
+ * (another param, an argument, a let, an earlier assignment) would silently
+ * hide the first. */
+static void bind_param(Sema *S, SScope *sc, const char *name, SrcLoc loc) {
+    int i = s_find(sc, name);
+    if (i < 0) return;
+    if (sc->bound[i] && sc->kinds[i] != NK_SPECIAL) {
+        Diag *dg = err(S, loc, "'%s' is already declared in this function; a param needs a name of its own", name);
+        diag_add_note(S->L->d, dg, sc->at[i], "'%s' was first declared here", name);
+        return;
+    }
+    sc->at[i] = loc;
     sc->bound[i] = true;
 }
 
@@ -445,7 +472,7 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
         if (st->u.param.type)
             for (int k = 0; k < st->u.param.type->ndims; k++) check_expr(S, sc, st->u.param.type->dims[k]);
         check_expr(S, sc, st->u.param.init);
-        bind_walk(S, sc, st->u.param.name, st->u.param.name_loc, false);
+        bind_param(S, sc, st->u.param.name, st->u.param.name_loc);
         break;
     case ST_LET:
         check_expr(S, sc, st->u.let.value);
@@ -605,8 +632,12 @@ static void check_decl(Sema *S, const Decl *d) {
         for (int i = 0; i < d->u.opt.nparams; i++) check_expr(S, &sc, d->u.opt.params[i].deflt);
         for (int i = 0; i < d->u.opt.nstates; i++) {
             for (int j = 0; j < i; j++)
-                if (strcmp(d->u.opt.states[i].name, d->u.opt.states[j].name) == 0)
-                    err(S, d->u.opt.states[i].loc, "duplicate state '%s'", d->u.opt.states[i].name);
+                if (strcmp(d->u.opt.states[i].name, d->u.opt.states[j].name) == 0) {
+                    Diag *dg = err(S, d->u.opt.states[i].loc, "duplicate state '%s'", d->u.opt.states[i].name);
+                    diag_add_note(S->L->d, dg, d->u.opt.states[j].loc, "'%s' was first declared here",
+                                  d->u.opt.states[i].name);
+                    break;
+                }
             check_expr(S, &sc, d->u.opt.states[i].value);
         }
         for (int i = 0; i < d->u.opt.nstates; i++) s_add(S, &sc, d->u.opt.states[i].name, NK_VAR, d->u.opt.states[i].loc);
@@ -638,8 +669,11 @@ static void check_decl(Sema *S, const Decl *d) {
                                st->name);
             }
             for (int j = 0; j < i; j++)
-                if (strcmp(d->u.train.settings[j].name, st->name) == 0)
-                    err(S, st->loc, "train setting '%s' is given twice", st->name);
+                if (strcmp(d->u.train.settings[j].name, st->name) == 0) {
+                    Diag *dg = err(S, st->loc, "train setting '%s' is given twice", st->name);
+                    diag_add_note(S->L->d, dg, d->u.train.settings[j].loc, "'%s' was first given here", st->name);
+                    break;
+                }
             check_expr(S, &sc, st->value);
         }
         for (int i = 0; i < d->u.train.neverys; i++) {

@@ -48,8 +48,19 @@ typedef enum {
     FN_OPTIMIZER, /* an optimizer declaration; calling it binds arguments */
 } FuncKind;
 
+/* A V_TENSOR whose floating-point dtype comes only from literals (a float
+ * literal met an integer tensor, as in `0.999 ** (t + 1)`): it is "weak", as
+ * in JAX. It is built in f32, and built again from its operands in the dtype
+ * of the first float tensor it meets (lower_expr.c). */
+typedef struct WeakExpr {
+    int op; /* an OpKindAst; -1 for unary minus (then b is NULL) */
+    const Value *a, *b;
+    SrcLoc loc;
+} WeakExpr;
+
 struct Value {
     ValueKind kind;
+    const WeakExpr *weak; /* V_TENSOR only; NULL: its dtype is its own */
     /* V_INT/V_FLOAT/V_BOOL that is exactly a main-module config value (the
      * Value the config evaluated to, passed around unchanged): 1 + its index
      * into Module.configs; 0 = none. lw_node turns it into a read of the

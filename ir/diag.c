@@ -60,9 +60,18 @@ uint32_t source_load(SourceSet *s, const char *path, DiagList *d) {
         diag_error(d, srcloc_none(), "cannot read '%s'", path);
         return 0;
     }
-    if (memchr(buf, '\0', n)) {
+    const char *nul = memchr(buf, '\0', n);
+    if (nul) {
+        /* located: the text before the NUL is registered so the line shows */
+        size_t at = (size_t)(nul - buf);
+        SrcLoc loc = {source_add(s, path, buf, at), 1, 1, 1};
+        for (size_t i = 0; i < at; i++) {
+            if (buf[i] == '\n') loc.line++, loc.col = 1;
+            else loc.col++;
+        }
         free(buf);
-        diag_error(d, srcloc_none(), "'%s' is not a text file (it contains NUL bytes)", path);
+        if (!loc.file) loc = srcloc_none();
+        diag_error(d, loc, "'%s' is not a text file: it contains a NUL byte here", path);
         return 0;
     }
     uint32_t id = source_add(s, path, buf, n);

@@ -11,10 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "codegen/llvm/llvm_backend.h"
 #include "frontend/frontend.h"
 #include "helpers/ir_helpers.h"
 #include "ir/exec.h"
+#include "runtime/dataio.h"
 #include "runtime/rng.h"
 
 typedef struct {
@@ -44,7 +47,11 @@ static P compile_opts(const char *src, bool check_only, const ConfigOverride *ov
 
 static P compile(const char *src) { return compile_opts(src, false, NULL, 0); }
 
-static void run(P *p, uint64_t seed) {
+/* Runs p on the interpreter, or (cpu) on the LLVM JIT compiling every graph
+ * on its first run, none falling back to the interpreter. */
+static void run_on(P *p, uint64_t seed, bool cpu) {
+    free(p->log);
+    p->log = NULL;
     FILE *lf = open_memstream(&p->log, &p->loglen);
     cr_assert_not_null(lf);
     ExecOptions o;
@@ -52,13 +59,33 @@ static void run(P *p, uint64_t seed) {
     o.seed = seed;
     o.log = lf;
     o.runner = ir_interp_runner();
+    GraphRunner jit = {0};
+    if (cpu) {
+        char err[200] = "";
+        LlvmOptions lo = {.interp_runs = 0, .nthreads = 1};
+        jit = llvm_runner_new(&lo, err, sizeof err);
+        cr_assert_not_null(jit.run, "%s", err);
+        o.runner = jit;
+    }
     bool ok = ir_exec_module(p->m, &o);
+    if (cpu) {
+        for (int i = 0; i < llvm_runner_ngraphs(&jit); i++) {
+            const LlvmGraphInfo *gi = llvm_runner_graph(&jit, i);
+            cr_expect(!gi->fallback, "graph %s fell back to the interpreter: %s", gi->graph,
+                      gi->reason);
+        }
+        llvm_runner_free(&jit);
+    }
     fclose(lf);
     if (!ok) {
         char *t = th_diags_text(p->d);
         cr_assert(ok, "run failed:\n%s\nlog:\n%s", t ? t : "", p->log ? p->log : "");
         free(t);
     }
+}
+
+static void run(P *p, uint64_t seed) {
+    run_on(p, seed, false);
 }
 
 static void release(P *p) {
@@ -458,5 +485,322 @@ Test(lower, module_print_is_readable) {
     run(&p, 0);
     NEAR(logged(&p, "total"), 3 * 32, 0);
     cr_expect(strstr(p.log, "w is") != NULL);
+    release(&p);
+}
+
+/* ---- grad through host statements ------------------------------------------------------ */
+
+/* The diagnostics of a program that must not compile. */
+static char *compile_errors(const char *src) {
+    Arena *a = arena_new();
+    SourceSet *s = source_set_new(a);
+    DiagList *d = diag_list_new(a, s);
+    CompileOptions o = {NULL, 0, false};
+    Module *m = fe_compile(a, s, d, th_write_program(src), &o);
+    cr_expect_null(m, "the program compiled");
+    char *t = th_diags_text(d);
+    if (m) ir_module_free(m);
+    arena_free(a);
+    return t ? t : calloc(1, 1);
+}
+
+/* A host statement between the objective's intermediate and grad used to cut
+ * the graph: y became a slot and its gradient a silent zero. */
+static void grad_across(const char *host) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "main {\n"
+             "  x = iota(3) + 1.0\n"
+             "  y = x * 3\n"
+             "  %s\n"
+             "  g = grad(sum(y * y), x)\n"
+             "  h = grad(sum(y), x)\n"
+             "  log g0 = g[0], g2 = g[2], h1 = h[1]\n"
+             "}\n",
+             host);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "g0"), 18, 1e-6); /* d/dx sum(9 x^2) = 18 x */
+        NEAR(logged(&p, "g2"), 54, 1e-6);
+        NEAR(logged(&p, "h1"), 3, 1e-6);
+        release(&p);
+    }
+}
+
+Test(lower, grad_across_print) {
+    grad_across("print sum(y)");
+}
+Test(lower, grad_across_log) {
+    grad_across("log s = sum(y)");
+}
+Test(lower, grad_across_save) {
+    char dir[256], stmt[400];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/dflow_lower_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(stmt, sizeof stmt, "save \"%s/y.npy\" y", dir);
+    grad_across(stmt);
+    snprintf(stmt, sizeof stmt, "%s/y.npy", dir);
+    cr_expect_eq(remove(stmt), 0, "save wrote %s", stmt);
+    cr_expect_eq(rmdir(dir), 0);
+}
+Test(lower, grad_across_if) {
+    grad_across("if sum(y) > 1.0 { print \"big\" } else { print \"small\" }");
+}
+Test(lower, grad_across_for) {
+    grad_across("for i in 0..3 { print i }");
+}
+Test(lower, grad_across_while) {
+    grad_across("k = 0\n  while k < 2 { k = k + 1 }");
+}
+
+/* Gradient descent in main that prints its loss: w_k = 1 - 0.8^k exactly
+ * (the step is w - 0.1 * 2 (w - 1)). */
+static void descent(const char *loop_head, const char *loop_tail) {
+    char src[1024];
+    snprintf(src, sizeof src,
+             "main {\n"
+             "  w = zeros([3])\n"
+             "  %s\n"
+             "    l = sum((w - 1.0) ** 2)\n"
+             "    print \"loss\", l\n"
+             "    if l > 100.0 { print \"diverged\" }\n"
+             "    log loss = l\n"
+             "    w = w - 0.1 * grad(l, w)\n"
+             "  %s\n"
+             "  log w0 = w[0], w2 = w[2]\n"
+             "}\n",
+             loop_head, loop_tail);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "w0"), 1 - pow(0.8, 20), 1e-5);
+        NEAR(logged(&p, "w2"), 1 - pow(0.8, 20), 1e-5);
+        NEAR(logged(&p, "loss"), 3 * pow(0.8, 38), 1e-3); /* the loss before the last step */
+        release(&p);
+    }
+}
+
+Test(lower, grad_descent_in_a_for_loop_that_prints) {
+    descent("for i in 0..20 {", "}");
+}
+Test(lower, grad_descent_in_a_while_loop_that_prints) {
+    descent("k = 0\n  while k < 20 {\n    k = k + 1", "}");
+}
+
+/* In an every block of a train: the gradient of a loss printed first equals
+ * the gradient traced in one graph, and is not zero. */
+Test(lower, grad_across_print_in_every_block) {
+    const char *src = "import optim\n"
+                      "data X = randn([64, 3], seed = 1)\n"
+                      "data ds = [x = X, y = X @ (iota(3) - 1.0)]\n"
+                      "fn model(x: f32[B, 3]) -> f32[B] {\n"
+                      "  param w: f32[3] = zeros()\n"
+                      "  return x @ w\n"
+                      "}\n"
+                      "train model {\n"
+                      "  data = ds\n  batch = 16\n  steps = 4\n"
+                      "  loss = mse(model(batch.x), batch.y)\n"
+                      "  optimizer = optim.sgd(lr = 0.05)\n"
+                      "  every 2 {\n"
+                      "    l = mse(model(ds.x), ds.y)\n"
+                      "    print \"full loss\", l\n"
+                      "    g = grad(l, params(model))\n"
+                      "    r = grad(mse(model(ds.x), ds.y), params(model))\n"
+                      "    log gn = norm(g), diff = norm(g.w - r.w)\n"
+                      "  }\n"
+                      "}\n";
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        cr_expect_gt(logged(&p, "gn"), 0.1, "the gradient is not zero");
+        NEAR(logged(&p, "diff"), 0, 1e-6);
+        release(&p);
+    }
+}
+
+/* w_prev is a constant of each iteration's gradient: it was computed before
+ * w's update (stop_grad before the loop: there it is the same value as w). */
+Test(lower, grad_treats_the_previous_iterate_as_constant) {
+    const char *src = "main {\n"
+                      "  w = zeros([2])\n"
+                      "  w_prev = stop_grad(w)\n"
+                      "  for i in 0..10 {\n"
+                      "    l = sum((w - 1.0) ** 2) + sum((w - w_prev) ** 2)\n"
+                      "    print l\n"
+                      "    w_prev = w\n"
+                      "    w = w - 0.1 * grad(l, w)\n"
+                      "  }\n"
+                      "  log w0 = w[0]\n"
+                      "}\n";
+    /* per element: w' = w - 0.2 (w - 1) - 0.2 (w - w_prev) */
+    double w = 0, wp = 0;
+    for (int i = 0; i < 10; i++) {
+        double nw = w - 0.2 * (w - 1) - 0.2 * (w - wp);
+        wp = w;
+        w = nw;
+    }
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "w0"), w, 1e-5);
+        release(&p);
+    }
+}
+
+/* Values whose dependence on the target passes through a loop cannot be
+ * differentiated: a located error, never a zero. */
+Test(lower, grad_through_a_loop_carried_value_is_an_error) {
+    char *e = compile_errors("main {\n"
+                             "  w = zeros([3])\n"
+                             "  b = sum(w * w)\n"
+                             "  for i in 0..5 {\n"
+                             "    print b\n"
+                             "    g = grad(b + sum(w), w)\n"
+                             "    w = w - 0.1 * g\n"
+                             "    b = sum(w * w)\n"
+                             "  }\n"
+                             "}\n");
+    cr_expect(
+        strstr(e, ":6:9: error: grad: the objective uses 'b', which comes through a host loop"),
+        "%s", e);
+    free(e);
+    e = compile_errors("main {\n"
+                       "  a = full([3], 1.0)\n"
+                       "  y = a\n"
+                       "  for i in 0..2 { y = a * 3\n print sum(y) }\n"
+                       "  print grad(sum(y), a)\n"
+                       "}\n");
+    cr_expect(strstr(e, ":6:9: error: grad: the objective uses 'y'"), "%s", e);
+    free(e);
+    e = compile_errors("main {\n"
+                       "  a = full([3], 1.0)\n"
+                       "  y = a * 2\n"
+                       "  if sum(a) > 0.0 { y = a * 3 }\n"
+                       "  print grad(sum(y), a)\n"
+                       "}\n");
+    cr_expect(strstr(e, ":5:9: error: grad: the objective uses 'y'"), "%s", e);
+    free(e);
+}
+
+/* ---- stack ----------------------------------------------------------------------------- */
+
+/* stack of two or more tensors used to compare the reshaped first operand
+ * with the others and never compiled. */
+Test(lower, stack_values_and_gradient) {
+    const char *prog = "main {\n"
+                       "  a = iota(3) + 1.0\n"
+                       "  b = a * 10\n"
+                       "  c = a * 100\n"
+                       "  s = stack(a, b, c)\n"
+                       "  t = stack(a, b, axis = 1)\n"
+                       "  g = grad(sum(stack(a, a * a, axis = -1) * t), a)\n"
+                       "  log s00 = s[0, 0], s12 = s[1, 2], s21 = s[2, 1], t21 = t[2, 1], t10 = t[1, 0]\n"
+                       "  log g1 = g[1], n = sum(ones_like(s)), m = sum(ones_like(t[0]))\n"
+                       "}\n";
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(prog);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "s00"), 1, 0);
+        NEAR(logged(&p, "s12"), 30, 0);
+        NEAR(logged(&p, "s21"), 200, 0);
+        NEAR(logged(&p, "t21"), 30, 0);
+        NEAR(logged(&p, "t10"), 2, 0);
+        NEAR(logged(&p, "n"), 9, 0); /* s is [3, 3] */
+        NEAR(logged(&p, "m"), 2, 0); /* t is [3, 2] */
+        /* sum(a * a + a^2 * 10 a) = sum(a^2 + 10 a^3): d/da = 2 a + 30 a^2 */
+        NEAR(logged(&p, "g1"), 2 * 2 + 30 * 4, 1e-6);
+        release(&p);
+    }
+    char *e = compile_errors("main { x = stack(iota(3), iota(4)) }\n");
+    cr_expect(strstr(e, "stack: shapes i32[3] and i32[4] differ"), "%s", e);
+    free(e);
+}
+
+/* ---- weak float literals ----------------------------------------------------------------- */
+
+/* `0.999 ** (t + 1)` (a float literal meeting the integer step) used to be
+ * computed in f32 inside an f64 program, so f64 Adam drifted from PyTorch's
+ * by 7e-7 in 10 steps. tests/fixtures/make_adam_f64.py wrote the reference. */
+Test(lower, adam_f64_matches_pytorch) {
+    double want[4];
+    FILE *f = fopen("tests/fixtures/adam_f64.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/adam_f64.txt (run from the repository root)");
+    char line[512];
+    cr_assert_not_null(fgets(line, sizeof line, f)); /* the header */
+    cr_assert_eq(fscanf(f, "%lf %lf %lf %lf", &want[0], &want[1], &want[2], &want[3]), 4);
+    fclose(f);
+    char dir[256], src[2048];
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/dflow_adam_XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    cr_assert_not_null(mkdtemp(dir));
+    snprintf(src, sizeof src,
+             "import optim\n"
+             "data X = sin(reshape(iota(24, dtype = \"f64\"), [8, 3]) + 1.0)\n"
+             "data ds = [x = X, y = cos(iota(8, dtype = \"f64\"))]\n"
+             "fn model(x: f64[B, 3]) -> f64[B] {\n"
+             "  param w: f64[3] = iota(3, dtype = \"f64\") * 0.1 - 0.1\n"
+             "  param b: f64[] = 0.05\n"
+             "  return x @ w + b\n"
+             "}\n"
+             "train model {\n"
+             "  data = ds\n  batch = 8\n  shuffle = false\n  steps = 10\n"
+             "  loss = mse(model(batch.x), batch.y)\n"
+             "  optimizer = optim.adam(lr = 0.01)\n"
+             "}\n"
+             "main {\n"
+             "  save \"%s/w.npy\" params(model).w\n"
+             "  save \"%s/b.npy\" params(model).b\n"
+             "}\n",
+             dir, dir);
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        char path[400], err[256];
+        double got[4];
+        for (int k = 0; k < 2; k++) {
+            snprintf(path, sizeof path, "%s/%s.npy", dir, k ? "b" : "w");
+            RtTensor *t = rt_npy_read(path, err, sizeof err);
+            cr_assert_not_null(t, "%s", err);
+            cr_assert_eq(t->dtype, DT_F64);
+            for (int i = 0; i < (k ? 1 : 3); i++)
+                got[k ? 3 : i] = rt_tensor_get_f64(t, i);
+            rt_tensor_free(t);
+            remove(path);
+        }
+        for (int i = 0; i < 4; i++)
+            cr_expect(fabs(got[i] - want[i]) <= 1e-12,
+                      "%s: parameter %d is %.17g, PyTorch %.17g (%.3g apart)",
+                      cpu ? "cpu" : "interp", i, got[i], want[i], fabs(got[i] - want[i]));
+        release(&p);
+    }
+    rmdir(dir);
+}
+
+/* A weak value stays f32 in an f32 program and when it meets nothing. */
+Test(lower, weak_literals_keep_f32_programs_f32) {
+    const char *src = "main {\n"
+                      "  t = iota(3)\n"
+                      "  a = 0.5 ** (t + 1)\n"
+                      "  b = full([3], 2.0) * a\n"
+                      "  c = full([3], 2.0, dtype = \"f64\") * (1 - 0.999 ** (t + 1))\n"
+                      "  d = -(0.999 ** (t + 1)) + full([3], 1.0, dtype = \"f64\")\n"
+                      "  log a2 = a[2], b1 = b[1], c1 = c[1] * 1e6, d0 = d[0] * 1e6\n"
+                      "}\n";
+    P p = compile(src);
+    const char *want[] = {"a", "b", "c", "d"};
+    const DType dts[] = {DT_F32, DT_F32, DT_F64, DT_F64};
+    for (int i = 0; i < 4; i++) {
+        int s = find_slot(p.m, want[i]);
+        if (s < 0) continue; /* values of main that no host statement needed */
+        cr_expect_eq(p.m->slots[s].dtype, dts[i], "%s", want[i]);
+    }
+    run(&p, 0);
+    NEAR(logged(&p, "a2"), 0.125, 0);
+    NEAR(logged(&p, "b1"), 0.5, 0);
+    /* 2 (1 - 0.999^2) in f64 is 0.003998; in f32 0.999^2 is off by 2e-8 */
+    cr_expect(fabs(logged(&p, "c1") - 3998.0) < 1e-6, "c1 = %.12g", logged(&p, "c1"));
+    cr_expect(fabs(logged(&p, "d0") - 1000.0) < 1e-6, "d0 = %.12g", logged(&p, "d0"));
     release(&p);
 }

@@ -55,6 +55,14 @@ static bool has_error(const Compiled *c, unsigned line, unsigned col, const char
     return false;
 }
 
+/* A note chained to an error (clashes point at the first declaration). */
+static bool has_note(const Compiled *c, unsigned line, unsigned col, const char *sub) {
+    for (int i = 0; i < c->d->n; i++)
+        for (const Diag *g = c->d->items[i]->note; g; g = g->note)
+            if (g->loc.line == line && g->loc.col == col && strstr(g->msg, sub)) return true;
+    return false;
+}
+
 static char *dump(const Compiled *c) {
     char *buf = NULL;
     size_t n = 0;
@@ -85,14 +93,18 @@ ParameterizedTest(Case *tc, sema, corpus) {
     struct {
         unsigned line, col;
         char sub[512];
+        bool note; /* `# note: LINE:COL: TEXT`: a note of an error */
     } want[16];
     int nw = 0;
     while (fgets(line, sizeof line, f) && nw < 16) {
         unsigned l, c;
         int off = 0;
-        if (sscanf(line, "# expect: %u:%u: error: %n", &l, &c, &off) == 2 && off > 0) {
+        bool note = false;
+        if ((sscanf(line, "# expect: %u:%u: error: %n", &l, &c, &off) == 2 && off > 0) ||
+            (note = sscanf(line, "# note: %u:%u: %n", &l, &c, &off) == 2 && off > 0)) {
             want[nw].line = l;
             want[nw].col = c;
+            want[nw].note = note;
             snprintf(want[nw].sub, sizeof want[nw].sub, "%s", line + off);
             want[nw].sub[strcspn(want[nw].sub, "\r\n")] = 0;
             nw++;
@@ -105,9 +117,14 @@ ParameterizedTest(Case *tc, sema, corpus) {
     Compiled c = compile(tc->path, NULL, 0, true);
     char *text = dump(&c);
     cr_expect_null(c.m, "%s compiled without errors", tc->path);
-    for (int i = 0; i < nw; i++)
-        cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub), "%s: no error '%s' at %u:%u; got:\n%s",
-                  tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+    for (int i = 0; i < nw; i++) {
+        if (want[i].note)
+            cr_expect(has_note(&c, want[i].line, want[i].col, want[i].sub), "%s: no note '%s' at %u:%u; got:\n%s",
+                      tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+        else
+            cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub), "%s: no error '%s' at %u:%u; got:\n%s",
+                      tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+    }
     free(text);
     release(&c);
 }
