@@ -764,6 +764,11 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
             lw_error(L, st->u.every.every->loc, "an every period must be at least 1, got %lld", (long long)k);
             return FLOW_NEXT;
         }
+        if (k > INT64_C(1) << 53) { /* the test (i + 1) % k runs in the graph, where constants are doubles */
+            lw_error(L, st->u.every.every->loc, "an every period in main must be at most 2^53, got %lld",
+                     (long long)k);
+            return FLOW_NEXT;
+        }
         Value *c = lw_binop(L, OPK_EQ,
                             lw_binop(L, OPK_MOD, lw_binop(L, OPK_ADD, L->loop_var, val_int(L->a, 1), st->loc),
                                      val_int(L->a, k), st->loc),

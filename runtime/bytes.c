@@ -96,7 +96,11 @@ double rt_read_f64(RtReader *r) {
 
 void *rt_reader_alloc(RtReader *r, size_t n, size_t size) {
     if (r->bad) return NULL;
-    size_t bytes = (n ? n : 1) * size;
+    size_t bytes;
+    if (__builtin_mul_overflow(n ? n : 1, size, &bytes)) {
+        rt_reader_fail(r, "a count too large for memory");
+        return NULL;
+    }
     void *p = r->alloc(r->ctx, bytes);
     if (!p) {
         rt_reader_fail(r, "out of memory");

@@ -363,6 +363,23 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
     arena_free(a);
 }
 
+static void *malloc_cb(void *ctx, size_t n) {
+    (void)ctx;
+    return malloc(n);
+}
+
+/* An array whose count times element size passes SIZE_MAX is a failed read,
+ * not a small block the caller then fills past its end. */
+Test(build, reader_alloc_size_overflow_fails) {
+    uint8_t none[1] = {0};
+    RtReader r = {.p = none, .n = 0, .alloc = malloc_cb};
+    void *p = rt_reader_alloc(&r, SIZE_MAX / 4 + 2, 8);
+    cr_expect_null(p, "a wrapped allocation was handed out");
+    free(p);
+    cr_expect(r.bad);
+    cr_expect_str_eq(r.why ? r.why : "", "a count too large for memory");
+}
+
 /* A slot whose element count times its element size passes 2^64 (f64 of
  * 2^61 + 2 elements: 16 bytes, wrapped) is a corrupt image, not a view of
  * 16 bytes that claims 2^61 elements. The image of an f64[2] slot is
