@@ -15,7 +15,9 @@
  * it and stores it. Results never depend on the threads or the cache: the
  * object for a key is a function of the key's contents.
  *
- * DFLOW_COMPILE_THREADS overrides the thread count. */
+ * DFLOW_COMPILE_THREADS overrides the thread count; DFLOW_KCOMP_TRACE prints
+ * a line per unique kernel (level, plan size and work, compile times), the
+ * figures the cost model of llvm_plan.c is calibrated on. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -239,6 +241,11 @@ static void run_job(LlvmKComp *c, Worker *w, Job *jb) {
     code->obj = object_for(c, w, cg.mod, jb->opt, key, &code->nobj, &jb->loaded, &jb->opt_s,
                            &jb->codegen_s, jb->err, sizeof jb->err);
     jb->ok = code->obj != NULL;
+    if (getenv("DFLOW_KCOMP_TRACE"))
+        fprintf(stderr,
+                "kcomp: k%d kind %d nins %d work %.3g %s%s opt %.2f ms cg %.2f ms obj %zu\n",
+                jb->k->id, jb->k->kind, jb->k->nins, jb->k->work, llvm_opt_name(jb->opt),
+                jb->loaded ? " cached" : "", 1e3 * jb->opt_s, 1e3 * jb->codegen_s, code->nobj);
 }
 
 typedef struct {
@@ -330,11 +337,16 @@ static void drop_failed(LlvmKComp *c) {
 /* Two structural keys can give the same IR (a field the emitter reads
  * differently in different kernels only): the later one keeps no object
  * of its own and is linked to the earlier one's symbols. */
-static void drop_aliases(LlvmKComp *c) {
+static void drop_aliases(LlvmKComp *c, LlvmKStats *st) {
     for (int j = 0; j < c->njobs; j++) {
         Entry *e = c->jobs[j].e;
         for (int i = 0; i < e->at; i++) {
             if (strcmp(c->entries[i]->code.sym[0], e->code.sym[0]) != 0) continue;
+            if (c->jobs[j].loaded)
+                st->nloaded--;
+            else
+                st->ncompiled--;
+            st->nreused++;
             free(e->code.obj);
             e->code.obj = NULL;
             e->code.nobj = 0;
@@ -385,7 +397,7 @@ bool llvm_kcomp_program(LlvmKComp *c, const KernelProgram *p, const uint8_t *opt
             jb->e->code.obj = NULL;
         }
     }
-    if (ok) drop_aliases(c);
+    if (ok) drop_aliases(c, st);
     if (!ok) drop_failed(c);
     if (c->njobs && c->cache && st->ncompiled) llvm_cache_trim(c->cache);
     free(c->jobs);
