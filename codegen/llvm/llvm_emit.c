@@ -425,7 +425,7 @@ static bool emit_map(KE *ke) {
     const KernelPlan *k = ke->k;
     if (empty_space(k)) return true;
     int base;
-    if (!getenv("DFLOW_RNG_PER_ELEMENT") && rng_by_block(k, &base))
+    if (!ke->cg->fast && !getenv("DFLOW_RNG_PER_ELEMENT") && rng_by_block(k, &base))
         return emit_map_blocks(ke, base);
     Loop loops[IR_MAX_RANK + 1];
     int n = open_axes(ke, loops, all_axes(k));

@@ -30,6 +30,9 @@ typedef struct {
      * take the polynomial path only and set this flag for arguments beyond
      * RT_VM_TRIG_MAX; when NULL they branch to libm for those (exact) */
     LLVMValueRef trig_flag;
+    /* the kernel is compiled at LLVM_OPT_FAST: prefer code that is cheap to
+       compile among forms with the same bits (random maps draw per element) */
+    bool fast;
 } LlvmCG;
 
 /* A fresh module `name` in ctx, with a builder and the types above. */

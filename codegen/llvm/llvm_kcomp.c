@@ -15,7 +15,9 @@
  * it and stores it. Results never depend on the threads or the cache: the
  * object for a key is a function of the key's contents.
  *
- * DFLOW_COMPILE_THREADS overrides the thread count. */
+ * DFLOW_COMPILE_THREADS overrides the thread count; DFLOW_KCOMP_TRACE prints
+ * a line per unique kernel (level, plan size and work, compile times), the
+ * figures the cost model of llvm_plan.c is calibrated on. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,6 +25,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <llvm-c/BitWriter.h>
 
 #include "llvm_internal.h"
 
@@ -46,6 +50,7 @@ typedef struct {
     const KernelPlan *k;
     LlvmOpt opt;
     Entry *e;
+    LlvmKey key; /* its content key, once emitted */
     bool ok, loaded;
     double opt_s, codegen_s;
     char err[192];
@@ -82,13 +87,19 @@ static int default_threads(void) {
     return n > 64 ? 64 : n;
 }
 
+/* A thread's context; its target machines are made on first use (the
+ * first compilation on a machine builds its subtarget: milliseconds). */
 static bool worker_init(LlvmKComp *c, Worker *w, char *err, size_t errn) {
+    (void)c;
     w->ctx = LLVMContextCreate();
-    for (int o = 0; o < LLVM_OPT_COUNT; o++) {
-        w->tm[o] = llvm_target_machine(c->cpu, c->jit, (LlvmOpt)o, err, errn);
-        if (!w->tm[o]) return false;
-    }
+    if (!w->ctx) snprintf(err, errn, "cannot create an LLVM context");
     return w->ctx != NULL;
+}
+
+static LLVMTargetMachineRef worker_tm(LlvmKComp *c, Worker *w, LlvmOpt opt, char *err,
+                                      size_t errn) {
+    if (!w->tm[opt]) w->tm[opt] = llvm_target_machine(c->cpu, c->jit, opt, err, errn);
+    return w->tm[opt];
 }
 
 static void worker_free(Worker *w) {
@@ -163,18 +174,20 @@ LLVMContextRef llvm_kcomp_context(LlvmKComp *c) {
 
 /* ---- one module: key, cache, compile ----------------------------------------------------- */
 
+/* The module's bitcode (deterministic, and cheaper to write than text). */
 static LlvmKey content_key(const LlvmKComp *c, LLVMModuleRef m, LlvmOpt opt) {
-    char *ir = LLVMPrintModuleToString(m);
-    LlvmKey h = llvm_key_add_str(c->target, ir);
-    LLVMDisposeMessage(ir);
+    LLVMMemoryBufferRef bc = LLVMWriteBitcodeToMemoryBuffer(m);
+    LlvmKey h = llvm_key_add(c->target, LLVMGetBufferStart(bc), LLVMGetBufferSize(bc));
+    LLVMDisposeMemoryBuffer(bc);
     uint8_t o = (uint8_t)opt;
     return llvm_key_add(h, &o, 1);
 }
 
 /* Optimises and compiles m with w's machine for opt: a malloc'ed object. */
-static void *compile_module(Worker *w, LLVMModuleRef m, LlvmOpt opt, size_t *n, double *opt_s,
-                            double *codegen_s, char *err, size_t errn) {
-    if (!llvm_run_passes(w->tm[opt], m, opt, opt_s, err, errn)) return NULL;
+static void *compile_module(LlvmKComp *c, Worker *w, LLVMModuleRef m, LlvmOpt opt, size_t *n,
+                            double *opt_s, double *codegen_s, char *err, size_t errn) {
+    if (!worker_tm(c, w, opt, err, errn) || !llvm_run_passes(w->tm[opt], m, opt, opt_s, err, errn))
+        return NULL;
     double t0 = now();
     char *msg = NULL;
     LLVMMemoryBufferRef mb = NULL;
@@ -202,7 +215,7 @@ static void *object_for(LlvmKComp *c, Worker *w, LLVMModuleRef m, LlvmOpt opt, L
     void *obj = NULL;
     *loaded = llvm_cache_get(c->cache, key, &obj, n);
     if (!*loaded) {
-        obj = compile_module(w, m, opt, n, opt_s, codegen_s, err, errn);
+        obj = compile_module(c, w, m, opt, n, opt_s, codegen_s, err, errn);
         if (obj) llvm_cache_put(c->cache, key, obj, *n);
     }
     LLVMDisposeModule(m);
@@ -217,6 +230,7 @@ static void rename_fn(LLVMModuleRef m, const char *from, const char *to) {
 static void run_job(LlvmKComp *c, Worker *w, Job *jb) {
     LlvmCG cg;
     llvm_cg_init(&cg, w->ctx, "dfk");
+    cg.fast = jb->opt == LLVM_OPT_FAST; /* the same bits either way (llvm_rng_block) */
     bool ok = llvm_emit_kernel(&cg, jb->p, jb->k, "dfk");
     LLVMDisposeBuilder(cg.b);
     if (!ok) {
@@ -224,11 +238,13 @@ static void run_job(LlvmKComp *c, Worker *w, Job *jb) {
         LLVMDisposeModule(cg.mod);
         return;
     }
-    if (!llvm_prepare_module(w->tm[jb->opt], cg.mod, jb->err, sizeof jb->err)) {
+    if (!worker_tm(c, w, jb->opt, jb->err, sizeof jb->err) ||
+        !llvm_prepare_module(w->tm[jb->opt], cg.mod, jb->err, sizeof jb->err)) {
         LLVMDisposeModule(cg.mod);
         return;
     }
     LlvmKey key = content_key(c, cg.mod, jb->opt);
+    jb->key = key;
     LlvmKCode *code = &jb->e->code;
     snprintf(code->sym[0], sizeof code->sym[0], "dfk_%016llx%016llx", (unsigned long long)key.hi,
              (unsigned long long)key.lo);
@@ -239,6 +255,11 @@ static void run_job(LlvmKComp *c, Worker *w, Job *jb) {
     code->obj = object_for(c, w, cg.mod, jb->opt, key, &code->nobj, &jb->loaded, &jb->opt_s,
                            &jb->codegen_s, jb->err, sizeof jb->err);
     jb->ok = code->obj != NULL;
+    if (getenv("DFLOW_KCOMP_TRACE"))
+        fprintf(stderr,
+                "kcomp: k%d kind %d nins %d work %.3g %s%s opt %.2f ms cg %.2f ms obj %zu\n",
+                jb->k->id, jb->k->kind, jb->k->nins, jb->k->work, llvm_opt_name(jb->opt),
+                jb->loaded ? " cached" : "", 1e3 * jb->opt_s, 1e3 * jb->codegen_s, code->nobj);
 }
 
 typedef struct {
@@ -264,7 +285,8 @@ static void *thread_main(void *arg) {
 
 /* Runs the batch on up to c->threads threads (this one included). */
 static int run_jobs(LlvmKComp *c) {
-    int nt = c->threads < c->njobs ? c->threads : c->njobs;
+    int nt = (c->njobs + 3) / 4; /* a thread's first compilation costs milliseconds of set-up */
+    if (nt > c->threads) nt = c->threads;
     pthread_t tid[64];
     ThreadArg args[64];
     int started = 0;
@@ -327,14 +349,33 @@ static void drop_failed(LlvmKComp *c) {
     c->n = k;
 }
 
+/* A job that found the entry another job of the batch had just written
+ * (the same IR under two structural keys, compiled concurrently) did not
+ * use the cache: it counts as compiled (then as shared, drop_aliases). */
+static void own_entries(LlvmKComp *c) {
+    for (int j = 0; j < c->njobs; j++) {
+        Job *a = &c->jobs[j];
+        for (int i = 0; a->loaded && i < c->njobs; i++) {
+            const Job *b = &c->jobs[i];
+            if (i != j && b->ok && !b->loaded && b->key.lo == a->key.lo && b->key.hi == a->key.hi)
+                a->loaded = false;
+        }
+    }
+}
+
 /* Two structural keys can give the same IR (a field the emitter reads
  * differently in different kernels only): the later one keeps no object
  * of its own and is linked to the earlier one's symbols. */
-static void drop_aliases(LlvmKComp *c) {
+static void drop_aliases(LlvmKComp *c, LlvmKStats *st) {
     for (int j = 0; j < c->njobs; j++) {
         Entry *e = c->jobs[j].e;
         for (int i = 0; i < e->at; i++) {
             if (strcmp(c->entries[i]->code.sym[0], e->code.sym[0]) != 0) continue;
+            if (c->jobs[j].loaded)
+                st->nloaded--;
+            else
+                st->ncompiled--;
+            st->nreused++;
             free(e->code.obj);
             e->code.obj = NULL;
             e->code.nobj = 0;
@@ -370,6 +411,7 @@ bool llvm_kcomp_program(LlvmKComp *c, const KernelProgram *p, const uint8_t *opt
     }
     if (!ok) snprintf(err, errn, "out of memory");
     if (ok && c->njobs) st->nthreads = run_jobs(c);
+    own_entries(c);
     for (int j = 0; j < c->njobs; j++) {
         Job *jb = &c->jobs[j];
         st->opt_s += jb->opt_s;
@@ -385,7 +427,7 @@ bool llvm_kcomp_program(LlvmKComp *c, const KernelProgram *p, const uint8_t *opt
             jb->e->code.obj = NULL;
         }
     }
-    if (ok) drop_aliases(c);
+    if (ok) drop_aliases(c, st);
     if (!ok) drop_failed(c);
     if (c->njobs && c->cache && st->ncompiled) llvm_cache_trim(c->cache);
     free(c->jobs);
@@ -397,7 +439,8 @@ bool llvm_kcomp_program(LlvmKComp *c, const KernelProgram *p, const uint8_t *opt
 bool llvm_kcomp_module(LlvmKComp *c, LLVMModuleRef m, void **obj, size_t *n, LlvmKStats *st,
                        char *err, size_t errn) {
     Worker *w = &c->w[0];
-    if (!llvm_prepare_module(w->tm[LLVM_OPT_FAST], m, err, errn)) {
+    if (!worker_tm(c, w, LLVM_OPT_FAST, err, errn) ||
+        !llvm_prepare_module(w->tm[LLVM_OPT_FAST], m, err, errn)) {
         LLVMDisposeModule(m);
         return false;
     }

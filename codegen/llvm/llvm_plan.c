@@ -86,20 +86,44 @@ static bool flatten(const Graph *g, const KernelProgram *p, const MemPlan *mp, A
     return true;
 }
 
-/* O3 makes a kernel's element operations about SAVE_NS faster than O0 with
- * fast instruction selection, and costs about FULL_BASE_S + FULL_INS_S per
- * plan instruction more to compile (measured on the 2-core development
- * machine: bench/README.md). A BLAS call runs the same code at either level;
- * only its start-value fill is emitted. */
-#define SAVE_NS 1.0
-#define FULL_BASE_S 2e-3
-#define FULL_INS_S 1e-4
+/* The cost model (constants measured once on the 2-core development
+ * machine, bench/README.md): O3 code runs a unit of KernelPlan.work (about
+ * one element operation) about SAVE_NS faster than O0 code with fast
+ * instruction selection (an elementwise chain over 1M floats: 33 ns per
+ * element against 2.7), and costs FULL_BASE_S plus FULL_UNIT_S per compile
+ * unit more to compile (a small kernel: 1 ms against 20; a normal draw, a
+ * Philox block and Box-Muller inline: 30 ms against several hundred). A
+ * BLAS call runs the same code at either level: only a start-value fill is
+ * emitted for it. */
+#define SAVE_NS 2.0
+#define FULL_BASE_S 15e-3
+#define FULL_UNIT_S 1e-3
+
+/* Compile units of a plan: what its instructions expand to in LLVM IR. */
+static double compile_units(const KernelPlan *k) {
+    double u = 0;
+    for (int i = 0; i < k->nins; i++) {
+        const KInstr *in = &k->ins[i];
+        if (in->kind == KI_RNG)
+            u += 100;
+        else if (in->kind == KI_FRESH_SEED)
+            u += 20;
+        else if (in->kind != KI_OP)
+            u += 1;
+        else if (in->op == OP_EXP || in->op == OP_LOG || in->op == OP_SIN || in->op == OP_COS ||
+                 in->op == OP_POW)
+            u += 10;
+        else
+            u += 1;
+    }
+    return u;
+}
 
 int llvm_kernel_opt(const Graph *g, const KernelPlan *k) {
     double runs = g->once ? 1.0 : LLVM_LOOP_RUNS;
     double work = k->kind == KP_MATMUL ? (k->mm.accumulate ? (double)k->out_numel : 0) : k->work;
     double saved_s = runs * work * SAVE_NS * 1e-9;
-    double cost_s = FULL_BASE_S + FULL_INS_S * k->nins;
+    double cost_s = FULL_BASE_S + FULL_UNIT_S * compile_units(k);
     return saved_s > cost_s ? LLVM_OPT_FULL : LLVM_OPT_FAST;
 }
 

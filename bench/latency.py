@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""Compile latency of the CPU backend against the interpreter.
+
+For each program: end-to-end runs on the interpreter (--backend interp), on
+the JIT with an empty compile cache (cold: a fresh $XDG_CACHE_HOME per run)
+and with a cache that already holds every kernel (warm: the same folder,
+primed by one run), and optionally a baseline dflow binary (cold, its own
+cache disabled). Every figure is the median of --reps runs, the runs of one
+repetition interleaved. Wall time is taken around the process; CPU time
+(user + system of the process) is reported beside it, because the machine
+may be shared. "compile" is the sum of the per-graph compile times that
+`dflow run --verbose` prints (planning, emission, cache lookups, O0/O3,
+machine code, linking).
+
+  bench/latency.py --dflow build/dflow [--baseline OLD/dflow] [--reps 5]
+                   [--out table.md] PROGRAM.dfl...
+"""
+import argparse
+import os
+import re
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def run(cmd, env):
+    """(wall s, cpu s, stderr text) of one run; raises on failure."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    p = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if p.returncode != 0:
+        raise RuntimeError("%s failed (%d):\n%s" % (" ".join(cmd), p.returncode, p.stderr[-2000:]))
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, p.stderr
+
+
+def compile_ms(log):
+    """The per-graph compile times (the total line reads "compiled N graphs in")."""
+    return sum(float(x) for x in re.findall(r"compiled in ([0-9.]+) ms", log))
+
+
+def kernels(log):
+    """(kernels, unique kernels compiled or loaded) over all graphs."""
+    k = sum(int(x) for x in re.findall(r": (\d+) kernels \(", log))
+    u = sum(int(x) for x in re.findall(r"; (\d+) new, ", log))
+    return k, u
+
+
+def med(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def measure(prog, dflow, baseline, reps, base_env):
+    cold_root = tempfile.mkdtemp(prefix="dflow-lat-cold-")
+    warm = tempfile.mkdtemp(prefix="dflow-lat-warm-")
+    r = {k: [] for k in ("interp_w", "interp_c", "cold_w", "cold_c", "cold_ms", "warm_w",
+                         "warm_c", "warm_ms", "base_w", "base_ms")}
+    args = ["run", prog, "--no-progress", "--verbose"]
+    env_w = dict(base_env, XDG_CACHE_HOME=warm)
+    _, _, log = run([dflow] + args, env_w)  # primes the warm cache
+    k, u = kernels(log)
+    try:
+        for i in range(reps):
+            w, c, _ = run([dflow, "run", prog, "--no-progress", "--backend", "interp"], base_env)
+            r["interp_w"].append(w)
+            r["interp_c"].append(c)
+            cold = os.path.join(cold_root, str(i))
+            w, c, log = run([dflow] + args, dict(base_env, XDG_CACHE_HOME=cold))
+            r["cold_w"].append(w)
+            r["cold_c"].append(c)
+            r["cold_ms"].append(compile_ms(log))
+            w, c, log = run([dflow] + args, env_w)
+            r["warm_w"].append(w)
+            r["warm_c"].append(c)
+            r["warm_ms"].append(compile_ms(log))
+            if baseline:
+                w, c, log = run([baseline] + args, dict(base_env, DFLOW_NO_CACHE="1"))
+                r["base_w"].append(w)
+                r["base_ms"].append(compile_ms(log))
+    finally:
+        shutil.rmtree(cold_root, ignore_errors=True)
+        shutil.rmtree(warm, ignore_errors=True)
+    return k, u, {key: med(v) for key, v in r.items()}
+
+
+def ms(s):
+    return "%.0f" % (1e3 * s) if s == s else "—"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dflow", required=True)
+    ap.add_argument("--baseline", help="an older dflow binary to compare (cold only)")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--out", help="also write the table here")
+    ap.add_argument("programs", nargs="+")
+    a = ap.parse_args()
+    env = dict(os.environ)
+    env.pop("DFLOW_NO_CACHE", None)
+    rows = []
+    for prog in a.programs:
+        print("latency: %s" % prog, file=sys.stderr)
+        k, u, m = measure(prog, a.dflow, a.baseline, a.reps, env)
+        ratio = m["cold_w"] / m["interp_w"]
+        row = "| `%s` | %d (%d) | %s (%s) | %s | %s (%s) | %.2f | %s | %s |" % (
+            os.path.basename(prog), k, u, ms(m["interp_w"]), ms(m["interp_c"]), ms(m["cold_ms"] / 1e3),
+            ms(m["cold_w"]), ms(m["cold_c"]), ratio, ms(m["warm_ms"] / 1e3), ms(m["warm_w"]))
+        if a.baseline:
+            row += " %s / %s |" % (ms(m["base_ms"] / 1e3), ms(m["base_w"]))
+        rows.append(row)
+    head = ("| program | kernels (unique) | interp end-to-end ms, wall (cpu) | cold compile ms "
+            "| cold end-to-end ms, wall (cpu) | cold ÷ interp (wall) | warm compile ms "
+            "| warm end-to-end ms |")
+    sep = "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    if a.baseline:
+        head += " before (cold compile / end-to-end ms) |"
+        sep += " --- |"
+    load = open("/proc/loadavg").read().split()[:3]
+    text = "\n".join(["medians of %d runs; load average at the end %s" % (a.reps, "/".join(load)),
+                      "", head, sep] + rows) + "\n"
+    print(text)
+    if a.out:
+        with open(a.out, "w") as f:
+            f.write(text)
+
+
+if __name__ == "__main__":
+    main()
