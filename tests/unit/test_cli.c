@@ -569,3 +569,29 @@ Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 300) {
     }
     th_rmdir(dir);
 }
+
+/* `epochs = E` runs E passes over the data: floor(rows / batch) steps each
+ * (8 rows in batches of 3: 2 steps, the last partial batch skipped). */
+Test(cli, epochs_run_every_epoch) {
+    char dir[256], out[320], csvp[360];
+    cr_assert(th_tempdir(dir, sizeof dir, "cli"));
+    const char *prog = write_file(dir, "ep.dfl",
+                                  "import optim\ndata X = randn([8, 2], seed = 1)\n"
+                                  "data ds = [x = X, y = X @ ones([2])]\n"
+                                  "fn model(x: f32[B, 2]) -> f32[B] {\n  param w: f32[2] = zeros()\n  return x @ w\n}\n"
+                                  "train model {\n  data = ds\n  batch = 3\n  epochs = 3\n"
+                                  "  loss = mse(model(batch.x), batch.y)\n  optimizer = optim.sgd(lr = 0.1)\n"
+                                  "  every 1 { log w0 = params(model).w[0] }\n}\n");
+    snprintf(out, sizeof out, "%s/run", dir);
+    SpawnResult r = dflow(120, "run", prog, "--backend", "interp", "--out", out, NULL);
+    EXPECT_EXIT(r, 0);
+    cr_expect(strstr(r.out, "done: 6 steps"), "%s", r.out);
+    th_spawn_free(&r);
+    snprintf(csvp, sizeof csvp, "%s/metrics.csv", out);
+    char *csv = th_slurp(csvp, NULL);
+    cr_assert_not_null(csv);
+    cr_expect_eq(count(csv, "\n"), 7, "a header and 6 rows:\n%s", csv);
+    cr_expect(strstr(csv, "\n6,"), "%s", csv);
+    free(csv);
+    th_rmdir(dir);
+}

@@ -14,6 +14,7 @@
 
 #include "ir/interp.h"
 #include "ir/ir.h"
+#include "passes/pass.h"
 #include "helpers/ir_helpers.h"
 
 static Arena *A;
@@ -253,6 +254,54 @@ Test(interp, input_mismatch) {
     cr_expect(strstr(th_last_diag(D), "got nothing") != NULL, "%s", th_last_diag(D));
     rt_tensor_free(a);
     rt_tensor_free(b);
+}
+
+/* The verifier re-checks every node with the shape rules, so a malformed
+ * node that a buggy pass might build (here a matmul whose batch dimensions
+ * differ, made without the checking builder) is reported, not run. */
+Test(interp, verifier_rejects_a_matmul_with_other_batch_dims) {
+    Node *a = ir_input(G, DT_F32, th_shape(3, 2, 3, 4), "a", L), *b = ir_input(G, DT_F32, th_shape(3, 3, 4, 5), "b", L);
+    Node *src[2] = {a, b};
+    Node *m = ir_node_new(G, OP_MATMUL, DT_F32, th_shape(3, 2, 3, 5), src, 2, NULL, L);
+    cr_assert_not_null(m);
+    ir_graph_add_output(G, m);
+    cr_expect_not(ir_verify(G, "test"));
+    cr_expect(strstr(th_last_diag(D), "batch dimensions differ") != NULL, "%s", th_last_diag(D));
+}
+
+/* Near-duplicates that differ only in an attribute (a slice's step, a pad's
+ * value, a permutation, reduced axes, an iota's axis) stay distinct through
+ * the pass pipeline: the optimised graph computes what the interpreter
+ * computes on the graph as built. */
+Test(interp, pipeline_keeps_near_duplicates_apart) {
+    Node *x = ir_input(G, DT_F64, th_shape(2, 4, 4), "x", L);
+    int64_t st[2] = {0, 0}, sp1[2] = {4, 4}, sp2[2] = {2, 4}, s1[2] = {2, 1}, s2[2] = {1, 1};
+    Node *a = ir_slice(G, x, st, sp1, s1, L), *b = ir_slice(G, x, st, sp2, s2, L); /* rows 0,2 vs 0,1 */
+    int64_t lo[2] = {1, 0}, hi[2] = {0, 0};
+    Node *pa = ir_pad(G, a, lo, hi, 0.5, L), *pb = ir_pad(G, b, lo, hi, -2.0, L);
+    int tr[2] = {1, 0};
+    Node *t = ir_permute(G, x, tr, L);
+    Node *r0 = ir_reduce(G, OP_SUM, x, 1u, L), *r1 = ir_reduce(G, OP_SUM, x, 2u, L);
+    Node *i0 = ir_iota(G, DT_F64, th_shape(2, 4, 4), 0, L), *i1 = ir_iota(G, DT_F64, th_shape(2, 4, 4), 1, L);
+    ir_graph_add_output(G, ir_binary(G, OP_SUB, pa, pb, L));
+    ir_graph_add_output(G, ir_binary(G, OP_SUB, ir_binary(G, OP_ADD, x, i0, L), ir_binary(G, OP_ADD, t, i1, L), L));
+    ir_graph_add_output(G, ir_binary(G, OP_SUB, r0, r1, L));
+    RtTensor *in = rt_tensor_new(DT_F64, th_shape(2, 4, 4));
+    for (int i = 0; i < 16; i++) rt_tensor_set_f64(in, i, (i * 7) % 11 - 3.5);
+    RtTensor *before[3], *after[3];
+    run(&in, before);
+    cr_assert(pass_run_pipeline(G, NULL), "%s", th_last_diag(D));
+    run(&in, after);
+    for (int k = 0; k < 3; k++) {
+        cr_assert(rt_shape_eq(&before[k]->shape, &after[k]->shape), "output %d changed shape", k);
+        for (int64_t i = 0; i < rt_shape_numel(&before[k]->shape); i++)
+            cr_expect_eq(rt_tensor_get_f64(after[k], i), rt_tensor_get_f64(before[k], i),
+                         "output %d element %lld: %g after the passes, %g before", k, (long long)i,
+                         rt_tensor_get_f64(after[k], i), rt_tensor_get_f64(before[k], i));
+        rt_tensor_free(before[k]);
+        rt_tensor_free(after[k]);
+    }
+    rt_tensor_free(in);
 }
 
 /* ---- ownership --------------------------------------------------------------------------------- */

@@ -254,6 +254,9 @@ Test(sema, odd_programs_compile_or_fail_where_they_should) {
         {"main { x = ones([2]) ; x.y = 3 }\n", 1, 26, "cannot set field 'y' of f32[2]"},
         {"fn g(f) = f(f)\nmain { y = g(g) }\n", 1, 11, "recursion is not supported"},
         {"main { l = fn(a) a(a) ; y = l(l) }\n", 1, 18, "calls are nested more than 64 deep"},
+        /* checked although never called (lowering alone would never see it) */
+        {"fn f(a, b) = a + b\nfn unused(x) = f(x)\nmain { y = f(1, 2) }\n", 2, 16,
+         "missing argument 'b' in the call of f"},
     };
     for (size_t i = 0; i < sizeof progs / sizeof progs[0]; i++) {
         char name[32];
