@@ -39,6 +39,7 @@ typedef struct {
     int nthreads; /* kernel threads; 0 = rt_pool_default_size() (DFLOW_NUM_THREADS or cores) */
     bool poison;  /* fill the arena and fresh output tensors with NaN bytes (tests: no
                      kernel may rely on zeroed memory) */
+    NumericsCheck *numerics; /* --check-numerics: scan every kernel's output (NULL: off) */
 } LlvmOptions;
 
 typedef struct {
