@@ -126,6 +126,10 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
             a->mem_report = true;
             continue;
         }
+        if ((allowed & OPT_CHECK_NUMERICS) && strcmp(arg, "--check-numerics") == 0) {
+            a->check_numerics = true;
+            continue;
+        }
         if ((allowed & OPT_PASSES) && strcmp(arg, "--no-passes") == 0) {
             a->no_passes = true;
             continue;

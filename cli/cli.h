@@ -19,17 +19,18 @@
 
 /* Which options a subcommand accepts. */
 enum {
-    OPT_SET = 1 << 0,      /* --set k=v (repeatable) */
-    OPT_SEED = 1 << 1,     /* --seed N */
-    OPT_OUT = 1 << 2,      /* --out DIR */
-    OPT_BACKEND = 1 << 3,  /* --backend NAME */
-    OPT_AFTER = 1 << 4,    /* --after PASS */
-    OPT_VERBOSE = 1 << 5,  /* --verbose, -v */
-    OPT_PROGRESS = 1 << 6, /* --progress / --no-progress */
-    OPT_PASSES = 1 << 7,   /* --no-passes */
-    OPT_MEM_REPORT = 1 << 8, /* --mem-report */
-    OPT_OUTPUT = 1 << 9,   /* -o FILE, --output FILE */
-    OPT_TARGET_CPU = 1 << 10, /* --target-cpu NAME */
+    OPT_SET = 1 << 0,             /* --set k=v (repeatable) */
+    OPT_SEED = 1 << 1,            /* --seed N */
+    OPT_OUT = 1 << 2,             /* --out DIR */
+    OPT_BACKEND = 1 << 3,         /* --backend NAME */
+    OPT_AFTER = 1 << 4,           /* --after PASS */
+    OPT_VERBOSE = 1 << 5,         /* --verbose, -v */
+    OPT_PROGRESS = 1 << 6,        /* --progress / --no-progress */
+    OPT_PASSES = 1 << 7,          /* --no-passes */
+    OPT_MEM_REPORT = 1 << 8,      /* --mem-report */
+    OPT_OUTPUT = 1 << 9,          /* -o FILE, --output FILE */
+    OPT_TARGET_CPU = 1 << 10,     /* --target-cpu NAME */
+    OPT_CHECK_NUMERICS = 1 << 11, /* --check-numerics */
 };
 
 typedef struct {
@@ -44,6 +45,7 @@ typedef struct {
     int progress; /* -1 auto (when stderr is a terminal), 0 off, 1 on */
     bool no_passes;
     bool mem_report;
+    bool check_numerics;
     const char *output;
     const char *target_cpu;
 } CliArgs;

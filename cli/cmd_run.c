@@ -48,6 +48,8 @@ static void help(void) {
           "  --mem-report      after the run, print the planned memory per graph and for\n"
           "                    the run (parameters, optimizer state, activations, scratch)\n"
           "                    to stderr\n"
+          "  --check-numerics  stop at the first op that computes a NaN or Inf, naming it,\n"
+          "                    its file:line:col and the step (scans every value: slower)\n"
           "  -v, --verbose     more detail: training setup, loss with every logged row,\n"
           "                    compile times\n"
           "  -h, --help        show this help\n"
@@ -271,7 +273,7 @@ int cmd_run(int argc, char **argv) {
     CliArgs a;
     CliParse p = cli_parse_args("run", argc, argv,
                                 OPT_SET | OPT_SEED | OPT_OUT | OPT_BACKEND | OPT_VERBOSE |
-                                    OPT_PROGRESS | OPT_PASSES | OPT_MEM_REPORT,
+                                    OPT_PROGRESS | OPT_PASSES | OPT_MEM_REPORT | OPT_CHECK_NUMERICS,
                                 &a);
     if (p != CLI_PARSE_OK) {
         cli_args_free(&a);
@@ -307,7 +309,11 @@ int cmd_run(int argc, char **argv) {
            evaluations) cheaply (O0): the same machine code as `dflow build`,
            so a built executable prints the same bits. */
         char err[256] = "";
-        BackendOptions bo = {.verbose = a.verbose, .log = stderr, .interp_runs = 0};
+        NumericsCheck numerics = {.step = -1};
+        BackendOptions bo = {.verbose = a.verbose,
+                             .log = stderr,
+                             .interp_runs = 0,
+                             .numerics = a.check_numerics ? &numerics : NULL};
         GraphRunner runner = backend->runner_new(&bo, err, sizeof err);
         if (!runner.run) {
             fprintf(stderr, "dflow run: backend '%s' failed to start: %s\n", backend->name, err);
@@ -322,6 +328,7 @@ int cmd_run(int argc, char **argv) {
             .log = stdout,
             .interrupted = &interrupted,
             .runner = runner,
+            .numerics = bo.numerics,
         };
         if (ok) ok = ir_exec_module(c.module, &o);
         if (runner.run && a.verbose) compile_report(backend, &runner, stderr);

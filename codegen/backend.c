@@ -12,10 +12,9 @@ static bool interp_supports(OpKind op) {
 }
 
 static GraphRunner interp_new(const BackendOptions *o, char *err, size_t errn) {
-    (void)o;
     (void)err;
     (void)errn;
-    return ir_interp_runner();
+    return o && o->numerics ? ir_interp_runner_checked(o->numerics) : ir_interp_runner();
 }
 
 static void interp_free(GraphRunner *r) {
@@ -34,6 +33,7 @@ static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
         .log = o ? o->log : NULL,
         .interp_runs = o ? o->interp_runs : 0,
         .nthreads = o ? o->nthreads : 0,
+        .numerics = o ? o->numerics : NULL,
     };
     return llvm_runner_new(&lo, err, errn);
 }

@@ -18,6 +18,7 @@ typedef struct {
     FILE *log;       /* NULL = stderr */
     int interp_runs; /* compiled backends: interpret a graph's first runs (LlvmOptions) */
     int nthreads;    /* kernel threads; 0 = DFLOW_NUM_THREADS or the online cores */
+    NumericsCheck *numerics; /* --check-numerics (ir/numerics.h); NULL = off */
 } BackendOptions;
 
 /* What a runner did with one graph. */

@@ -276,6 +276,7 @@ static void offer_storage(Exec *x, const GraphCall *c, RtTensor *const *in, bool
 bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
     const Graph *g = c->graph;
     if (!g) return true;
+    if (x->o->numerics) x->o->numerics->step = x->train_step >= 0 ? x->train_step : x->loop_step;
     RtTensor *inbuf[16], *outbuf[16], *offbuf[16];
     bool donbuf[16], claimbuf[16];
     RtTensor **in = g->ninputs <= 16 ? inbuf : malloc(sizeof *in * (size_t)g->ninputs);
@@ -628,6 +629,7 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
     x.d = m->diags;
     x.t0 = rt_now_s();
     x.loop_step = -1;
+    x.train_step = -1;
     if (!o->runner.run) {
         diag_error(x.d, srcloc_none(), "internal: no graph runner");
         return false;

@@ -38,7 +38,16 @@ typedef struct GraphRunner {
                       RtTensor **out, DiagList *d);
 } GraphRunner;
 
+/* --check-numerics (numerics.h): shared by the executor, which keeps step
+ * current, and the runners, which scan every value an op computes. */
+typedef struct NumericsCheck {
+    int64_t step; /* the train step (1-based, as in metrics.csv) or the
+                     innermost main loop counter; -1 outside loops */
+} NumericsCheck;
+
 GraphRunner ir_interp_runner(void);
+/* The interpreter, failing at the first NaN or Inf an op computes (c kept). */
+GraphRunner ir_interp_runner_checked(NumericsCheck *c);
 
 /* For runners: true when in[i] has graph input i's dtype and shape for
  * every i; else a diagnostic per mismatch at the input's location. */
@@ -53,6 +62,7 @@ typedef struct {
     FILE *log;              /* where `log` and `print` lines go (stdout) */
     volatile sig_atomic_t *interrupted; /* set by a SIGINT handler: stop cleanly */
     GraphRunner runner;
+    NumericsCheck *numerics; /* --check-numerics: the runner's check, kept current */
 } ExecOptions;
 
 /* Sets Graph.repeated on every graph the host program runs in a loop (a for

@@ -31,6 +31,7 @@ typedef struct Exec {
     /* the innermost host loop counter, the `step` of rows logged in main */
     int loop_depth;
     int64_t loop_step;
+    int64_t train_step; /* the train step running (1-based), or -1 */
 
     /* collecting one row for the `every` blocks of a training step */
     bool in_every;

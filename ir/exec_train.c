@@ -208,6 +208,7 @@ bool exec_train(Exec *x, const HostStmt *st) {
         }
         int64_t epoch = t / per_epoch, k = t % per_epoch;
         if (perm && k == 0) exec_shuffle(perm, ts->rows, x->o->seed, stream, epoch);
+        x->train_step = t + 1;
         if (!fill_batch(x, ts, perm, k, row_bytes, st->loc) ||
             !exec_set_int(x, ts->t_slot, t, st->loc) || !exec_run_call(x, &ts->step, st->loc)) {
             ok = false;
@@ -265,6 +266,7 @@ bool exec_train(Exec *x, const HostStmt *st) {
         }
         if (x->stopped) break;
     }
+    x->train_step = -1;
     x->train_s += rt_now_s() - t_start;
     if (ok && !x->stopped) rt_progress_end(x->progress);
     else rt_progress_clear(x->progress);

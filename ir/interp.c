@@ -12,6 +12,7 @@
 #include "../runtime/rng.h"
 #include "exec.h"
 #include "interp_impl.h"
+#include "numerics.h"
 #include "oom.h"
 #include "shape.h"
 
@@ -146,6 +147,22 @@ static bool check_inputs(const Graph *g, RtTensor *const *inputs, DiagList *d) {
 }
 
 bool ir_interp_run(const Graph *g, RtTensor *const *inputs, RtTensor **outputs, DiagList *diags) {
+    return ir_interp_run_checked(g, inputs, outputs, diags, NULL);
+}
+
+/* --check-numerics: false with the error when n's new value v holds a NaN
+ * or Inf. */
+static bool numerics_ok(const Node *n, const RtTensor *v, RtTensor *const *src,
+                        const NumericsCheck *c, DiagList *d) {
+    if (!c || !v || !ir_numerics_computes(n)) return true;
+    int64_t i = ir_numerics_find(v->data, v->dtype, rt_shape_numel(&v->shape));
+    if (i < 0) return true;
+    ir_numerics_error(d, n, v->data, i, src, c);
+    return false;
+}
+
+bool ir_interp_run_checked(const Graph *g, RtTensor *const *inputs, RtTensor **outputs,
+                           DiagList *diags, const NumericsCheck *c) {
     if (!g) return false;
     for (int j = 0; j < g->noutputs; j++) outputs[j] = NULL;
     if (!check_inputs(g, inputs, diags)) return false;
@@ -191,7 +208,7 @@ bool ir_interp_run(const Graph *g, RtTensor *const *inputs, RtTensor **outputs, 
         }
         for (int k = 0; k < n->nsrc; k++) src[k] = r.val[n->src[k]->id];
         r.val[i] = eval(n, src, diags);
-        ok = r.val[i] != NULL;
+        ok = r.val[i] != NULL && numerics_ok(n, r.val[i], src, c, diags);
         for (int k = 0; k < n->nsrc; k++) {
             uint32_t s = n->src[k]->id;
             if (--r.uses[s] == 0 && !r.borrowed[s]) {
@@ -229,11 +246,15 @@ bool ir_interp_run(const Graph *g, RtTensor *const *inputs, RtTensor **outputs, 
 
 static bool interp_run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out,
                        DiagList *d) {
-    (void)ctx;
-    return ir_interp_run(g, in, out, d);
+    return ir_interp_run_checked(g, in, out, d, ctx);
 }
 
 GraphRunner ir_interp_runner(void) {
     GraphRunner r = {"interp", NULL, interp_run, NULL};
+    return r;
+}
+
+GraphRunner ir_interp_runner_checked(NumericsCheck *c) {
+    GraphRunner r = {"interp", c, interp_run, NULL};
     return r;
 }

@@ -15,6 +15,11 @@
  * On success outputs[j] receives a new tensor for g->outputs[j] (caller
  * frees). On failure returns false, frees what it made, reports to diags. */
 bool ir_interp_run(const Graph *g, RtTensor *const *inputs, RtTensor **outputs, DiagList *diags);
+/* The same, and with c (--check-numerics, numerics.h) it fails at the first
+ * NaN or Inf an op computes. */
+struct NumericsCheck;
+bool ir_interp_run_checked(const Graph *g, RtTensor *const *inputs, RtTensor **outputs,
+                           DiagList *diags, const struct NumericsCheck *c);
 
 /* Evaluates one node given its source values (used by tests). */
 RtTensor *ir_interp_node(const Node *n, RtTensor *const *srcs, DiagList *diags);

@@ -155,7 +155,9 @@ static uint32_t run_task(RtKExec *x, RtTaskFn fn, void **bufs, int64_t n, int64_
     return rt_pool_run(x->pool, task_tramp, &a, n, grain);
 }
 
-static int run_kernels(RtKExec *x, RtKProg *p) {
+/* The first kernel that failed an index check (*stopped false) or that
+ * x->after_kernel refused (*stopped true), or -1. */
+static int run_kernels(RtKExec *x, RtKProg *p, bool *stopped) {
     /* matmuls are split across our pool: OpenBLAS on one thread per call
        (letting it run its own threads instead made the MLP step 1.45 ms
        against 0.76 ms at 2 threads: its idle threads spin against ours) */
@@ -168,6 +170,10 @@ static int run_kernels(RtKExec *x, RtKProg *p) {
             st = run_task(x, p->tab[2 * i + 1], p->ptrs, k->par_n, k->grain);
         if (x->profile) p->kernel_s[i] += now() - t0;
         if (st & 1) return i;
+        if (x->after_kernel && !x->after_kernel(x->after_ctx, i, p->ptrs)) {
+            *stopped = true;
+            return i;
+        }
     }
     return -1;
 }
@@ -220,10 +226,11 @@ RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *
     if (!ensure_arena(x, p->arena_bytes) || !place_buffers(x, p, in, donated, offered, bad)) {
         st = RK_OOM;
     } else {
-        int k = run_kernels(x, p);
+        bool stopped = false;
+        int k = run_kernels(x, p, &stopped);
         if (k >= 0) {
             *bad = k;
-            st = RK_CHECK;
+            st = stopped ? RK_STOPPED : RK_CHECK;
         } else if (!hand_over(x, p, in, donated, offered, out, bad)) {
             st = RK_OOM;
         }

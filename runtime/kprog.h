@@ -83,9 +83,14 @@ typedef struct {
     int64_t arena_cap;
     int64_t allocs;   /* arena (re)allocations + fresh output tensors */
     int blas_threads; /* what OpenBLAS was last told (0 = not yet) */
+    /* Optional (NULL: none, no cost): called after each kernel k with the
+     * buffer pointers of the run; false stops the run with RK_STOPPED (the
+     * hook reports why). --check-numerics scans outputs with it. */
+    bool (*after_kernel)(void *ctx, int k, void *const *bufs);
+    void *after_ctx;
 } RtKExec;
 
-typedef enum { RK_OK, RK_OOM, RK_CHECK } RtKStatus;
+typedef enum { RK_OK, RK_OOM, RK_CHECK, RK_STOPPED } RtKStatus;
 
 /* Bytes of scratch a program needs, and carving it out of mem (8-aligned). */
 size_t rt_kprog_scratch_bytes(const RtKProg *p);
@@ -98,7 +103,8 @@ int rt_kprog_set_grains(RtKProg *p, int threads);
  * in GraphRunner.run_reuse (NULL = none); out[j] on entry the offered tensor
  * or NULL, on success the result. RK_CHECK: kernel *bad failed an index
  * check. RK_OOM: output *bad could not be allocated, or (*bad == -1) the
- * arena of p->arena_bytes. On failure every out[j] is NULL. */
+ * arena of p->arena_bytes. RK_STOPPED: x->after_kernel refused kernel
+ * *bad. On failure every out[j] is NULL. */
 RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *donated,
                        RtTensor **out, int *bad);
 /* Tells OpenBLAS how many threads to use (cached). */

@@ -42,6 +42,7 @@ typedef struct {
     /* the persistent compile cache's folder (llvm_cache.h); NULL: none */
     const char *cache_dir;
     int compile_threads; /* 0: DFLOW_COMPILE_THREADS or the online cores */
+    NumericsCheck *numerics; /* --check-numerics: scan every kernel's output (NULL: off) */
 } LlvmOptions;
 
 typedef struct {

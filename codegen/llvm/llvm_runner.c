@@ -26,6 +26,7 @@
 #include "../../runtime/kprog.h"
 #include "llvm_backend.h"
 #include "llvm_internal.h"
+#include "llvm_numerics.h"
 #include "llvm_plan.h"
 
 /* A graph that computes at least this many elements (summed over its
@@ -229,7 +230,13 @@ static void oom_error(const LlvmRunner *r, const Entry *e, const Graph *g, int b
 static bool run_compiled(LlvmRunner *r, Entry *e, const Graph *g, RtTensor *const *in,
                          const bool *donated, RtTensor **out, DiagList *d) {
     int bad = -1;
+    LlvmNumerics nc = {e->plan.prog, r->opt.numerics, d};
+    if (r->opt.numerics) {
+        r->x.after_kernel = llvm_numerics_after_kernel;
+        r->x.after_ctx = &nc;
+    }
     RtKStatus st = rt_kprog_run(&r->x, e->kp, in, donated, out, &bad);
+    r->x.after_kernel = NULL;
     for (int j = 0; j < e->kp->noutputs; j++) e->info.allocs += e->kp->fresh[j] != NULL;
     if (st == RK_CHECK) {
         const KernelPlan *k = &e->plan.prog->kernels[bad];
@@ -259,7 +266,7 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
     if (!e->kp) {
         for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
         rt_kexec_blas_threads(&r->x, rt_pool_size(r->x.pool)); /* our pool is idle meanwhile */
-        return ir_interp_run(g, in, out, d);
+        return ir_interp_run_checked(g, in, out, d, r->opt.numerics);
     }
     if (!ir_check_graph_inputs(g, in, d)) {
         for (int j = 0; j < g->noutputs; j++) out[j] = NULL;

@@ -59,6 +59,7 @@ Test(cli, help_and_version) {
     r = dflow(10, "run", "-h", NULL);
     EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.out, "--out DIR") && strstr(r.out, "--seed N"), "%s", r.out);
+    cr_assert(strstr(r.out, "--check-numerics"), "%s", r.out);
     th_spawn_free(&r);
 }
 
@@ -594,4 +595,45 @@ Test(cli, epochs_run_every_epoch) {
     cr_expect(strstr(csv, "\n6,"), "%s", csv);
     free(csv);
     th_rmdir(dir);
+}
+
+/* --check-numerics names the first op that computed a NaN or Inf, its
+ * line and the step, identically on both backends, and exits 1: here a mul
+ * overflows f32 at loop step 38 (10^39) in a main loop, and a divergent
+ * training run of the build test's MLP (loss -inf at train step 8). Without
+ * the flag the loop runs to its end. */
+Test(cli, check_numerics_names_the_first_op_and_step, .timeout = 300) {
+    const char *loop = th_write_program("main {\n"
+                                        "  x = full([3], 1.0)\n"
+                                        "  for s in 0..60 {\n"
+                                        "    x = x * 10.0\n"
+                                        "  }\n"
+                                        "  print x\n"
+                                        "}\n");
+    const char *backends[] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        SpawnResult r = dflow(120, "run", loop, "--backend", backends[b], "--check-numerics", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err,
+                         ":4:11: error: --check-numerics: mul produced inf at element [0] of "
+                         "f32[3] (step 38)\n"),
+                  "%s: %s", backends[b], r.err);
+        th_spawn_free(&r);
+        r = dflow(120, "run", loop, "--backend", backends[b], NULL);
+        EXPECT_EXIT(r, 0);
+        cr_assert(strstr(r.out, "[inf, inf, inf]"), "%s: %s", backends[b], r.out);
+        th_spawn_free(&r);
+    }
+    need("tests/programs/build_mlp.dfl");
+    if (!exists("data/mnist10k-images-idx3-ubyte.gz") && !exists("data/mnist10k-images-idx3-ubyte"))
+        cr_skip_test("data/mnist10k is missing (scripts/setup.sh)");
+    for (int b = 0; b < 2; b++) {
+        SpawnResult r = dflow(120, "run", "tests/programs/build_mlp.dfl", "--backend", backends[b],
+                              "--set", "lr=1e36", "--check-numerics", NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "tests/programs/build_mlp.dfl:18:15: error: --check-numerics: sum "
+                                "produced -inf in f32[] (step 8)\n"),
+                  "%s: %s", backends[b], r.err);
+        th_spawn_free(&r);
+    }
 }

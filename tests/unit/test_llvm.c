@@ -1054,6 +1054,55 @@ Test(llvm, graphs_run_after_the_cache_grows) {
     rt_tensor_free(in[0]);
 }
 
+/* --check-numerics: the JIT scans each kernel's output and names the fused
+ * op that made the first NaN or Inf, as the interpreter does node by node:
+ * here log (line 2) inside one kernel log -> mul -> sum (line 4), and the
+ * step the executor set. Without the check the same graph runs. */
+Test(llvm, check_numerics_names_the_fused_op_like_the_interpreter) {
+    Graph *g = ir_graph_new(A, D, "g");
+    SrcLoc l2 = {1, 2, 5, 3}, l3 = {1, 3, 5, 1}, l4 = {1, 4, 5, 3};
+    Node *x = ir_input(g, DT_F32, th_shape(2, 4, 6), "x", L);
+    Node *lg = ir_unary(g, OP_LOG, x, l2);
+    Node *m = ir_binary(g, OP_MUL, lg, ir_scalar(g, DT_F32, 2.0, l3), l3);
+    ir_graph_add_output(g, ir_reduce(g, OP_SUM, m, 2u, l4));
+    RtTensor *in[1] = {rand_tensor(DT_F32, th_shape(2, 4, 6), DOM_POS, 0)}, *out[1] = {NULL};
+    ((float *)in[0]->data)[9] = 0.0f; /* log(0) = -inf at [1,3] */
+    NumericsCheck nc = {.step = 7};
+    char err[200] = "";
+    LlvmOptions o = {.interp_runs = 0, .poison = true, .numerics = &nc};
+    GraphRunner r = llvm_runner_new(&o, err, sizeof err);
+    cr_assert_not_null(r.run, "%s", err);
+    GraphRunner gi = ir_interp_runner_checked(&nc);
+    GraphRunner *runners[2] = {&gi, &r};
+    for (int k = 0; k < 2; k++) {
+        int before = D->n;
+        cr_assert_not(runners[k]->run(runners[k]->ctx, g, in, out, D), "runner %d", k);
+        cr_assert_null(out[0]);
+        cr_assert_eq(D->n, before + 1, "one error");
+        const Diag *dg = D->items[D->n - 1];
+        cr_expect_eq(dg->loc.line, 2, "runner %d: at the log, got line %u", k, dg->loc.line);
+        cr_expect_str_eq(
+            dg->msg, "--check-numerics: log produced -inf at element [1,3] of f32[4,6] (step 7)",
+            "runner %d", k);
+    }
+    const LlvmGraphInfo *info = llvm_runner_graph(&r, 0);
+    cr_assert_eq(info->nkernels, 1, "log, mul and sum are one kernel");
+    /* an input that already holds a NaN: the first op reading it says so */
+    ((float *)in[0]->data)[9] = NAN;
+    cr_assert_not(r.run(r.ctx, g, in, out, D));
+    cr_expect(strstr(th_last_diag(D), "log produced nan at element [1,3] of f32[4,6] (step 7); its "
+                                      "operand 1 already held a non-finite value"),
+              "%s", th_last_diag(D));
+    /* off: the same graph runs and returns the -inf */
+    GraphRunner plain = R;
+    ((float *)in[0]->data)[9] = 0.0f;
+    cr_assert(plain.run(plain.ctx, g, in, out, D), "%s", th_last_diag(D));
+    cr_expect(isinf(((float *)out[0]->data)[1]));
+    rt_tensor_free(out[0]);
+    llvm_runner_free(&r);
+    rt_tensor_free(in[0]);
+}
+
 Test(llvm, wrong_inputs_are_a_diagnostic) {
     Graph *g = ir_graph_new(A, D, "g");
     ir_graph_add_output(g, ir_unary(g, OP_NEG, ir_input(g, DT_F32, th_shape(1, 3), "x", L), L));
