@@ -7,7 +7,6 @@
  * settable after compilation (others are refused with the reason), --seed,
  * --out, --progress; it writes the same log lines, metrics.csv and
  * summary.json, and exits 0 on success, 1 on an error, 130 on Ctrl-C. */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,13 @@
 #include "ir/module_image.h"
 #include "runner.h"
 #include "runtime/cliopt.h"
+#include "runtime/config_text.h"
 
 extern const unsigned char dflow_image[];
 extern const unsigned char dflow_image_end[];
 extern void *const dflow_tabs[];
 extern const int64_t dflow_ntabs;
+extern const uint32_t dflow_graph_sums[];
 
 static volatile sig_atomic_t interrupted;
 
@@ -102,26 +103,28 @@ static int parse_args(int argc, char **argv, Args *a) {
     return 0;
 }
 
-/* The value of one --set as a scalar tensor of the config's slot dtype. */
+/* The value of one --set as a scalar tensor of the config's slot dtype,
+ * type-checked as `dflow run --set` is (runtime/config_text.h). */
 static RtTensor *config_value(const ModuleConfig *c, const char *text, const char *prog) {
-    char *end;
-    errno = 0;
-    RtTensor *t = NULL;
-    if (c->type == 'i') {
-        long long v = strtoll(text, &end, 10);
-        if (*text && !*end && errno == 0 && (t = rt_tensor_new(DT_I64, rt_shape_scalar())))
-            ((int64_t *)t->data)[0] = v;
-    } else if (c->type == 'f') {
-        double v = strtod(text, &end);
-        if (*text && !*end && errno == 0 && (t = rt_tensor_new(DT_F64, rt_shape_scalar())))
-            ((double *)t->data)[0] = v;
-    } else if (c->type == 'b' && (!strcmp(text, "true") || !strcmp(text, "false"))) {
-        if ((t = rt_tensor_new(DT_BOOL, rt_shape_scalar()))) ((uint8_t *)t->data)[0] = text[0] == 't';
+    RtConfigValue v;
+    char why[512];
+    if (!rt_config_parse(c->type, c->name, text, &v, why, sizeof why)) {
+        fprintf(stderr, "%s: --set: %s\n", prog, why);
+        return NULL;
     }
+    DType dt = c->type == 'i' ? DT_I64 : c->type == 'f' ? DT_F64 : DT_BOOL;
+    RtTensor *t = c->type == 's' ? NULL : rt_tensor_new(dt, rt_shape_scalar());
     if (!t) {
-        const char *what = c->type == 'i' ? "an int" : c->type == 'f' ? "a float" : "a bool (true or false)";
-        fprintf(stderr, "%s: --set %s=%s: '%s' is %s\n", prog, c->name, text, c->name, what);
+        fprintf(stderr, "%s: --set %s: %s\n", prog, c->name,
+                c->type == 's' ? "a string config has no value to change" : "out of memory");
+        return NULL;
     }
+    if (c->type == 'i')
+        ((int64_t *)t->data)[0] = v.i;
+    else if (c->type == 'f')
+        ((double *)t->data)[0] = v.f;
+    else
+        ((uint8_t *)t->data)[0] = v.b;
     return t;
 }
 
@@ -196,9 +199,11 @@ int main(int argc, char **argv) {
     DiagList *d = src ? diag_list_new(arena, src) : NULL;
     BuiltRunner br = {.arena = arena, .src = src};
     char err[256] = "";
-    Module *m = d && pa != 1 ? ir_image_read(dflow_image, (size_t)(dflow_image_end - dflow_image), arena,
-                                             src, d, built_runner_read_graph, &br, err, sizeof err)
-                             : NULL;
+    Module *m = d && pa != 1
+                    ? ir_image_read_linked(dflow_image, (size_t)(dflow_image_end - dflow_image),
+                                           arena, src, d, built_runner_read_graph, &br,
+                                           dflow_graph_sums, (int)dflow_ntabs, err, sizeof err)
+                    : NULL;
     int rc = 1;
     RtTensor **owned = calloc((size_t)(a.nset ? a.nset : 1), sizeof *owned);
     if (pa == 1) {
