@@ -241,6 +241,12 @@ uint32_t ir_image_crc(const uint8_t *p, size_t n) {
     return (uint32_t)c;
 }
 
+uint32_t ir_image_header_crc(const uint8_t *p, size_t n) {
+    if (n < IR_IMAGE_HEADER) return 0;
+    const uint8_t *c = p + CRC_AT;
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
 static void patch_le(uint8_t *p, uint64_t v, int bytes) {
     for (int i = 0; i < bytes; i++)
         p[i] = (uint8_t)(v >> (8 * i));

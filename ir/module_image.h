@@ -17,7 +17,9 @@
  * graph's signature. A built executable also carries, outside the image,
  * the CRC-32 of each graph's record (signature and blob) as it was compiled;
  * ir_image_read_linked checks each record against it, so the kernels only
- * ever meet the plan they were compiled from. */
+ * ever meet the plan they were compiled from; and the image's own CRC-32,
+ * which the executable checks against the header's before reading (so an
+ * image edited with its checksum recomputed is refused too). */
 #ifndef DFLOW_IR_MODULE_IMAGE_H
 #define DFLOW_IR_MODULE_IMAGE_H
 
@@ -42,6 +44,8 @@ bool ir_image_write_sums(const Module *m, const SourceSet *src,
                          void *ctx, RtBuf *b, uint32_t *graph_sums);
 /* CRC-32 of n bytes (zlib's polynomial). */
 uint32_t ir_image_crc(const uint8_t *p, size_t n);
+/* The CRC-32 an image's header records (0 for fewer than IR_IMAGE_HEADER bytes). */
+uint32_t ir_image_header_crc(const uint8_t *p, size_t n);
 
 /* Reads an image: a Module in arena a with sources in src (paths only) and
  * diagnostics list d; read_graph(ctx, g, id, r) reads graph id's blob

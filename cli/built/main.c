@@ -22,6 +22,7 @@ extern const unsigned char dflow_image_end[];
 extern void *const dflow_tabs[];
 extern const int64_t dflow_ntabs;
 extern const uint32_t dflow_graph_sums[];
+extern const uint32_t dflow_image_crc;
 
 static volatile sig_atomic_t interrupted;
 
@@ -199,11 +200,18 @@ int main(int argc, char **argv) {
     DiagList *d = src ? diag_list_new(arena, src) : NULL;
     BuiltRunner br = {.arena = arena, .src = src};
     char err[256] = "";
-    Module *m = d && pa != 1
-                    ? ir_image_read_linked(dflow_image, (size_t)(dflow_image_end - dflow_image),
-                                           arena, src, d, built_runner_read_graph, &br,
-                                           dflow_graph_sums, (int)dflow_ntabs, err, sizeof err)
-                    : NULL;
+    size_t image_n = (size_t)(dflow_image_end - dflow_image);
+    /* the image's checksum must be the one linked in: an image edited with
+       its checksum recomputed is not the program that was built */
+    bool linked = ir_image_header_crc(dflow_image, image_n) == dflow_image_crc;
+    if (!linked)
+        snprintf(err, sizeof err,
+                 "corrupt program image: not the image this executable was built with");
+    Module *m =
+        d && pa != 1 && linked
+            ? ir_image_read_linked(dflow_image, image_n, arena, src, d, built_runner_read_graph,
+                                   &br, dflow_graph_sums, (int)dflow_ntabs, err, sizeof err)
+            : NULL;
     int rc = 1;
     RtTensor **owned = calloc((size_t)(a.nset ? a.nset : 1), sizeof *owned);
     if (pa == 1) {

@@ -100,7 +100,7 @@ static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
  * tensors are used in place), lists the graphs' task tables and marks the
  * executable as one dflow built (aot_mark.h). */
 static bool write_asm(const char *path, const char *image, int ngraphs, const uint32_t *sums,
-                      char *err, size_t errn) {
+                      uint32_t image_crc, char *err, size_t errn) {
     RtOutFile o;
     if (!rt_out_open(&o, path, 0666, err, errn)) return false;
     FILE *f = o.f;
@@ -117,6 +117,7 @@ static bool write_asm(const char *path, const char *image, int ngraphs, const ui
     for (int i = 0; i < ngraphs; i++)
         fprintf(f, "\t.long %u\n", (unsigned)sums[i]);
     if (ngraphs == 0) fprintf(f, "\t.long 0\n");
+    fprintf(f, "\t.globl dflow_image_crc\ndflow_image_crc:\n\t.long %u\n", (unsigned)image_crc);
     fprintf(f, "\t.section %s,\"a\",@progbits\n\t.asciz \"dflow build\"\n", AOT_MARK_SECTION);
     fprintf(f, "\t.section .note.GNU-stack,\"\",@progbits\n");
     return rt_out_commit(&o, err, errn);
@@ -209,8 +210,9 @@ static bool build(Aot *t, Module *m, const SourceSet *src) {
     char image[4096], asm_path[4096];
     snprintf(image, sizeof image, "%s/image.bin", t->o->work_dir);
     snprintf(asm_path, sizeof asm_path, "%s/image.s", t->o->work_dir);
-    ok = ok && rt_out_write_file(image, img.data, img.n, 0666, t->err, t->errn) &&
-         write_asm(asm_path, image, ng, sums, t->err, t->errn);
+    ok =
+        ok && rt_out_write_file(image, img.data, img.n, 0666, t->err, t->errn) &&
+        write_asm(asm_path, image, ng, sums, ir_image_header_crc(img.data, img.n), t->err, t->errn);
     if (ok && t->o->verbose)
         fprintf(log_of(t->o), "build: program image %zu bytes, %d graphs\n", img.n, ng);
     free(img.data);

@@ -123,7 +123,16 @@ Test(build, same_bits_as_dflow_run_and_no_compiler_inside, .timeout = 600) {
 
 /* Writes a copy of exe with one 32-bit field of its program image replaced
  * (at offset off from the image's magic). */
+static void corrupt_copy_as(const char *exe, const char *to, size_t off, uint32_t value,
+                            bool resum);
+
 static void corrupt_copy(const char *exe, const char *to, size_t off, uint32_t value) {
+    corrupt_copy_as(exe, to, off, value, false);
+}
+
+/* The same, with the header's CRC-32 recomputed (resum). */
+static void corrupt_copy_as(const char *exe, const char *to, size_t off, uint32_t value,
+                            bool resum) {
     size_t n;
     char *bytes = th_slurp(exe, &n);
     cr_assert(bytes);
@@ -134,6 +143,13 @@ static void corrupt_copy(const char *exe, const char *to, size_t off, uint32_t v
         if (!memcmp(bytes + i, "DFLOWIMG\2\0\0\0", 12)) magic = bytes + i;
     cr_assert(magic, "no program image in %s", exe);
     memcpy(magic + off, &value, sizeof value);
+    if (resum) {
+        uint64_t len;
+        memcpy(&len, magic + 12, sizeof len);
+        cr_assert(len < n);
+        uint32_t c = ir_image_crc((const uint8_t *)magic + IR_IMAGE_HEADER, (size_t)len);
+        memcpy(magic + 20, &c, sizeof c);
+    }
     FILE *f = fopen(to, "wb");
     cr_assert(f && fwrite(bytes, 1, n, f) == n && fclose(f) == 0);
     chmod(to, 0755);
@@ -193,6 +209,18 @@ Test(build, refusals_and_corrupt_images, .timeout = 600) {
         TH_EXPECT_EXIT(r, 1);
         cr_assert(strstr(r.err, "corrupt program image: a checksum mismatch"), "at %zu: %s",
                   offs[i], r.err);
+        th_spawn_free(&r);
+    }
+
+    /* the same changes with the image's checksum recomputed: not the image
+       the executable was linked with */
+    for (size_t i = 0; i < sizeof offs / sizeof *offs; i++) {
+        corrupt_copy_as(exe, bad, offs[i], 0x01000001, true);
+        r = th_run(60, bad, NULL);
+        TH_EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "corrupt program image: not the image this executable was built "
+                                "with"),
+                  "at %zu: %s", offs[i], r.err);
         th_spawn_free(&r);
     }
 
