@@ -213,10 +213,9 @@ static void check_override_keys(Lower *L) {
         const char *k = o->overrides[i].key ? o->overrides[i].key : "";
         Global *g = lw_global(L->main, k);
         if (g && g->kind == G_CONFIG) continue;
-        const char *near = keys ? fe_closest(k, keys, nk) : NULL;
-        if (near) diag_error(L->d, srcloc_none(), "--set: unknown config key '%s' (did you mean '%s'?)", k, near);
-        else if (nk == 0) diag_error(L->d, srcloc_none(), "--set: unknown config key '%s' (the program has no config)", k);
-        else diag_error(L->d, srcloc_none(), "--set: unknown config key '%s'", k);
+        char why[512];
+        rt_config_unknown_key(k, keys, keys ? nk : 0, why, sizeof why);
+        diag_error(L->d, srcloc_none(), "--set: %s", why);
     }
 }
 

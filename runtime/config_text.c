@@ -1,6 +1,8 @@
 /* --set value texts (config_text.h). */
 #include "runtime/config_text.h"
 
+#include "runtime/closest.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,4 +42,16 @@ bool rt_config_parse(char type, const char *name, const char *text, RtConfigValu
     }
     if (why && whyn) snprintf(why, whyn, "'%s' is %s; --set gave '%s'", name, what, t);
     return false;
+}
+
+void rt_config_unknown_key(const char *key, const char *const *keys, int nkeys, char *why,
+                           size_t whyn) {
+    if (!why || !whyn) return;
+    const char *near = rt_closest(key, keys, nkeys);
+    if (near)
+        snprintf(why, whyn, "unknown config key '%s' (did you mean '%s'?)", key, near);
+    else if (nkeys == 0)
+        snprintf(why, whyn, "unknown config key '%s' (the program has no config)", key);
+    else
+        snprintf(why, whyn, "unknown config key '%s'", key);
 }

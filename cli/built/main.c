@@ -139,8 +139,14 @@ static bool apply_sets(Module *m, const Args *a, RtTensor **owned) {
             if (strlen(m->configs[k].name) == klen && !strncmp(m->configs[k].name, a->set[i], klen))
                 c = &m->configs[k];
         if (!c) {
-            fprintf(stderr, "%s: --set: unknown config key '%.*s' (--help lists them)\n", a->prog,
-                    (int)klen, a->set[i]);
+            char key[256], why[512];
+            snprintf(key, sizeof key, "%.*s", (int)klen, a->set[i]);
+            const char **keys = calloc((size_t)(m->nconfigs ? m->nconfigs : 1), sizeof *keys);
+            for (int k = 0; keys && k < m->nconfigs; k++)
+                keys[k] = m->configs[k].name;
+            rt_config_unknown_key(key, keys, keys ? m->nconfigs : 0, why, sizeof why);
+            free(keys);
+            fprintf(stderr, "%s: --set: %s\n", a->prog, why);
             return false;
         }
         if (!c->runtime) {
