@@ -11,11 +11,11 @@
  * Every config of the main module gets an entry in Module.configs; its
  * number travels tagged with that entry (Value.cfg) so that graphs read it
  * through a SLOT_CONFIG slot (lower.c) unless something folds it. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/config_text.h"
 #include "lower_internal.h"
 
 /* ---- globals ------------------------------------------------------------------------- */
@@ -125,28 +125,28 @@ static const ConfigOverride *find_override(Lower *L, const char *key) {
     return found; /* the last --set of a key wins */
 }
 
+/* The --set text as a value of the declared value's type (runtime/config_text.h:
+ * the same check as a built executable's --set). */
 static Value *parse_override(Lower *L, Global *g, Value *decl, const char *text) {
-    const char *t = text ? text : "";
-    char *end;
-    switch (decl->kind) {
-    case V_INT: {
-        errno = 0;
-        long long v = strtoll(t, &end, 10);
-        if (*t && !*end && errno == 0) return val_int(L->a, v);
-        return lw_error(L, g->loc, "'%s' is an int; --set gave '%s'", g->name, t);
-    }
-    case V_FLOAT: {
-        errno = 0;
-        double v = strtod(t, &end);
-        if (*t && !*end && errno == 0) return val_float(L->a, v);
-        return lw_error(L, g->loc, "'%s' is a float; --set gave '%s'", g->name, t);
-    }
-    case V_BOOL:
-        if (strcmp(t, "true") == 0) return val_bool(L->a, true);
-        if (strcmp(t, "false") == 0) return val_bool(L->a, false);
-        return lw_error(L, g->loc, "'%s' is a bool (true or false); --set gave '%s'", g->name, t);
-    case V_STR: return val_str(L->a, arena_strdup(L->a, t));
-    default: return lw_err(L);
+    char type = decl->kind == V_INT     ? 'i'
+                : decl->kind == V_FLOAT ? 'f'
+                : decl->kind == V_BOOL  ? 'b'
+                : decl->kind == V_STR   ? 's'
+                                        : 0;
+    if (!type) return lw_err(L);
+    RtConfigValue v;
+    char why[512];
+    if (!rt_config_parse(type, g->name, text, &v, why, sizeof why))
+        return lw_error(L, g->loc, "%s", why);
+    switch (type) {
+    case 'i':
+        return val_int(L->a, v.i);
+    case 'f':
+        return val_float(L->a, v.f);
+    case 'b':
+        return val_bool(L->a, v.b);
+    default:
+        return val_str(L->a, arena_strdup(L->a, text ? text : ""));
     }
 }
 
@@ -213,10 +213,9 @@ static void check_override_keys(Lower *L) {
         const char *k = o->overrides[i].key ? o->overrides[i].key : "";
         Global *g = lw_global(L->main, k);
         if (g && g->kind == G_CONFIG) continue;
-        const char *near = keys ? fe_closest(k, keys, nk) : NULL;
-        if (near) diag_error(L->d, srcloc_none(), "--set: unknown config key '%s' (did you mean '%s'?)", k, near);
-        else if (nk == 0) diag_error(L->d, srcloc_none(), "--set: unknown config key '%s' (the program has no config)", k);
-        else diag_error(L->d, srcloc_none(), "--set: unknown config key '%s'", k);
+        char why[512];
+        rt_config_unknown_key(k, keys, keys ? nk : 0, why, sizeof why);
+        diag_error(L->d, srcloc_none(), "--set: %s", why);
     }
 }
 

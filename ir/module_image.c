@@ -1,18 +1,23 @@
 /* The program image (module_image.h): write a Module, read it back checked.
  *
- * Layout: magic, version; source paths; slots (values aligned for use in
- * place); the module's tables; graphs (signature + backend blob); the init
- * and main blocks, statement by statement. */
+ * Layout: a header (magic, version, the length of the rest, its CRC-32);
+ * source paths; slots (values aligned for use in place); the module's
+ * tables; graphs (signature + backend blob); the init and main blocks,
+ * statement by statement. The writer patches the length and CRC in last;
+ * the reader checks both before it reads anything else. */
 #include "module_image.h"
 
 #include <stdio.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "../runtime/checked.h"
 
 #define MAGIC "DFLOWIMG"
-#define VERSION 1
+#define VERSION 2
 #define MAX_ITEMS (1 << 24)
+#define LEN_AT 12 /* u64: bytes after the header */
+#define CRC_AT 20 /* u32: their CRC-32 */
 
 /* ---- writing ---------------------------------------------------------------------------- */
 
@@ -227,26 +232,64 @@ static void put_graph_sig(RtBuf *b, const Graph *g) {
     }
 }
 
-bool ir_image_write(const Module *m, const SourceSet *src,
-                    bool (*write_graph)(void *ctx, const Graph *g, int id, RtBuf *b), void *ctx,
-                    RtBuf *b) {
+uint32_t ir_image_crc(const uint8_t *p, size_t n) {
+    uLong c = crc32(0L, Z_NULL, 0);
+    while (n > 0) { /* zlib counts in uInt */
+        uInt k = n > (1u << 30) ? (1u << 30) : (uInt)n;
+        c = crc32(c, p, k);
+        p += k;
+        n -= k;
+    }
+    return (uint32_t)c;
+}
+
+uint32_t ir_image_header_crc(const uint8_t *p, size_t n) {
+    if (n < IR_IMAGE_HEADER) return 0;
+    const uint8_t *c = p + CRC_AT;
+    return (uint32_t)c[0] | (uint32_t)c[1] << 8 | (uint32_t)c[2] << 16 | (uint32_t)c[3] << 24;
+}
+
+static void patch_le(uint8_t *p, uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+bool ir_image_write_sums(const Module *m, const SourceSet *src,
+                         bool (*write_graph)(void *ctx, const Graph *g, int id, RtBuf *b),
+                         void *ctx, RtBuf *b, uint32_t *graph_sums) {
     W w = {.b = b, .a = m->arena};
     w.ngraphs = ir_image_graphs(m, m->arena, &w.graphs, NULL);
     if (w.ngraphs < 0) return false;
+    size_t start = b->n;
     rt_buf_bytes(b, MAGIC, 8);
     rt_buf_u32(b, VERSION);
+    rt_buf_i64(b, 0); /* LEN_AT, patched below */
+    rt_buf_u32(b, 0); /* CRC_AT */
     int nfiles = src ? src->nfiles : 0;
     rt_buf_i64(b, nfiles);
     for (int i = 1; i < nfiles; i++) rt_buf_str(b, src->files[i].path);
     put_slots(b, m);
     rt_buf_i64(b, w.ngraphs);
     for (int i = 0; i < w.ngraphs; i++) {
+        size_t at = b->n;
         put_graph_sig(b, w.graphs[i]);
         if (!write_graph(ctx, w.graphs[i], i, b)) return false;
+        if (graph_sums) graph_sums[i] = b->oom ? 0 : ir_image_crc(b->data + at, b->n - at);
     }
     put_block(&w, &m->init);
     put_block(&w, &m->main);
-    return !b->oom;
+    if (b->oom) return false;
+    uint8_t *h = b->data + start;
+    size_t body = b->n - start - IR_IMAGE_HEADER;
+    patch_le(h + LEN_AT, body, 8);
+    patch_le(h + CRC_AT, ir_image_crc(h + IR_IMAGE_HEADER, body), 4);
+    return true;
+}
+
+bool ir_image_write(const Module *m, const SourceSet *src,
+                    bool (*write_graph)(void *ctx, const Graph *g, int id, RtBuf *b), void *ctx,
+                    RtBuf *b) {
+    return ir_image_write_sums(m, src, write_graph, ctx, b, NULL);
 }
 
 /* ---- reading ----------------------------------------------------------------------------- */
@@ -258,6 +301,8 @@ typedef struct {
     Graph **graphs;
     int ngraphs;
     int depth;
+    const uint32_t *sums; /* per graph, from the linked kernels; NULL: not checked */
+    int nsums;
 } R;
 
 static void *arena_cb(void *ctx, size_t n) { return arena_alloc(ctx, n); }
@@ -357,7 +402,12 @@ static void get_slots_table(R *rd) {
         c->value = rt_read_str(&rd->r);
         c->fixed_why = rt_read_str(&rd->r);
         if (!c->name || !strchr("ifbs", c->type) || !c->type) rt_reader_fail(&rd->r, "a bad config entry");
-        if (c->slot >= 0 && m->slots[c->slot].kind != SLOT_CONFIG) rt_reader_fail(&rd->r, "a bad config slot");
+        /* a settable config's slot takes a scalar of its type (cli/built/main.c) */
+        DType want = c->type == 'i' ? DT_I64 : c->type == 'f' ? DT_F64 : DT_BOOL;
+        if (c->slot >= 0 &&
+            (m->slots[c->slot].kind != SLOT_CONFIG || m->slots[c->slot].dtype != want ||
+             m->slots[c->slot].shape.rank != 0 || c->type == 's'))
+            rt_reader_fail(&rd->r, "a bad config slot");
     }
 }
 
@@ -380,6 +430,7 @@ static void get_graphs(R *rd, bool (*read_graph)(void *, Graph *, int, RtReader 
     rd->ngraphs = (int)count(rd, 17);
     rd->graphs = rt_reader_alloc(&rd->r, (size_t)rd->ngraphs, sizeof *rd->graphs);
     for (int i = 0; i < rd->ngraphs && !rd->r.bad; i++) {
+        size_t at = rd->r.at;
         Graph *g = rt_reader_alloc(&rd->r, 1, sizeof *g);
         if (!g) return;
         g->arena = rd->m->arena;
@@ -396,6 +447,29 @@ static void get_graphs(R *rd, bool (*read_graph)(void *, Graph *, int, RtReader 
         for (int k = 0; k < g->noutputs && !rd->r.bad; k++) g->outputs[k] = sig_node(rd, false);
         rd->graphs[i] = g;
         if (!rd->r.bad && !read_graph(ctx, g, i, &rd->r)) rt_reader_fail(&rd->r, "a bad graph program");
+        if (!rd->r.bad && rd->sums &&
+            (i >= rd->nsums || rd->sums[i] != ir_image_crc(rd->r.p + at, rd->r.at - at)))
+            rt_reader_fail(&rd->r, "a graph that does not match the kernels linked with it");
+    }
+    if (!rd->r.bad && rd->sums && rd->ngraphs != rd->nsums)
+        rt_reader_fail(&rd->r, "a graph count that does not match the kernels linked with it");
+}
+
+/* The slots a call reads and writes hold exactly what the graph's signature
+ * (and so its compiled kernels) takes and gives. */
+static void check_call_types(R *rd, const GraphCall *c) {
+    const Graph *g = c->graph;
+    for (int i = 0; i < g->ninputs && !rd->r.bad; i++) {
+        const Slot *s = &rd->m->slots[c->in_slots[i]];
+        const Node *n = g->inputs[i];
+        if (!n || s->dtype != n->dtype || !rt_shape_eq(&s->shape, &n->shape))
+            rt_reader_fail(&rd->r, "a graph input whose slot has another type");
+    }
+    for (int j = 0; j < g->noutputs && !rd->r.bad; j++) {
+        const Slot *s = &rd->m->slots[c->out_slots[j]];
+        const Node *n = g->outputs[j];
+        if (!n || s->dtype != n->dtype || !rt_shape_eq(&s->shape, &n->shape))
+            rt_reader_fail(&rd->r, "a graph output whose slot has another type");
     }
 }
 
@@ -410,6 +484,7 @@ static void get_call(R *rd, GraphCall *c) {
     c->graph = rd->graphs[id];
     c->in_slots = get_slots(rd, c->graph->ninputs, false);
     c->out_slots = get_slots(rd, c->graph->noutputs, false);
+    check_call_types(rd, c);
 }
 
 static void get_block(R *rd, HostBlock *b);
@@ -510,10 +585,34 @@ static void get_block(R *rd, HostBlock *b) {
     rd->depth--;
 }
 
-Module *ir_image_read(const uint8_t *p, size_t n, Arena *a, SourceSet *src, DiagList *d,
-                      bool (*read_graph)(void *ctx, Graph *g, int id, RtReader *r), void *ctx,
-                      char *err, size_t errn) {
-    R rd = {.r = {.p = p, .n = n, .alloc = arena_cb, .ctx = a}, .src = src};
+/* The header: magic, version, then the length and CRC-32 of the rest, all
+ * checked before anything else is read. */
+static void check_header(R *rd) {
+    RtReader *r = &rd->r;
+    const uint8_t *magic = rt_read_bytes(r, 8);
+    if (!magic || memcmp(magic, MAGIC, 8) != 0) {
+        rt_reader_fail(r, "not a dflow program image");
+        return;
+    }
+    uint32_t version = rt_read_u32(r);
+    if (!r->bad && version != VERSION) rt_reader_fail(r, "an image of another dflow version");
+    uint64_t len = (uint64_t)rt_read_i64(r);
+    uint32_t crc = rt_read_u32(r);
+    if (r->bad) return;
+    if (len != r->n - r->at)
+        rt_reader_fail(r, "an image of another length than its header says");
+    else if (crc != ir_image_crc(r->p + r->at, r->n - r->at))
+        rt_reader_fail(r, "a checksum mismatch (the image was modified)");
+}
+
+Module *ir_image_read_linked(const uint8_t *p, size_t n, Arena *a, SourceSet *src, DiagList *d,
+                             bool (*read_graph)(void *ctx, Graph *g, int id, RtReader *r),
+                             void *ctx, const uint32_t *graph_sums, int nsums, char *err,
+                             size_t errn) {
+    R rd = {.r = {.p = p, .n = n, .alloc = arena_cb, .ctx = a},
+            .src = src,
+            .sums = graph_sums,
+            .nsums = nsums};
     Module *m = rt_reader_alloc(&rd.r, 1, sizeof *m);
     if (!m) {
         snprintf(err, errn, "out of memory");
@@ -522,10 +621,7 @@ Module *ir_image_read(const uint8_t *p, size_t n, Arena *a, SourceSet *src, Diag
     m->arena = a;
     m->diags = d;
     rd.m = m;
-    const uint8_t *magic = rt_read_bytes(&rd.r, 8);
-    if (!magic || memcmp(magic, MAGIC, 8) != 0) rt_reader_fail(&rd.r, "not a dflow program image");
-    uint32_t version = rt_read_u32(&rd.r);
-    if (!rd.r.bad && version != VERSION) rt_reader_fail(&rd.r, "an image of another dflow version");
+    check_header(&rd);
     int nfiles = (int)count(&rd, 4);
     for (int i = 1; i < nfiles && !rd.r.bad; i++) {
         const char *path = rt_read_str(&rd.r);
@@ -541,4 +637,10 @@ Module *ir_image_read(const uint8_t *p, size_t n, Arena *a, SourceSet *src, Diag
         return NULL;
     }
     return m;
+}
+
+Module *ir_image_read(const uint8_t *p, size_t n, Arena *a, SourceSet *src, DiagList *d,
+                      bool (*read_graph)(void *ctx, Graph *g, int id, RtReader *r), void *ctx,
+                      char *err, size_t errn) {
+    return ir_image_read_linked(p, n, a, src, d, read_graph, ctx, NULL, 0, err, errn);
 }

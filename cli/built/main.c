@@ -7,7 +7,6 @@
  * settable after compilation (others are refused with the reason), --seed,
  * --out, --progress; it writes the same log lines, metrics.csv and
  * summary.json, and exits 0 on success, 1 on an error, 130 on Ctrl-C. */
-#include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,11 +15,14 @@
 #include "ir/module_image.h"
 #include "runner.h"
 #include "runtime/cliopt.h"
+#include "runtime/config_text.h"
 
 extern const unsigned char dflow_image[];
 extern const unsigned char dflow_image_end[];
 extern void *const dflow_tabs[];
 extern const int64_t dflow_ntabs;
+extern const uint32_t dflow_graph_sums[];
+extern const uint32_t dflow_image_crc;
 
 static volatile sig_atomic_t interrupted;
 
@@ -102,26 +104,28 @@ static int parse_args(int argc, char **argv, Args *a) {
     return 0;
 }
 
-/* The value of one --set as a scalar tensor of the config's slot dtype. */
+/* The value of one --set as a scalar tensor of the config's slot dtype,
+ * type-checked as `dflow run --set` is (runtime/config_text.h). */
 static RtTensor *config_value(const ModuleConfig *c, const char *text, const char *prog) {
-    char *end;
-    errno = 0;
-    RtTensor *t = NULL;
-    if (c->type == 'i') {
-        long long v = strtoll(text, &end, 10);
-        if (*text && !*end && errno == 0 && (t = rt_tensor_new(DT_I64, rt_shape_scalar())))
-            ((int64_t *)t->data)[0] = v;
-    } else if (c->type == 'f') {
-        double v = strtod(text, &end);
-        if (*text && !*end && errno == 0 && (t = rt_tensor_new(DT_F64, rt_shape_scalar())))
-            ((double *)t->data)[0] = v;
-    } else if (c->type == 'b' && (!strcmp(text, "true") || !strcmp(text, "false"))) {
-        if ((t = rt_tensor_new(DT_BOOL, rt_shape_scalar()))) ((uint8_t *)t->data)[0] = text[0] == 't';
+    RtConfigValue v;
+    char why[512];
+    if (!rt_config_parse(c->type, c->name, text, &v, why, sizeof why)) {
+        fprintf(stderr, "%s: --set: %s\n", prog, why);
+        return NULL;
     }
+    DType dt = c->type == 'i' ? DT_I64 : c->type == 'f' ? DT_F64 : DT_BOOL;
+    RtTensor *t = c->type == 's' ? NULL : rt_tensor_new(dt, rt_shape_scalar());
     if (!t) {
-        const char *what = c->type == 'i' ? "an int" : c->type == 'f' ? "a float" : "a bool (true or false)";
-        fprintf(stderr, "%s: --set %s=%s: '%s' is %s\n", prog, c->name, text, c->name, what);
+        fprintf(stderr, "%s: --set %s: %s\n", prog, c->name,
+                c->type == 's' ? "a string config has no value to change" : "out of memory");
+        return NULL;
     }
+    if (c->type == 'i')
+        ((int64_t *)t->data)[0] = v.i;
+    else if (c->type == 'f')
+        ((double *)t->data)[0] = v.f;
+    else
+        ((uint8_t *)t->data)[0] = v.b;
     return t;
 }
 
@@ -135,8 +139,14 @@ static bool apply_sets(Module *m, const Args *a, RtTensor **owned) {
             if (strlen(m->configs[k].name) == klen && !strncmp(m->configs[k].name, a->set[i], klen))
                 c = &m->configs[k];
         if (!c) {
-            fprintf(stderr, "%s: --set: unknown config key '%.*s' (--help lists them)\n", a->prog,
-                    (int)klen, a->set[i]);
+            char key[256], why[512];
+            snprintf(key, sizeof key, "%.*s", (int)klen, a->set[i]);
+            const char **keys = calloc((size_t)(m->nconfigs ? m->nconfigs : 1), sizeof *keys);
+            for (int k = 0; keys && k < m->nconfigs; k++)
+                keys[k] = m->configs[k].name;
+            rt_config_unknown_key(key, keys, keys ? m->nconfigs : 0, why, sizeof why);
+            free(keys);
+            fprintf(stderr, "%s: --set: %s\n", a->prog, why);
             return false;
         }
         if (!c->runtime) {
@@ -196,9 +206,18 @@ int main(int argc, char **argv) {
     DiagList *d = src ? diag_list_new(arena, src) : NULL;
     BuiltRunner br = {.arena = arena, .src = src};
     char err[256] = "";
-    Module *m = d && pa != 1 ? ir_image_read(dflow_image, (size_t)(dflow_image_end - dflow_image), arena,
-                                             src, d, built_runner_read_graph, &br, err, sizeof err)
-                             : NULL;
+    size_t image_n = (size_t)(dflow_image_end - dflow_image);
+    /* the image's checksum must be the one linked in: an image edited with
+       its checksum recomputed is not the program that was built */
+    bool linked = ir_image_header_crc(dflow_image, image_n) == dflow_image_crc;
+    if (!linked)
+        snprintf(err, sizeof err,
+                 "corrupt program image: not the image this executable was built with");
+    Module *m =
+        d && pa != 1 && linked
+            ? ir_image_read_linked(dflow_image, image_n, arena, src, d, built_runner_read_graph,
+                                   &br, dflow_graph_sums, (int)dflow_ntabs, err, sizeof err)
+            : NULL;
     int rc = 1;
     RtTensor **owned = calloc((size_t)(a.nset ? a.nset : 1), sizeof *owned);
     if (pa == 1) {

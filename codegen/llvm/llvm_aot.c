@@ -143,7 +143,8 @@ static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
 /* The assembly that places the image in read-only data (aligned, so its
  * tensors are used in place), lists the graphs' task tables and marks the
  * executable as one dflow built (aot_mark.h). */
-static bool write_asm(const char *path, const char *image, int ngraphs, char *err, size_t errn) {
+static bool write_asm(const char *path, const char *image, int ngraphs, const uint32_t *sums,
+                      uint32_t image_crc, char *err, size_t errn) {
     RtOutFile o;
     if (!rt_out_open(&o, path, 0666, err, errn)) return false;
     FILE *f = o.f;
@@ -155,6 +156,12 @@ static bool write_asm(const char *path, const char *image, int ngraphs, char *er
     fprintf(f, "\t.section .data.rel.ro,\"aw\"\n\t.balign 8\n\t.globl dflow_tabs\ndflow_tabs:\n");
     for (int i = 0; i < ngraphs; i++) fprintf(f, "\t.quad dflow_g%d_tab\n", i);
     if (ngraphs == 0) fprintf(f, "\t.quad 0\n");
+    /* each graph record's CRC-32 as compiled: outside the image, beside the kernels */
+    fprintf(f, "\t.section .rodata\n\t.balign 4\n\t.globl dflow_graph_sums\ndflow_graph_sums:\n");
+    for (int i = 0; i < ngraphs; i++)
+        fprintf(f, "\t.long %u\n", (unsigned)sums[i]);
+    if (ngraphs == 0) fprintf(f, "\t.long 0\n");
+    fprintf(f, "\t.globl dflow_image_crc\ndflow_image_crc:\n\t.long %u\n", (unsigned)image_crc);
     fprintf(f, "\t.section %s,\"a\",@progbits\n\t.asciz \"dflow build\"\n", AOT_MARK_SECTION);
     fprintf(f, "\t.section .note.GNU-stack,\"\",@progbits\n");
     return rt_out_commit(&o, err, errn);
@@ -240,13 +247,15 @@ static bool build(Aot *t, Module *m, const SourceSet *src) {
     for (int i = 0; i < ng; i++)
         if (!compile_graph(t, m, calls[i], i)) return false;
     RtBuf img = {0};
-    bool ok = ir_image_write(m, src, write_graph, t, &img);
+    uint32_t *sums = arena_alloc(t->a, sizeof *sums * (size_t)(ng ? ng : 1));
+    bool ok = sums && ir_image_write_sums(m, src, write_graph, t, &img, sums);
     if (!ok) snprintf(t->err, t->errn, "out of memory writing the program image");
     char image[4096], asm_path[4096];
     snprintf(image, sizeof image, "%s/image.bin", t->o->work_dir);
     snprintf(asm_path, sizeof asm_path, "%s/image.s", t->o->work_dir);
-    ok = ok && rt_out_write_file(image, img.data, img.n, 0666, t->err, t->errn) &&
-         write_asm(asm_path, image, ng, t->err, t->errn);
+    ok =
+        ok && rt_out_write_file(image, img.data, img.n, 0666, t->err, t->errn) &&
+        write_asm(asm_path, image, ng, sums, ir_image_header_crc(img.data, img.n), t->err, t->errn);
     if (ok && t->o->verbose)
         fprintf(log_of(t->o), "build: program image %zu bytes, %d graphs\n", img.n, ng);
     free(img.data);

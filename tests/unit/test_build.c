@@ -123,17 +123,33 @@ Test(build, same_bits_as_dflow_run_and_no_compiler_inside, .timeout = 600) {
 
 /* Writes a copy of exe with one 32-bit field of its program image replaced
  * (at offset off from the image's magic). */
+static void corrupt_copy_as(const char *exe, const char *to, size_t off, uint32_t value,
+                            bool resum);
+
 static void corrupt_copy(const char *exe, const char *to, size_t off, uint32_t value) {
+    corrupt_copy_as(exe, to, off, value, false);
+}
+
+/* The same, with the header's CRC-32 recomputed (resum). */
+static void corrupt_copy_as(const char *exe, const char *to, size_t off, uint32_t value,
+                            bool resum) {
     size_t n;
     char *bytes = th_slurp(exe, &n);
     cr_assert(bytes);
-    /* the image's magic and version 1 (the reader's own "DFLOWIMG" literal
+    /* the image's magic and version 2 (the reader's own "DFLOWIMG" literal
        is followed by a NUL) */
     char *magic = NULL;
     for (size_t i = 0; i + 12 <= n && !magic; i++)
-        if (!memcmp(bytes + i, "DFLOWIMG\1\0\0\0", 12)) magic = bytes + i;
+        if (!memcmp(bytes + i, "DFLOWIMG\2\0\0\0", 12)) magic = bytes + i;
     cr_assert(magic, "no program image in %s", exe);
     memcpy(magic + off, &value, sizeof value);
+    if (resum) {
+        uint64_t len;
+        memcpy(&len, magic + 12, sizeof len);
+        cr_assert(len < n);
+        uint32_t c = ir_image_crc((const uint8_t *)magic + IR_IMAGE_HEADER, (size_t)len);
+        memcpy(magic + 20, &c, sizeof c);
+    }
     FILE *f = fopen(to, "wb");
     cr_assert(f && fwrite(bytes, 1, n, f) == n && fclose(f) == 0);
     chmod(to, 0755);
@@ -184,6 +200,46 @@ Test(build, refusals_and_corrupt_images, .timeout = 600) {
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "corrupt program image"), "%s", r.err);
     th_spawn_free(&r);
+    /* a changed count, a changed slot index, a changed byte of data: the
+       checksum finds each before anything is read */
+    const size_t offs[] = {24, 40, 300, 5000};
+    for (size_t i = 0; i < sizeof offs / sizeof *offs; i++) {
+        corrupt_copy(exe, bad, offs[i], 0x01000001);
+        r = th_run(60, bad, NULL);
+        TH_EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "corrupt program image: a checksum mismatch"), "at %zu: %s",
+                  offs[i], r.err);
+        th_spawn_free(&r);
+    }
+
+    /* the same changes with the image's checksum recomputed: not the image
+       the executable was linked with */
+    for (size_t i = 0; i < sizeof offs / sizeof *offs; i++) {
+        corrupt_copy_as(exe, bad, offs[i], 0x01000001, true);
+        r = th_run(60, bad, NULL);
+        TH_EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "corrupt program image: not the image this executable was built "
+                                "with"),
+                  "at %zu: %s", offs[i], r.err);
+        th_spawn_free(&r);
+    }
+
+    /* --set is type-checked by the same code, with the same message, as dflow run's */
+    const char *sets[] = {"lr=fast",       "lr=1e400", "lr=",   "lr=0.1x",
+                          "momentum=true", "lrr=0.1",  "nope=1"};
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+        SpawnResult a = th_run(60, exe, "--set", sets[i], NULL);
+        SpawnResult b = th_run(300, dflow_bin(), "run", PROG, "--set", sets[i], NULL);
+        TH_EXPECT_EXIT(a, 1);
+        TH_EXPECT_EXIT(b, 1);
+        const char *why = strstr(a.err, "--set: ");
+        cr_assert(why, "%s", a.err);
+        char msg[256];
+        snprintf(msg, sizeof msg, "%.*s", (int)strcspn(why + 7, "\n"), why + 7);
+        cr_assert(strstr(b.err, msg), "built: %s\nrun: %s", msg, b.err);
+        th_spawn_free(&a);
+        th_spawn_free(&b);
+    }
 
     /* dflow build's own errors */
     r = th_run(60, dflow_bin(), "build", PROG, NULL);
@@ -281,14 +337,19 @@ Test(build, output_is_never_clobbered, .timeout = 600) {
 
 typedef struct {
     LlvmPlan *plans;
+    size_t blob_lo[64], blob_hi[64]; /* where each graph's blob went */
 } Plans;
 
 static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
     (void)g;
-    const LlvmPlan *p = &((Plans *)ctx)->plans[id];
-    rt_kprog_write(&p->kp, b);
+    Plans *pl = ctx;
+    if (id < 64) pl->blob_lo[id] = b->n;
+    rt_kprog_write(&pl->plans[id].kp, b);
+    if (id < 64) pl->blob_hi[id] = b->n;
     return true;
 }
+
+static void fix_checksum(uint8_t *p, size_t n);
 
 static bool read_graph(void *ctx, Graph *g, int id, RtReader *r) {
     (void)ctx;
@@ -308,7 +369,7 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
     const Graph **graphs;
     int ng = ir_image_graphs(m, a, &graphs, NULL);
     cr_assert(ng >= 3, "%d graphs", ng);
-    Plans pl = {arena_alloc(a, sizeof(LlvmPlan) * (size_t)ng)};
+    Plans pl = {arena_alloc(a, sizeof(LlvmPlan) * (size_t)ng), {0}, {0}};
     for (int i = 0; i < ng; i++) {
         char why[192];
         cr_assert(llvm_plan_graph(graphs[i], NULL, a, &pl.plans[i], why, sizeof why), "%s", why);
@@ -356,7 +417,30 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
         rejected += ir_image_read(copy, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err) == NULL;
         arena_free(ra);
     }
-    cr_assert(rejected > 100, "only %d of 2000 mutated images rejected", rejected);
+    cr_assert(rejected == 2000, "only %d of 2000 mutated images rejected", rejected);
+    /* the same mutations anywhere, with the checksum made right again: the
+       structural checks alone must never crash (ASan watches) */
+    rejected = 0;
+    for (int t = 0; t < 2000; t++) {
+        memcpy(copy, img.data, img.n);
+        for (int k = 0; k < 1 + t % 4; k++) {
+            uint32_t w = rt_rng_word(9, 2, (uint64_t)(4 * t + k));
+            size_t body = img.n - IR_IMAGE_HEADER, at; /* anywhere, or in the head or the tail */
+            if (t % 3 == 0)
+                at = IR_IMAGE_HEADER + w % body;
+            else if (t % 3 == 1)
+                at = IR_IMAGE_HEADER + w % (head - IR_IMAGE_HEADER);
+            else
+                at = img.n - 1 - w % (tail < body ? tail : body);
+            copy[at] ^= (uint8_t)(1u << (w >> 29));
+        }
+        fix_checksum(copy, img.n);
+        ra = arena_new();
+        rejected +=
+            ir_image_read(copy, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err) == NULL;
+        arena_free(ra);
+    }
+    cr_assert(rejected > 50, "only %d of 2000 re-summed images rejected", rejected);
     free(copy);
     free(img.data);
     ir_module_free(m);
@@ -383,8 +467,9 @@ Test(build, reader_alloc_size_overflow_fails) {
 /* A slot whose element count times its element size passes 2^64 (f64 of
  * 2^61 + 2 elements: 16 bytes, wrapped) is a corrupt image, not a view of
  * 16 bytes that claims 2^61 elements. The image of an f64[2] slot is
- * written, then its dimension patched. (Should the image gain a checksum,
- * recompute it after the patch, or this test only sees the checksum.) */
+ * written, then its dimension patched and its checksum made right again
+ * (otherwise only the checksum would be tested). */
+static void fix_checksum(uint8_t *p, size_t n);
 Test(build, image_slot_bytes_overflow_is_rejected) {
     Arena *a = arena_new();
     SourceSet *src = source_set_new(a);
@@ -412,14 +497,76 @@ Test(build, image_slot_bytes_overflow_is_rejected) {
     cr_assert_eq(two, 2, "the image layout changed");
     int64_t huge = (INT64_C(1) << 61) + 2;
     memcpy(at, &huge, 8);
+    fix_checksum(img.data, img.n);
     ra = arena_new();
     back = ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
     cr_expect_null(back, "an f64[2^61 + 2] slot over 16 bytes was accepted");
     cr_expect(strstr(err, "a value larger than 2^63 bytes"), "%s", err);
     arena_free(ra);
+}
+
+/* A graph's blob changed and the image's checksum made right again (an image
+ * edited with care) no longer matches the sums the executable carries beside
+ * its kernels: rejected, before any kernel meets the changed plan. */
+Test(build, image_graphs_must_match_the_linked_kernels, .timeout = 600) {
+    Arena *a = arena_new();
+    SourceSet *src = source_set_new(a);
+    DiagList *d = diag_list_new(a, src);
+    Module *m = fe_compile(a, src, d, PROG, NULL);
+    cr_assert(m && !diag_has_errors(d));
+    const Graph **graphs;
+    int ng = ir_image_graphs(m, a, &graphs, NULL);
+    cr_assert(ng >= 1 && ng <= 64);
+    Plans pl = {arena_alloc(a, sizeof(LlvmPlan) * (size_t)ng), {0}, {0}};
+    for (int i = 0; i < ng; i++) {
+        char why[192];
+        cr_assert(llvm_plan_graph(graphs[i], NULL, a, &pl.plans[i], why, sizeof why), "%s", why);
+    }
+    RtBuf img = {0};
+    uint32_t sums[64];
+    cr_assert(ir_image_write_sums(m, src, write_graph, &pl, &img, sums));
+    char err[256];
+    Arena *ra = arena_new();
+    cr_assert(ir_image_read_linked(img.data, img.n, ra, NULL, NULL, read_graph, NULL, sums, ng, err,
+                                   sizeof err),
+              "%s", err);
+    arena_free(ra);
+    ra = arena_new();
+    cr_assert(!ir_image_read_linked(img.data, img.n, ra, NULL, NULL, read_graph, NULL, sums, ng - 1,
+                                    err, sizeof err));
+    cr_assert(strstr(err, "does not match the kernels linked with it"), "%s", err);
+    arena_free(ra);
+    uint8_t *copy = malloc(img.n);
+    int plain_accepted = 0;
+    for (int t = 0; t < 600; t++) {
+        int g = t % ng;
+        size_t span = pl.blob_hi[g] - pl.blob_lo[g];
+        uint32_t w = rt_rng_word(11, 3, (uint64_t)t);
+        memcpy(copy, img.data, img.n);
+        copy[pl.blob_lo[g] + w % span] ^= (uint8_t)(1u << (w >> 29));
+        fix_checksum(copy, img.n);
+        ra = arena_new();
+        plain_accepted +=
+            ir_image_read(copy, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err) != NULL;
+        arena_free(ra);
+        ra = arena_new();
+        cr_assert(!ir_image_read_linked(copy, img.n, ra, NULL, NULL, read_graph, NULL, sums, ng,
+                                        err, sizeof err),
+                  "a changed blob of graph %d was accepted", g);
+        arena_free(ra);
+    }
+    cr_expect(plain_accepted > 0, "the structural checks alone caught every change?");
+    free(copy);
     free(img.data);
     ir_module_free(m);
     arena_free(a);
+}
+
+/* The CRC-32 that an image's header says its body has, made right again. */
+static void fix_checksum(uint8_t *p, size_t n) {
+    uint32_t c = ir_image_crc(p + IR_IMAGE_HEADER, n - IR_IMAGE_HEADER);
+    for (int i = 0; i < 4; i++)
+        p[20 + i] = (uint8_t)(c >> (8 * i));
 }
 
 /* --target-cpu x86-64: no AVX instruction in the executable (so it runs on
