@@ -338,3 +338,34 @@ Test(sema, every_builtin_is_documented) {
     }
     cr_expect_gt(nb, 50, "the builtin table has %d entries", nb);
 }
+
+/* ---- one diagnostic per place ------------------------------------------------------------ */
+
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A function inlined at three call sites reports its shape error three
+ * times while tracing; it is printed once. */
+Test(sema, an_error_in_an_inlined_function_is_printed_once) {
+    const char *path = th_write_program("fn f(x) {\n"
+                                        "  y = zeros([2]) + zeros([3])\n"
+                                        "  return x\n"
+                                        "}\n"
+                                        "main {\n"
+                                        "  a = f(1)\n"
+                                        "  b = f(2)\n"
+                                        "  c = f(3)\n"
+                                        "}\n");
+    Compiled c = compile(path, NULL, 0, false);
+    cr_expect_null(c.m);
+    char *text = dump(&c);
+    cr_assert_not_null(text);
+    cr_expect_eq(count_of(text, ":2:18: error: shape mismatch in '+'"), 1, "printed:\n%s", text);
+    cr_expect_eq(count_of(text, "error:"), 1, "printed:\n%s", text);
+    free(text);
+    release(&c);
+}
