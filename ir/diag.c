@@ -66,8 +66,10 @@ uint32_t source_load(SourceSet *s, const char *path, DiagList *d) {
         size_t at = (size_t)(nul - buf);
         SrcLoc loc = {source_add(s, path, buf, at), 1, 1, 1};
         for (size_t i = 0; i < at; i++) {
-            if (buf[i] == '\n') loc.line++, loc.col = 1;
-            else loc.col++;
+            if (buf[i] == '\n')
+                loc.line++, loc.col = 1;
+            else
+                loc.col++;
         }
         free(buf);
         if (!loc.file) loc = srcloc_none();

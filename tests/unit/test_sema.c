@@ -119,11 +119,13 @@ ParameterizedTest(Case *tc, sema, corpus) {
     cr_expect_null(c.m, "%s compiled without errors", tc->path);
     for (int i = 0; i < nw; i++) {
         if (want[i].note)
-            cr_expect(has_note(&c, want[i].line, want[i].col, want[i].sub), "%s: no note '%s' at %u:%u; got:\n%s",
-                      tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+            cr_expect(has_note(&c, want[i].line, want[i].col, want[i].sub),
+                      "%s: no note '%s' at %u:%u; got:\n%s", tc->path, want[i].sub, want[i].line,
+                      want[i].col, text ? text : "");
         else
-            cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub), "%s: no error '%s' at %u:%u; got:\n%s",
-                      tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+            cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub),
+                      "%s: no error '%s' at %u:%u; got:\n%s", tc->path, want[i].sub, want[i].line,
+                      want[i].col, text ? text : "");
     }
     free(text);
     release(&c);
