@@ -812,8 +812,10 @@ static Value *lw_list(Lower *L, Scope *s, const Expr *e) {
             names[i] = e->u.list.items[i].name;
             for (int j = 0; j < i; j++)
                 if (strcmp(names[j], names[i]) == 0) {
-                    Diag *dg = diag_error(L->d, e->u.list.items[i].name_loc, "field '%s' appears twice", names[i]);
-                    diag_add_note(L->d, dg, e->u.list.items[j].name_loc, "'%s' was first given here", names[i]);
+                    Diag *dg = diag_error(L->d, e->u.list.items[i].name_loc,
+                                          "field '%s' appears twice", names[i]);
+                    diag_add_note(L->d, dg, e->u.list.items[j].name_loc,
+                                  "'%s' was first given here", names[i]);
                     return lw_err(L);
                 }
         }

@@ -59,7 +59,8 @@ static void s_add(Sema *S, SScope *sc, const char *name, NameKind k, SrcLoc loc)
         NameKind *nk = arena_realloc(a, sc->kinds, sizeof(NameKind) * (size_t)sc->cap, sizeof(NameKind) * (size_t)nc);
         SrcLoc *nl = arena_realloc(a, sc->locs, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
         bool *nb = arena_realloc(a, sc->bound, sizeof(bool) * (size_t)sc->cap, sizeof(bool) * (size_t)nc);
-        SrcLoc *na = arena_realloc(a, sc->at, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
+        SrcLoc *na =
+            arena_realloc(a, sc->at, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
         if (!nn || !nk || !nl || !nb || !na) return;
         sc->at = na;
         sc->names = nn;
@@ -228,8 +229,10 @@ static void check_params_call(Sema *S, const char *fname, const Param *ps, int n
         for (int k = 0; k < i; k++)
             if (e->u.call.args[k].name && strcmp(e->u.call.args[k].name, a->name) == 0) {
                 S->ok = false;
-                Diag *dg = diag_error(S->L->d, a->name_loc, "argument '%s' of %s is given twice", a->name, fname);
-                diag_add_note(S->L->d, dg, e->u.call.args[k].name_loc, "'%s' was first given here", a->name);
+                Diag *dg = diag_error(S->L->d, a->name_loc, "argument '%s' of %s is given twice",
+                                      a->name, fname);
+                diag_add_note(S->L->d, dg, e->u.call.args[k].name_loc, "'%s' was first given here",
+                              a->name);
                 break;
             }
     }
@@ -424,7 +427,9 @@ static void bind_param(Sema *S, SScope *sc, const char *name, SrcLoc loc) {
     int i = s_find(sc, name);
     if (i < 0) return;
     if (sc->bound[i] && sc->kinds[i] != NK_SPECIAL) {
-        Diag *dg = err(S, loc, "'%s' is already declared in this function; a param needs a name of its own", name);
+        Diag *dg =
+            err(S, loc,
+                "'%s' is already declared in this function; a param needs a name of its own", name);
         diag_add_note(S->L->d, dg, sc->at[i], "'%s' was first declared here", name);
         return;
     }
@@ -600,9 +605,10 @@ static void check_decl(Sema *S, const Decl *d) {
         for (int i = 0; i < d->u.opt.nstates; i++) {
             for (int j = 0; j < i; j++)
                 if (strcmp(d->u.opt.states[i].name, d->u.opt.states[j].name) == 0) {
-                    Diag *dg = err(S, d->u.opt.states[i].loc, "duplicate state '%s'", d->u.opt.states[i].name);
-                    diag_add_note(S->L->d, dg, d->u.opt.states[j].loc, "'%s' was first declared here",
-                                  d->u.opt.states[i].name);
+                    Diag *dg = err(S, d->u.opt.states[i].loc, "duplicate state '%s'",
+                                   d->u.opt.states[i].name);
+                    diag_add_note(S->L->d, dg, d->u.opt.states[j].loc,
+                                  "'%s' was first declared here", d->u.opt.states[i].name);
                     break;
                 }
             check_expr(S, &sc, d->u.opt.states[i].value);
@@ -638,7 +644,8 @@ static void check_decl(Sema *S, const Decl *d) {
             for (int j = 0; j < i; j++)
                 if (strcmp(d->u.train.settings[j].name, st->name) == 0) {
                     Diag *dg = err(S, st->loc, "train setting '%s' is given twice", st->name);
-                    diag_add_note(S->L->d, dg, d->u.train.settings[j].loc, "'%s' was first given here", st->name);
+                    diag_add_note(S->L->d, dg, d->u.train.settings[j].loc,
+                                  "'%s' was first given here", st->name);
                     break;
                 }
             check_expr(S, &sc, st->value);

@@ -66,8 +66,10 @@ uint32_t source_load(SourceSet *s, const char *path, DiagList *d) {
         size_t at = (size_t)(nul - buf);
         SrcLoc loc = {source_add(s, path, buf, at), 1, 1, 1};
         for (size_t i = 0; i < at; i++) {
-            if (buf[i] == '\n') loc.line++, loc.col = 1;
-            else loc.col++;
+            if (buf[i] == '\n')
+                loc.line++, loc.col = 1;
+            else
+                loc.col++;
         }
         free(buf);
         if (!loc.file) loc = srcloc_none();
@@ -184,7 +186,25 @@ static void print_one(const DiagList *d, const Diag *g, FILE *out) {
     fputc('\n', out);
 }
 
+static bool same_diag(const Diag *a, const Diag *b) {
+    for (; a && b; a = a->note, b = b->note)
+        if (a->severity != b->severity || a->loc.file != b->loc.file ||
+            a->loc.line != b->loc.line || a->loc.col != b->loc.col || !a->msg || !b->msg ||
+            strcmp(a->msg, b->msg) != 0)
+            return false;
+    return !a && !b;
+}
+
+/* An item of d identical (place, text and notes) to an earlier one: the same
+ * error reached again, e.g. once per inlined call of a function. */
+static bool repeats_earlier(const DiagList *d, const Diag *g) {
+    for (int i = 0; i < d->n && d->items[i] != g; i++)
+        if (same_diag(d->items[i], g)) return true;
+    return false;
+}
+
 void diag_print(const DiagList *d, const Diag *g, FILE *out) {
+    if (repeats_earlier(d, g)) return; /* printed once */
     for (; g; g = g->note) print_one(d, g, out);
 }
 

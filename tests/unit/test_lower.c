@@ -589,8 +589,9 @@ Test(lower, grad_descent_in_a_while_loop_that_prints) {
     descent("k = 0\n  while k < 20 {\n    k = k + 1", "}");
 }
 
-/* In an every block of a train: the gradient of a loss printed first equals
- * the gradient traced in one graph, and is not zero. */
+/* In an every block of a train, and in main after it: the gradient of a
+ * loss printed first equals the gradient traced in one graph, and is not
+ * zero. */
 Test(lower, grad_across_print_in_every_block) {
     const char *src = "import optim\n"
                       "data X = randn([64, 3], seed = 1)\n"
@@ -610,12 +611,22 @@ Test(lower, grad_across_print_in_every_block) {
                       "    r = grad(mse(model(ds.x), ds.y), params(model))\n"
                       "    log gn = norm(g), diff = norm(g.w - r.w)\n"
                       "  }\n"
+                      "}\n"
+                      "main {\n"
+                      "  l = mse(model(ds.x), ds.y)\n"
+                      "  print \"after training\", l\n"
+                      "  g = grad(l, params(model))\n"
+                      "  r = grad(mse(model(ds.x), ds.y), params(model))\n"
+                      "  log after_gn = norm(g), after_diff = norm(g.w - r.w)\n"
                       "}\n";
     for (int cpu = 0; cpu < 2; cpu++) {
         P p = compile(src);
         run_on(&p, 0, cpu);
         cr_expect_gt(logged(&p, "gn"), 0.1, "the gradient is not zero");
         NEAR(logged(&p, "diff"), 0, 1e-6);
+        cr_expect_gt(logged(&p, "after_gn"), 0.01,
+                     "the gradient after the train block is not zero");
+        NEAR(logged(&p, "after_diff"), 0, 1e-6);
         release(&p);
     }
 }
@@ -689,16 +700,17 @@ Test(lower, grad_through_a_loop_carried_value_is_an_error) {
 /* stack of two or more tensors used to compare the reshaped first operand
  * with the others and never compiled. */
 Test(lower, stack_values_and_gradient) {
-    const char *prog = "main {\n"
-                       "  a = iota(3) + 1.0\n"
-                       "  b = a * 10\n"
-                       "  c = a * 100\n"
-                       "  s = stack(a, b, c)\n"
-                       "  t = stack(a, b, axis = 1)\n"
-                       "  g = grad(sum(stack(a, a * a, axis = -1) * t), a)\n"
-                       "  log s00 = s[0, 0], s12 = s[1, 2], s21 = s[2, 1], t21 = t[2, 1], t10 = t[1, 0]\n"
-                       "  log g1 = g[1], n = sum(ones_like(s)), m = sum(ones_like(t[0]))\n"
-                       "}\n";
+    const char *prog =
+        "main {\n"
+        "  a = iota(3) + 1.0\n"
+        "  b = a * 10\n"
+        "  c = a * 100\n"
+        "  s = stack(a, b, c)\n"
+        "  t = stack(a, b, axis = 1)\n"
+        "  g = grad(sum(stack(a, a * a, axis = -1) * t), a)\n"
+        "  log s00 = s[0, 0], s12 = s[1, 2], s21 = s[2, 1], t21 = t[2, 1], t10 = t[1, 0]\n"
+        "  log g1 = g[1], n = sum(ones_like(s)), m = sum(ones_like(t[0]))\n"
+        "}\n";
     for (int cpu = 0; cpu < 2; cpu++) {
         P p = compile(prog);
         run_on(&p, 0, cpu);

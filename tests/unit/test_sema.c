@@ -119,11 +119,13 @@ ParameterizedTest(Case *tc, sema, corpus) {
     cr_expect_null(c.m, "%s compiled without errors", tc->path);
     for (int i = 0; i < nw; i++) {
         if (want[i].note)
-            cr_expect(has_note(&c, want[i].line, want[i].col, want[i].sub), "%s: no note '%s' at %u:%u; got:\n%s",
-                      tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+            cr_expect(has_note(&c, want[i].line, want[i].col, want[i].sub),
+                      "%s: no note '%s' at %u:%u; got:\n%s", tc->path, want[i].sub, want[i].line,
+                      want[i].col, text ? text : "");
         else
-            cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub), "%s: no error '%s' at %u:%u; got:\n%s",
-                      tc->path, want[i].sub, want[i].line, want[i].col, text ? text : "");
+            cr_expect(has_error(&c, want[i].line, want[i].col, want[i].sub),
+                      "%s: no error '%s' at %u:%u; got:\n%s", tc->path, want[i].sub, want[i].line,
+                      want[i].col, text ? text : "");
     }
     free(text);
     release(&c);
@@ -308,4 +310,117 @@ Test(sema, typed_parameter_rank_mismatch_is_a_located_error) {
         free(text);
         release(&c);
     }
+}
+
+/* ---- docs/language.md covers the builtin table ----------------------------------------- */
+
+/* Does word occur as an identifier inside a `code span` of text[0..n) (as
+ * `word =` when as_keyword)? */
+static bool doc_mentions(const char *text, size_t n, const char *word, bool as_keyword) {
+    size_t wl = strlen(word);
+    bool in_code = false;
+    for (size_t i = 0; i < n; i++) {
+        const char *p = text + i;
+        if (*p == '`') {
+            in_code = !in_code;
+            continue;
+        }
+        if (!in_code || i + wl > n || strncmp(p, word, wl) != 0) continue;
+        char l = i ? p[-1] : ' ', r = p[wl];
+        bool id_l = l == '_' || (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9');
+        bool id_r = r == '_' || (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9');
+        if (id_l || id_r) continue;
+        if (!as_keyword) return true;
+        const char *q = p + wl;
+        while (*q == ' ')
+            q++;
+        if (*q == '=' && q[1] != '=') return true;
+    }
+    return false;
+}
+
+/* The documentation units of a Markdown text: a table row, or a paragraph
+ * (lines up to a blank line or a table). Calls f on each until it is true. */
+static bool doc_units(const char *doc, bool (*f)(const char *, size_t, const void *),
+                      const void *ctx) {
+    const char *p = doc;
+    while (*p) {
+        const char *start = p, *end;
+        if (*p == '|') {
+            end = strchr(p, '\n');
+            end = end ? end : p + strlen(p);
+        } else {
+            end = p;
+            while (*end && !(end[0] == '\n' && (end[1] == '\n' || end[1] == '|')))
+                end++;
+        }
+        if (f(start, (size_t)(end - start), ctx)) return true;
+        p = *end ? end + 1 : end;
+    }
+    return false;
+}
+
+typedef struct {
+    const char *name, *kw;
+} DocAsk;
+
+static bool unit_has(const char *u, size_t n, const void *ctx) {
+    const DocAsk *a = ctx;
+    return doc_mentions(u, n, a->name, false) && (!a->kw || doc_mentions(u, n, a->kw, true));
+}
+
+/* Every builtin has its name in a code span of the language reference, and
+ * each of its keywords `name =` in the same table row or paragraph. */
+Test(sema, every_builtin_is_documented) {
+    FILE *f = fopen("docs/language.md", "r");
+    cr_assert_not_null(f, "docs/language.md (run from the repository root)");
+    static char doc[1 << 18];
+    size_t n = fread(doc, 1, sizeof doc - 1, f);
+    fclose(f);
+    doc[n] = '\0';
+    int nb = 0;
+    for (int i = 0; fe_builtin_get(i); i++, nb++) {
+        const Builtin *b = fe_builtin_get(i);
+        DocAsk a = {b->name, NULL};
+        cr_expect(doc_units(doc, unit_has, &a),
+                  "builtin '%s' is not documented in docs/language.md", b->name);
+        for (int k = 0; k < FE_MAX_KW && b->kw[k]; k++) {
+            DocAsk ak = {b->name, b->kw[k]};
+            cr_expect(doc_units(doc, unit_has, &ak),
+                      "keyword '%s =' of '%s' is not documented beside it in docs/language.md",
+                      b->kw[k], b->name);
+        }
+    }
+    cr_expect_gt(nb, 50, "the builtin table has %d entries", nb);
+}
+
+/* ---- one diagnostic per place ------------------------------------------------------------ */
+
+static int count_of(const char *hay, const char *needle) {
+    int n = 0;
+    for (const char *p = hay; p && (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+/* A function inlined at three call sites reports its shape error three
+ * times while tracing; it is printed once. */
+Test(sema, an_error_in_an_inlined_function_is_printed_once) {
+    const char *path = th_write_program("fn f(x) {\n"
+                                        "  y = zeros([2]) + zeros([3])\n"
+                                        "  return x\n"
+                                        "}\n"
+                                        "main {\n"
+                                        "  a = f(1)\n"
+                                        "  b = f(2)\n"
+                                        "  c = f(3)\n"
+                                        "}\n");
+    Compiled c = compile(path, NULL, 0, false);
+    cr_expect_null(c.m);
+    char *text = dump(&c);
+    cr_assert_not_null(text);
+    cr_expect_eq(count_of(text, ":2:18: error: shape mismatch in '+'"), 1, "printed:\n%s", text);
+    cr_expect_eq(count_of(text, "error:"), 1, "printed:\n%s", text);
+    free(text);
+    release(&c);
 }
