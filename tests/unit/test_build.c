@@ -607,3 +607,31 @@ Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {
     free(mb);
     th_rmdir(dir);
 }
+
+/* A built executable that cannot allocate a value says which one, where
+ * and how big, like `dflow run` (no signal, exit 1): a 1 GiB data segment
+ * limit against a 6 GiB output (skipped under ASan, which needs more). */
+Test(build, out_of_memory_is_a_located_error, .timeout = 600) {
+#if defined(__SANITIZE_ADDRESS__)
+    cr_skip_test("a data segment limit does not work under ASan");
+#endif
+    char dir[4096], src[4200], exe[4200];
+    cr_assert(th_tempdir(dir, sizeof dir, "build"));
+    snprintf(src, sizeof src, "%s/big.dfl", dir);
+    snprintf(exe, sizeof exe, "%s/big", dir);
+    FILE *f = fopen(src, "w");
+    cr_assert(f && fputs("main {\n  x = randn([40000, 40000], seed = 1)\n  print x\n}\n", f) >= 0 &&
+              fclose(f) == 0);
+    SpawnResult r = th_run(300, dflow_bin(), "build", src, "-o", exe, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    char *argv[] = {exe, NULL};
+    SpawnOptions o = {.timeout_s = 120, .rlimit_data = 1ll << 30};
+    cr_assert(th_spawn(argv, &o, &r));
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "big.dfl:2:7: error: out of memory: cannot allocate f32[40000,40000] "
+                            "(5.96 GiB) for an output; "),
+              "%s", r.err);
+    th_spawn_free(&r);
+    th_rmdir(dir);
+}
