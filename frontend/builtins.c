@@ -685,7 +685,8 @@ static Value *bi_reshape(Lower *L, BuiltinCall *c) {
         } else if (s.dims[i] < 0) {
             return lw_error(L, c->pos_loc[1], "reshape: negative dimension %lld", (long long)s.dims[i]);
         } else if (!ck_mul(known, s.dims[i] ? s.dims[i] : 1, &known)) {
-            return lw_error(L, c->pos_loc[1], "reshape: the dimensions multiply to more than 2^63 - 1");
+            return lw_error(L, c->pos_loc[1],
+                            "reshape: the dimensions multiply to more than 2^63 - 1");
         }
     }
     int64_t numel = rt_shape_numel(&n->shape);

@@ -317,7 +317,8 @@ bool lw_type(Lower *L, const Value *v, DType *dt, Shape *s) {
 static int64_t dims_extent(const Shape *s) {
     int64_t n = 1;
     for (int i = 0; i < s->rank; i++)
-        if (s->dims[i] > 0 && (!ck_mul(n, s->dims[i], &n) || n > FE_MAX_NUMEL)) return FE_MAX_NUMEL + 1;
+        if (s->dims[i] > 0 && (!ck_mul(n, s->dims[i], &n) || n > FE_MAX_NUMEL))
+            return FE_MAX_NUMEL + 1;
     return n;
 }
 

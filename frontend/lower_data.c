@@ -94,7 +94,8 @@ static int read_split(Lower *L, Value *v, SrcLoc loc, int64_t rows, int64_t *par
             return -1;
         }
         if (!ck_add(total, parts[i], &total)) {
-            lw_error(L, loc, "split sizes add up to more than 2^63 - 1 rows; the data has %lld", (long long)rows);
+            lw_error(L, loc, "split sizes add up to more than 2^63 - 1 rows; the data has %lld",
+                     (long long)rows);
             return -1;
         }
     }

@@ -489,9 +489,11 @@ static Flow unrolled_loop(Lower *L, Scope *s, const Stmt *st, const char *var, S
     if (!ck_sub(hi, lo, &n) || n > L->unroll_left) {
         char count[32] = "more than 2^63 - 1";
         if (ck_sub(hi, lo, &n)) snprintf(count, sizeof count, "%lld", (long long)n);
-        lw_error(L, st->loc, "this loop unrolls %s iterations, more than the %lld left of the compiler's budget "
-                             "of %d (loops inside functions are unrolled)",
-                 count, (long long)L->unroll_left, FE_UNROLL_BUDGET);
+        lw_error(
+            L, st->loc,
+            "this loop unrolls %s iterations, more than the %lld left of the compiler's budget "
+            "of %d (loops inside functions are unrolled)",
+            count, (long long)L->unroll_left, FE_UNROLL_BUDGET);
         L->unroll_left = 0;
         return FLOW_NEXT;
     }
@@ -764,9 +766,10 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
             lw_error(L, st->u.every.every->loc, "an every period must be at least 1, got %lld", (long long)k);
             return FLOW_NEXT;
         }
-        if (k > INT64_C(1) << 53) { /* the test (i + 1) % k runs in the graph, where constants are doubles */
-            lw_error(L, st->u.every.every->loc, "an every period in main must be at most 2^53, got %lld",
-                     (long long)k);
+        /* the test (i + 1) % k runs in the graph, where constants are doubles */
+        if (k > INT64_C(1) << 53) {
+            lw_error(L, st->u.every.every->loc,
+                     "an every period in main must be at most 2^53, got %lld", (long long)k);
             return FLOW_NEXT;
         }
         Value *c = lw_binop(L, OPK_EQ,

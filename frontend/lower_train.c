@@ -399,7 +399,8 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
             lw_error(L, st.epochs->loc, "epochs must not be negative, got %lld", (long long)epochs);
             ok = false;
         } else if (!ck_mul(epochs, rows / batch, &steps)) { /* a last partial batch is skipped */
-            lw_error(L, st.epochs->loc, "epochs = %lld of %lld steps each is more than 2^63 - 1 steps",
+            lw_error(L, st.epochs->loc,
+                     "epochs = %lld of %lld steps each is more than 2^63 - 1 steps",
                      (long long)epochs, (long long)(rows / batch));
             ok = false;
         }

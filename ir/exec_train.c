@@ -70,7 +70,8 @@ static bool check_spec(Exec *x, const HostStmt *st, int64_t *row_bytes) {
         return false;
     }
     if (ts->steps < 0) {
-        diag_error(x->d, st->loc, "internal: train %s: negative step count %lld", name, (long long)ts->steps);
+        diag_error(x->d, st->loc, "internal: train %s: negative step count %lld", name,
+                   (long long)ts->steps);
         return false;
     }
     if (ts->batch > ts->rows) {

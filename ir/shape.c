@@ -99,7 +99,8 @@ static bool bad_shape(Err *e, const char *nm, DType dt, const Shape *s) {
     if (s->rank < 0 || s->rank > IR_MAX_RANK)
         return fail(e, "%s: invalid result rank %d (0..%d)", nm, s->rank, IR_MAX_RANK);
     char sb[96];
-    return fail(e, "%s: invalid result shape %s (a negative dimension)", nm, ir_type_str(dt, s, sb, sizeof sb));
+    return fail(e, "%s: invalid result shape %s (a negative dimension)", nm,
+                ir_type_str(dt, s, sb, sizeof sb));
 }
 
 static bool shape_eq(const Shape *a, const Shape *b) {

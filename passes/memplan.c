@@ -273,7 +273,8 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
                 break;
             }
         }
-        if (rb->place == MB_ARENA && !ck_add(mp->naive_bytes, round_up(rb->bytes, o.align), &mp->naive_bytes)) {
+        if (rb->place == MB_ARENA &&
+            !ck_add(mp->naive_bytes, round_up(rb->bytes, o.align), &mp->naive_bytes)) {
             big = rb->node;
             goto too_big;
         }
@@ -293,7 +294,8 @@ MemPlan *pass_memplan(const FusionPlan *fp, const MemPlanOptions *opt, Arena *a)
     for (int b = 0; b < mp->nbufs; b++) {
         const MemBuf *x = &mp->bufs[b];
         big = x->node;
-        if (x->place == MB_INPUT && !ck_add(mp->input_bytes, x->bytes, &mp->input_bytes)) goto too_big;
+        if (x->place == MB_INPUT && !ck_add(mp->input_bytes, x->bytes, &mp->input_bytes))
+            goto too_big;
         if ((x->place == MB_OUTPUT || x->place == MB_DONATED) &&
             !ck_add(mp->output_bytes, x->bytes, &mp->output_bytes))
             goto too_big;

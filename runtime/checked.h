@@ -47,7 +47,7 @@ static inline bool ck_numel(int rank, const int64_t *dims, int64_t *out) {
     for (int i = 0; i < rank; i++) {
         if (dims[i] < 0) return false;
         if (dims[i] == 0) empty = true;
-        else if (!ck_mul(n, dims[i], &n)) return false;
+        if (dims[i] > 0 && !ck_mul(n, dims[i], &n)) return false;
     }
     *out = empty ? 0 : n;
     return true;

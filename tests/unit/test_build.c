@@ -476,14 +476,16 @@ Test(build, image_slot_bytes_overflow_is_rejected) {
     DiagList *d = diag_list_new(a, src);
     Module *m = ir_module_new(a, d);
     cr_assert_not_null(m);
-    int id = ir_module_add_slot(m, "huge_slot", SLOT_DATA, DT_F64, rt_shape_make(1, (int64_t[]){2}));
+    int id =
+        ir_module_add_slot(m, "huge_slot", SLOT_DATA, DT_F64, rt_shape_make(1, (int64_t[]){2}));
     cr_assert_geq(id, 0);
     m->slots[id].value = rt_tensor_new(DT_F64, m->slots[id].shape);
     RtBuf img = {0};
     cr_assert(ir_image_write(m, src, write_graph, NULL, &img));
     char err[256] = "";
     Arena *ra = arena_new();
-    Module *back = ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
+    Module *back =
+        ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
     cr_assert_not_null(back, "the unpatched image: %s", err);
     arena_free(ra);
     /* name, kind u8, dtype u8, rank u8, then dims[0] as i64 little-endian */

@@ -433,7 +433,9 @@ Test(dataio, npy_huge_shape_fails_fast) {
     cr_expect_null(rt_npy_read(r, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: shape [4611686018427387904] is too large", r));
     /* empty, but its other dimensions multiply past int64 (rt_shape_numel's rule) */
-    const char *e = write_npy_raw("empty_huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }", f, 0);
+    const char *e = write_npy_raw(
+        "empty_huge.npy", 1,
+        "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }", f, 0);
     cr_expect_null(rt_npy_read(e, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: shape [0,4294967296,4294967296] is too large", e));
 }

@@ -298,7 +298,8 @@ Test(exec_host, loop_ranges_past_int64_are_errors) {
     ir_host_append(t.m, &f->u.loop.body, HS_BREAK, L(5));
     ExecOptions o = opts(&t, 0, false);
     cr_assert_not(ir_exec_module(t.m, &o));
-    cr_expect(has_diag(&t, "for: the range -9223372036854775808..9223372036854775807 has more than 2^63 - 1"));
+    cr_expect(has_diag(
+        &t, "for: the range -9223372036854775808..9223372036854775807 has more than 2^63 - 1"));
     cr_expect_eq(t.d->items[t.d->n - 1]->loc.line, 4);
     t_fini(&t);
 

@@ -259,12 +259,15 @@ Test(graph, errors_size_overflow) {
     int64_t big = INT64_MAX;
     EXPECT_ERR(ir_pad(G, x, (int64_t[]){big}, (int64_t[]){big}, 0, L),
                "pad: axis 0: 3 + 9223372036854775807 + 9223372036854775807 is too large");
-    EXPECT_ERR(ir_pad(G, x, (int64_t[]){big - 2}, (int64_t[]){0}, 0, L), "pad: axis 0: 3 + 9223372036854775805");
+    EXPECT_ERR(ir_pad(G, x, (int64_t[]){big - 2}, (int64_t[]){0}, 0, L),
+               "pad: axis 0: 3 + 9223372036854775805");
     Node *h = in(DT_BOOL, (Shape){.rank = 1, .dims = {INT64_C(1) << 62}});
     cr_assert_not_null(h);
-    EXPECT_ERR(ir_concat(G, (Node *[]){h, h}, 2, 0, L), "concat: axis 0 of the result is too large");
+    EXPECT_ERR(ir_concat(G, (Node *[]){h, h}, 2, 0, L),
+               "concat: axis 0 of the result is too large");
     Node *h2 = in(DT_F32, (Shape){.rank = 1, .dims = {(INT64_C(1) << 62) - 1}});
-    EXPECT_ERR(ir_concat(G, (Node *[]){h2, x, h2}, 3, 0, L), "concat: axis 0 of the result is too large");
+    EXPECT_ERR(ir_concat(G, (Node *[]){h2, x, h2}, 3, 0, L),
+               "concat: axis 0 of the result is too large");
     Shape wide = {.rank = 3, .dims = {INT64_C(1) << 32, 0, INT64_C(1) << 32}};
     EXPECT_ERR(ir_const(G, DT_F32, wide, 0, L), "too many elements");
     Shape neg = {.rank = 2, .dims = {0, -4}};

@@ -23,6 +23,7 @@
 #include "codegen/kernel.h"
 #include "codegen/llvm/llvm_backend.h"
 #include "frontend/frontend.h"
+#include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 #include "ir/exec.h"
 #include "ir/interp.h"
@@ -30,7 +31,6 @@
 #include "passes/memplan.h"
 #include "passes/pass.h"
 #include "runtime/kprog.h"
-#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -265,8 +265,9 @@ Test(memplan, sizes_past_int64_are_located_errors) {
     cr_assert_not_null(fp);
     MemPlanOptions o = pass_memplan_defaults();
     cr_expect_null(pass_memplan(fp, &o, A), "an arena of 2^63 bytes was planned");
-    cr_expect(strstr(th_last_diag(D), "graph g: a f32[1152921504606846976] value and those live with it "
-                                      "need more than 2^63 bytes"),
+    cr_expect(strstr(th_last_diag(D),
+                     "graph g: a f32[1152921504606846976] value and those live with it "
+                     "need more than 2^63 bytes"),
               "%s", th_last_diag(D));
     cr_expect_eq(D->items[D->n - 1]->loc.col, 2, "the error is at the value that does not fit");
 
@@ -276,7 +277,8 @@ Test(memplan, sizes_past_int64_are_located_errors) {
     fp = pass_fuse_plan(h, A);
     cr_assert_not_null(fp);
     cr_expect_null(pass_memplan(fp, &o, A), "an input of 2^63 bytes was planned");
-    cr_expect(strstr(th_last_diag(D), "graph h: a f32[2305843009213693952] value"), "%s", th_last_diag(D));
+    cr_expect(strstr(th_last_diag(D), "graph h: a f32[2305843009213693952] value"), "%s",
+              th_last_diag(D));
 }
 
 /* An arena size near 2^63 (a corrupt program image) is out of memory, not
