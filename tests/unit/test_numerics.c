@@ -15,6 +15,7 @@
 
 #include "codegen/llvm/llvm_backend.h"
 #include "helpers/ir_helpers.h"
+#include "helpers/spawn.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "ir/shape.h"
@@ -605,4 +606,35 @@ Test(numerics, row_phases_agree_on_extreme_rows) {
             rt_tensor_free(in[1]);
         }
     }
+}
+
+/* ---- the builtins end to end, on both backends -------------------------------------- */
+
+Test(numerics, builtins_give_the_same_right_answers_on_both_backends, .timeout = 120) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    const char *path =
+        th_write_program("main {\n"
+                         "  print argmin(iota(3) - 2147483647 - 1), argmin(iota(4) % 2 == 0)\n"
+                         "  print sum(iota(3) + 2147483645)\n"
+                         "  print gelu(full([1], 1.0)), gelu(full([1], 1.0), approximate = "
+                         "\"tanh\"), erf(full([1], 0.5))\n"
+                         "  print tanh(full([1], 1e-10))\n"
+                         "}\n");
+    const char *want = "0 1\n6442450938\n[0.841345] [0.841192] [0.5205]\n[1e-10]\n";
+    const char *backends[2] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        SpawnResult r =
+            th_run(60, bin, "run", path, "--backend", backends[b], "--no-progress", NULL);
+        TH_EXPECT_EXIT(r, 0);
+        cr_expect(strncmp(r.out, want, strlen(want)) == 0, "%s printed:\n%s\nwant:\n%s",
+                  backends[b], r.out, want);
+        th_spawn_free(&r);
+    }
+    path = th_write_program("main {\n  print gelu(full([2], 1.0), approximate = \"exact\")\n}\n");
+    SpawnResult r = th_run(60, bin, "check", path, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_expect(strstr(r.err, ":2:44: error: gelu: approximate must be \"none\" or \"tanh\"") != NULL,
+              "%s", r.err);
+    th_spawn_free(&r);
 }
