@@ -586,3 +586,21 @@ Test(fuse, recomputed_values_match_the_interpreter) {
     rt_tensor_free(inp[0]);
     rt_tensor_free(inp[1]);
 }
+
+/* A column sum read back through a broadcast over the rows (x - sum(x, axis 0))
+ * has its kept axis last in the reader's loop nest, not a prefix: it cannot
+ * be a row phase, and stays a kernel of its own; the row sum beside it, read
+ * through a per-row broadcast, is a phase of its reader. */
+Test(fuse, broadcast_column_sum_stays_its_own_kernel) {
+    Node *x = in(DT_F32, th_shape(2, 6, 8));
+    Node *cs = ir_reduce(G, OP_SUM, x, 1u, L); /* [8] */
+    Node *rs = ir_reduce(G, OP_SUM, x, 2u, L); /* [6] */
+    Node *o = bin(OP_SUB, x, cs);              /* builder broadcasts cs over the rows */
+    Node *r = bin(OP_SUB, x, ir_unsqueeze_axes(G, rs, 2u, L));
+    ir_graph_add_output(G, o);
+    ir_graph_add_output(G, r);
+    FusionPlan *p = plan();
+    cr_assert_eq(role(p, cs), FN_ROOT, "the column sum is materialised");
+    cr_assert_eq(role(p, rs), FN_FUSED, "the row sum is a phase of its reader");
+    cr_assert_eq(p->ngroups, 3, "column sum, x - column sum, x - row sum");
+}

@@ -15,10 +15,12 @@
 
 #include "codegen/llvm/llvm_backend.h"
 #include "helpers/ir_helpers.h"
+#include "helpers/spawn.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "ir/shape.h"
 #include "passes/autodiff.h"
+#include "runtime/vmath.h"
 
 static Arena *A;
 static DiagList *D;
@@ -465,4 +467,174 @@ Test(numerics, integer_sums_accumulate_and_return_i64) {
     Attr at = {.reduce = {3u}};
     cr_expect_not(ir_infer(OP_SUM, &x, 1, &at, &dt, &rs, err, sizeof err));
     cr_expect(strstr(err, "i64") != NULL, "%s", err);
+}
+
+/* ---- runtime/vmath against libm over the whole range ----------------------------------- */
+
+/* |got - want| in ulps of want (the f32 ulp at want's binade; subnormals:
+ * 2^-149), 0 when both are the same inf or NaN, huge when only one is. */
+static double ulps_off(float got, double want) {
+    if (isnan(want) || isnan(got)) return isnan(want) && isnan(got) ? 0 : 1e30;
+    if (isinf(want) || isinf(got)) {
+        if (got == want) return 0;
+        if (isinf(got) && fabs(want) > 0x1.fffffep127) return 0.5; /* rounds to inf */
+        return 1e30;
+    }
+    int e;
+    frexp(fabs(want), &e);
+    double ulp = fabs(want) < 0x1p-126 ? 0x1p-149 : ldexp(1.0, e - 24);
+    return fabs((double)got - want) / ulp;
+}
+
+Test(numerics, vmath_is_within_its_promised_ulps_of_libm) {
+    /* every exponent and sign: a stride through all 2^32 bit patterns,
+       plus the neighbours of each power of two */
+    const char *names[4] = {"exp", "log", "sin", "cos"};
+    const double promise[4] = {1, 1, 2, 2}; /* vmath.h */
+    for (int f = 0; f < 4; f++) {
+        double worst = 0;
+        float at = 0;
+        for (uint64_t b = 0; b < (1ull << 32); b += 4099) {
+            for (int d = -1; d <= 1; d++) {
+                uint32_t bits =
+                    (uint32_t)(d == 0 ? b : ((b >> 23) << 23) + (uint64_t)(d < 0 ? 0 : 1));
+                float x;
+                memcpy(&x, &bits, sizeof x);
+                if (isnan(x)) continue;
+                float got;
+                double want;
+                switch (f) {
+                case 0:
+                    got = rt_vm_expf(x), want = exp((double)x);
+                    break;
+                case 1:
+                    got = rt_vm_logf(x), want = log((double)x);
+                    break;
+                case 2:
+                    got = rt_vm_sinf(x), want = sin((double)x);
+                    break;
+                default:
+                    got = rt_vm_cosf(x), want = cos((double)x);
+                    break;
+                }
+                double u = ulps_off(got, want);
+                if (u > worst) worst = u, at = x;
+            }
+        }
+        cr_log_info("vmath %s: worst %.3f ulp at %a", names[f], worst, (double)at);
+        cr_expect(worst < promise[f], "vmath %s: %.3f ulp at %a (%.9g), promised < %g", names[f],
+                  worst, (double)at, (double)at, promise[f]);
+    }
+}
+
+/* ---- row phases on extreme rows: CPU against the interpreter ------------------------ */
+
+typedef enum { ROW_POSITIVE, ROW_LOW, ROW_GAP, ROW_KINDS } RowKind;
+static const char *row_name[ROW_KINDS] = {"all-positive", "<= -100", "gap >= 100"};
+
+static void fill_rows(double *v, int rows, int cols, RowKind k) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) {
+            double *p = &v[r * cols + c];
+            if (k == ROW_POSITIVE)
+                *p = unif(0.05, 5);
+            else if (k == ROW_LOW)
+                *p = unif(-400, -100);
+            else
+                *p = c == (r * 7) % cols ? unif(100, 150) : unif(-3, 3); /* one logit far above */
+        }
+}
+
+static Node *layernorm_of(Graph *g, Node *x) {
+    Node *m = ir_unsqueeze_axes(g, ir_mean(g, x, 2u, L), 2u, L);
+    Node *d = ir_binary(g, OP_SUB, x, m, L);
+    Node *var = ir_unsqueeze_axes(g, ir_mean(g, ir_binary(g, OP_MUL, d, d, L), 2u, L), 2u, L);
+    Node *den =
+        ir_unary(g, OP_SQRT, ir_binary(g, OP_ADD, var, ir_scalar(g, x->dtype, 1e-5, L), L), L);
+    return ir_binary(g, OP_DIV, d, den, L);
+}
+
+Test(numerics, row_phases_agree_on_extreme_rows) {
+    const int rows = 37, cols = 301;
+    for (int k = 0; k < ROW_KINDS; k++) {
+        for (int d = 0; d < 2; d++) {
+            DType dt = d ? DT_F64 : DT_F32;
+            Graph *g = ir_graph_new(A, D, "rows");
+            Shape s = th_shape(2, rows, cols), sl = th_shape(1, rows);
+            Node *x = ir_input(g, dt, s, "x", L), *y = ir_input(g, DT_I64, sl, "y", L);
+            ir_graph_add_output(g, ir_softmax(g, x, 1, L));
+            ir_graph_add_output(g, ir_log_softmax(g, x, 1, L));
+            ir_graph_add_output(g, ir_logsumexp(g, x, 1, L));
+            ir_graph_add_output(g, layernorm_of(g, x));
+            Node *ce = ir_cross_entropy(g, x, y, L), *gx = NULL;
+            cr_assert(pass_grad(g, ce, NULL, &x, 1, &gx), "%s", th_last_diag(D));
+            ir_graph_add_output(g, ce);
+            ir_graph_add_output(g, gx);
+            double *v = arena_alloc(A, sizeof(double) * (size_t)(rows * cols)), lab[rows];
+            fill_rows(v, rows, cols, k);
+            for (int r = 0; r < rows; r++)
+                lab[r] = (r * 13) % cols;
+            RtTensor *in[2] = {tensor_of(dt, s, v), tensor_of(DT_I64, sl, lab)};
+            RtTensor *want[6] = {0}, *got[6] = {0};
+            run_on(BK_INTERP, g, in, want);
+            run_on(BK_CPU, g, in, got);
+            const char *what[6] = {"softmax",   "log_softmax",   "logsumexp",
+                                   "layernorm", "cross_entropy", "d cross_entropy"};
+            double rel = dt == DT_F32 ? 2e-5 : 1e-12;
+            for (int j = 0; j < 6; j++) {
+                int64_t n = rt_shape_numel(&want[j]->shape);
+                int bad = 0;
+                for (int64_t i = 0; i < n && bad < 3; i++) {
+                    double a = rt_tensor_get_f64(got[j], i), b = rt_tensor_get_f64(want[j], i);
+                    /* values near 0 (softmax tails, centred layernorm) on an absolute scale */
+                    double scale = j == 3                       ? 1
+                                   : j == 1 || j == 2 || j == 4 ? fabs(b) + 1
+                                                                : fabs(b) + 1e-30;
+                    if (!isfinite(a) || !(fabs(a - b) <= rel * scale)) {
+                        cr_log_error("%s %s %s[%lld]: cpu %.9g, interp %.9g", rt_dtype_name(dt),
+                                     row_name[k], what[j], (long long)i, a, b);
+                        bad++;
+                    }
+                }
+                cr_expect_eq(bad, 0, "%s %s %s", rt_dtype_name(dt), row_name[k], what[j]);
+            }
+            for (int j = 0; j < 6; j++) {
+                rt_tensor_free(want[j]);
+                rt_tensor_free(got[j]);
+            }
+            rt_tensor_free(in[0]);
+            rt_tensor_free(in[1]);
+        }
+    }
+}
+
+/* ---- the builtins end to end, on both backends -------------------------------------- */
+
+Test(numerics, builtins_give_the_same_right_answers_on_both_backends, .timeout = 120) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    const char *path =
+        th_write_program("main {\n"
+                         "  print argmin(iota(3) - 2147483647 - 1), argmin(iota(4) % 2 == 0)\n"
+                         "  print sum(iota(3) + 2147483645)\n"
+                         "  print gelu(full([1], 1.0)), gelu(full([1], 1.0), approximate = "
+                         "\"tanh\"), erf(full([1], 0.5))\n"
+                         "  print tanh(full([1], 1e-10))\n"
+                         "}\n");
+    const char *want = "0 1\n6442450938\n[0.841345] [0.841192] [0.5205]\n[1e-10]\n";
+    const char *backends[2] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        SpawnResult r =
+            th_run(60, bin, "run", path, "--backend", backends[b], "--no-progress", NULL);
+        TH_EXPECT_EXIT(r, 0);
+        cr_expect(strncmp(r.out, want, strlen(want)) == 0, "%s printed:\n%s\nwant:\n%s",
+                  backends[b], r.out, want);
+        th_spawn_free(&r);
+    }
+    path = th_write_program("main {\n  print gelu(full([2], 1.0), approximate = \"exact\")\n}\n");
+    SpawnResult r = th_run(60, bin, "check", path, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_expect(strstr(r.err, ":2:44: error: gelu: approximate must be \"none\" or \"tanh\"") != NULL,
+              "%s", r.err);
+    th_spawn_free(&r);
 }
