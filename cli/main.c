@@ -1,10 +1,12 @@
 /* `dflow`: dispatches to a subcommand (check, ir, run, build).
  *
  * Exit status: 0 success, 1 any user error (unknown command or flag, compile
- * error, run-time error), 130 when a run was interrupted with Ctrl-C. */
+ * error, run-time error, standard output that could not be written), 130
+ * when a run was interrupted with Ctrl-C. */
 #include <string.h>
 
 #include "cli.h"
+#include "runtime/outfile.h"
 
 static void usage(FILE *f) {
     fputs("usage: dflow <command> [options] FILE\n"
@@ -26,7 +28,7 @@ static void usage(FILE *f) {
           f);
 }
 
-int main(int argc, char **argv) {
+static int dispatch(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 1;
@@ -52,4 +54,11 @@ int main(int argc, char **argv) {
     else fprintf(stderr, "dflow: unknown command '%s'\n", cmd);
     fputs("Try 'dflow --help' for the commands.\n", stderr);
     return 1;
+}
+
+int main(int argc, char **argv) {
+    int rc = dispatch(argc, argv);
+    /* output that never reached stdout is a failed command */
+    if (!rt_out_finish_stdout("dflow") && rc == 0) rc = 1;
+    return rc;
 }

@@ -160,3 +160,12 @@ bool rt_out_install(const char *from, const char *path, char *err, size_t errn) 
     sync_folder(path);
     return true;
 }
+
+bool rt_out_finish_stdout(const char *prog) {
+    errno = 0;
+    bool ok = fflush(stdout) == 0 && !ferror(stdout);
+    if (!ok)
+        fprintf(stderr, "%s: cannot write standard output: %s\n", prog,
+                errno ? strerror(errno) : "a write to it failed");
+    return ok;
+}

@@ -37,6 +37,11 @@ bool rt_out_write_file(const char *path, const void *data, size_t n, unsigned mo
  * after an fsync of both; for files another program wrote (the linker). */
 bool rt_out_install(const char *from, const char *path, char *err, size_t errn);
 
+/* Flushes stdout at exit; false after "PROG: cannot write standard output:
+ * REASON" on stderr when any write to it failed (a full disk under `> log`),
+ * so that a run whose log was lost does not exit 0. */
+bool rt_out_finish_stdout(const char *prog);
+
 /* "cannot write 'PATH': REASON" for an errno. */
 void rt_out_error(char *err, size_t errn, const char *path, int e);
 

@@ -16,6 +16,7 @@
 #include "runner.h"
 #include "runtime/cliopt.h"
 #include "runtime/config_text.h"
+#include "runtime/outfile.h"
 
 extern const unsigned char dflow_image[];
 extern const unsigned char dflow_image_end[];
@@ -235,5 +236,6 @@ int main(int argc, char **argv) {
     free(a.set);
     built_runner_free(&br);
     arena_free(arena);
+    if (!rt_out_finish_stdout(a.prog) && rc == 0) rc = 1;
     return rc;
 }

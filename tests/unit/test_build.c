@@ -174,6 +174,10 @@ Test(build, refusals_and_corrupt_images, .timeout = 600) {
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "'lr' is a float"), "%s", r.err);
     th_spawn_free(&r);
+    r = th_run(120, "/bin/sh", "-c", "exec \"$0\" > /dev/full", exe, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "cannot write standard output"), "%s", r.err);
+    th_spawn_free(&r);
     r = th_run(60, exe, "--sed", "1", NULL);
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "unknown option '--sed'"), "%s", r.err);

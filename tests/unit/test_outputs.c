@@ -262,3 +262,19 @@ Test(outputs, a_read_only_folder_ends_the_run) {
     th_spawn_free(&r);
     chmod(out, 0755);
 }
+
+/* A log that cannot be written (stdout on a full disk) is a failed run too,
+ * for dflow and for an executable it built. */
+Test(outputs, a_full_disk_under_stdout_is_exit_1) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    SpawnResult r = th_run(120, "/bin/sh", "-c", "exec \"$0\" run \"$1\" --out \"$2\" > /dev/full",
+                           bin, prog, out, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_expect(strstr(r.err, "dflow: cannot write standard output"), "%s", r.err);
+    th_spawn_free(&r);
+    r = th_run(120, "/bin/sh", "-c", "exec \"$0\" run \"$1\" --out \"$2\" > /dev/null", bin, prog,
+               out, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+}
