@@ -26,12 +26,17 @@
  * emitted twice: a fast variant on the polynomial path that reports (bit 1)
  * any argument beyond its range, and an exact variant with a libm branch,
  * run instead only then (such kernels never update in place, so a rerun is
- * safe). The task wrapper `i32 task(ptr bufs, i64 lo, i64 hi)` loads the
- * kernel's pointers from bufs[]; the constant table `<name>_tab` lists
- * (fast task, exact task or null) per kernel in execution order, and the
- * runner calls them (codegen/llvm/llvm_runner.c). Flat random maps draw
- * one Philox block per four elements (emit_map_blocks; the environment
- * variable DFLOW_RNG_PER_ELEMENT turns that off, for comparisons). */
+ * safe). Each kernel is emitted alone (llvm_emit_kernel: external
+ * functions, so one compiled copy serves every kernel of the same
+ * structure); a graph's glue (llvm_emit_glue) has per kernel a task
+ * wrapper `i32 task(ptr bufs, i64 lo, i64 hi)` that loads the kernel's
+ * pointers from bufs[] and calls it, and the constant table `<name>_tab`
+ * of (fast task, exact task or null) per kernel in execution order, which
+ * the runner calls (codegen/llvm/llvm_runner.c). Flat random maps draw
+ * one Philox block per four elements (emit_map_blocks) in kernels
+ * optimised at O3; at O0 (LlvmCG.fast), or with the environment variable
+ * DFLOW_RNG_PER_ELEMENT, one element at a time: the same bits, a tenth of
+ * the compile time. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

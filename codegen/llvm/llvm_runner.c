@@ -1,10 +1,12 @@
 /* The LLVM CPU backend's GraphRunner: compile on first run, cache, call.
  *
  * Compiling a graph: fusion plan -> memory plan -> kernel plans (with the
- * plan's in-place choices) -> one LLVM module with a task per kernel -> O3
- * -> LLJIT. The plans live in a per-graph arena kept with the cache entry,
- * together with the buffer pointer table and per-run scratch arrays, so a
- * run allocates nothing but output tensors the executor did not offer.
+ * plan's in-place choices and per kernel O0 or O3, llvm_kernel_opt) ->
+ * code per kernel (llvm_kcomp.c: shared by identical kernels, compiled on
+ * several threads, kept in the persistent cache of LlvmOptions.cache_dir)
+ * -> objects linked into LLJIT with the graph's glue (its task table). The plans live in a
+ * per-graph arena kept with the cache entry, together with the buffer pointer table and per-run
+ * scratch arrays, so a run allocates nothing but output tensors the executor did not offer.
  *
  * Running: check the inputs as the interpreter does, then runtime/kprog.c
  * places the buffers (inputs in place, intermediates in the shared arena,
@@ -120,8 +122,17 @@ static void compile(LlvmRunner *r, Entry *e, const bool *donated) {
     char why[192] = "out of memory";
     LlvmKStats st = {0};
     void *tab = NULL;
-    if (e->arena && llvm_plan_graph(g, donated, e->arena, &e->plan, why, sizeof why) &&
-        link_graph(r, e, &st, &tab, why, sizeof why)) {
+    bool planned = e->arena && llvm_plan_graph(g, donated, e->arena, &e->plan, why, sizeof why);
+    if (planned && r->opt.tiered && g->once) {
+        double ci = llvm_compile_estimate_s(e->plan.prog, e->plan.opts);
+        double ii = llvm_interp_estimate_s(g);
+        if (ii < ci) {
+            snprintf(why, sizeof why, "cheaper to interpret: expected %.2f ms, %.2f ms to compile",
+                     1e3 * ii, 1e3 * ci);
+            planned = false;
+        }
+    }
+    if (planned && link_graph(r, e, &st, &tab, why, sizeof why)) {
         e->kp = &e->plan.kp;
         e->kp->tab = tab;
     }
