@@ -62,6 +62,7 @@ typedef struct {
     int ncached;      /* of which found in the persistent cache */
     int nshared;      /* kernels sharing code made earlier (identical structure) */
     double compile_s; /* fusion + scheduling + IR + O3 + machine code */
+    double compile_cpu_s; /* the same in CPU time of the process (all compile threads) */
     double opt_s;     /* of which the LLVM optimiser (O3, or O0 for a graph run once) */
     double codegen_s; /* of which machine code generation (LLJIT) */
     bool fallback;    /* runs on the interpreter */
