@@ -38,8 +38,8 @@ static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
     return llvm_runner_new(&lo, err, errn);
 }
 
-/* cpu, with graphs run once that are cheaper to interpret than to compile
- * on the interpreter (LlvmOptions.tiered). */
+/* cpu, with graphs whose expected runs are cheaper to interpret than to
+ * compile on the interpreter (LlvmOptions.tiered). */
 static GraphRunner auto_new(const BackendOptions *o, char *err, size_t errn) {
     char dir[4096];
     LlvmOptions lo = {
@@ -83,8 +83,8 @@ static const Backend backends[] = {
      NULL},
     {"cpu", "LLVM JIT for the host CPU (fused, vectorised kernels; OpenBLAS matmul)", cpu_supports,
      cpu_new, llvm_runner_free, cpu_stats},
-    {"auto", "cpu, with graphs run once interpreted where that is expected to be cheaper",
-     cpu_supports, auto_new, llvm_runner_free, cpu_stats},
+    {"auto", "cpu, with graphs interpreted where that is expected to be cheaper", cpu_supports,
+     auto_new, llvm_runner_free, cpu_stats},
 };
 
 const Backend *cg_backend_find(const char *name) {

@@ -45,10 +45,11 @@ typedef struct {
     /* the persistent compile cache's folder (llvm_cache.h); NULL: none */
     const char *cache_dir;
     int compile_threads; /* 0: DFLOW_COMPILE_THREADS or the online cores */
-    /* `--backend auto`: a graph run only once (Graph.once) whose expected
-       interpretation costs less than compiling it (llvm_plan.h, a fixed model:
-       never a time measured) runs on the interpreter; its bits are then the
-       interpreter's, not those of a built executable */
+    /* `--backend auto`: a graph whose expected runs (Graph.runs: the constant
+       trip counts of its loops) cost less to interpret than compiling it
+       (llvm_plan.h, a fixed model: never a time measured) runs on the
+       interpreter; its bits are then the interpreter's, not those of a built
+       executable */
     bool tiered;
 } LlvmOptions;
 

@@ -28,7 +28,7 @@ typedef struct {
 int llvm_kernel_opt(const Graph *g, const KernelPlan *k);
 /* Expected seconds to compile p's kernels at opts (every kernel counted,
  * shared or not) and for the interpreter to run g once, from the same
- * fixed model: what `--backend auto` compares for a graph run once. */
+ * fixed model: what `--backend auto` compares (times Graph.runs). */
 double llvm_compile_estimate_s(const KernelProgram *p, const uint8_t *opts);
 double llvm_interp_estimate_s(const Graph *g);
 

@@ -131,9 +131,10 @@ static void compile(LlvmRunner *r, Entry *e, const bool *donated) {
     LlvmKStats st = {0};
     void *tab = NULL;
     bool planned = e->arena && llvm_plan_graph(g, donated, e->arena, &e->plan, why, sizeof why);
-    if (planned && r->opt.tiered && g->once) {
+    if (planned && r->opt.tiered) {
+        double runs = g->runs > 0 ? g->runs : g->once ? 1 : LLVM_LOOP_RUNS;
         double ci = llvm_compile_estimate_s(e->plan.prog, e->plan.opts);
-        double ii = llvm_interp_estimate_s(g);
+        double ii = runs * llvm_interp_estimate_s(g);
         if (ii < ci) {
             snprintf(why, sizeof why, "cheaper to interpret: expected %.2f ms, %.2f ms to compile",
                      1e3 * ii, 1e3 * ci);

@@ -366,10 +366,11 @@ Test(jit_cache, the_folder_follows_the_environment) {
     cr_expect_not_null(llvm_cache_default_dir(buf, sizeof buf));
 }
 
-/* --backend auto: a graph run once goes to the interpreter when the model
- * expects interpreting it to be cheaper than compiling it, else it is
- * compiled; a graph run in a loop is always compiled; plain cpu (tiered
- * off) compiles everything. The same answer at any compile thread count. */
+/* --backend auto: a graph goes to the interpreter when the model expects
+ * interpreting its runs to be cheaper than compiling it, else it is
+ * compiled (a small graph run 5 times: interpreted; in a loop of unknown
+ * count, or large: compiled); plain cpu (tiered off) compiles everything.
+ * The same answer at any compile thread count. */
 Test(jit_cache, auto_interprets_only_small_graphs_run_once) {
     for (int threads = 1; threads <= 2; threads++) {
         Prog small, big, loop;
@@ -382,14 +383,19 @@ Test(jit_cache, auto_interprets_only_small_graphs_run_once) {
         big.g->once = true;
         prog_init(&loop, "small_loop");
         twin_graph(&loop);
-        loop.g->repeated = true;
+        loop.g->repeated = true; /* runs not known: as if in a loop of 1000 */
+        Prog few;
+        prog_init(&few, "small_loop_of_5");
+        twin_graph(&few);
+        few.g->repeated = true;
+        few.g->runs = 5;
         char err[200] = "";
         LlvmOptions o = {.compile_threads = threads, .tiered = true};
         GraphRunner r = llvm_runner_new(&o, err, sizeof err);
         cr_assert_not_null(r.run, "%s", err);
         RtTensor *out[2] = {0};
-        Prog *ps[3] = {&small, &big, &loop};
-        for (int i = 0; i < 3; i++) {
+        Prog *ps[4] = {&small, &big, &loop, &few};
+        for (int i = 0; i < 4; i++) {
             cr_assert(r.run(r.ctx, ps[i]->g, ps[i]->in, out, ps[i]->d));
             for (int j = 0; j < ps[i]->g->noutputs; j++)
                 rt_tensor_free(out[j]);
@@ -400,6 +406,7 @@ Test(jit_cache, auto_interprets_only_small_graphs_run_once) {
                   is->reason);
         cr_expect(!ib->fallback, "2M elements of sin and exp interpreted: %s", ib->reason);
         cr_expect(!il->fallback, "a graph run in a loop was interpreted: %s", il->reason);
+        cr_expect(llvm_runner_graph(&r, 3)->fallback, "a small graph run 5 times was compiled");
         llvm_runner_free(&r);
         GraphRunner c = runner(NULL, threads); /* tiered off */
         cr_assert(c.run(c.ctx, small.g, small.in, out, small.d));
@@ -409,5 +416,26 @@ Test(jit_cache, auto_interprets_only_small_graphs_run_once) {
         llvm_runner_free(&c);
         for (int i = 0; i < 3; i++)
             prog_free(ps[i]);
+    }
+}
+
+/* Graph.runs comes from the loops' constant trip counts (ir_mark_repeated):
+ * under --backend auto the same small loop body is interpreted when the
+ * loop runs 5 times and compiled when it runs 100000 times. */
+Test(jit_cache, auto_reads_the_trip_count_of_loops, .timeout = 120) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    const char *src[2] = {"main {\n  x = iota(8) / 8\n  for s in 0..5 { x = x * 0.5 + 1 }\n"
+                          "  log s = sum(x)\n}\n",
+                          "main {\n  x = iota(8) / 8\n  for s in 0..100000 { x = x * 0.5 + 1 }\n"
+                          "  log s = sum(x)\n}\n"};
+    for (int i = 0; i < 2; i++) {
+        const char *prog = th_write_program(src[i]);
+        SpawnResult r = th_run(100, bin, "run", prog, "--backend", "auto", "-v", NULL);
+        TH_EXPECT_EXIT(r, 0);
+        bool interpreted = strstr(r.err, "running on the interpreter (cheaper to interpret") &&
+                           !strstr(r.err, " kernels (");
+        cr_expect(i == 0 ? interpreted : !interpreted, "loop %d:\n%s", i, r.err);
+        th_spawn_free(&r);
     }
 }
