@@ -4,7 +4,7 @@
 For each program: end-to-end runs on the interpreter (--backend interp), on
 the JIT with an empty compile cache (cold: a fresh $XDG_CACHE_HOME per run)
 and with a cache that already holds every kernel (warm: the same folder,
-primed by one run), and optionally a baseline dflow binary (cold, its own
+primed by one run), on `--backend auto` with an empty cache, and optionally a baseline dflow binary (cold, its own
 cache disabled). Every figure is the median of --reps runs, the runs of one
 repetition interleaved. Wall time is taken around the process; CPU time
 (user + system of the process) is reported beside it, because the machine
@@ -45,6 +45,11 @@ def compile_ms(log):
     return sum(float(x) for x in re.findall(r"compiled in ([0-9.]+) ms", log))
 
 
+def compile_cpu_ms(log):
+    """The CPU time of the same (all compile threads), as --verbose prints it."""
+    return sum(float(x) for x in re.findall(r"compiled in [0-9.]+ ms \(cpu ([0-9.]+) ms", log))
+
+
 def kernels(log):
     """(kernels, unique kernels compiled or loaded) over all graphs."""
     k = sum(int(x) for x in re.findall(r": (\d+) kernels \(", log))
@@ -60,7 +65,8 @@ def measure(prog, dflow, baseline, reps, base_env):
     cold_root = tempfile.mkdtemp(prefix="dflow-lat-cold-")
     warm = tempfile.mkdtemp(prefix="dflow-lat-warm-")
     r = {k: [] for k in ("interp_w", "interp_c", "cold_w", "cold_c", "cold_ms", "warm_w",
-                         "warm_c", "warm_ms", "base_w", "base_ms")}
+                         "warm_c", "warm_ms", "base_w", "base_ms", "auto_w", "auto_c", "cold_cms",
+                         "warm_cms")}
     args = ["run", prog, "--no-progress", "--verbose"]
     env_w = dict(base_env, XDG_CACHE_HOME=warm)
     _, _, log = run([dflow] + args, env_w)  # primes the warm cache
@@ -75,10 +81,16 @@ def measure(prog, dflow, baseline, reps, base_env):
             r["cold_w"].append(w)
             r["cold_c"].append(c)
             r["cold_ms"].append(compile_ms(log))
+            r["cold_cms"].append(compile_cpu_ms(log))
+            w, c, _ = run([dflow] + args + ["--backend", "auto"],
+                          dict(base_env, XDG_CACHE_HOME=cold + "-auto"))
+            r["auto_w"].append(w)
+            r["auto_c"].append(c)
             w, c, log = run([dflow] + args, env_w)
             r["warm_w"].append(w)
             r["warm_c"].append(c)
             r["warm_ms"].append(compile_ms(log))
+            r["warm_cms"].append(compile_cpu_ms(log))
             if baseline:
                 w, c, log = run([baseline] + args, dict(base_env, DFLOW_NO_CACHE="1"))
                 r["base_w"].append(w)
@@ -107,19 +119,30 @@ def main():
     for prog in a.programs:
         print("latency: %s" % prog, file=sys.stderr)
         k, u, m = measure(prog, a.dflow, a.baseline, a.reps, env)
-        ratio = m["cold_w"] / m["interp_w"]
-        row = "| `%s` | %d (%d) | %s (%s) | %s | %s (%s) | %.2f | %s | %s |" % (
-            os.path.basename(prog), k, u, ms(m["interp_w"]), ms(m["interp_c"]), ms(m["cold_ms"] / 1e3),
-            ms(m["cold_w"]), ms(m["cold_c"]), ratio, ms(m["warm_ms"] / 1e3), ms(m["warm_w"]))
+        def pair(w, c):
+            return "%s (%s)" % (ms(w), ms(c))
+
+        def ratio(a):
+            return "%.2f (%.2f)" % (m[a + "_w"] / m["interp_w"], m[a + "_c"] / m["interp_c"])
+
+        cells = [
+            "`%s`" % os.path.basename(prog), "%d (%d)" % (k, u),
+            pair(m["interp_w"], m["interp_c"]),
+            pair(m["cold_ms"] / 1e3, m["cold_cms"] / 1e3), pair(m["cold_w"], m["cold_c"]),
+            ratio("cold"),
+            pair(m["warm_ms"] / 1e3, m["warm_cms"] / 1e3), pair(m["warm_w"], m["warm_c"]),
+            pair(m["auto_w"], m["auto_c"]), ratio("auto"),
+        ]
         if a.baseline:
-            row += " %s / %s |" % (ms(m["base_ms"] / 1e3), ms(m["base_w"]))
+            cells.append("%s / %s" % (ms(m["base_ms"] / 1e3), ms(m["base_w"])))
+        row = "| " + " | ".join(cells) + " |"
         rows.append(row)
-    head = ("| program | kernels (unique) | interp end-to-end ms, wall (cpu) | cold compile ms "
-            "| cold end-to-end ms, wall (cpu) | cold ÷ interp (wall) | warm compile ms "
-            "| warm end-to-end ms |")
-    sep = "| --- | --- | --- | --- | --- | --- | --- | --- |"
+    head = ("| program | kernels (unique) | interp end-to-end ms, wall (cpu) "
+            "| cold compile ms, wall (cpu) | cold end-to-end ms, wall (cpu) | cold ÷ interp, wall (cpu) "
+            "| warm compile ms, wall (cpu) | warm end-to-end ms, wall (cpu) | auto, cold: end-to-end ms, wall (cpu) | auto cold ÷ interp, wall (cpu) |")
+    sep = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
     if a.baseline:
-        head += " before (cold compile / end-to-end ms) |"
+        head += " before: cold compile / end-to-end ms, wall |"
         sep += " --- |"
     load = open("/proc/loadavg").read().split()[:3]
     text = "\n".join(["medians of %d runs; load average at the end %s" % (a.reps, "/".join(load)),

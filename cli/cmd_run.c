@@ -36,7 +36,10 @@ static void help(void) {
           "\n"
           "options:\n"
           "  --backend NAME    cpu (LLVM JIT; the default), interp (the reference\n"
-          "                    interpreter), auto (= cpu here); cuda is not built yet\n"
+          "                    interpreter), auto (cpu, but a graph whose expected runs\n"
+          "                    are cheaper to interpret than compiling it is interpreted:\n"
+          "                    quicker short runs, bits not always a built program's);\n"
+          "                    cuda is not built yet\n"
           "  --set KEY=VALUE   override a config value (repeatable; type-checked)\n"
           "  --seed N          the run seed (default 0): parameter init, shuffling, noise\n"
           "  --out DIR         write DIR/metrics.csv and DIR/summary.json (folders are\n"
@@ -280,8 +283,7 @@ int cmd_run(int argc, char **argv) {
         if (p == CLI_PARSE_HELP) help();
         return p == CLI_PARSE_HELP ? 0 : 1;
     }
-    /* auto means the fastest backend built here: the LLVM JIT on the CPU. */
-    const char *bname = strcmp(a.backend, "auto") == 0 ? "cpu" : a.backend;
+    const char *bname = a.backend;
     const Backend *backend = cg_backend_find(bname);
     if (!backend) {
         if (strcmp(a.backend, "cuda") == 0)

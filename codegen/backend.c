@@ -38,6 +38,21 @@ static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
     return llvm_runner_new(&lo, err, errn);
 }
 
+/* cpu, with graphs whose expected runs are cheaper to interpret than to
+ * compile on the interpreter (LlvmOptions.tiered). */
+static GraphRunner auto_new(const BackendOptions *o, char *err, size_t errn) {
+    char dir[4096];
+    LlvmOptions lo = {
+        .cache_dir = llvm_cache_default_dir(dir, sizeof dir),
+        .verbose = o ? o->verbose : false,
+        .log = o ? o->log : NULL,
+        .interp_runs = o ? o->interp_runs : 0,
+        .nthreads = o ? o->nthreads : 0,
+        .tiered = true,
+    };
+    return llvm_runner_new(&lo, err, errn);
+}
+
 static int cpu_stats(const GraphRunner *r, BackendGraphStats *out, int max, int *threads) {
     int n = llvm_runner_ngraphs(r);
     if (threads) *threads = llvm_runner_threads(r);
@@ -68,6 +83,8 @@ static const Backend backends[] = {
      NULL},
     {"cpu", "LLVM JIT for the host CPU (fused, vectorised kernels; OpenBLAS matmul)", cpu_supports,
      cpu_new, llvm_runner_free, cpu_stats},
+    {"auto", "cpu, with graphs interpreted where that is expected to be cheaper", cpu_supports,
+     auto_new, llvm_runner_free, cpu_stats},
 };
 
 const Backend *cg_backend_find(const char *name) {

@@ -581,43 +581,68 @@ static void summary_line(Exec *x, double wall) {
         exec_logf(x, "done in %.2f s%s%s\n", wall, loss, tail);
 }
 
-static void mark_repeated(const HostBlock *b, bool in_loop);
+static void mark_repeated(const HostBlock *b, bool in_loop, double runs);
 
-static void mark_call(const GraphCall *c, bool in_loop) {
+static void mark_call(const GraphCall *c, bool in_loop, double runs) {
     Graph *g = c->graph;
     if (!g) return;
+    if (isnan(runs)) { /* the reset walk */
+        g->runs = 0;
+        return;
+    }
     if (in_loop) g->repeated = true;
     g->once = !g->repeated; /* called outside loops only: a fixed, small number of runs */
+    g->runs += runs;
 }
 
-static void mark_stmt(const HostStmt *st, bool in_loop) {
+/* A for loop's trip count when its bounds are constant. */
+static double trips(const HostStmt *st) {
+    if (st->u.loop.lo_slot >= 0 || st->u.loop.hi_slot >= 0) return IR_UNKNOWN_TRIPS;
+    return st->u.loop.hi > st->u.loop.lo ? (double)(st->u.loop.hi - st->u.loop.lo) : 0;
+}
+
+static void mark_stmt(const HostStmt *st, bool in_loop, double runs) {
     switch (st->op) {
-    case HS_RUN: mark_call(&st->u.run, in_loop); break;
-    case HS_FOR: mark_repeated(&st->u.loop.body, true); break;
+    case HS_RUN:
+        mark_call(&st->u.run, in_loop, runs);
+        break;
+    case HS_FOR:
+        mark_repeated(&st->u.loop.body, true, runs * trips(st));
+        break;
     case HS_WHILE:
-        mark_call(&st->u.whl.cond, true);
-        mark_repeated(&st->u.whl.body, true);
+        mark_call(&st->u.whl.cond, true, runs * IR_UNKNOWN_TRIPS);
+        mark_repeated(&st->u.whl.body, true, runs * IR_UNKNOWN_TRIPS);
         break;
     case HS_IF:
-        mark_repeated(&st->u.cond.then_b, in_loop);
-        mark_repeated(&st->u.cond.else_b, in_loop);
+        mark_repeated(&st->u.cond.then_b, in_loop, runs);
+        mark_repeated(&st->u.cond.else_b, in_loop, runs);
         break;
-    case HS_TRAIN:
-        mark_call(&st->u.train->step, true);
-        for (int i = 0; i < st->u.train->nevals; i++) mark_repeated(&st->u.train->evals[i].body, true);
+    case HS_TRAIN: {
+        double steps = (double)st->u.train->steps;
+        mark_call(&st->u.train->step, true, runs * steps);
+        for (int i = 0; i < st->u.train->nevals; i++) {
+            int64_t every = st->u.train->evals[i].every;
+            mark_repeated(&st->u.train->evals[i].body, true,
+                          runs * (every > 0 ? steps / (double)every : steps));
+        }
         break;
+    }
     default: break;
     }
 }
 
-/* Graph.repeated / Graph.once from where the host program runs each graph. */
-static void mark_repeated(const HostBlock *b, bool in_loop) {
-    for (int i = 0; i < b->n; i++) mark_stmt(b->items[i], in_loop);
+/* Graph.repeated / Graph.once / Graph.runs from where the host program runs each graph. */
+static void mark_repeated(const HostBlock *b, bool in_loop, double runs) {
+    for (int i = 0; i < b->n; i++)
+        mark_stmt(b->items[i], in_loop, runs);
 }
 
 void ir_mark_repeated(Module *m) {
-    mark_repeated(&m->init, false);
-    mark_repeated(&m->main, false);
+    /* a module may be marked again (run twice): the counts start over */
+    mark_repeated(&m->init, false, NAN);
+    mark_repeated(&m->main, false, NAN);
+    mark_repeated(&m->init, false, 1);
+    mark_repeated(&m->main, false, 1);
 }
 
 bool ir_exec_module(Module *m, const ExecOptions *o) {

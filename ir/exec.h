@@ -66,8 +66,9 @@ typedef struct {
 } ExecOptions;
 
 /* Sets Graph.repeated on every graph the host program runs in a loop (a for
- * or while body, a train step, an `every` block) and Graph.once on those it
- * runs only outside loops; ir_exec_module calls it. */
+ * or while body, a train step, an `every` block), Graph.once on those it
+ * runs only outside loops and Graph.runs to how often it expects each to
+ * run; ir_exec_module calls it. */
 void ir_mark_repeated(Module *m);
 
 /* Runs init then main. Returns false with diagnostics on a run-time error or

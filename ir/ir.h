@@ -111,7 +111,12 @@ typedef struct Graph {
     bool repeated; /* run in a loop: compiled before its first run */
     bool once;     /* run outside loops only (an initialiser, a final evaluation):
                       compiled cheaply; neither flag: a graph run directly */
+    double runs;   /* expected runs: the product of the enclosing loops' constant trip
+                      counts (IR_UNKNOWN_TRIPS for a loop whose count is not constant),
+                      summed over call sites; 0: not marked */
 } Graph;
+
+#define IR_UNKNOWN_TRIPS 1000.0
 
 Graph *ir_graph_new(Arena *a, DiagList *d, const char *name);
 /* Appends an output; returns its index. */

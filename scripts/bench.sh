@@ -11,19 +11,23 @@
 # few minutes). Nothing here is needed by the build or the tests.
 #
 # usage: scripts/bench.sh [--quick] [--rounds N] [--no-anchors] [--threads "1 2"]
-#                         [--out DIR] [--update-readme] [--upgrade]
+#                         [--out DIR] [--update-readme] [--upgrade] [--latency-only]
 #   --quick          one round instead of three, fewer steps (~1/4 the time)
 #   --rounds N       measure everything N times, interleaved (default 3)
 #   --no-anchors     skip the Python anchors (no venv needed)
 #   --out DIR        results, logs and table.md (default runs/bench-DATE)
 #   --update-readme  replace the latest table in bench/README.md
 #   --upgrade        reinstall the venv's packages at their newest versions
-# env: DFLOW_BENCH_VENV (the venv's folder), PYTHON (the python that makes it)
+#   --latency-only   only the compile-latency table (bench/latency.py): every
+#                    example and a generated 1000-kernel program, cold and
+#                    warm compile cache against the interpreter
+# env: DFLOW_BENCH_VENV (the venv's folder), PYTHON (the python that makes it),
+#      DFLOW_BENCH_BASELINE (an older dflow binary for the latency table)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 
-quick=0 anchors=1 threads="1 2" out="" update_readme=0 upgrade=0 rounds_opt=""
+quick=0 anchors=1 threads="1 2" out="" update_readme=0 upgrade=0 rounds_opt="" latency_only=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --quick) quick=1 ;;
@@ -33,7 +37,8 @@ while [ $# -gt 0 ]; do
     --out) out="$2"; shift ;;
     --update-readme) update_readme=1 ;;
     --upgrade) upgrade=1 ;;
-    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --latency-only) latency_only=1 ;;
+    -h|--help) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -60,6 +65,35 @@ cc=${CC:-cc}
 $cc -O2 -fopenmp bench/gemm_mlp.c -o "$work/gemm_mlp" -lopenblas -lm
 $cc -O2 -fopenmp bench/triad.c -o "$work/triad"
 run_help=$("$dflow" run --help 2>&1 || true)
+
+# Compile latency: cold and warm compile cache against the interpreter, for
+# every example and a generated program of ~1000 kernels (medians of 5 runs;
+# 3 with --quick). Its own table, latency.md; --update-readme puts it into
+# bench/README.md between the latency-table markers.
+latency() {
+  say "compile latency (bench/latency.py)"
+  python3 bench/gen_many_kernels.py > "$work/many_kernels.dfl"
+  local base=() reps=5
+  [ -n "${DFLOW_BENCH_BASELINE:-}" ] && base=(--baseline "$DFLOW_BENCH_BASELINE")
+  [ $quick = 1 ] && reps=3
+  python3 bench/latency.py --dflow "$dflow" "${base[@]}" --reps $reps --out "$out/latency.md" \
+    examples/*.dfl "$work/many_kernels.dfl" 2> "$logs/latency.log"
+  if [ $update_readme = 1 ]; then
+    python3 - bench/README.md "$out/latency.md" <<'PY'
+import sys
+readme, table = sys.argv[1], open(sys.argv[2]).read()
+text = open(readme).read()
+b, e = "<!-- latency-table:begin -->", "<!-- latency-table:end -->"
+i, j = text.index(b) + len(b), text.index(e)
+open(readme, "w").write(text[:i] + "\n" + table + text[j:])
+PY
+    echo "bench/README.md: latency table replaced" >&2
+  fi
+}
+if [ $latency_only = 1 ]; then
+  latency
+  exit 0
+fi
 has() { case "$run_help" in *"$1"*) return 0 ;; esac; return 1; }
 
 # -------------------------------------------------------------------- venv
@@ -266,12 +300,18 @@ if [ -n "$py" ]; then
 fi
 echo "# load-at-end $(cut -d' ' -f1-3 /proc/loadavg | tr ' ' '/')" >> "$res"
 
+latency
+
 # ------------------------------------------------------------------ table
 say "results ($out)"
 echo
 bl header "$res"
 echo
 bl table "$res" "$out/table.md"
+echo
+echo "Compile latency"
+echo
+cat "$out/latency.md"
 if [ $update_readme = 1 ]; then
   bl readme bench/README.md "$res" "$out/table.md"
   echo "bench/README.md: latest table replaced" >&2

@@ -2,8 +2,11 @@
  *
  * On the first run of a graph (or a later one: interp_runs) the runner decides fusion groups
  * (passes/fuse.h), plans their memory (passes/memplan.h), lowers them to
- * kernel plans (codegen/kernel.h), emits one LLVM module, optimises it at
- * O3 for the host CPU and JIT-compiles it; the result is cached per graph
+ * kernel plans (codegen/kernel.h) and makes code for each kernel: shared
+ * with any kernel of the same structure compiled before, else loaded from
+ * the persistent compile cache (cache_dir, llvm_cache.h) or compiled, at O3
+ * for the host CPU where the expected benefit pays for it and at O0
+ * otherwise (llvm_plan.h), on several threads; the result is cached per graph
  * (keyed by the Graph pointer and its node array, so a graph rebuilt by a
  * pass is compiled again). A graph using something the backend cannot
  * lower runs on the reference interpreter instead, with a note when
@@ -43,6 +46,12 @@ typedef struct {
     const char *cache_dir;
     int compile_threads; /* 0: DFLOW_COMPILE_THREADS or the online cores */
     NumericsCheck *numerics; /* --check-numerics: scan every kernel's output (NULL: off) */
+    /* `--backend auto`: a graph whose expected runs (Graph.runs: the constant
+       trip counts of its loops) cost less to interpret than compiling it
+       (llvm_plan.h, a fixed model: never a time measured) runs on the
+       interpreter; its bits are then the interpreter's, not those of a built
+       executable */
+    bool tiered;
 } LlvmOptions;
 
 typedef struct {
@@ -55,6 +64,7 @@ typedef struct {
     int ncached;      /* of which found in the persistent cache */
     int nshared;      /* kernels sharing code made earlier (identical structure) */
     double compile_s; /* fusion + scheduling + IR + O3 + machine code */
+    double compile_cpu_s; /* the same in CPU time of the process (all compile threads) */
     double opt_s;     /* of which the LLVM optimiser (O3, or O0 for a graph run once) */
     double codegen_s; /* of which machine code generation (LLJIT) */
     bool fallback;    /* runs on the interpreter */

@@ -289,7 +289,7 @@ int llvm_cache_trim(LlvmCache *c) {
             files = p;
         }
         FileInfo *f = &files[nf++];
-        snprintf(f->name, sizeof f->name, "%s", e->d_name);
+        snprintf(f->name, sizeof f->name, "%.40s", e->d_name); /* is_entry: 36 characters */
         f->mtime = st.st_mtim.tv_sec;
         f->mtime_ns = st.st_mtim.tv_nsec;
         f->size = (int64_t)st.st_size;

@@ -127,6 +127,45 @@ int llvm_kernel_opt(const Graph *g, const KernelPlan *k) {
     return saved_s > cost_s ? LLVM_OPT_FULL : LLVM_OPT_FAST;
 }
 
+/* O0 compile cost per kernel (fast instruction selection; a normal draw
+ * emitted per element: about 5 ms) and the interpreter's per element and
+ * per node costs (it computes in double, allocates every value; Philox and
+ * Box-Muller in C), measured like the constants above. */
+#define FAST_BASE_S 0.5e-3
+#define FAST_UNIT_S 0.05e-3
+#define INTERP_NODE_S 1e-6
+#define INTERP_ELEM_NS 3.0
+
+double llvm_compile_estimate_s(const KernelProgram *p, const uint8_t *opts) {
+    double s = 0;
+    for (int i = 0; i < p->nkernels; i++) {
+        double u = compile_units(&p->kernels[i]);
+        s += FAST_BASE_S + FAST_UNIT_S * u;
+        if (opts[i] == LLVM_OPT_FULL) s += FULL_BASE_S + FULL_UNIT_S * u;
+    }
+    return s;
+}
+
+double llvm_interp_estimate_s(const Graph *g) {
+    double s = 0;
+    for (uint32_t i = 0; i < g->nnodes; i++) {
+        const Node *n = g->nodes[i];
+        if (n->op == OP_INPUT || n->nsrc == 0 || (ir_ops[n->op].flags & OPF_MOVE)) continue;
+        double w = 1; /* a matmul is a BLAS call on both paths: only its output counts */
+        if (n->op == OP_RNG_NORMAL)
+            w = 10;
+        else if (n->op == OP_RNG_UNIFORM)
+            w = 4;
+        else if (n->op == OP_EXP || n->op == OP_LOG || n->op == OP_SIN || n->op == OP_COS ||
+                 n->op == OP_POW)
+            w = 4;
+        double elems = (double)rt_shape_numel(&n->shape);
+        if (ir_ops[n->op].flags & OPF_RED) elems = (double)rt_shape_numel(&n->src[0]->shape);
+        s += INTERP_NODE_S + w * elems * INTERP_ELEM_NS * 1e-9;
+    }
+    return s;
+}
+
 bool llvm_plan_graph(const Graph *g, const bool *donated, Arena *a, LlvmPlan *out, char *why,
                      size_t whyn) {
     memset(out, 0, sizeof *out);

@@ -26,6 +26,11 @@ typedef struct {
  * is a function of the program alone, the same in the JIT and `dflow build`. */
 #define LLVM_LOOP_RUNS 1000.0
 int llvm_kernel_opt(const Graph *g, const KernelPlan *k);
+/* Expected seconds to compile p's kernels at opts (every kernel counted,
+ * shared or not) and for the interpreter to run g once, from the same
+ * fixed model: what `--backend auto` compares (times Graph.runs). */
+double llvm_compile_estimate_s(const KernelProgram *p, const uint8_t *opts);
+double llvm_interp_estimate_s(const Graph *g);
 
 /* False with the reason in why (the graph then runs on the interpreter, or
  * `dflow build` refuses it). */

@@ -4,7 +4,8 @@
  * ignores damaged or foreign entries, stays within its bound and is safe
  * under concurrent runs; and the results are bit for bit the same whether
  * kernels came from the cache or were compiled, on 1 or 2 compile threads.
- * Each test uses its own cache folder (never the user's). */
+ * Each test uses its own cache folder (never the user's). Last, the
+ * tiering of `--backend auto`. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -53,7 +54,8 @@ static Node *input(Prog *p, DType dt, Shape s) {
     int64_t n = rt_shape_numel(&s);
     for (int64_t i = 0; i < n; i++)
         rt_tensor_set_f64(t, i,
-                          dt == DT_I64 ? (double)(i % 10) : 0.37 * (double)((i * 7919 + p->nin * 13) % 23) - 4.1);
+                          dt == DT_I64 ? (double)(i % 10)
+                                       : 0.37 * (double)((i * 7919 + p->nin * 13) % 23) - 4.1);
     p->in[p->nin++] = t;
     return ir_input(p->g, dt, s, NULL, L);
 }
@@ -362,4 +364,78 @@ Test(jit_cache, the_folder_follows_the_environment) {
     cr_expect_null(llvm_cache_default_dir(buf, sizeof buf));
     setenv("DFLOW_NO_CACHE", "0", 1);
     cr_expect_not_null(llvm_cache_default_dir(buf, sizeof buf));
+}
+
+/* --backend auto: a graph goes to the interpreter when the model expects
+ * interpreting its runs to be cheaper than compiling it, else it is
+ * compiled (a small graph run 5 times: interpreted; in a loop of unknown
+ * count, or large: compiled); plain cpu (tiered off) compiles everything.
+ * The same answer at any compile thread count. */
+Test(jit_cache, auto_interprets_only_small_graphs_run_once) {
+    for (int threads = 1; threads <= 2; threads++) {
+        Prog small, big, loop;
+        prog_init(&small, "small_once");
+        twin_graph(&small);
+        small.g->once = true;
+        prog_init(&big, "big_once");
+        Node *x = input(&big, DT_F32, th_shape(1, 1 << 21));
+        ir_graph_add_output(big.g, ir_unary(big.g, OP_EXP, ir_unary(big.g, OP_SIN, x, L), L));
+        big.g->once = true;
+        prog_init(&loop, "small_loop");
+        twin_graph(&loop);
+        loop.g->repeated = true; /* runs not known: as if in a loop of 1000 */
+        Prog few;
+        prog_init(&few, "small_loop_of_5");
+        twin_graph(&few);
+        few.g->repeated = true;
+        few.g->runs = 5;
+        char err[200] = "";
+        LlvmOptions o = {.compile_threads = threads, .tiered = true};
+        GraphRunner r = llvm_runner_new(&o, err, sizeof err);
+        cr_assert_not_null(r.run, "%s", err);
+        RtTensor *out[2] = {0};
+        Prog *ps[4] = {&small, &big, &loop, &few};
+        for (int i = 0; i < 4; i++) {
+            cr_assert(r.run(r.ctx, ps[i]->g, ps[i]->in, out, ps[i]->d));
+            for (int j = 0; j < ps[i]->g->noutputs; j++)
+                rt_tensor_free(out[j]);
+        }
+        const LlvmGraphInfo *is = llvm_runner_graph(&r, 0), *ib = llvm_runner_graph(&r, 1),
+                            *il = llvm_runner_graph(&r, 2);
+        cr_expect(is->fallback && strstr(is->reason, "cheaper to interpret"), "small: %s",
+                  is->reason);
+        cr_expect(!ib->fallback, "2M elements of sin and exp interpreted: %s", ib->reason);
+        cr_expect(!il->fallback, "a graph run in a loop was interpreted: %s", il->reason);
+        cr_expect(llvm_runner_graph(&r, 3)->fallback, "a small graph run 5 times was compiled");
+        llvm_runner_free(&r);
+        GraphRunner c = runner(NULL, threads); /* tiered off */
+        cr_assert(c.run(c.ctx, small.g, small.in, out, small.d));
+        for (int j = 0; j < small.g->noutputs; j++)
+            rt_tensor_free(out[j]);
+        cr_expect(!llvm_runner_graph(&c, 0)->fallback, "cpu interpreted a graph");
+        llvm_runner_free(&c);
+        for (int i = 0; i < 3; i++)
+            prog_free(ps[i]);
+    }
+}
+
+/* Graph.runs comes from the loops' constant trip counts (ir_mark_repeated):
+ * under --backend auto the same small loop body is interpreted when the
+ * loop runs 5 times and compiled when it runs 100000 times. */
+Test(jit_cache, auto_reads_the_trip_count_of_loops, .timeout = 120) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    const char *src[2] = {"main {\n  x = iota(8) / 8\n  for s in 0..5 { x = x * 0.5 + 1 }\n"
+                          "  log s = sum(x)\n}\n",
+                          "main {\n  x = iota(8) / 8\n  for s in 0..100000 { x = x * 0.5 + 1 }\n"
+                          "  log s = sum(x)\n}\n"};
+    for (int i = 0; i < 2; i++) {
+        const char *prog = th_write_program(src[i]);
+        SpawnResult r = th_run(100, bin, "run", prog, "--backend", "auto", "-v", NULL);
+        TH_EXPECT_EXIT(r, 0);
+        bool interpreted = strstr(r.err, "running on the interpreter (cheaper to interpret") &&
+                           !strstr(r.err, " kernels (");
+        cr_expect(i == 0 ? interpreted : !interpreted, "loop %d:\n%s", i, r.err);
+        th_spawn_free(&r);
+    }
 }
