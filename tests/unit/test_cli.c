@@ -115,14 +115,16 @@ Test(cli, check_and_ir_on_examples) {
         th_spawn_free(&r);
         r = dflow(30, "ir", "--after", "dce", ex[i], NULL);
         EXPECT_EXIT(r, 0);
-        cr_assert(strstr(r.out, "slots:") && strstr(r.out, "main:") && strstr(r.out, "graph "), "%s", r.out);
+        cr_assert(strstr(r.out, "slots:") && strstr(r.out, "main:") && strstr(r.out, "graph "),
+                  "%s", r.out);
         th_spawn_free(&r);
     }
 }
 
 static int count(const char *hay, const char *needle) {
     int n = 0;
-    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle)) n++;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
     return n;
 }
 
@@ -150,7 +152,8 @@ Test(cli, ir_after_shows_each_pass_at_work) {
     static const char *passes[] = {NULL, "fold", "cse", "dce", "fuse"};
     char *out[5];
     for (int i = 0; i < 5; i++) {
-        SpawnResult r = passes[i] ? dflow(30, "ir", "--after", passes[i], prog, NULL) : dflow(30, "ir", prog, NULL);
+        SpawnResult r = passes[i] ? dflow(30, "ir", "--after", passes[i], prog, NULL)
+                                  : dflow(30, "ir", prog, NULL);
         EXPECT_EXIT(r, 0);
         out[i] = strdup(r.out);
         th_spawn_free(&r);
@@ -168,12 +171,14 @@ Test(cli, ir_after_shows_each_pass_at_work) {
     cr_expect_eq(count(out[2], "= add f32[4] %3, %3"), 1, "%s", out[2]);
     /* dce: the folded-away scalars and broadcasts are gone */
     cr_expect_eq(count(out[3], "const f32[] value="), 0, "%s", out[3]);
-    cr_expect_lt(count(out[3], "\n  %"), count(out[2], "\n  %"), "dce removed nothing:\n%s", out[3]);
+    cr_expect_lt(count(out[3], "\n  %"), count(out[2], "\n  %"), "dce removed nothing:\n%s",
+                 out[3]);
     /* fuse: the kernel list, with the exp and its add in one elementwise kernel */
     cr_expect_eq(count(out[4], "kernels g0:"), 1, "%s", out[4]);
     cr_expect_eq(count(out[4], "(ew) f32[4] <- %2 : %3 %4\n"), 1, "%s", out[4]);
     cr_expect_eq(count(out[3], "kernels "), 0, "%s", out[3]);
-    for (int i = 0; i < 5; i++) free(out[i]);
+    for (int i = 0; i < 5; i++)
+        free(out[i]);
     th_rmdir(dir);
 }
 
@@ -191,9 +196,10 @@ Test(cli, data_split_parts_hold_exactly_their_rows) {
     char dir[256], prog[1024];
     cr_assert(th_tempdir(dir, sizeof dir, "cli"));
     /* a quoted header name may hold a comma */
-    const char *csv = write_file(dir, "d.csv",
-                                 "\"width, cm\",\"height, cm\",label\n1,10,0\n2,20,1\n3,30,2\n4,40,0\n5,50,1\n"
-                                 "6,60,2\n7,70,0\n");
+    const char *csv =
+        write_file(dir, "d.csv",
+                   "\"width, cm\",\"height, cm\",label\n1,10,0\n2,20,1\n3,30,2\n4,40,0\n5,50,1\n"
+                   "6,60,2\n7,70,0\n");
     snprintf(prog, sizeof prog,
              "data d = csv(\"%s\", labels = 2, split = [3, 2, 2])\n"
              "data e = csv(\"%s\", labels = 2, split = [5, 1])\n"
@@ -230,10 +236,12 @@ Test(cli, data_split_parts_hold_exactly_their_rows) {
             cr_expect(t->shape.rank == rank && t->shape.dims[0] == want[i].rows &&
                           (rank == 1 || t->shape.dims[1] == want[i].cols),
                       "%s (%s): wrong shape", want[i].file, backends[b]);
-            int64_t n = rt_shape_numel(&t->shape), m = want[i].rows * (want[i].cols ? want[i].cols : 1);
+            int64_t n = rt_shape_numel(&t->shape),
+                    m = want[i].rows * (want[i].cols ? want[i].cols : 1);
             for (int64_t j = 0; j < n && j < m; j++)
-                cr_expect_eq(rt_tensor_get_f64(t, j), want[i].v[j], "%s (%s) element %lld: %g, want %g",
-                             want[i].file, backends[b], (long long)j, rt_tensor_get_f64(t, j), want[i].v[j]);
+                cr_expect_eq(rt_tensor_get_f64(t, j), want[i].v[j],
+                             "%s (%s) element %lld: %g, want %g", want[i].file, backends[b],
+                             (long long)j, rt_tensor_get_f64(t, j), want[i].v[j]);
             rt_tensor_free(t);
         }
     }
@@ -538,15 +546,16 @@ Test(cli, out_of_memory_is_a_located_error_on_both_backends) {
 Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 300) {
     char dir[256];
     cr_assert(th_tempdir(dir, sizeof dir, "cli"));
-    const char *prog = write_file(dir, "rows.dfl",
-                                  "main {\n  x = randn([5, 7], seed = 1)\n  z = randn([7, 5], seed = 2)\n"
-                                  "  gap = iota(7) * 100.0\n"
-                                  "  save \"neg.npy\" softmax(x - 200.0, axis = 1)\n"
-                                  "  save \"pos.npy\" log_softmax(x + 300.0, axis = 1)\n"
-                                  "  save \"lse.npy\" logsumexp(x - 300.0, axis = 1)\n"
-                                  "  save \"gap.npy\" softmax(x + gap, axis = 1)\n"
-                                  "  save \"min.npy\" x - min(x + 150.0, axis = 1, keepdims = true)\n"
-                                  "  save \"tr.npy\" transpose(x - mean(x, axis = 1, keepdims = true)) * z\n}\n");
+    const char *prog =
+        write_file(dir, "rows.dfl",
+                   "main {\n  x = randn([5, 7], seed = 1)\n  z = randn([7, 5], seed = 2)\n"
+                   "  gap = iota(7) * 100.0\n"
+                   "  save \"neg.npy\" softmax(x - 200.0, axis = 1)\n"
+                   "  save \"pos.npy\" log_softmax(x + 300.0, axis = 1)\n"
+                   "  save \"lse.npy\" logsumexp(x - 300.0, axis = 1)\n"
+                   "  save \"gap.npy\" softmax(x + gap, axis = 1)\n"
+                   "  save \"min.npy\" x - min(x + 150.0, axis = 1, keepdims = true)\n"
+                   "  save \"tr.npy\" transpose(x - mean(x, axis = 1, keepdims = true)) * z\n}\n");
     static const char *files[] = {"neg.npy", "pos.npy", "lse.npy", "gap.npy", "min.npy", "tr.npy"};
     const char *backends[] = {"interp", "cpu"};
     char out[2][320];
@@ -562,8 +571,8 @@ Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 300) {
         for (int64_t j = 0; j < rt_shape_numel(&a->shape); j++) {
             double va = rt_tensor_get_f64(a, j), vc = rt_tensor_get_f64(c, j);
             cr_expect(isfinite(va), "%s[%lld] on interp: %g", files[i], (long long)j, va);
-            cr_expect(fabs(va - vc) <= 1e-5 * (1 + fabs(va)), "%s[%lld]: interp %.9g, cpu %.9g", files[i],
-                      (long long)j, va, vc);
+            cr_expect(fabs(va - vc) <= 1e-5 * (1 + fabs(va)), "%s[%lld]: interp %.9g, cpu %.9g",
+                      files[i], (long long)j, va, vc);
         }
         rt_tensor_free(a);
         rt_tensor_free(c);
@@ -576,13 +585,14 @@ Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 300) {
 Test(cli, epochs_run_every_epoch) {
     char dir[256], out[320], csvp[360];
     cr_assert(th_tempdir(dir, sizeof dir, "cli"));
-    const char *prog = write_file(dir, "ep.dfl",
-                                  "import optim\ndata X = randn([8, 2], seed = 1)\n"
-                                  "data ds = [x = X, y = X @ ones([2])]\n"
-                                  "fn model(x: f32[B, 2]) -> f32[B] {\n  param w: f32[2] = zeros()\n  return x @ w\n}\n"
-                                  "train model {\n  data = ds\n  batch = 3\n  epochs = 3\n"
-                                  "  loss = mse(model(batch.x), batch.y)\n  optimizer = optim.sgd(lr = 0.1)\n"
-                                  "  every 1 { log w0 = params(model).w[0] }\n}\n");
+    const char *prog = write_file(
+        dir, "ep.dfl",
+        "import optim\ndata X = randn([8, 2], seed = 1)\n"
+        "data ds = [x = X, y = X @ ones([2])]\n"
+        "fn model(x: f32[B, 2]) -> f32[B] {\n  param w: f32[2] = zeros()\n  return x @ w\n}\n"
+        "train model {\n  data = ds\n  batch = 3\n  epochs = 3\n"
+        "  loss = mse(model(batch.x), batch.y)\n  optimizer = optim.sgd(lr = 0.1)\n"
+        "  every 1 { log w0 = params(model).w[0] }\n}\n");
     snprintf(out, sizeof out, "%s/run", dir);
     SpawnResult r = dflow(120, "run", prog, "--backend", "interp", "--out", out, NULL);
     EXPECT_EXIT(r, 0);

@@ -385,8 +385,10 @@ static void check_case_second_order(const char *opname, const GradCase *c) {
             widx[nw++] = i;
         }
     Node *g1[MAXIN], *g2[MAXIN], *hv[MAXIN];
-    cr_assert(pass_grad(gb.g, gb.loss, NULL, gw, nw, g1), "%s %s: pass_grad failed", opname, c->label);
-    for (int k = 0; k < nw; k++) ir_graph_add_output(gb.g, g1[k]);
+    cr_assert(pass_grad(gb.g, gb.loss, NULL, gw, nw, g1), "%s %s: pass_grad failed", opname,
+              c->label);
+    for (int k = 0; k < nw; k++)
+        ir_graph_add_output(gb.g, g1[k]);
 
     bool ok = pass_grad(hb.g, hb.loss, NULL, hw, nw, g2);
     print_diags(hb.diags);
@@ -400,12 +402,14 @@ static void check_case_second_order(const char *opname, const GradCase *c) {
     ok = dir && pass_grad(hb.g, dir, NULL, hw, nw, hv);
     print_diags(hb.diags);
     cr_assert(ok, "%s %s: the second pass_grad failed", opname, c->label);
-    for (int k = 0; k < nw; k++) ir_graph_add_output(hb.g, hv[k]);
+    for (int k = 0; k < nw; k++)
+        ir_graph_add_output(hb.g, hv[k]);
     cr_assert(ir_verify(hb.g, "hvp"), "%s %s: verifier", opname, c->label);
 
     /* values: the case inputs, r, then one direction per floating input */
     RtTensor *vals[2 * MAXIN + 1];
-    for (int i = 0; i < c->nin; i++) vals[i] = random_tensor(&c->in[i]);
+    for (int i = 0; i < c->nin; i++)
+        vals[i] = random_tensor(&c->in[i]);
     InSpec rs = F(hb.in[c->nin]->shape, DOM_ANY);
     vals[c->nin] = random_tensor(&rs);
     for (int k = 0; k < nw; k++) {
@@ -419,13 +423,15 @@ static void check_case_second_order(const char *opname, const GradCase *c) {
 
     /* the gradient at x + h v and x - h v */
     RtTensor *base[MAXIN];
-    for (int k = 0; k < nw; k++) base[k] = rt_tensor_clone(vals[widx[k]]);
+    for (int k = 0; k < nw; k++)
+        base[k] = rt_tensor_clone(vals[widx[k]]);
     for (int side = 0; side < 2; side++) {
         double sg = side ? -FD2_H : FD2_H;
         for (int k = 0; k < nw; k++) {
             RtTensor *x = vals[widx[k]], *v = vals[c->nin + 1 + k];
             for (int64_t j = 0; j < rt_shape_numel(&x->shape); j++)
-                rt_tensor_set_f64(x, j, rt_tensor_get_f64(base[k], j) + sg * rt_tensor_get_f64(v, j));
+                rt_tensor_set_f64(x, j,
+                                  rt_tensor_get_f64(base[k], j) + sg * rt_tensor_get_f64(v, j));
         }
         ok = ir_interp_run(gb.g, vals, side ? gm : gp, gb.diags);
         print_diags(gb.diags);
@@ -436,9 +442,10 @@ static void check_case_second_order(const char *opname, const GradCase *c) {
         for (int64_t j = 0; j < n; j++) {
             double fd = (rt_tensor_get_f64(gp[k], j) - rt_tensor_get_f64(gm[k], j)) / (2 * FD2_H);
             double an = rt_tensor_get_f64(h[k], j);
-            cr_expect(fabs(an - fd) <= FD2_TOL * (1 + fabs(fd)),
-                      "%s %s: (Hv) for input%d[%lld]: autodiff %.12g, differences of gradients %.12g", opname,
-                      c->label, widx[k], (long long)j, an, fd);
+            cr_expect(
+                fabs(an - fd) <= FD2_TOL * (1 + fabs(fd)),
+                "%s %s: (Hv) for input%d[%lld]: autodiff %.12g, differences of gradients %.12g",
+                opname, c->label, widx[k], (long long)j, an, fd);
         }
     }
     for (int k = 0; k < nw; k++) {
@@ -448,7 +455,8 @@ static void check_case_second_order(const char *opname, const GradCase *c) {
         rt_tensor_free(gm[k]);
         rt_tensor_free(vals[c->nin + 1 + k]);
     }
-    for (int i = 0; i <= c->nin; i++) rt_tensor_free(vals[i]);
+    for (int i = 0; i <= c->nin; i++)
+        rt_tensor_free(vals[i]);
     free_built(&gb);
     free_built(&hb);
 }
@@ -483,7 +491,8 @@ Test(grad, every_differentiable_op_matches_finite_differences_at_second_order) {
         int n = cases_for((OpKind)op, cases);
         cur_op = (OpKind)op;
         rng_state = 0x2d0000u + (uint64_t)op;
-        for (int i = 0; i < n; i++) check_case_second_order(ir_op_name(op), &cases[i]);
+        for (int i = 0; i < n; i++)
+            check_case_second_order(ir_op_name(op), &cases[i]);
     }
 }
 
@@ -520,7 +529,8 @@ Test(grad, composites_match_finite_differences) {
     rng_state = 42;
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) check_case("composite", &cs[i]);
     rng_state = 43;
-    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) check_case_second_order("composite", &cs[i]);
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+        check_case_second_order("composite", &cs[i]);
 }
 
 /* ---- specific semantics ----------------------------------------------------- */

@@ -12,10 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/pass.h"
-#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -260,7 +260,8 @@ Test(interp, input_mismatch) {
  * node that a buggy pass might build (here a matmul whose batch dimensions
  * differ, made without the checking builder) is reported, not run. */
 Test(interp, verifier_rejects_a_matmul_with_other_batch_dims) {
-    Node *a = ir_input(G, DT_F32, th_shape(3, 2, 3, 4), "a", L), *b = ir_input(G, DT_F32, th_shape(3, 3, 4, 5), "b", L);
+    Node *a = ir_input(G, DT_F32, th_shape(3, 2, 3, 4), "a", L),
+         *b = ir_input(G, DT_F32, th_shape(3, 3, 4, 5), "b", L);
     Node *src[2] = {a, b};
     Node *m = ir_node_new(G, OP_MATMUL, DT_F32, th_shape(3, 2, 3, 5), src, 2, NULL, L);
     cr_assert_not_null(m);
@@ -276,18 +277,22 @@ Test(interp, verifier_rejects_a_matmul_with_other_batch_dims) {
 Test(interp, pipeline_keeps_near_duplicates_apart) {
     Node *x = ir_input(G, DT_F64, th_shape(2, 4, 4), "x", L);
     int64_t st[2] = {0, 0}, sp1[2] = {4, 4}, sp2[2] = {2, 4}, s1[2] = {2, 1}, s2[2] = {1, 1};
-    Node *a = ir_slice(G, x, st, sp1, s1, L), *b = ir_slice(G, x, st, sp2, s2, L); /* rows 0,2 vs 0,1 */
+    Node *a = ir_slice(G, x, st, sp1, s1, L),
+         *b = ir_slice(G, x, st, sp2, s2, L); /* rows 0,2 vs 0,1 */
     int64_t lo[2] = {1, 0}, hi[2] = {0, 0};
     Node *pa = ir_pad(G, a, lo, hi, 0.5, L), *pb = ir_pad(G, b, lo, hi, -2.0, L);
     int tr[2] = {1, 0};
     Node *t = ir_permute(G, x, tr, L);
     Node *r0 = ir_reduce(G, OP_SUM, x, 1u, L), *r1 = ir_reduce(G, OP_SUM, x, 2u, L);
-    Node *i0 = ir_iota(G, DT_F64, th_shape(2, 4, 4), 0, L), *i1 = ir_iota(G, DT_F64, th_shape(2, 4, 4), 1, L);
+    Node *i0 = ir_iota(G, DT_F64, th_shape(2, 4, 4), 0, L),
+         *i1 = ir_iota(G, DT_F64, th_shape(2, 4, 4), 1, L);
     ir_graph_add_output(G, ir_binary(G, OP_SUB, pa, pb, L));
-    ir_graph_add_output(G, ir_binary(G, OP_SUB, ir_binary(G, OP_ADD, x, i0, L), ir_binary(G, OP_ADD, t, i1, L), L));
+    ir_graph_add_output(
+        G, ir_binary(G, OP_SUB, ir_binary(G, OP_ADD, x, i0, L), ir_binary(G, OP_ADD, t, i1, L), L));
     ir_graph_add_output(G, ir_binary(G, OP_SUB, r0, r1, L));
     RtTensor *in = rt_tensor_new(DT_F64, th_shape(2, 4, 4));
-    for (int i = 0; i < 16; i++) rt_tensor_set_f64(in, i, (i * 7) % 11 - 3.5);
+    for (int i = 0; i < 16; i++)
+        rt_tensor_set_f64(in, i, (i * 7) % 11 - 3.5);
     RtTensor *before[3], *after[3];
     run(&in, before);
     cr_assert(pass_run_pipeline(G, NULL), "%s", th_last_diag(D));
@@ -301,6 +306,38 @@ Test(interp, pipeline_keeps_near_duplicates_apart) {
         rt_tensor_free(before[k]);
         rt_tensor_free(after[k]);
     }
+    rt_tensor_free(in);
+}
+
+/* Many slices of one tensor with the same start and length but different
+ * steps (x[s : : k] for k = 1..6): CSE must merge none of them, however they
+ * meet in its table. */
+Test(interp, pipeline_keeps_strided_slices_apart) {
+    enum { STARTS = 16, STEPS = 6, LEN = 8 };
+    Node *x = ir_input(G, DT_F64, th_shape(1, 64), "x", L), *parts[STARTS * STEPS];
+    for (int s = 0; s < STARTS; s++)
+        for (int k = 1; k <= STEPS; k++) {
+            int64_t st = s, sp = s + (LEN - 1) * k + 1, step = k;
+            parts[s * STEPS + k - 1] = ir_slice(G, x, &st, &sp, &step, L);
+        }
+    ir_graph_add_output(G, ir_concat(G, parts, STARTS * STEPS, 0, L));
+    RtTensor *in = rt_tensor_new(DT_F64, th_shape(1, 64)), *before, *after;
+    for (int i = 0; i < 64; i++)
+        rt_tensor_set_f64(in, i, i);
+    run(&in, &before);
+    cr_assert(pass_run_pipeline(G, NULL), "%s", th_last_diag(D));
+    run(&in, &after);
+    for (int s = 0; s < STARTS; s++)
+        for (int k = 1; k <= STEPS; k++)
+            for (int j = 0; j < LEN; j++) {
+                int64_t i = ((int64_t)s * STEPS + k - 1) * LEN + j;
+                cr_expect_eq(rt_tensor_get_f64(before, i), s + j * k);
+                cr_expect_eq(rt_tensor_get_f64(after, i), s + j * k,
+                             "x[%d::%d][%d] after the passes: %g", s, k, j,
+                             rt_tensor_get_f64(after, i));
+            }
+    rt_tensor_free(before);
+    rt_tensor_free(after);
     rt_tensor_free(in);
 }
 
@@ -427,7 +464,8 @@ static void build_sgd_step(Graph *g, int64_t N, int64_t I, int64_t H, int64_t C,
 
 /* The synthetic problem: inputs in [-1, 1], scaled weights, zero biases and
  * a learnable label (the argmax of a fixed projection of x). */
-static void make_problem(int64_t N, int64_t I, int64_t H, int64_t C, RtTensor **x, RtTensor **y, RtTensor *p[4]) {
+static void make_problem(int64_t N, int64_t I, int64_t H, int64_t C, RtTensor **x, RtTensor **y,
+                         RtTensor *p[4]) {
     uint32_t st = 7;
     *x = rt_tensor_new(DT_F32, th_shape(2, N, I));
     *y = rt_tensor_new(DT_I64, th_shape(1, N));
@@ -442,7 +480,8 @@ static void make_problem(int64_t N, int64_t I, int64_t H, int64_t C, RtTensor **
         double best = -INFINITY;
         for (int64_t c = 0; c < C; c++) {
             double s = 0;
-            for (int64_t i = c; i < I; i += C) s += f(*x, n * I + i);
+            for (int64_t i = c; i < I; i += C)
+                s += f(*x, n * I + i);
             if (s > best) {
                 best = s;
                 ((int64_t *)(*y)->data)[n] = c;
@@ -453,28 +492,31 @@ static void make_problem(int64_t N, int64_t I, int64_t H, int64_t C, RtTensor **
 
 /* The MLP in double, independently of the IR: mean cross-entropy, and the
  * fraction of rows whose largest logit is the label. */
-static void reference(int64_t N, int64_t I, int64_t H, int64_t C, const RtTensor *x, const RtTensor *y,
-                      RtTensor *const p[4], double *loss, double *acc) {
+static void reference(int64_t N, int64_t I, int64_t H, int64_t C, const RtTensor *x,
+                      const RtTensor *y, RtTensor *const p[4], double *loss, double *acc) {
     double *hv = malloc(sizeof(double) * (size_t)H), *lg = malloc(sizeof(double) * (size_t)C);
     double total = 0;
     int64_t right = 0;
     for (int64_t n = 0; n < N; n++) {
         for (int64_t j = 0; j < H; j++) {
             double s = f(p[1], j);
-            for (int64_t i = 0; i < I; i++) s += (double)f(x, n * I + i) * f(p[0], i * H + j);
+            for (int64_t i = 0; i < I; i++)
+                s += (double)f(x, n * I + i) * f(p[0], i * H + j);
             hv[j] = s > 0 ? s : 0;
         }
         double m = -INFINITY, den = 0;
         int64_t arg = 0;
         for (int64_t c = 0; c < C; c++) {
             lg[c] = f(p[3], c);
-            for (int64_t j = 0; j < H; j++) lg[c] += hv[j] * f(p[2], j * C + c);
+            for (int64_t j = 0; j < H; j++)
+                lg[c] += hv[j] * f(p[2], j * C + c);
             if (lg[c] > m) {
                 m = lg[c];
                 arg = c;
             }
         }
-        for (int64_t c = 0; c < C; c++) den += exp(lg[c] - m);
+        for (int64_t c = 0; c < C; c++)
+            den += exp(lg[c] - m);
         int64_t lab = ((const int64_t *)y->data)[n];
         total += m + log(den) - lg[lab];
         right += arg == lab;
@@ -487,7 +529,8 @@ static void reference(int64_t N, int64_t I, int64_t H, int64_t C, const RtTensor
 
 /* Trains on the fixed synthetic batch; returns the last loss, the first via
  * *first, and the training accuracy of the final parameters via *acc. */
-static double train(int64_t N, int64_t I, int64_t H, int64_t C, int steps, double *first, double *acc) {
+static double train(int64_t N, int64_t I, int64_t H, int64_t C, int steps, double *first,
+                    double *acc) {
     Graph *g = ir_graph_new(A, D, "step");
     build_sgd_step(g, N, I, H, C, 0.1f);
     cr_assert(ir_verify(g, "build"), "%s", th_last_diag(D));
@@ -519,9 +562,12 @@ static double train(int64_t N, int64_t I, int64_t H, int64_t C, int steps, doubl
 static void check_first_step(int64_t N, int64_t I, int64_t H, int64_t C) {
     Graph *hand = ir_graph_new(A, D, "hand"), *ad = ir_graph_new(A, D, "autodiff");
     build_sgd_step(hand, N, I, H, C, 0.1f);
-    Node *ax = ir_input(ad, DT_F32, th_shape(2, N, I), "x", L), *ay = ir_input(ad, DT_I64, th_shape(1, N), "y", L);
-    Node *aw[4] = {ir_input(ad, DT_F32, th_shape(2, I, H), "W1", L), ir_input(ad, DT_F32, th_shape(1, H), "b1", L),
-                   ir_input(ad, DT_F32, th_shape(2, H, C), "W2", L), ir_input(ad, DT_F32, th_shape(1, C), "b2", L)};
+    Node *ax = ir_input(ad, DT_F32, th_shape(2, N, I), "x", L),
+         *ay = ir_input(ad, DT_I64, th_shape(1, N), "y", L);
+    Node *aw[4] = {ir_input(ad, DT_F32, th_shape(2, I, H), "W1", L),
+                   ir_input(ad, DT_F32, th_shape(1, H), "b1", L),
+                   ir_input(ad, DT_F32, th_shape(2, H, C), "W2", L),
+                   ir_input(ad, DT_F32, th_shape(1, C), "b2", L)};
     th_mlp_sgd_step(ad, ax, ay, aw, L);
     cr_assert(ir_verify(hand, "hand") && ir_verify(ad, "autodiff"), "%s", th_last_diag(D));
     RtTensor *x, *y, *p[4];
@@ -531,10 +577,10 @@ static void check_first_step(int64_t N, int64_t I, int64_t H, int64_t C) {
     cr_assert(ir_interp_run(ad, ins, o2, D), "%s", th_last_diag(D));
     double ref_loss, acc;
     reference(N, I, H, C, x, y, p, &ref_loss, &acc);
-    cr_expect(fabs(f(o1[0], 0) - ref_loss) <= 1e-5 * fabs(ref_loss), "loss %.9g, reference %.9g", f(o1[0], 0),
-              ref_loss);
-    cr_expect(fabs(f(o2[0], 0) - ref_loss) <= 1e-5 * fabs(ref_loss), "autodiff graph's loss %.9g, reference %.9g",
-              f(o2[0], 0), ref_loss);
+    cr_expect(fabs(f(o1[0], 0) - ref_loss) <= 1e-5 * fabs(ref_loss), "loss %.9g, reference %.9g",
+              f(o1[0], 0), ref_loss);
+    cr_expect(fabs(f(o2[0], 0) - ref_loss) <= 1e-5 * fabs(ref_loss),
+              "autodiff graph's loss %.9g, reference %.9g", f(o2[0], 0), ref_loss);
     static const char *names[4] = {"W1", "b1", "W2", "b2"};
     for (int k = 0; k < 4; k++) {
         int64_t n = rt_shape_numel(&p[k]->shape), bad = 0;
@@ -543,10 +589,11 @@ static void check_first_step(int64_t N, int64_t I, int64_t H, int64_t C) {
             double a = f(o1[k + 1], i), b = f(o2[k + 1], i);
             moved = fmax(moved, fabs(b - f(p[k], i)));
             if (fabs(a - b) > 1e-6 + 1e-5 * fabs(b) && bad++ < 3)
-                cr_expect(false, "%s[%lld] after one step: hand-written %.9g, autodiff %.9g", names[k], (long long)i,
-                          a, b);
+                cr_expect(false, "%s[%lld] after one step: hand-written %.9g, autodiff %.9g",
+                          names[k], (long long)i, a, b);
         }
-        cr_expect_eq(bad, 0, "%s: %lld of %lld elements differ", names[k], (long long)bad, (long long)n);
+        cr_expect_eq(bad, 0, "%s: %lld of %lld elements differ", names[k], (long long)bad,
+                     (long long)n);
         cr_expect(moved > 1e-6, "%s did not move in the step", names[k]);
     }
     for (int k = 0; k < 5; k++) {
@@ -555,10 +602,13 @@ static void check_first_step(int64_t N, int64_t I, int64_t H, int64_t C) {
     }
     rt_tensor_free(x);
     rt_tensor_free(y);
-    for (int k = 0; k < 4; k++) rt_tensor_free(p[k]);
+    for (int k = 0; k < 4; k++)
+        rt_tensor_free(p[k]);
 }
 
-Test(interp, mlp_hand_written_step_matches_autodiff_and_reference) { check_first_step(64, 20, 32, 4); }
+Test(interp, mlp_hand_written_step_matches_autodiff_and_reference) {
+    check_first_step(64, 20, 32, 4);
+}
 
 Test(interp, mlp_sgd_learns_its_labels) {
     double first, acc;

@@ -244,14 +244,16 @@ Test(sema, odd_programs_compile_or_fail_where_they_should) {
         const char *error;
     } progs[] = {
         {"main { x = [1, [2, 3]] + 1 }\n", 0, 0, NULL}, /* a scalar maps over a tree */
-        {"main { x = ones([2])[None, :, None][0, 0, 0, 0] }\n", 1, 46, "too many indices for f32[1,2,1]"},
+        {"main { x = ones([2])[None, :, None][0, 0, 0, 0] }\n", 1, 46,
+         "too many indices for f32[1,2,1]"},
         {"fn f(x: f32[...]) = x\nmain { y = f(1.0) + f(ones([2, 3])) }\n", 0, 0, NULL},
         {"main { for i in 0..3 { for j in i..4 { x = i + j } } }\n", 0, 0, NULL},
         {"main { x = reshape(ones([6]), [-1, -1]) }\n", 1, 31, "only one dimension may be -1"},
         {"main { x = eye(-3) }\n", 1, 12, "eye: negative dimension -3"},
         {"main { x = 1 / 0 }\n", 1, 14, "division by zero"},
         {"main { x = 2 ** 100 }\n", 1, 14, "integer overflow in '**'"},
-        {"main { x = iota(4)[10:20] ; log n = len(x) }\n", 0, 0, NULL}, /* an empty slice, as in numpy */
+        {"main { x = iota(4)[10:20] ; log n = len(x) }\n", 0, 0,
+         NULL}, /* an empty slice, as in numpy */
         {"main { x = sample(0, 3) }\n", 1, 19, "sample: n must be between 1 and 2^31-1, got 0"},
         {"main { x = ones([2]) ; x.y = 3 }\n", 1, 26, "cannot set field 'y' of f32[2]"},
         {"fn g(f) = f(f)\nmain { y = g(g) }\n", 1, 11, "recursion is not supported"},
@@ -266,11 +268,13 @@ Test(sema, odd_programs_compile_or_fail_where_they_should) {
         Compiled c = compile(write_prog(name, progs[i].src), NULL, 0, true);
         char *text = dump(&c);
         if (!progs[i].error) {
-            cr_expect(c.m && c.d->n == 0, "%s should compile cleanly:\n%s\ngot:\n%s", name, progs[i].src, text);
+            cr_expect(c.m && c.d->n == 0, "%s should compile cleanly:\n%s\ngot:\n%s", name,
+                      progs[i].src, text);
         } else {
             cr_expect_null(c.m, "%s compiled:\n%s", name, progs[i].src);
-            cr_expect(has_error(&c, progs[i].line, progs[i].col, progs[i].error), "%s: no error '%s' at %u:%u; got:\n%s",
-                      name, progs[i].error, progs[i].line, progs[i].col, text);
+            cr_expect(has_error(&c, progs[i].line, progs[i].col, progs[i].error),
+                      "%s: no error '%s' at %u:%u; got:\n%s", name, progs[i].error, progs[i].line,
+                      progs[i].col, text);
         }
         free(text);
         release(&c);
@@ -287,7 +291,8 @@ Test(sema, typed_parameter_rank_mismatch_is_a_located_error) {
         const char *call;
         const char *error; /* NULL: accepted */
     } cases[] = {
-        {"  y = f(ones([2, 784, 3]))\n", "argument 'x' of f: expected f32[B,784], got f32[2,784,3]"},
+        {"  y = f(ones([2, 784, 3]))\n",
+         "argument 'x' of f: expected f32[B,784], got f32[2,784,3]"},
         {"  y = f(ones([784]))\n", "argument 'x' of f: expected f32[B,784], got f32[784]"},
         {"  y = f(ones([2, 785]))\n", "argument 'x' of f: expected f32[B,784], got f32[2,785]"},
         {"  y = g(ones([784, 2]))\n", "argument 'x' of g: expected f32[...,784], got f32[784,2]"},
@@ -304,8 +309,8 @@ Test(sema, typed_parameter_rank_mismatch_is_a_located_error) {
             cr_expect(c.m && c.d->n == 0, "%s should compile:\n%s\ngot:\n%s", name, src, text);
         } else {
             cr_expect_null(c.m, "%s compiled:\n%s", name, src);
-            cr_expect(has_error(&c, 8, 9, cases[i].error), "%s: no error '%s' at 8:9; got:\n%s", name,
-                      cases[i].error, text);
+            cr_expect(has_error(&c, 8, 9, cases[i].error), "%s: no error '%s' at 8:9; got:\n%s",
+                      name, cases[i].error, text);
         }
         free(text);
         release(&c);
