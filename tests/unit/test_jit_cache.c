@@ -414,7 +414,7 @@ Test(jit_cache, auto_interprets_only_small_graphs_run_once) {
             rt_tensor_free(out[j]);
         cr_expect(!llvm_runner_graph(&c, 0)->fallback, "cpu interpreted a graph");
         llvm_runner_free(&c);
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             prog_free(ps[i]);
     }
 }
