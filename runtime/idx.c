@@ -103,7 +103,9 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
         return 0;
     }
     h->numel = 1;
-    uint64_t row = 1; /* dims[1..]'s product, bounded even when the count is 0 */
+    /* every prefix of dims[1..]'s product (the row length, as result_shape
+       forms it in int64) is bounded, even when a later dim or the count is 0 */
+    uint64_t row = 1;
     bool overflow = false;
     for (int i = 0; i < h->ndim; i++) {
         const unsigned char *d = p + 4 + 4 * i;
@@ -111,7 +113,8 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
                                (uint32_t)d[3]);
         if (h->dims[i] != 0 && h->numel > UINT64_MAX / (uint64_t)h->dims[i]) overflow = true;
         else h->numel *= (uint64_t)h->dims[i];
-        if (i > 0 && h->dims[i] != 0 && row > UINT64_MAX / (uint64_t)h->dims[i])
+        uint64_t lim = (uint64_t)RT_TENSOR_MAX_BYTES;
+        if (i > 0 && h->dims[i] != 0 && row > lim / (uint64_t)h->dims[i])
             overflow = true;
         else if (i > 0)
             row *= (uint64_t)h->dims[i];

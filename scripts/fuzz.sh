@@ -10,6 +10,8 @@
 #       committed corpus, crash regressions included), then fuzzes SECONDS
 #       (default 10) from them with a fixed seed (-seed=1).
 #   scripts/fuzz.sh list
+#   FUZZ_INSTANCE=2 scripts/fuzz.sh TARGET SECONDS: a second process on the
+#       same working corpus, with its own log (fuzz-TARGET-2.log).
 #
 # Builds build-fuzz/ (CC=clang, -DDFLOW_FUZZ=ON) when needed. Seeds of a
 # target: tests/fuzz/corpus/TARGET/ plus, for frontend, the programs of
@@ -78,6 +80,15 @@ run() {
   corp=$(grep -o 'corp: [0-9]*' "$log" | tail -1 | cut -d' ' -f2 || true)
   local crashes=0
   [ "$rc" = 0 ] || crashes=1
+  # -fork=N mode (with -ignore_timeouts=1 -ignore_ooms=1, say) reports differently
+  local fork
+  fork=$(grep -E '^#[0-9]+: cov: ' "$log" | tail -1 || true)
+  if [ -n "$fork" ]; then
+    execs=$(echo "$fork" | sed 's/^#\([0-9]*\):.*/\1/')
+    secs=$(echo "$fork" | sed -n 's/.* time: \([0-9]*\)s.*/\1/p')
+    corp=$(echo "$fork" | sed -n 's/.* corp: \([0-9]*\).*/\1/p')
+    crashes=$(echo "$fork" | sed -n 's/.*oom\/timeout\/crash: \([0-9\/]*\).*/\1 (oom\/timeout\/crash)/p')
+  fi
   echo "fuzz $t: ${execs:-?} execs in ${secs:-?} s ($(( ${execs:-0} / (${secs:-0} > 0 ? ${secs:-1} : 1) ))/s), cov ${cov:-?}, ft ${ft:-?}, corpus ${corp:-?}, crashes $crashes"
   if [ "$rc" != 0 ]; then
     grep -E "ERROR|SUMMARY|contract broken|Test unit written|runtime error" "$log" | head -8 >&2 || true
@@ -105,11 +116,13 @@ check)
 *)
   t=$1 secs=${2:?usage: scripts/fuzz.sh TARGET SECONDS}
   shift 2
-  printf '%s\n' "${TARGETS[@]}" | grep -qx "$t" || die "unknown target '$t' (one of: ${TARGETS[*]})"
+  case " ${TARGETS[*]} " in *" $t "*) ;; *) die "unknown target '$t' (one of: ${TARGETS[*]})" ;; esac
   if [ "$t" = image ]; then build "fuzz_$t" fuzz_image_seeds; else build "fuzz_$t"; fi
-  s="$BUILD/seeds/$t"
+  # FUZZ_INSTANCE=2: a second process on the same corpus (its own log and seeds)
+  inst=${FUZZ_INSTANCE:+-$FUZZ_INSTANCE}
+  s="$BUILD/seeds/$t$inst"
   seeds "$t" "$s"
   mkdir -p "$BUILD/corpus/$t"
-  run "$t" "$BUILD/fuzz-$t.log" -max_total_time="$secs" "$@" "$BUILD/corpus/$t" "$s"
+  run "$t" "$BUILD/fuzz-$t$inst.log" -max_total_time="$secs" "$@" "$BUILD/corpus/$t" "$s"
   ;;
 esac
