@@ -598,7 +598,8 @@ static void mark_call(const GraphCall *c, bool in_loop, double runs) {
 /* A for loop's trip count when its bounds are constant. */
 static double trips(const HostStmt *st) {
     if (st->u.loop.lo_slot >= 0 || st->u.loop.hi_slot >= 0) return IR_UNKNOWN_TRIPS;
-    return st->u.loop.hi > st->u.loop.lo ? (double)(st->u.loop.hi - st->u.loop.lo) : 0;
+    /* in double: a range of more than 2^63 is refused later, not here */
+    return st->u.loop.hi > st->u.loop.lo ? (double)st->u.loop.hi - (double)st->u.loop.lo : 0;
 }
 
 static void mark_stmt(const HostStmt *st, bool in_loop, double runs) {

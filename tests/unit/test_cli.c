@@ -543,7 +543,7 @@ Test(cli, out_of_memory_is_a_located_error_on_both_backends) {
  * softmax, log_softmax and logsumexp fuse their row max and row sum into
  * one kernel on the CPU, which must give the interpreter's finite answers;
  * so must a row mean read through a transpose. */
-Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 300) {
+Test(cli, cpu_matches_interp_on_rows_far_from_zero, .timeout = 600) {
     char dir[256];
     cr_assert(th_tempdir(dir, sizeof dir, "cli"));
     const char *prog =
@@ -612,7 +612,7 @@ Test(cli, epochs_run_every_epoch) {
  * overflows f32 at loop step 38 (10^39) in a main loop, and a divergent
  * training run of the build test's MLP (loss -inf at train step 8). Without
  * the flag the loop runs to its end. */
-Test(cli, check_numerics_names_the_first_op_and_step, .timeout = 300) {
+Test(cli, check_numerics_names_the_first_op_and_step, .timeout = 600) {
     const char *loop = th_write_program("main {\n"
                                         "  x = full([3], 1.0)\n"
                                         "  for s in 0..60 {\n"
