@@ -309,7 +309,10 @@ static void check_program(RtReader *r, const RtKProg *p) {
 bool rt_kprog_read(RtReader *r, RtKProg *p) {
     memset(p, 0, sizeof *p);
     p->ninputs = (int)rt_read_count(r, MAX_ITEMS, 0);
-    p->noutputs = (int)rt_read_count(r, MAX_ITEMS, 0);
+    /* each output's record below takes at least 6 bytes (buffer, dtype,
+       rank): a count the image cannot hold is refused before the output
+       tables are allocated for it (a 1 KiB image once asked for 1.4 GB) */
+    p->noutputs = (int)rt_read_count(r, MAX_ITEMS, 6);
     p->arena_bytes = rt_read_i64(r);
     if (p->arena_bytes < 0) rt_reader_fail(r, "a negative arena size");
     p->nbufs = (int)rt_read_count(r, MAX_ITEMS, 14);
