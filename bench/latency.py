@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
-"""Compile latency of the CPU backend against the interpreter.
+"""Compile latency of the CPU backends against the interpreter.
 
-For each program: end-to-end runs on the interpreter (--backend interp), on
-the JIT with an empty compile cache (cold: a fresh $XDG_CACHE_HOME per run)
-and with a cache that already holds every kernel (warm: the same folder,
-primed by one run), on `--backend auto` with an empty cache, and optionally a baseline dflow binary (cold, its own
-cache disabled). Every figure is the median of --reps runs, the runs of one
+For each program: end-to-end runs on the interpreter (--backend interp), and
+on `--backend auto` (the default: the tiered JIT) and `--backend cpu` (every
+graph compiled), each with an empty compile cache (cold: a fresh
+$XDG_CACHE_HOME per run) and with a cache that already holds every kernel
+(warm: one folder, primed by one `cpu` run), and optionally a baseline dflow
+binary (cold, its own cache disabled, its default backend). Every figure is the median of --reps runs, the runs of one
 repetition interleaved. Wall time is taken around the process; CPU time
 (user + system of the process) is reported beside it, because the machine
 may be shared. "compile" is the sum of the per-graph compile times that
@@ -64,35 +65,36 @@ def med(xs):
 def measure(prog, dflow, baseline, reps, base_env):
     cold_root = tempfile.mkdtemp(prefix="dflow-lat-cold-")
     warm = tempfile.mkdtemp(prefix="dflow-lat-warm-")
-    r = {k: [] for k in ("interp_w", "interp_c", "cold_w", "cold_c", "cold_ms", "warm_w",
-                         "warm_c", "warm_ms", "base_w", "base_ms", "auto_w", "auto_c", "cold_cms",
-                         "warm_cms")}
-    args = ["run", prog, "--no-progress", "--verbose"]
+    keys = ["interp_w", "interp_c", "base_w", "base_ms"]
+    for b in ("cold", "warm", "acold", "awarm"):
+        keys += [b + "_w", b + "_c", b + "_ms", b + "_cms"]
+    r = {k: [] for k in keys}
+    cpu = ["run", prog, "--no-progress", "--verbose", "--backend", "cpu"]
+    auto = ["run", prog, "--no-progress", "--verbose", "--backend", "auto"]
     env_w = dict(base_env, XDG_CACHE_HOME=warm)
-    _, _, log = run([dflow] + args, env_w)  # primes the warm cache
+    _, _, log = run([dflow] + cpu, env_w)  # primes the warm cache with every kernel
     k, u = kernels(log)
+
+    def one(tag, cmd, env):
+        w, c, log = run(cmd, env)
+        r[tag + "_w"].append(w)
+        r[tag + "_c"].append(c)
+        r[tag + "_ms"].append(compile_ms(log))
+        r[tag + "_cms"].append(compile_cpu_ms(log))
+
     try:
         for i in range(reps):
             w, c, _ = run([dflow, "run", prog, "--no-progress", "--backend", "interp"], base_env)
             r["interp_w"].append(w)
             r["interp_c"].append(c)
             cold = os.path.join(cold_root, str(i))
-            w, c, log = run([dflow] + args, dict(base_env, XDG_CACHE_HOME=cold))
-            r["cold_w"].append(w)
-            r["cold_c"].append(c)
-            r["cold_ms"].append(compile_ms(log))
-            r["cold_cms"].append(compile_cpu_ms(log))
-            w, c, _ = run([dflow] + args + ["--backend", "auto"],
-                          dict(base_env, XDG_CACHE_HOME=cold + "-auto"))
-            r["auto_w"].append(w)
-            r["auto_c"].append(c)
-            w, c, log = run([dflow] + args, env_w)
-            r["warm_w"].append(w)
-            r["warm_c"].append(c)
-            r["warm_ms"].append(compile_ms(log))
-            r["warm_cms"].append(compile_cpu_ms(log))
+            one("acold", [dflow] + auto, dict(base_env, XDG_CACHE_HOME=cold + "-auto"))
+            one("cold", [dflow] + cpu, dict(base_env, XDG_CACHE_HOME=cold))
+            one("awarm", [dflow] + auto, env_w)
+            one("warm", [dflow] + cpu, env_w)
             if baseline:
-                w, c, log = run([baseline] + args, dict(base_env, DFLOW_NO_CACHE="1"))
+                w, c, log = run([baseline, "run", prog, "--no-progress", "--verbose"],
+                                dict(base_env, DFLOW_NO_CACHE="1"))
                 r["base_w"].append(w)
                 r["base_ms"].append(compile_ms(log))
     finally:
@@ -128,19 +130,23 @@ def main():
         cells = [
             "`%s`" % os.path.basename(prog), "%d (%d)" % (k, u),
             pair(m["interp_w"], m["interp_c"]),
+            pair(m["acold_w"], m["acold_c"]), ratio("acold"),
+            pair(m["awarm_w"], m["awarm_c"]),
             pair(m["cold_ms"] / 1e3, m["cold_cms"] / 1e3), pair(m["cold_w"], m["cold_c"]),
             ratio("cold"),
             pair(m["warm_ms"] / 1e3, m["warm_cms"] / 1e3), pair(m["warm_w"], m["warm_c"]),
-            pair(m["auto_w"], m["auto_c"]), ratio("auto"),
         ]
         if a.baseline:
             cells.append("%s / %s" % (ms(m["base_ms"] / 1e3), ms(m["base_w"])))
         row = "| " + " | ".join(cells) + " |"
         rows.append(row)
     head = ("| program | kernels (unique) | interp end-to-end ms, wall (cpu) "
-            "| cold compile ms, wall (cpu) | cold end-to-end ms, wall (cpu) | cold ÷ interp, wall (cpu) "
-            "| warm compile ms, wall (cpu) | warm end-to-end ms, wall (cpu) | auto, cold: end-to-end ms, wall (cpu) | auto cold ÷ interp, wall (cpu) |")
-    sep = "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            "| auto (default), cold: end-to-end ms, wall (cpu) | auto cold ÷ interp, wall (cpu) "
+            "| auto, warm: end-to-end ms, wall (cpu) "
+            "| cpu, cold: compile ms, wall (cpu) | cpu, cold: end-to-end ms, wall (cpu) "
+            "| cpu cold ÷ interp, wall (cpu) "
+            "| cpu, warm: compile ms, wall (cpu) | cpu, warm: end-to-end ms, wall (cpu) |")
+    sep = "| --- " * 10 + "|"
     if a.baseline:
         head += " before: cold compile / end-to-end ms, wall |"
         sep += " --- |"

@@ -18,7 +18,7 @@ static void usage_hint(const char *cmd) {
 CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed, CliArgs *a) {
     memset(a, 0, sizeof *a);
     a->progress = -1;
-    a->backend = "cpu"; /* every graph compiled: the bits of a built executable */
+    a->backend = "auto"; /* the JIT, tiered: short runs never wait on LLVM */
     a->overrides = calloc((size_t)(argc > 0 ? argc : 1), sizeof *a->overrides);
     if (!a->overrides) {
         fprintf(stderr, "dflow %s: out of memory\n", cmd);

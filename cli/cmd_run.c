@@ -3,7 +3,7 @@
  * `log` rows go to stdout, diagnostics and the progress line to stderr (the
  * progress line only when stderr is a terminal, unless --progress or
  * --no-progress says otherwise). Files are written only when --out is given.
- * The LLVM JIT ("cpu") is the default backend. After the run, --verbose adds
+ * The tiered LLVM JIT ("auto") is the default backend. After the run, --verbose adds
  * the total compile time and --mem-report the memory plan of every graph by
  * category (parameters and optimizer state from the slot kinds of its
  * inputs, activations from the backend's plan, scratch) and for the run.
@@ -35,11 +35,11 @@ static void help(void) {
           "(\"step 500: test_acc = 0.9712\"), then a final summary line.\n"
           "\n"
           "options:\n"
-          "  --backend NAME    cpu (LLVM JIT; the default), interp (the reference\n"
-          "                    interpreter), auto (cpu, but a graph whose expected runs\n"
-          "                    are cheaper to interpret than compiling it is interpreted:\n"
-          "                    quicker short runs, bits not always a built program's);\n"
-          "                    cuda is not built yet\n"
+          "  --backend NAME    auto (the default: the LLVM JIT, except that a graph whose\n"
+          "                    expected runs are cheaper to interpret than to compile is\n"
+          "                    interpreted), cpu (every graph compiled: the bits of the\n"
+          "                    program `dflow build` makes), interp (the reference\n"
+          "                    interpreter); cuda is not built yet\n"
           "  --set KEY=VALUE   override a config value (repeatable; type-checked)\n"
           "  --seed N          the run seed (default 0): parameter init, shuffling, noise\n"
           "  --out DIR         write DIR/metrics.csv and DIR/summary.json (folders are\n"

@@ -25,7 +25,10 @@ static bool cpu_supports(OpKind op) {
     return (unsigned)op < OP_COUNT && llvm_op_table[op].how != LL_MISSING;
 }
 
-static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
+/* The LLVM runner behind `cpu` and `auto`; `tiered` interprets graphs whose
+ * expected runs are cheaper to interpret than to compile
+ * (LlvmOptions.tiered). */
+static GraphRunner llvm_new(const BackendOptions *o, bool tiered, char *err, size_t errn) {
     char dir[4096]; /* the command's compile cache: named by the environment */
     LlvmOptions lo = {
         .cache_dir = llvm_cache_default_dir(dir, sizeof dir),
@@ -34,23 +37,17 @@ static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
         .interp_runs = o ? o->interp_runs : 0,
         .nthreads = o ? o->nthreads : 0,
         .numerics = o ? o->numerics : NULL,
+        .tiered = tiered,
     };
     return llvm_runner_new(&lo, err, errn);
 }
 
-/* cpu, with graphs whose expected runs are cheaper to interpret than to
- * compile on the interpreter (LlvmOptions.tiered). */
+static GraphRunner cpu_new(const BackendOptions *o, char *err, size_t errn) {
+    return llvm_new(o, false, err, errn);
+}
+
 static GraphRunner auto_new(const BackendOptions *o, char *err, size_t errn) {
-    char dir[4096];
-    LlvmOptions lo = {
-        .cache_dir = llvm_cache_default_dir(dir, sizeof dir),
-        .verbose = o ? o->verbose : false,
-        .log = o ? o->log : NULL,
-        .interp_runs = o ? o->interp_runs : 0,
-        .nthreads = o ? o->nthreads : 0,
-        .tiered = true,
-    };
-    return llvm_runner_new(&lo, err, errn);
+    return llvm_new(o, true, err, errn);
 }
 
 static int cpu_stats(const GraphRunner *r, BackendGraphStats *out, int max, int *threads) {

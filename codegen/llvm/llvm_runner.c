@@ -305,7 +305,8 @@ static bool run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, 
 /* ---- the runner ------------------------------------------------------------------------------ */
 
 GraphRunner llvm_runner_new(const LlvmOptions *o, char *err, size_t errn) {
-    GraphRunner gr = {"cpu", NULL, NULL, NULL};
+    /* the name goes into summary.json: a tiered run's bits may be the interpreter's */
+    GraphRunner gr = {o && o->tiered ? "auto" : "cpu", NULL, NULL, NULL};
     LlvmRunner *r = calloc(1, sizeof *r);
     if (!r) {
         snprintf(err, errn, "out of memory");

@@ -707,9 +707,8 @@ Test(memplan, a_training_loop_stops_allocating) {
 Test(memplan, run_mem_report_prints_the_categories, .timeout = 120) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    char *argv[] = {(char *)bin, "run",      "examples/mnist_mlp.dfl",
-                    "--set",     "steps=30", "--mem-report",
-                    "-v",        NULL};
+    char *argv[] = {(char *)bin, "run",  "examples/mnist_mlp.dfl", "--backend", "cpu", "--set",
+                    "steps=30",  "--mem-report", "-v", NULL};
     SpawnOptions so = {.timeout_s = 110};
     SpawnResult r;
     cr_assert(th_spawn(argv, &so, &r));
