@@ -211,9 +211,9 @@ static int64_t f_to_i64(double v) {
     return (int64_t)v;
 }
 
-/* A CONST node's value (interp fill_const: integers wrap to the width). */
-static int node_const(Sched *s, DType dt, double v) {
-    int64_t iv = v != 0 ? f_to_i64(v) : 0;
+/* A CONST node's value (interp fill_const: integers are the exact ivalue,
+ * which shape inference has checked fits the width). */
+static int node_const(Sched *s, DType dt, double v, int64_t iv) {
     switch (dt) {
     case DT_F32:
         return k_const_f(s, dt, (double)(float)v);
@@ -505,7 +505,7 @@ static int build_uncached(Sched *s, const Node *n, Pos *p) {
     if (ir_ops[n->op].flags & OPF_RED) return build_phase(s, n, p);
     switch (n->op) {
     case OP_CONST:
-        return node_const(s, n->dtype, n->attr.constant.value);
+        return node_const(s, n->dtype, n->attr.constant.value, n->attr.constant.ivalue);
     case OP_IOTA: {
         coords_of(s, p);
         int c = p->coord[n->attr.iota.axis];

@@ -163,7 +163,7 @@ static Value *bi_full(Lower *L, BuiltinCall *c) {
         if (!c->kw[0] && fv->kind == V_BOOL) dt = DT_BOOL;
         if (fv->cfg) /* a config fill value is read from its slot */
             return lw_tensor(L, ir_broadcast(G(L), lw_cfg_node(L, fv, dt, c->pos_loc[1]), s, c->loc));
-        return lw_tensor(L, ir_const(G(L), dt, s, val_num(fv), c->loc));
+        return lw_tensor(L, lw_const_node(G(L), dt, s, fv, c->loc));
     }
     Node *n = pos_node(L, c, 1, dt);
     if (!n) return lw_err(L);

@@ -333,6 +333,12 @@ Value *lw_tensor(Lower *L, Node *n) {
     return val_tensor(L->a, n, L->gc ? L->gc->g : NULL);
 }
 
+Node *lw_const_node(Graph *g, DType dt, Shape s, const Value *v, SrcLoc loc) {
+    if (v->kind == V_INT && (rt_dtype_is_int(dt) || dt == DT_BOOL))
+        return ir_const_int(g, dt, s, v->u.i, loc);
+    return ir_const(g, dt, s, val_num(v), loc);
+}
+
 Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
     if (!v || !L->gc || !L->gc->g) return NULL;
     Graph *g = L->gc->g;
@@ -352,7 +358,7 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
         DType dt = DT_I64;
         if (hint == DT_F32 || hint == DT_F64 || hint == DT_I32 || hint == DT_I64) dt = hint;
         if (v->cfg) return lw_cfg_node(L, v, dt, loc);
-        return ir_scalar(g, dt, (double)v->u.i, loc);
+        return lw_const_node(g, dt, rt_shape_scalar(), v, loc);
     }
     case V_FLOAT: {
         DType dt = hint == DT_F64 ? DT_F64 : DT_F32;
@@ -573,7 +579,7 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
             DType hdt = sl->dtype;
             Shape hsh = sl->shape;
             Node *n = v->cfg ? ir_broadcast(L->gc->g, lw_cfg_node(L, v, hdt, loc), hsh, loc)
-                             : ir_const(L->gc->g, hdt, hsh, val_num(v), loc);
+                             : lw_const_node(L->gc->g, hdt, hsh, v, loc);
             if (!n) return lw_err(L);
             lw_gc_output(L, n, hs);
             return home;

@@ -351,6 +351,9 @@ Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc);
 Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset, uint32_t stream,
                      SrcLoc loc);
 uint32_t lw_loc_stream(Lower *L, SrcLoc loc);
+/* A constant tensor of dtype dt and shape s holding the constant v: an int
+ * stays exact in an integer dtype (a double rounds above 2^53). */
+Node *lw_const_node(Graph *g, DType dt, Shape s, const Value *v, SrcLoc loc);
 Value *lw_zeros_like(Lower *L, Value *v, double fill, SrcLoc loc);
 Value *lw_reduce_all(Lower *L, OpKind op, Value *v, SrcLoc loc); /* sum over all leaves/elements */
 

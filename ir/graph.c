@@ -7,6 +7,7 @@
  * (shape.c: ir_infer) on the final node and reports any violation as a
  * diagnostic at loc. Nodes live in the graph's arena; g->nodes only grows, so
  * creation order is a topological order. */
+#include <math.h>
 #include <string.h>
 
 #include "ir.h"
@@ -150,14 +151,28 @@ Node *ir_input(Graph *g, DType dt, Shape s, const char *name, SrcLoc loc) {
     return n;
 }
 
+/* ivalue is value when that is an integer in int64's range, else 0, which
+ * shape inference refuses for an integer dtype (value != ivalue). */
 Node *ir_const(Graph *g, DType dt, Shape s, double value, SrcLoc loc) {
     if (!g || !shape_ok(g, &s, "const", loc)) return NULL;
-    Attr at = {.constant = {value}};
+    bool whole = value == floor(value) && value >= -9223372036854775808.0 &&
+                 value < 9223372036854775808.0;
+    Attr at = {.constant = {value, whole ? (int64_t)value : 0}};
     return make(g, OP_CONST, dt, s, NULL, 0, &at, loc);
 }
 
 Node *ir_scalar(Graph *g, DType dt, double value, SrcLoc loc) {
     return ir_const(g, dt, rt_shape_scalar(), value, loc);
+}
+
+Node *ir_const_int(Graph *g, DType dt, Shape s, int64_t value, SrcLoc loc) {
+    if (!g || !shape_ok(g, &s, "const", loc)) return NULL;
+    Attr at = {.constant = {(double)value, value}};
+    return make(g, OP_CONST, dt, s, NULL, 0, &at, loc);
+}
+
+Node *ir_scalar_int(Graph *g, DType dt, int64_t value, SrcLoc loc) {
+    return ir_const_int(g, dt, rt_shape_scalar(), value, loc);
 }
 
 Node *ir_iota(Graph *g, DType dt, Shape s, int axis, SrcLoc loc) {

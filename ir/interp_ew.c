@@ -106,15 +106,15 @@ static int64_t int_binary(OpKind op, int64_t a, int64_t b) {
 
 /* ---- leaves ----------------------------------------------------------------------------- */
 
-static void fill_const(RtTensor *o, double v) {
+/* Integer and bool constants are their exact ivalue (ir.h). */
+static void fill_const(RtTensor *o, double v, int64_t iv) {
     int64_t n = rt_shape_numel(&o->shape);
     if (o->dtype == DT_F32) {
         float *p = o->data, f = (float)v;
         for (int64_t i = 0; i < n; i++) p[i] = f;
     } else if (interp_is_float(o->dtype)) {
         for (int64_t i = 0; i < n; i++) st_f(o->data, o->dtype, i, v);
-    } else if (v != 0) {
-        int64_t iv = f_to_i64(v);
+    } else if (iv != 0) {
         for (int64_t i = 0; i < n; i++) st_i(o->data, o->dtype, i, iv);
     }
 }
@@ -173,7 +173,7 @@ RtTensor *ir_interp_ew(const Node *n, RtTensor *const *src, DiagList *d) {
     OpKind op = n->op;
     DType st = n->nsrc ? src[0]->dtype : n->dtype;
     switch (op) {
-    case OP_CONST: fill_const(o, n->attr.constant.value); return o;
+    case OP_CONST: fill_const(o, n->attr.constant.value, n->attr.constant.ivalue); return o;
     case OP_IOTA: fill_iota(o, n->attr.iota.axis); return o;
     case OP_CAST: cast(src[0], o, cnt); return o;
     case OP_WHERE: where(src[0], src[1], src[2], o, cnt); return o;

@@ -69,7 +69,8 @@ bool ir_op_from_name(const char *name, OpKind *out);
 /* Typed attributes, one member per op family (keyed by Node.op). */
 typedef union {
     struct { int index; } input;                               /* INPUT */
-    struct { double value; } constant;                         /* CONST (ints exact to 2^53) */
+    struct { double value; int64_t ivalue; } constant; /* CONST: integer and bool dtypes read
+                                                          ivalue (exact), floats value */
     struct { int axis; } iota;                                 /* IOTA */
     struct { uint32_t axes; } reduce;                          /* SUM, REDUCE_*, ARGMAX */
     struct { int perm[IR_MAX_RANK]; } permute;                 /* PERMUTE */
@@ -130,6 +131,9 @@ Node *ir_node_new(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, 
 Node *ir_input(Graph *g, DType dt, Shape s, const char *name, SrcLoc loc);
 Node *ir_const(Graph *g, DType dt, Shape s, double value, SrcLoc loc);
 Node *ir_scalar(Graph *g, DType dt, double value, SrcLoc loc); /* rank-0 const */
+/* An integer constant held exactly (a double rounds above 2^53). */
+Node *ir_const_int(Graph *g, DType dt, Shape s, int64_t value, SrcLoc loc);
+Node *ir_scalar_int(Graph *g, DType dt, int64_t value, SrcLoc loc);
 Node *ir_iota(Graph *g, DType dt, Shape s, int axis, SrcLoc loc);
 Node *ir_unary(Graph *g, OpKind op, Node *a, SrcLoc loc);
 /* Binary elementwise ops with numpy broadcasting and dtype promotion:

@@ -38,7 +38,8 @@ static void print_attrs(FILE *out, const Node *n) {
     switch (n->op) {
     case OP_CONST:
         fputs(" value=", out);
-        print_num(out, a->constant.value);
+        if (rt_dtype_is_int(n->dtype)) fprintf(out, "%lld", (long long)a->constant.ivalue);
+        else print_num(out, a->constant.value);
         break;
     case OP_IOTA: fprintf(out, " axis=%d", a->iota.axis); break;
     case OP_SUM:

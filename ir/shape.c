@@ -123,15 +123,24 @@ static Shape shape_clean(Shape s) {
 }
 
 /* A constant must be exactly representable in its dtype. */
-static bool const_fits(DType dt, double v) {
+/* An integer constant is its ivalue; value must be that number rounded
+ * (ir_const sets ivalue 0 for a value that is not a whole int64). */
+static bool const_fits(DType dt, double v, int64_t i) {
+    bool whole = v == (double)i;
     switch (dt) {
     case DT_F32:
     case DT_F64: return true;
-    case DT_BOOL: return v == 0.0 || v == 1.0;
-    case DT_I32: return v == floor(v) && v >= -2147483648.0 && v <= 2147483647.0;
-    case DT_I64: return v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+    case DT_BOOL: return whole && (i == 0 || i == 1);
+    case DT_I32: return whole && i >= INT32_MIN && i <= INT32_MAX;
+    case DT_I64: return whole;
     default: return false;
     }
+}
+
+/* A value held as a double (a pad value): whole and in range for integers. */
+static bool double_fits(DType dt, double v) {
+    bool whole = v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0;
+    return const_fits(dt, v, whole ? (int64_t)v : 0) && (whole || !rt_dtype_is_int(dt));
 }
 
 static bool int_scalar(const Node *n) {
@@ -257,7 +266,7 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
         return true;
     case OP_CONST:
         if (!ir_dtype_arith(*dt)) return fail(e, "%s: unsupported dtype %s", nm, dtname(*dt));
-        if (!const_fits(*dt, attr->constant.value))
+        if (!const_fits(*dt, attr->constant.value, attr->constant.ivalue))
             return fail(e, "%s: value %.17g is not representable in %s", nm, attr->constant.value, dtname(*dt));
         return true;
     case OP_IOTA:
@@ -410,7 +419,7 @@ static bool rule_pad(Node *a, const Attr *attr, DType *dt, Shape *shape, Err *e)
                         (long long)a->shape.dims[i], (long long)lo, (long long)hi);
     }
     if (!ir_dtype_arith(a->dtype)) return fail(e, "pad: unsupported dtype %s", ts(&b, 0, a));
-    if (!const_fits(a->dtype, attr->pad.value))
+    if (!double_fits(a->dtype, attr->pad.value))
         return fail(e, "pad: value %.17g is not representable in %s", attr->pad.value, dtname(a->dtype));
     *dt = a->dtype;
     *shape = r;

@@ -37,7 +37,7 @@ static uint64_t hash_attr(uint64_t h, const Node *n) {
     int r = n->shape.rank;
     switch (n->op) {
     case OP_INPUT: h = mix(h, (uint64_t)a->input.index); break;
-    case OP_CONST: h = mix(h, dbits(a->constant.value)); break;
+    case OP_CONST: h = mix(mix(h, dbits(a->constant.value)), (uint64_t)a->constant.ivalue); break;
     case OP_IOTA: h = mix(h, (uint64_t)a->iota.axis); break;
     case OP_SUM:
     case OP_REDUCE_MAX:
@@ -67,7 +67,9 @@ static bool attr_eq(const Node *x, const Node *y) {
     int r = x->shape.rank;
     switch (x->op) {
     case OP_INPUT: return a->input.index == b->input.index;
-    case OP_CONST: return dbits(a->constant.value) == dbits(b->constant.value);
+    case OP_CONST:
+        return dbits(a->constant.value) == dbits(b->constant.value) &&
+               a->constant.ivalue == b->constant.ivalue;
     case OP_IOTA: return a->iota.axis == b->iota.axis;
     case OP_SUM:
     case OP_REDUCE_MAX:

@@ -17,10 +17,25 @@ static bool all_const(Node *const *src, int n) {
     return n > 0;
 }
 
+/* A constant's value: the double, and for integer and bool dtypes the exact
+ * integer (ir.h). */
+typedef struct {
+    double f;
+    int64_t i;
+} ConstVal;
+
+static ConstVal const_of(const Node *n) {
+    return (ConstVal){n->attr.constant.value, n->attr.constant.ivalue};
+}
+
+static bool const_eq(const Node *a, const Node *b) {
+    return a->dtype == b->dtype && a->attr.constant.value == b->attr.constant.value &&
+           a->attr.constant.ivalue == b->attr.constant.ivalue;
+}
+
 /* Evaluates an elementwise op on scalar versions of its constant sources.
- * Returns false when the interpreter declines or the result would not
- * survive the round trip through a double. */
-static bool eval_scalar(const Node *old, Node *const *src, Arena *scratch, double *out) {
+ * Returns false when the interpreter declines. */
+static bool eval_scalar(const Node *old, Node *const *src, Arena *scratch, ConstVal *out) {
     Node stand_in[4];
     Node *sp[4];
     RtTensor *vals[4] = {NULL, NULL, NULL, NULL};
@@ -32,6 +47,8 @@ static bool eval_scalar(const Node *old, Node *const *src, Arena *scratch, doubl
         sp[i] = &stand_in[i];
         vals[i] = rt_tensor_new(src[i]->dtype, rt_shape_scalar());
         if (!vals[i]) ok = false;
+        else if (rt_dtype_is_int(src[i]->dtype) || src[i]->dtype == DT_BOOL)
+            rt_tensor_set_i64(vals[i], 0, src[i]->attr.constant.ivalue);
         else rt_tensor_set_f64(vals[i], 0, src[i]->attr.constant.value);
     }
     Node n = *old;
@@ -44,16 +61,15 @@ static bool eval_scalar(const Node *old, Node *const *src, Arena *scratch, doubl
     }
     for (int i = 0; i < old->nsrc; i++) rt_tensor_free(vals[i]);
     if (!r) return false;
-    double v = rt_tensor_get_f64(r, 0);
-    if (rt_dtype_is_int(r->dtype) && (int64_t)v != rt_tensor_get_i64(r, 0)) ok = false;
+    out->f = rt_tensor_get_f64(r, 0);
+    out->i = rt_dtype_is_int(r->dtype) || r->dtype == DT_BOOL ? rt_tensor_get_i64(r, 0) : 0;
     rt_tensor_free(r);
-    *out = v;
     return ok;
 }
 
 /* The constant a movement/reduction of constants equals, if any. */
-static bool moved_const(const Node *old, Node *const *src, double *out) {
-    double v = src[0]->attr.constant.value;
+static bool moved_const(const Node *old, Node *const *src, ConstVal *out) {
+    ConstVal v = const_of(src[0]);
     switch (old->op) {
     case OP_BROADCAST:
     case OP_RESHAPE:
@@ -63,12 +79,12 @@ static bool moved_const(const Node *old, Node *const *src, double *out) {
     case OP_REDUCE_MIN:
         if (rt_shape_numel(&src[0]->shape) == 0) return false;
         break;
-    case OP_PAD:
-        if (old->attr.pad.value != v) return false;
+    case OP_PAD: /* a pad value is a double: equal only where it is exact */
+        if (old->attr.pad.value != v.f || (double)v.i != v.f) return false;
         break;
     case OP_CONCAT:
         for (int i = 1; i < old->nsrc; i++)
-            if (src[i]->attr.constant.value != v || src[i]->dtype != src[0]->dtype) return false;
+            if (!const_eq(src[i], src[0])) return false;
         break;
     default: return false;
     }
@@ -79,11 +95,13 @@ static bool moved_const(const Node *old, Node *const *src, double *out) {
 static Node *fold_node(void *ctx, Graph *ng, Node *old, Node **src) {
     Arena *scratch = ctx;
     if (!all_const(src, old->nsrc) || (ir_ops[old->op].flags & OPF_RAND)) return NULL;
-    double v;
+    ConstVal v;
     bool ok = (ir_ops[old->op].flags & OPF_EW) ? eval_scalar(old, src, scratch, &v)
                                                  : moved_const(old, src, &v);
     if (!ok) return NULL;
-    Node *c = ir_const(ng, old->dtype, old->shape, v, old->loc);
+    bool exact = rt_dtype_is_int(old->dtype) || old->dtype == DT_BOOL;
+    Node *c = exact ? ir_const_int(ng, old->dtype, old->shape, v.i, old->loc)
+                    : ir_const(ng, old->dtype, old->shape, v.f, old->loc);
     if (c) c->name = old->name;
     return c;
 }

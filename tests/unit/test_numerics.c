@@ -638,3 +638,39 @@ Test(numerics, builtins_give_the_same_right_answers_on_both_backends, .timeout =
               "%s", r.err);
     th_spawn_free(&r);
 }
+
+/* Integer constants above 2^53 stay exact: they used to pass through a
+ * double (9007199254740993 became ...992), in a fill value, a literal meeting
+ * an i64 tensor, and a folded sum of constants. 2^63 - 1 is the largest. */
+Test(numerics, integer_constants_above_2_53_are_exact_on_both_backends, .timeout = 120) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    const char *path = th_write_program(
+        "main {\n"
+        "  print full([2], 9007199254740993, dtype = \"i64\")\n"
+        "  print iota(2, dtype = \"i64\") + 9007199254740993\n"
+        "  print argmax(iota(3)) + 9007199254740993\n"
+        "  print full([1], 9223372036854775806, dtype = \"i64\") + 1\n"
+        "  print sum(full([3], 3002399751580331, dtype = \"i64\"))\n"
+        "}\n");
+    const char *want = "[9007199254740993, 9007199254740993]\n"
+                       "[9007199254740993, 9007199254740994]\n"
+                       "9007199254740995\n"
+                       "[9223372036854775807]\n"
+                       "9007199254740993\n";
+    const char *backends[3] = {"interp", "cpu", "auto"};
+    for (int b = 0; b < 3; b++) {
+        SpawnResult r =
+            th_run(60, bin, "run", path, "--backend", backends[b], "--no-progress", NULL);
+        TH_EXPECT_EXIT(r, 0);
+        cr_expect(strncmp(r.out, want, strlen(want)) == 0, "%s printed:\n%s\nwant:\n%s",
+                  backends[b], r.out, want);
+        th_spawn_free(&r);
+    }
+    /* a whole number that i32 cannot hold is still refused, with its place */
+    path = th_write_program("main {\n  print full([2], 2147483648, dtype = \"i32\")\n}\n");
+    SpawnResult r = th_run(60, bin, "check", path, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_expect(strstr(r.err, "not representable in i32") != NULL, "%s", r.err);
+    th_spawn_free(&r);
+}
