@@ -161,10 +161,11 @@ const char *diag_loc_str(const DiagList *d, SrcLoc loc) {
 
 /* The text of line `line` (1-based) of f, and its length. */
 static const char *line_text(const SourceFile *f, uint32_t line, size_t *len) {
+    if (!f->text) return NULL;
     const char *p = f->text, *end = f->text + f->size;
-    for (uint32_t l = 1; l < line && p < end; l++) {
-        const char *nl = memchr(p, '\n', (size_t)(end - p));
-        if (!nl) return NULL;
+    for (uint32_t l = 1; l < line; l++) {
+        const char *nl = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
+        if (!nl) return NULL; /* no such line: a built program has no source text */
         p = nl + 1;
     }
     const char *e = memchr(p, '\n', (size_t)(end - p));

@@ -618,7 +618,7 @@ Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {
 }
 
 /* A built executable that cannot allocate a value says which one, where
- * and how big, like `dflow run` (no signal, exit 1): a 1 GiB data segment
+ * and how big, like `dflow run` (no signal, exit 1; no source line to show): a 1 GiB data segment
  * limit against a 6 GiB output (skipped under ASan, which needs more). */
 Test(build, out_of_memory_is_a_located_error, .timeout = 600) {
 #if defined(__SANITIZE_ADDRESS__)
@@ -641,6 +641,9 @@ Test(build, out_of_memory_is_a_located_error, .timeout = 600) {
     cr_assert(strstr(r.err, "big.dfl:2:7: error: out of memory: cannot allocate f32[40000,40000] "
                             "(5.96 GiB) for an output; "),
               "%s", r.err);
+    /* the executable has no source text: no empty line and lone caret under it */
+    cr_assert(!strstr(r.err, "\n  \n"), "%s", r.err);
+    cr_assert(!strstr(r.err, "^"), "%s", r.err);
     th_spawn_free(&r);
     th_rmdir(dir);
 }
