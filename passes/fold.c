@@ -9,6 +9,7 @@
  * Sums, contractions and random ops are left alone. Folding cascades because
  * pass_rebuild hands each node its already-folded sources. */
 #include "../ir/interp.h"
+#include "../ir/op_cases.h"
 #include "pass.h"
 
 static bool all_const(Node *const *src, int n) {
@@ -70,7 +71,17 @@ static bool moved_const(const Node *old, Node *const *src, double *out) {
         for (int i = 1; i < old->nsrc; i++)
             if (src[i]->attr.constant.value != v || src[i]->dtype != src[0]->dtype) return false;
         break;
-    default: return false;
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_SUM:
+    case OP_ARGMAX:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+    IR_CASES_RAND:
+        return false;
     }
     *out = v;
     return true;
