@@ -17,6 +17,7 @@
  * KI_REDUCE instruction: its source evaluated at the reader's kept
  * coordinates plus fresh loop variables over the reduced axes (a KPhase);
  * memoised by position, so every use inside one row is one phase. */
+#include "../ir/op_cases.h"
 #include "kernel.h"
 
 #include <stdlib.h>
@@ -391,9 +392,19 @@ static int build_movement(Sched *s, const Node *n, Pos *p) {
         int v = build(s, src, &q);
         return k_op(s, OP_WHERE, n->dtype, 3, valid, v, fill);
     }
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_CONCAT:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         return -1;
     }
+    return -1; /* not an op */
 }
 
 static int build_concat(Sched *s, const Node *n, Pos *p) {
@@ -538,7 +549,29 @@ static int build_uncached(Sched *s, const Node *n, Pos *p) {
         return build_concat(s, n, p);
     case OP_GATHER:
         return build_gather(s, n, p);
-    default:
+    case OP_INPUT:
+    case OP_NEG:
+    case OP_ABS:
+    case OP_SIGN:
+    case OP_FLOOR:
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SQRT:
+    case OP_SIN:
+    case OP_COS:
+    case OP_ERF:
+    case OP_NOT:
+    case OP_CAST:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_RESHAPE:
+    case OP_PERMUTE:
+    case OP_BROADCAST:
+    case OP_SLICE:
+    case OP_SCATTER_ADD:
+    case OP_PAD:
+    case OP_MATMUL:
         break;
     }
     if (ir_ops[n->op].flags & OPF_EW) {
@@ -913,7 +946,32 @@ static double point_cost(const KernelPlan *k) {
             case OP_ERF:
                 c += 24;
                 break;
-            default:
+            IR_CASES_LEAF:
+            case OP_NEG:
+            case OP_ABS:
+            case OP_SIGN:
+            case OP_FLOOR:
+            case OP_NOT:
+            case OP_CAST:
+            case OP_STOP_GRAD:
+            case OP_ADD:
+            case OP_SUB:
+            case OP_MUL:
+            case OP_DIV:
+            case OP_MOD:
+            case OP_MAX:
+            case OP_MIN:
+            case OP_LT:
+            case OP_LE:
+            case OP_EQ:
+            case OP_NE:
+            case OP_AND:
+            case OP_OR:
+            case OP_WHERE:
+            IR_CASES_REDUCE:
+            IR_CASES_MOVE:
+            case OP_MATMUL:
+            IR_CASES_RAND:
                 c += in->dt == DT_I64 ? 0.25 : 1;
                 break;
             }

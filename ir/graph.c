@@ -222,9 +222,10 @@ Node *ir_binary(Graph *g, OpKind op, Node *a, Node *b, SrcLoc loc) {
         return NULL;
     }
     DType dt = ir_promote(a->dtype, b->dtype);
-    bool cmp = op == OP_LT || op == OP_LE || op == OP_EQ || op == OP_NE;
+    bool to_bool = (ir_ops[op].flags & OPF_CMP) != 0;
     if (op == OP_AND || op == OP_OR) dt = DT_BOOL;
-    else if (!cmp && dt == DT_BOOL) dt = DT_F32; /* bool arithmetic counts in f32 */
+    else if (!to_bool && dt == DT_BOOL)
+        dt = DT_F32; /* bool arithmetic counts in f32 */
     if ((ir_ops[op].flags & OPF_FLOATONLY) && !is_float(dt)) {
         diag_error(g->diags, loc, "%s: needs floating-point operands, got %s and %s", nm, tstr(a, b1, sizeof b1),
                    tstr(b, b2, sizeof b2));

@@ -14,6 +14,7 @@
 #include "interp_impl.h"
 #include "numerics.h"
 #include "oom.h"
+#include "op_cases.h"
 #include "shape.h"
 
 RtTensor *ir_interp_alloc(const Node *n, DiagList *d) {
@@ -73,23 +74,26 @@ static RtTensor *eval(const Node *n, RtTensor *const *src, DiagList *d) {
         diag_error(d, n->loc, "%s: the interpreter has no %s arithmetic", ir_op_name(n->op), rt_dtype_name(n->dtype));
         return NULL;
     }
-    unsigned fl = ir_ops[n->op].flags;
     switch (n->op) {
     case OP_INPUT:
         diag_error(d, n->loc, "internal error: input #%d has no value", n->attr.input.index);
         return NULL;
     case OP_CONST:
-    case OP_IOTA: return ir_interp_ew(n, src, d);
-    case OP_MATMUL: return ir_interp_matmul(n, src, d);
-    case OP_RNG_UNIFORM:
-    case OP_RNG_NORMAL:
-    case OP_FRESH_SEED: return rng(n, src, d);
-    default: break;
+    case OP_IOTA:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    IR_CASES_EW_TERNARY:
+        return ir_interp_ew(n, src, d);
+    IR_CASES_REDUCE:
+        return ir_interp_reduce(n, src, d);
+    IR_CASES_MOVE:
+        return ir_interp_move(n, src, d);
+    IR_CASES_CONTR:
+        return ir_interp_matmul(n, src, d);
+    IR_CASES_RAND:
+        return rng(n, src, d);
     }
-    if (fl & OPF_EW) return ir_interp_ew(n, src, d);
-    if (fl & OPF_RED) return ir_interp_reduce(n, src, d);
-    if (fl & OPF_MOVE) return ir_interp_move(n, src, d);
-    diag_error(d, n->loc, "internal error: the interpreter cannot run %s", ir_op_name(n->op));
+    diag_error(d, n->loc, "internal error: the interpreter cannot run op %d", (int)n->op);
     return NULL;
 }
 

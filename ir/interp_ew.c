@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "interp_impl.h"
+#include "op_cases.h"
 
 /* ---- floating point ------------------------------------------------------------ */
 
@@ -23,43 +24,145 @@ static inline double fmod_py(double a, double b) {
 static inline double fmax_nan(double a, double b) { return (a >= b || a != a) ? a : b; }
 static inline double fmin_nan(double a, double b) { return (a <= b || a != a) ? a : b; }
 
-#define FLOAT_KERNELS(T)                                                                        \
-    static void unary_##T(OpKind op, const T *a, T *o, int64_t n) {                             \
-        switch (op) {                                                                           \
-        case OP_NEG: for (int64_t i = 0; i < n; i++) o[i] = -a[i]; break;                       \
-        case OP_ABS: for (int64_t i = 0; i < n; i++) o[i] = (T)fabs((double)a[i]); break;       \
-        case OP_SIGN: for (int64_t i = 0; i < n; i++) o[i] = (T)fsign((double)a[i]); break;     \
-        case OP_FLOOR: for (int64_t i = 0; i < n; i++) o[i] = (T)floor((double)a[i]); break;    \
-        case OP_EXP: for (int64_t i = 0; i < n; i++) o[i] = (T)exp((double)a[i]); break;        \
-        case OP_LOG: for (int64_t i = 0; i < n; i++) o[i] = (T)log((double)a[i]); break;        \
-        case OP_SQRT: for (int64_t i = 0; i < n; i++) o[i] = (T)sqrt((double)a[i]); break;      \
-        case OP_SIN: for (int64_t i = 0; i < n; i++) o[i] = (T)sin((double)a[i]); break;        \
-        case OP_COS: for (int64_t i = 0; i < n; i++) o[i] = (T)cos((double)a[i]); break;        \
-        case OP_ERF: for (int64_t i = 0; i < n; i++) o[i] = (T)erf((double)a[i]); break;        \
-        default: memcpy(o, a, sizeof(T) * (size_t)n); break; /* STOP_GRAD */                  \
-        }                                                                                       \
-    }                                                                                           \
-    static void binary_##T(OpKind op, const T *a, const T *b, T *o, int64_t n) {                \
-        switch (op) {                                                                           \
-        case OP_ADD: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] + b[i]); break;    \
-        case OP_SUB: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] - b[i]); break;    \
-        case OP_MUL: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] * b[i]); break;    \
-        case OP_DIV: for (int64_t i = 0; i < n; i++) o[i] = (T)((double)a[i] / b[i]); break;    \
-        case OP_MOD: for (int64_t i = 0; i < n; i++) o[i] = (T)fmod_py(a[i], b[i]); break;      \
-        case OP_POW: for (int64_t i = 0; i < n; i++) o[i] = (T)pow(a[i], b[i]); break;          \
-        case OP_MAX: for (int64_t i = 0; i < n; i++) o[i] = (T)fmax_nan(a[i], b[i]); break;     \
-        case OP_MIN: for (int64_t i = 0; i < n; i++) o[i] = (T)fmin_nan(a[i], b[i]); break;     \
-        default: break;                                                                         \
-        }                                                                                       \
-    }                                                                                           \
-    static void compare_##T(OpKind op, const T *a, const T *b, uint8_t *o, int64_t n) {         \
-        switch (op) {                                                                           \
-        case OP_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;                  \
-        case OP_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;                 \
-        case OP_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;                 \
-        case OP_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;                 \
-        default: break;                                                                         \
-        }                                                                                       \
+/* Each kernel returns false for an op that is not its own (ir_interp_ew
+ * reports it); the switches name every op, so a new one does not compile
+ * until its place here is decided. */
+#define FLOAT_KERNELS(T)                                                                           \
+    static bool unary_##T(OpKind op, const T *a, T *o, int64_t n) {                                \
+        switch (op) {                                                                              \
+        case OP_NEG:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = -a[i];                                                                      \
+            return true;                                                                           \
+        case OP_ABS:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)fabs((double)a[i]);                                                      \
+            return true;                                                                           \
+        case OP_SIGN:                                                                              \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)fsign((double)a[i]);                                                     \
+            return true;                                                                           \
+        case OP_FLOOR:                                                                             \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)floor((double)a[i]);                                                     \
+            return true;                                                                           \
+        case OP_EXP:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)exp((double)a[i]);                                                       \
+            return true;                                                                           \
+        case OP_LOG:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)log((double)a[i]);                                                       \
+            return true;                                                                           \
+        case OP_SQRT:                                                                              \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)sqrt((double)a[i]);                                                      \
+            return true;                                                                           \
+        case OP_SIN:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)sin((double)a[i]);                                                       \
+            return true;                                                                           \
+        case OP_COS:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)cos((double)a[i]);                                                       \
+            return true;                                                                           \
+        case OP_ERF:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)erf((double)a[i]);                                                       \
+            return true;                                                                           \
+        case OP_STOP_GRAD:                                                                         \
+            memcpy(o, a, sizeof(T) * (size_t)n);                                                   \
+            return true;                                                                           \
+        case OP_NOT:  /* bool operand: int_unary */                                                \
+        case OP_CAST: /* cast() */                                                                 \
+        IR_CASES_EW_BINARY:                                                                        \
+        IR_CASES_EW_TERNARY:                                                                       \
+        IR_CASES_NOT_EW:                                                                           \
+            return false;                                                                          \
+        }                                                                                          \
+        return false;                                                                              \
+    }                                                                                              \
+    static bool binary_##T(OpKind op, const T *a, const T *b, T *o, int64_t n) {                   \
+        switch (op) {                                                                              \
+        case OP_ADD:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)((double)a[i] + b[i]);                                                   \
+            return true;                                                                           \
+        case OP_SUB:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)((double)a[i] - b[i]);                                                   \
+            return true;                                                                           \
+        case OP_MUL:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)((double)a[i] * b[i]);                                                   \
+            return true;                                                                           \
+        case OP_DIV:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)((double)a[i] / b[i]);                                                   \
+            return true;                                                                           \
+        case OP_MOD:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)fmod_py(a[i], b[i]);                                                     \
+            return true;                                                                           \
+        case OP_POW:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)pow(a[i], b[i]);                                                         \
+            return true;                                                                           \
+        case OP_MAX:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)fmax_nan(a[i], b[i]);                                                    \
+            return true;                                                                           \
+        case OP_MIN:                                                                               \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = (T)fmin_nan(a[i], b[i]);                                                    \
+            return true;                                                                           \
+        case OP_LT: /* compare_T */                                                                \
+        case OP_LE:                                                                                \
+        case OP_EQ:                                                                                \
+        case OP_NE:                                                                                \
+        case OP_AND: /* bool operands: int_binary */                                               \
+        case OP_OR:                                                                                \
+        IR_CASES_EW_UNARY:                                                                         \
+        IR_CASES_EW_TERNARY:                                                                       \
+        IR_CASES_NOT_EW:                                                                           \
+            return false;                                                                          \
+        }                                                                                          \
+        return false;                                                                              \
+    }                                                                                              \
+    static bool compare_##T(OpKind op, const T *a, const T *b, uint8_t *o, int64_t n) {            \
+        switch (op) {                                                                              \
+        case OP_LT:                                                                                \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] < b[i];                                                                \
+            return true;                                                                           \
+        case OP_LE:                                                                                \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] <= b[i];                                                               \
+            return true;                                                                           \
+        case OP_EQ:                                                                                \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] == b[i];                                                               \
+            return true;                                                                           \
+        case OP_NE:                                                                                \
+            for (int64_t i = 0; i < n; i++)                                                        \
+                o[i] = a[i] != b[i];                                                               \
+            return true;                                                                           \
+        case OP_ADD: /* binary_T */                                                                \
+        case OP_SUB:                                                                               \
+        case OP_MUL:                                                                               \
+        case OP_DIV:                                                                               \
+        case OP_MOD:                                                                               \
+        case OP_POW:                                                                               \
+        case OP_MAX:                                                                               \
+        case OP_MIN:                                                                               \
+        case OP_AND:                                                                               \
+        case OP_OR:                                                                                \
+        IR_CASES_EW_UNARY:                                                                         \
+        IR_CASES_EW_TERNARY:                                                                       \
+        IR_CASES_NOT_EW:                                                                           \
+            return false;                                                                          \
+        }                                                                                          \
+        return false;                                                                              \
     }
 
 FLOAT_KERNELS(float)
@@ -67,17 +170,33 @@ FLOAT_KERNELS(double)
 
 /* ---- integers and bool ----------------------------------------------------------------- */
 
-static int64_t int_unary(OpKind op, int64_t x) {
+/* Integer and bool kernels: *ok is cleared for an op that is not theirs. */
+static int64_t int_unary(OpKind op, int64_t x, bool *ok) {
     switch (op) {
     case OP_NEG: return (int64_t)(0 - (uint64_t)x);
     case OP_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
     case OP_SIGN: return (x > 0) - (x < 0);
     case OP_NOT: return !x;
-    default: return x; /* STOP_GRAD */
+    case OP_STOP_GRAD:
+        return x;
+    case OP_FLOOR: /* float only (OPF_FLOATONLY) */
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SQRT:
+    case OP_SIN:
+    case OP_COS:
+    case OP_ERF:
+    case OP_CAST: /* cast() */
+    IR_CASES_EW_BINARY:
+    IR_CASES_EW_TERNARY:
+    IR_CASES_NOT_EW:
+        break;
     }
+    *ok = false;
+    return 0;
 }
 
-static int64_t int_binary(OpKind op, int64_t a, int64_t b) {
+static int64_t int_binary(OpKind op, int64_t a, int64_t b, bool *ok) {
     switch (op) {
     case OP_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
     case OP_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
@@ -100,8 +219,14 @@ static int64_t int_binary(OpKind op, int64_t a, int64_t b) {
     case OP_NE: return a != b;
     case OP_AND: return a && b;
     case OP_OR: return a || b;
-    default: return 0;
+    case OP_POW: /* float only (OPF_FLOATONLY) */
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_TERNARY:
+    IR_CASES_NOT_EW:
+        break;
     }
+    *ok = false;
+    return 0;
 }
 
 /* ---- leaves ----------------------------------------------------------------------------- */
@@ -166,30 +291,120 @@ static void where(const RtTensor *c, const RtTensor *a, const RtTensor *b, RtTen
     }
 }
 
+/* Integer and bool operands: computed element by element in int64. */
+static bool int_kernel(const Node *n, RtTensor *const *src, RtTensor *o, int64_t cnt) {
+    DType st = src[0]->dtype;
+    bool ok = true;
+    if (n->nsrc == 1)
+        for (int64_t i = 0; ok && i < cnt; i++)
+            st_i(o->data, o->dtype, i, int_unary(n->op, ld_i(src[0]->data, st, i), &ok));
+    else
+        for (int64_t i = 0; ok && i < cnt; i++)
+            st_i(o->data, o->dtype, i,
+                 int_binary(n->op, ld_i(src[0]->data, st, i), ld_i(src[1]->data, st, i), &ok));
+    return ok;
+}
+
+static bool unary_kernel(const Node *n, RtTensor *const *src, RtTensor *o, int64_t cnt) {
+    switch (src[0]->dtype) {
+    case DT_F32:
+        return unary_float(n->op, src[0]->data, o->data, cnt);
+    case DT_F64:
+        return unary_double(n->op, src[0]->data, o->data, cnt);
+    case DT_I32:
+    case DT_I64:
+    case DT_BOOL:
+        return int_kernel(n, src, o, cnt);
+    case DT_F16:
+    case DT_BF16:
+        return false;
+    }
+    return false;
+}
+
+static bool binary_kernel(const Node *n, RtTensor *const *src, RtTensor *o, int64_t cnt, bool cmp) {
+    const void *a = src[0]->data, *b = src[1]->data;
+    switch (src[0]->dtype) {
+    case DT_F32:
+        return cmp ? compare_float(n->op, a, b, o->data, cnt)
+                   : binary_float(n->op, a, b, o->data, cnt);
+    case DT_F64:
+        return cmp ? compare_double(n->op, a, b, o->data, cnt)
+                   : binary_double(n->op, a, b, o->data, cnt);
+    case DT_I32:
+    case DT_I64:
+    case DT_BOOL:
+        return int_kernel(n, src, o, cnt);
+    case DT_F16:
+    case DT_BF16:
+        return false;
+    }
+    return false;
+}
+
+static bool ew_kernel(const Node *n, RtTensor *const *src, RtTensor *o, int64_t cnt) {
+    switch (n->op) {
+    case OP_CONST:
+        fill_const(o, n->attr.constant.value, n->attr.constant.ivalue);
+        return true;
+    case OP_IOTA:
+        fill_iota(o, n->attr.iota.axis);
+        return true;
+    case OP_CAST:
+        cast(src[0], o, cnt);
+        return true;
+    case OP_WHERE:
+        where(src[0], src[1], src[2], o, cnt);
+        return true;
+    case OP_NOT:
+        return int_kernel(n, src, o, cnt);
+    case OP_NEG:
+    case OP_ABS:
+    case OP_SIGN:
+    case OP_FLOOR:
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SQRT:
+    case OP_SIN:
+    case OP_COS:
+    case OP_ERF:
+    case OP_STOP_GRAD:
+        return unary_kernel(n, src, o, cnt);
+    case OP_LT:
+    case OP_LE:
+    case OP_EQ:
+    case OP_NE:
+        return binary_kernel(n, src, o, cnt, true);
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_MOD:
+    case OP_POW:
+    case OP_MAX:
+    case OP_MIN:
+        return binary_kernel(n, src, o, cnt, false);
+    case OP_AND:
+    case OP_OR:
+        return int_kernel(n, src, o, cnt);
+    case OP_INPUT:
+    IR_CASES_REDUCE:
+    IR_CASES_MOVE:
+    IR_CASES_CONTR:
+    IR_CASES_RAND:
+        return false;
+    }
+    return false;
+}
+
 RtTensor *ir_interp_ew(const Node *n, RtTensor *const *src, DiagList *d) {
     RtTensor *o = ir_interp_alloc(n, d);
     if (!o) return NULL;
-    int64_t cnt = rt_shape_numel(&n->shape);
-    OpKind op = n->op;
-    DType st = n->nsrc ? src[0]->dtype : n->dtype;
-    switch (op) {
-    case OP_CONST: fill_const(o, n->attr.constant.value, n->attr.constant.ivalue); return o;
-    case OP_IOTA: fill_iota(o, n->attr.iota.axis); return o;
-    case OP_CAST: cast(src[0], o, cnt); return o;
-    case OP_WHERE: where(src[0], src[1], src[2], o, cnt); return o;
-    default: break;
-    }
-    bool cmp = op == OP_LT || op == OP_LE || op == OP_EQ || op == OP_NE;
-    if (n->nsrc == 1 && st == DT_F32 && op != OP_NOT) unary_float(op, src[0]->data, o->data, cnt);
-    else if (n->nsrc == 1 && st == DT_F64 && op != OP_NOT) unary_double(op, src[0]->data, o->data, cnt);
-    else if (n->nsrc == 2 && st == DT_F32 && cmp) compare_float(op, src[0]->data, src[1]->data, o->data, cnt);
-    else if (n->nsrc == 2 && st == DT_F64 && cmp) compare_double(op, src[0]->data, src[1]->data, o->data, cnt);
-    else if (n->nsrc == 2 && st == DT_F32) binary_float(op, src[0]->data, src[1]->data, o->data, cnt);
-    else if (n->nsrc == 2 && st == DT_F64) binary_double(op, src[0]->data, src[1]->data, o->data, cnt);
-    else if (n->nsrc == 1)
-        for (int64_t i = 0; i < cnt; i++) st_i(o->data, o->dtype, i, int_unary(op, ld_i(src[0]->data, st, i)));
-    else
-        for (int64_t i = 0; i < cnt; i++)
-            st_i(o->data, o->dtype, i, int_binary(op, ld_i(src[0]->data, st, i), ld_i(src[1]->data, st, i)));
-    return o;
+    if (ew_kernel(n, src, o, rt_shape_numel(&n->shape))) return o;
+    diag_error(
+        d, n->loc,
+        "internal error: op %s (on %s) is not handled by the interpreter's elementwise kernels",
+        ir_op_name(n->op), rt_dtype_name(n->nsrc ? src[0]->dtype : n->dtype));
+    rt_tensor_free(o);
+    return NULL;
 }

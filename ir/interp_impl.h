@@ -33,8 +33,11 @@ static inline double ld_f(const void *p, DType t, int64_t i) {
     case DT_I32: return ((const int32_t *)p)[i];
     case DT_I64: return (double)((const int64_t *)p)[i];
     case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-    default: return 0;
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic: eval refuses these dtypes first */
     }
+    return 0;
 }
 
 /* Float -> integer conversion: truncation toward zero, saturating at the
@@ -53,8 +56,11 @@ static inline int64_t ld_i(const void *p, DType t, int64_t i) {
     case DT_I32: return ((const int32_t *)p)[i];
     case DT_I64: return ((const int64_t *)p)[i];
     case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
-    default: return 0;
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic: eval refuses these dtypes first */
     }
+    return 0;
 }
 
 /* Stores an integer, wrapping to the destination width (two's complement). */
@@ -65,7 +71,9 @@ static inline void st_i(void *p, DType t, int64_t i, int64_t v) {
     case DT_I32: ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
     case DT_I64: ((int64_t *)p)[i] = v; break;
     case DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-    default: break;
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic: eval refuses these dtypes first */
     }
 }
 
@@ -82,7 +90,9 @@ static inline void st_f(void *p, DType t, int64_t i, double v) {
     }
     case DT_I64: ((int64_t *)p)[i] = f_to_i64(v); break;
     case DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
-    default: break;
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic: eval refuses these dtypes first */
     }
 }
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "interp_impl.h"
+#include "op_cases.h"
 
 /* ---- walks ---------------------------------------------------------------------- */
 
@@ -182,11 +183,47 @@ static RtTensor *argmax(const Node *n, const RtTensor *a, RtTensor *o) {
 static int64_t int_lowest(DType t) { return t == DT_I32 ? INT32_MIN : t == DT_I64 ? INT64_MIN : 0; }
 static int64_t int_highest(DType t) { return t == DT_I32 ? INT32_MAX : t == DT_I64 ? INT64_MAX : 1; }
 
+typedef enum { RED_SUM, RED_MAX, RED_MIN } RedMode;
+
+/* The accumulation of a reduction op; false for ARGMAX and for an op that is
+ * not a reduction. */
+static bool red_mode(OpKind op, RedMode *m) {
+    switch (op) {
+    case OP_SUM:
+        *m = RED_SUM;
+        return true;
+    case OP_REDUCE_MAX:
+        *m = RED_MAX;
+        return true;
+    case OP_REDUCE_MIN:
+        *m = RED_MIN;
+        return true;
+    case OP_ARGMAX: /* argmax() */
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    IR_CASES_EW_TERNARY:
+    IR_CASES_MOVE:
+    IR_CASES_CONTR:
+    IR_CASES_RAND:
+        return false;
+    }
+    return false;
+}
+
 RtTensor *ir_interp_reduce(const Node *n, RtTensor *const *src, DiagList *d) {
     const RtTensor *a = src[0];
     RtTensor *o = ir_interp_alloc(n, d);
     if (!o) return NULL;
     if (n->op == OP_ARGMAX) return argmax(n, a, o);
+    RedMode m;
+    if (!red_mode(n->op, &m)) {
+        rt_tensor_free(o);
+        diag_error(d, n->loc,
+                   "internal error: op %s is not handled by the interpreter's reductions",
+                   ir_op_name(n->op));
+        return NULL;
+    }
     /* Result strides laid over the source's axes: 0 on reduced axes. */
     int64_t in_st[IR_MAX_RANK], out_st[IR_MAX_RANK], st[IR_MAX_RANK];
     ir_contig_strides(&a->shape, in_st);
@@ -205,19 +242,21 @@ RtTensor *ir_interp_reduce(const Node *n, RtTensor *const *src, DiagList *d) {
         return NULL;
     }
     if (fl) {
-        double init = n->op == OP_SUM ? 0 : n->op == OP_REDUCE_MAX ? -INFINITY : INFINITY;
+        double init = m == RED_SUM ? 0 : m == RED_MAX ? -INFINITY : INFINITY;
         for (int64_t i = 0; i < cnt; i++) r.facc[i] = init;
         bool f32 = a->dtype == DT_F32;
-        WalkRow fn = n->op == OP_SUM ? (f32 ? sum_row_f32 : sum_row_f64)
-                     : n->op == OP_REDUCE_MAX ? (f32 ? max_row_f32 : max_row_f64)
-                                              : (f32 ? min_row_f32 : min_row_f64);
+        WalkRow fn = m == RED_SUM   ? (f32 ? sum_row_f32 : sum_row_f64)
+                     : m == RED_MAX ? (f32 ? max_row_f32 : max_row_f64)
+                                    : (f32 ? min_row_f32 : min_row_f64);
         ir_walk_run(&w, fn, &r);
         for (int64_t i = 0; i < cnt; i++) st_f(o->data, o->dtype, i, r.facc[i]);
         free(r.facc);
     } else {
-        int64_t init = n->op == OP_SUM ? 0 : n->op == OP_REDUCE_MAX ? int_lowest(a->dtype) : int_highest(a->dtype);
+        int64_t init = m == RED_SUM   ? 0
+                       : m == RED_MAX ? int_lowest(a->dtype)
+                                      : int_highest(a->dtype);
         for (int64_t i = 0; i < cnt; i++) r.iacc[i] = init;
-        ir_walk_run(&w, n->op == OP_SUM ? isum_row : n->op == OP_REDUCE_MAX ? imax_row : imin_row, &r);
+        ir_walk_run(&w, m == RED_SUM ? isum_row : m == RED_MAX ? imax_row : imin_row, &r);
         for (int64_t i = 0; i < cnt; i++) st_i(o->data, o->dtype, i, r.iacc[i]);
         free(r.iacc);
     }
@@ -250,10 +289,16 @@ static void add_row(RtTensor *o, int64_t oo, const RtTensor *u, int64_t uo, int6
         for (int64_t j = 0; j < len; j++) p[j] += q[j];
         break;
     }
-    default:
+    case DT_I32:
+    case DT_I64:
+    case DT_BOOL:
         for (int64_t j = 0; j < len; j++)
             st_i(o->data, o->dtype, oo + j,
                  (int64_t)((uint64_t)ld_i(o->data, o->dtype, oo + j) + (uint64_t)ld_i(u->data, u->dtype, uo + j)));
+        break;
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic: eval refuses these dtypes first */
     }
 }
 
@@ -349,11 +394,20 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
         }
         return o;
     }
-    default:
-        rt_tensor_free(o);
-        diag_error(d, n->loc, "internal error: %s is not a movement op", ir_op_name(n->op));
-        return NULL;
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    IR_CASES_EW_TERNARY:
+    IR_CASES_REDUCE:
+    IR_CASES_CONTR:
+    IR_CASES_RAND:
+        break;
     }
+    rt_tensor_free(o);
+    diag_error(d, n->loc,
+               "internal error: op %s is not handled by the interpreter's movement kernels",
+               ir_op_name(n->op));
+    return NULL;
 }
 
 /* ---- matmul: (..., M, K) @ (..., K, N) ------------------------------------------------- */

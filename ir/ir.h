@@ -28,8 +28,18 @@ typedef enum {
 #define X(id, name, arity, shape, flags, doc) OP_##id,
 #include "ops.def"
 #undef X
-    OP_COUNT
 } OpKind;
+
+/* The number of ops, kept out of OpKind so that a switch naming every op
+ * (ir/op_cases.h) need not name a sentinel too; an int, as an enumerator
+ * would be, but not one of another enum that OpKind values compare with. */
+enum {
+    IR_OP_ROWS = 0
+#define X(id, name, arity, shape, flags, doc) +1
+#include "ops.def"
+#undef X
+};
+#define OP_COUNT ((int)IR_OP_ROWS)
 
 enum {
     OPF_EW = 1 << 0,        /* elementwise */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "ir.h"
+#include "op_cases.h"
 #include "shape.h"
 
 /* Shortest %g rendering of v that round-trips. */
@@ -76,7 +77,16 @@ static void print_attrs(FILE *out, const Node *n) {
     case OP_RNG_UNIFORM:
     case OP_RNG_NORMAL: fprintf(out, " stream=0x%08x", a->rng.stream); break;
     case OP_FRESH_SEED: fprintf(out, " k=%u", a->rng.k); break;
-    default: break;
+    case OP_INPUT:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_RESHAPE:
+    case OP_BROADCAST:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+        break;
     }
 }
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "../runtime/checked.h"
+#include "op_cases.h"
 
 bool ir_dtype_numeric(DType t) {
     return t == DT_F32 || t == DT_F64 || t == DT_I32 || t == DT_I64;
@@ -122,8 +123,7 @@ static Shape shape_clean(Shape s) {
     return s;
 }
 
-/* A constant must be exactly representable in its dtype. */
-/* An integer constant is its ivalue; value must be that number rounded
+/* A constant must be exactly representable in its dtype. An integer constant is its ivalue; value must be that number rounded
  * (ir_const sets ivalue 0 for a value that is not a whole int64). */
 static bool const_fits(DType dt, double v, int64_t i) {
     bool whole = v == (double)i;
@@ -133,8 +133,18 @@ static bool const_fits(DType dt, double v, int64_t i) {
     case DT_BOOL: return whole && (i == 0 || i == 1);
     case DT_I32: return whole && i >= INT32_MIN && i <= INT32_MAX;
     case DT_I64: return whole;
-    default: return false;
+    case DT_F16:
+    case DT_BF16:
+        return false; /* no arithmetic yet */
     }
+    return false;
+}
+
+/* An op reached a rule that is not its own: a bug in the op table or in this
+ * file, reported rather than guessed at. */
+static bool not_handled(Err *e, OpKind op, const char *rule) {
+    return fail(e, "internal error: op %s is not handled by the %s shape rule", ir_op_name(op),
+                rule);
 }
 
 /* A value held as a double (a pad value): whole and in range for integers. */
@@ -148,6 +158,55 @@ static bool int_scalar(const Node *n) {
 }
 
 /* ---- per-class rules ---------------------------------------------------------- */
+
+/* Binary elementwise ops: equal dtypes, then the op's own dtype rule. */
+static bool rule_binary(OpKind op, Node *const *src, DType *dt, Err *e) {
+    const char *nm = ir_ops[op].name;
+    TypeBufs b;
+    DType d0 = src[0]->dtype;
+    if (src[1]->dtype != d0)
+        return fail(e, "%s: operand dtypes differ: %s and %s", nm, ts(&b, 0, src[0]),
+                    ts(&b, 1, src[1]));
+    switch (op) {
+    case OP_POW:
+        if (!dtype_float(d0))
+            return fail(e, "%s: needs floating-point operands, got %s and %s", nm,
+                        ts(&b, 0, src[0]), ts(&b, 1, src[1]));
+        *dt = d0;
+        return true;
+    case OP_LT:
+    case OP_LE:
+    case OP_EQ:
+    case OP_NE:
+        if (!ir_dtype_arith(d0)) return fail(e, "%s: unsupported dtype %s", nm, ts(&b, 0, src[0]));
+        *dt = DT_BOOL;
+        return true;
+    case OP_AND:
+    case OP_OR:
+        if (d0 != DT_BOOL)
+            return fail(e, "%s: needs bool operands, got %s and %s", nm, ts(&b, 0, src[0]),
+                        ts(&b, 1, src[1]));
+        *dt = DT_BOOL;
+        return true;
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_MOD:
+    case OP_MAX:
+    case OP_MIN:
+        if (!ir_dtype_numeric(d0))
+            return fail(e, "%s: needs numeric operands, got %s and %s", nm, ts(&b, 0, src[0]),
+                        ts(&b, 1, src[1]));
+        *dt = d0;
+        return true;
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_TERNARY:
+    IR_CASES_NOT_EW:
+        return not_handled(e, op, "binary elementwise");
+    }
+    return not_handled(e, op, "binary elementwise");
+}
 
 static bool rule_same(OpKind op, Node *const *src, int nsrc, DType *dt, Shape *shape, Err *e) {
     const char *nm = ir_ops[op].name;
@@ -195,38 +254,12 @@ static bool rule_same(OpKind op, Node *const *src, int nsrc, DType *dt, Shape *s
             return fail(e, "%s: branch dtypes differ: %s and %s", nm, ts(&b, 1, src[1]), ts(&b, 2, src[2]));
         *dt = src[1]->dtype;
         return true;
-    default: break;
+    IR_CASES_EW_BINARY:
+        return rule_binary(op, src, dt, e);
+    IR_CASES_NOT_EW:
+        return not_handled(e, op, "elementwise");
     }
-    /* binary */
-    if (src[1]->dtype != d0)
-        return fail(e, "%s: operand dtypes differ: %s and %s", nm, ts(&b, 0, src[0]), ts(&b, 1, src[1]));
-    switch (op) {
-    case OP_POW:
-        if (!dtype_float(d0))
-            return fail(e, "%s: needs floating-point operands, got %s and %s", nm, ts(&b, 0, src[0]),
-                        ts(&b, 1, src[1]));
-        *dt = d0;
-        return true;
-    case OP_LT:
-    case OP_LE:
-    case OP_EQ:
-    case OP_NE:
-        if (!ir_dtype_arith(d0)) return fail(e, "%s: unsupported dtype %s", nm, ts(&b, 0, src[0]));
-        *dt = DT_BOOL;
-        return true;
-    case OP_AND:
-    case OP_OR:
-        if (d0 != DT_BOOL)
-            return fail(e, "%s: needs bool operands, got %s and %s", nm, ts(&b, 0, src[0]), ts(&b, 1, src[1]));
-        *dt = DT_BOOL;
-        return true;
-    default:
-        if (!ir_dtype_numeric(d0))
-            return fail(e, "%s: needs numeric operands, got %s and %s", nm, ts(&b, 0, src[0]),
-                        ts(&b, 1, src[1]));
-        *dt = d0;
-        return true;
-    }
+    return not_handled(e, op, "elementwise");
 }
 
 static bool rule_reduce(OpKind op, Node *a, const Attr *attr, DType *dt, Shape *shape, Err *e) {
@@ -321,8 +354,19 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
                         ts(&b, 1, src[1]));
         if (*dt != DT_I64 || shape->rank != 0) return fail(e, "%s: result must be an i64 scalar", nm);
         return true;
-    default: return fail(e, "%s: not an SR_ATTR op", nm);
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    IR_CASES_EW_TERNARY:
+    IR_CASES_REDUCE:
+    case OP_PERMUTE:
+    case OP_SLICE:
+    case OP_CONCAT:
+    case OP_GATHER:
+    case OP_PAD:
+    IR_CASES_CONTR:
+        return not_handled(e, op, "builder-given (SR_ATTR)");
     }
+    return not_handled(e, op, "builder-given (SR_ATTR)");
 }
 
 static bool rule_permute(Node *a, const Attr *attr, DType *dt, Shape *shape, Err *e) {
@@ -445,6 +489,33 @@ static bool rule_matmul(Node *a, Node *bb, DType *dt, Shape *shape, Err *e) {
     return true;
 }
 
+/* The op's ShapeRule class decides which rule checks it. */
+static bool apply_rule(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt,
+                       Shape *shape, Err *e) {
+    ShapeRule rule = ir_ops[op].shape_rule;
+    switch (rule) {
+    case SR_SAME:
+        return rule_same(op, src, nsrc, dt, shape, e);
+    case SR_ATTR:
+        return rule_attr(op, src, attr, dt, shape, e);
+    case SR_REDUCE:
+        return rule_reduce(op, src[0], attr, dt, shape, e);
+    case SR_PERMUTE:
+        return rule_permute(src[0], attr, dt, shape, e);
+    case SR_SLICE:
+        return rule_slice(src[0], attr, dt, shape, e);
+    case SR_CONCAT:
+        return rule_concat(src, nsrc, attr, dt, shape, e);
+    case SR_GATHER:
+        return rule_gather(src[0], src[1], dt, shape, e);
+    case SR_PAD:
+        return rule_pad(src[0], attr, dt, shape, e);
+    case SR_MATMUL:
+        return rule_matmul(src[0], src[1], dt, shape, e);
+    }
+    return fail(e, "internal error: %s: shape rule %d is not handled", ir_ops[op].name, (int)rule);
+}
+
 bool ir_infer(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt, Shape *shape, char *err,
               size_t errn) {
     Err e = {err, errn};
@@ -464,19 +535,7 @@ bool ir_infer(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt
         if (numel(shape) < 0) return fail(&e, "%s: result has too many elements", info->name);
         *shape = shape_clean(*shape);
     }
-    bool ok;
-    switch (info->shape_rule) {
-    case SR_SAME: ok = rule_same(op, src, nsrc, dt, shape, &e); break;
-    case SR_ATTR: ok = rule_attr(op, src, attr, dt, shape, &e); break;
-    case SR_REDUCE: ok = rule_reduce(op, src[0], attr, dt, shape, &e); break;
-    case SR_PERMUTE: ok = rule_permute(src[0], attr, dt, shape, &e); break;
-    case SR_SLICE: ok = rule_slice(src[0], attr, dt, shape, &e); break;
-    case SR_CONCAT: ok = rule_concat(src, nsrc, attr, dt, shape, &e); break;
-    case SR_GATHER: ok = rule_gather(src[0], src[1], dt, shape, &e); break;
-    case SR_PAD: ok = rule_pad(src[0], attr, dt, shape, &e); break;
-    case SR_MATMUL: ok = rule_matmul(src[0], src[1], dt, shape, &e); break;
-    default: ok = fail(&e, "%s: unknown shape rule", info->name);
-    }
+    bool ok = apply_rule(op, src, nsrc, attr, dt, shape, &e);
     if (!ok) return false;
     if (!shape_valid(shape)) return bad_shape(&e, info->name, *dt, shape);
     if (numel(shape) < 0) return fail(&e, "%s: result has too many elements", info->name);

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ir/op_cases.h"
 #include "pass.h"
 
 typedef struct {
@@ -57,7 +58,15 @@ static uint64_t hash_attr(uint64_t h, const Node *n) {
     case OP_RNG_UNIFORM:
     case OP_RNG_NORMAL:
     case OP_FRESH_SEED: h = mix(mix(h, a->rng.stream), a->rng.k); break;
-    default: break;
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_RESHAPE:
+    case OP_BROADCAST:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+        break;
     }
     return h;
 }
@@ -91,8 +100,17 @@ static bool attr_eq(const Node *x, const Node *y) {
     case OP_RNG_UNIFORM:
     case OP_RNG_NORMAL:
     case OP_FRESH_SEED: return a->rng.stream == b->rng.stream && a->rng.k == b->rng.k;
-    default: return true;
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_RESHAPE:
+    case OP_BROADCAST:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+        return true; /* no attributes */
     }
+    return false; /* not an op: never merged */
 }
 
 /* Hash of a node as it would be created: op, type, source ids, attrs. */

@@ -9,6 +9,7 @@
  * Sums, contractions and random ops are left alone. Folding cascades because
  * pass_rebuild hands each node its already-folded sources. */
 #include "../ir/interp.h"
+#include "../ir/op_cases.h"
 #include "pass.h"
 
 static bool all_const(Node *const *src, int n) {
@@ -80,13 +81,25 @@ static bool moved_const(const Node *old, Node *const *src, ConstVal *out) {
         if (rt_shape_numel(&src[0]->shape) == 0) return false;
         break;
     case OP_PAD: /* a pad value is a double: equal only where it is exact */
-        if (old->attr.pad.value != v.f || (double)v.i != v.f) return false;
+        if (old->attr.pad.value != v.f) return false;
+        if ((rt_dtype_is_int(old->dtype) || old->dtype == DT_BOOL) && (double)v.i != v.f)
+            return false;
         break;
     case OP_CONCAT:
         for (int i = 1; i < old->nsrc; i++)
             if (!const_eq(src[i], src[0])) return false;
         break;
-    default: return false;
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_SUM:
+    case OP_ARGMAX:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+    IR_CASES_RAND:
+        return false;
     }
     *out = v;
     return true;

@@ -35,6 +35,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../ir/op_cases.h"
+
 enum { FUSE_MAX_DEPTH = 256 };
 
 static bool is_inline_op(OpKind op) {
@@ -50,9 +52,28 @@ static bool is_inline_op(OpKind op) {
     case OP_CONCAT:
     case OP_GATHER:
         return true;
-    default:
+    case OP_INPUT:
+    case OP_NEG:
+    case OP_ABS:
+    case OP_SIGN:
+    case OP_FLOOR:
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SQRT:
+    case OP_SIN:
+    case OP_COS:
+    case OP_ERF:
+    case OP_NOT:
+    case OP_CAST:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         return false;
     }
+    return false; /* not an op */
 }
 
 static bool is_compute_op(OpKind op) {
@@ -113,7 +134,13 @@ static bool reorders(const Node *c) {
     case OP_SCATTER_ADD:
     case OP_MATMUL:
         return true;
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_BROADCAST:
+    IR_CASES_RAND:
         if (ir_ops[c->op].flags & OPF_RED) { /* loop order: kept axes, then reduced ones */
             uint32_t ax = c->attr.reduce.axes;
             int r = c->src[0]->shape.rank;
@@ -123,6 +150,7 @@ static bool reorders(const Node *c) {
         }
         return false;
     }
+    return true; /* not an op: assume the worst */
 }
 
 static EdgeKind edge_kind(const Node *m, const Node *c, int k, bool reorder_after) {
@@ -135,11 +163,22 @@ static EdgeKind edge_kind(const Node *m, const Node *c, int k, bool reorder_afte
         return k == 1 && numel(c->src[0]) > numel(m) ? EDGE_HARD : EDGE_CLEAN;
     case OP_PAD:
         return EDGE_CLEAN; /* padded positions read a clamped element, then discard it */
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_RESHAPE:
+    case OP_PERMUTE:
+    case OP_BROADCAST:
+    case OP_SLICE:
+    case OP_CONCAT:
+    IR_CASES_RAND:
         if (numel(c) <= numel(m)) return EDGE_CLEAN;
         if (c->op == OP_BROADCAST && !reorder_after && row_broadcast(m, c)) return EDGE_ROW;
         return c->op == OP_BROADCAST || (ir_ops[c->op].flags & OPF_EW) ? EDGE_EXPAND : EDGE_HARD;
     }
+    return EDGE_HARD; /* not an op */
 }
 
 /* ---- strided views ------------------------------------------------------------------ */
@@ -204,9 +243,20 @@ static bool view_step(const Node *n, FuseView *v) {
             k++;
         return k == o.shape.rank;
     }
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_CONCAT:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_PAD:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         return false;
     }
+    return false; /* not an op */
 }
 
 bool pass_fuse_view(const Node *n, const FusionRole *role, FuseView *v) {
@@ -314,9 +364,32 @@ static int op_weight(OpKind op) {
     case OP_SQRT:
     case OP_MOD:
         return 2;
-    default:
+    IR_CASES_LEAF:
+    case OP_NEG:
+    case OP_ABS:
+    case OP_SIGN:
+    case OP_FLOOR:
+    case OP_NOT:
+    case OP_CAST:
+    case OP_STOP_GRAD:
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_MAX:
+    case OP_MIN:
+    case OP_LT:
+    case OP_LE:
+    case OP_EQ:
+    case OP_NE:
+    case OP_AND:
+    case OP_OR:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    IR_CASES_MOVE:
+    case OP_MATMUL:
         return 1;
     }
+    return 1; /* not an op */
 }
 
 static int max_readers(OpKind op) {
@@ -487,7 +560,17 @@ static bool walk_sources(Walk *w, const WFrame *f, int *top) {
                     s->shape.dims[i] == m->shape.dims[i])
                     c.desc[i] = f->desc[i];
             break;
-        default:
+        IR_CASES_LEAF:
+        IR_CASES_EW_UNARY:
+        IR_CASES_EW_BINARY:
+        case OP_WHERE:
+        IR_CASES_REDUCE:
+        case OP_CONCAT:
+        case OP_GATHER:
+        case OP_SCATTER_ADD:
+        case OP_PAD:
+        case OP_MATMUL:
+        IR_CASES_RAND:
             if (((ir_ops[m->op].flags & OPF_EW) || is_compute_op(m->op)) &&
                 rt_shape_eq(&s->shape, &m->shape))
                 memcpy(c.desc, f->desc, sizeof c.desc);

@@ -9,6 +9,7 @@
  * of zero: x+0 with x = -0.0 gives +0.0, the simplified graph gives -0.0,
  * which compares equal. The builders already skip most of these; this pass
  * catches what autodiff and folding leave behind. */
+#include "../ir/op_cases.h"
 #include "pass.h"
 
 static bool same_type(const Node *a, const Node *b) {
@@ -54,7 +55,36 @@ static Node *identity_of(const Node *old, Node **src) {
     case OP_PERMUTE: r = identity_perm(old) ? a : NULL; break;
     case OP_SLICE: r = full_slice(old, a) ? a : NULL; break;
     case OP_PAD: r = empty_pad(old) ? a : NULL; break;
-    default: break;
+    IR_CASES_LEAF:
+    case OP_ABS:
+    case OP_SIGN:
+    case OP_FLOOR:
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SQRT:
+    case OP_SIN:
+    case OP_COS:
+    case OP_ERF:
+    case OP_NOT:
+    case OP_STOP_GRAD:
+    case OP_MOD:
+    case OP_POW:
+    case OP_MAX:
+    case OP_MIN:
+    case OP_LT:
+    case OP_LE:
+    case OP_EQ:
+    case OP_NE:
+    case OP_AND:
+    case OP_OR:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    case OP_CONCAT:
+    case OP_GATHER:
+    case OP_SCATTER_ADD:
+    case OP_MATMUL:
+    IR_CASES_RAND:
+        break;
     }
     return r && same_type(r, old) ? r : NULL;
 }

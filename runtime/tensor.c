@@ -18,12 +18,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const dtype_names[DT_COUNT] = {
-    [DT_F32] = "f32", [DT_F64] = "f64", [DT_F16] = "f16", [DT_BF16] = "bf16",
+static const char *const dtype_names[] = {
+    [DT_F32] = "f32", [DT_F64] = "f64", [DT_F16] = "f16",   [DT_BF16] = "bf16",
     [DT_I32] = "i32", [DT_I64] = "i64", [DT_BOOL] = "bool",
 };
-static const size_t dtype_sizes[DT_COUNT] = {
-    [DT_F32] = 4, [DT_F64] = 8, [DT_F16] = 2, [DT_BF16] = 2,
+static const size_t dtype_sizes[] = {
+    [DT_F32] = 4, [DT_F64] = 8, [DT_F16] = 2,  [DT_BF16] = 2,
     [DT_I32] = 4, [DT_I64] = 8, [DT_BOOL] = 1,
 };
 _Static_assert(sizeof dtype_names / sizeof dtype_names[0] == DT_COUNT, "dtype_names");

@@ -25,9 +25,12 @@ typedef enum {
     DT_BF16, /* declared for later backends; no arithmetic yet */
     DT_I32,
     DT_I64,
-    DT_BOOL, /* one byte per element, 0 or 1 */
-    DT_COUNT
+    DT_BOOL, /* one byte per element, 0 or 1; the last (DT_COUNT below) */
 } DType;
+
+/* The number of dtypes, kept out of DType so that a switch naming every dtype
+ * need not name a sentinel too (tensor.c checks its tables against it). */
+#define DT_COUNT ((int)DT_BOOL + 1)
 
 typedef struct {
     int rank;                     /* 0 for a scalar */

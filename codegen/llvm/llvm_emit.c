@@ -44,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../../ir/op_cases.h"
 #include "llvm_internal.h"
 
 typedef struct {
@@ -462,9 +463,18 @@ static LLVMValueRef red_init_of(KE *ke, OpKind op, DType dt) {
     case OP_REDUCE_MIN:
         if (fl) return llvm_const(ke->cg, dt, __builtin_inf(), 0);
         return llvm_const(ke->cg, dt, 0, dt == DT_I32 ? INT32_MAX : dt == DT_I64 ? INT64_MAX : 1);
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_SUM:
+    case OP_ARGMAX:
+    IR_CASES_MOVE:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         return llvm_const(ke->cg, dt, 0, 0);
     }
+    return llvm_const(ke->cg, dt, 0, 0);
 }
 
 static LLVMValueRef red_init(KE *ke) {
@@ -503,10 +513,19 @@ static LLVMValueRef red_combine_of(KE *ke, OpKind op, DType dt, LLVMValueRef acc
     case OP_REDUCE_MIN:
         if (dt == DT_BOOL) return LLVMBuildAnd(B, acc, v, "");
         return llvm_intrinsic(cg, fl ? "llvm.minimum" : "llvm.smin", &t, 1, args, 2);
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    case OP_ARGMAX:
+    IR_CASES_MOVE:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         llvm_fail(cg, "reduction %s", ir_op_name(op));
         return NULL;
     }
+    llvm_fail(cg, "reduction %d", (int)op);
+    return NULL;
 }
 
 static LLVMValueRef red_combine(KE *ke, LLVMValueRef acc, LLVMValueRef v, bool reassoc) {

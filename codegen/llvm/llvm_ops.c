@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "../../ir/op_cases.h"
 #include "llvm_internal.h"
 
 /* ---- shared helpers ------------------------------------------------------------------ */
@@ -189,10 +190,24 @@ static LLVMValueRef emit_fmath(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
         LLVMValueRef r = call_libm(cg, "erf", x);
         return f32 ? LLVMBuildFPTrunc(cg->b, r, cg->f32, "") : r;
     }
-    default:
+    IR_CASES_LEAF:
+    case OP_NEG:
+    case OP_ABS:
+    case OP_SIGN:
+    case OP_NOT:
+    case OP_CAST:
+    case OP_STOP_GRAD:
+    IR_CASES_EW_BINARY:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    IR_CASES_MOVE:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         llvm_fail(cg, "%s is not a float function", ir_op_name(op));
         return NULL;
     }
+    llvm_fail(cg, "op %d is not a float function", (int)op);
+    return NULL;
 }
 
 static LLVMValueRef emit_not(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVMValueRef *v) {
@@ -260,7 +275,21 @@ static LLVMValueRef emit_arith(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
                          yd = LLVMBuildFPExt(b, y, cg->f64, "");
             return LLVMBuildFPTrunc(b, call2(cg, "llvm.pow", xd, yd), cg->f32, "");
         }
-        default:
+        IR_CASES_LEAF:
+        IR_CASES_EW_UNARY:
+        case OP_MAX:
+        case OP_MIN:
+        case OP_LT:
+        case OP_LE:
+        case OP_EQ:
+        case OP_NE:
+        case OP_AND:
+        case OP_OR:
+        case OP_WHERE:
+        IR_CASES_REDUCE:
+        IR_CASES_MOVE:
+        case OP_MATMUL:
+        IR_CASES_RAND:
             break;
         }
         llvm_fail(cg, "%s on %s", ir_op_name(op), rt_dtype_name(sdt));
@@ -272,7 +301,7 @@ static LLVMValueRef emit_arith(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
     }
     LLVMValueRef x = int_in(cg, sdt, v[0]), y = int_in(cg, sdt, v[1]);
     LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMValueRef z = LLVMConstNull(t), m1 = LLVMConstAllOnes(t), r;
+    LLVMValueRef z = LLVMConstNull(t), m1 = LLVMConstAllOnes(t), r = NULL;
     switch (op) {
     case OP_ADD:
         r = LLVMBuildAdd(b, x, y, "");
@@ -307,8 +336,27 @@ static LLVMValueRef emit_arith(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
         }
         break;
     }
-    default:
+    IR_CASES_LEAF:
+    IR_CASES_EW_UNARY:
+    case OP_POW:
+    case OP_MAX:
+    case OP_MIN:
+    case OP_LT:
+    case OP_LE:
+    case OP_EQ:
+    case OP_NE:
+    case OP_AND:
+    case OP_OR:
+    case OP_WHERE:
+    IR_CASES_REDUCE:
+    IR_CASES_MOVE:
+    case OP_MATMUL:
+    IR_CASES_RAND:
         llvm_fail(cg, "%s on %s", ir_op_name(op), rt_dtype_name(sdt));
+        return NULL;
+    }
+    if (!r) {
+        llvm_fail(cg, "op %d on %s", (int)op, rt_dtype_name(sdt));
         return NULL;
     }
     return int_out(cg, out, r);
