@@ -37,9 +37,12 @@ def main():
         ]
     out.append("  for s in 0..steps {")
     for i in range(a.problems):
-        err = "mean((U%d @ V%d - M%d) ** 2)" % (i, i, i)
-        out.append("    U%d -= lr * grad(%s, U%d)" % (i, err, i))
-        out.append("    V%d -= lr * grad(%s, V%d)" % (i, err, i))
+        # each factor's step holds the other fixed (alternating minimisation):
+        # it comes through the loop, so the gradient is cut at it explicitly
+        out.append("    U%d -= lr * grad(mean((U%d @ stop_grad(V%d) - M%d) ** 2), U%d)"
+                   % (i, i, i, i, i))
+        out.append("    V%d -= lr * grad(mean((stop_grad(U%d) @ V%d - M%d) ** 2), V%d)"
+                   % (i, i, i, i, i))
     out.append("  }")
     errs = " + ".join("mean((U%d @ V%d - M%d) ** 2)" % (i, i, i) for i in range(a.problems))
     out.append("  log err = (%s) / %d" % (errs, a.problems))
