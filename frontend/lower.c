@@ -65,15 +65,9 @@ void lw_scope_set(Lower *L, Scope *s, const char *name, Value *v, SrcLoc loc) {
         if (loc.line) b->loc = loc;
         return;
     }
-    if (s->n == s->cap) {
-        int nc = s->cap ? s->cap * 2 : 16;
-        Binding *nb = arena_realloc(L->a, s->b, sizeof(Binding) * (size_t)s->cap, sizeof(Binding) * (size_t)nc);
-        if (!nb) {
-            L->oom = true;
-            return;
-        }
-        s->b = nb;
-        s->cap = nc;
+    if (!arena_grow(L->a, &s->b, &s->cap, (size_t)s->n + 1, 16)) {
+        L->oom = true;
+        return;
     }
     Binding *nb = &s->b[s->n++];
     memset(nb, 0, sizeof *nb);
@@ -154,16 +148,9 @@ Value *lw_lookup(Lower *L, Scope *s, const char *name, SrcLoc loc) {
 /* ---- graphs ------------------------------------------------------------------------- */
 
 static bool grow_ints(Lower *L, int **p, int n, int *cap) {
-    if (n < *cap) return true;
-    int nc = *cap ? *cap * 2 : 16;
-    int *np = arena_realloc(L->a, *p, sizeof(int) * (size_t)*cap, sizeof(int) * (size_t)nc);
-    if (!np) {
-        L->oom = true;
-        return false;
-    }
-    *p = np;
-    *cap = nc;
-    return true;
+    if (arena_grow(L->a, p, cap, (size_t)n + 1, 16)) return true;
+    L->oom = true;
+    return false;
 }
 
 static void gc_reset(Lower *L, GraphCtx *c, const char *name) {

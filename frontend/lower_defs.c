@@ -162,16 +162,9 @@ void lw_defs_read(Lower *L, int input_index, int slot) {
 
 static bool add_alt(Lower *L, SlotDef *j, SlotDef *alt) {
     if (!alt) return true;
-    if (j->nalts == j->cap_alts) {
-        int nc = j->cap_alts ? j->cap_alts * 2 : 4;
-        SlotDef **na = arena_realloc(L->a, j->alts, sizeof(SlotDef *) * (size_t)j->cap_alts,
-                                     sizeof(SlotDef *) * (size_t)nc);
-        if (!na) {
-            L->oom = true;
-            return false;
-        }
-        j->alts = na;
-        j->cap_alts = nc;
+    if (!arena_grow(L->a, &j->alts, &j->cap_alts, (size_t)j->nalts + 1, 4)) {
+        L->oom = true;
+        return false;
     }
     j->alts[j->nalts++] = alt;
     return true;
@@ -186,16 +179,9 @@ static SlotDef *join_new(Lower *L, int slot, JoinKind k, const Region *of) {
 }
 
 static bool push_def(Lower *L, SlotDef ***arr, int *n, int *cap, SlotDef *d) {
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 8;
-        SlotDef **na = arena_realloc(L->a, *arr, sizeof(SlotDef *) * (size_t)*cap,
-                                     sizeof(SlotDef *) * (size_t)nc);
-        if (!na) {
-            L->oom = true;
-            return false;
-        }
-        *arr = na;
-        *cap = nc;
+    if (!arena_grow(L->a, arr, cap, (size_t)*n + 1, 8)) {
+        L->oom = true;
+        return false;
     }
     (*arr)[(*n)++] = d;
     return true;
@@ -358,16 +344,9 @@ static bool in_set(const Query *q, const SlotDef *d) {
 
 static void set_add(Lower *L, Query *q, const SlotDef *d) {
     if (!d || in_set(q, d)) return;
-    if (q->nset == q->capset) {
-        int nc = q->capset ? q->capset * 2 : 8;
-        const SlotDef **ns = arena_realloc(L->a, q->set, sizeof(SlotDef *) * (size_t)q->capset,
-                                           sizeof(SlotDef *) * (size_t)nc);
-        if (!ns) {
-            L->oom = true;
-            return;
-        }
-        q->set = ns;
-        q->capset = nc;
+    if (!arena_grow(L->a, &q->set, &q->capset, (size_t)q->nset + 1, 8)) {
+        L->oom = true;
+        return;
     }
     q->set[q->nset++] = d;
     if (d->kind == DEF_JOIN)
@@ -826,16 +805,9 @@ typedef struct PendingGrad {
 } PendingGrad;
 
 static void pend(Lower *L, const SlotDef *leaf, Targets *T, SrcLoc loc) {
-    if (L->npend == L->cap_pend) {
-        int nc = L->cap_pend ? L->cap_pend * 2 : 16;
-        PendingGrad *np = arena_realloc(L->a, L->pend, sizeof(PendingGrad) * (size_t)L->cap_pend,
-                                        sizeof(PendingGrad) * (size_t)nc);
-        if (!np) {
-            L->oom = true;
-            return;
-        }
-        L->pend = np;
-        L->cap_pend = nc;
+    if (!arena_grow(L->a, &L->pend, &L->cap_pend, (size_t)L->npend + 1, 16)) {
+        L->oom = true;
+        return;
     }
     L->pend[L->npend++] = (PendingGrad){leaf, T, loc};
 }
