@@ -93,20 +93,10 @@ static SlotDef *def_new(Lower *L, DefKind k, int slot) {
 }
 
 static bool defs_reserve(Lower *L, int slot) {
-    if (slot < L->cap_defs) return true;
-    int nc = L->cap_defs ? L->cap_defs : 64;
-    while (nc <= slot)
-        nc *= 2;
-    SlotDef **nd = arena_realloc(L->a, L->defs, sizeof(SlotDef *) * (size_t)L->cap_defs,
-                                 sizeof(SlotDef *) * (size_t)nc);
-    if (!nd) {
-        L->oom = true;
-        return false;
-    }
-    memset(nd + L->cap_defs, 0, sizeof(SlotDef *) * (size_t)(nc - L->cap_defs));
-    L->defs = nd;
-    L->cap_defs = nc;
-    return true;
+    /* new entries are zeroed: no definition yet */
+    if (arena_grow(L->a, &L->defs, &L->cap_defs, (size_t)slot + 1, 64)) return true;
+    L->oom = true;
+    return false;
 }
 
 SlotDef *lw_def_cur(Lower *L, int slot) {
@@ -141,18 +131,9 @@ void lw_defs_commit(Lower *L) {
 void lw_defs_read(Lower *L, int input_index, int slot) {
     GraphCtx *c = L->gc;
     if (!c || !c->rec) return;
-    if (input_index >= c->cap_in_defs) {
-        int nc = c->cap_in_defs ? c->cap_in_defs * 2 : 16;
-        while (nc <= input_index)
-            nc *= 2;
-        SlotDef **nd = arena_realloc(L->a, c->in_defs, sizeof(SlotDef *) * (size_t)c->cap_in_defs,
-                                     sizeof(SlotDef *) * (size_t)nc);
-        if (!nd) {
-            L->oom = true;
-            return;
-        }
-        c->in_defs = nd;
-        c->cap_in_defs = nc;
+    if (!arena_grow(L->a, &c->in_defs, &c->cap_in_defs, (size_t)input_index + 1, 16)) {
+        L->oom = true;
+        return;
     }
     c->in_defs[input_index] = lw_def_cur(L, slot);
     c->rec->in_slots = c->in_slots;
@@ -214,14 +195,11 @@ void lw_defs_init_written(Lower *L, const int *slots, int n) {
             int s = slots[i];
             if (s >= r->nentry) {
                 int ns = L->m->nslots;
-                SlotDef **ne = arena_realloc(L->a, r->entry, sizeof(SlotDef *) * (size_t)r->nentry,
-                                             sizeof(SlotDef *) * (size_t)ns);
-                if (!ne) {
+                /* the new entries are zeroed: held nothing at the region's start */
+                if (!arena_resize(L->a, &r->entry, (size_t)r->nentry, (size_t)ns)) {
                     L->oom = true;
                     return;
                 }
-                memset(ne + r->nentry, 0, sizeof(SlotDef *) * (size_t)(ns - r->nentry));
-                r->entry = ne;
                 r->nentry = ns;
             }
             r->entry[s] = lw_def_cur(L, s);
@@ -483,16 +461,9 @@ static int reach(Lower *L, Query *q, const GraphRec *gr, const void *item, bool 
     }
 #define PUSH(fr)                                                                                   \
     do {                                                                                           \
-        if (n == cap) {                                                                            \
-            int nc_ = cap ? cap * 2 : 64;                                                          \
-            Frame *ns_ =                                                                           \
-                arena_realloc(L->a, st, sizeof(Frame) * (size_t)cap, sizeof(Frame) * (size_t)nc_); \
-            if (!ns_) {                                                                            \
-                L->oom = true;                                                                     \
-                return R_YES;                                                                      \
-            }                                                                                      \
-            st = ns_;                                                                              \
-            cap = nc_;                                                                             \
+        if (!arena_grow(L->a, &st, &cap, (size_t)n + 1, 64)) {                                     \
+            L->oom = true;                                                                         \
+            return R_YES;                                                                          \
         }                                                                                          \
         st[n++] = (fr);                                                                            \
     } while (0)
@@ -705,16 +676,9 @@ static Node *clone_node(Clone *C, const GraphRec *gr0, Node *n0) {
     CFrame root = {gr0, n0, 0, NULL, NULL};
 #define CPUSH(fr)                                                                                  \
     do {                                                                                           \
-        if (n == cap) {                                                                            \
-            int nc_ = cap ? cap * 2 : 64;                                                          \
-            CFrame *ns_ = arena_realloc(L->a, st, sizeof(CFrame) * (size_t)cap,                    \
-                                        sizeof(CFrame) * (size_t)nc_);                             \
-            if (!ns_) {                                                                            \
-                L->oom = true;                                                                     \
-                return NULL;                                                                       \
-            }                                                                                      \
-            st = ns_;                                                                              \
-            cap = nc_;                                                                             \
+        if (!arena_grow(L->a, &st, &cap, (size_t)n + 1, 64)) {                                     \
+            L->oom = true;                                                                         \
+            return NULL;                                                                           \
         }                                                                                          \
         st[n++] = (fr);                                                                            \
     } while (0)
@@ -836,15 +800,9 @@ static void pend_leaves(Lower *L, Targets *T, Node *y, SrcLoc loc) {
         for (int i = 0; i < m->nsrc; i++) {
             if (map_get(&seen, m->src[i])) continue;
             map_put(L, &seen, m->src[i], m->src[i]);
-            if (n == cap) {
-                Node **ns = arena_realloc(L->a, st, sizeof(Node *) * (size_t)cap,
-                                          sizeof(Node *) * (size_t)cap * 2);
-                if (!ns) {
-                    L->oom = true;
-                    return;
-                }
-                st = ns;
-                cap *= 2;
+            if (!arena_grow(L->a, &st, &cap, (size_t)n + 1, 64)) {
+                L->oom = true;
+                return;
             }
             st[n++] = m->src[i];
         }
