@@ -40,11 +40,10 @@ uint32_t source_load(SourceSet *s, const char *path, DiagList *d) {
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, fp)) > 0) {
         n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
+        if (n == cap && !rt_grow(&buf, &cap, n + 1, 1)) {
+            free(buf);
+            buf = NULL;
+            break;
         }
     }
     int err = ferror(fp);

@@ -39,10 +39,8 @@ int ir_module_add_slot(Module *m, const char *name, SlotKind kind, DType dt, Sha
     sl->dtype = dt;
     sl->shape = s;
     if (kind == SLOT_PARAM) {
-        int *np = arena_realloc(m->arena, m->param_slots, sizeof(int) * (size_t)m->nparams,
-                                sizeof(int) * (size_t)(m->nparams + 1));
-        if (!np) return -1;
-        m->param_slots = np;
+        if (!arena_resize(m->arena, &m->param_slots, (size_t)m->nparams, (size_t)m->nparams + 1))
+            return -1;
         m->param_slots[m->nparams++] = m->nslots;
     }
     return m->nslots++;
