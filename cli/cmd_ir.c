@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "passes/fuse.h"
 #include "passes/pass.h"
+#include "runtime/grow.h"
 
 /* "fold, simplify, cse, dce" from the pipeline's own list. */
 static void put_pass_names(FILE *f) {
@@ -43,13 +44,7 @@ static bool add_graph(GraphSet *s, Graph *g) {
     if (!g) return true;
     for (int i = 0; i < s->n; i++)
         if (s->items[i] == g) return true;
-    if (s->n == s->cap) {
-        int cap = s->cap ? s->cap * 2 : 16;
-        Graph **p = realloc(s->items, sizeof *p * (size_t)cap);
-        if (!p) return false;
-        s->items = p;
-        s->cap = cap;
-    }
+    if (!rt_grow(&s->items, &s->cap, (size_t)s->n + 1, 16)) return false;
     s->items[s->n++] = g;
     return true;
 }

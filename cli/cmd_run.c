@@ -20,6 +20,7 @@
 #include "ir/exec.h"
 #include "passes/fuse.h"
 #include "passes/memplan.h"
+#include "runtime/grow.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -79,13 +80,7 @@ static bool add_call(CallSet *s, const GraphCall *c) {
     if (!c->graph) return true;
     for (int i = 0; i < s->n; i++)
         if (s->items[i]->graph == c->graph) return true;
-    if (s->n == s->cap) {
-        int cap = s->cap ? 2 * s->cap : 16;
-        const GraphCall **p = realloc(s->items, sizeof *p * (size_t)cap);
-        if (!p) return false;
-        s->items = p;
-        s->cap = cap;
-    }
+    if (!rt_grow(&s->items, &s->cap, (size_t)s->n + 1, 16)) return false;
     s->items[s->n++] = c;
     return true;
 }

@@ -18,6 +18,7 @@
  * coordinates plus fresh loop variables over the reduced axes (a KPhase);
  * memoised by position, so every use inside one row is one phase. */
 #include "../ir/op_cases.h"
+#include "../runtime/grow.h"
 #include "kernel.h"
 
 #include <stdlib.h>
@@ -59,20 +60,13 @@ typedef struct {
 
 /* ---- instructions ------------------------------------------------------------------------ */
 
-static bool grow(void **p, int *cap, int n, size_t elem) {
-    if (n < *cap) return true;
-    int nc = *cap ? *cap * 2 : 64;
-    void *q = realloc(*p, elem * (size_t)nc);
-    if (!q) return false;
-    *p = q;
-    *cap = nc;
-    return true;
-}
+/* Room for one more element in a heap array of this plan (runtime/grow.h). */
+#define grow(pp, cap, n) rt_grow((pp), (cap), (size_t)(n) + 1, 64)
 
 static int add(Sched *s, const KInstr *in) {
     for (int i = 0; i < s->nins; i++)
         if (memcmp(&s->ins[i], in, sizeof *in) == 0) return i;
-    if (!grow((void **)&s->ins, &s->cap, s->nins, sizeof(KInstr))) {
+    if (!grow(&s->ins, &s->cap, s->nins)) {
         s->oom = true;
         return 0;
     }
@@ -195,7 +189,7 @@ static void add_check(Sched *s, int cond, const Node *n) {
     if (s->ins[cond].kind == KI_CONST && s->ins[cond].c.i) return;
     for (int i = 0; i < s->nchecks; i++)
         if (s->checks[i] == cond) return;
-    if (!grow((void **)&s->checks, &s->capchecks, s->nchecks, sizeof(int))) {
+    if (!grow(&s->checks, &s->capchecks, s->nchecks)) {
         s->oom = true;
         return;
     }
@@ -502,7 +496,7 @@ static int build_phase(Sched *s, const Node *n, Pos *p) {
     in.nsrc = 1;
     in.src[0] = build(s, src, &q);
     in.axis = s->nphases;
-    if (!grow((void **)&s->phases, &s->capphases, s->nphases, sizeof(KPhase))) {
+    if (!grow(&s->phases, &s->capphases, s->nphases)) {
         s->oom = true;
         return 0;
     }
@@ -594,7 +588,7 @@ static int build(Sched *s, const Node *n, Pos *p) {
         s->oom = s->oom || r < 0;
         return 0;
     }
-    if (!grow((void **)&s->memo, &s->capmemo, s->nmemo, sizeof(Memo))) {
+    if (!grow(&s->memo, &s->capmemo, s->nmemo)) {
         s->oom = true;
         return 0;
     }

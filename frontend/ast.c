@@ -28,16 +28,9 @@ PtrVec *fe_vec(ParseCtx *c) {
 
 PtrVec *fe_push(ParseCtx *c, PtrVec *v, void *p) {
     if (!v) return NULL;
-    if (v->n == v->cap) {
-        int cap = v->cap ? v->cap * 2 : 4;
-        void **items = arena_realloc(c->arena, v->items, sizeof(void *) * (size_t)v->cap,
-                                     sizeof(void *) * (size_t)cap);
-        if (!items) {
-            c->oom = true;
-            return v;
-        }
-        v->items = items;
-        v->cap = cap;
+    if (!arena_grow(c->arena, &v->items, &v->cap, (size_t)v->n + 1, 4)) {
+        c->oom = true;
+        return v;
     }
     v->items[v->n++] = p;
     return v;

@@ -1011,13 +1011,7 @@ static bool wrt_nodes(Lower *L, Value *w, NodeVec *out, SrcLoc loc, const char *
         lw_error(L, loc, "%s: cannot differentiate with respect to %s (not floating point)", fname, tstr(L, n));
         return false;
     }
-    if (out->n == out->cap) {
-        int nc = out->cap ? out->cap * 2 : 16;
-        Node **nn = arena_realloc(L->a, out->nodes, sizeof(Node *) * (size_t)out->cap, sizeof(Node *) * (size_t)nc);
-        if (!nn) return false;
-        out->nodes = nn;
-        out->cap = nc;
-    }
+    if (!arena_grow(L->a, &out->nodes, &out->cap, (size_t)out->n + 1, 16)) return false;
     out->nodes[out->n++] = n;
     return true;
 }

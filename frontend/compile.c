@@ -27,13 +27,7 @@ static Global *add_global(Lower *L, FeMod *m, const char *name, GlobalKind k, co
         diag_add_note(L->d, dg, old->loc, "'%s' was first declared here", name);
         return NULL;
     }
-    if (m->n == m->cap) {
-        int nc = m->cap ? m->cap * 2 : 16;
-        Global *ng = arena_realloc(L->a, m->g, sizeof(Global) * (size_t)m->cap, sizeof(Global) * (size_t)nc);
-        if (!ng) return NULL;
-        m->g = ng;
-        m->cap = nc;
-    }
+    if (!arena_grow(L->a, &m->g, &m->cap, (size_t)m->n + 1, 16)) return NULL;
     Global *g = &m->g[m->n++];
     memset(g, 0, sizeof *g);
     g->name = name;
@@ -48,13 +42,7 @@ static FeMod *new_mod(Lower *L, const char *name, Program *p) {
     if (!m) return NULL;
     m->name = name;
     m->prog = p;
-    if (L->nmods == L->cap_mods) {
-        int nc = L->cap_mods ? L->cap_mods * 2 : 8;
-        FeMod **nm = arena_realloc(L->a, L->mods, sizeof(FeMod *) * (size_t)L->cap_mods, sizeof(FeMod *) * (size_t)nc);
-        if (!nm) return NULL;
-        L->mods = nm;
-        L->cap_mods = nc;
-    }
+    if (!arena_grow(L->a, &L->mods, &L->cap_mods, (size_t)L->nmods + 1, 8)) return NULL;
     L->mods[L->nmods++] = m;
     return m;
 }

@@ -10,6 +10,7 @@
  * "home" slot so that each iteration reads what the previous one wrote.
  * Parameters are slots named by their call path (mlp.linear0.W) and are
  * initialised by graphs in Module.init the first time a path is traced. */
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -65,15 +66,9 @@ void lw_scope_set(Lower *L, Scope *s, const char *name, Value *v, SrcLoc loc) {
         if (loc.line) b->loc = loc;
         return;
     }
-    if (s->n == s->cap) {
-        int nc = s->cap ? s->cap * 2 : 16;
-        Binding *nb = arena_realloc(L->a, s->b, sizeof(Binding) * (size_t)s->cap, sizeof(Binding) * (size_t)nc);
-        if (!nb) {
-            L->oom = true;
-            return;
-        }
-        s->b = nb;
-        s->cap = nc;
+    if (!arena_grow(L->a, &s->b, &s->cap, (size_t)s->n + 1, 16)) {
+        L->oom = true;
+        return;
     }
     Binding *nb = &s->b[s->n++];
     memset(nb, 0, sizeof *nb);
@@ -154,16 +149,9 @@ Value *lw_lookup(Lower *L, Scope *s, const char *name, SrcLoc loc) {
 /* ---- graphs ------------------------------------------------------------------------- */
 
 static bool grow_ints(Lower *L, int **p, int n, int *cap) {
-    if (n < *cap) return true;
-    int nc = *cap ? *cap * 2 : 16;
-    int *np = arena_realloc(L->a, *p, sizeof(int) * (size_t)*cap, sizeof(int) * (size_t)nc);
-    if (!np) {
-        L->oom = true;
-        return false;
-    }
-    *p = np;
-    *cap = nc;
-    return true;
+    if (arena_grow(L->a, p, cap, (size_t)n + 1, 16)) return true;
+    L->oom = true;
+    return false;
 }
 
 static void gc_reset(Lower *L, GraphCtx *c, const char *name) {
@@ -236,16 +224,9 @@ int lw_new_slot(Lower *L, const char *name, SlotKind k, DType dt, Shape s) {
 int lw_var_slot(Lower *L, const char *name, DType dt, Shape s) {
     int id = lw_new_slot(L, name, SLOT_VAR, dt, s);
     if (id < 0) return id;
-    if (id >= L->cap_owned) {
-        int nc = L->cap_owned ? L->cap_owned : 64;
-        while (nc <= id) nc *= 2;
-        unsigned char *no = arena_realloc(L->a, L->owned, (size_t)L->cap_owned, (size_t)nc);
-        if (!no) {
-            L->oom = true;
-            return id;
-        }
-        L->owned = no;
-        L->cap_owned = nc;
+    if (!arena_grow(L->a, &L->owned, &L->cap_owned, (size_t)id + 1, 64)) {
+        L->oom = true;
+        return id;
     }
     L->owned[id] = 1;
     return id;
@@ -256,17 +237,9 @@ bool lw_is_owned(Lower *L, int slot) { return slot >= 0 && slot < L->cap_owned &
 Node *lw_slot_node(Lower *L, int slot, SrcLoc loc) {
     GraphCtx *c = L->gc;
     if (!c || !c->g || slot < 0 || slot >= L->m->nslots) return NULL;
-    if (slot >= c->cap_slot_nodes) {
-        int nc = c->cap_slot_nodes ? c->cap_slot_nodes : 64;
-        while (nc <= slot) nc *= 2;
-        Node **nn = arena_realloc(L->a, c->slot_nodes, sizeof(Node *) * (size_t)c->cap_slot_nodes,
-                                  sizeof(Node *) * (size_t)nc);
-        if (!nn) {
-            L->oom = true;
-            return NULL;
-        }
-        c->slot_nodes = nn;
-        c->cap_slot_nodes = nc;
+    if (!arena_grow(L->a, &c->slot_nodes, &c->cap_slot_nodes, (size_t)slot + 1, 64)) {
+        L->oom = true;
+        return NULL;
     }
     if (c->slot_nodes[slot]) return c->slot_nodes[slot];
     const Slot *sl = &L->m->slots[slot];
@@ -495,16 +468,13 @@ void lw_home_set(Lower *L, const char *name, Value *home) {
             return;
         }
     if (f->n == f->cap) {
-        int nc = f->cap ? f->cap * 2 : 8;
-        const char **nn = arena_realloc(L->a, f->names, sizeof(char *) * (size_t)f->cap, sizeof(char *) * (size_t)nc);
-        Value **nh = arena_realloc(L->a, f->homes, sizeof(Value *) * (size_t)f->cap, sizeof(Value *) * (size_t)nc);
-        if (!nn || !nh) {
+        size_t nc, c = (size_t)f->cap;
+        if (!rt_grow_cap(c, c + 1, 8, INT_MAX, &nc) || !arena_resize(L->a, &f->names, c, nc) ||
+            !arena_resize(L->a, &f->homes, c, nc)) {
             L->oom = true;
             return;
         }
-        f->names = nn;
-        f->homes = nh;
-        f->cap = nc;
+        f->cap = (int)nc;
     }
     f->names[f->n] = name;
     f->homes[f->n] = home;
@@ -686,21 +656,17 @@ void lw_act_push(Lower *L, Activation *act, const Decl *fn, const char *callee_n
             if (strcmp(parent->callees[i], callee_name) == 0) k = i;
         if (k < 0) {
             if (parent->n == parent->cap) {
-                int nc = parent->cap ? parent->cap * 2 : 8;
-                const char **nn = arena_realloc(L->a, parent->callees, sizeof(char *) * (size_t)parent->cap,
-                                                sizeof(char *) * (size_t)nc);
-                int *ncnt = arena_realloc(L->a, parent->counts, sizeof(int) * (size_t)parent->cap,
-                                          sizeof(int) * (size_t)nc);
-                if (!nn || !ncnt) {
+                size_t nc, c = (size_t)parent->cap;
+                if (!rt_grow_cap(c, c + 1, 8, INT_MAX, &nc) ||
+                    !arena_resize(L->a, &parent->callees, c, nc) ||
+                    !arena_resize(L->a, &parent->counts, c, nc)) {
                     L->oom = true;
                     act->path = callee_name;
                     act->prev = L->act;
                     L->act = act;
                     return;
                 }
-                parent->callees = nn;
-                parent->counts = ncnt;
-                parent->cap = nc;
+                parent->cap = (int)nc;
             }
             k = parent->n++;
             parent->callees[k] = callee_name;

@@ -93,20 +93,10 @@ static SlotDef *def_new(Lower *L, DefKind k, int slot) {
 }
 
 static bool defs_reserve(Lower *L, int slot) {
-    if (slot < L->cap_defs) return true;
-    int nc = L->cap_defs ? L->cap_defs : 64;
-    while (nc <= slot)
-        nc *= 2;
-    SlotDef **nd = arena_realloc(L->a, L->defs, sizeof(SlotDef *) * (size_t)L->cap_defs,
-                                 sizeof(SlotDef *) * (size_t)nc);
-    if (!nd) {
-        L->oom = true;
-        return false;
-    }
-    memset(nd + L->cap_defs, 0, sizeof(SlotDef *) * (size_t)(nc - L->cap_defs));
-    L->defs = nd;
-    L->cap_defs = nc;
-    return true;
+    /* new entries are zeroed: no definition yet */
+    if (arena_grow(L->a, &L->defs, &L->cap_defs, (size_t)slot + 1, 64)) return true;
+    L->oom = true;
+    return false;
 }
 
 SlotDef *lw_def_cur(Lower *L, int slot) {
@@ -141,18 +131,9 @@ void lw_defs_commit(Lower *L) {
 void lw_defs_read(Lower *L, int input_index, int slot) {
     GraphCtx *c = L->gc;
     if (!c || !c->rec) return;
-    if (input_index >= c->cap_in_defs) {
-        int nc = c->cap_in_defs ? c->cap_in_defs * 2 : 16;
-        while (nc <= input_index)
-            nc *= 2;
-        SlotDef **nd = arena_realloc(L->a, c->in_defs, sizeof(SlotDef *) * (size_t)c->cap_in_defs,
-                                     sizeof(SlotDef *) * (size_t)nc);
-        if (!nd) {
-            L->oom = true;
-            return;
-        }
-        c->in_defs = nd;
-        c->cap_in_defs = nc;
+    if (!arena_grow(L->a, &c->in_defs, &c->cap_in_defs, (size_t)input_index + 1, 16)) {
+        L->oom = true;
+        return;
     }
     c->in_defs[input_index] = lw_def_cur(L, slot);
     c->rec->in_slots = c->in_slots;
@@ -162,16 +143,9 @@ void lw_defs_read(Lower *L, int input_index, int slot) {
 
 static bool add_alt(Lower *L, SlotDef *j, SlotDef *alt) {
     if (!alt) return true;
-    if (j->nalts == j->cap_alts) {
-        int nc = j->cap_alts ? j->cap_alts * 2 : 4;
-        SlotDef **na = arena_realloc(L->a, j->alts, sizeof(SlotDef *) * (size_t)j->cap_alts,
-                                     sizeof(SlotDef *) * (size_t)nc);
-        if (!na) {
-            L->oom = true;
-            return false;
-        }
-        j->alts = na;
-        j->cap_alts = nc;
+    if (!arena_grow(L->a, &j->alts, &j->cap_alts, (size_t)j->nalts + 1, 4)) {
+        L->oom = true;
+        return false;
     }
     j->alts[j->nalts++] = alt;
     return true;
@@ -186,16 +160,9 @@ static SlotDef *join_new(Lower *L, int slot, JoinKind k, const Region *of) {
 }
 
 static bool push_def(Lower *L, SlotDef ***arr, int *n, int *cap, SlotDef *d) {
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 8;
-        SlotDef **na = arena_realloc(L->a, *arr, sizeof(SlotDef *) * (size_t)*cap,
-                                     sizeof(SlotDef *) * (size_t)nc);
-        if (!na) {
-            L->oom = true;
-            return false;
-        }
-        *arr = na;
-        *cap = nc;
+    if (!arena_grow(L->a, arr, cap, (size_t)*n + 1, 8)) {
+        L->oom = true;
+        return false;
     }
     (*arr)[(*n)++] = d;
     return true;
@@ -228,14 +195,11 @@ void lw_defs_init_written(Lower *L, const int *slots, int n) {
             int s = slots[i];
             if (s >= r->nentry) {
                 int ns = L->m->nslots;
-                SlotDef **ne = arena_realloc(L->a, r->entry, sizeof(SlotDef *) * (size_t)r->nentry,
-                                             sizeof(SlotDef *) * (size_t)ns);
-                if (!ne) {
+                /* the new entries are zeroed: held nothing at the region's start */
+                if (!arena_resize(L->a, &r->entry, (size_t)r->nentry, (size_t)ns)) {
                     L->oom = true;
                     return;
                 }
-                memset(ne + r->nentry, 0, sizeof(SlotDef *) * (size_t)(ns - r->nentry));
-                r->entry = ne;
                 r->nentry = ns;
             }
             r->entry[s] = lw_def_cur(L, s);
@@ -358,16 +322,9 @@ static bool in_set(const Query *q, const SlotDef *d) {
 
 static void set_add(Lower *L, Query *q, const SlotDef *d) {
     if (!d || in_set(q, d)) return;
-    if (q->nset == q->capset) {
-        int nc = q->capset ? q->capset * 2 : 8;
-        const SlotDef **ns = arena_realloc(L->a, q->set, sizeof(SlotDef *) * (size_t)q->capset,
-                                           sizeof(SlotDef *) * (size_t)nc);
-        if (!ns) {
-            L->oom = true;
-            return;
-        }
-        q->set = ns;
-        q->capset = nc;
+    if (!arena_grow(L->a, &q->set, &q->capset, (size_t)q->nset + 1, 8)) {
+        L->oom = true;
+        return;
     }
     q->set[q->nset++] = d;
     if (d->kind == DEF_JOIN)
@@ -504,16 +461,9 @@ static int reach(Lower *L, Query *q, const GraphRec *gr, const void *item, bool 
     }
 #define PUSH(fr)                                                                                   \
     do {                                                                                           \
-        if (n == cap) {                                                                            \
-            int nc_ = cap ? cap * 2 : 64;                                                          \
-            Frame *ns_ =                                                                           \
-                arena_realloc(L->a, st, sizeof(Frame) * (size_t)cap, sizeof(Frame) * (size_t)nc_); \
-            if (!ns_) {                                                                            \
-                L->oom = true;                                                                     \
-                return R_YES;                                                                      \
-            }                                                                                      \
-            st = ns_;                                                                              \
-            cap = nc_;                                                                             \
+        if (!arena_grow(L->a, &st, &cap, (size_t)n + 1, 64)) {                                     \
+            L->oom = true;                                                                         \
+            return R_YES;                                                                          \
         }                                                                                          \
         st[n++] = (fr);                                                                            \
     } while (0)
@@ -726,16 +676,9 @@ static Node *clone_node(Clone *C, const GraphRec *gr0, Node *n0) {
     CFrame root = {gr0, n0, 0, NULL, NULL};
 #define CPUSH(fr)                                                                                  \
     do {                                                                                           \
-        if (n == cap) {                                                                            \
-            int nc_ = cap ? cap * 2 : 64;                                                          \
-            CFrame *ns_ = arena_realloc(L->a, st, sizeof(CFrame) * (size_t)cap,                    \
-                                        sizeof(CFrame) * (size_t)nc_);                             \
-            if (!ns_) {                                                                            \
-                L->oom = true;                                                                     \
-                return NULL;                                                                       \
-            }                                                                                      \
-            st = ns_;                                                                              \
-            cap = nc_;                                                                             \
+        if (!arena_grow(L->a, &st, &cap, (size_t)n + 1, 64)) {                                     \
+            L->oom = true;                                                                         \
+            return NULL;                                                                           \
         }                                                                                          \
         st[n++] = (fr);                                                                            \
     } while (0)
@@ -826,16 +769,9 @@ typedef struct PendingGrad {
 } PendingGrad;
 
 static void pend(Lower *L, const SlotDef *leaf, Targets *T, SrcLoc loc) {
-    if (L->npend == L->cap_pend) {
-        int nc = L->cap_pend ? L->cap_pend * 2 : 16;
-        PendingGrad *np = arena_realloc(L->a, L->pend, sizeof(PendingGrad) * (size_t)L->cap_pend,
-                                        sizeof(PendingGrad) * (size_t)nc);
-        if (!np) {
-            L->oom = true;
-            return;
-        }
-        L->pend = np;
-        L->cap_pend = nc;
+    if (!arena_grow(L->a, &L->pend, &L->cap_pend, (size_t)L->npend + 1, 16)) {
+        L->oom = true;
+        return;
     }
     L->pend[L->npend++] = (PendingGrad){leaf, T, loc};
 }
@@ -864,15 +800,9 @@ static void pend_leaves(Lower *L, Targets *T, Node *y, SrcLoc loc) {
         for (int i = 0; i < m->nsrc; i++) {
             if (map_get(&seen, m->src[i])) continue;
             map_put(L, &seen, m->src[i], m->src[i]);
-            if (n == cap) {
-                Node **ns = arena_realloc(L->a, st, sizeof(Node *) * (size_t)cap,
-                                          sizeof(Node *) * (size_t)cap * 2);
-                if (!ns) {
-                    L->oom = true;
-                    return;
-                }
-                st = ns;
-                cap *= 2;
+            if (!arena_grow(L->a, &st, &cap, (size_t)n + 1, 64)) {
+                L->oom = true;
+                return;
             }
             st[n++] = m->src[i];
         }

@@ -17,15 +17,9 @@
 static void add_name(Lower *L, const char *nm, const char ***names, int *n, int *cap) {
     for (int i = 0; i < *n; i++)
         if (strcmp((*names)[i], nm) == 0) return;
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 16;
-        const char **nn = arena_realloc(L->a, *names, sizeof(char *) * (size_t)*cap, sizeof(char *) * (size_t)nc);
-        if (!nn) {
-            L->oom = true;
-            return;
-        }
-        *names = nn;
-        *cap = nc;
+    if (!arena_grow(L->a, names, cap, (size_t)*n + 1, 16)) {
+        L->oom = true;
+        return;
     }
     (*names)[(*n)++] = nm;
 }
@@ -226,15 +220,9 @@ static void home_slots(Lower *L, const Value *v, int **slots, int *n, int *cap) 
         return;
     }
     if (v->kind != V_SLOT) return;
-    if (*n == *cap) {
-        int nc = *cap ? *cap * 2 : 16;
-        int *ns = arena_realloc(L->a, *slots, sizeof(int) * (size_t)*cap, sizeof(int) * (size_t)nc);
-        if (!ns) {
-            L->oom = true;
-            return;
-        }
-        *slots = ns;
-        *cap = nc;
+    if (!arena_grow(L->a, slots, cap, (size_t)*n + 1, 16)) {
+        L->oom = true;
+        return;
     }
     (*slots)[(*n)++] = v->u.slot;
 }

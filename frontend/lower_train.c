@@ -11,6 +11,7 @@
  * loss expression with a parameter override tree. (4) The final params and
  * states become outputs written back to their slots, plus the loss value.
  * `every N { }` blocks are host blocks run by the executor. */
+#include <limits.h>
 #include <string.h>
 
 #include "lower_internal.h"
@@ -96,16 +97,13 @@ static void collect_leaves(Lower *L, Value *v, const char *prefix, Leaves *out) 
         return;
     }
     if (out->n == out->cap) {
-        int nc = out->cap ? out->cap * 2 : 16;
-        const char **np = arena_realloc(L->a, out->paths, sizeof(char *) * (size_t)out->cap, sizeof(char *) * (size_t)nc);
-        Value **nv = arena_realloc(L->a, out->vals, sizeof(Value *) * (size_t)out->cap, sizeof(Value *) * (size_t)nc);
-        if (!np || !nv) {
+        size_t nc, c = (size_t)out->cap;
+        if (!rt_grow_cap(c, c + 1, 16, INT_MAX, &nc) || !arena_resize(L->a, &out->paths, c, nc) ||
+            !arena_resize(L->a, &out->vals, c, nc)) {
             L->oom = true;
             return;
         }
-        out->paths = np;
-        out->vals = nv;
-        out->cap = nc;
+        out->cap = (int)nc;
     }
     out->paths[out->n] = prefix ? prefix : "";
     out->vals[out->n] = v;

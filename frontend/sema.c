@@ -9,6 +9,7 @@
  * and calls of known functions, optimizers and builtins with the wrong
  * number of arguments or unknown keywords. Shapes and dtypes are checked
  * later, while tracing (lower*.c), where the values are known. */
+#include <limits.h>
 #include <stdarg.h>
 #include <string.h>
 
@@ -53,21 +54,14 @@ static void s_add(Sema *S, SScope *sc, const char *name, NameKind k, SrcLoc loc)
             return;
         }
     if (sc->n == sc->cap) {
-        int nc = sc->cap ? sc->cap * 2 : 16;
+        /* five parallel arrays, one capacity */
         Arena *a = S->L->a;
-        const char **nn = arena_realloc(a, sc->names, sizeof(char *) * (size_t)sc->cap, sizeof(char *) * (size_t)nc);
-        NameKind *nk = arena_realloc(a, sc->kinds, sizeof(NameKind) * (size_t)sc->cap, sizeof(NameKind) * (size_t)nc);
-        SrcLoc *nl = arena_realloc(a, sc->locs, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
-        bool *nb = arena_realloc(a, sc->bound, sizeof(bool) * (size_t)sc->cap, sizeof(bool) * (size_t)nc);
-        SrcLoc *na =
-            arena_realloc(a, sc->at, sizeof(SrcLoc) * (size_t)sc->cap, sizeof(SrcLoc) * (size_t)nc);
-        if (!nn || !nk || !nl || !nb || !na) return;
-        sc->at = na;
-        sc->names = nn;
-        sc->kinds = nk;
-        sc->locs = nl;
-        sc->bound = nb;
-        sc->cap = nc;
+        size_t nc, c = (size_t)sc->cap;
+        if (!rt_grow_cap(c, c + 1, 16, INT_MAX, &nc) || !arena_resize(a, &sc->names, c, nc) ||
+            !arena_resize(a, &sc->kinds, c, nc) || !arena_resize(a, &sc->locs, c, nc) ||
+            !arena_resize(a, &sc->bound, c, nc) || !arena_resize(a, &sc->at, c, nc))
+            return;
+        sc->cap = (int)nc;
     }
     sc->names[sc->n] = name;
     sc->kinds[sc->n] = k;

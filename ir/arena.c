@@ -113,14 +113,12 @@ void arena_reset(Arena *a, ArenaMark m) {
     }
 }
 
+void *arena_grow_alloc(void *arena, void *old, size_t old_bytes, size_t new_bytes) {
+    return arena_realloc(arena, old, old_bytes, new_bytes);
+}
+
 void ptrvec_push(Arena *a, PtrVec *v, void *p) {
-    if (v->n == v->cap) {
-        int cap = v->cap ? v->cap * 2 : 8;
-        void **items = arena_alloc(a, sizeof(void *) * (size_t)cap);
-        if (!items) return; /* the caller's arena is out of memory; push is lost */
-        if (v->n) memcpy(items, v->items, sizeof(void *) * (size_t)v->n);
-        v->items = items;
-        v->cap = cap;
-    }
+    /* the caller's arena is out of memory: the push is lost */
+    if (!arena_grow(a, &v->items, &v->cap, (size_t)v->n + 1, 8)) return;
     v->items[v->n++] = p;
 }

@@ -10,6 +10,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 
+#include "../runtime/grow.h"
+
 typedef struct ArenaChunk ArenaChunk;
 typedef struct {
     ArenaChunk *head;
@@ -31,6 +33,14 @@ char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf,
 char *arena_vprintf(Arena *a, const char *fmt, va_list ap);
 ArenaMark arena_mark(Arena *a);
 void arena_reset(Arena *a, ArenaMark m);       /* frees everything allocated after m */
+
+/* Growable arrays in an arena: rt_grow's policy and checks (runtime/grow.h)
+ * over arena_realloc. The old storage is abandoned, not freed, on growth. */
+void *arena_grow_alloc(void *arena, void *old, size_t old_bytes, size_t new_bytes);
+#define arena_grow(a, pp, cap, need, first)                                                        \
+    rt_grow_with(arena_grow_alloc, (a), pp, cap, need, first)
+#define arena_resize(a, pp, old_n, new_n)                                                          \
+    rt_resize_with(arena_grow_alloc, (a), (pp), (old_n), (new_n), sizeof **(pp))
 
 /* A growable array of pointers in an arena (old storage is abandoned on growth). */
 typedef struct {

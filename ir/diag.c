@@ -20,13 +20,7 @@ SourceSet *source_set_new(Arena *a) {
 }
 
 uint32_t source_add(SourceSet *s, const char *path, const char *text, size_t size) {
-    if (s->nfiles == s->cap) {
-        SourceFile *f = arena_realloc(s->arena, s->files, sizeof(SourceFile) * (size_t)s->cap,
-                                      sizeof(SourceFile) * (size_t)s->cap * 2);
-        if (!f) return 0;
-        s->files = f;
-        s->cap *= 2;
-    }
+    if (!arena_grow(s->arena, &s->files, &s->cap, (size_t)s->nfiles + 1, 8)) return 0;
     SourceFile *f = &s->files[s->nfiles];
     f->path = arena_strdup(s->arena, path);
     f->text = arena_strndup(s->arena, text, size);
@@ -46,11 +40,10 @@ uint32_t source_load(SourceSet *s, const char *path, DiagList *d) {
     size_t got;
     while (buf && (got = fread(buf + n, 1, cap - n, fp)) > 0) {
         n += got;
-        if (n == cap) {
-            char *nb = realloc(buf, cap * 2);
-            if (!nb) { free(buf); buf = NULL; break; }
-            buf = nb;
-            cap *= 2;
+        if (n == cap && !rt_grow(&buf, &cap, n + 1, 1)) {
+            free(buf);
+            buf = NULL;
+            break;
         }
     }
     int err = ferror(fp);
@@ -111,14 +104,7 @@ static Diag *diag_push(DiagList *d, DiagSeverity sev, SrcLoc loc, const char *fm
     }
     Diag *g = diag_make(d, sev, loc, fmt, ap);
     if (!g) return NULL;
-    if (d->n == d->cap) {
-        int cap = d->cap ? d->cap * 2 : 16;
-        Diag **items = arena_realloc(d->arena, d->items, sizeof(Diag *) * (size_t)d->cap,
-                                     sizeof(Diag *) * (size_t)cap);
-        if (!items) return NULL;
-        d->items = items;
-        d->cap = cap;
-    }
+    if (!arena_grow(d->arena, &d->items, &d->cap, (size_t)d->n + 1, 16)) return NULL;
     d->items[d->n++] = g;
     return g;
 }

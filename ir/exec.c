@@ -19,6 +19,7 @@
 #include "oom.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 
 #include "../runtime/checked.h"
 #include "../runtime/dataio.h"
+#include "../runtime/grow.h"
 
 /* ---- slots ---- */
 
@@ -496,18 +498,15 @@ static bool exec_log(Exec *x, const HostStmt *st) {
             int j = 0;
             while (j < x->npend && strcmp(x->pend_names[j], st->u.log.names[i]) != 0) j++;
             if (j == x->npend) {
-                if (x->npend == x->cap_pend) {
-                    int cap = x->cap_pend ? x->cap_pend * 2 : 8;
-                    const char **nn = realloc(x->pend_names, sizeof *nn * (size_t)cap);
-                    if (nn) x->pend_names = nn;
-                    double *nv = nn ? realloc(x->pend_vals, sizeof *nv * (size_t)cap) : NULL;
-                    if (nv) x->pend_vals = nv;
-                    if (!nn || !nv) {
+                if (x->npend == x->cap_pend) { /* two parallel arrays, one capacity */
+                    size_t cap, c = (size_t)x->cap_pend;
+                    if (!rt_grow_cap(c, c + 1, 8, INT_MAX, &cap) ||
+                        !rt_resize(&x->pend_names, c, cap) || !rt_resize(&x->pend_vals, c, cap)) {
                         diag_error(x->d, st->loc, "out of memory");
                         ok = false;
                         break;
                     }
-                    x->cap_pend = cap;
+                    x->cap_pend = (int)cap;
                 }
                 x->pend_names[x->npend++] = st->u.log.names[i];
             }

@@ -22,20 +22,12 @@ Graph *ir_graph_new(Arena *a, DiagList *d, const char *name) {
     return g;
 }
 
-/* Grows an arena-backed pointer array to hold one more element. */
-static bool grow(Arena *a, void ***items, int n, int *cap) {
-    if (n < *cap) return true;
-    int nc = *cap ? *cap * 2 : 16;
-    void **p = arena_realloc(a, *items, sizeof(void *) * (size_t)*cap, sizeof(void *) * (size_t)nc);
-    if (!p) return false;
-    *items = p;
-    *cap = nc;
-    return true;
-}
+/* Room for one more element in an arena-backed array of the graph. */
+#define grow(a, pp, n, cap) arena_grow((a), (pp), (cap), (size_t)(n) + 1, 16)
 
 int ir_graph_add_output(Graph *g, Node *n) {
     if (!g || !n) return -1;
-    if (!grow(g->arena, (void ***)&g->outputs, g->noutputs, &g->cap_outputs)) {
+    if (!grow(g->arena, &g->outputs, g->noutputs, &g->cap_outputs)) {
         diag_error(g->diags, n->loc, "out of memory");
         return -1;
     }
@@ -55,8 +47,8 @@ Node *ir_node_new(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, 
     Node *n = arena_alloc(g->arena, sizeof *n);
     Node **s = nsrc ? arena_alloc(g->arena, sizeof(Node *) * (size_t)nsrc) : NULL;
     int cap = (int)g->cap;
-    bool ok = n && (!nsrc || s) && grow(g->arena, (void ***)&g->nodes, (int)g->nnodes, &cap);
-    if (ok && op == OP_INPUT) ok = grow(g->arena, (void ***)&g->inputs, g->ninputs, &g->cap_inputs);
+    bool ok = n && (!nsrc || s) && grow(g->arena, &g->nodes, (int)g->nnodes, &cap);
+    if (ok && op == OP_INPUT) ok = grow(g->arena, &g->inputs, g->ninputs, &g->cap_inputs);
     if (!ok) {
         diag_error(g->diags, loc, "out of memory");
         return NULL;

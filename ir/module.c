@@ -31,14 +31,7 @@ void ir_module_free(Module *m) {
 
 int ir_module_add_slot(Module *m, const char *name, SlotKind kind, DType dt, Shape s) {
     if (!m) return -1;
-    if (m->nslots == m->cap_slots) {
-        int nc = m->cap_slots ? m->cap_slots * 2 : 32;
-        Slot *ns = arena_realloc(m->arena, m->slots, sizeof(Slot) * (size_t)m->cap_slots,
-                                 sizeof(Slot) * (size_t)nc);
-        if (!ns) return -1;
-        m->slots = ns;
-        m->cap_slots = nc;
-    }
+    if (!arena_grow(m->arena, &m->slots, &m->cap_slots, (size_t)m->nslots + 1, 32)) return -1;
     Slot *sl = &m->slots[m->nslots];
     memset(sl, 0, sizeof *sl);
     sl->name = arena_strdup(m->arena, name ? name : "");
@@ -46,10 +39,8 @@ int ir_module_add_slot(Module *m, const char *name, SlotKind kind, DType dt, Sha
     sl->dtype = dt;
     sl->shape = s;
     if (kind == SLOT_PARAM) {
-        int *np = arena_realloc(m->arena, m->param_slots, sizeof(int) * (size_t)m->nparams,
-                                sizeof(int) * (size_t)(m->nparams + 1));
-        if (!np) return -1;
-        m->param_slots = np;
+        if (!arena_resize(m->arena, &m->param_slots, (size_t)m->nparams, (size_t)m->nparams + 1))
+            return -1;
         m->param_slots[m->nparams++] = m->nslots;
     }
     return m->nslots++;
@@ -57,14 +48,7 @@ int ir_module_add_slot(Module *m, const char *name, SlotKind kind, DType dt, Sha
 
 HostStmt *ir_host_append(Module *m, HostBlock *b, HostOp op, SrcLoc loc) {
     if (!m || !b) return NULL;
-    if (b->n == b->cap) {
-        int nc = b->cap ? b->cap * 2 : 8;
-        HostStmt **ni = arena_realloc(m->arena, b->items, sizeof(HostStmt *) * (size_t)b->cap,
-                                      sizeof(HostStmt *) * (size_t)nc);
-        if (!ni) return NULL;
-        b->items = ni;
-        b->cap = nc;
-    }
+    if (!arena_grow(m->arena, &b->items, &b->cap, (size_t)b->n + 1, 8)) return NULL;
     HostStmt *s = arena_alloc(m->arena, sizeof *s);
     if (!s) return NULL;
     s->op = op;

@@ -7,6 +7,7 @@
  * the reader checks both before it reads anything else. */
 #include "module_image.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
@@ -38,13 +39,11 @@ static int graph_id(const Graph **gs, int n, const Graph *g) {
 static bool note_graph(W *w, const GraphCall *c) {
     const Graph *g = c->graph;
     if (!g || graph_id(w->graphs, w->ngraphs, g) >= 0) return true;
-    if (w->ngraphs == w->cap) {
-        size_t old = (size_t)w->cap, cap = old ? 2 * old : 16;
-        const Graph **p = arena_realloc(w->a, w->graphs, sizeof *p * old, sizeof *p * cap);
-        const GraphCall **q = arena_realloc(w->a, w->calls, sizeof *q * old, sizeof *q * cap);
-        if (!p || !q) return false;
-        w->graphs = p;
-        w->calls = q;
+    if (w->ngraphs == w->cap) { /* two parallel arrays, one capacity */
+        size_t old = (size_t)w->cap, cap;
+        if (!rt_grow_cap(old, old + 1, 16, INT_MAX, &cap) ||
+            !arena_resize(w->a, &w->graphs, old, cap) || !arena_resize(w->a, &w->calls, old, cap))
+            return false;
         w->cap = (int)cap;
     }
     w->calls[w->ngraphs] = c;

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "../runtime/checked.h"
+#include "../runtime/grow.h"
 
 enum { READ_ALIGNED = 1, READ_OTHER = 2, READ_ROW = 4 };
 
@@ -112,15 +113,9 @@ static void fl_free(FreeList *f, int64_t off, int64_t size) {
     int i = 0;
     while (i < f->n && f->b[i].off < off)
         i++;
-    if (f->n == f->cap) {
-        int cap = f->cap ? f->cap * 2 : 16;
-        Block *nb = realloc(f->b, sizeof(Block) * (size_t)cap);
-        if (!nb) {
-            f->oom = true;
-            return;
-        }
-        f->b = nb;
-        f->cap = cap;
+    if (!rt_grow(&f->b, &f->cap, (size_t)f->n + 1, 16)) {
+        f->oom = true;
+        return;
     }
     memmove(&f->b[i + 1], &f->b[i], sizeof(Block) * (size_t)(f->n - i));
     f->b[i] = (Block){off, size};

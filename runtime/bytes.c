@@ -1,23 +1,16 @@
 /* Byte images (bytes.h): little-endian writes into a growing buffer, and
  * reads that stop at the first problem instead of trusting the image. */
 #include "bytes.h"
+#include "grow.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 static bool grow(RtBuf *b, size_t n) {
     if (b->oom) return false;
-    if (b->n + n <= b->cap) return true;
-    size_t cap = b->cap ? b->cap : 4096;
-    while (cap < b->n + n) cap *= 2;
-    uint8_t *p = realloc(b->data, cap);
-    if (!p) {
-        b->oom = true;
-        return false;
-    }
-    b->data = p;
-    b->cap = cap;
-    return true;
+    if (n <= SIZE_MAX - b->n && rt_grow(&b->data, &b->cap, b->n + n, 4096)) return true;
+    b->oom = true;
+    return false;
 }
 
 void rt_buf_bytes(RtBuf *b, const void *p, size_t n) {

@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "runtime/dataio.h"
+#include "runtime/grow.h"
 
 #define CSV_MAX_FIELD 64 /* characters quoted back in an error */
 
@@ -189,18 +190,10 @@ static bool first_row(Csv *c, long line, long ncol, long numeric, long text_col,
 }
 
 static bool grow(Csv *c, size_t more) {
-    if (c->ncells + more <= c->cap) return true;
-    size_t ncap = c->cap ? c->cap * 2 : 1024;
-    while (ncap < c->ncells + more)
-        ncap *= 2;
-    Cell *nc = realloc(c->cells, ncap * sizeof *nc);
-    if (!nc) {
-        fail(c->err, c->errn, "%s: out of memory", c->name);
-        return false;
-    }
-    c->cells = nc;
-    c->cap = ncap;
-    return true;
+    if (more <= SIZE_MAX - c->ncells && rt_grow(&c->cells, &c->cap, c->ncells + more, 1024))
+        return true;
+    fail(c->err, c->errn, "%s: out of memory", c->name);
+    return false;
 }
 
 /* Parses one data row's cells into c->cells. */

@@ -17,6 +17,7 @@
 #include <zlib.h>
 
 #include "runtime/dataio.h"
+#include "runtime/grow.h"
 
 #define READ_FILE_MAX_BYTES ((size_t)4 << 30) /* decompressed data: 4 GiB */
 #define DEFLATE_MAX_RATIO 1032                /* deflate cannot expand more */
@@ -54,16 +55,14 @@ static bool read_raw(const char *path, unsigned char **out, size_t *n, char *err
     if (!buf) goto oom;
     for (;;) {
         if (len == cap) {
-            if (cap >= READ_FILE_MAX_BYTES) {
+            size_t ncap;
+            if (!rt_grow_cap(cap, cap + 1, cap, READ_FILE_MAX_BYTES, &ncap)) {
                 free(buf);
                 fclose(f);
                 set_err(err, errn, "%s: %s", path, "file larger than the 4 GiB limit");
                 return false;
             }
-            size_t ncap = cap * 2 > READ_FILE_MAX_BYTES ? READ_FILE_MAX_BYTES : cap * 2;
-            unsigned char *nb = realloc(buf, ncap + 1);
-            if (!nb) goto oom;
-            buf = nb;
+            if (!rt_resize(&buf, cap + 1, ncap + 1)) goto oom; /* +1: the NUL */
             cap = ncap;
         }
         size_t got = fread(buf + len, 1, cap - len, f);
@@ -126,17 +125,15 @@ bool rt_gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned
     char zmsg[160];
     for (;;) {
         if (len == cap) {
-            if (cap >= READ_FILE_MAX_BYTES) {
+            size_t ncap;
+            if (!rt_grow_cap(cap, cap + 1, cap, READ_FILE_MAX_BYTES, &ncap)) {
                 problem = "decompressed data exceeds the 4 GiB limit";
                 break;
             }
-            size_t ncap = cap > READ_FILE_MAX_BYTES / 2 ? READ_FILE_MAX_BYTES : cap * 2;
-            unsigned char *nb = realloc(buf, ncap + 1);
-            if (!nb) {
+            if (!rt_resize(&buf, cap + 1, ncap + 1)) { /* +1: the NUL */
                 problem = "out of memory decompressing";
                 break;
             }
-            buf = nb;
             cap = ncap;
         }
         /* zlib counts in uInt: feed and drain at most 1 GiB per call */

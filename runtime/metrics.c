@@ -9,6 +9,7 @@
  * round-trips f32 and keeps the file short. */
 #include "runtime/metrics.h"
 
+#include "runtime/grow.h"
 #include "runtime/outfile.h"
 
 #include <errno.h>
@@ -127,13 +128,7 @@ static int find_name(const RtMetrics *m, const char *name) {
 }
 
 static int add_name(RtMetrics *m, const char *name) {
-    if (m->nnames == m->cap_names) {
-        int cap = m->cap_names ? m->cap_names * 2 : 8;
-        char **p = realloc(m->names, sizeof *p * (size_t)cap);
-        if (!p) return -1;
-        m->names = p;
-        m->cap_names = cap;
-    }
+    if (!rt_grow(&m->names, &m->cap_names, (size_t)m->nnames + 1, 8)) return -1;
     char *s = dup_str(name);
     if (!s) return -1;
     m->names[m->nnames] = s;
@@ -275,15 +270,9 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
                     names[i], "");
             return false;
         }
-    if (m->nrows == m->cap_rows) {
-        int cap = m->cap_rows ? m->cap_rows * 2 : 64;
-        Row *p = realloc(m->rows, sizeof *p * (size_t)cap);
-        if (!p) {
-            set_err(err, errn, "%s%s", "out of memory", "");
-            return false;
-        }
-        m->rows = p;
-        m->cap_rows = cap;
+    if (!rt_grow(&m->rows, &m->cap_rows, (size_t)m->nrows + 1, 64)) {
+        set_err(err, errn, "%s%s", "out of memory", "");
+        return false;
     }
     Row r = {step, time_s, 0, NULL, NULL};
     if (n > 0) {

@@ -9,13 +9,7 @@
 bool built_runner_read_graph(void *ctx, Graph *g, int id, RtReader *r) {
     BuiltRunner *b = ctx;
     if (id != b->n) return false;
-    if (b->n == b->cap) {
-        size_t cap = b->cap ? 2 * (size_t)b->cap : 8;
-        BuiltGraph *p = arena_realloc(b->arena, b->graphs, sizeof *p * (size_t)b->cap, sizeof *p * cap);
-        if (!p) return false;
-        b->graphs = p;
-        b->cap = (int)cap;
-    }
+    if (!arena_grow(b->arena, &b->graphs, &b->cap, (size_t)b->n + 1, 8)) return false;
     BuiltGraph *bg = &b->graphs[id];
     memset(bg, 0, sizeof *bg);
     RtKProg *p = &bg->prog;

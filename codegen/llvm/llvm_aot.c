@@ -49,16 +49,9 @@ static bool *static_donations(Aot *t, const Module *m, const GraphCall *c) {
 
 /* Writes an object into the work folder and lists it for the link. */
 static bool add_object(Aot *t, const void *obj, size_t n) {
-    if (t->nobjs == t->capobjs) {
-        int cap = t->capobjs ? 2 * t->capobjs : 64;
-        char **p = arena_alloc(t->a, sizeof *p * (size_t)cap);
-        if (!p) {
-            snprintf(t->err, t->errn, "out of memory");
-            return false;
-        }
-        if (t->nobjs) memcpy(p, t->objs, sizeof *p * (size_t)t->nobjs);
-        t->objs = p;
-        t->capobjs = cap;
+    if (!arena_grow(t->a, &t->objs, &t->capobjs, (size_t)t->nobjs + 1, 64)) {
+        snprintf(t->err, t->errn, "out of memory");
+        return false;
     }
     char path[4096];
     snprintf(path, sizeof path, "%s/o%d.o", t->o->work_dir, t->nobjs);

@@ -1,6 +1,7 @@
 /* The persistent compile cache (llvm_cache.h). */
 #include "llvm_cache.h"
 
+#include "../../runtime/grow.h"
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -282,12 +283,7 @@ int llvm_cache_trim(LlvmCache *c) {
             if (now - st.st_mtime > STALE_TMP_S && unlink(path) == 0) removed++;
             continue;
         }
-        if (nf == cap) {
-            cap = cap ? 2 * cap : 256;
-            FileInfo *p = realloc(files, sizeof *p * (size_t)cap);
-            if (!p) break;
-            files = p;
-        }
+        if (!rt_grow(&files, &cap, (size_t)nf + 1, 256)) break;
         FileInfo *f = &files[nf++];
         snprintf(f->name, sizeof f->name, "%.40s", e->d_name); /* is_entry: 36 characters */
         f->mtime = st.st_mtim.tv_sec;

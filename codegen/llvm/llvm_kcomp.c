@@ -28,6 +28,7 @@
 
 #include <llvm-c/BitWriter.h>
 
+#include "../../runtime/grow.h"
 #include "llvm_internal.h"
 
 /* Bump when what a key covers changes in a way the IR does not show. */
@@ -316,13 +317,7 @@ static Entry *find(LlvmKComp *c, const RtBuf *skey, LlvmKey h) {
 }
 
 static Entry *add(LlvmKComp *c, RtBuf *skey, LlvmKey h) {
-    if (c->n == c->cap) {
-        int cap = c->cap ? 2 * c->cap : 64;
-        Entry **p = realloc(c->entries, sizeof *p * (size_t)cap);
-        if (!p) return NULL;
-        c->entries = p;
-        c->cap = cap;
-    }
+    if (!rt_grow(&c->entries, &c->cap, (size_t)c->n + 1, 64)) return NULL;
     Entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     e->skey = *skey;

@@ -25,6 +25,7 @@
 #include "../../ir/interp.h"
 #include "../../ir/oom.h"
 #include "../../passes/fuse.h"
+#include "../../runtime/grow.h"
 #include "../../runtime/kprog.h"
 #include "llvm_backend.h"
 #include "llvm_internal.h"
@@ -205,13 +206,7 @@ static Entry *lookup(LlvmRunner *r, const Graph *g) {
         Entry *e = r->entries[i];
         if (e->g == g && e->nodes == g->nodes && e->nnodes == g->nnodes) return e;
     }
-    if (r->n == r->cap) {
-        int cap = r->cap ? r->cap * 2 : 8;
-        Entry **p = realloc(r->entries, sizeof *p * (size_t)cap);
-        if (!p) return NULL;
-        r->entries = p;
-        r->cap = cap;
-    }
+    if (!rt_grow(&r->entries, &r->cap, (size_t)r->n + 1, 8)) return NULL;
     Entry *e = calloc(1, sizeof *e);
     if (!e) return NULL;
     r->entries[r->n++] = e;

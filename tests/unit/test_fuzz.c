@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "helpers/spawn.h"
+#include "runtime/grow.h"
 
 #define DEFAULT_SEED 0x5eedf00dULL
 #define DEFAULT_N 1000
@@ -129,14 +130,8 @@ typedef struct {
 } Buf;
 
 static void put(Buf *b, const char *s, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 1024;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *np = realloc(b->p, cap);
-        cr_assert_not_null(np, "out of memory growing a mutant to %zu bytes", cap);
-        b->p = np;
-        b->cap = cap;
-    }
+    cr_assert(rt_grow(&b->p, &b->cap, b->n + n + 1, 1024),
+              "out of memory growing a mutant to %zu bytes", b->n + n + 1);
     if (n == 0 || n > b->cap) { /* n > cap cannot happen; it tells gcc the bound */
         if (b->p) b->p[b->n] = '\0';
         return;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "frontend/ast.h"
+#include "runtime/grow.h"
 
 typedef struct {
     Arena *arena;
@@ -405,7 +406,7 @@ static char *read_file(const char *path, size_t *len) {
     size_t got;
     while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
         n += got;
-        if (n + 1 == cap) buf = realloc(buf, cap *= 2);
+        if (n + 1 == cap) cr_assert(rt_grow(&buf, &cap, cap + 1, cap));
     }
     fclose(f);
     buf[n] = '\0';

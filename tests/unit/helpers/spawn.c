@@ -4,6 +4,7 @@
  * a short timeout so it can watch the clock (kill at the limit, send the
  * optional signal) while draining the output. */
 #include "spawn.h"
+#include "runtime/grow.h"
 
 #include <criterion/criterion.h>
 #include <stdarg.h>
@@ -34,14 +35,7 @@ typedef struct {
 } Buf;
 
 static void buf_add(Buf *b, const char *p, size_t n) {
-    if (b->n + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap * 2 : 4096;
-        while (cap < b->n + n + 1) cap *= 2;
-        char *nb = realloc(b->buf, cap);
-        if (!nb) return;
-        b->buf = nb;
-        b->cap = cap;
-    }
+    if (!rt_grow(&b->buf, &b->cap, b->n + n + 1, 4096)) return;
     memcpy(b->buf + b->n, p, n);
     b->n += n;
     b->buf[b->n] = '\0';
