@@ -352,12 +352,14 @@ static bool eval_settings(TrainLw *T) {
         ok = lw_const_bool(L, sv, &T->shuffle, st->shuffle->loc, "shuffle") && ok;
     }
     if (st->init) {
-        lw_error(L, st->init->loc, "train setting 'init' (loading pretrained weights) is not supported yet");
+        lw_error(L, st->init->loc,
+                 "train setting 'init' (loading pretrained weights) is not supported yet");
         ok = false;
     }
     T->opt = lw_expr(L, s, st->optimizer);
     if (!val_is_error(T->opt) && T->opt->kind != V_OPTIM) {
-        lw_error(L, st->optimizer->loc, "optimizer must be an optimizer such as optim.sgd(lr = 0.1), got %s",
+        lw_error(L, st->optimizer->loc,
+                 "optimizer must be an optimizer such as optim.sgd(lr = 0.1), got %s",
                  lw_value_desc(L, T->opt));
         ok = false;
     }
@@ -375,7 +377,8 @@ static bool check_data(TrainLw *T) {
     Value *data = T->data;
     const Expr *e = T->st.data;
     if (data->kind != V_TREE || data->u.tree.n == 0) {
-        lw_error(L, e->loc, "data must be a record of tensors such as mnist.train, got %s", lw_value_desc(L, data));
+        lw_error(L, e->loc, "data must be a record of tensors such as mnist.train, got %s",
+                 lw_value_desc(L, data));
         return false;
     }
     T->nf = data->u.tree.n;
@@ -385,13 +388,13 @@ static bool check_data(TrainLw *T) {
         Shape sh;
         if (!f || f->kind != V_SLOT || !lw_type(L, f, &dt, &sh) || sh.rank < 1) {
             lw_error(L, e->loc,
-                     "data: field '%s' must be a tensor with a leading row axis, got %s (use a record of "
-                     "tensors such as mnist.train)",
+                     "data: field '%s' must be a tensor with a leading row axis, got %s (use a "
+                     "record of tensors such as mnist.train)",
                      data->u.tree.names[i], lw_value_desc(L, f));
             return false;
         } else if (T->rows >= 0 && sh.dims[0] != T->rows) {
-            lw_error(L, e->loc, "data: fields have different numbers of rows (%lld and %lld)", (long long)T->rows,
-                     (long long)sh.dims[0]);
+            lw_error(L, e->loc, "data: fields have different numbers of rows (%lld and %lld)",
+                     (long long)T->rows, (long long)sh.dims[0]);
             return false;
         } else {
             T->rows = sh.dims[0];
@@ -405,7 +408,8 @@ static bool check_counts(TrainLw *T) {
     Lower *L = T->L;
     const Settings *st = &T->st;
     if (T->batch < 1 || T->batch > T->rows) {
-        lw_error(L, st->batch->loc, "batch must be between 1 and the %lld rows of the data, got %lld",
+        lw_error(L, st->batch->loc,
+                 "batch must be between 1 and the %lld rows of the data, got %lld",
                  (long long)T->rows, (long long)T->batch);
         return false;
     }
@@ -415,10 +419,13 @@ static bool check_counts(TrainLw *T) {
     }
     if (st->epochs) {
         if (T->epochs < 0) {
-            lw_error(L, st->epochs->loc, "epochs must not be negative, got %lld", (long long)T->epochs);
+            lw_error(L, st->epochs->loc, "epochs must not be negative, got %lld",
+                     (long long)T->epochs);
             return false;
-        } else if (!ck_mul(T->epochs, T->rows / T->batch, &T->steps)) { /* a last partial batch is skipped */
-            lw_error(L, st->epochs->loc, "epochs = %lld of %lld steps each is more than 2^63 - 1 steps",
+        } else if (!ck_mul(T->epochs, T->rows / T->batch,
+                           &T->steps)) { /* a last partial batch is skipped */
+            lw_error(L, st->epochs->loc,
+                     "epochs = %lld of %lld steps each is more than 2^63 - 1 steps",
                      (long long)T->epochs, (long long)(T->rows / T->batch));
             return false;
         }
@@ -446,8 +453,9 @@ static bool make_spec(TrainLw *T) {
         Shape bs = L->m->slots[ds].shape;
         bs.dims[0] = T->batch;
         ts->data_slots[i] = ds;
-        ts->batch_slots[i] = lw_new_slot(L, lw_printf(L, "%s.batch.%s", d->name, T->data->u.tree.names[i]),
-                                         SLOT_VAR, L->m->slots[ds].dtype, bs);
+        ts->batch_slots[i] =
+            lw_new_slot(L, lw_printf(L, "%s.batch.%s", d->name, T->data->u.tree.names[i]), SLOT_VAR,
+                        L->m->slots[ds].dtype, bs);
         T->bitems[i] = val_slot(L->a, ts->batch_slots[i]);
     }
     ts->rows = T->rows;
@@ -489,7 +497,8 @@ static Node *trace_step_loss(TrainLw *T) {
     Shape sh;
     char buf[160];
     if (!val_is_tensorish(lv) || !lw_type(L, lv, &dt, &sh)) {
-        lw_error(L, T->st.loss_loc, "the loss must be a scalar tensor, got %s", lw_value_desc(L, lv));
+        lw_error(L, T->st.loss_loc, "the loss must be a scalar tensor, got %s",
+                 lw_value_desc(L, lv));
     } else if (sh.rank != 0 || (dt != DT_F32 && dt != DT_F64)) {
         lw_error(L, T->st.loss_loc, "the loss must be a floating-point scalar, got %s",
                  fe_type_str(dt, &sh, buf, sizeof buf));
@@ -614,7 +623,8 @@ static void lower_opt_step(TrainLw *T, Scope *os) {
 static void finish_step(TrainLw *T) {
     Lower *L = T->L;
     TrainSpec *ts = T->ts;
-    ts->loss_slot = lw_new_slot(L, lw_printf(L, "%s.loss", T->d->name), SLOT_VAR, T->ln->dtype, rt_shape_scalar());
+    ts->loss_slot = lw_new_slot(L, lw_printf(L, "%s.loss", T->d->name), SLOT_VAR, T->ln->dtype,
+                                rt_shape_scalar());
     lw_gc_output(L, T->ln, ts->loss_slot);
     ts->step.graph = L->gc->g;
     ts->step.in_slots = L->gc->in_slots;
@@ -667,7 +677,8 @@ static void lower_train_loop(TrainLw *T) {
     collect_params(T);
     if (T->ln && T->st.trainable) T->ln = restrict_trainable(T);
     if (T->ln && T->np == 0) {
-        lw_error(L, T->d->name_loc, "the loss of train %s uses no parameters: there is nothing to train", T->d->name);
+        lw_error(L, T->d->name_loc,
+                 "the loss of train %s uses no parameters: there is nothing to train", T->d->name);
         T->ln = NULL;
     }
     if (!T->ln) {
