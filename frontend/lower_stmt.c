@@ -635,6 +635,133 @@ static void lw_save(Lower *L, Scope *s, const Stmt *st) {
 
 static bool in_host(Lower *L) { return L->host && L->hb && L->host_scope; }
 
+/* a constant condition picks a branch now; else a host or graph branch */
+static Flow stmt_if(Lower *L, Scope *s, const Stmt *st) {
+    Value *c = lw_expr(L, s, st->u.ifs.cond);
+    if (val_is_error(c)) return FLOW_NEXT;
+    if (c->kind == V_LOSS) c = lw_loss_value(L, st->u.ifs.cond->loc);
+    if (val_is_const(c)) {
+        lw_cfg_bake(L, c, st->u.ifs.cond->loc);
+        if (val_num(c) != 0) return lw_block(L, s, &st->u.ifs.then_b);
+        if (st->u.ifs.has_else) return lw_block(L, s, &st->u.ifs.else_b);
+        return FLOW_NEXT;
+    }
+    if (!val_is_tensorish(c)) {
+        lw_error(L, st->u.ifs.cond->loc, "a condition must be a bool, got %s", lw_value_desc(L, c));
+        return FLOW_NEXT;
+    }
+    if (in_host(L)) {
+        host_if(L, s, st, c, st->u.ifs.cond->loc);
+        return FLOW_NEXT;
+    }
+    Node *cn = cond_node(L, c, st->u.ifs.cond->loc);
+    if (!cn) return FLOW_NEXT;
+    return graph_if(L, s, st, lw_tensor(L, cn), st->u.ifs.cond->loc);
+}
+
+/* in main a host loop; elsewhere unrolled over constant bounds */
+static Flow stmt_for(Lower *L, Scope *s, const Stmt *st) {
+    if (in_host(L)) {
+        host_for(L, s, st);
+        return FLOW_NEXT;
+    }
+    int64_t lo, hi;
+    Value *vlo = lw_expr(L, s, st->u.loop.lo), *vhi = lw_expr(L, s, st->u.loop.hi);
+    if (val_is_error(vlo) || val_is_error(vhi)) return FLOW_NEXT;
+    if (!lw_const_int(L, vlo, &lo, st->u.loop.lo->loc, "a loop bound inside a function") ||
+        !lw_const_int(L, vhi, &hi, st->u.loop.hi->loc, "a loop bound inside a function"))
+        return FLOW_NEXT;
+    return unrolled_loop(L, s, st, st->u.loop.var, st->u.loop.var_loc, lo, hi, &st->u.loop.body);
+}
+
+static Flow stmt_repeat(Lower *L, Scope *s, const Stmt *st) {
+    Value *cv = lw_expr(L, s, st->u.rep.count);
+    int64_t k;
+    if (val_is_error(cv) || !lw_const_int(L, cv, &k, st->u.rep.count->loc, "a repeat count"))
+        return FLOW_NEXT;
+    if (k < 0) {
+        lw_error(L, st->u.rep.count->loc, "a repeat count must not be negative, got %lld",
+                 (long long)k);
+        return FLOW_NEXT;
+    }
+    return unrolled_loop(L, s, st, NULL, st->loc, 0, k, &st->u.rep.body);
+}
+
+/* leaves a host loop, or an unrolled repeat whose condition is known now */
+static Flow stmt_break(Lower *L, const Stmt *st) {
+    if (L->loop_kind == 1 && in_host(L)) {
+        lw_flush(L, NULL, 0, st->loc);
+        lw_region_break(L);
+        ir_host_append(L->m, L->hb, HS_BREAK, st->loc);
+        return FLOW_BREAK;
+    }
+    if (L->loop_kind == 2) {
+        if (L->rt_cond > 0) {
+            lw_error(L, st->loc,
+                     "'break' under a condition known only at run time cannot leave a 'repeat' "
+                     "(it is unrolled); use a 'for' loop");
+            return FLOW_NEXT;
+        }
+        return FLOW_BREAK;
+    }
+    lw_error(L, st->loc, "'break' outside a loop");
+    return FLOW_NEXT;
+}
+
+/* `every N` in a main loop: a host if on (i + 1) % N == 0 */
+static Flow stmt_every(Lower *L, Scope *s, const Stmt *st) {
+    if (!in_host(L) || !L->loop_var) {
+        lw_error(
+            L, st->loc,
+            "'every' inside main must be in a 'for' loop (it runs after every N-th iteration)");
+        return FLOW_NEXT;
+    }
+    Value *nv = lw_expr(L, s, st->u.every.every);
+    int64_t k;
+    if (val_is_error(nv) || !lw_const_int(L, nv, &k, st->u.every.every->loc, "an every period"))
+        return FLOW_NEXT;
+    if (k < 1) {
+        lw_error(L, st->u.every.every->loc, "an every period must be at least 1, got %lld",
+                 (long long)k);
+        return FLOW_NEXT;
+    }
+    /* the test (i + 1) % k runs in the graph, where constants are doubles */
+    if (k > INT64_C(1) << 53) {
+        lw_error(L, st->u.every.every->loc,
+                 "an every period in main must be at most 2^53, got %lld", (long long)k);
+        return FLOW_NEXT;
+    }
+    Value *c =
+        lw_binop(L, OPK_EQ,
+                 lw_binop(L, OPK_MOD, lw_binop(L, OPK_ADD, L->loop_var, val_int(L->a, 1), st->loc),
+                          val_int(L->a, k), st->loc),
+                 val_int(L->a, 0), st->loc);
+    if (val_is_error(c)) return FLOW_NEXT;
+    Stmt fake = *st;
+    fake.kind = ST_IF;
+    fake.u.ifs.cond = st->u.every.every;
+    fake.u.ifs.then_b = st->u.every.body;
+    memset(&fake.u.ifs.else_b, 0, sizeof fake.u.ifs.else_b);
+    fake.u.ifs.has_else = false;
+    host_if(L, s, &fake, c, st->loc);
+    return FLOW_NEXT;
+}
+
+/* a nested fn closes over the scope it is declared in */
+static Flow stmt_fn(Lower *L, Scope *s, const Stmt *st) {
+    const Decl *d = st->u.fn;
+    if (!d) return FLOW_NEXT;
+    Value *v = arena_alloc(L->a, sizeof *v);
+    if (!v) return FLOW_NEXT;
+    v->kind = V_FUNC;
+    v->u.fn.kind = FN_DECL;
+    v->u.fn.decl = d;
+    v->u.fn.mod = s->mod;
+    v->u.fn.closure = s;
+    lw_scope_set(L, s, d->name, v, d->name_loc);
+    return FLOW_NEXT;
+}
+
 Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
     if (L->oom) return FLOW_NEXT;
     switch (st->kind) {
@@ -647,41 +774,10 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
         lw_scope_set(L, s, st->u.let.name, lw_expr(L, s, st->u.let.value), st->u.let.name_loc);
         return FLOW_NEXT;
     case ST_ASSIGN: lw_assign(L, s, st); return FLOW_NEXT;
-    case ST_IF: {
-        Value *c = lw_expr(L, s, st->u.ifs.cond);
-        if (val_is_error(c)) return FLOW_NEXT;
-        if (c->kind == V_LOSS) c = lw_loss_value(L, st->u.ifs.cond->loc);
-        if (val_is_const(c)) {
-            lw_cfg_bake(L, c, st->u.ifs.cond->loc);
-            if (val_num(c) != 0) return lw_block(L, s, &st->u.ifs.then_b);
-            if (st->u.ifs.has_else) return lw_block(L, s, &st->u.ifs.else_b);
-            return FLOW_NEXT;
-        }
-        if (!val_is_tensorish(c)) {
-            lw_error(L, st->u.ifs.cond->loc, "a condition must be a bool, got %s", lw_value_desc(L, c));
-            return FLOW_NEXT;
-        }
-        if (in_host(L)) {
-            host_if(L, s, st, c, st->u.ifs.cond->loc);
-            return FLOW_NEXT;
-        }
-        Node *cn = cond_node(L, c, st->u.ifs.cond->loc);
-        if (!cn) return FLOW_NEXT;
-        return graph_if(L, s, st, lw_tensor(L, cn), st->u.ifs.cond->loc);
-    }
-    case ST_FOR: {
-        if (in_host(L)) {
-            host_for(L, s, st);
-            return FLOW_NEXT;
-        }
-        int64_t lo, hi;
-        Value *vlo = lw_expr(L, s, st->u.loop.lo), *vhi = lw_expr(L, s, st->u.loop.hi);
-        if (val_is_error(vlo) || val_is_error(vhi)) return FLOW_NEXT;
-        if (!lw_const_int(L, vlo, &lo, st->u.loop.lo->loc, "a loop bound inside a function") ||
-            !lw_const_int(L, vhi, &hi, st->u.loop.hi->loc, "a loop bound inside a function"))
-            return FLOW_NEXT;
-        return unrolled_loop(L, s, st, st->u.loop.var, st->u.loop.var_loc, lo, hi, &st->u.loop.body);
-    }
+    case ST_IF:
+        return stmt_if(L, s, st);
+    case ST_FOR:
+        return stmt_for(L, s, st);
     case ST_WHILE:
         if (in_host(L)) {
             host_while(L, s, st);
@@ -690,33 +786,10 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
         lw_error(L, st->loc, "'while' is only supported in main (inside functions and optimizer steps, loops "
                              "must have compile-time bounds)");
         return FLOW_NEXT;
-    case ST_REPEAT: {
-        Value *cv = lw_expr(L, s, st->u.rep.count);
-        int64_t k;
-        if (val_is_error(cv) || !lw_const_int(L, cv, &k, st->u.rep.count->loc, "a repeat count")) return FLOW_NEXT;
-        if (k < 0) {
-            lw_error(L, st->u.rep.count->loc, "a repeat count must not be negative, got %lld", (long long)k);
-            return FLOW_NEXT;
-        }
-        return unrolled_loop(L, s, st, NULL, st->loc, 0, k, &st->u.rep.body);
-    }
+    case ST_REPEAT:
+        return stmt_repeat(L, s, st);
     case ST_BREAK:
-        if (L->loop_kind == 1 && in_host(L)) {
-            lw_flush(L, NULL, 0, st->loc);
-            lw_region_break(L);
-            ir_host_append(L->m, L->hb, HS_BREAK, st->loc);
-            return FLOW_BREAK;
-        }
-        if (L->loop_kind == 2) {
-            if (L->rt_cond > 0) {
-                lw_error(L, st->loc, "'break' under a condition known only at run time cannot leave a 'repeat' "
-                                     "(it is unrolled); use a 'for' loop");
-                return FLOW_NEXT;
-            }
-            return FLOW_BREAK;
-        }
-        lw_error(L, st->loc, "'break' outside a loop");
-        return FLOW_NEXT;
+        return stmt_break(L, st);
     case ST_RETURN:
         L->ret = lw_expr(L, s, st->u.ret.value);
         L->ret_loc = st->u.ret.value ? st->u.ret.value->loc : st->loc;
@@ -742,51 +815,10 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
         }
         lw_save(L, s, st);
         return FLOW_NEXT;
-    case ST_EVERY: {
-        if (!in_host(L) || !L->loop_var) {
-            lw_error(L, st->loc, "'every' inside main must be in a 'for' loop (it runs after every N-th iteration)");
-            return FLOW_NEXT;
-        }
-        Value *nv = lw_expr(L, s, st->u.every.every);
-        int64_t k;
-        if (val_is_error(nv) || !lw_const_int(L, nv, &k, st->u.every.every->loc, "an every period")) return FLOW_NEXT;
-        if (k < 1) {
-            lw_error(L, st->u.every.every->loc, "an every period must be at least 1, got %lld", (long long)k);
-            return FLOW_NEXT;
-        }
-        /* the test (i + 1) % k runs in the graph, where constants are doubles */
-        if (k > INT64_C(1) << 53) {
-            lw_error(L, st->u.every.every->loc,
-                     "an every period in main must be at most 2^53, got %lld", (long long)k);
-            return FLOW_NEXT;
-        }
-        Value *c = lw_binop(L, OPK_EQ,
-                            lw_binop(L, OPK_MOD, lw_binop(L, OPK_ADD, L->loop_var, val_int(L->a, 1), st->loc),
-                                     val_int(L->a, k), st->loc),
-                            val_int(L->a, 0), st->loc);
-        if (val_is_error(c)) return FLOW_NEXT;
-        Stmt fake = *st;
-        fake.kind = ST_IF;
-        fake.u.ifs.cond = st->u.every.every;
-        fake.u.ifs.then_b = st->u.every.body;
-        memset(&fake.u.ifs.else_b, 0, sizeof fake.u.ifs.else_b);
-        fake.u.ifs.has_else = false;
-        host_if(L, s, &fake, c, st->loc);
-        return FLOW_NEXT;
-    }
-    case ST_FN: {
-        const Decl *d = st->u.fn;
-        if (!d) return FLOW_NEXT;
-        Value *v = arena_alloc(L->a, sizeof *v);
-        if (!v) return FLOW_NEXT;
-        v->kind = V_FUNC;
-        v->u.fn.kind = FN_DECL;
-        v->u.fn.decl = d;
-        v->u.fn.mod = s->mod;
-        v->u.fn.closure = s;
-        lw_scope_set(L, s, d->name, v, d->name_loc);
-        return FLOW_NEXT;
-    }
+    case ST_EVERY:
+        return stmt_every(L, s, st);
+    case ST_FN:
+        return stmt_fn(L, s, st);
     case ST_EXPR: lw_expr(L, s, st->u.expr); return FLOW_NEXT;
     }
     return FLOW_NEXT;

@@ -310,219 +310,254 @@ static Value *filter_trainable(Lower *L, Scope *s, const Expr *e, int *slots, in
     return v;
 }
 
-void lw_train(Lower *L, FeMod *mod, const Decl *d) {
+/* The state of lowering one train block, shared by its steps. */
+typedef struct {
+    Lower *L;
+    FeMod *mod;
+    const Decl *d;
     Settings st;
-    Region reg;
-    bool in_region = false;
-    if (!read_settings(L, d, &st)) return;
-    Scope *s = lw_scope_new(L, NULL, mod);
-    if (!s) return;
-    Activation act;
-    lw_act_top(L, &act);
-    bool saved_host = L->host;
-    Scope *saved_scope = L->host_scope;
-    HostBlock *saved_hb = L->hb;
-    TrainCtx *saved_train = L->train;
-    L->host = true;
-    L->host_scope = s;
-    L->hb = &L->m->main;
-    lw_gc_push(L, lw_printf(L, "%s_setup", d->name));
-    int errs = L->d->nerrors;
+    Scope *s; /* the host scope the settings and every blocks see */
+    Value *data, *opt;
+    int64_t batch, steps, epochs, rows;
+    bool shuffle;
+    int nf; /* data fields */
+    TrainSpec *ts;
+    TrainCtx tc;
+    Value **bitems;
+    Node *ln; /* the loss node of the step graph */
+    int *pslots, np;
+    Value **state_homes;
+    /* the Lower fields the block changes, restored at its end */
+    bool saved_host;
+    Scope *saved_scope;
+    HostBlock *saved_hb;
+    TrainCtx *saved_train;
+} TrainLw;
 
-    /* data, batch, steps, shuffle */
-    Value *data = lw_expr(L, s, st.data);
-    int64_t batch = 0, steps = 0, epochs = 0;
-    bool shuffle = true;
-    bool ok = !val_is_error(data);
-    ok = const_setting_int(L, s, st.batch, &batch, "batch") && ok;
-    if (st.steps) ok = const_setting_int(L, s, st.steps, &steps, "steps") && ok;
-    if (st.epochs) ok = const_setting_int(L, s, st.epochs, &epochs, "epochs") && ok;
-    if (st.shuffle) {
-        Value *sv = lw_expr(L, s, st.shuffle);
-        ok = lw_const_bool(L, sv, &shuffle, st.shuffle->loc, "shuffle") && ok;
+/* The settings are host values, evaluated once in a setup graph. */
+static bool eval_settings(TrainLw *T) {
+    Lower *L = T->L;
+    Scope *s = T->s;
+    const Settings *st = &T->st;
+    T->data = lw_expr(L, s, st->data);
+    T->shuffle = true;
+    bool ok = !val_is_error(T->data);
+    ok = const_setting_int(L, s, st->batch, &T->batch, "batch") && ok;
+    if (st->steps) ok = const_setting_int(L, s, st->steps, &T->steps, "steps") && ok;
+    if (st->epochs) ok = const_setting_int(L, s, st->epochs, &T->epochs, "epochs") && ok;
+    if (st->shuffle) {
+        Value *sv = lw_expr(L, s, st->shuffle);
+        ok = lw_const_bool(L, sv, &T->shuffle, st->shuffle->loc, "shuffle") && ok;
     }
-    if (st.init) {
-        lw_error(L, st.init->loc, "train setting 'init' (loading pretrained weights) is not supported yet");
+    if (st->init) {
+        lw_error(L, st->init->loc,
+                 "train setting 'init' (loading pretrained weights) is not supported yet");
         ok = false;
     }
-    Value *opt = lw_expr(L, s, st.optimizer);
-    if (!val_is_error(opt) && opt->kind != V_OPTIM) {
-        lw_error(L, st.optimizer->loc, "optimizer must be an optimizer such as optim.sgd(lr = 0.1), got %s",
-                 lw_value_desc(L, opt));
+    T->opt = lw_expr(L, s, st->optimizer);
+    if (!val_is_error(T->opt) && T->opt->kind != V_OPTIM) {
+        lw_error(L, st->optimizer->loc,
+                 "optimizer must be an optimizer such as optim.sgd(lr = 0.1), got %s",
+                 lw_value_desc(L, T->opt));
         ok = false;
     }
-    ok = ok && !val_is_error(opt);
-    Value *extra[1] = {data};
-    if (ok) lw_flush(L, extra, 1, d->loc);
-    data = extra[0];
-    int nf = 0;
-    int64_t rows = -1;
-    if (ok) {
-        if (data->kind != V_TREE || data->u.tree.n == 0) {
-            lw_error(L, st.data->loc, "data must be a record of tensors such as mnist.train, got %s", lw_value_desc(L, data));
-            ok = false;
+    ok = ok && !val_is_error(T->opt);
+    /* the data must be slots the executor can slice batches from */
+    Value *extra[1] = {T->data};
+    if (ok) lw_flush(L, extra, 1, T->d->loc);
+    T->data = extra[0];
+    return ok;
+}
+
+/* The data is a record of slot tensors with a common number of rows. */
+static bool check_data(TrainLw *T) {
+    Lower *L = T->L;
+    Value *data = T->data;
+    const Expr *e = T->st.data;
+    if (data->kind != V_TREE || data->u.tree.n == 0) {
+        lw_error(L, e->loc, "data must be a record of tensors such as mnist.train, got %s",
+                 lw_value_desc(L, data));
+        return false;
+    }
+    T->nf = data->u.tree.n;
+    for (int i = 0; i < T->nf; i++) {
+        Value *f = data->u.tree.items[i];
+        DType dt;
+        Shape sh;
+        if (!f || f->kind != V_SLOT || !lw_type(L, f, &dt, &sh) || sh.rank < 1) {
+            lw_error(L, e->loc,
+                     "data: field '%s' must be a tensor with a leading row axis, got %s (use a "
+                     "record of tensors such as mnist.train)",
+                     data->u.tree.names[i], lw_value_desc(L, f));
+            return false;
+        } else if (T->rows >= 0 && sh.dims[0] != T->rows) {
+            lw_error(L, e->loc, "data: fields have different numbers of rows (%lld and %lld)",
+                     (long long)T->rows, (long long)sh.dims[0]);
+            return false;
         } else {
-            nf = data->u.tree.n;
-            for (int i = 0; i < nf && ok; i++) {
-                Value *f = data->u.tree.items[i];
-                DType dt;
-                Shape sh;
-                if (!f || f->kind != V_SLOT || !lw_type(L, f, &dt, &sh) || sh.rank < 1) {
-                    lw_error(L, st.data->loc,
-                             "data: field '%s' must be a tensor with a leading row axis, got %s (use a record of "
-                             "tensors such as mnist.train)",
-                             data->u.tree.names[i], lw_value_desc(L, f));
-                    ok = false;
-                } else if (rows >= 0 && sh.dims[0] != rows) {
-                    lw_error(L, st.data->loc, "data: fields have different numbers of rows (%lld and %lld)",
-                             (long long)rows, (long long)sh.dims[0]);
-                    ok = false;
-                } else {
-                    rows = sh.dims[0];
-                }
-            }
+            T->rows = sh.dims[0];
         }
     }
-    if (ok && (batch < 1 || batch > rows)) {
-        lw_error(L, st.batch->loc, "batch must be between 1 and the %lld rows of the data, got %lld", (long long)rows,
-                 (long long)batch);
-        ok = false;
-    }
-    if (ok && st.steps && steps < 0) {
-        lw_error(L, st.steps->loc, "steps must not be negative, got %lld", (long long)steps);
-        ok = false;
-    }
-    if (ok && st.epochs) {
-        if (epochs < 0) {
-            lw_error(L, st.epochs->loc, "epochs must not be negative, got %lld", (long long)epochs);
-            ok = false;
-        } else if (!ck_mul(epochs, rows / batch, &steps)) { /* a last partial batch is skipped */
-            lw_error(L, st.epochs->loc,
-                     "epochs = %lld of %lld steps each is more than 2^63 - 1 steps",
-                     (long long)epochs, (long long)(rows / batch));
-            ok = false;
-        }
-    }
-    lw_gc_pop(L);
-    if (!ok || L->d->nerrors > errs) goto done;
-    /* the step and the every blocks run in a loop (lower_defs.h) */
-    lw_region_begin(L, &reg, true);
-    in_region = true;
+    return true;
+}
 
-    TrainSpec *ts = arena_alloc(L->a, sizeof *ts);
-    if (!ts) goto done;
+/* batch fits the data; steps, or epochs turned into steps, fit an int64. */
+static bool check_counts(TrainLw *T) {
+    Lower *L = T->L;
+    const Settings *st = &T->st;
+    if (T->batch < 1 || T->batch > T->rows) {
+        lw_error(L, st->batch->loc,
+                 "batch must be between 1 and the %lld rows of the data, got %lld",
+                 (long long)T->rows, (long long)T->batch);
+        return false;
+    }
+    if (st->steps && T->steps < 0) {
+        lw_error(L, st->steps->loc, "steps must not be negative, got %lld", (long long)T->steps);
+        return false;
+    }
+    if (st->epochs) {
+        if (T->epochs < 0) {
+            lw_error(L, st->epochs->loc, "epochs must not be negative, got %lld",
+                     (long long)T->epochs);
+            return false;
+        } else if (!ck_mul(T->epochs, T->rows / T->batch,
+                           &T->steps)) { /* a last partial batch is skipped */
+            lw_error(L, st->epochs->loc,
+                     "epochs = %lld of %lld steps each is more than 2^63 - 1 steps",
+                     (long long)T->epochs, (long long)(T->rows / T->batch));
+            return false;
+        }
+    }
+    return true;
+}
+
+/* (1) the spec the executor runs: data and batch slots, counts, t */
+static bool make_spec(TrainLw *T) {
+    Lower *L = T->L;
+    const Decl *d = T->d;
+    int nf = T->nf;
+    TrainSpec *ts = T->ts = arena_alloc(L->a, sizeof *ts);
+    if (!ts) return false;
     ts->name = d->name;
     ts->nfields = nf;
-    ts->field_names = (const char **)data->u.tree.names;
+    ts->field_names = (const char **)T->data->u.tree.names;
     ts->data_slots = arena_alloc(L->a, sizeof(int) * (size_t)nf);
     ts->batch_slots = arena_alloc(L->a, sizeof(int) * (size_t)nf);
-    if (!ts->data_slots || !ts->batch_slots) goto done;
-    Value **bitems = arena_alloc(L->a, sizeof(Value *) * (size_t)nf);
-    if (!bitems) goto done;
+    if (!ts->data_slots || !ts->batch_slots) return false;
+    T->bitems = arena_alloc(L->a, sizeof(Value *) * (size_t)nf);
+    if (!T->bitems) return false;
     for (int i = 0; i < nf; i++) {
-        int ds = data->u.tree.items[i]->u.slot;
+        int ds = T->data->u.tree.items[i]->u.slot;
         Shape bs = L->m->slots[ds].shape;
-        bs.dims[0] = batch;
+        bs.dims[0] = T->batch;
         ts->data_slots[i] = ds;
-        ts->batch_slots[i] = lw_new_slot(L, lw_printf(L, "%s.batch.%s", d->name, data->u.tree.names[i]), SLOT_VAR,
-                                         L->m->slots[ds].dtype, bs);
-        bitems[i] = val_slot(L->a, ts->batch_slots[i]);
+        ts->batch_slots[i] =
+            lw_new_slot(L, lw_printf(L, "%s.batch.%s", d->name, T->data->u.tree.names[i]), SLOT_VAR,
+                        L->m->slots[ds].dtype, bs);
+        T->bitems[i] = val_slot(L->a, ts->batch_slots[i]);
     }
-    ts->rows = rows;
-    ts->batch = batch;
-    ts->steps = steps;
-    ts->shuffle = shuffle;
+    ts->rows = T->rows;
+    ts->batch = T->batch;
+    ts->steps = T->steps;
+    ts->shuffle = T->shuffle;
     ts->t_slot = lw_new_slot(L, lw_printf(L, "%s.t", d->name), SLOT_STEP, DT_I64, rt_shape_scalar());
+    return true;
+}
 
-    TrainCtx tc;
-    memset(&tc, 0, sizeof tc);
-    tc.name = d->name;
-    tc.loss_expr = st.loss;
-    tc.mod = mod;
-    tc.batch = val_tree(L->a, nf, (const char **)data->u.tree.names, bitems);
-    tc.data = data;
-    tc.t = val_slot(L->a, ts->t_slot);
-    L->train = &tc;
+/* Leaves the host: what follows is lowered into the step graph. */
+static void enter_step(TrainLw *T) {
+    Lower *L = T->L;
+    TrainCtx *tc = &T->tc;
+    memset(tc, 0, sizeof *tc);
+    tc->name = T->d->name;
+    tc->loss_expr = T->st.loss;
+    tc->mod = T->mod;
+    tc->batch = val_tree(L->a, T->nf, (const char **)T->data->u.tree.names, T->bitems);
+    tc->data = T->data;
+    tc->t = val_slot(L->a, T->ts->t_slot);
+    L->train = tc;
     L->host = false;
     L->host_scope = NULL;
     L->hb = NULL;
-    lw_gc_push(L, lw_printf(L, "%s_step", d->name));
+    lw_gc_push(L, lw_printf(L, "%s_step", T->d->name));
+}
 
-    /* (2) trace the loss, discovering the parameters */
+/* (2) traces the loss, recording the parameter slots it touches; returns
+ * its node, or NULL when it is not a floating-point scalar. */
+static Node *trace_step_loss(TrainLw *T) {
+    Lower *L = T->L;
     L->track = true;
     L->ntouched = 0;
-    Value *lv = trace_loss(L, &tc, NULL, tc.batch);
+    Value *lv = trace_loss(L, &T->tc, NULL, T->tc.batch);
     L->track = false;
-    Node *ln = NULL;
-    if (!val_is_error(lv)) {
-        DType dt;
-        Shape sh;
-        char buf[160];
-        if (!val_is_tensorish(lv) || !lw_type(L, lv, &dt, &sh)) {
-            lw_error(L, st.loss_loc, "the loss must be a scalar tensor, got %s", lw_value_desc(L, lv));
-        } else if (sh.rank != 0 || (dt != DT_F32 && dt != DT_F64)) {
-            lw_error(L, st.loss_loc, "the loss must be a floating-point scalar, got %s",
-                     fe_type_str(dt, &sh, buf, sizeof buf));
-        } else {
-            ln = lw_node(L, lv, DT_COUNT, st.loss->loc);
-        }
+    if (val_is_error(lv)) return NULL;
+    DType dt;
+    Shape sh;
+    char buf[160];
+    if (!val_is_tensorish(lv) || !lw_type(L, lv, &dt, &sh)) {
+        lw_error(L, T->st.loss_loc, "the loss must be a scalar tensor, got %s",
+                 lw_value_desc(L, lv));
+    } else if (sh.rank != 0 || (dt != DT_F32 && dt != DT_F64)) {
+        lw_error(L, T->st.loss_loc, "the loss must be a floating-point scalar, got %s",
+                 fe_type_str(dt, &sh, buf, sizeof buf));
+    } else {
+        return lw_node(L, lv, DT_COUNT, T->st.loss->loc);
     }
-    int np = 0;
-    int *pslots = arena_alloc(L->a, sizeof(int) * (size_t)(L->m->nparams ? L->m->nparams : 1));
-    for (int i = 0; pslots && i < L->m->nparams; i++) {
+    return NULL;
+}
+
+/* The touched parameters in declaration order (the params tree's order). */
+static void collect_params(TrainLw *T) {
+    Lower *L = T->L;
+    T->np = 0;
+    T->pslots = arena_alloc(L->a, sizeof(int) * (size_t)(L->m->nparams ? L->m->nparams : 1));
+    for (int i = 0; T->pslots && i < L->m->nparams; i++) {
         int ps = L->m->param_slots[i];
         for (int j = 0; j < L->ntouched; j++)
             if (L->touched[j] == ps) {
-                pslots[np++] = ps;
+                T->pslots[T->np++] = ps;
                 break;
             }
     }
-    if (ln && st.trainable) {
-        lw_gc_pop(L);
-        L->host = true;
-        L->host_scope = s;
-        L->hb = &L->m->main;
-        lw_gc_push(L, NULL);
-        Value *tv = filter_trainable(L, s, st.trainable, pslots, &np);
-        lw_gc_pop(L);
-        L->host = false;
-        L->host_scope = NULL;
-        L->hb = NULL;
-        lw_gc_push(L, lw_printf(L, "%s_step", d->name));
-        if (val_is_error(tv)) ln = NULL;
-        else {
-            /* the loss must be traced again in the new step graph */
-            lv = trace_loss(L, &tc, NULL, tc.batch);
-            ln = val_is_error(lv) ? NULL : lw_node(L, lv, DT_COUNT, st.loss->loc);
-        }
-    }
-    if (ln && np == 0) {
-        lw_error(L, d->name_loc, "the loss of train %s uses no parameters: there is nothing to train", d->name);
-        ln = NULL;
-    }
-    if (!ln) {
-        lw_gc_pop(L);
-        goto done;
-    }
-    tc.loss = lw_tensor(L, ln);
-    tc.params = lw_params_tree(L, pslots, np);
+}
 
-    /* (3) optimizer: bind arguments, states, step */
+/* `trainable` is a host expression: evaluated outside the step graph, it
+ * narrows the parameters; the loss is then traced again in a fresh step
+ * graph. Returns the new loss node or NULL. */
+static Node *restrict_trainable(TrainLw *T) {
+    Lower *L = T->L;
+    lw_gc_pop(L);
+    L->host = true;
+    L->host_scope = T->s;
+    L->hb = &L->m->main;
+    lw_gc_push(L, NULL);
+    Value *tv = filter_trainable(L, T->s, T->st.trainable, T->pslots, &T->np);
+    lw_gc_pop(L);
+    L->host = false;
+    L->host_scope = NULL;
+    L->hb = NULL;
+    lw_gc_push(L, lw_printf(L, "%s_step", T->d->name));
+    if (val_is_error(tv)) return NULL;
+    /* the loss must be traced again in the new step graph */
+    Value *lv = trace_loss(L, &T->tc, NULL, T->tc.batch);
+    return val_is_error(lv) ? NULL : lw_node(L, lv, DT_COUNT, T->st.loss->loc);
+}
+
+/* (3) the optimizer's scope: params, data, batch, t and its arguments
+ * (defaults evaluated as init-time constants) */
+static Scope *bind_optimizer(TrainLw *T) {
+    Lower *L = T->L;
+    const Value *opt = T->opt;
     const Decl *od = opt->u.optim.decl;
-    FeMod *om = opt->u.optim.mod;
-    Scope *os = lw_scope_new(L, NULL, om);
-    if (!os) {
-        lw_gc_pop(L);
-        goto done;
-    }
-    lw_scope_set(L, os, "params", tc.params, od->loc);
-    lw_scope_set(L, os, "data", tc.data, od->loc);
-    lw_scope_set(L, os, "batch", tc.batch, od->loc);
-    lw_scope_set(L, os, "t", tc.t, od->loc);
+    Scope *os = lw_scope_new(L, NULL, opt->u.optim.mod);
+    if (!os) return NULL;
+    lw_scope_set(L, os, "params", T->tc.params, od->loc);
+    lw_scope_set(L, os, "data", T->tc.data, od->loc);
+    lw_scope_set(L, os, "batch", T->tc.batch, od->loc);
+    lw_scope_set(L, os, "t", T->tc.t, od->loc);
     for (int i = 0; i < opt->u.optim.n; i++) {
         Value *v = opt->u.optim.vals[i];
         if (!v) {
-            /* defaults: evaluated as init-time constants */
             lw_gc_push(L, NULL);
             v = lw_expr(L, os, od->u.opt.params[i].deflt);
             lw_gc_pop(L);
@@ -530,63 +565,85 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
         }
         lw_scope_set(L, os, opt->u.optim.names[i], v, od->u.opt.params[i].loc);
     }
+    return os;
+}
+
+/* (3) each `state` initialiser becomes an init graph filling its slots;
+ * the states and `loss` are bound in the optimizer's scope */
+static bool lower_states(TrainLw *T, Scope *os) {
+    Lower *L = T->L;
+    const Decl *od = T->opt->u.optim.decl, *d = T->d;
     int nstates = od->u.opt.nstates;
-    Value **state_homes = arena_alloc(L->a, sizeof(Value *) * (size_t)(nstates ? nstates : 1));
-    if (!state_homes) {
-        lw_gc_pop(L);
-        goto done;
-    }
+    T->state_homes = arena_alloc(L->a, sizeof(Value *) * (size_t)(nstates ? nstates : 1));
+    if (!T->state_homes) return false;
     for (int i = 0; i < nstates; i++) {
         const Setting *sd = &od->u.opt.states[i];
         lw_gc_push(L, lw_printf(L, "init_%s.%s", d->name, sd->name));
         Value *iv = lw_expr(L, os, sd->value);
-        state_homes[i] = state_slots(L, iv, NULL, sd->name, d->name, sd->loc);
+        T->state_homes[i] = state_slots(L, iv, NULL, sd->name, d->name, sd->loc);
         lw_gc_emit(L, &L->m->init, sd->loc);
         lw_gc_pop(L);
     }
-    for (int i = 0; i < nstates; i++) lw_scope_set(L, os, od->u.opt.states[i].name, state_homes[i], od->u.opt.states[i].loc);
+    for (int i = 0; i < nstates; i++)
+        lw_scope_set(L, os, od->u.opt.states[i].name, T->state_homes[i], od->u.opt.states[i].loc);
     lw_scope_set(L, os, "loss", NULL, od->loc);
-    {
-        Value *lossv = arena_alloc(L->a, sizeof *lossv);
-        if (lossv) lossv->kind = V_LOSS;
-        lw_scope_set(L, os, "loss", lossv, od->loc);
-    }
-    tc.in_step = true;
-    tc.fresh_k = 0;
+    Value *lossv = arena_alloc(L->a, sizeof *lossv);
+    if (lossv) lossv->kind = V_LOSS;
+    lw_scope_set(L, os, "loss", lossv, od->loc);
+    return true;
+}
+
+/* (3) the optimizer's `step` block; (4) the final params and states are
+ * written back to their slots */
+static void lower_opt_step(TrainLw *T, Scope *os) {
+    Lower *L = T->L;
+    const Decl *od = T->opt->u.optim.decl;
+    T->tc.in_step = true;
+    T->tc.fresh_k = 0;
     Activation sact;
     lw_act_top(L, &sact);
     int before = L->d->nerrors;
     lw_block(L, os, &od->u.opt.step);
     lw_act_pop(L);
-    tc.in_step = false;
-    if (L->d->nerrors == before) {
-        Binding *pb = lw_scope_find(os, "params");
-        write_back(L, pb && pb->v ? pb->v : lw_err(L), tc.params, "params", od->u.opt.step.close);
-        for (int i = 0; i < nstates; i++) {
-            Binding *b = lw_scope_find(os, od->u.opt.states[i].name);
-            if (!val_is_error(state_homes[i]))
-                write_back(L, b && b->v ? b->v : lw_err(L), state_homes[i],
-                           lw_printf(L, "state %s", od->u.opt.states[i].name), od->u.opt.step.close);
-        }
+    T->tc.in_step = false;
+    if (L->d->nerrors != before) return;
+    Binding *pb = lw_scope_find(os, "params");
+    write_back(L, pb && pb->v ? pb->v : lw_err(L), T->tc.params, "params", od->u.opt.step.close);
+    for (int i = 0; i < od->u.opt.nstates; i++) {
+        Binding *b = lw_scope_find(os, od->u.opt.states[i].name);
+        if (!val_is_error(T->state_homes[i]))
+            write_back(L, b && b->v ? b->v : lw_err(L), T->state_homes[i],
+                       lw_printf(L, "state %s", od->u.opt.states[i].name), od->u.opt.step.close);
     }
-    ts->loss_slot = lw_new_slot(L, lw_printf(L, "%s.loss", d->name), SLOT_VAR, ln->dtype, rt_shape_scalar());
-    lw_gc_output(L, ln, ts->loss_slot);
+}
+
+/* (4) the loss becomes an output too; the step graph joins the spec */
+static void finish_step(TrainLw *T) {
+    Lower *L = T->L;
+    TrainSpec *ts = T->ts;
+    ts->loss_slot = lw_new_slot(L, lw_printf(L, "%s.loss", T->d->name), SLOT_VAR, T->ln->dtype,
+                                rt_shape_scalar());
+    lw_gc_output(L, T->ln, ts->loss_slot);
     ts->step.graph = L->gc->g;
     ts->step.in_slots = L->gc->in_slots;
     ts->step.out_slots = L->gc->out_slots;
     lw_defs_commit(L);
     lw_gc_pop(L);
     lw_region_heads_written(L);
-    L->train = saved_train;
+    L->train = T->saved_train;
+}
 
-    /* (4) every blocks */
-    int ne = d->u.train.neverys;
+/* `every N { }` blocks: host blocks the executor runs every N steps */
+static bool lower_everys(TrainLw *T) {
+    Lower *L = T->L;
+    TrainSpec *ts = T->ts;
+    int ne = T->d->u.train.neverys;
     ts->evals = arena_alloc(L->a, sizeof(TrainEvery) * (size_t)(ne ? ne : 1));
-    if (!ts->evals) goto done;
+    if (!ts->evals) return false;
     for (int i = 0; i < ne; i++) {
-        const EveryBlock *eb = &d->u.train.everys[i];
+        const EveryBlock *eb = &T->d->u.train.everys[i];
         int64_t k = 0;
-        Value *kv = lw_expr(L, s, eb->every);
+        Value *kv = lw_expr(L, T->s, eb->every);
         if (!lw_const_int(L, kv, &k, eb->every->loc, "an every period")) continue;
         if (k < 1) {
             lw_error(L, eb->every->loc, "an every period must be at least 1, got %lld", (long long)k);
@@ -594,7 +651,7 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
         }
         TrainEvery *te = &ts->evals[ts->nevals++];
         te->every = k;
-        Scope *es = lw_scope_new(L, NULL, mod);
+        Scope *es = lw_scope_new(L, NULL, T->mod);
         Activation eact;
         lw_act_top(L, &eact);
         L->host = true;
@@ -605,16 +662,71 @@ void lw_train(Lower *L, FeMod *mod, const Decl *d) {
         lw_gc_pop(L);
         lw_act_pop(L);
     }
-    {
-        HostStmt *hs = ir_host_append(L->m, &L->m->main, HS_TRAIN, d->loc);
-        if (hs) hs->u.train = ts;
-    }
+    return true;
+}
 
-done:
-    if (in_region) lw_region_end(L);
-    L->train = saved_train;
-    L->host = saved_host;
-    L->host_scope = saved_scope;
-    L->hb = saved_hb;
+/* The step graph and everything after it, once the settings are valid.
+ * Returns with the step graph popped whatever happens. */
+static void lower_train_loop(TrainLw *T) {
+    Lower *L = T->L;
+    if (!make_spec(T)) return;
+    enter_step(T);
+    T->ln = trace_step_loss(T);
+    collect_params(T);
+    if (T->ln && T->st.trainable) T->ln = restrict_trainable(T);
+    if (T->ln && T->np == 0) {
+        lw_error(L, T->d->name_loc,
+                 "the loss of train %s uses no parameters: there is nothing to train", T->d->name);
+        T->ln = NULL;
+    }
+    if (!T->ln) {
+        lw_gc_pop(L);
+        return;
+    }
+    T->tc.loss = lw_tensor(L, T->ln);
+    T->tc.params = lw_params_tree(L, T->pslots, T->np);
+    Scope *os = bind_optimizer(T);
+    if (!os || !lower_states(T, os)) {
+        lw_gc_pop(L);
+        return;
+    }
+    lower_opt_step(T, os);
+    finish_step(T);
+    if (!lower_everys(T)) return;
+    HostStmt *hs = ir_host_append(L->m, &L->m->main, HS_TRAIN, T->d->loc);
+    if (hs) hs->u.train = T->ts;
+}
+
+void lw_train(Lower *L, FeMod *mod, const Decl *d) {
+    TrainLw T = {.L = L, .mod = mod, .d = d, .rows = -1};
+    if (!read_settings(L, d, &T.st)) return;
+    T.s = lw_scope_new(L, NULL, mod);
+    if (!T.s) return;
+    Activation act;
+    lw_act_top(L, &act);
+    T.saved_host = L->host;
+    T.saved_scope = L->host_scope;
+    T.saved_hb = L->hb;
+    T.saved_train = L->train;
+    L->host = true;
+    L->host_scope = T.s;
+    L->hb = &L->m->main;
+    lw_gc_push(L, lw_printf(L, "%s_setup", d->name));
+    int errs = L->d->nerrors;
+    bool ok = eval_settings(&T);
+    ok = ok && check_data(&T);
+    ok = ok && check_counts(&T);
+    lw_gc_pop(L);
+    if (ok && L->d->nerrors == errs) {
+        /* the step and the every blocks run in a loop (lower_defs.h) */
+        Region reg;
+        lw_region_begin(L, &reg, true);
+        lower_train_loop(&T);
+        lw_region_end(L);
+    }
+    L->train = T.saved_train;
+    L->host = T.saved_host;
+    L->host_scope = T.saved_scope;
+    L->hb = T.saved_hb;
     lw_act_pop(L);
 }

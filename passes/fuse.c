@@ -794,47 +794,73 @@ static void consumers_of(const FusionPlan *p, const Uses *u, uint32_t i, ReachSe
     reorder[i] = ro;
 }
 
-FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
-    if (!g) return NULL;
+/* The planner's working arrays, one entry per node, shared by its steps. */
+typedef struct {
+    const Graph *g;
+    Arena *a;
+    FusionPlan *p;
+    uint32_t n;
+    bool *live, *is_out, *reorder;
+    int *depth, *cost, *stamp;
+    ReachSet *reach;
+    uint8_t *blocked; /* EdgeKind */
+    Walk w;
+    Uses u;
+} Planner;
+
+static bool plan_alloc(Planner *P, const Graph *g, Arena *a) {
     uint32_t n = g->nnodes;
     size_t cnt = n ? n : 1;
-    FusionPlan *p = arena_alloc(a, sizeof *p);
-    bool *live = arena_alloc(a, cnt);
-    int *depth = arena_alloc(a, sizeof(int) * cnt);
-    int *cost = arena_alloc(a, sizeof(int) * cnt);
-    ReachSet *reach = arena_alloc(a, sizeof(ReachSet) * cnt);
-    uint8_t *blocked = arena_alloc(a, cnt); /* EdgeKind */
-    int *stamp = arena_alloc(a, sizeof(int) * cnt);
-    bool *reorder = arena_alloc(a, cnt), *is_out = arena_alloc(a, cnt);
-    Walk w = {.p = p};
-    w.seen = arena_alloc(a, sizeof(uint32_t) * cnt);
-    w.met = arena_alloc(a, sizeof(uint32_t) * cnt);
-    w.seen_key = arena_alloc(a, sizeof(uint64_t) * cnt);
-    w.stack = arena_alloc(a, sizeof(WFrame) * WALK_BUDGET);
-    Uses u;
-    if (!p || !live || !depth || !cost || !reach || !blocked || !stamp || !reorder || !is_out ||
-        !w.seen || !w.met || !w.seen_key || !w.stack)
-        goto oom;
+    P->g = g;
+    P->a = a;
+    P->n = n;
+    P->p = arena_alloc(a, sizeof *P->p);
+    P->live = arena_alloc(a, cnt);
+    P->depth = arena_alloc(a, sizeof(int) * cnt);
+    P->cost = arena_alloc(a, sizeof(int) * cnt);
+    P->reach = arena_alloc(a, sizeof(ReachSet) * cnt);
+    P->blocked = arena_alloc(a, cnt);
+    P->stamp = arena_alloc(a, sizeof(int) * cnt);
+    P->reorder = arena_alloc(a, cnt);
+    P->is_out = arena_alloc(a, cnt);
+    P->w = (Walk){.p = P->p};
+    P->w.seen = arena_alloc(a, sizeof(uint32_t) * cnt);
+    P->w.met = arena_alloc(a, sizeof(uint32_t) * cnt);
+    P->w.seen_key = arena_alloc(a, sizeof(uint64_t) * cnt);
+    P->w.stack = arena_alloc(a, sizeof(WFrame) * WALK_BUDGET);
+    if (!P->p || !P->live || !P->depth || !P->cost || !P->reach || !P->blocked || !P->stamp ||
+        !P->reorder || !P->is_out || !P->w.seen || !P->w.met || !P->w.seen_key || !P->w.stack)
+        return false;
+    FusionPlan *p = P->p;
     p->graph = g;
     p->nnodes = n;
     p->role = arena_alloc(a, sizeof(FusionRole) * cnt);
     p->group_of = arena_alloc(a, sizeof(int) * cnt);
     p->phase_outer = arena_alloc(a, cnt);
-    if (!p->role || !p->group_of || !p->phase_outer) goto oom;
+    return p->role && p->group_of && p->phase_outer;
+}
 
+/* Liveness from the outputs (sources come before their readers), then the
+ * reader lists of live nodes. */
+static bool mark_live(Planner *P) {
+    const Graph *g = P->g;
     for (int j = 0; j < g->noutputs; j++)
-        live[g->outputs[j]->id] = true;
-    for (uint32_t i = n; i-- > 0;)
-        if (live[i])
+        P->live[g->outputs[j]->id] = true;
+    for (uint32_t i = P->n; i-- > 0;)
+        if (P->live[i])
             for (int k = 0; k < g->nodes[i]->nsrc; k++)
-                live[g->nodes[i]->src[k]->id] = true;
-    if (!build_uses(g, live, a, &u)) goto oom;
+                P->live[g->nodes[i]->src[k]->id] = true;
+    return build_uses(g, P->live, P->a, &P->u);
+}
 
-    /* (1) roles */
-    for (uint32_t i = 0; i < n; i++) {
+/* (1) roles by op; graph outputs are roots */
+static void assign_roles(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    for (uint32_t i = 0; i < P->n; i++) {
         const Node *m = g->nodes[i];
         p->group_of[i] = -1;
-        if (!live[i])
+        if (!P->live[i])
             p->role[i] = FN_DEAD;
         else if (m->op == OP_INPUT)
             p->role[i] = FN_INPUT;
@@ -846,12 +872,19 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
             p->role[i] = FN_ROOT;
     }
     for (int j = 0; j < g->noutputs; j++) {
-        is_out[g->outputs[j]->id] = true;
+        P->is_out[g->outputs[j]->id] = true;
         if (p->role[g->outputs[j]->id] != FN_INPUT) p->role[g->outputs[j]->id] = FN_ROOT;
     }
-    for (uint32_t i = 0; i < n; i++) {
+}
+
+/* (1) a matmul operand BLAS cannot read as a strided matrix is copied by a
+ * kernel of its own */
+static void root_matmul_operands(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    for (uint32_t i = 0; i < P->n; i++) {
         const Node *m = g->nodes[i];
-        if (!live[i] || m->op != OP_MATMUL) continue;
+        if (!P->live[i] || m->op != OP_MATMUL) continue;
         for (int k = 0; k < 2; k++) {
             const Node *o = m->src[k];
             FuseView v;
@@ -862,17 +895,22 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
                 p->role[o->id] = FN_ROOT;
         }
     }
+}
 
-    /* (1b) a float product whose only reader is x + product, product + x or
-     * x - product (same shape and dtype) is accumulated onto x by its BLAS
-     * call: the product is FUSED into that reader, which becomes the root */
-    for (uint32_t i = 0; i < n; i++) {
+/* (1b) a float product whose only reader is x + product, product + x or
+ * x - product (same shape and dtype) is accumulated onto x by its BLAS
+ * call: the product is FUSED into that reader, which becomes the root */
+static void fuse_accumulating_products(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    const Uses *u = &P->u;
+    for (uint32_t i = 0; i < P->n; i++) {
         const Node *m = g->nodes[i];
-        if (!live[i] || m->op != OP_MATMUL || p->role[i] != FN_ROOT || is_out[i] ||
+        if (!P->live[i] || m->op != OP_MATMUL || p->role[i] != FN_ROOT || P->is_out[i] ||
             (m->flags & NODE_NO_FUSE) || (m->dtype != DT_F32 && m->dtype != DT_F64) ||
-            u.start[i + 1] - u.start[i] != 1)
+            u->start[i + 1] - u->start[i] != 1)
             continue;
-        const Node *c = g->nodes[u.node[u.start[i]]];
+        const Node *c = g->nodes[u->node[u->start[i]]];
         if ((c->op != OP_ADD && c->op != OP_SUB) || c->dtype != m->dtype ||
             !rt_shape_eq(&c->shape, &m->shape) || c->src[0] == c->src[1] ||
             (c->flags & NODE_NO_FUSE) || p->role[c->id] == FN_INPUT)
@@ -880,19 +918,23 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         p->role[i] = FN_FUSED;
         p->role[c->id] = FN_ROOT;
     }
+}
 
-    /* (2) backwards: the groups each inline or fused node reaches, and
-     * whether some path to them duplicates elements; row reductions that
-     * fit become phases */
-    for (uint32_t i = n; i-- > 0;) {
+/* (2) backwards: the groups each inline or fused node reaches, and
+ * whether some path to them duplicates elements; row reductions that
+ * fit become phases */
+static void sweep_reach(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    for (uint32_t i = P->n; i-- > 0;) {
         FusionRole r = p->role[i];
-        bool cand = r == FN_ROOT && !is_out[i] && phase_candidate(g->nodes[i]);
+        bool cand = r == FN_ROOT && !P->is_out[i] && phase_candidate(g->nodes[i]);
         if (r != FN_INLINE && r != FN_FUSED && !cand) continue;
-        consumers_of(p, &u, i, reach, blocked, reorder);
-        const ReachSet *rs = &reach[i];
-        EdgeKind bl = (EdgeKind)blocked[i];
+        consumers_of(p, &P->u, i, P->reach, P->blocked, P->reorder);
+        const ReachSet *rs = &P->reach[i];
+        EdgeKind bl = (EdgeKind)P->blocked[i];
         if (cand) {
-            if (phase_fits(&w, g, i, rs, bl)) p->role[i] = FN_FUSED;
+            if (phase_fits(&P->w, g, i, rs, bl)) p->role[i] = FN_FUSED;
             continue;
         }
         OpKind op = g->nodes[i]->op;
@@ -900,13 +942,18 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
                               (bl == EDGE_EXPAND && op_weight(op) > 1)))
             p->role[i] = FN_ROOT;
     }
+}
 
-    /* (2b) forwards: recomputing a shared value costs the weight of its
-     * fused subtree once per extra group; past RECOMPUTE_BUDGET it is
-     * materialised instead. Roles above node i are final when it is
-     * visited, and a new root only shrinks what its sources reach, so the
-     * checks made before it stay conservative. */
-    for (uint32_t i = 0; i < n; i++) {
+/* (2b) forwards: recomputing a shared value costs the weight of its
+ * fused subtree once per extra group; past RECOMPUTE_BUDGET it is
+ * materialised instead. Roles above node i are final when it is
+ * visited, and a new root only shrinks what its sources reach, so the
+ * checks made before it stay conservative. */
+static void root_costly(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    int *cost = P->cost;
+    for (uint32_t i = 0; i < P->n; i++) {
         FusionRole r = p->role[i];
         if (r != FN_INLINE && r != FN_FUSED) {
             cost[i] = 0;
@@ -921,18 +968,23 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         for (int k = 0; k < m->nsrc && c <= RECOMPUTE_BUDGET; k++)
             c += cost[m->src[k]->id];
         if (c > RECOMPUTE_BUDGET) c = RECOMPUTE_BUDGET + 1;
-        if (r == FN_FUSED && ((reach[i].n > 1 && c * (reach[i].n - 1) > RECOMPUTE_BUDGET) ||
-                              (blocked[i] == EDGE_EXPAND && c > EXPAND_BUDGET))) {
+        if (r == FN_FUSED && ((P->reach[i].n > 1 && c * (P->reach[i].n - 1) > RECOMPUTE_BUDGET) ||
+                              (P->blocked[i] == EDGE_EXPAND && c > EXPAND_BUDGET))) {
             p->role[i] = FN_ROOT;
             c = 0;
         }
         cost[i] = c;
     }
+}
 
-    /* Bound the depth of fused expressions (the scheduler and emitters
-     * recurse over them): past FUSE_MAX_DEPTH a node is materialised. Making
-     * a node a root only shortens what follows, so one forward pass does. */
-    for (uint32_t i = 0; i < n; i++) {
+/* Bound the depth of fused expressions (the scheduler and emitters
+ * recurse over them): past FUSE_MAX_DEPTH a node is materialised. Making
+ * a node a root only shortens what follows, so one forward pass does. */
+static void root_deep(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    int *depth = P->depth;
+    for (uint32_t i = 0; i < P->n; i++) {
         const Node *m = g->nodes[i];
         int d = 0;
         for (int k = 0; k < m->nsrc; k++) {
@@ -944,33 +996,55 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
         depth[i] =
             p->role[i] == FN_ROOT ? 0 : d + 1; /* the depth of the fused expression at node i */
     }
+}
 
-    /* (2c) backwards again: a phase must still fit the groups it now
-     * reaches (a root made above may have split one); else it is
-     * materialised. A node's reach depends only on nodes after it. */
-    for (uint32_t i = n; i-- > 0;) {
+/* (2c) backwards again: a phase must still fit the groups it now
+ * reaches (a root made above may have split one); else it is
+ * materialised. A node's reach depends only on nodes after it. */
+static void recheck_phases(Planner *P) {
+    const Graph *g = P->g;
+    FusionPlan *p = P->p;
+    for (uint32_t i = P->n; i-- > 0;) {
         FusionRole r = p->role[i];
         if (r != FN_INLINE && r != FN_FUSED) continue;
-        consumers_of(p, &u, i, reach, blocked, reorder);
+        consumers_of(p, &P->u, i, P->reach, P->blocked, P->reorder);
         if (r == FN_FUSED && is_reduction(g->nodes[i]) &&
-            !phase_fits(&w, g, i, &reach[i], (EdgeKind)blocked[i]))
+            !phase_fits(&P->w, g, i, &P->reach[i], (EdgeKind)P->blocked[i]))
             p->role[i] = FN_ROOT;
     }
+}
 
-    /* (3) groups, in root order */
+/* (3) groups, in root order */
+static bool build_groups(Planner *P) {
+    FusionPlan *p = P->p;
     int nroots = 0;
-    for (uint32_t i = 0; i < n; i++)
+    for (uint32_t i = 0; i < P->n; i++)
         nroots += p->role[i] == FN_ROOT;
-    p->groups = arena_alloc(a, sizeof(FusionGroup) * (size_t)(nroots ? nroots : 1));
-    if (!p->groups) goto oom;
-    for (uint32_t i = 0; i < n; i++) {
+    p->groups = arena_alloc(P->a, sizeof(FusionGroup) * (size_t)(nroots ? nroots : 1));
+    if (!p->groups) return false;
+    for (uint32_t i = 0; i < P->n; i++) {
         if (p->role[i] != FN_ROOT) continue;
         FusionGroup *gr = &p->groups[p->ngroups];
         gr->id = p->ngroups++;
-        gr->root = g->nodes[i];
-        if (!collect_group(p, gr, stamp, a)) goto oom;
+        gr->root = P->g->nodes[i];
+        if (!collect_group(p, gr, P->stamp, P->a)) return false;
     }
-    return p;
+    return true;
+}
+
+FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
+    if (!g) return NULL;
+    Planner P;
+    if (!plan_alloc(&P, g, a) || !mark_live(&P)) goto oom;
+    assign_roles(&P);
+    root_matmul_operands(&P);
+    fuse_accumulating_products(&P);
+    sweep_reach(&P);
+    root_costly(&P);
+    root_deep(&P);
+    recheck_phases(&P);
+    if (!build_groups(&P)) goto oom;
+    return P.p;
 oom:
     diag_error(g->diags, srcloc_none(), "out of memory in the fusion pass");
     return NULL;
