@@ -9,6 +9,7 @@
  * round-trips f32 and keeps the file short. */
 #include "runtime/metrics.h"
 
+#include "runtime/errmsg.h"
 #include "runtime/outfile.h"
 
 #include <errno.h>
@@ -39,19 +40,15 @@ struct RtMetrics {
     bool broken;      /* a write failed: stop trying */
 };
 
-static void set_err(char *err, size_t errn, const char *fmt, const char *a, const char *b) {
-    if (err && errn) snprintf(err, errn, fmt, a, b);
-}
-
 bool rt_mkdir_p(const char *path, char *err, size_t errn) {
     if (!path || !path[0]) {
-        set_err(err, errn, "%s%s", "empty folder name", "");
+        rt_errmsg(err, errn, "empty folder name");
         return false;
     }
     size_t n = strlen(path);
     char *buf = malloc(n + 1);
     if (!buf) {
-        set_err(err, errn, "%s: %s", path, "out of memory");
+        rt_errmsg_at(err, errn, path, "out of memory");
         return false;
     }
     memcpy(buf, path, n + 1);
@@ -60,7 +57,7 @@ bool rt_mkdir_p(const char *path, char *err, size_t errn) {
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            set_err(err, errn, "cannot create folder '%s': %s", buf, strerror(errno));
+            rt_errmsg(err, errn, "cannot create folder '%s': %s", buf, strerror(errno));
             free(buf);
             return false;
         }
@@ -68,7 +65,7 @@ bool rt_mkdir_p(const char *path, char *err, size_t errn) {
     }
     struct stat st;
     bool ok = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!ok) set_err(err, errn, "'%s' exists and is not a folder%s", path, "");
+    if (!ok) rt_errmsg(err, errn, "'%s' exists and is not a folder", path);
     free(buf);
     return ok;
 }
@@ -83,7 +80,7 @@ static char *dup_str(const char *s) {
 RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn) {
     RtMetrics *m = calloc(1, sizeof *m);
     if (!m) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return NULL;
     }
     m->loss_id = -1;
@@ -97,7 +94,7 @@ RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn) {
         m->csv_path = malloc(n);
         if (!m->dir || !m->csv_path) {
             rt_metrics_free(m);
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return NULL;
         }
         snprintf(m->csv_path, n, "%s/metrics.csv", dir);
@@ -199,7 +196,7 @@ static bool rewrite(RtMetrics *m, char *err, size_t errn) {
     }
     int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
     if (!ids) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     RtOutFile o;
@@ -232,7 +229,7 @@ static bool append_row(RtMetrics *m, const Row *r, char *err, size_t errn) {
     FILE *mem = ids ? open_memstream(&line, &len) : NULL;
     if (!mem) {
         free(ids);
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     int k = order_ids(m, ids);
@@ -241,7 +238,7 @@ static bool append_row(RtMetrics *m, const Row *r, char *err, size_t errn) {
     bool ok = fclose(mem) == 0;
     if (!ok) {
         free(line);
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     /* write(2), not stdio: no buffer may hold a torn row to flush later */
@@ -271,15 +268,15 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
                     const double *values, double time_s, char *err, size_t errn) {
     for (int i = 0; i < n; i++)
         if (strcmp(names[i], "step") == 0 || strcmp(names[i], "time_s") == 0) {
-            set_err(err, errn, "'%s' is a reserved metrics column; log it under another name%s",
-                    names[i], "");
+            rt_errmsg(err, errn, "'%s' is a reserved metrics column; log it under another name",
+                      names[i]);
             return false;
         }
     if (m->nrows == m->cap_rows) {
         int cap = m->cap_rows ? m->cap_rows * 2 : 64;
         Row *p = realloc(m->rows, sizeof *p * (size_t)cap);
         if (!p) {
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return false;
         }
         m->rows = p;
@@ -292,7 +289,7 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
         if (!r.cols || !r.vals) {
             free(r.cols);
             free(r.vals);
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return false;
         }
     }
@@ -302,7 +299,7 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
         if (id < 0) {
             free(r.cols);
             free(r.vals);
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return false;
         }
         int j = 0; /* a name given twice in one row: the later value wins */
@@ -372,7 +369,7 @@ bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *e
     size_t n = strlen(m->dir) + 32;
     char *path = malloc(n);
     if (!path) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     snprintf(path, n, "%s/summary.json", m->dir);
