@@ -238,7 +238,7 @@ static bool link_and_install(Aot *t, const char *asm_path) {
 static bool build(Aot *t, Module *m, const SourceSet *src) {
     const Graph **graphs;
     const GraphCall **calls;
-    int ng = ir_image_graphs(m, t->a, &graphs, &calls);
+    int ng = ir_module_graphs(m, t->a, &graphs, &calls);
     t->plans = ng >= 0 ? arena_alloc(t->a, sizeof *t->plans * (size_t)(ng ? ng : 1)) : NULL;
     if (!t->plans) {
         snprintf(t->err, t->errn, "out of memory");

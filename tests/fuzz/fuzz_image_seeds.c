@@ -38,7 +38,7 @@ static bool image_of(const char *prog, const char *out) {
     CompileOptions co = {0};
     Module *m = fe_compile(a, src, d, prog, &co);
     const Graph **graphs = NULL;
-    int ng = m ? ir_image_graphs(m, a, &graphs, NULL) : -1;
+    int ng = m ? ir_module_graphs(m, a, &graphs, NULL) : -1;
     LlvmPlan *plans = ng >= 0 ? arena_alloc(a, sizeof *plans * (size_t)(ng ? ng : 1)) : NULL;
     bool ok = plans != NULL;
     for (int i = 0; ok && i < ng; i++) {
