@@ -38,9 +38,7 @@ static SrcLoc L = {1, 1, 1, 1};
 
 static void setup(void) {
     A = arena_new();
-    SourceSet *s = source_set_new(A);
-    source_add(s, "t.dfl", "x\n", 2);
-    D = diag_list_new(A, s);
+    D = th_diag_list(A, "t.dfl", "x\n");
 }
 
 static void teardown(void) {
