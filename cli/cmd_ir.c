@@ -34,64 +34,30 @@ static void help(void) {
           stdout);
 }
 
-/* Graphs reachable from a host block (visited once each). */
-typedef struct {
-    Graph **items;
-    int n, cap;
-} GraphSet;
-
-static bool add_graph(GraphSet *s, Graph *g) {
-    if (!g) return true;
-    for (int i = 0; i < s->n; i++)
-        if (s->items[i] == g) return true;
-    if (!rt_grow(&s->items, &s->cap, (size_t)s->n + 1, 16)) return false;
-    s->items[s->n++] = g;
-    return true;
-}
-
-static bool collect(GraphSet *s, const HostBlock *b) {
-    for (int i = 0; i < b->n; i++) {
-        const HostStmt *st = b->items[i];
-        bool ok = true;
-        switch (st->op) {
-        case HS_RUN: ok = add_graph(s, st->u.run.graph); break;
-        case HS_FOR: ok = collect(s, &st->u.loop.body); break;
-        case HS_WHILE: ok = add_graph(s, st->u.whl.cond.graph) && collect(s, &st->u.whl.body); break;
-        case HS_IF: ok = collect(s, &st->u.cond.then_b) && collect(s, &st->u.cond.else_b); break;
-        case HS_TRAIN:
-            if (st->u.train) {
-                ok = add_graph(s, st->u.train->step.graph);
-                for (int e = 0; ok && e < st->u.train->nevals; e++)
-                    ok = collect(s, &st->u.train->evals[e].body);
-            }
-            break;
-        default: break;
-        }
-        if (!ok) return false;
-    }
-    return true;
-}
-
 /* Runs the pipeline (up to `after`; NULL = all) on every graph of m. */
 bool cli_run_passes(Module *m, const char *after) {
-    GraphSet s = {0};
-    bool ok = collect(&s, &m->init) && collect(&s, &m->main);
-    for (int i = 0; ok && i < s.n; i++) ok = pass_run_pipeline(s.items[i], after);
-    free(s.items);
+    Arena *a = arena_new();
+    const GraphCall **calls = NULL;
+    int n = a ? ir_module_graphs(m, a, NULL, &calls) : -1;
+    bool ok = n >= 0;
+    for (int i = 0; ok && i < n; i++)
+        ok = pass_run_pipeline(calls[i]->graph, after);
+    arena_free(a);
     return ok;
 }
 
 /* `--after fuse`: fusion decides kernels without rewriting the graph, so the
  * whole pipeline runs and each graph's kernel list follows the module. */
 static bool print_fusion(Module *m, FILE *out) {
-    GraphSet s = {0};
-    bool ok = collect(&s, &m->init) && collect(&s, &m->main);
-    for (int i = 0; ok && i < s.n; i++) {
+    Arena *a = arena_new();
+    const Graph **graphs = NULL;
+    int n = a ? ir_module_graphs(m, a, &graphs, NULL) : -1;
+    for (int i = 0; i < n; i++) {
         fputc('\n', out);
-        pass_fuse_print_graph(s.items[i], out);
+        pass_fuse_print_graph(graphs[i], out);
     }
-    free(s.items);
-    return ok;
+    arena_free(a);
+    return n >= 0;
 }
 
 int cmd_ir(int argc, char **argv) {

@@ -71,52 +71,6 @@ static void help(void) {
 
 /* ---- reports after the run ---------------------------------------------------------------- */
 
-typedef struct {
-    const GraphCall **items;
-    int n, cap;
-} CallSet;
-
-static bool add_call(CallSet *s, const GraphCall *c) {
-    if (!c->graph) return true;
-    for (int i = 0; i < s->n; i++)
-        if (s->items[i]->graph == c->graph) return true;
-    if (!rt_grow(&s->items, &s->cap, (size_t)s->n + 1, 16)) return false;
-    s->items[s->n++] = c;
-    return true;
-}
-
-static bool collect_calls(CallSet *s, const HostBlock *b) {
-    for (int i = 0; i < b->n; i++) {
-        const HostStmt *st = b->items[i];
-        bool ok = true;
-        switch (st->op) {
-        case HS_RUN:
-            ok = add_call(s, &st->u.run);
-            break;
-        case HS_FOR:
-            ok = collect_calls(s, &st->u.loop.body);
-            break;
-        case HS_WHILE:
-            ok = add_call(s, &st->u.whl.cond) && collect_calls(s, &st->u.whl.body);
-            break;
-        case HS_IF:
-            ok = collect_calls(s, &st->u.cond.then_b) && collect_calls(s, &st->u.cond.else_b);
-            break;
-        case HS_TRAIN:
-            if (st->u.train) {
-                ok = add_call(s, &st->u.train->step);
-                for (int e = 0; ok && e < st->u.train->nevals; e++)
-                    ok = collect_calls(s, &st->u.train->evals[e].body);
-            }
-            break;
-        default:
-            break;
-        }
-        if (!ok) return false;
-    }
-    return true;
-}
-
 static int64_t slot_bytes(const Slot *sl) {
     if (sl->kind == SLOT_DATA && sl->value) return (int64_t)rt_tensor_bytes(sl->value);
     return rt_shape_numel(&sl->shape) * (int64_t)rt_dtype_size(sl->dtype);
@@ -141,10 +95,12 @@ static int64_t planned_arena(const Graph *g, int64_t *naive, int *inplace) {
 }
 
 static void mem_report(const Module *m, const Backend *b, const GraphRunner *r, FILE *out) {
-    CallSet cs = {0};
-    if (!collect_calls(&cs, &m->init) || !collect_calls(&cs, &m->main)) {
+    Arena *ca = arena_new();
+    const GraphCall **calls = NULL;
+    int ncalls = ca ? ir_module_graphs(m, ca, NULL, &calls) : -1;
+    if (ncalls < 0) {
         fprintf(out, "mem: out of memory\n");
-        free(cs.items);
+        arena_free(ca);
         return;
     }
     int nst = 0, threads = 1;
@@ -159,8 +115,8 @@ static void mem_report(const Module *m, const Backend *b, const GraphRunner *r, 
     }
     char b1[32], b2[32], b3[32], b4[32], b5[32], b6[32];
     int64_t peak_act = 0, peak_scratch = 0;
-    for (int i = 0; i < cs.n; i++) {
-        const GraphCall *c = cs.items[i];
+    for (int i = 0; i < ncalls; i++) {
+        const GraphCall *c = calls[i];
         const Graph *g = c->graph;
         int64_t par = 0, state = 0, other = 0;
         for (int k = 0; k < g->ninputs; k++) {
@@ -238,7 +194,7 @@ static void mem_report(const Module *m, const Backend *b, const GraphRunner *r, 
         out, "; planned total %s\n",
         pass_memplan_bytes_str(par + state + peak_act + peak_scratch + data + vars, b2, sizeof b2));
     free(st);
-    free(cs.items);
+    arena_free(ca);
 }
 
 static void compile_report(const Backend *b, const GraphRunner *r, FILE *out) {

@@ -575,6 +575,21 @@ void fe_add_decl(ParseCtx *c, Decl *d) {
     if (d) fe_push(c, &c->decls, d);
 }
 
+/* ---- queries ---- */
+
+const char *ast_target_root(const Expr *t) {
+    while (t) {
+        if (t->kind == EX_NAME) return t->u.name;
+        if (t->kind == EX_FIELD)
+            t = t->u.field.base;
+        else if (t->kind == EX_INDEX)
+            t = t->u.index.base;
+        else
+            return NULL;
+    }
+    return NULL;
+}
+
 /* ---- entry point ---- */
 
 Program *fe_parse(Arena *a, DiagList *d, uint32_t file) {

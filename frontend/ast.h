@@ -197,6 +197,10 @@ typedef struct {
  * a missing closer names the line of its opener in a note. */
 Program *fe_parse(Arena *a, DiagList *d, uint32_t file);
 
+/* The name an assignment target writes through: x for x, x.f, x[i] and
+ * x.f[i].g; NULL when the target has no such root. */
+const char *ast_target_root(const Expr *t);
+
 /* Printing the AST back as text (for tests and `dflow check --ast`). */
 void ast_print_program(const Program *p, FILE *out);
 /* One expression in the same S-expression form, e.g. (+ a (* b c)). */

@@ -24,16 +24,6 @@ static void add_name(Lower *L, const char *nm, const char ***names, int *n, int 
     (*names)[(*n)++] = nm;
 }
 
-static const char *target_root(const Expr *t) {
-    while (t) {
-        if (t->kind == EX_NAME) return t->u.name;
-        if (t->kind == EX_FIELD) t = t->u.field.base;
-        else if (t->kind == EX_INDEX) t = t->u.index.base;
-        else return NULL;
-    }
-    return NULL;
-}
-
 void lw_assigned_names(Lower *L, const Block *b, const char ***names, int *n, int *cap) {
     for (int i = 0; i < b->n; i++) {
         const Stmt *st = b->items[i];
@@ -42,7 +32,7 @@ void lw_assigned_names(Lower *L, const Block *b, const char ***names, int *n, in
         case ST_LET: add_name(L, st->u.let.name, names, n, cap); break;
         case ST_ASSIGN:
             for (int k = 0; k < st->u.assign.ntargets; k++) {
-                const char *r = target_root(st->u.assign.targets[k]);
+                const char *r = ast_target_root(st->u.assign.targets[k]);
                 if (r) add_name(L, r, names, n, cap);
             }
             break;

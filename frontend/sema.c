@@ -150,16 +150,6 @@ static void scan_params(Sema *S, SScope *sc, const Param *ps, int np) {
 
 static void scan_block(Sema *S, SScope *sc, const Block *b);
 
-static const char *target_root(const Expr *t) {
-    while (t) {
-        if (t->kind == EX_NAME) return t->u.name;
-        if (t->kind == EX_FIELD) t = t->u.field.base;
-        else if (t->kind == EX_INDEX) t = t->u.index.base;
-        else return NULL;
-    }
-    return NULL;
-}
-
 static void scan_stmt(Sema *S, SScope *sc, const Stmt *st) {
     switch (st->kind) {
     case ST_PARAM: s_add(S, sc, st->u.param.name, NK_VAR, st->u.param.name_loc); break;
@@ -453,7 +443,7 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
                 bind_walk(S, sc, t->u.name, t->loc, false);
             } else {
                 check_expr(S, sc, t);
-                const char *r = target_root(t);
+                const char *r = ast_target_root(t);
                 if (r) {
                     int i = s_find(sc, r);
                     if (i >= 0 && sc->kinds[i] == NK_LET) {

@@ -248,34 +248,22 @@ static bool verify_call(const Module *m, const GraphCall *c, const char *after) 
     return ok;
 }
 
-static bool verify_block(const Module *m, const HostBlock *b, const char *after) {
-    bool ok = true;
-    for (int i = 0; i < b->n; i++) {
-        const HostStmt *s = b->items[i];
-        switch (s->op) {
-        case HS_RUN: ok = verify_call(m, &s->u.run, after) && ok; break;
-        case HS_FOR: ok = verify_block(m, &s->u.loop.body, after) && ok; break;
-        case HS_WHILE:
-            ok = verify_call(m, &s->u.whl.cond, after) && ok;
-            ok = verify_block(m, &s->u.whl.body, after) && ok;
-            break;
-        case HS_IF:
-            ok = verify_block(m, &s->u.cond.then_b, after) && ok;
-            ok = verify_block(m, &s->u.cond.else_b, after) && ok;
-            break;
-        case HS_TRAIN:
-            ok = verify_call(m, &s->u.train->step, after) && ok;
-            for (int k = 0; k < s->u.train->nevals; k++)
-                ok = verify_block(m, &s->u.train->evals[k].body, after) && ok;
-            break;
-        default: break;
-        }
-    }
-    return ok;
+typedef struct {
+    const Module *m;
+    const char *after;
+    bool ok;
+} Verify;
+
+/* Every call is checked, so that one run reports all that is wrong. */
+static bool verify_visit(void *ctx, const GraphCall *c) {
+    Verify *v = ctx;
+    v->ok = verify_call(v->m, c, v->after) && v->ok;
+    return true;
 }
 
 bool ir_module_verify(const Module *m, const char *after_pass) {
     if (!m) return false;
-    bool ok = verify_block(m, &m->init, after_pass);
-    return verify_block(m, &m->main, after_pass) && ok;
+    Verify v = {m, after_pass, true};
+    ir_module_each_call(m, verify_visit, &v);
+    return v.ok;
 }

@@ -170,6 +170,15 @@ void ir_module_print(const Module *m, FILE *out);
  * program that differ only in a config read through its slot have the same
  * fingerprint. False on out-of-memory. */
 bool ir_module_fingerprint(const Module *m, uint64_t *out);
+/* Calls visit(ctx, c) on every graph call of the host program, init then
+ * main, in program order (a while's condition before its body, a train's
+ * step before its `every` blocks), repeats included; stops at the first
+ * visit that returns false and returns false then. (ir/module_walk.c) */
+bool ir_module_each_call(const Module *m, bool (*visit)(void *ctx, const GraphCall *c), void *ctx);
+/* The distinct graphs the host program runs, in first-use order (their ids
+ * in a program image), and the first call of each (either out-pointer may be
+ * NULL). The arrays are allocated in a; -1 when out of memory. */
+int ir_module_graphs(const Module *m, Arena *a, const Graph ***graphs, const GraphCall ***calls);
 /* Runs ir_verify on every graph. */
 bool ir_module_verify(const Module *m, const char *after_pass);
 

@@ -24,64 +24,14 @@
 
 typedef struct {
     RtBuf *b;
-    const Graph **graphs;
-    const GraphCall **calls; /* the first call of each graph */
-    int ngraphs, cap;
-    Arena *a;
+    const Graph **graphs; /* ir_module_graphs: a graph's index is its id */
+    int ngraphs;
 } W;
 
 static int graph_id(const Graph **gs, int n, const Graph *g) {
     for (int i = 0; i < n; i++)
         if (gs[i] == g) return i;
     return -1;
-}
-
-static bool note_graph(W *w, const GraphCall *c) {
-    const Graph *g = c->graph;
-    if (!g || graph_id(w->graphs, w->ngraphs, g) >= 0) return true;
-    if (w->ngraphs == w->cap) { /* two parallel arrays, one capacity */
-        size_t old = (size_t)w->cap, cap;
-        if (!rt_grow_cap(old, old + 1, 16, INT_MAX, &cap) ||
-            !arena_resize(w->a, &w->graphs, old, cap) || !arena_resize(w->a, &w->calls, old, cap))
-            return false;
-        w->cap = (int)cap;
-    }
-    w->calls[w->ngraphs] = c;
-    w->graphs[w->ngraphs++] = g;
-    return true;
-}
-
-static bool collect_block(W *w, const HostBlock *b);
-
-static bool collect_stmt(W *w, const HostStmt *st) {
-    switch (st->op) {
-    case HS_RUN: return note_graph(w, &st->u.run);
-    case HS_FOR: return collect_block(w, &st->u.loop.body);
-    case HS_WHILE: return note_graph(w, &st->u.whl.cond) && collect_block(w, &st->u.whl.body);
-    case HS_IF: return collect_block(w, &st->u.cond.then_b) && collect_block(w, &st->u.cond.else_b);
-    case HS_TRAIN: {
-        const TrainSpec *t = st->u.train;
-        if (!note_graph(w, &t->step)) return false;
-        for (int i = 0; i < t->nevals; i++)
-            if (!collect_block(w, &t->evals[i].body)) return false;
-        return true;
-    }
-    default: return true;
-    }
-}
-
-static bool collect_block(W *w, const HostBlock *b) {
-    for (int i = 0; i < b->n; i++)
-        if (!collect_stmt(w, b->items[i])) return false;
-    return true;
-}
-
-int ir_image_graphs(const Module *m, Arena *a, const Graph ***graphs, const GraphCall ***calls) {
-    W w = {.a = a};
-    if (!collect_block(&w, &m->init) || !collect_block(&w, &m->main)) return -1;
-    *graphs = w.graphs;
-    if (calls) *calls = w.calls;
-    return w.ngraphs;
 }
 
 void ir_image_put_loc(RtBuf *b, SrcLoc l) {
@@ -256,8 +206,8 @@ static void patch_le(uint8_t *p, uint64_t v, int bytes) {
 bool ir_image_write_sums(const Module *m, const SourceSet *src,
                          bool (*write_graph)(void *ctx, const Graph *g, int id, RtBuf *b),
                          void *ctx, RtBuf *b, uint32_t *graph_sums) {
-    W w = {.b = b, .a = m->arena};
-    w.ngraphs = ir_image_graphs(m, m->arena, &w.graphs, NULL);
+    W w = {.b = b};
+    w.ngraphs = ir_module_graphs(m, m->arena, &w.graphs, NULL);
     if (w.ngraphs < 0) return false;
     size_t start = b->n;
     rt_buf_bytes(b, MAGIC, 8);

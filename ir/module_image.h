@@ -26,18 +26,13 @@
 #include "../runtime/bytes.h"
 #include "module.h"
 
-/* The distinct graphs the host program runs, in first-use order (their ids
- * in the image), and the first call of each (calls may be NULL). The
- * arrays are allocated in a; -1 when out of memory. */
-int ir_image_graphs(const Module *m, Arena *a, const Graph ***graphs, const GraphCall ***calls);
-
 #define IR_IMAGE_HEADER 24 /* magic 8, version 4, length 8, CRC-32 4 */
 
 /* Writes m; write_graph(ctx, g, id, b) appends graph id's backend blob. */
 bool ir_image_write(const Module *m, const SourceSet *src,
                     bool (*write_graph)(void *ctx, const Graph *g, int id, RtBuf *b), void *ctx,
                     RtBuf *b);
-/* The same, and graph_sums[id] (one per graph of ir_image_graphs) the CRC-32
+/* The same, and graph_sums[id] (one per graph of ir_module_graphs) the CRC-32
  * of graph id's record, for the executable to carry beside its kernels. */
 bool ir_image_write_sums(const Module *m, const SourceSet *src,
                          bool (*write_graph)(void *ctx, const Graph *g, int id, RtBuf *b),

@@ -18,13 +18,13 @@
  * 8-byte cells, then convert to the requested dtype. */
 #include <errno.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/dataio.h"
 #include "runtime/grow.h"
+#include "runtime/errmsg.h"
 
 #define CSV_MAX_FIELD 64 /* characters quoted back in an error */
 
@@ -32,14 +32,6 @@ typedef union {
     double f;
     int64_t i;
 } Cell;
-
-static void fail(char *err, size_t errn, const char *fmt, ...) {
-    if (!err || !errn) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errn, fmt, ap);
-    va_end(ap);
-}
 
 /* Next cell of the line [*p, end): trims spaces and one pair of quotes.
  * Moves *p past the comma; sets *more when a comma followed. */
@@ -115,7 +107,7 @@ static bool find_nul(const char *name, const char *p, size_t n, char *err, size_
             col++;
         }
     }
-    fail(err, errn, "%s:%ld:%ld: a NUL byte: this is not a text file", name, line, col);
+    rt_errmsg(err, errn, "%s:%ld:%ld: a NUL byte: this is not a text file", name, line, col);
     return true;
 }
 
@@ -157,8 +149,8 @@ static bool first_row(Csv *c, long line, long ncol, long numeric, long text_col,
     if (c->o->has_int_col) {
         c->int_col = c->o->int_col < 0 ? c->o->int_col + ncol : c->o->int_col;
         if (c->int_col < 0 || c->int_col >= ncol) {
-            fail(c->err, c->errn, "%s: column %lld is out of range for %ld columns", c->name,
-                 (long long)c->o->int_col, ncol);
+            rt_errmsg(c->err, c->errn, "%s: column %lld is out of range for %ld columns", c->name,
+                      (long long)c->o->int_col, ncol);
             return false;
         }
     }
@@ -167,20 +159,21 @@ static bool first_row(Csv *c, long line, long ncol, long numeric, long text_col,
         return true;
     case RT_CSV_HEADER_YES:
         if (numeric == ncol) {
-            fail(c->err, c->errn,
-                 "%s:%ld: header = true, but the first row is all numbers (a data row, not a "
-                 "header)",
-                 c->name, line);
+            rt_errmsg(c->err, c->errn,
+                      "%s:%ld: header = true, but the first row is all numbers (a data row, not a "
+                      "header)",
+                      c->name, line);
             return false;
         }
         break;
     default:
         if (numeric == ncol) return true;
         if (numeric > 0) {
-            fail(c->err, c->errn,
-                 "%s:%ld:%ld: the first row mixes numbers and text, so it is neither clearly a "
-                 "header nor data: say header = true or header = false",
-                 c->name, line, text_col);
+            rt_errmsg(
+                c->err, c->errn,
+                "%s:%ld:%ld: the first row mixes numbers and text, so it is neither clearly a "
+                "header nor data: say header = true or header = false",
+                c->name, line, text_col);
             return false;
         }
         break;
@@ -192,7 +185,7 @@ static bool first_row(Csv *c, long line, long ncol, long numeric, long text_col,
 static bool grow(Csv *c, size_t more) {
     if (more <= SIZE_MAX - c->ncells && rt_grow(&c->cells, &c->cap, c->ncells + more, 1024))
         return true;
-    fail(c->err, c->errn, "%s: out of memory", c->name);
+    rt_errmsg(c->err, c->errn, "%s: out of memory", c->name);
     return false;
 }
 
@@ -208,16 +201,17 @@ static bool data_row(Csv *c, const char *ls, const char *le, long line) {
         if (!parse_cell(cs, ce, dt, cell)) {
             int w = (int)(ce - cs) > CSV_MAX_FIELD ? CSV_MAX_FIELD : (int)(ce - cs);
             if (is_int_col && is_number(cs, ce))
-                fail(c->err, c->errn,
-                     "%s:%ld:%ld: a label must be an integer from -2147483648 to 2147483647, got "
-                     "'%.*s'",
-                     c->name, line, col, w, cs);
+                rt_errmsg(
+                    c->err, c->errn,
+                    "%s:%ld:%ld: a label must be an integer from -2147483648 to 2147483647, got "
+                    "'%.*s'",
+                    c->name, line, col, w, cs);
             else if (dt == DT_I32 || dt == DT_I64)
-                fail(c->err, c->errn, "%s:%ld:%ld: not an integer in range for %s: '%.*s'", c->name,
-                     line, col, rt_dtype_name(dt), w, cs);
+                rt_errmsg(c->err, c->errn, "%s:%ld:%ld: not an integer in range for %s: '%.*s'",
+                          c->name, line, col, rt_dtype_name(dt), w, cs);
             else
-                fail(c->err, c->errn, "%s:%ld:%ld: not a number: '%.*s'", c->name, line, col, w,
-                     cs);
+                rt_errmsg(c->err, c->errn, "%s:%ld:%ld: not a number: '%.*s'", c->name, line, col,
+                          w, cs);
             return false;
         }
         /* the labels of a float table travel as doubles: exact for every i32 */
@@ -247,7 +241,7 @@ static bool parse_lines(Csv *c, const char *p, const char *end) {
             continue;
         }
         if (blank_line) {
-            fail(c->err, c->errn, "%s:%ld: blank line inside the data", c->name, blank_line);
+            rt_errmsg(c->err, c->errn, "%s:%ld: blank line inside the data", c->name, blank_line);
             return false;
         }
         long numeric, text_col;
@@ -257,8 +251,8 @@ static bool parse_lines(Csv *c, const char *p, const char *end) {
             if (!first_row(c, line, ncol, numeric, text_col, &skip)) return false;
             if (skip) continue;
         } else if (ncol != c->cols) {
-            fail(c->err, c->errn, "%s:%ld: expected %ld columns, found %ld", c->name, line, c->cols,
-                 ncol);
+            rt_errmsg(c->err, c->errn, "%s:%ld: expected %ld columns, found %ld", c->name, line,
+                      c->cols, ncol);
             return false;
         }
         if (!grow(c, (size_t)ncol) || !data_row(c, ls, le, line)) return false;
@@ -271,8 +265,8 @@ static RtTensor *to_tensor(Csv *c) {
     int64_t dims[2] = {c->rows, c->cols};
     RtTensor *t = rt_tensor_new(dt, rt_shape_make(2, dims));
     if (!t) {
-        fail(c->err, c->errn, "%s: cannot allocate %lld x %ld", c->name, (long long)c->rows,
-             c->cols);
+        rt_errmsg(c->err, c->errn, "%s: cannot allocate %lld x %ld", c->name, (long long)c->rows,
+                  c->cols);
         return NULL;
     }
     for (size_t i = 0; i < c->ncells; i++) {
@@ -299,7 +293,7 @@ RtTensor *rt_csv_parse(const char *name, const unsigned char *buf, size_t n, con
     if (had_header) *had_header = false;
     DType dt = o->dtype;
     if (dt != DT_F32 && dt != DT_F64 && dt != DT_I32 && dt != DT_I64) {
-        fail(err, errn, "%s: cannot read CSV as %s", name, rt_dtype_name(dt));
+        rt_errmsg(err, errn, "%s: cannot read CSV as %s", name, rt_dtype_name(dt));
         return NULL;
     }
     const char *p = (const char *)buf, *end = p + n;
@@ -309,9 +303,9 @@ RtTensor *rt_csv_parse(const char *name, const unsigned char *buf, size_t n, con
     RtTensor *t = NULL;
     if (parse_lines(&c, p, end)) {
         if (c.cols < 0)
-            fail(err, errn, "%s: empty file", name);
+            rt_errmsg(err, errn, "%s: empty file", name);
         else if (c.rows == 0)
-            fail(err, errn, "%s: no data rows after the header", name);
+            rt_errmsg(err, errn, "%s: no data rows after the header", name);
         else
             t = to_tensor(&c);
     }

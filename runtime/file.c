@@ -18,19 +18,16 @@
 
 #include "runtime/dataio.h"
 #include "runtime/grow.h"
+#include "runtime/errmsg.h"
 
 #define READ_FILE_MAX_BYTES ((size_t)4 << 30) /* decompressed data: 4 GiB */
 #define DEFLATE_MAX_RATIO 1032                /* deflate cannot expand more */
-
-static void set_err(char *err, size_t errn, const char *fmt, const char *path, const char *what) {
-    if (err && errn) snprintf(err, errn, fmt, path, what);
-}
 
 /* Reads the raw bytes; fstat's size is only a hint so pipes work too. */
 static bool read_raw(const char *path, unsigned char **out, size_t *n, char *err, size_t errn) {
     FILE *f = fopen(path, "rb");
     if (!f) {
-        set_err(err, errn, "%s: cannot open: %s", path, strerror(errno));
+        rt_errmsg_at(err, errn, path, "cannot open: %s", strerror(errno));
         return false;
     }
     struct stat st;
@@ -38,13 +35,13 @@ static bool read_raw(const char *path, unsigned char **out, size_t *n, char *err
     if (fstat(fileno(f), &st) == 0) {
         if (S_ISDIR(st.st_mode)) {
             fclose(f);
-            set_err(err, errn, "%s: %s", path, "is a directory");
+            rt_errmsg_at(err, errn, path, "is a directory");
             return false;
         }
         if (S_ISREG(st.st_mode) && st.st_size >= 0) {
             if ((uint64_t)st.st_size >= (uint64_t)READ_FILE_MAX_BYTES) {
                 fclose(f);
-                set_err(err, errn, "%s: %s", path, "file larger than the 4 GiB limit");
+                rt_errmsg_at(err, errn, path, "file larger than the 4 GiB limit");
                 return false;
             }
             cap = (size_t)st.st_size + 1;
@@ -59,7 +56,7 @@ static bool read_raw(const char *path, unsigned char **out, size_t *n, char *err
             if (!rt_grow_cap(cap, cap + 1, cap, READ_FILE_MAX_BYTES, &ncap)) {
                 free(buf);
                 fclose(f);
-                set_err(err, errn, "%s: %s", path, "file larger than the 4 GiB limit");
+                rt_errmsg_at(err, errn, path, "file larger than the 4 GiB limit");
                 return false;
             }
             if (!rt_resize(&buf, cap + 1, ncap + 1)) goto oom; /* +1: the NUL */
@@ -73,7 +70,7 @@ static bool read_raw(const char *path, unsigned char **out, size_t *n, char *err
         int e = errno;
         free(buf);
         fclose(f);
-        set_err(err, errn, "%s: read error: %s", path, e ? strerror(e) : "I/O error");
+        rt_errmsg_at(err, errn, path, "read error: %s", e ? strerror(e) : "I/O error");
         return false;
     }
     fclose(f);
@@ -84,7 +81,7 @@ static bool read_raw(const char *path, unsigned char **out, size_t *n, char *err
 oom:
     free(buf);
     fclose(f);
-    set_err(err, errn, "%s: %s", path, "out of memory reading the file");
+    rt_errmsg_at(err, errn, path, "out of memory reading the file");
     return false;
 }
 
@@ -110,14 +107,14 @@ bool rt_gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned
     if (cap < 4096) cap = 4096;
     unsigned char *buf = malloc(cap + 1);
     if (!buf) {
-        set_err(err, errn, "%s: %s", path, "out of memory decompressing");
+        rt_errmsg_at(err, errn, path, "out of memory decompressing");
         return false;
     }
     z_stream zs;
     memset(&zs, 0, sizeof zs);
     if (inflateInit2(&zs, 15 + 32) != Z_OK) {
         free(buf);
-        set_err(err, errn, "%s: %s", path, "cannot initialise zlib");
+        rt_errmsg_at(err, errn, path, "cannot initialise zlib");
         return false;
     }
     size_t len = 0, consumed = 0;
@@ -178,7 +175,7 @@ bool rt_gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned
     inflateEnd(&zs);
     if (problem) {
         free(buf);
-        set_err(err, errn, "%s: %s", path, problem);
+        rt_errmsg_at(err, errn, path, "%s", problem);
         return false;
     }
     buf[len] = 0;
@@ -189,7 +186,7 @@ bool rt_gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned
 
 bool rt_read_file(const char *path, unsigned char **out, size_t *n, char *err, size_t errn) {
     if (!path || !out || !n) {
-        set_err(err, errn, "%s: %s", path ? path : "(null)", "bad arguments to rt_read_file");
+        rt_errmsg_at(err, errn, path ? path : "(null)", "bad arguments to rt_read_file");
         return false;
     }
     *out = NULL;

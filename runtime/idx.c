@@ -12,7 +12,6 @@
  * file's length is checked when it is read. A role (images, labels) also
  * checks the rank: images 2 or more, labels exactly 1. */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +20,7 @@
 
 #include "runtime/checked.h"
 #include "runtime/dataio.h"
+#include "runtime/errmsg.h"
 
 #define IDX_UBYTE 0x08
 
@@ -30,16 +30,6 @@ typedef struct {
     int64_t dims[255];
     uint64_t numel; /* product of dims, checked against overflow */
 } IdxHeader;
-
-static void fail(char *err, size_t errn, const char *path, const char *fmt, ...) {
-    if (!err || !errn) return;
-    int k = snprintf(err, errn, "%s: ", path);
-    if (k < 0 || (size_t)k >= errn) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + k, errn - (size_t)k, fmt, ap);
-    va_end(ap);
-}
 
 static const char *type_name(int type) {
     switch (type) {
@@ -59,47 +49,49 @@ static const char *type_name(int type) {
 static size_t parse_header(const char *path, const unsigned char *p, size_t n, int64_t total,
                            RtIdxRole role, IdxHeader *h, char *err, size_t errn) {
     if (total == 0 || n == 0) {
-        fail(err, errn, path, "empty file");
+        rt_errmsg_at(err, errn, path, "empty file");
         return 0;
     }
     if (n < 4) {
-        fail(err, errn, path, "truncated header");
+        rt_errmsg_at(err, errn, path, "truncated header");
         return 0;
     }
     if (p[0] != 0 || p[1] != 0) {
-        fail(err, errn, path, "not an IDX file (bad magic %02x %02x %02x %02x)", p[0], p[1], p[2],
-             p[3]);
+        rt_errmsg_at(err, errn, path, "not an IDX file (bad magic %02x %02x %02x %02x)", p[0], p[1],
+                     p[2], p[3]);
         return 0;
     }
     h->type = p[2];
     h->ndim = p[3];
     if (h->type != IDX_UBYTE) {
-        fail(err, errn, path, "unsupported IDX data type 0x%02X (%s); only unsigned byte (0x08) "
-             "is supported", h->type, type_name(h->type));
+        rt_errmsg_at(err, errn, path,
+                     "unsupported IDX data type 0x%02X (%s); only unsigned byte (0x08) "
+                     "is supported",
+                     h->type, type_name(h->type));
         return 0;
     }
     if (h->ndim == 0) {
-        fail(err, errn, path, "IDX rank 0 is not supported");
+        rt_errmsg_at(err, errn, path, "IDX rank 0 is not supported");
         return 0;
     }
     if (role == RT_IDX_IMAGES && h->ndim < 2) {
-        fail(err, errn, path,
-             "an images file needs rank 2 or more (a count, then each image's "
-             "dims), this one has rank %d",
-             h->ndim);
+        rt_errmsg_at(err, errn, path,
+                     "an images file needs rank 2 or more (a count, then each image's "
+                     "dims), this one has rank %d",
+                     h->ndim);
         return 0;
     }
     if (role == RT_IDX_LABELS && h->ndim != 1) {
-        fail(err, errn, path,
-             "a labels file must have rank 1 (one label per image), this one has "
-             "rank %d",
-             h->ndim);
+        rt_errmsg_at(err, errn, path,
+                     "a labels file must have rank 1 (one label per image), this one has "
+                     "rank %d",
+                     h->ndim);
         return 0;
     }
     size_t hlen = 4 + 4 * (size_t)h->ndim;
     if (n < hlen) {
-        fail(err, errn, path, "truncated header: %d dims need %zu bytes, file has %zu", h->ndim,
-             hlen, n);
+        rt_errmsg_at(err, errn, path, "truncated header: %d dims need %zu bytes, file has %zu",
+                     h->ndim, hlen, n);
         return 0;
     }
     h->numel = 1;
@@ -125,15 +117,15 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
     if (!ck_numel(h->ndim, h->dims, &rows_numel)) overflow = true;
     if (overflow || h->numel > (uint64_t)RT_TENSOR_MAX_BYTES ||
         row > (uint64_t)RT_TENSOR_MAX_BYTES) {
-        fail(err, errn, path, "header dims are too large");
+        rt_errmsg_at(err, errn, path, "header dims are too large");
         return 0;
     }
     if (total >= 0) {
         uint64_t have = (uint64_t)total - hlen;
         if (have != h->numel) {
-            fail(err, errn, path, "%s: header says %llu bytes of data, file has %llu",
-                 have < h->numel ? "truncated" : "trailing bytes",
-                 (unsigned long long)h->numel, (unsigned long long)have);
+            rt_errmsg_at(err, errn, path, "%s: header says %llu bytes of data, file has %llu",
+                         have < h->numel ? "truncated" : "trailing bytes",
+                         (unsigned long long)h->numel, (unsigned long long)have);
             return 0;
         }
     }
@@ -159,7 +151,7 @@ RtTensor *rt_idx_parse(const char *path, const unsigned char *buf, size_t n, RtI
         t = rt_tensor_new(labels ? DT_I32 : DT_F32, s);
         if (!t) {
             char sb[64];
-            fail(err, errn, path, "cannot allocate %s", rt_shape_str(&s, sb, sizeof sb));
+            rt_errmsg_at(err, errn, path, "cannot allocate %s", rt_shape_str(&s, sb, sizeof sb));
         } else if (labels) {
             int32_t *o = t->data;
             for (uint64_t i = 0; i < h.numel; i++) o[i] = buf[hlen + i];
@@ -194,7 +186,7 @@ bool rt_idx_shape_as(const char *path, RtIdxRole role, Shape *shape, char *err, 
     errno = 0;
     gzFile gz = gzopen(path, "rb");
     if (!gz) {
-        fail(err, errn, path, "cannot open: %s", errno ? strerror(errno) : "out of memory");
+        rt_errmsg_at(err, errn, path, "cannot open: %s", errno ? strerror(errno) : "out of memory");
         return false;
     }
     unsigned char hdr[4 + 4 * 255];
@@ -210,7 +202,7 @@ bool rt_idx_shape_as(const char *path, RtIdxRole role, Shape *shape, char *err, 
     bool plain = gzdirect(gz) == 1;
     gzclose(gz);
     if (got < 0 || (zerr != Z_OK && zerr != Z_BUF_ERROR)) {
-        fail(err, errn, path, "cannot read the header: %s", zbuf);
+        rt_errmsg_at(err, errn, path, "cannot read the header: %s", zbuf);
         return false;
     }
     int64_t total = -1;

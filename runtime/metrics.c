@@ -10,6 +10,7 @@
 #include "runtime/metrics.h"
 
 #include "runtime/grow.h"
+#include "runtime/errmsg.h"
 #include "runtime/outfile.h"
 
 #include <errno.h>
@@ -40,19 +41,15 @@ struct RtMetrics {
     bool broken;      /* a write failed: stop trying */
 };
 
-static void set_err(char *err, size_t errn, const char *fmt, const char *a, const char *b) {
-    if (err && errn) snprintf(err, errn, fmt, a, b);
-}
-
 bool rt_mkdir_p(const char *path, char *err, size_t errn) {
     if (!path || !path[0]) {
-        set_err(err, errn, "%s%s", "empty folder name", "");
+        rt_errmsg(err, errn, "empty folder name");
         return false;
     }
     size_t n = strlen(path);
     char *buf = malloc(n + 1);
     if (!buf) {
-        set_err(err, errn, "%s: %s", path, "out of memory");
+        rt_errmsg_at(err, errn, path, "out of memory");
         return false;
     }
     memcpy(buf, path, n + 1);
@@ -61,7 +58,7 @@ bool rt_mkdir_p(const char *path, char *err, size_t errn) {
         char c = buf[i];
         buf[i] = '\0';
         if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
-            set_err(err, errn, "cannot create folder '%s': %s", buf, strerror(errno));
+            rt_errmsg(err, errn, "cannot create folder '%s': %s", buf, strerror(errno));
             free(buf);
             return false;
         }
@@ -69,7 +66,7 @@ bool rt_mkdir_p(const char *path, char *err, size_t errn) {
     }
     struct stat st;
     bool ok = stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-    if (!ok) set_err(err, errn, "'%s' exists and is not a folder%s", path, "");
+    if (!ok) rt_errmsg(err, errn, "'%s' exists and is not a folder", path);
     free(buf);
     return ok;
 }
@@ -84,7 +81,7 @@ static char *dup_str(const char *s) {
 RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn) {
     RtMetrics *m = calloc(1, sizeof *m);
     if (!m) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return NULL;
     }
     m->loss_id = -1;
@@ -98,7 +95,7 @@ RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn) {
         m->csv_path = malloc(n);
         if (!m->dir || !m->csv_path) {
             rt_metrics_free(m);
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return NULL;
         }
         snprintf(m->csv_path, n, "%s/metrics.csv", dir);
@@ -194,7 +191,7 @@ static bool rewrite(RtMetrics *m, char *err, size_t errn) {
     }
     int *ids = malloc(sizeof *ids * (size_t)(m->nnames + 1));
     if (!ids) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     RtOutFile o;
@@ -227,7 +224,7 @@ static bool append_row(RtMetrics *m, const Row *r, char *err, size_t errn) {
     FILE *mem = ids ? open_memstream(&line, &len) : NULL;
     if (!mem) {
         free(ids);
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     int k = order_ids(m, ids);
@@ -236,7 +233,7 @@ static bool append_row(RtMetrics *m, const Row *r, char *err, size_t errn) {
     bool ok = fclose(mem) == 0;
     if (!ok) {
         free(line);
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     /* write(2), not stdio: no buffer may hold a torn row to flush later */
@@ -266,12 +263,12 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
                     const double *values, double time_s, char *err, size_t errn) {
     for (int i = 0; i < n; i++)
         if (strcmp(names[i], "step") == 0 || strcmp(names[i], "time_s") == 0) {
-            set_err(err, errn, "'%s' is a reserved metrics column; log it under another name%s",
-                    names[i], "");
+            rt_errmsg(err, errn, "'%s' is a reserved metrics column; log it under another name",
+                      names[i]);
             return false;
         }
     if (!rt_grow(&m->rows, &m->cap_rows, (size_t)m->nrows + 1, 64)) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     Row r = {step, time_s, 0, NULL, NULL};
@@ -281,7 +278,7 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
         if (!r.cols || !r.vals) {
             free(r.cols);
             free(r.vals);
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return false;
         }
     }
@@ -291,7 +288,7 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
         if (id < 0) {
             free(r.cols);
             free(r.vals);
-            set_err(err, errn, "%s%s", "out of memory", "");
+            rt_errmsg(err, errn, "out of memory");
             return false;
         }
         int j = 0; /* a name given twice in one row: the later value wins */
@@ -361,7 +358,7 @@ bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *e
     size_t n = strlen(m->dir) + 32;
     char *path = malloc(n);
     if (!path) {
-        set_err(err, errn, "%s%s", "out of memory", "");
+        rt_errmsg(err, errn, "out of memory");
         return false;
     }
     snprintf(path, n, "%s/summary.json", m->dir);

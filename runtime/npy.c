@@ -11,27 +11,17 @@
  * arrays are refused rather than converted. The file may be gzipped.
  * Writing goes through a temporary name and rename (runtime/outfile.h). */
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime/dataio.h"
+#include "runtime/errmsg.h"
 #include "runtime/outfile.h"
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "npy.c assumes a little-endian host"
 #endif
-
-static void fail(char *err, size_t errn, const char *path, const char *fmt, ...) {
-    if (!err || !errn) return;
-    int k = snprintf(err, errn, "%s: ", path);
-    if (k < 0 || (size_t)k >= errn) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err + k, errn - (size_t)k, fmt, ap);
-    va_end(ap);
-}
 
 /* ---- the header dict ---- */
 
@@ -177,15 +167,15 @@ RtTensor *rt_npy_parse(const char *path, const unsigned char *buf, size_t n, cha
     RtTensor *t = NULL;
     static const unsigned char magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
     if (n == 0) {
-        fail(err, errn, path, "empty file");
+        rt_errmsg_at(err, errn, path, "empty file");
         goto done;
     }
     if (n < 6 || memcmp(buf, magic, 6) != 0) {
-        fail(err, errn, path, "not an npy file (bad magic)");
+        rt_errmsg_at(err, errn, path, "not an npy file (bad magic)");
         goto done;
     }
     if (n < 10) {
-        fail(err, errn, path, "truncated header");
+        rt_errmsg_at(err, errn, path, "truncated header");
         goto done;
     }
     unsigned major = buf[6], minor = buf[7];
@@ -195,56 +185,58 @@ RtTensor *rt_npy_parse(const char *path, const unsigned char *buf, size_t n, cha
         hstart = 10;
     } else if ((major == 2 || major == 3) && minor == 0) {
         if (n < 12) {
-            fail(err, errn, path, "truncated header");
+            rt_errmsg_at(err, errn, path, "truncated header");
             goto done;
         }
         hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
                (size_t)buf[11] << 24;
         hstart = 12;
     } else {
-        fail(err, errn, path, "unsupported npy version %u.%u", major, minor);
+        rt_errmsg_at(err, errn, path, "unsupported npy version %u.%u", major, minor);
         goto done;
     }
     if (hlen > n - hstart) {
-        fail(err, errn, path, "truncated header: says %zu bytes, file has %zu", hlen, n - hstart);
+        rt_errmsg_at(err, errn, path, "truncated header: says %zu bytes, file has %zu", hlen,
+                     n - hstart);
         goto done;
     }
     NpyHeader h;
     const char *perr = parse_header((const char *)buf + hstart, hlen, &h);
     if (perr) {
-        fail(err, errn, path, "%s", perr);
+        rt_errmsg_at(err, errn, path, "%s", perr);
         goto done;
     }
     const NpyType *ty = NULL;
     for (size_t i = 0; i < sizeof npy_types / sizeof npy_types[0]; i++)
         if (strcmp(h.descr, npy_types[i].descr) == 0) ty = &npy_types[i];
     if (!ty) {
-        fail(err, errn, path, "unsupported dtype '%s'", h.descr);
+        rt_errmsg_at(err, errn, path, "unsupported dtype '%s'", h.descr);
         goto done;
     }
     if (h.fortran) {
-        fail(err, errn, path, "fortran_order arrays are not supported");
+        rt_errmsg_at(err, errn, path, "fortran_order arrays are not supported");
         goto done;
     }
     Shape shape = rt_shape_make(h.rank, h.dims);
     int64_t numel = rt_shape_numel(&shape);
     char sbuf[200];
     if (numel < 0 || (uint64_t)numel > UINT64_MAX / 8) {
-        fail(err, errn, path, "shape %s is too large", rt_shape_str(&shape, sbuf, sizeof sbuf));
+        rt_errmsg_at(err, errn, path, "shape %s is too large",
+                     rt_shape_str(&shape, sbuf, sizeof sbuf));
         goto done;
     }
     uint64_t want = (uint64_t)numel * ty->file_size;
     size_t have = n - hstart - hlen;
     if (want != have) {
-        fail(err, errn, path, "%s: header says %lld elements (%llu bytes), file has %zu",
-             want > have ? "truncated" : "trailing bytes", (long long)numel,
-             (unsigned long long)want, have);
+        rt_errmsg_at(err, errn, path, "%s: header says %lld elements (%llu bytes), file has %zu",
+                     want > have ? "truncated" : "trailing bytes", (long long)numel,
+                     (unsigned long long)want, have);
         goto done;
     }
     t = rt_tensor_new(ty->dt, shape);
     if (!t) {
-        fail(err, errn, path, "cannot allocate %s %s", rt_dtype_name(ty->dt),
-             rt_shape_str(&shape, sbuf, sizeof sbuf));
+        rt_errmsg_at(err, errn, path, "cannot allocate %s %s", rt_dtype_name(ty->dt),
+                     rt_shape_str(&shape, sbuf, sizeof sbuf));
         goto done;
     }
     const unsigned char *src = buf + hstart + hlen;
@@ -265,7 +257,7 @@ done:
 
 bool rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errn) {
     if (!t) {
-        fail(err, errn, path, "no tensor to write");
+        rt_errmsg_at(err, errn, path, "no tensor to write");
         return false;
     }
     const char *descr = NULL;
@@ -275,11 +267,11 @@ bool rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errn) {
             break;
         }
     if (!descr) {
-        fail(err, errn, path, "%s has no npy dtype", rt_dtype_name(t->dtype));
+        rt_errmsg_at(err, errn, path, "%s has no npy dtype", rt_dtype_name(t->dtype));
         return false;
     }
     if (rt_shape_numel(&t->shape) < 0) {
-        fail(err, errn, path, "invalid shape");
+        rt_errmsg_at(err, errn, path, "invalid shape");
         return false;
     }
     char dict[400];

@@ -117,19 +117,11 @@ static bool compile_graph(Aot *t, const Module *m, const GraphCall *c, int id) {
     return ok;
 }
 
-/* The image's blob of a graph: its run-time program, then per kernel where
- * a failed index check points and what it says. */
+/* The image's blob of a graph (llvm_plan_write_image). */
 static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
     (void)g;
     Aot *t = ctx;
-    const LlvmPlan *p = &t->plans[id];
-    rt_kprog_write(&p->kp, b);
-    for (int i = 0; i < p->prog->nkernels; i++) {
-        const KernelPlan *k = &p->prog->kernels[i];
-        const Node *n = k->check_node ? k->check_node : k->group->root;
-        ir_image_put_loc(b, n->loc);
-        rt_buf_str(b, ir_op_name(n->op));
-    }
+    llvm_plan_write_image(&t->plans[id], b);
     return true;
 }
 
@@ -231,7 +223,7 @@ static bool link_and_install(Aot *t, const char *asm_path) {
 static bool build(Aot *t, Module *m, const SourceSet *src) {
     const Graph **graphs;
     const GraphCall **calls;
-    int ng = ir_image_graphs(m, t->a, &graphs, &calls);
+    int ng = ir_module_graphs(m, t->a, &graphs, &calls);
     t->plans = ng >= 0 ? arena_alloc(t->a, sizeof *t->plans * (size_t)(ng ? ng : 1)) : NULL;
     if (!t->plans) {
         snprintf(t->err, t->errn, "out of memory");

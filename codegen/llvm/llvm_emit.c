@@ -587,8 +587,6 @@ static bool prefetch_next_row(KE *ke, const KPhase *ph, LLVMValueRef at) {
     LLVMValueRef row = ke->loopvar[ke->pf_axis], pos = ke->loopvar[ph->first_axis];
     ke->loopvar[ke->pf_axis] = LLVMBuildAdd(B, row, i64c(ke, 1), "");
     uint64_t own = 1ull << (ph->first_axis - k->rank);
-    LLVMTypeRef fty = NULL;
-    LLVMValueRef fn = NULL;
     bool ok = true;
     for (int j = 0; ok && j < ke->npf; j++) {
         int ld = ke->pf_loads[j];
@@ -605,17 +603,11 @@ static bool prefetch_next_row(KE *ke, const KPhase *ph, LLVMValueRef at) {
             }
             LLVMTypeRef t = llvm_mem_type(ke->cg, dt);
             LLVMValueRef ptr = LLVMBuildGEP2(B, t, ke->bufp[k->ins[ld].buf], &idx, 1, "");
-            if (!fn) {
-                LLVMTypeRef pt[4] = {ke->cg->ptr, ke->cg->i32, ke->cg->i32, ke->cg->i32};
-                LLVMTypeRef over = ke->cg->ptr;
-                unsigned id = LLVMLookupIntrinsicID("llvm.prefetch", 13);
-                fn = LLVMGetIntrinsicDeclaration(ke->cg->mod, id, &over, 1);
-                fty = LLVMFunctionType(ke->cg->vd, pt, 4, 0);
-            }
+            LLVMTypeRef over = ke->cg->ptr;
             LLVMValueRef args[4] = {ptr, LLVMConstInt(ke->cg->i32, 0, 0),
                                     LLVMConstInt(ke->cg->i32, 2, 0), /* to L2: L1 holds this row */
                                     LLVMConstInt(ke->cg->i32, 1, 0)};
-            LLVMBuildCall2(B, fty, fn, args, 4, "");
+            llvm_intrinsic(ke->cg, "llvm.prefetch", &over, 1, args, 4);
         }
     }
     memcpy(ke->val, sv, sizeof(LLVMValueRef) * n);
@@ -947,8 +939,7 @@ static LLVMValueRef gemm_decl(LlvmCG *cg, bool f64, LLVMTypeRef *fty) {
     LLVMTypeRef params[14] = {cg->i32, cg->i32, cg->i32, bi, bi, bi,      ft,
                               cg->ptr, bi,      cg->ptr, bi, ft, cg->ptr, bi};
     *fty = LLVMFunctionType(cg->vd, params, 14, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
-    return fn ? fn : LLVMAddFunction(cg->mod, name, *fty);
+    return llvm_declare(cg, name, *fty);
 }
 
 /* With mm.accumulate: C's start value at the task's rows (or columns) of
@@ -1375,8 +1366,7 @@ bool llvm_emit_glue(LlvmCG *cg, const KernelProgram *p, const char *const *syms,
             if (!sym) continue;
             char tname[64];
             snprintf(tname, sizeof tname, "%s_t%d%s", name, i, v ? "x" : "");
-            LLVMValueRef kf = LLVMGetNamedFunction(cg->mod, sym);
-            if (!kf) kf = LLVMAddFunction(cg->mod, sym, fty);
+            LLVMValueRef kf = llvm_declare(cg, sym, fty);
             tab[2 * i + v] = emit_task(cg, kf, tname, params, np);
             if (!tab[2 * i + v]) ok = false;
         }

@@ -42,10 +42,20 @@ void llvm_cg_init(LlvmCG *cg, LLVMContextRef ctx, const char *name);
 LLVMTypeRef llvm_reg_type(LlvmCG *cg, DType dt);                    /* register type (bool: i1) */
 LLVMTypeRef llvm_mem_type(LlvmCG *cg, DType dt);                    /* memory type (bool: i8) */
 LLVMValueRef llvm_const(LlvmCG *cg, DType dt, double f, int64_t i); /* floats use f, the rest i */
+bool llvm_fail(LlvmCG *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- llvm_call.c: calls from emitted code ---- */
+/* The module's declaration of the external function `name` of type fty
+ * (added on first use). */
+LLVMValueRef llvm_declare(LlvmCG *cg, const char *name, LLVMTypeRef fty);
 /* Calls an overloaded intrinsic such as "llvm.fma" (over = its overload types). */
 LLVMValueRef llvm_intrinsic(LlvmCG *cg, const char *name, LLVMTypeRef *over, unsigned nover,
                             LLVMValueRef *args, unsigned nargs);
-bool llvm_fail(LlvmCG *cg, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* An intrinsic of one or two operands overloaded on x's type ("llvm.fabs", "llvm.pow"). */
+LLVMValueRef llvm_intrinsic1(LlvmCG *cg, const char *name, LLVMValueRef x);
+LLVMValueRef llvm_intrinsic2(LlvmCG *cg, const char *name, LLVMValueRef x, LLVMValueRef y);
+/* double name(double) from libm (a nounwind declaration). */
+LLVMValueRef llvm_call_libm(LlvmCG *cg, const char *name, LLVMValueRef x);
 
 /* ---- the per-op table: the scalar lowering of each op ---- */
 typedef enum {

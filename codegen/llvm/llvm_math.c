@@ -30,17 +30,6 @@ static LLVMValueRef fma3(LlvmCG *cg, LLVMValueRef a, LLVMValueRef b, LLVMValueRe
     return llvm_intrinsic(cg, "llvm.fma", &t, 1, args, 3);
 }
 
-static LLVMValueRef fn1(LlvmCG *cg, const char *name, LLVMValueRef x) {
-    LLVMTypeRef t = LLVMTypeOf(x);
-    return llvm_intrinsic(cg, name, &t, 1, &x, 1);
-}
-
-static LLVMValueRef fn2(LlvmCG *cg, const char *name, LLVMValueRef x, LLVMValueRef y) {
-    LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMValueRef a[2] = {x, y};
-    return llvm_intrinsic(cg, name, &t, 1, a, 2);
-}
-
 static LLVMValueRef horner(LlvmCG *cg, const float *c, int n, LLVMValueRef x) {
     LLVMValueRef p = cf(cg, c[0]);
     for (int i = 1; i < n; i++)
@@ -60,9 +49,11 @@ static LLVMValueRef pow2i(LlvmCG *cg, LLVMValueRef k) {
 
 LLVMValueRef llvm_exp_f32(LlvmCG *cg, LLVMValueRef x) {
     static const float c[RT_VM_EXP_NCOEF] = RT_VM_EXP_COEF;
-    LLVMValueRef xc = fn2(cg, "llvm.minnum", fn2(cg, "llvm.maxnum", x, cf(cg, RT_VM_EXP_LO)),
-                          cf(cg, RT_VM_EXP_HI));
-    LLVMValueRef n = fn1(cg, "llvm.rint", LLVMBuildFMul(B, xc, cf(cg, RT_VM_LOG2E), ""));
+    LLVMValueRef xc = llvm_intrinsic2(cg, "llvm.minnum",
+                                      llvm_intrinsic2(cg, "llvm.maxnum", x, cf(cg, RT_VM_EXP_LO)),
+                                      cf(cg, RT_VM_EXP_HI));
+    LLVMValueRef n =
+        llvm_intrinsic1(cg, "llvm.rint", LLVMBuildFMul(B, xc, cf(cg, RT_VM_LOG2E), ""));
     LLVMValueRef nn = LLVMBuildFNeg(B, n, "");
     LLVMValueRef r = fma3(cg, nn, cf(cg, RT_VM_LN2_HI), xc);
     r = fma3(cg, nn, cf(cg, RT_VM_LN2_LO), r);
@@ -107,13 +98,15 @@ LLVMValueRef llvm_log_f32(LlvmCG *cg, LLVMValueRef x) {
 
 /* x = j pi/2 + r; *q = j as i32 (its low two bits pick the quadrant). */
 static LLVMValueRef reduce(LlvmCG *cg, LLVMValueRef x, LLVMValueRef *q) {
-    LLVMValueRef j = fn1(cg, "llvm.rint", LLVMBuildFMul(B, x, cf(cg, RT_VM_2_OVER_PI), ""));
+    LLVMValueRef j =
+        llvm_intrinsic1(cg, "llvm.rint", LLVMBuildFMul(B, x, cf(cg, RT_VM_2_OVER_PI), ""));
     LLVMValueRef nj = LLVMBuildFNeg(B, j, "");
     LLVMValueRef r = fma3(cg, nj, cf(cg, RT_VM_PIO2_1), x);
     r = fma3(cg, nj, cf(cg, RT_VM_PIO2_2), r);
     r = fma3(cg, nj, cf(cg, RT_VM_PIO2_3), r);
     LLVMValueRef jc =
-        fn2(cg, "llvm.minnum", fn2(cg, "llvm.maxnum", j, cf(cg, -0x1p30f)), cf(cg, 0x1p30f));
+        llvm_intrinsic2(cg, "llvm.minnum", llvm_intrinsic2(cg, "llvm.maxnum", j, cf(cg, -0x1p30f)),
+                        cf(cg, 0x1p30f));
     *q = LLVMBuildFPToSI(B, jc, cg->i32, "");
     return r;
 }
@@ -156,8 +149,8 @@ static LLVMValueRef cos_core(LlvmCG *cg, LLVMValueRef x) {
  * such arguments, and this exact one, run when the flag comes up. */
 static LLVMValueRef trig(LlvmCG *cg, LLVMValueRef x, LLVMValueRef (*core)(LlvmCG *, LLVMValueRef),
                          const char *libm) {
-    LLVMValueRef small =
-        LLVMBuildFCmp(B, LLVMRealOLE, fn1(cg, "llvm.fabs", x), cf(cg, RT_VM_TRIG_MAX), "");
+    LLVMValueRef small = LLVMBuildFCmp(B, LLVMRealOLE, llvm_intrinsic1(cg, "llvm.fabs", x),
+                                       cf(cg, RT_VM_TRIG_MAX), "");
     if (cg->trig_flag) {
         LLVMValueRef f = LLVMBuildLoad2(B, cg->i1, cg->trig_flag, "");
         LLVMBuildStore(B, LLVMBuildOr(B, f, LLVMBuildNot(B, small, ""), ""), cg->trig_flag);
@@ -173,8 +166,8 @@ static LLVMValueRef trig(LlvmCG *cg, LLVMValueRef x, LLVMValueRef (*core)(LlvmCG
     LLVMBasicBlockRef fast_end = LLVMGetInsertBlock(B);
     LLVMBuildBr(B, join);
     LLVMPositionBuilderAtEnd(B, slow);
-    LLVMValueRef vs =
-        LLVMBuildFPTrunc(B, fn1(cg, libm, LLVMBuildFPExt(B, x, cg->f64, "")), cg->f32, "");
+    LLVMValueRef vs = LLVMBuildFPTrunc(
+        B, llvm_intrinsic1(cg, libm, LLVMBuildFPExt(B, x, cg->f64, "")), cg->f32, "");
     LLVMBuildBr(B, join);
     LLVMPositionBuilderAtEnd(B, join);
     LLVMValueRef phi = LLVMBuildPhi(B, cg->f32, "");
@@ -250,8 +243,8 @@ static void normal_pair(LlvmCG *cg, DType dt, LLVMValueRef wa, LLVMValueRef wb, 
                         LLVMValueRef *odd) {
     LLVMValueRef u1 = uniform(cg, wa), u2 = uniform(cg, wb);
     if (dt == DT_F32) {
-        LLVMValueRef r =
-            fn1(cg, "llvm.sqrt", LLVMBuildFMul(B, cf(cg, -2.0f), llvm_log_f32(cg, u1), ""));
+        LLVMValueRef r = llvm_intrinsic1(cg, "llvm.sqrt",
+                                         LLVMBuildFMul(B, cf(cg, -2.0f), llvm_log_f32(cg, u1), ""));
         LLVMValueRef th = LLVMBuildFMul(B, cf(cg, 6.28318530717958647692f), u2, "");
         /* theta is in (0, 2 pi]: the polynomial path of sin and cos, no branch */
         *odd = LLVMBuildFMul(B, r, sin_core(cg, th), "");
@@ -259,12 +252,12 @@ static void normal_pair(LlvmCG *cg, DType dt, LLVMValueRef wa, LLVMValueRef wb, 
         return;
     }
     LLVMValueRef d1 = LLVMBuildFPExt(B, u1, cg->f64, ""), d2 = LLVMBuildFPExt(B, u2, cg->f64, "");
-    LLVMValueRef r =
-        fn1(cg, "llvm.sqrt",
-            LLVMBuildFMul(B, LLVMConstReal(cg->f64, -2.0), fn1(cg, "llvm.log", d1), ""));
+    LLVMValueRef r = llvm_intrinsic1(
+        cg, "llvm.sqrt",
+        LLVMBuildFMul(B, LLVMConstReal(cg->f64, -2.0), llvm_intrinsic1(cg, "llvm.log", d1), ""));
     LLVMValueRef th = LLVMBuildFMul(B, LLVMConstReal(cg->f64, 6.28318530717958647692), d2, "");
-    *odd = LLVMBuildFMul(B, r, fn1(cg, "llvm.sin", th), "");
-    *even = LLVMBuildFMul(B, r, fn1(cg, "llvm.cos", th), "");
+    *odd = LLVMBuildFMul(B, r, llvm_intrinsic1(cg, "llvm.sin", th), "");
+    *even = LLVMBuildFMul(B, r, llvm_intrinsic1(cg, "llvm.cos", th), "");
 }
 
 static LLVMValueRef uniform_of(LlvmCG *cg, DType dt, LLVMValueRef w) {

@@ -60,18 +60,6 @@ LLVMValueRef llvm_const(LlvmCG *cg, DType dt, double f, int64_t i) {
     return LLVMConstInt(llvm_reg_type(cg, dt), (unsigned long long)i, dt != DT_BOOL);
 }
 
-LLVMValueRef llvm_intrinsic(LlvmCG *cg, const char *name, LLVMTypeRef *over, unsigned nover,
-                            LLVMValueRef *args, unsigned nargs) {
-    unsigned id = LLVMLookupIntrinsicID(name, strlen(name));
-    if (!id) {
-        llvm_fail(cg, "unknown intrinsic %s", name);
-        return NULL;
-    }
-    LLVMValueRef fn = LLVMGetIntrinsicDeclaration(cg->mod, id, over, nover);
-    LLVMTypeRef fty = LLVMIntrinsicGetType(cg->ctx, id, over, nover);
-    return LLVMBuildCall2(cg->b, fty, fn, args, nargs, "");
-}
-
 bool llvm_fail(LlvmCG *cg, const char *fmt, ...) {
     if (cg->error[0]) return false;
     va_list ap;
@@ -83,29 +71,6 @@ bool llvm_fail(LlvmCG *cg, const char *fmt, ...) {
 
 static bool is_float(DType t) {
     return t == DT_F32 || t == DT_F64;
-}
-
-static LLVMValueRef call1(LlvmCG *cg, const char *name, LLVMValueRef x) {
-    LLVMTypeRef t = LLVMTypeOf(x);
-    return llvm_intrinsic(cg, name, &t, 1, &x, 1);
-}
-
-/* double name(double) from libm, declared once per module. */
-static LLVMValueRef call_libm(LlvmCG *cg, const char *name, LLVMValueRef x) {
-    LLVMTypeRef fty = LLVMFunctionType(cg->f64, &cg->f64, 1, 0);
-    LLVMValueRef fn = LLVMGetNamedFunction(cg->mod, name);
-    if (!fn) {
-        fn = LLVMAddFunction(cg->mod, name, fty);
-        unsigned k = LLVMGetEnumAttributeKindForName("nounwind", 8);
-        LLVMAddAttributeAtIndex(fn, LLVMAttributeFunctionIndex, LLVMCreateEnumAttribute(cg->ctx, k, 0));
-    }
-    return LLVMBuildCall2(cg->b, fty, fn, &x, 1, "");
-}
-
-static LLVMValueRef call2(LlvmCG *cg, const char *name, LLVMValueRef x, LLVMValueRef y) {
-    LLVMTypeRef t = LLVMTypeOf(x);
-    LLVMValueRef a[2] = {x, y};
-    return llvm_intrinsic(cg, name, &t, 1, a, 2);
 }
 
 /* Integer work type: bool widens to i64 (i1 arithmetic and signed compares
@@ -123,7 +88,7 @@ static LLVMValueRef int_out(LlvmCG *cg, DType dt, LLVMValueRef v) {
 static LLVMValueRef truth(LlvmCG *cg, DType dt, LLVMValueRef v) {
     if (dt == DT_BOOL) return v;
     if (is_float(dt)) {
-        LLVMValueRef a = call1(cg, "llvm.fabs", v);
+        LLVMValueRef a = llvm_intrinsic1(cg, "llvm.fabs", v);
         return LLVMBuildFCmp(cg->b, LLVMRealOGE, a, LLVMConstReal(LLVMTypeOf(v), 1.0), "");
     }
     return LLVMBuildICmp(cg->b, LLVMIntNE, v, LLVMConstNull(LLVMTypeOf(v)), "");
@@ -140,7 +105,7 @@ static LLVMValueRef emit_neg(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVMVa
 
 static LLVMValueRef emit_abs(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVMValueRef *v) {
     (void)op;
-    if (is_float(sdt)) return call1(cg, "llvm.fabs", v[0]);
+    if (is_float(sdt)) return llvm_intrinsic1(cg, "llvm.fabs", v[0]);
     LLVMValueRef x = int_in(cg, sdt, v[0]), z = LLVMConstNull(LLVMTypeOf(x));
     LLVMValueRef neg = LLVMBuildICmp(cg->b, LLVMIntSLT, x, z, "");
     return int_out(cg, out, LLVMBuildSelect(cg->b, neg, LLVMBuildSub(cg->b, z, x, ""), x, ""));
@@ -174,20 +139,20 @@ static LLVMValueRef emit_fmath(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
     bool f32 = sdt == DT_F32;
     switch (op) {
     case OP_FLOOR:
-        return call1(cg, "llvm.floor", v[0]);
+        return llvm_intrinsic1(cg, "llvm.floor", v[0]);
     case OP_SQRT:
-        return call1(cg, "llvm.sqrt", v[0]);
+        return llvm_intrinsic1(cg, "llvm.sqrt", v[0]);
     case OP_EXP:
-        return f32 ? llvm_exp_f32(cg, v[0]) : call1(cg, "llvm.exp", v[0]);
+        return f32 ? llvm_exp_f32(cg, v[0]) : llvm_intrinsic1(cg, "llvm.exp", v[0]);
     case OP_LOG:
-        return f32 ? llvm_log_f32(cg, v[0]) : call1(cg, "llvm.log", v[0]);
+        return f32 ? llvm_log_f32(cg, v[0]) : llvm_intrinsic1(cg, "llvm.log", v[0]);
     case OP_SIN:
-        return f32 ? llvm_sin_f32(cg, v[0]) : call1(cg, "llvm.sin", v[0]);
+        return f32 ? llvm_sin_f32(cg, v[0]) : llvm_intrinsic1(cg, "llvm.sin", v[0]);
     case OP_COS:
-        return f32 ? llvm_cos_f32(cg, v[0]) : call1(cg, "llvm.cos", v[0]);
+        return f32 ? llvm_cos_f32(cg, v[0]) : llvm_intrinsic1(cg, "llvm.cos", v[0]);
     case OP_ERF: { /* libm's erf in f64, rounded for f32: the interpreter's bits */
         LLVMValueRef x = f32 ? LLVMBuildFPExt(cg->b, v[0], cg->f64, "") : v[0];
-        LLVMValueRef r = call_libm(cg, "erf", x);
+        LLVMValueRef r = llvm_call_libm(cg, "erf", x);
         return f32 ? LLVMBuildFPTrunc(cg->b, r, cg->f32, "") : r;
     }
     IR_CASES_LEAF:
@@ -270,10 +235,10 @@ static LLVMValueRef emit_arith(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
             return LLVMBuildSelect(b, fix, LLVMBuildFAdd(b, r, y, ""), r, "");
         }
         case OP_POW: {
-            if (sdt == DT_F64) return call2(cg, "llvm.pow", x, y);
+            if (sdt == DT_F64) return llvm_intrinsic2(cg, "llvm.pow", x, y);
             LLVMValueRef xd = LLVMBuildFPExt(b, x, cg->f64, ""),
                          yd = LLVMBuildFPExt(b, y, cg->f64, "");
-            return LLVMBuildFPTrunc(b, call2(cg, "llvm.pow", xd, yd), cg->f32, "");
+            return LLVMBuildFPTrunc(b, llvm_intrinsic2(cg, "llvm.pow", xd, yd), cg->f32, "");
         }
         IR_CASES_LEAF:
         IR_CASES_EW_UNARY:

@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "../../ir/module_image.h"
 #include "llvm_internal.h"
 
 #define ARENA_ALIGN 64
@@ -187,4 +188,14 @@ bool llvm_plan_graph(const Graph *g, const bool *donated, Arena *a, LlvmPlan *ou
         return false;
     }
     return true;
+}
+
+void llvm_plan_write_image(const LlvmPlan *p, RtBuf *b) {
+    rt_kprog_write(&p->kp, b);
+    for (int i = 0; i < p->prog->nkernels; i++) {
+        const KernelPlan *k = &p->prog->kernels[i];
+        const Node *n = k->check_node ? k->check_node : k->group->root;
+        ir_image_put_loc(b, n->loc);
+        rt_buf_str(b, ir_op_name(n->op));
+    }
 }

@@ -37,4 +37,10 @@ double llvm_interp_estimate_s(const Graph *g);
 bool llvm_plan_graph(const Graph *g, const bool *donated, Arena *a, LlvmPlan *out, char *why,
                      size_t whyn);
 
+/* Appends p's blob in a program image (ir/module_image.h): its run-time
+ * program, then per kernel where a failed index check points and what it
+ * says (cli/built/runner.c reads it back). `dflow build` and the image
+ * fuzzer's seeds write it. */
+void llvm_plan_write_image(const LlvmPlan *p, RtBuf *b);
+
 #endif

@@ -2,10 +2,9 @@
  * `dflow build` would embed for each program to OUT_DIR/<name>.img, the seed
  * corpus of fuzz_image. Programs are compiled in a private folder holding
  * fz_tiny_data's files, so that the seed programs' data slots stay small.
- * Each graph's blob is what codegen/llvm/llvm_aot.c's write_graph writes
- * (keep the two in step): its run-time program, then per kernel the source
- * location and op name that a failed index check reports. Programs that do
- * not compile or plan are skipped with a message; exit 1 if none was written. */
+ * Each graph's blob is the one `dflow build` writes (llvm_plan_write_image).
+ * Programs that do not compile or plan are skipped with a message; exit 1
+ * if none was written. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,14 +18,7 @@
 
 static bool write_graph(void *ctx, const Graph *g, int id, RtBuf *b) {
     (void)g;
-    const LlvmPlan *p = &((LlvmPlan *)ctx)[id];
-    rt_kprog_write(&p->kp, b);
-    for (int i = 0; i < p->prog->nkernels; i++) {
-        const KernelPlan *k = &p->prog->kernels[i];
-        const Node *n = k->check_node ? k->check_node : k->group->root;
-        ir_image_put_loc(b, n->loc);
-        rt_buf_str(b, ir_op_name(n->op));
-    }
+    llvm_plan_write_image(&((const LlvmPlan *)ctx)[id], b);
     return true;
 }
 
@@ -38,7 +30,7 @@ static bool image_of(const char *prog, const char *out) {
     CompileOptions co = {0};
     Module *m = fe_compile(a, src, d, prog, &co);
     const Graph **graphs = NULL;
-    int ng = m ? ir_image_graphs(m, a, &graphs, NULL) : -1;
+    int ng = m ? ir_module_graphs(m, a, &graphs, NULL) : -1;
     LlvmPlan *plans = ng >= 0 ? arena_alloc(a, sizeof *plans * (size_t)(ng ? ng : 1)) : NULL;
     bool ok = plans != NULL;
     for (int i = 0; ok && i < ng; i++) {

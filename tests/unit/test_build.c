@@ -374,7 +374,7 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
     Module *m = fe_compile(a, src, d, PROG, &co);
     cr_assert(m && !diag_has_errors(d));
     const Graph **graphs;
-    int ng = ir_image_graphs(m, a, &graphs, NULL);
+    int ng = ir_module_graphs(m, a, &graphs, NULL);
     cr_assert(ng >= 3, "%d graphs", ng);
     Plans pl = {arena_alloc(a, sizeof(LlvmPlan) * (size_t)ng), {0}, {0}};
     for (int i = 0; i < ng; i++) {
@@ -524,7 +524,7 @@ Test(build, image_graphs_must_match_the_linked_kernels, .timeout = 600) {
     Module *m = fe_compile(a, src, d, PROG, NULL);
     cr_assert(m && !diag_has_errors(d));
     const Graph **graphs;
-    int ng = ir_image_graphs(m, a, &graphs, NULL);
+    int ng = ir_module_graphs(m, a, &graphs, NULL);
     cr_assert(ng >= 1 && ng <= 64);
     Plans pl = {arena_alloc(a, sizeof(LlvmPlan) * (size_t)ng), {0}, {0}};
     for (int i = 0; i < ng; i++) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/autodiff.h"
@@ -30,14 +31,11 @@
 static uint64_t rng_state;
 
 static uint64_t next_u64(void) {
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return th_splitmix64(&rng_state);
 }
 
 static double uniform(double lo, double hi) {
-    return lo + (hi - lo) * (double)(next_u64() >> 11) / 9007199254740992.0;
+    return th_uniform(&rng_state, lo, hi);
 }
 
 /* ---- cases ----------------------------------------------------------------- */

@@ -18,9 +18,7 @@ static SrcLoc L;
 
 static void setup(void) {
     A = arena_new();
-    SourceSet *s = source_set_new(A);
-    source_add(s, "t.dfl", "x\n", 2);
-    D = diag_list_new(A, s);
+    D = th_diag_list(A, "t.dfl", "x\n");
     D->max_errors = 1000;
     G = ir_graph_new(A, D, "t");
     L = (SrcLoc){1, 3, 5, 1};
@@ -465,15 +463,6 @@ Test(graph, verify_catches_dtype_arity_attr_outputs) {
 
 /* ---- printer ------------------------------------------------------------------------------- */
 
-static char *print_to_string(const Graph *g) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ir_print(g, f);
-    fclose(f);
-    return buf;
-}
-
 Test(graph, print_golden) {
     Node *x = ir_input(G, DT_F32, th_shape(2, 4, 3), "x", L);
     Node *w = ir_input(G, DT_F32, th_shape(2, 3, 2), "mlp.W", (SrcLoc){1, 2, 1, 1});
@@ -488,7 +477,7 @@ Test(graph, print_golden) {
     Node *pd = ir_pad(G, sl, (int64_t[]){1, 0}, (int64_t[]){0, 2}, -1.5, L);
     ir_graph_add_output(G, s);
     ir_graph_add_output(G, pd);
-    char *text = print_to_string(G);
+    char *text = th_graph_text(G);
     const char *want =
         "graph t(%0 x: f32[4,3], %1 param mlp.W: f32[3,2], %2: i64[])\n"
         "  %3 = matmul f32[4,2] %0, %1  ; t.dfl:14:9\n"
@@ -515,7 +504,7 @@ Test(graph, print_attrs_misc) {
                              srcloc_none());
     ir_graph_add_output(G, cat);
     ir_graph_add_output(G, fs);
-    char *text = print_to_string(G);
+    char *text = th_graph_text(G);
     cr_expect(strstr(text, "iota i32[3,4] axis=1\n") != NULL, "%s", text);
     cr_expect(strstr(text, "concat f32[3,8] %") != NULL, "%s", text);
     cr_expect(strstr(text, " axis=1\n") != NULL, "%s", text);

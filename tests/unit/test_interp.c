@@ -24,9 +24,7 @@ static SrcLoc L;
 
 static void setup(void) {
     A = arena_new();
-    SourceSet *s = source_set_new(A);
-    source_add(s, "m.dfl", "a\nb\nc\n", 6);
-    D = diag_list_new(A, s);
+    D = th_diag_list(A, "m.dfl", "a\nb\nc\n");
     G = ir_graph_new(A, D, "t");
     L = (SrcLoc){1, 2, 7, 3};
 }

@@ -35,9 +35,7 @@ typedef struct {
 static void prog_init(Prog *p, const char *name) {
     memset(p, 0, sizeof *p);
     p->a = arena_new();
-    SourceSet *s = source_set_new(p->a);
-    source_add(s, "t.dfl", "x\n", 2);
-    p->d = diag_list_new(p->a, s);
+    p->d = th_diag_list(p->a, "t.dfl", "x\n");
     p->g = ir_graph_new(p->a, p->d, name);
 }
 

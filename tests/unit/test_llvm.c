@@ -40,14 +40,11 @@
 static uint64_t rs = 0x1234;
 
 static uint64_t next_u64(void) {
-    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
+    return th_splitmix64(&rs);
 }
 
 static double unif(double lo, double hi) {
-    return lo + (hi - lo) * (double)(next_u64() >> 11) / 9007199254740992.0;
+    return th_uniform(&rs, lo, hi);
 }
 static int64_t irand(int64_t lo, int64_t hi) {
     return lo + (int64_t)(next_u64() % (uint64_t)(hi - lo + 1));
@@ -64,9 +61,7 @@ static int ngraphs;
 
 static void setup(void) {
     A = arena_new();
-    SourceSet *s = source_set_new(A);
-    source_add(s, "t.dfl", "x\n", 2);
-    D = diag_list_new(A, s);
+    D = th_diag_list(A, "t.dfl", "x\n");
     char err[200] = "";
     LlvmOptions o = {.verbose = false, .log = NULL, .interp_runs = 0, .poison = true};
     R = llvm_runner_new(&o, err, sizeof err);

@@ -38,9 +38,7 @@ static SrcLoc L = {1, 1, 1, 1};
 
 static void setup(void) {
     A = arena_new();
-    SourceSet *s = source_set_new(A);
-    source_add(s, "t.dfl", "x\n", 2);
-    D = diag_list_new(A, s);
+    D = th_diag_list(A, "t.dfl", "x\n");
 }
 
 static void teardown(void) {
@@ -476,40 +474,17 @@ static void donations(const GraphCall *c, bool *don) {
     }
 }
 
+/* The graphs m runs, each with its first call (ir_module_graphs). */
 typedef struct {
-    const GraphCall *calls[64];
+    const GraphCall **calls;
     int n;
 } Calls;
 
-static void collect(Calls *cs, const HostBlock *b) {
-    for (int i = 0; i < b->n; i++) {
-        const HostStmt *st = b->items[i];
-        const GraphCall *c = NULL;
-        switch (st->op) {
-        case HS_RUN:
-            c = &st->u.run;
-            break;
-        case HS_FOR:
-            collect(cs, &st->u.loop.body);
-            break;
-        case HS_WHILE:
-            c = &st->u.whl.cond;
-            collect(cs, &st->u.whl.body);
-            break;
-        case HS_IF:
-            collect(cs, &st->u.cond.then_b);
-            collect(cs, &st->u.cond.else_b);
-            break;
-        case HS_TRAIN:
-            c = &st->u.train->step;
-            for (int e = 0; e < st->u.train->nevals; e++)
-                collect(cs, &st->u.train->evals[e].body);
-            break;
-        default:
-            break;
-        }
-        if (c && c->graph && cs->n < 64) cs->calls[cs->n++] = c;
-    }
+static Calls calls_of(const Module *m) {
+    Calls cs = {NULL, 0};
+    cs.n = ir_module_graphs(m, A, NULL, &cs.calls);
+    cr_assert_geq(cs.n, 0, "out of memory");
+    return cs;
 }
 
 static Module *compile_example(const char *path, const char *steps) {
@@ -517,9 +492,7 @@ static Module *compile_example(const char *path, const char *steps) {
     CompileOptions o = {&ov, steps ? 1 : 0, false};
     Module *m = fe_compile(A, D->sources, D, path, &o);
     cr_assert_not_null(m, "%s: %s", path, th_last_diag(D));
-    Calls cs = {.n = 0};
-    collect(&cs, &m->init);
-    collect(&cs, &m->main);
+    Calls cs = calls_of(m);
     for (int i = 0; i < cs.n; i++)
         cr_assert(pass_run_pipeline(cs.calls[i]->graph, NULL), "%s", th_last_diag(D));
     return m;
@@ -532,9 +505,7 @@ Test(memplan, example_programs_plan_soundly) {
     int64_t arena = 0, naive = 0;
     for (size_t p = 0; p < sizeof progs / sizeof progs[0]; p++) {
         Module *m = compile_example(progs[p], NULL);
-        Calls cs = {.n = 0};
-        collect(&cs, &m->init);
-        collect(&cs, &m->main);
+        Calls cs = calls_of(m);
         for (int i = 0; i < cs.n; i++) {
             bool don[64] = {false};
             cr_assert_leq(cs.calls[i]->graph->ninputs, 64);
@@ -652,9 +623,7 @@ Test(memplan, runner_results_match_the_interpreter_with_donations) {
                            "examples/autoencoder_sgd.dfl", "tests/programs/build_mlp.dfl"};
     for (size_t p = 0; p < sizeof progs / sizeof progs[0]; p++) {
         Module *m = compile_example(progs[p], NULL);
-        Calls cs = {.n = 0};
-        collect(&cs, &m->init);
-        collect(&cs, &m->main);
+        Calls cs = calls_of(m);
         for (int i = 0; i < cs.n; i++) {
             const Graph *cg = cs.calls[i]->graph;
             bool d2[64] = {false};

@@ -29,9 +29,7 @@ static SrcLoc L = {1, 1, 1, 1};
 
 static void setup(void) {
     A = arena_new();
-    SourceSet *s = source_set_new(A);
-    source_add(s, "t.dfl", "x\n", 2);
-    D = diag_list_new(A, s);
+    D = th_diag_list(A, "t.dfl", "x\n");
     char err[200] = "";
     LlvmOptions o = {.interp_runs = 0, .nthreads = 2, .poison = true};
     R = llvm_runner_new(&o, err, sizeof err);
@@ -48,11 +46,7 @@ TestSuite(numerics, .init = setup, .fini = teardown);
 /* splitmix64: deterministic data */
 static uint64_t rs = 0x5eed;
 static double unif(double lo, double hi) {
-    uint64_t z = (rs += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-    return lo + (hi - lo) * (double)(z >> 11) / 9007199254740992.0;
+    return th_uniform(&rs, lo, hi);
 }
 
 typedef enum { BK_INTERP, BK_CPU, BK_COUNT } Backend;

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/autodiff.h"
@@ -34,18 +35,8 @@ static Ctx ctx_new(void) {
 
 static Shape S1(int64_t n) { return rt_shape_make(1, &n); }
 
-/* The printed graph (caller frees). */
-static char *dump(const Graph *g) {
-    char *buf = NULL;
-    size_t len = 0;
-    FILE *f = open_memstream(&buf, &len);
-    ir_print(g, f);
-    fclose(f);
-    return buf;
-}
-
 static void expect_ir(const Graph *g, const char *want) {
-    char *got = dump(g);
+    char *got = th_graph_text(g);
     cr_expect_str_eq(got, want, "got:\n%s\nwant:\n%s", got, want);
     free(got);
 }

@@ -19,6 +19,12 @@ Shape th_shape(int rank, ...) {
     return s;
 }
 
+DiagList *th_diag_list(Arena *a, const char *name, const char *text) {
+    SourceSet *s = source_set_new(a);
+    source_add(s, name, text, strlen(text));
+    return diag_list_new(a, s);
+}
+
 const char *th_last_diag(const DiagList *d) {
     return d->n ? d->items[d->n - 1]->msg : "(none)";
 }
@@ -29,6 +35,17 @@ char *th_diags_text(const DiagList *d) {
     FILE *f = open_memstream(&buf, &n);
     if (f) {
         diag_print_all(d, f);
+        fclose(f);
+    }
+    return buf;
+}
+
+char *th_graph_text(const Graph *g) {
+    char *buf = NULL;
+    size_t n = 0;
+    FILE *f = open_memstream(&buf, &n);
+    if (f) {
+        ir_print(g, f);
         fclose(f);
     }
     return buf;
@@ -61,6 +78,17 @@ void th_mlp_sgd_step(Graph *g, Node *x, Node *y, Node *const w[4], SrcLoc loc) {
     Node *lr = ir_scalar(g, DT_F32, 0.1, loc);
     for (int i = 0; i < 4; i++)
         ir_graph_add_output(g, ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], loc), loc));
+}
+
+uint64_t th_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+double th_uniform(uint64_t *state, double lo, double hi) {
+    return lo + (hi - lo) * (double)(th_splitmix64(state) >> 11) / 9007199254740992.0;
 }
 
 static int cmp_path(const void *a, const void *b) {
