@@ -18,7 +18,7 @@
 #define _POSIX_C_SOURCE 200809L
 #include <cblas.h>
 char *openblas_get_corename(void); /* OpenBLAS's own; not in every cblas.h */
-#include <omp.h> /* pulls in complex.h: no macro-sized names like I below */
+#include <omp.h>                   /* pulls in complex.h: no macro-sized names like I below */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -46,8 +46,8 @@ static float *filled(size_t n, unsigned seed) {
 
 /* C[m,n] = op(A) op(B), row-major */
 static void mm(int ta, int tb, int m, int n, int k, const float *a, const float *b, float *c) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m,
-                n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, m, n,
+                k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, c, n);
 }
 
 /* the same product with C's rows split into `parts` blocks, one per thread */
@@ -72,9 +72,12 @@ int main(int argc, char **argv) {
         return 2;
     }
     enum { NB = 128, NI = 784, NH = 256, NO = 10 };
-    float *x = filled((size_t)NB * NI, 1), *w1 = filled((size_t)NI * NH, 2), *h = filled((size_t)NB * NH, 3);
-    float *w2 = filled((size_t)NH * NO, 4), *y = filled((size_t)NB * NO, 5), *dy = filled((size_t)NB * NO, 6);
-    float *dw2 = filled((size_t)NH * NO, 7), *dh = filled((size_t)NB * NH, 8), *dw1 = filled((size_t)NI * NH, 9);
+    float *x = filled((size_t)NB * NI, 1), *w1 = filled((size_t)NI * NH, 2),
+          *h = filled((size_t)NB * NH, 3);
+    float *w2 = filled((size_t)NH * NO, 4), *y = filled((size_t)NB * NO, 5),
+          *dy = filled((size_t)NB * NO, 6);
+    float *dw2 = filled((size_t)NH * NO, 7), *dh = filled((size_t)NB * NH, 8),
+          *dw1 = filled((size_t)NI * NH, 9);
     double *t = malloc((size_t)steps * sizeof *t);
     if (!x || !w1 || !h || !w2 || !y || !dy || !dw2 || !dh || !dw1 || !t) return 1;
     int warm = steps / 5;
@@ -111,14 +114,24 @@ int main(int argc, char **argv) {
             for (int s = 0; s < warm + steps; s++) {
                 double t0 = now();
                 switch (g) {
-                case 0: mm(0, 0, NB, NH, NI, x, w1, h); break;
-                case 1: mm(0, 0, NB, NO, NH, h, w2, y); break;
-                case 2: mm(1, 0, NH, NO, NB, h, dy, dw2); break;
-                case 3: mm(0, 1, NB, NH, NO, dy, w2, dh); break;
-                case 4: mm(1, 0, NI, NH, NB, x, dh, dw1); break;
+                case 0:
+                    mm(0, 0, NB, NH, NI, x, w1, h);
+                    break;
+                case 1:
+                    mm(0, 0, NB, NO, NH, h, w2, y);
+                    break;
+                case 2:
+                    mm(1, 0, NH, NO, NB, h, dy, dw2);
+                    break;
+                case 3:
+                    mm(0, 1, NB, NH, NO, dy, w2, dh);
+                    break;
+                case 4:
+                    mm(1, 0, NI, NH, NB, x, dh, dw1);
+                    break;
                 default:
-                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, NI, NH, NB, 1.0f, x, NI, dh,
-                                NH, 1.0f, dw1, NH);
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, NI, NH, NB, 1.0f, x, NI,
+                                dh, NH, 1.0f, dw1, NH);
                     break;
                 }
                 if (s >= warm) t[s - warm] = now() - t0;
@@ -134,7 +147,8 @@ int main(int argc, char **argv) {
     /* the machine's sgemm rate at 1024^3 (anchors.md: ~105 GFLOP/s, 1 thread) */
     openblas_set_num_threads(threads);
     enum { N = 1024 };
-    float *a = filled((size_t)N * N, 10), *b = filled((size_t)N * N, 11), *c = filled((size_t)N * N, 12);
+    float *a = filled((size_t)N * N, 10), *b = filled((size_t)N * N, 11),
+          *c = filled((size_t)N * N, 12);
     if (!a || !b || !c) return 1;
     best = 1e30;
     for (int r = 0; r < 6; r++) {
@@ -144,7 +158,8 @@ int main(int argc, char **argv) {
         if (r > 0 && dt < best) best = dt;
     }
     printf("sgemm1024_gflops %.1f\n", 2.0 * N * N * N / best * 1e-9);
-    free(x), free(w1), free(h), free(w2), free(y), free(dy), free(dw2), free(dh), free(dw1), free(t);
+    free(x), free(w1), free(h), free(w2), free(y), free(dy), free(dw2), free(dh), free(dw1),
+        free(t);
     free(a), free(b), free(c);
     return 0;
 }

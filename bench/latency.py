@@ -146,7 +146,7 @@ def main():
             "| cpu, cold: compile ms, wall (cpu) | cpu, cold: end-to-end ms, wall (cpu) "
             "| cpu cold ÷ interp, wall (cpu) "
             "| cpu, warm: compile ms, wall (cpu) | cpu, warm: end-to-end ms, wall (cpu) |")
-    sep = "| --- " * 10 + "|"
+    sep = "| --- " * 11 + "|"
     if a.baseline:
         head += " before: cold compile / end-to-end ms, wall |"
         sep += " --- |"

@@ -37,14 +37,16 @@ int main(int argc, char **argv) {
     float *c = malloc((size_t)n * sizeof *c);
     double *t = malloc((size_t)reps * sizeof *t);
     if (!a || !b || !c || !t) return 1;
-    /* first touch in parallel, so pages land where the threads run */
+        /* first touch in parallel, so pages land where the threads run */
 #pragma omp parallel for schedule(static)
-    for (long i = 0; i < n; i++) a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
+    for (long i = 0; i < n; i++)
+        a[i] = 0.0f, b[i] = 1.0f, c[i] = 2.0f;
     const float s = 3.0f;
     for (int r = -1; r < reps; r++) {
         double t0 = now();
 #pragma omp parallel for schedule(static)
-        for (long i = 0; i < n; i++) a[i] = b[i] + s * c[i];
+        for (long i = 0; i < n; i++)
+            a[i] = b[i] + s * c[i];
         if (r >= 0) t[r] = now() - t0;
     }
     qsort(t, (size_t)reps, sizeof *t, cmp_double);

@@ -30,7 +30,8 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
         const char *val = NULL;
         if (only_files || arg[0] != '-' || arg[1] == '\0') {
             if (a->file) {
-                fprintf(stderr, "dflow %s: unexpected argument '%s' (one program file only)\n", cmd, arg);
+                fprintf(stderr, "dflow %s: unexpected argument '%s' (one program file only)\n", cmd,
+                        arg);
                 usage_hint(cmd);
                 return CLI_PARSE_ERROR;
             }
@@ -44,10 +45,14 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
         if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) return CLI_PARSE_HELP;
 
         /* options with a value */
-        static const struct { const char *name; unsigned bit; } valued[] = {
-            {"--set", OPT_SET}, {"--seed", OPT_SEED}, {"--out", OPT_OUT},
-            {"--backend", OPT_BACKEND}, {"--after", OPT_AFTER}, {"--output", OPT_OUTPUT},
-            {"-o", OPT_OUTPUT}, {"--target-cpu", OPT_TARGET_CPU},
+        static const struct {
+            const char *name;
+            unsigned bit;
+        } valued[] = {
+            {"--set", OPT_SET},     {"--seed", OPT_SEED},
+            {"--out", OPT_OUT},     {"--backend", OPT_BACKEND},
+            {"--after", OPT_AFTER}, {"--output", OPT_OUTPUT},
+            {"-o", OPT_OUTPUT},     {"--target-cpu", OPT_TARGET_CPU},
         };
         int which = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof valued[0]); k++)
@@ -85,7 +90,8 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
             }
             case OPT_SEED:
                 if (!rt_parse_u64(val, &a->seed)) {
-                    fprintf(stderr, "dflow %s: --seed expects a non-negative integer, got '%s'\n", cmd, val);
+                    fprintf(stderr, "dflow %s: --seed expects a non-negative integer, got '%s'\n",
+                            cmd, val);
                     usage_hint(cmd);
                     return CLI_PARSE_ERROR;
                 }
@@ -104,9 +110,15 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
                 }
                 a->output = val;
                 break;
-            case OPT_TARGET_CPU: a->target_cpu = val; break;
-            case OPT_BACKEND: a->backend = val; break;
-            case OPT_AFTER: a->after = val; break;
+            case OPT_TARGET_CPU:
+                a->target_cpu = val;
+                break;
+            case OPT_BACKEND:
+                a->backend = val;
+                break;
+            case OPT_AFTER:
+                a->after = val;
+                break;
             }
             continue;
         }
@@ -148,7 +160,8 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
 
 void cli_args_free(CliArgs *a) {
     if (a->overrides)
-        for (int i = 0; i < a->noverrides; i++) free((char *)a->overrides[i].key);
+        for (int i = 0; i < a->noverrides; i++)
+            free((char *)a->overrides[i].key);
     free(a->overrides);
     a->overrides = NULL;
     a->noverrides = 0;
@@ -156,7 +169,8 @@ void cli_args_free(CliArgs *a) {
 
 void cli_print_new_diags(CliCompile *c, FILE *out) {
     if (!c->diags) return;
-    for (; c->printed < c->diags->n; c->printed++) diag_print(c->diags, c->diags->items[c->printed], out);
+    for (; c->printed < c->diags->n; c->printed++)
+        diag_print(c->diags, c->diags->items[c->printed], out);
 }
 
 bool cli_compile(CliCompile *c, const CliArgs *a, bool check_only) {
@@ -174,7 +188,8 @@ bool cli_compile(CliCompile *c, const CliArgs *a, bool check_only) {
     bool ok = c->module && !diag_has_errors(c->diags);
     if (!ok && c->diags->nerrors == 0) fprintf(stderr, "%s: error: compilation failed\n", a->file);
     if (c->diags->nerrors > c->diags->max_errors)
-        fprintf(stderr, "dflow: %d more errors not shown\n", c->diags->nerrors - c->diags->max_errors);
+        fprintf(stderr, "dflow: %d more errors not shown\n",
+                c->diags->nerrors - c->diags->max_errors);
     return ok;
 }
 

@@ -19,17 +19,17 @@
 
 /* Which options a subcommand accepts. */
 enum {
-    OPT_SET = 1 << 0,      /* --set k=v (repeatable) */
-    OPT_SEED = 1 << 1,     /* --seed N */
-    OPT_OUT = 1 << 2,      /* --out DIR */
-    OPT_BACKEND = 1 << 3,  /* --backend NAME */
-    OPT_AFTER = 1 << 4,    /* --after PASS */
-    OPT_VERBOSE = 1 << 5,  /* --verbose, -v */
-    OPT_PROGRESS = 1 << 6, /* --progress / --no-progress */
-    OPT_PASSES = 1 << 7,   /* --no-passes */
-    OPT_MEM_REPORT = 1 << 8, /* --mem-report */
-    OPT_OUTPUT = 1 << 9,   /* -o FILE, --output FILE */
-    OPT_TARGET_CPU = 1 << 10, /* --target-cpu NAME */
+    OPT_SET = 1 << 0,             /* --set k=v (repeatable) */
+    OPT_SEED = 1 << 1,            /* --seed N */
+    OPT_OUT = 1 << 2,             /* --out DIR */
+    OPT_BACKEND = 1 << 3,         /* --backend NAME */
+    OPT_AFTER = 1 << 4,           /* --after PASS */
+    OPT_VERBOSE = 1 << 5,         /* --verbose, -v */
+    OPT_PROGRESS = 1 << 6,        /* --progress / --no-progress */
+    OPT_PASSES = 1 << 7,          /* --no-passes */
+    OPT_MEM_REPORT = 1 << 8,      /* --mem-report */
+    OPT_OUTPUT = 1 << 9,          /* -o FILE, --output FILE */
+    OPT_TARGET_CPU = 1 << 10,     /* --target-cpu NAME */
     OPT_CHECK_NUMERICS = 1 << 11, /* --check-numerics */
 };
 

@@ -91,7 +91,11 @@ static void report_configs(const Module *m, const char *output) {
         int k = 0;
         for (int i = 0; i < m->nconfigs; i++) {
             if (m->configs[i].runtime != (pass == 0)) continue;
-            printf("%s%s", k++ ? ", " : pass == 0 ? "; settable: " : "; fixed: ", m->configs[i].name);
+            printf("%s%s",
+                   k++         ? ", "
+                   : pass == 0 ? "; settable: "
+                               : "; fixed: ",
+                   m->configs[i].name);
         }
     }
     printf("\n");
@@ -160,7 +164,8 @@ static int build(CliCompile *c, const CliArgs *a) {
     char work[PATH_MAX];
     snprintf(work, sizeof work, "%s/dflow-build-XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (!mkdtemp(work)) {
-        fprintf(stderr, "dflow build: cannot create a temporary folder in %s\n", tmp && *tmp ? tmp : "/tmp");
+        fprintf(stderr, "dflow build: cannot create a temporary folder in %s\n",
+                tmp && *tmp ? tmp : "/tmp");
         return 1;
     }
     const char *cc = getenv("DFLOW_CC");
@@ -188,8 +193,8 @@ static int build(CliCompile *c, const CliArgs *a) {
 
 int cmd_build(int argc, char **argv) {
     CliArgs a;
-    CliParse pr = cli_parse_args("build", argc, argv,
-                                 OPT_SET | OPT_OUTPUT | OPT_VERBOSE | OPT_PASSES | OPT_TARGET_CPU, &a);
+    CliParse pr = cli_parse_args(
+        "build", argc, argv, OPT_SET | OPT_OUTPUT | OPT_VERBOSE | OPT_PASSES | OPT_TARGET_CPU, &a);
     if (pr == CLI_PARSE_HELP) {
         help();
         cli_args_free(&a);

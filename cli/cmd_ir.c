@@ -13,7 +13,8 @@
 static void put_pass_names(FILE *f) {
     int n = 0;
     const PassInfo *ps = pass_pipeline_list(&n);
-    for (int i = 0; i < n; i++) fprintf(f, "%s%s", i ? ", " : "", ps[i].name);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%s", i ? ", " : "", ps[i].name);
 }
 
 static void help(void) {

@@ -215,11 +215,12 @@ static void compile_report(const Backend *b, const GraphRunner *r, FILE *out) {
             interpreted++;
         }
     }
-    fprintf(out,
-            "%s: compiled %d graph%s in %.1f ms (optimiser %.1f, machine code %.1f), %d interpreted; "
-            "%d kernel thread%s\n",
-            b->name, compiled, compiled == 1 ? "" : "s", 1e3 * total, 1e3 * opt, 1e3 * mc,
-            interpreted, threads, threads == 1 ? "" : "s");
+    fprintf(
+        out,
+        "%s: compiled %d graph%s in %.1f ms (optimiser %.1f, machine code %.1f), %d interpreted; "
+        "%d kernel thread%s\n",
+        b->name, compiled, compiled == 1 ? "" : "s", 1e3 * total, 1e3 * opt, 1e3 * mc, interpreted,
+        threads, threads == 1 ? "" : "s");
     free(st);
 }
 
@@ -238,7 +239,8 @@ int cmd_run(int argc, char **argv) {
     const Backend *backend = cg_backend_find(bname);
     if (!backend) {
         if (strcmp(a.backend, "cuda") == 0)
-            fprintf(stderr, "dflow run: backend 'cuda' is not built yet; use --backend cpu or interp\n");
+            fprintf(stderr,
+                    "dflow run: backend 'cuda' is not built yet; use --backend cpu or interp\n");
         else
             fprintf(stderr, "dflow run: unknown backend '%s' (choose interp, cpu or auto)\n",
                     a.backend);

@@ -50,8 +50,10 @@ static int dispatch(int argc, char **argv) {
         fprintf(stderr, "dflow: '%s' is not built yet\n", cmd);
         return 1;
     }
-    if (cmd[0] == '-') fprintf(stderr, "dflow: unknown option '%s'\n", cmd);
-    else fprintf(stderr, "dflow: unknown command '%s'\n", cmd);
+    if (cmd[0] == '-')
+        fprintf(stderr, "dflow: unknown option '%s'\n", cmd);
+    else
+        fprintf(stderr, "dflow: unknown command '%s'\n", cmd);
     fputs("Try 'dflow --help' for the commands.\n", stderr);
     return 1;
 }

@@ -14,10 +14,10 @@
 #include "../ir/exec.h"
 
 typedef struct {
-    bool verbose;    /* report compile times and interpreter fallbacks */
-    FILE *log;       /* NULL = stderr */
-    int interp_runs; /* compiled backends: interpret a graph's first runs (LlvmOptions) */
-    int nthreads;    /* kernel threads; 0 = DFLOW_NUM_THREADS or the online cores */
+    bool verbose;            /* report compile times and interpreter fallbacks */
+    FILE *log;               /* NULL = stderr */
+    int interp_runs;         /* compiled backends: interpret a graph's first runs (LlvmOptions) */
+    int nthreads;            /* kernel threads; 0 = DFLOW_NUM_THREADS or the online cores */
     NumericsCheck *numerics; /* --check-numerics (ir/numerics.h); NULL = off */
 } BackendOptions;
 

@@ -305,7 +305,6 @@ static void coords_of(Sched *s, Pos *p) {
     p->has_coords = true;
 }
 
-
 /* ---- evaluating a node at a position ----------------------------------------------------------
  */
 

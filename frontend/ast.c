@@ -41,7 +41,8 @@ PtrVec *fe_vec1(ParseCtx *c, void *first) {
 }
 
 PtrVec *fe_append(ParseCtx *c, PtrVec *v, PtrVec *w) {
-    for (int i = 0; w && i < w->n; i++) fe_push(c, v, w->items[i]);
+    for (int i = 0; w && i < w->n; i++)
+        fe_push(c, v, w->items[i]);
     return v;
 }
 
@@ -220,7 +221,7 @@ static const struct {
     const char *name;
     DType dt;
 } dtypes[] = {
-    {"f32", DT_F32}, {"f64", DT_F64}, {"f16", DT_F16}, {"bf16", DT_BF16},
+    {"f32", DT_F32}, {"f64", DT_F64}, {"f16", DT_F16},   {"bf16", DT_BF16},
     {"i32", DT_I32}, {"i64", DT_I64}, {"bool", DT_BOOL},
 };
 
@@ -275,7 +276,8 @@ Stmt *fe_stmt(ParseCtx *c, StmtKind k, SrcLoc loc) {
     return s;
 }
 
-Stmt *fe_param_stmt(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, TypeExpr *t, Expr *init) {
+Stmt *fe_param_stmt(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, TypeExpr *t,
+                    Expr *init) {
     Stmt *s = fe_stmt(c, ST_PARAM, loc);
     if (s) {
         s->u.param.name = name;
@@ -336,7 +338,8 @@ Stmt *fe_else_if(ParseCtx *c, SrcLoc loc, Expr *cond, Block *then_b, Stmt *else_
     return s;
 }
 
-Stmt *fe_for(ParseCtx *c, SrcLoc loc, const char *var, SrcLoc var_loc, Expr *lo, Expr *hi, Block *body) {
+Stmt *fe_for(ParseCtx *c, SrcLoc loc, const char *var, SrcLoc var_loc, Expr *lo, Expr *hi,
+             Block *body) {
     Stmt *s = fe_stmt(c, ST_FOR, loc);
     if (s) {
         s->u.loop.var = var;
@@ -626,10 +629,10 @@ Program *fe_parse(Arena *a, DiagList *d, uint32_t file) {
 
 static const char *op_text(OpKindAst op) {
     static const char *const t[] = {
-        [OPK_ADD] = "+", [OPK_SUB] = "-", [OPK_MUL] = "*", [OPK_DIV] = "/", [OPK_MOD] = "%",
-        [OPK_MATMUL] = "@", [OPK_POW] = "**", [OPK_EQ] = "==", [OPK_NE] = "!=", [OPK_LT] = "<",
-        [OPK_LE] = "<=", [OPK_GT] = ">", [OPK_GE] = ">=", [OPK_AND] = "&&", [OPK_OR] = "||",
-        [OPK_NEG] = "-", [OPK_PLUS] = "+", [OPK_NOT] = "!",
+        [OPK_ADD] = "+",    [OPK_SUB] = "-",  [OPK_MUL] = "*", [OPK_DIV] = "/",  [OPK_MOD] = "%",
+        [OPK_MATMUL] = "@", [OPK_POW] = "**", [OPK_EQ] = "==", [OPK_NE] = "!=",  [OPK_LT] = "<",
+        [OPK_LE] = "<=",    [OPK_GT] = ">",   [OPK_GE] = ">=", [OPK_AND] = "&&", [OPK_OR] = "||",
+        [OPK_NEG] = "-",    [OPK_PLUS] = "+", [OPK_NOT] = "!",
     };
     return (unsigned)op < sizeof t / sizeof t[0] && t[op] ? t[op] : "?";
 }
@@ -651,11 +654,16 @@ static void print_string(const char *s, FILE *out) {
     fputc('"', out);
     for (; *s; s++) {
         unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(out, "\\%c", ch);
-        else if (ch == '\n') fputs("\\n", out);
-        else if (ch == '\t') fputs("\\t", out);
-        else if (ch < 0x20 || ch >= 0x7f) fprintf(out, "\\x%02x", ch);
-        else fputc(ch, out);
+        if (ch == '"' || ch == '\\')
+            fprintf(out, "\\%c", ch);
+        else if (ch == '\n')
+            fputs("\\n", out);
+        else if (ch == '\t')
+            fputs("\\t", out);
+        else if (ch < 0x20 || ch >= 0x7f)
+            fprintf(out, "\\x%02x", ch);
+        else
+            fputc(ch, out);
     }
     fputc('"', out);
 }
@@ -680,8 +688,10 @@ static void print_type(const TypeExpr *t, FILE *out) {
     fputc('[', out);
     for (int i = 0; i < t->ndims; i++) {
         if (i) fputc(',', out);
-        if (t->dims[i]) print_expr(t->dims[i], out);
-        else fputs("...", out);
+        if (t->dims[i])
+            print_expr(t->dims[i], out);
+        else
+            fputs("...", out);
     }
     fputc(']', out);
 }
@@ -693,11 +703,21 @@ static void print_params(const Param *ps, int n, FILE *out) {
         if (i) fputc(' ', out);
         fputs(p->name ? p->name : "?", out);
         switch (p->kind) {
-        case PK_TYPE: fputc(':', out); print_type(p->type, out); break;
-        case PK_INT: fputs(":int", out); break;
-        case PK_FLOAT: fputs(":float", out); break;
-        case PK_STR: fputs(":str", out); break;
-        case PK_ANY: break;
+        case PK_TYPE:
+            fputc(':', out);
+            print_type(p->type, out);
+            break;
+        case PK_INT:
+            fputs(":int", out);
+            break;
+        case PK_FLOAT:
+            fputs(":float", out);
+            break;
+        case PK_STR:
+            fputs(":str", out);
+            break;
+        case PK_ANY:
+            break;
         }
         if (p->deflt) {
             fputc('=', out);
@@ -713,12 +733,24 @@ static void print_expr(const Expr *e, FILE *out) {
         return;
     }
     switch (e->kind) {
-    case EX_INT: fprintf(out, "%" PRId64, e->u.ival); break;
-    case EX_FLOAT: print_float(e->u.fval, out); break;
-    case EX_STRING: print_string(e->u.sval, out); break;
-    case EX_BOOL: fputs(e->u.ival ? "true" : "false", out); break;
-    case EX_NONE: fputs("None", out); break;
-    case EX_NAME: fputs(e->u.name, out); break;
+    case EX_INT:
+        fprintf(out, "%" PRId64, e->u.ival);
+        break;
+    case EX_FLOAT:
+        print_float(e->u.fval, out);
+        break;
+    case EX_STRING:
+        print_string(e->u.sval, out);
+        break;
+    case EX_BOOL:
+        fputs(e->u.ival ? "true" : "false", out);
+        break;
+    case EX_NONE:
+        fputs("None", out);
+        break;
+    case EX_NAME:
+        fputs(e->u.name, out);
+        break;
     case EX_UNARY:
         fprintf(out, "(%s ", op_text(e->u.op.op));
         print_expr(e->u.op.a, out);
@@ -757,11 +789,15 @@ static void print_expr(const Expr *e, FILE *out) {
         break;
     case EX_SLICE:
         fputs("(: ", out);
-        if (e->u.slice.lo) print_expr(e->u.slice.lo, out);
-        else fputc('_', out);
+        if (e->u.slice.lo)
+            print_expr(e->u.slice.lo, out);
+        else
+            fputc('_', out);
         fputc(' ', out);
-        if (e->u.slice.hi) print_expr(e->u.slice.hi, out);
-        else fputc('_', out);
+        if (e->u.slice.hi)
+            print_expr(e->u.slice.hi, out);
+        else
+            fputc('_', out);
         fputc(')', out);
         break;
     case EX_FIELD:
@@ -789,7 +825,8 @@ void ast_print_expr(const Expr *e, FILE *out) {
 }
 
 static void indent(int depth, FILE *out) {
-    for (int i = 0; i < depth; i++) fputs("  ", out);
+    for (int i = 0; i < depth; i++)
+        fputs("  ", out);
 }
 
 static void print_decl(const Decl *d, int depth, FILE *out);
@@ -809,11 +846,16 @@ static void print_block(const Block *b, int depth, FILE *out) {
 
 static const char *assign_text(AssignOp op) {
     switch (op) {
-    case AS_SET: return "=";
-    case AS_ADD: return "+=";
-    case AS_SUB: return "-=";
-    case AS_MUL: return "*=";
-    case AS_DIV: return "/=";
+    case AS_SET:
+        return "=";
+    case AS_ADD:
+        return "+=";
+    case AS_SUB:
+        return "-=";
+    case AS_MUL:
+        return "*=";
+    case AS_DIV:
+        return "/=";
     }
     return "?";
 }
@@ -888,7 +930,9 @@ static void print_stmt(const Stmt *s, int depth, FILE *out) {
         print_block(&s->u.rep.body, depth, out);
         fputc(')', out);
         break;
-    case ST_BREAK: fputs("(break)", out); break;
+    case ST_BREAK:
+        fputs("(break)", out);
+        break;
     case ST_RETURN:
         fputs("(return ", out);
         print_expr(s->u.ret.value, out);
@@ -921,8 +965,12 @@ static void print_stmt(const Stmt *s, int depth, FILE *out) {
         print_block(&s->u.every.body, depth, out);
         fputc(')', out);
         break;
-    case ST_FN: print_decl(s->u.fn, depth, out); break;
-    case ST_EXPR: print_expr(s->u.expr, out); break;
+    case ST_FN:
+        print_decl(s->u.fn, depth, out);
+        break;
+    case ST_EXPR:
+        print_expr(s->u.expr, out);
+        break;
     }
 }
 
@@ -943,7 +991,8 @@ static void print_decl(const Decl *d, int depth, FILE *out) {
     switch (d->kind) {
     case DC_IMPORT:
         fputs("(import", out);
-        for (int i = 0; i < d->u.import.n; i++) fprintf(out, " %s", d->u.import.names[i]);
+        for (int i = 0; i < d->u.import.n; i++)
+            fprintf(out, " %s", d->u.import.names[i]);
         fputc(')', out);
         break;
     case DC_CONFIG:

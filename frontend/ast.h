@@ -20,27 +20,42 @@ typedef struct Stmt Stmt;
 typedef struct Decl Decl;
 
 typedef enum {
-    EX_INT,     /* integer literal: ival */
-    EX_FLOAT,   /* float literal: fval */
-    EX_STRING,  /* sval (unescaped) */
-    EX_BOOL,    /* ival 0/1 */
-    EX_NONE,    /* None (only meaningful as an index) */
-    EX_NAME,    /* name */
-    EX_UNARY,   /* op a: '-', '+', '!' */
-    EX_BINARY,  /* a op b: + - * / % @ ** == != < <= > >= && || */
-    EX_IF,      /* if cond then a else b */
-    EX_CALL,    /* callee(args) */
-    EX_INDEX,   /* base[idx, ...]; each index an Expr or EX_SLICE / EX_NONE */
-    EX_SLICE,   /* [lo]:[hi] inside an index; lo/hi may be NULL */
-    EX_FIELD,   /* base.name */
-    EX_LIST,    /* [args]: shapes, splits, trees; may have named args */
-    EX_LAMBDA,  /* fn(params) body */
+    EX_INT,    /* integer literal: ival */
+    EX_FLOAT,  /* float literal: fval */
+    EX_STRING, /* sval (unescaped) */
+    EX_BOOL,   /* ival 0/1 */
+    EX_NONE,   /* None (only meaningful as an index) */
+    EX_NAME,   /* name */
+    EX_UNARY,  /* op a: '-', '+', '!' */
+    EX_BINARY, /* a op b: + - * / % @ ** == != < <= > >= && || */
+    EX_IF,     /* if cond then a else b */
+    EX_CALL,   /* callee(args) */
+    EX_INDEX,  /* base[idx, ...]; each index an Expr or EX_SLICE / EX_NONE */
+    EX_SLICE,  /* [lo]:[hi] inside an index; lo/hi may be NULL */
+    EX_FIELD,  /* base.name */
+    EX_LIST,   /* [args]: shapes, splits, trees; may have named args */
+    EX_LAMBDA, /* fn(params) body */
 } ExprKind;
 
 typedef enum {
-    OPK_ADD, OPK_SUB, OPK_MUL, OPK_DIV, OPK_MOD, OPK_MATMUL, OPK_POW,
-    OPK_EQ, OPK_NE, OPK_LT, OPK_LE, OPK_GT, OPK_GE, OPK_AND, OPK_OR,
-    OPK_NEG, OPK_PLUS, OPK_NOT,
+    OPK_ADD,
+    OPK_SUB,
+    OPK_MUL,
+    OPK_DIV,
+    OPK_MOD,
+    OPK_MATMUL,
+    OPK_POW,
+    OPK_EQ,
+    OPK_NE,
+    OPK_LT,
+    OPK_LE,
+    OPK_GT,
+    OPK_GE,
+    OPK_AND,
+    OPK_OR,
+    OPK_NEG,
+    OPK_PLUS,
+    OPK_NOT,
 } OpKindAst;
 
 typedef struct {
@@ -60,14 +75,40 @@ struct Expr {
         double fval;
         const char *sval;
         const char *name;
-        struct { OpKindAst op; Expr *a, *b; } op; /* b NULL for unary */
-        struct { Expr *cond, *then_e, *else_e; } ife;
-        struct { Expr *callee; Arg *args; int nargs; } call;
-        struct { Expr *base; Expr **idx; int nidx; } index;
-        struct { Expr *lo, *hi; } slice;
-        struct { Expr *base; const char *name; SrcLoc name_loc; } field;
-        struct { Arg *items; int n; } list;
-        struct { Param *params; int nparams; Expr *body; } lambda;
+        struct {
+            OpKindAst op;
+            Expr *a, *b;
+        } op; /* b NULL for unary */
+        struct {
+            Expr *cond, *then_e, *else_e;
+        } ife;
+        struct {
+            Expr *callee;
+            Arg *args;
+            int nargs;
+        } call;
+        struct {
+            Expr *base;
+            Expr **idx;
+            int nidx;
+        } index;
+        struct {
+            Expr *lo, *hi;
+        } slice;
+        struct {
+            Expr *base;
+            const char *name;
+            SrcLoc name_loc;
+        } field;
+        struct {
+            Arg *items;
+            int n;
+        } list;
+        struct {
+            Param *params;
+            int nparams;
+            Expr *body;
+        } lambda;
     } u;
 };
 
@@ -75,9 +116,9 @@ struct Expr {
 struct TypeExpr {
     SrcLoc loc;
     DType dtype;
-    bool has_dims;  /* f32 alone is a scalar; f32[] too */
+    bool has_dims; /* f32 alone is a scalar; f32[] too */
     int ndims;
-    Expr **dims;    /* dims[i] == NULL means "..." */
+    Expr **dims; /* dims[i] == NULL means "..." */
 };
 
 typedef enum {
@@ -112,11 +153,11 @@ typedef enum {
     ST_REPEAT, /* repeat count body */
     ST_BREAK,
     ST_RETURN,
-    ST_LOG,    /* log n1 = e1, n2 = e2 */
-    ST_SAVE,   /* save "path" value */
+    ST_LOG,  /* log n1 = e1, n2 = e2 */
+    ST_SAVE, /* save "path" value */
     ST_PRINT,
-    ST_EVERY,  /* every n body */
-    ST_FN,     /* a nested fn declaration */
+    ST_EVERY, /* every n body */
+    ST_FN,    /* a nested fn declaration */
     ST_EXPR,
 } StmtKind;
 
@@ -126,18 +167,62 @@ struct Stmt {
     StmtKind kind;
     SrcLoc loc;
     union {
-        struct { const char *name; SrcLoc name_loc; TypeExpr *type; Expr *init; } param;
-        struct { const char *name; SrcLoc name_loc; Expr *value; } let;
-        struct { Expr **targets; int ntargets; AssignOp op; Expr *value; } assign;
-        struct { Expr *cond; Block then_b; Block else_b; bool has_else; } ifs; /* else-if = else block of one ST_IF */
-        struct { const char *var; SrcLoc var_loc; Expr *lo, *hi; Block body; } loop;
-        struct { Expr *cond; Block body; } whl;
-        struct { Expr *count; Block body; } rep;
-        struct { Expr *value; } ret;
-        struct { Arg *items; int n; } log; /* every item named */
-        struct { const char *path; Expr *value; } save;
-        struct { Expr **items; int n; } print;
-        struct { Expr *every; Block body; } every;
+        struct {
+            const char *name;
+            SrcLoc name_loc;
+            TypeExpr *type;
+            Expr *init;
+        } param;
+        struct {
+            const char *name;
+            SrcLoc name_loc;
+            Expr *value;
+        } let;
+        struct {
+            Expr **targets;
+            int ntargets;
+            AssignOp op;
+            Expr *value;
+        } assign;
+        struct {
+            Expr *cond;
+            Block then_b;
+            Block else_b;
+            bool has_else;
+        } ifs; /* else-if = else block of one ST_IF */
+        struct {
+            const char *var;
+            SrcLoc var_loc;
+            Expr *lo, *hi;
+            Block body;
+        } loop;
+        struct {
+            Expr *cond;
+            Block body;
+        } whl;
+        struct {
+            Expr *count;
+            Block body;
+        } rep;
+        struct {
+            Expr *value;
+        } ret;
+        struct {
+            Arg *items;
+            int n;
+        } log; /* every item named */
+        struct {
+            const char *path;
+            Expr *value;
+        } save;
+        struct {
+            Expr **items;
+            int n;
+        } print;
+        struct {
+            Expr *every;
+            Block body;
+        } every;
         Decl *fn;
         Expr *expr;
     } u;
@@ -163,25 +248,41 @@ struct Decl {
     const char *name; /* NULL for import/config/main */
     SrcLoc name_loc;
     union {
-        struct { const char **names; SrcLoc *locs; int n; } import;
-        struct { Setting *items; int n; } config;
-        struct { Expr *value; } data;
         struct {
-            Param *params; int nparams;
-            TypeExpr *ret; /* may be NULL */
-            Block body;    /* used when body_expr is NULL */
+            const char **names;
+            SrcLoc *locs;
+            int n;
+        } import;
+        struct {
+            Setting *items;
+            int n;
+        } config;
+        struct {
+            Expr *value;
+        } data;
+        struct {
+            Param *params;
+            int nparams;
+            TypeExpr *ret;   /* may be NULL */
+            Block body;      /* used when body_expr is NULL */
             Expr *body_expr; /* fn f(x) = expr */
         } fn;
         struct {
-            Param *params; int nparams;
-            Setting *states; int nstates;
+            Param *params;
+            int nparams;
+            Setting *states;
+            int nstates;
             Block step;
         } opt;
         struct {
-            Setting *settings; int nsettings;
-            EveryBlock *everys; int neverys;
+            Setting *settings;
+            int nsettings;
+            EveryBlock *everys;
+            int neverys;
         } train;
-        struct { Block body; } main;
+        struct {
+            Block body;
+        } main;
     } u;
 };
 

@@ -17,26 +17,33 @@
 #include "../runtime/rng.h"
 #include "lower_internal.h"
 
-static Graph *G(Lower *L) { return L->gc ? L->gc->g : NULL; }
+static Graph *G(Lower *L) {
+    return L->gc ? L->gc->g : NULL;
+}
 
 /* ---- small helpers ------------------------------------------------------------------- */
 
-static bool is_float_dt(DType t) { return t == DT_F32 || t == DT_F64; }
+static bool is_float_dt(DType t) {
+    return t == DT_F32 || t == DT_F64;
+}
 
 static Value *need_graph(Lower *L, BuiltinCall *c) {
-    if (!G(L)) return lw_error(L, c->loc, "%s() needs a tensor context (not allowed in config)", c->name);
+    if (!G(L))
+        return lw_error(L, c->loc, "%s() needs a tensor context (not allowed in config)", c->name);
     return NULL;
 }
 
 static Node *pos_node(Lower *L, BuiltinCall *c, int i, DType hint) {
-    return lw_need_node(L, c->pos[i], hint, c->pos_loc[i], lw_printf(L, "%s: argument %d", c->name, i + 1));
+    return lw_need_node(L, c->pos[i], hint, c->pos_loc[i],
+                        lw_printf(L, "%s: argument %d", c->name, i + 1));
 }
 
 static bool opt_dtype(Lower *L, BuiltinCall *c, int kwi, DType *dt) {
     Value *v = c->kw[kwi];
     if (!v) return true;
     if (v->kind != V_STR || !rt_dtype_from_name(v->u.s, dt) || *dt == DT_F16 || *dt == DT_BF16) {
-        lw_error(L, c->kw_loc[kwi], "%s: dtype must be one of \"f32\", \"f64\", \"i32\", \"i64\", \"bool\"", c->name);
+        lw_error(L, c->kw_loc[kwi],
+                 "%s: dtype must be one of \"f32\", \"f64\", \"i32\", \"i64\", \"bool\"", c->name);
         return false;
     }
     return true;
@@ -72,7 +79,8 @@ static bool shape_args(Lower *L, BuiltinCall *c, int first, int count, Shape *ou
     }
     out->rank = count;
     for (int i = 0; i < count; i++)
-        if (!lw_const_int(L, c->pos[first + i], &out->dims[i], c->pos_loc[first + i], lw_printf(L, "%s: a dimension", c->name)))
+        if (!lw_const_int(L, c->pos[first + i], &out->dims[i], c->pos_loc[first + i],
+                          lw_printf(L, "%s: a dimension", c->name)))
             return false;
     return lw_check_numel(L, out, c->loc, c->name);
 }
@@ -94,7 +102,8 @@ static bool axes_of(Lower *L, Value *v, SrcLoc loc, int rank, uint32_t *mask, co
         if (!lw_const_int(L, items[i], &a, loc, lw_printf(L, "%s: axis", fname))) return false;
         int64_t ax = a < 0 ? a + rank : a;
         if (ax < 0 || ax >= rank) {
-            lw_error(L, loc, "%s: axis %lld is out of range for rank %d", fname, (long long)a, rank);
+            lw_error(L, loc, "%s: axis %lld is out of range for rank %d", fname, (long long)a,
+                     rank);
             return false;
         }
         *mask |= 1u << ax;
@@ -110,17 +119,21 @@ static Node *reduced_keepdims(Lower *L, Node *r, const Shape *in, uint32_t mask,
     return ir_reshape(G(L), r, s, loc);
 }
 
-static uint32_t all_axes(int rank) { return rank >= 32 ? 0xffffffffu : ((1u << rank) - 1); }
+static uint32_t all_axes(int rank) {
+    return rank >= 32 ? 0xffffffffu : ((1u << rank) - 1);
+}
 
 /* ---- random -------------------------------------------------------------------------- */
 
-Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset, uint32_t stream, SrcLoc loc) {
+Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset,
+                     uint32_t stream, SrcLoc loc) {
     Graph *g = G(L);
     if (!g) return lw_err(L);
     if (!lw_check_numel(L, &s, loc, op == OP_RNG_NORMAL ? "randn" : "rand")) return lw_err(L);
     if (!seed) seed = val_slot(L->a, L->m->seed_slot);
     Node *sn = lw_need_node(L, seed, DT_I64, loc, "seed");
-    Node *on = offset ? lw_need_node(L, offset, DT_I64, loc, "offset") : ir_scalar(g, DT_I64, 0, loc);
+    Node *on =
+        offset ? lw_need_node(L, offset, DT_I64, loc, "offset") : ir_scalar(g, DT_I64, 0, loc);
     if (!sn || !on) return lw_err(L);
     if (sn->shape.rank != 0 || !(sn->dtype == DT_I32 || sn->dtype == DT_I64))
         return lw_error(L, loc, "seed must be an integer scalar, got %s", tstr(L, sn));
@@ -132,7 +145,8 @@ Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value 
 static bool stream_kw(Lower *L, BuiltinCall *c, int kwi, uint32_t *stream) {
     if (!c->kw[kwi]) return true;
     int64_t k;
-    if (!lw_const_int(L, c->kw[kwi], &k, c->kw_loc[kwi], lw_printf(L, "%s: stream", c->name))) return false;
+    if (!lw_const_int(L, c->kw[kwi], &k, c->kw_loc[kwi], lw_printf(L, "%s: stream", c->name)))
+        return false;
     *stream = (uint32_t)k;
     return true;
 }
@@ -148,8 +162,12 @@ static Value *make_filled(Lower *L, BuiltinCall *c, double v) {
     return lw_tensor(L, ir_const(G(L), dt, s, v, c->loc));
 }
 
-static Value *bi_zeros(Lower *L, BuiltinCall *c) { return make_filled(L, c, 0.0); }
-static Value *bi_ones(Lower *L, BuiltinCall *c) { return make_filled(L, c, 1.0); }
+static Value *bi_zeros(Lower *L, BuiltinCall *c) {
+    return make_filled(L, c, 0.0);
+}
+static Value *bi_ones(Lower *L, BuiltinCall *c) {
+    return make_filled(L, c, 1.0);
+}
 
 static Value *bi_full(Lower *L, BuiltinCall *c) {
     Value *e = need_graph(L, c);
@@ -162,13 +180,17 @@ static Value *bi_full(Lower *L, BuiltinCall *c) {
         if (!c->kw[0] && fv->kind == V_INT) dt = DT_F32;
         if (!c->kw[0] && fv->kind == V_BOOL) dt = DT_BOOL;
         if (fv->cfg) /* a config fill value is read from its slot */
-            return lw_tensor(L, ir_broadcast(G(L), lw_cfg_node(L, fv, dt, c->pos_loc[1]), s, c->loc));
+            return lw_tensor(L,
+                             ir_broadcast(G(L), lw_cfg_node(L, fv, dt, c->pos_loc[1]), s, c->loc));
         return lw_tensor(L, lw_const_node(G(L), dt, s, fv, c->loc));
     }
     Node *n = pos_node(L, c, 1, dt);
     if (!n) return lw_err(L);
-    if (n->shape.rank != 0) return lw_error(L, c->pos_loc[1], "full: the fill value must be a scalar, got %s", tstr(L, n));
-    return lw_tensor(L, ir_broadcast(G(L), ir_cast(G(L), n, c->kw[0] ? dt : n->dtype, c->loc), s, c->loc));
+    if (n->shape.rank != 0)
+        return lw_error(L, c->pos_loc[1], "full: the fill value must be a scalar, got %s",
+                        tstr(L, n));
+    return lw_tensor(
+        L, ir_broadcast(G(L), ir_cast(G(L), n, c->kw[0] ? dt : n->dtype, c->loc), s, c->loc));
 }
 
 static Value *bi_eye(Lower *L, BuiltinCall *c) {
@@ -202,7 +224,8 @@ static Value *bi_iota(Lower *L, BuiltinCall *c) {
 static Value *like_rec(Lower *L, Value *v, double fill, DType dt, SrcLoc loc) {
     if (val_is_error(v)) return lw_err(L);
     if (v->kind == V_TREE || v->kind == V_LIST) {
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
+        Value **items =
+            arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
         if (!items) return lw_err(L);
         for (int i = 0; i < v->u.tree.n; i++) {
             items[i] = like_rec(L, v->u.tree.items[i], fill, dt, loc);
@@ -217,12 +240,15 @@ static Value *like_rec(Lower *L, Value *v, double fill, DType dt, SrcLoc loc) {
     if (v->kind == V_LOSS) v = lw_loss_value(L, loc);
     DType t;
     Shape s;
-    if (!lw_type(L, v, &t, &s)) return lw_error(L, loc, "expected a tensor or a tree, got %s", lw_value_desc(L, v));
+    if (!lw_type(L, v, &t, &s))
+        return lw_error(L, loc, "expected a tensor or a tree, got %s", lw_value_desc(L, v));
     if (val_is_const(v)) t = v->kind == V_FLOAT ? DT_F32 : v->kind == V_BOOL ? DT_BOOL : DT_I64;
     return lw_tensor(L, ir_const(G(L), dt == DT_COUNT ? t : dt, s, fill, loc));
 }
 
-Value *lw_zeros_like(Lower *L, Value *v, double fill, SrcLoc loc) { return like_rec(L, v, fill, DT_COUNT, loc); }
+Value *lw_zeros_like(Lower *L, Value *v, double fill, SrcLoc loc) {
+    return like_rec(L, v, fill, DT_COUNT, loc);
+}
 
 static Value *like(Lower *L, BuiltinCall *c, double fill) {
     Value *e = need_graph(L, c);
@@ -232,8 +258,12 @@ static Value *like(Lower *L, BuiltinCall *c, double fill) {
     return like_rec(L, c->pos[0], fill, dt, c->loc);
 }
 
-static Value *bi_zeros_like(Lower *L, BuiltinCall *c) { return like(L, c, 0.0); }
-static Value *bi_ones_like(Lower *L, BuiltinCall *c) { return like(L, c, 1.0); }
+static Value *bi_zeros_like(Lower *L, BuiltinCall *c) {
+    return like(L, c, 0.0);
+}
+static Value *bi_ones_like(Lower *L, BuiltinCall *c) {
+    return like(L, c, 1.0);
+}
 
 static Value *bi_full_like(Lower *L, BuiltinCall *c) {
     double f;
@@ -248,24 +278,32 @@ static Value *rand_shape(Lower *L, BuiltinCall *c, OpKind op) {
     Shape s;
     DType dt = L->pinit && c->npos == 0 ? L->pinit->dt : DT_F32;
     uint32_t stream = lw_loc_stream(L, c->loc);
-    if (!opt_dtype(L, c, 2, &dt) || !shape_args(L, c, 0, c->npos, &s) || !stream_kw(L, c, 1, &stream)) return lw_err(L);
+    if (!opt_dtype(L, c, 2, &dt) || !shape_args(L, c, 0, c->npos, &s) ||
+        !stream_kw(L, c, 1, &stream))
+        return lw_err(L);
     return lw_rng_tensor(L, op, dt, s, c->kw[0], NULL, stream, c->loc);
 }
 
-static Value *bi_randn(Lower *L, BuiltinCall *c) { return rand_shape(L, c, OP_RNG_NORMAL); }
-static Value *bi_rand(Lower *L, BuiltinCall *c) { return rand_shape(L, c, OP_RNG_UNIFORM); }
+static Value *bi_randn(Lower *L, BuiltinCall *c) {
+    return rand_shape(L, c, OP_RNG_NORMAL);
+}
+static Value *bi_rand(Lower *L, BuiltinCall *c) {
+    return rand_shape(L, c, OP_RNG_UNIFORM);
+}
 
 /* randn_like(t, seed =, stream =): each leaf of a tree draws from its path's stream. */
-static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path, OpKind op, bool has_stream,
-                            uint32_t stream) {
+static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path, OpKind op,
+                            bool has_stream, uint32_t stream) {
     if (val_is_error(v)) return lw_err(L);
     if (v->kind == V_TREE || v->kind == V_LIST) {
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
+        Value **items =
+            arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
         if (!items) return lw_err(L);
         for (int i = 0; i < v->u.tree.n; i++) {
             const char *nm = v->kind == V_TREE ? v->u.tree.names[i] : lw_printf(L, "%d", i);
-            items[i] = rand_like_rec(L, c, v->u.tree.items[i], path ? lw_printf(L, "%s.%s", path, nm) : nm, op,
-                                     has_stream, stream);
+            items[i] =
+                rand_like_rec(L, c, v->u.tree.items[i], path ? lw_printf(L, "%s.%s", path, nm) : nm,
+                              op, has_stream, stream);
             if (val_is_error(items[i])) return lw_err(L);
         }
         Value *r = arena_alloc(L->a, sizeof *r);
@@ -277,7 +315,9 @@ static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path
     DType dt;
     Shape s;
     if (v->kind == V_LOSS) v = lw_loss_value(L, c->loc);
-    if (!lw_type(L, v, &dt, &s)) return lw_error(L, c->pos_loc[0], "%s: expected a tensor or a tree, got %s", c->name, lw_value_desc(L, v));
+    if (!lw_type(L, v, &dt, &s))
+        return lw_error(L, c->pos_loc[0], "%s: expected a tensor or a tree, got %s", c->name,
+                        lw_value_desc(L, v));
     uint32_t st = has_stream ? stream : path ? rt_fnv1a32(path) : lw_loc_stream(L, c->loc);
     return lw_rng_tensor(L, op, is_float_dt(dt) ? dt : DT_F32, s, c->kw[0], NULL, st, c->loc);
 }
@@ -290,8 +330,12 @@ static Value *rand_like(Lower *L, BuiltinCall *c, OpKind op) {
     return rand_like_rec(L, c, c->pos[0], NULL, op, c->kw[1] != NULL, stream);
 }
 
-static Value *bi_randn_like(Lower *L, BuiltinCall *c) { return rand_like(L, c, OP_RNG_NORMAL); }
-static Value *bi_rand_like(Lower *L, BuiltinCall *c) { return rand_like(L, c, OP_RNG_UNIFORM); }
+static Value *bi_randn_like(Lower *L, BuiltinCall *c) {
+    return rand_like(L, c, OP_RNG_NORMAL);
+}
+static Value *bi_rand_like(Lower *L, BuiltinCall *c) {
+    return rand_like(L, c, OP_RNG_UNIFORM);
+}
 
 /* ---- parameter initialisers ---------------------------------------------------------- */
 
@@ -305,7 +349,8 @@ static bool fans(const Shape *s, double *fan_in, double *fan_out) {
         *fan_out = (double)s->dims[1];
     } else {
         double rf = 1;
-        for (int i = 2; i < s->rank; i++) rf *= (double)s->dims[i];
+        for (int i = 2; i < s->rank; i++)
+            rf *= (double)s->dims[i];
         *fan_in = (double)s->dims[1] * rf;
         *fan_out = (double)s->dims[0] * rf;
     }
@@ -325,7 +370,8 @@ static Value *init_rng(Lower *L, BuiltinCall *c, OpKind op, double scale, double
 
 static Value *bi_glorot_uniform(Lower *L, BuiltinCall *c) {
     double fi, fo, gain = 1.0;
-    if (c->kw[0] && !lw_const_num(L, c->kw[0], &gain, c->kw_loc[0], "glorot_uniform: gain")) return lw_err(L);
+    if (c->kw[0] && !lw_const_num(L, c->kw[0], &gain, c->kw_loc[0], "glorot_uniform: gain"))
+        return lw_err(L);
     fans(&L->pinit->shape, &fi, &fo);
     double a = gain * sqrt(6.0 / (fi + fo > 0 ? fi + fo : 1));
     return init_rng(L, c, OP_RNG_UNIFORM, 2 * a, -a);
@@ -346,8 +392,10 @@ static Value *bi_normal(Lower *L, BuiltinCall *c) {
 
 static Value *bi_uniform(Lower *L, BuiltinCall *c) {
     double lo = 0.0, hi = 1.0;
-    if (c->npos > 0 && !lw_const_num(L, c->pos[0], &lo, c->pos_loc[0], "uniform: lo")) return lw_err(L);
-    if (c->npos > 1 && !lw_const_num(L, c->pos[1], &hi, c->pos_loc[1], "uniform: hi")) return lw_err(L);
+    if (c->npos > 0 && !lw_const_num(L, c->pos[0], &lo, c->pos_loc[0], "uniform: lo"))
+        return lw_err(L);
+    if (c->npos > 1 && !lw_const_num(L, c->pos[1], &hi, c->pos_loc[1], "uniform: hi"))
+        return lw_err(L);
     if (c->npos == 1) {
         hi = lo;
         lo = -hi;
@@ -357,7 +405,23 @@ static Value *bi_uniform(Lower *L, BuiltinCall *c) {
 
 /* ---- elementwise math ---------------------------------------------------------------- */
 
-typedef enum { M_EXP, M_LOG, M_SQRT, M_ABS, M_SIGN, M_FLOOR, M_TANH, M_SIGMOID, M_RELU, M_GELU, M_GELU_TANH, M_ERF, M_SIN, M_COS, M_STOP } MathFn;
+typedef enum {
+    M_EXP,
+    M_LOG,
+    M_SQRT,
+    M_ABS,
+    M_SIGN,
+    M_FLOOR,
+    M_TANH,
+    M_SIGMOID,
+    M_RELU,
+    M_GELU,
+    M_GELU_TANH,
+    M_ERF,
+    M_SIN,
+    M_COS,
+    M_STOP
+} MathFn;
 
 static Node *math_node(Lower *L, Node *n, void *ctx, SrcLoc loc) {
     MathFn f = *(MathFn *)ctx;
@@ -365,21 +429,36 @@ static Node *math_node(Lower *L, Node *n, void *ctx, SrcLoc loc) {
     bool needs_float = f != M_ABS && f != M_SIGN && f != M_RELU && f != M_STOP;
     if (needs_float && !is_float_dt(n->dtype)) n = ir_cast(g, n, DT_F32, loc);
     switch (f) {
-    case M_EXP: return ir_unary(g, OP_EXP, n, loc);
-    case M_LOG: return ir_unary(g, OP_LOG, n, loc);
-    case M_SQRT: return ir_unary(g, OP_SQRT, n, loc);
-    case M_ABS: return ir_unary(g, OP_ABS, n, loc);
-    case M_SIGN: return ir_unary(g, OP_SIGN, n, loc);
-    case M_FLOOR: return ir_unary(g, OP_FLOOR, n, loc);
-    case M_TANH: return ir_tanh(g, n, loc);
-    case M_SIGMOID: return ir_sigmoid(g, n, loc);
-    case M_RELU: return ir_relu(g, n, loc);
-    case M_GELU: return ir_gelu(g, n, false, loc);
-    case M_GELU_TANH: return ir_gelu(g, n, true, loc);
-    case M_ERF: return ir_unary(g, OP_ERF, n, loc);
-    case M_SIN: return ir_unary(g, OP_SIN, n, loc);
-    case M_COS: return ir_unary(g, OP_COS, n, loc);
-    case M_STOP: return ir_unary(g, OP_STOP_GRAD, n, loc);
+    case M_EXP:
+        return ir_unary(g, OP_EXP, n, loc);
+    case M_LOG:
+        return ir_unary(g, OP_LOG, n, loc);
+    case M_SQRT:
+        return ir_unary(g, OP_SQRT, n, loc);
+    case M_ABS:
+        return ir_unary(g, OP_ABS, n, loc);
+    case M_SIGN:
+        return ir_unary(g, OP_SIGN, n, loc);
+    case M_FLOOR:
+        return ir_unary(g, OP_FLOOR, n, loc);
+    case M_TANH:
+        return ir_tanh(g, n, loc);
+    case M_SIGMOID:
+        return ir_sigmoid(g, n, loc);
+    case M_RELU:
+        return ir_relu(g, n, loc);
+    case M_GELU:
+        return ir_gelu(g, n, false, loc);
+    case M_GELU_TANH:
+        return ir_gelu(g, n, true, loc);
+    case M_ERF:
+        return ir_unary(g, OP_ERF, n, loc);
+    case M_SIN:
+        return ir_unary(g, OP_SIN, n, loc);
+    case M_COS:
+        return ir_unary(g, OP_COS, n, loc);
+    case M_STOP:
+        return ir_unary(g, OP_STOP_GRAD, n, loc);
     }
     return NULL;
 }
@@ -389,25 +468,40 @@ static Value *math_fold(Lower *L, MathFn f, Value *v, SrcLoc loc, const char *na
     double x = val_num(v);
     bool isint = v->kind == V_INT || v->kind == V_BOOL;
     switch (f) {
-    case M_EXP: return val_float(L->a, exp(x));
+    case M_EXP:
+        return val_float(L->a, exp(x));
     case M_LOG:
         if (x <= 0) return lw_error(L, loc, "%s of %g is not a real number", name, x);
         return val_float(L->a, log(x));
     case M_SQRT:
         if (x < 0) return lw_error(L, loc, "%s of %g is not a real number", name, x);
         return val_float(L->a, sqrt(x));
-    case M_ABS: return isint ? val_int(L->a, (int64_t)fabs(x)) : val_float(L->a, fabs(x));
-    case M_SIGN: return isint ? val_int(L->a, (x > 0) - (x < 0)) : val_float(L->a, (double)((x > 0) - (x < 0)));
-    case M_FLOOR: return isint ? v : val_float(L->a, floor(x));
-    case M_TANH: return val_float(L->a, tanh(x));
-    case M_SIGMOID: return val_float(L->a, 1.0 / (1.0 + exp(-x)));
-    case M_RELU: return isint ? val_int(L->a, x > 0 ? (int64_t)x : 0) : val_float(L->a, x > 0 ? x : 0);
-    case M_GELU: return val_float(L->a, 0.5 * x * (1 + erf(x * 0.7071067811865476)));
-    case M_GELU_TANH: return val_float(L->a, 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
-    case M_ERF: return val_float(L->a, erf(x));
-    case M_SIN: return val_float(L->a, sin(x));
-    case M_COS: return val_float(L->a, cos(x));
-    case M_STOP: return v;
+    case M_ABS:
+        return isint ? val_int(L->a, (int64_t)fabs(x)) : val_float(L->a, fabs(x));
+    case M_SIGN:
+        return isint ? val_int(L->a, (x > 0) - (x < 0))
+                     : val_float(L->a, (double)((x > 0) - (x < 0)));
+    case M_FLOOR:
+        return isint ? v : val_float(L->a, floor(x));
+    case M_TANH:
+        return val_float(L->a, tanh(x));
+    case M_SIGMOID:
+        return val_float(L->a, 1.0 / (1.0 + exp(-x)));
+    case M_RELU:
+        return isint ? val_int(L->a, x > 0 ? (int64_t)x : 0) : val_float(L->a, x > 0 ? x : 0);
+    case M_GELU:
+        return val_float(L->a, 0.5 * x * (1 + erf(x * 0.7071067811865476)));
+    case M_GELU_TANH:
+        return val_float(L->a,
+                         0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x))));
+    case M_ERF:
+        return val_float(L->a, erf(x));
+    case M_SIN:
+        return val_float(L->a, sin(x));
+    case M_COS:
+        return val_float(L->a, cos(x));
+    case M_STOP:
+        return v;
     }
     return v;
 }
@@ -420,8 +514,10 @@ static Value *math(Lower *L, BuiltinCall *c, MathFn f) {
     return lw_map1(L, v, math_node, &f, c->loc);
 }
 
-#define MATH_BUILTIN(fname, id) \
-    static Value *bi_##fname(Lower *L, BuiltinCall *c) { return math(L, c, id); }
+#define MATH_BUILTIN(fname, id)                                                                    \
+    static Value *bi_##fname(Lower *L, BuiltinCall *c) {                                           \
+        return math(L, c, id);                                                                     \
+    }
 MATH_BUILTIN(exp, M_EXP)
 MATH_BUILTIN(log, M_LOG)
 MATH_BUILTIN(sqrt, M_SQRT)
@@ -440,7 +536,8 @@ static Value *bi_gelu(Lower *L, BuiltinCall *c) {
     bool tanh_form = false;
     if (k && k->kind != V_NONE) {
         if (k->kind != V_STR || (strcmp(k->u.s, "none") != 0 && strcmp(k->u.s, "tanh") != 0))
-            return lw_error(L, c->kw_loc[0], "gelu: approximate must be \"none\" or \"tanh\", got %s",
+            return lw_error(L, c->kw_loc[0],
+                            "gelu: approximate must be \"none\" or \"tanh\", got %s",
                             lw_value_desc(L, k));
         tanh_form = strcmp(k->u.s, "tanh") == 0;
     }
@@ -450,7 +547,9 @@ MATH_BUILTIN(sin, M_SIN)
 MATH_BUILTIN(cos, M_COS)
 MATH_BUILTIN(stop_grad, M_STOP)
 
-static Value *bi_pow(Lower *L, BuiltinCall *c) { return lw_binop(L, OPK_POW, c->pos[0], c->pos[1], c->loc); }
+static Value *bi_pow(Lower *L, BuiltinCall *c) {
+    return lw_binop(L, OPK_POW, c->pos[0], c->pos[1], c->loc);
+}
 
 /* clip(x, lo, hi): lo/hi numbers (either may be None) */
 static Value *bi_clip(Lower *L, BuiltinCall *c) {
@@ -503,7 +602,8 @@ Value *lw_reduce_all(Lower *L, OpKind op, Value *v, SrcLoc loc) {
                 acc = r;
                 continue;
             }
-            if (op == OP_SUM) acc = lw_binop(L, OPK_ADD, acc, r, loc);
+            if (op == OP_SUM)
+                acc = lw_binop(L, OPK_ADD, acc, r, loc);
             else {
                 Node *a = lw_node(L, acc, DT_COUNT, loc), *b = lw_node(L, r, DT_COUNT, loc);
                 acc = lw_tensor(L, ir_binary(g, op == OP_REDUCE_MAX ? OP_MAX : OP_MIN, a, b, loc));
@@ -523,18 +623,23 @@ static Value *reduce(Lower *L, BuiltinCall *c, OpKind op, bool mean) {
     if (e) return e;
     Value *v = c->pos[0];
     if ((v->kind == V_TREE || v->kind == V_LIST) && !c->kw[0]) {
-        if (mean) return lw_error(L, c->loc, "mean of a tree is not defined; take the mean of each leaf");
+        if (mean)
+            return lw_error(L, c->loc, "mean of a tree is not defined; take the mean of each leaf");
         return lw_reduce_all(L, op, v, c->loc);
     }
     Node *n = pos_node(L, c, 0, DT_COUNT);
     if (!n) return lw_err(L);
     Graph *g = G(L);
     uint32_t mask = all_axes(n->shape.rank);
-    if (c->kw[0] && c->kw[0]->kind != V_NONE && !axes_of(L, c->kw[0], c->kw_loc[0], n->shape.rank, &mask, c->name))
+    if (c->kw[0] && c->kw[0]->kind != V_NONE &&
+        !axes_of(L, c->kw[0], c->kw_loc[0], n->shape.rank, &mask, c->name))
         return lw_err(L);
     bool keep = false;
-    if (c->kw[1] && !lw_const_bool(L, c->kw[1], &keep, c->kw_loc[1], lw_printf(L, "%s: keepdims", c->name))) return lw_err(L);
-    if (n->shape.rank == 0) return lw_tensor(L, mean && !is_float_dt(n->dtype) ? ir_cast(g, n, DT_F32, c->loc) : n);
+    if (c->kw[1] &&
+        !lw_const_bool(L, c->kw[1], &keep, c->kw_loc[1], lw_printf(L, "%s: keepdims", c->name)))
+        return lw_err(L);
+    if (n->shape.rank == 0)
+        return lw_tensor(L, mean && !is_float_dt(n->dtype) ? ir_cast(g, n, DT_F32, c->loc) : n);
     for (int i = 0; i < n->shape.rank; i++)
         if ((mask & (1u << i)) && n->shape.dims[i] == 0 && op != OP_SUM)
             return lw_error(L, c->loc, "%s of an empty axis of %s", c->name, tstr(L, n));
@@ -549,8 +654,12 @@ static Value *reduce(Lower *L, BuiltinCall *c, OpKind op, bool mean) {
     return lw_tensor(L, r);
 }
 
-static Value *bi_sum(Lower *L, BuiltinCall *c) { return reduce(L, c, OP_SUM, false); }
-static Value *bi_mean(Lower *L, BuiltinCall *c) { return reduce(L, c, OP_SUM, true); }
+static Value *bi_sum(Lower *L, BuiltinCall *c) {
+    return reduce(L, c, OP_SUM, false);
+}
+static Value *bi_mean(Lower *L, BuiltinCall *c) {
+    return reduce(L, c, OP_SUM, true);
+}
 
 static Value *minmax(Lower *L, BuiltinCall *c, bool isMax) {
     if (c->npos == 2) {
@@ -573,14 +682,19 @@ static Value *minmax(Lower *L, BuiltinCall *c, bool isMax) {
         if (!x || !y) return lw_err(L);
         Shape o;
         if (!ir_broadcast_shapes(&x->shape, &y->shape, &o))
-            return lw_error(L, c->loc, "shape mismatch in %s: %s and %s", c->name, tstr(L, x), tstr(L, y));
+            return lw_error(L, c->loc, "shape mismatch in %s: %s and %s", c->name, tstr(L, x),
+                            tstr(L, y));
         return lw_tensor(L, ir_binary(G(L), isMax ? OP_MAX : OP_MIN, x, y, c->loc));
     }
     return reduce(L, c, isMax ? OP_REDUCE_MAX : OP_REDUCE_MIN, false);
 }
 
-static Value *bi_max(Lower *L, BuiltinCall *c) { return minmax(L, c, true); }
-static Value *bi_min(Lower *L, BuiltinCall *c) { return minmax(L, c, false); }
+static Value *bi_max(Lower *L, BuiltinCall *c) {
+    return minmax(L, c, true);
+}
+static Value *bi_min(Lower *L, BuiltinCall *c) {
+    return minmax(L, c, false);
+}
 
 /* One axis (default: flatten); for argmax/argmin/logsumexp/softmax. */
 static Node *single_axis(Lower *L, BuiltinCall *c, Node *n, int kwi, int *axis, int dflt) {
@@ -616,13 +730,18 @@ static Value *arg_ext(Lower *L, BuiltinCall *c, bool neg) {
     if (n->shape.dims[axis] == 0) return lw_error(L, c->loc, "%s of an empty axis", c->name);
     bool keep = false;
     if (c->kw[1] && !lw_const_bool(L, c->kw[1], &keep, c->kw_loc[1], "keepdims")) return lw_err(L);
-    Node *r = neg ? ir_argmin(G(L), n, axis, c->loc) : ir_reduce(G(L), OP_ARGMAX, n, 1u << axis, c->loc);
+    Node *r =
+        neg ? ir_argmin(G(L), n, axis, c->loc) : ir_reduce(G(L), OP_ARGMAX, n, 1u << axis, c->loc);
     if (keep && n) r = reduced_keepdims(L, r, &n->shape, 1u << axis, c->loc);
     return lw_tensor(L, r);
 }
 
-static Value *bi_argmax(Lower *L, BuiltinCall *c) { return arg_ext(L, c, false); }
-static Value *bi_argmin(Lower *L, BuiltinCall *c) { return arg_ext(L, c, true); }
+static Value *bi_argmax(Lower *L, BuiltinCall *c) {
+    return arg_ext(L, c, false);
+}
+static Value *bi_argmin(Lower *L, BuiltinCall *c) {
+    return arg_ext(L, c, true);
+}
 
 static Value *bi_logsumexp(Lower *L, BuiltinCall *c) {
     Value *e = need_graph(L, c);
@@ -650,11 +769,16 @@ static Value *softmaxish(Lower *L, BuiltinCall *c, bool logp) {
     int axis = n->shape.rank - 1;
     n = single_axis(L, c, n, 0, &axis, -1);
     if (!n) return lw_err(L);
-    return lw_tensor(L, logp ? ir_log_softmax(G(L), n, axis, c->loc) : ir_softmax(G(L), n, axis, c->loc));
+    return lw_tensor(L, logp ? ir_log_softmax(G(L), n, axis, c->loc)
+                             : ir_softmax(G(L), n, axis, c->loc));
 }
 
-static Value *bi_softmax(Lower *L, BuiltinCall *c) { return softmaxish(L, c, false); }
-static Value *bi_log_softmax(Lower *L, BuiltinCall *c) { return softmaxish(L, c, true); }
+static Value *bi_softmax(Lower *L, BuiltinCall *c) {
+    return softmaxish(L, c, false);
+}
+static Value *bi_log_softmax(Lower *L, BuiltinCall *c) {
+    return softmaxish(L, c, true);
+}
 
 /* ---- shapes -------------------------------------------------------------------------- */
 
@@ -672,7 +796,9 @@ static Value *bi_reshape(Lower *L, BuiltinCall *c) {
     } else if (sv->kind == V_LIST && sv->u.tree.n <= IR_MAX_RANK) {
         s.rank = sv->u.tree.n;
         for (int i = 0; i < s.rank; i++)
-            if (!lw_const_int(L, sv->u.tree.items[i], &s.dims[i], c->pos_loc[1], "reshape: a dimension")) return lw_err(L);
+            if (!lw_const_int(L, sv->u.tree.items[i], &s.dims[i], c->pos_loc[1],
+                              "reshape: a dimension"))
+                return lw_err(L);
     } else {
         return lw_error(L, c->pos_loc[1], "reshape: the shape must be a list of integers");
     }
@@ -680,10 +806,12 @@ static Value *bi_reshape(Lower *L, BuiltinCall *c) {
     int64_t known = 1;
     for (int i = 0; i < s.rank; i++) {
         if (s.dims[i] == -1) {
-            if (infer >= 0) return lw_error(L, c->pos_loc[1], "reshape: only one dimension may be -1");
+            if (infer >= 0)
+                return lw_error(L, c->pos_loc[1], "reshape: only one dimension may be -1");
             infer = i;
         } else if (s.dims[i] < 0) {
-            return lw_error(L, c->pos_loc[1], "reshape: negative dimension %lld", (long long)s.dims[i]);
+            return lw_error(L, c->pos_loc[1], "reshape: negative dimension %lld",
+                            (long long)s.dims[i]);
         } else if (!ck_mul(known, s.dims[i] ? s.dims[i] : 1, &known)) {
             return lw_error(L, c->pos_loc[1],
                             "reshape: the dimensions multiply to more than 2^63 - 1");
@@ -698,8 +826,8 @@ static Value *bi_reshape(Lower *L, BuiltinCall *c) {
     if (!lw_check_numel(L, &s, c->loc, "reshape")) return lw_err(L);
     if (rt_shape_numel(&s) != numel) {
         char buf[160];
-        return lw_error(L, c->loc, "reshape: cannot reshape %s (%lld elements) into %s", tstr(L, n), (long long)numel,
-                        fe_type_str(n->dtype, &s, buf, sizeof buf));
+        return lw_error(L, c->loc, "reshape: cannot reshape %s (%lld elements) into %s", tstr(L, n),
+                        (long long)numel, fe_type_str(n->dtype, &s, buf, sizeof buf));
     }
     return lw_tensor(L, ir_reshape(G(L), n, s, c->loc));
 }
@@ -712,14 +840,17 @@ static Value *bi_permute(Lower *L, BuiltinCall *c) {
     Value *pv = c->pos[1];
     int r = n->shape.rank;
     if (pv->kind != V_LIST || pv->u.tree.n != r)
-        return lw_error(L, c->pos_loc[1], "permute: expected a list of %d axes for %s", r, tstr(L, n));
+        return lw_error(L, c->pos_loc[1], "permute: expected a list of %d axes for %s", r,
+                        tstr(L, n));
     int perm[IR_MAX_RANK];
     bool seen[IR_MAX_RANK] = {false};
     for (int i = 0; i < r; i++) {
         int64_t a;
-        if (!lw_const_int(L, pv->u.tree.items[i], &a, c->pos_loc[1], "permute: an axis")) return lw_err(L);
+        if (!lw_const_int(L, pv->u.tree.items[i], &a, c->pos_loc[1], "permute: an axis"))
+            return lw_err(L);
         if (a < 0) a += r;
-        if (a < 0 || a >= r || seen[a]) return lw_error(L, c->pos_loc[1], "permute: not a permutation of 0..%d", r - 1);
+        if (a < 0 || a >= r || seen[a])
+            return lw_error(L, c->pos_loc[1], "permute: not a permutation of 0..%d", r - 1);
         seen[a] = true;
         perm[i] = (int)a;
     }
@@ -734,7 +865,8 @@ static Value *bi_transpose(Lower *L, BuiltinCall *c) {
     int r = n->shape.rank;
     if (r < 2) return lw_tensor(L, n);
     int perm[IR_MAX_RANK];
-    for (int i = 0; i < r; i++) perm[i] = i;
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
     perm[r - 2] = r - 1;
     perm[r - 1] = r - 2;
     return lw_tensor(L, ir_permute(G(L), n, perm, c->loc));
@@ -764,9 +896,11 @@ static int gather_operands(Lower *L, BuiltinCall *c, Node ***out) {
 
 static Value *concat_axis(Lower *L, BuiltinCall *c, Node **ns, int n, int rank, int *axis) {
     int64_t a = 0;
-    if (c->kw[0] && !lw_const_int(L, c->kw[0], &a, c->kw_loc[0], lw_printf(L, "%s: axis", c->name))) return lw_err(L);
+    if (c->kw[0] && !lw_const_int(L, c->kw[0], &a, c->kw_loc[0], lw_printf(L, "%s: axis", c->name)))
+        return lw_err(L);
     if (a < 0) a += rank;
-    if (a < 0 || a >= rank) return lw_error(L, c->loc, "%s: axis out of range for rank %d", c->name, rank);
+    if (a < 0 || a >= rank)
+        return lw_error(L, c->loc, "%s: axis out of range for rank %d", c->name, rank);
     *axis = (int)a;
     (void)ns;
     (void)n;
@@ -784,8 +918,11 @@ static Value *bi_concat(Lower *L, BuiltinCall *c) {
     if ((e = concat_axis(L, c, ns, n, r, &axis))) return e;
     for (int i = 1; i < n; i++) {
         bool ok = ns[i]->shape.rank == r;
-        for (int k = 0; ok && k < r; k++) ok = k == axis || ns[i]->shape.dims[k] == ns[0]->shape.dims[k];
-        if (!ok) return lw_error(L, c->loc, "concat: shapes %s and %s differ outside axis %d", tstr(L, ns[0]), tstr(L, ns[i]), axis);
+        for (int k = 0; ok && k < r; k++)
+            ok = k == axis || ns[i]->shape.dims[k] == ns[0]->shape.dims[k];
+        if (!ok)
+            return lw_error(L, c->loc, "concat: shapes %s and %s differ outside axis %d",
+                            tstr(L, ns[0]), tstr(L, ns[i]), axis);
     }
     return lw_tensor(L, ir_concat(G(L), ns, n, axis, c->loc));
 }
@@ -802,7 +939,8 @@ static Value *bi_stack(Lower *L, BuiltinCall *c) {
     /* every operand is checked against the first before any is reshaped */
     for (int i = 1; i < n; i++)
         if (!rt_shape_eq(&ns[i]->shape, &ns[0]->shape))
-            return lw_error(L, c->loc, "stack: shapes %s and %s differ", tstr(L, ns[0]), tstr(L, ns[i]));
+            return lw_error(L, c->loc, "stack: shapes %s and %s differ", tstr(L, ns[0]),
+                            tstr(L, ns[i]));
     Shape s = {.rank = r + 1};
     for (int k = 0, j = 0; k < r + 1; k++)
         s.dims[k] = k == axis ? 1 : ns[0]->shape.dims[j++];
@@ -820,12 +958,16 @@ static Value *bi_pad(Lower *L, BuiltinCall *c) {
     int64_t lo[IR_MAX_RANK] = {0}, hi[IR_MAX_RANK] = {0};
     Value *w = c->pos[1];
     if (w->kind != V_LIST || w->u.tree.n != r)
-        return lw_error(L, c->pos_loc[1], "pad: expected %d [before, after] pairs for %s", r, tstr(L, n));
+        return lw_error(L, c->pos_loc[1], "pad: expected %d [before, after] pairs for %s", r,
+                        tstr(L, n));
     for (int i = 0; i < r; i++) {
         Value *p = w->u.tree.items[i];
-        if (p->kind != V_LIST || p->u.tree.n != 2 || !lw_const_int(L, p->u.tree.items[0], &lo[i], c->pos_loc[1], "pad") ||
-            !lw_const_int(L, p->u.tree.items[1], &hi[i], c->pos_loc[1], "pad") || lo[i] < 0 || hi[i] < 0)
-            return lw_error(L, c->pos_loc[1], "pad: each axis takes a pair [before, after] of non-negative ints");
+        if (p->kind != V_LIST || p->u.tree.n != 2 ||
+            !lw_const_int(L, p->u.tree.items[0], &lo[i], c->pos_loc[1], "pad") ||
+            !lw_const_int(L, p->u.tree.items[1], &hi[i], c->pos_loc[1], "pad") || lo[i] < 0 ||
+            hi[i] < 0)
+            return lw_error(L, c->pos_loc[1],
+                            "pad: each axis takes a pair [before, after] of non-negative ints");
     }
     double v = 0;
     if (c->kw[0] && !lw_const_num(L, c->kw[0], &v, c->kw_loc[0], "pad: value")) return lw_err(L);
@@ -844,12 +986,15 @@ static Value *bi_outer(Lower *L, BuiltinCall *c) {
     Node *a = pos_node(L, c, 0, DT_COUNT), *b = pos_node(L, c, 1, DT_COUNT);
     if (!a || !b) return lw_err(L);
     if (a->shape.rank != 1 || b->shape.rank != 1)
-        return lw_error(L, c->loc, "outer: expected two vectors, got %s and %s", tstr(L, a), tstr(L, b));
-    Shape sa = {.rank = 2, .dims = {a->shape.dims[0], 1}}, sb = {.rank = 2, .dims = {1, b->shape.dims[0]}};
+        return lw_error(L, c->loc, "outer: expected two vectors, got %s and %s", tstr(L, a),
+                        tstr(L, b));
+    Shape sa = {.rank = 2, .dims = {a->shape.dims[0], 1}},
+          sb = {.rank = 2, .dims = {1, b->shape.dims[0]}};
     Shape o = {.rank = 2, .dims = {a->shape.dims[0], b->shape.dims[0]}};
     if (!lw_check_numel(L, &o, c->loc, "outer")) return lw_err(L);
     Graph *g = G(L);
-    return lw_tensor(L, ir_binary(g, OP_MUL, ir_reshape(g, a, sa, c->loc), ir_reshape(g, b, sb, c->loc), c->loc));
+    return lw_tensor(L, ir_binary(g, OP_MUL, ir_reshape(g, a, sa, c->loc),
+                                  ir_reshape(g, b, sb, c->loc), c->loc));
 }
 
 static Value *bi_squeeze(Lower *L, BuiltinCall *c) {
@@ -862,7 +1007,8 @@ static Value *bi_squeeze(Lower *L, BuiltinCall *c) {
         if (!axes_of(L, c->kw[0], c->kw_loc[0], n->shape.rank, &mask, "squeeze")) return lw_err(L);
         for (int i = 0; i < n->shape.rank; i++)
             if ((mask & (1u << i)) && n->shape.dims[i] != 1)
-                return lw_error(L, c->kw_loc[0], "squeeze: axis %d of %s is not of size 1", i, tstr(L, n));
+                return lw_error(L, c->kw_loc[0], "squeeze: axis %d of %s is not of size 1", i,
+                                tstr(L, n));
     } else {
         for (int i = 0; i < n->shape.rank; i++)
             if (n->shape.dims[i] == 1) mask |= 1u << i;
@@ -882,9 +1028,11 @@ static Value *bi_expand_dims(Lower *L, BuiltinCall *c) {
     int64_t a;
     if (!lw_const_int(L, c->pos[1], &a, c->pos_loc[1], "expand_dims: axis")) return lw_err(L);
     if (a < 0) a += r + 1;
-    if (a < 0 || a > r || r + 1 > IR_MAX_RANK) return lw_error(L, c->pos_loc[1], "expand_dims: axis out of range");
+    if (a < 0 || a > r || r + 1 > IR_MAX_RANK)
+        return lw_error(L, c->pos_loc[1], "expand_dims: axis out of range");
     Shape s = {.rank = r + 1};
-    for (int k = 0, j = 0; k < r + 1; k++) s.dims[k] = k == a ? 1 : n->shape.dims[j++];
+    for (int k = 0, j = 0; k < r + 1; k++)
+        s.dims[k] = k == a ? 1 : n->shape.dims[j++];
     return lw_tensor(L, ir_reshape(G(L), n, s, c->loc));
 }
 
@@ -896,14 +1044,16 @@ static Value *bi_dot(Lower *L, BuiltinCall *c) {
     Value *a = c->pos[0], *b = c->pos[1];
     bool ta = a->kind == V_TREE || a->kind == V_LIST, tb = b->kind == V_TREE || b->kind == V_LIST;
     if (ta != tb || (ta && !val_same_structure(a, b)))
-        return lw_error(L, c->loc, "dot: operands of different structure (%s and %s)", lw_value_desc(L, a), lw_value_desc(L, b));
+        return lw_error(L, c->loc, "dot: operands of different structure (%s and %s)",
+                        lw_value_desc(L, a), lw_value_desc(L, b));
     if (!ta) {
         DType da, db;
         Shape sa, sb;
-        if (lw_type(L, a, &da, &sa) && lw_type(L, b, &db, &sb) && !val_is_const(a) && !val_is_const(b) &&
-            !rt_shape_eq(&sa, &sb)) {
+        if (lw_type(L, a, &da, &sa) && lw_type(L, b, &db, &sb) && !val_is_const(a) &&
+            !val_is_const(b) && !rt_shape_eq(&sa, &sb)) {
             char b1[160], b2[160];
-            return lw_error(L, c->loc, "dot: shapes differ: %s and %s", fe_type_str(da, &sa, b1, sizeof b1),
+            return lw_error(L, c->loc, "dot: shapes differ: %s and %s",
+                            fe_type_str(da, &sa, b1, sizeof b1),
                             fe_type_str(db, &sb, b2, sizeof b2));
         }
     }
@@ -932,9 +1082,12 @@ static Value *bi_cross_entropy(Lower *L, BuiltinCall *c) {
     if (!lg || !lb) return lw_err(L);
     if (lg->shape.rank != 2 || !is_float_dt(lg->dtype) || lb->shape.rank != 1 ||
         !(lb->dtype == DT_I32 || lb->dtype == DT_I64) || lb->shape.dims[0] != lg->shape.dims[0])
-        return lw_error(L, c->loc, "cross_entropy: expected logits f32[N,C] and integer labels [N], got %s and %s",
-                        tstr(L, lg), tstr(L, lb));
-    if (lg->shape.dims[1] == 0) return lw_error(L, c->loc, "cross_entropy: no classes in %s", tstr(L, lg));
+        return lw_error(
+            L, c->loc,
+            "cross_entropy: expected logits f32[N,C] and integer labels [N], got %s and %s",
+            tstr(L, lg), tstr(L, lb));
+    if (lg->shape.dims[1] == 0)
+        return lw_error(L, c->loc, "cross_entropy: no classes in %s", tstr(L, lg));
     return lw_tensor(L, ir_cross_entropy(G(L), lg, lb, c->loc));
 }
 
@@ -945,8 +1098,10 @@ static Value *bi_mse(Lower *L, BuiltinCall *c) {
     Shape sa, sb;
     lw_type(L, c->pos[0], &ta, &sa);
     lw_type(L, c->pos[1], &tb, &sb);
-    Node *a = lw_need_node(L, c->pos[0], val_is_const(c->pos[0]) ? tb : DT_COUNT, c->pos_loc[0], "mse");
-    Node *b = lw_need_node(L, c->pos[1], val_is_const(c->pos[1]) ? ta : DT_COUNT, c->pos_loc[1], "mse");
+    Node *a =
+        lw_need_node(L, c->pos[0], val_is_const(c->pos[0]) ? tb : DT_COUNT, c->pos_loc[0], "mse");
+    Node *b =
+        lw_need_node(L, c->pos[1], val_is_const(c->pos[1]) ? ta : DT_COUNT, c->pos_loc[1], "mse");
     if (!a || !b) return lw_err(L);
     Shape o;
     if (!ir_broadcast_shapes(&a->shape, &b->shape, &o))
@@ -962,7 +1117,8 @@ static Value *bi_one_hot(Lower *L, BuiltinCall *c) {
     Node *lb = pos_node(L, c, 0, DT_COUNT);
     int64_t k;
     if (!lb || !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], "one_hot: classes")) return lw_err(L);
-    if (!(lb->dtype == DT_I32 || lb->dtype == DT_I64)) return lw_error(L, c->loc, "one_hot: labels must be integers, got %s", tstr(L, lb));
+    if (!(lb->dtype == DT_I32 || lb->dtype == DT_I64))
+        return lw_error(L, c->loc, "one_hot: labels must be integers, got %s", tstr(L, lb));
     DType dt = DT_F32;
     if (!opt_dtype(L, c, 0, &dt)) return lw_err(L);
     return lw_tensor(L, ir_one_hot(G(L), lb, k, dt, c->loc));
@@ -975,14 +1131,16 @@ static Node *scalar_objective(Lower *L, BuiltinCall *c) {
     if (y->kind == V_LOSS) y = lw_loss_value(L, c->loc);
     if (val_is_error(y)) return NULL;
     if (val_is_const(y)) {
-        lw_error(L, c->pos_loc[0], "%s: the expression is a constant (%s); it must depend on the variables",
-                 c->name, lw_value_desc(L, y));
+        lw_error(L, c->pos_loc[0],
+                 "%s: the expression is a constant (%s); it must depend on the variables", c->name,
+                 lw_value_desc(L, y));
         return NULL;
     }
     Node *n = lw_need_node(L, y, DT_COUNT, c->pos_loc[0], c->name);
     if (!n) return NULL;
     if (n->shape.rank != 0 || !is_float_dt(n->dtype)) {
-        lw_error(L, c->pos_loc[0], "%s: the expression must be a floating-point scalar, got %s (use sum() or mean())",
+        lw_error(L, c->pos_loc[0],
+                 "%s: the expression must be a floating-point scalar, got %s (use sum() or mean())",
                  c->name, tstr(L, n));
         return NULL;
     }
@@ -1002,13 +1160,15 @@ static bool wrt_nodes(Lower *L, Value *w, NodeVec *out, SrcLoc loc, const char *
         return true;
     }
     if (!val_is_tensorish(w)) {
-        lw_error(L, loc, "%s: can only differentiate with respect to tensors, got %s", fname, lw_value_desc(L, w));
+        lw_error(L, loc, "%s: can only differentiate with respect to tensors, got %s", fname,
+                 lw_value_desc(L, w));
         return false;
     }
     Node *n = lw_node(L, w, DT_COUNT, loc);
     if (!n) return false;
     if (!is_float_dt(n->dtype)) {
-        lw_error(L, loc, "%s: cannot differentiate with respect to %s (not floating point)", fname, tstr(L, n));
+        lw_error(L, loc, "%s: cannot differentiate with respect to %s (not floating point)", fname,
+                 tstr(L, n));
         return false;
     }
     if (!arena_grow(L->a, &out->nodes, &out->cap, (size_t)out->n + 1, 16)) return false;
@@ -1018,9 +1178,11 @@ static bool wrt_nodes(Lower *L, Value *w, NodeVec *out, SrcLoc loc, const char *
 
 static Value *rebuild(Lower *L, Value *shape_of, Node **grads, int *k) {
     if (shape_of->kind == V_TREE || shape_of->kind == V_LIST) {
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(shape_of->u.tree.n ? shape_of->u.tree.n : 1));
+        Value **items = arena_alloc(
+            L->a, sizeof(Value *) * (size_t)(shape_of->u.tree.n ? shape_of->u.tree.n : 1));
         if (!items) return lw_err(L);
-        for (int i = 0; i < shape_of->u.tree.n; i++) items[i] = rebuild(L, shape_of->u.tree.items[i], grads, k);
+        for (int i = 0; i < shape_of->u.tree.n; i++)
+            items[i] = rebuild(L, shape_of->u.tree.items[i], grads, k);
         Value *r = arena_alloc(L->a, sizeof *r);
         if (!r) return lw_err(L);
         *r = *shape_of;
@@ -1057,8 +1219,10 @@ static Value *bi_hvp(Lower *L, BuiltinCall *c) {
     Node *w = pos_node(L, c, 1, DT_COUNT), *v = pos_node(L, c, 2, DT_COUNT);
     if (!w || !v) return lw_err(L);
     if (!is_float_dt(w->dtype) || w->dtype != v->dtype || !rt_shape_eq(&w->shape, &v->shape))
-        return lw_error(L, c->loc, "hvp: w and v must be floating-point tensors of the same type, got %s and %s",
-                        tstr(L, w), tstr(L, v));
+        return lw_error(
+            L, c->loc,
+            "hvp: w and v must be floating-point tensors of the same type, got %s and %s",
+            tstr(L, w), tstr(L, v));
     if (!(y = lw_see_through(L, y, &w, 1, c->loc))) return lw_err(L);
     return lw_tensor(L, pass_hvp(G(L), y, w, v, c->loc));
 }
@@ -1070,10 +1234,13 @@ static Value *bi_hessian_trace(Lower *L, BuiltinCall *c) {
     if (!y) return lw_err(L);
     Node *w = pos_node(L, c, 1, DT_COUNT);
     if (!w) return lw_err(L);
-    if (!is_float_dt(w->dtype)) return lw_error(L, c->pos_loc[1], "hessian_trace: w must be floating point, got %s", tstr(L, w));
+    if (!is_float_dt(w->dtype))
+        return lw_error(L, c->pos_loc[1], "hessian_trace: w must be floating point, got %s",
+                        tstr(L, w));
     if (rt_shape_numel(&w->shape) > FE_MAX_HESSIAN)
         return lw_error(L, c->pos_loc[1],
-                        "hessian_trace: w has %lld elements; the exact trace takes one Hessian-vector product per "
+                        "hessian_trace: w has %lld elements; the exact trace takes one "
+                        "Hessian-vector product per "
                         "element (at most %d)",
                         (long long)rt_shape_numel(&w->shape), FE_MAX_HESSIAN);
     if (!(y = lw_see_through(L, y, &w, 1, c->loc))) return lw_err(L);
@@ -1091,8 +1258,11 @@ static Value *bi_sample(Lower *L, BuiltinCall *c) {
     if (!lw_const_int(L, c->pos[0], &n, c->pos_loc[0], "sample: n") ||
         !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], "sample: k"))
         return lw_err(L);
-    if (n < 1 || n > INT32_MAX) return lw_error(L, c->pos_loc[0], "sample: n must be between 1 and 2^31-1, got %lld", (long long)n);
-    if (k < 0) return lw_error(L, c->pos_loc[1], "sample: k must not be negative, got %lld", (long long)k);
+    if (n < 1 || n > INT32_MAX)
+        return lw_error(L, c->pos_loc[0], "sample: n must be between 1 and 2^31-1, got %lld",
+                        (long long)n);
+    if (k < 0)
+        return lw_error(L, c->pos_loc[1], "sample: k must not be negative, got %lld", (long long)k);
     uint32_t stream = lw_loc_stream(L, c->loc);
     if (!stream_kw(L, c, 2, &stream)) return lw_err(L);
     Graph *g = G(L);
@@ -1100,7 +1270,8 @@ static Value *bi_sample(Lower *L, BuiltinCall *c) {
     if (c->kw[1]) {
         offset = lw_binop(L, OPK_MUL, c->kw[1], val_int(L->a, k), c->kw_loc[1]);
         if (val_is_error(offset)) return lw_err(L);
-        if (val_is_const(offset) && offset->kind != V_INT) return lw_error(L, c->kw_loc[1], "sample: step must be an integer");
+        if (val_is_const(offset) && offset->kind != V_INT)
+            return lw_error(L, c->kw_loc[1], "sample: step must be an integer");
     }
     Shape s = {.rank = 1, .dims = {k}};
     Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, c->kw[0], offset, stream, c->loc);
@@ -1114,7 +1285,8 @@ static Value *bi_sample(Lower *L, BuiltinCall *c) {
 
 static Value *bi_fresh_seed(Lower *L, BuiltinCall *c) {
     TrainCtx *tc = L->train;
-    if (!tc || !tc->in_step) return lw_error(L, c->loc, "fresh_seed() is only available inside an optimizer step");
+    if (!tc || !tc->in_step)
+        return lw_error(L, c->loc, "fresh_seed() is only available inside an optimizer step");
     Graph *g = G(L);
     Node *s = lw_slot_node(L, L->m->seed_slot, c->loc);
     Node *t = lw_node(L, tc->t, DT_I64, c->loc);
@@ -1127,8 +1299,10 @@ static Value *bi_len(Lower *L, BuiltinCall *c) {
     Value *v = c->pos[0];
     switch (v->kind) {
     case V_LIST:
-    case V_TREE: return val_int(L->a, v->u.tree.n);
-    case V_STR: return val_int(L->a, (int64_t)strlen(v->u.s));
+    case V_TREE:
+        return val_int(L->a, v->u.tree.n);
+    case V_STR:
+        return val_int(L->a, (int64_t)strlen(v->u.s));
     case V_TENSOR:
     case V_SLOT: {
         DType dt;
@@ -1137,7 +1311,8 @@ static Value *bi_len(Lower *L, BuiltinCall *c) {
         if (s.rank == 0) return lw_error(L, c->loc, "len of a scalar");
         return val_int(L->a, s.dims[0]);
     }
-    default: return lw_error(L, c->loc, "len of %s", lw_value_desc(L, v));
+    default:
+        return lw_error(L, c->loc, "len of %s", lw_value_desc(L, v));
     }
 }
 
@@ -1169,8 +1344,12 @@ static Value *convert(Lower *L, BuiltinCall *c, DType to) {
     return lw_tensor(L, ir_cast(G(L), n, to, c->loc));
 }
 
-static Value *bi_float(Lower *L, BuiltinCall *c) { return convert(L, c, DT_F32); }
-static Value *bi_int(Lower *L, BuiltinCall *c) { return convert(L, c, DT_I32); }
+static Value *bi_float(Lower *L, BuiltinCall *c) {
+    return convert(L, c, DT_F32);
+}
+static Value *bi_int(Lower *L, BuiltinCall *c) {
+    return convert(L, c, DT_I32);
+}
 
 static Value *bi_first(Lower *L, BuiltinCall *c) {
     int64_t n;
@@ -1185,11 +1364,14 @@ static Value *bi_accuracy(Lower *L, BuiltinCall *c) {
     Value *e = need_graph(L, c);
     if (e) return e;
     Value *ds = c->pos[1];
-    if (ds->kind != V_TREE) return lw_error(L, c->pos_loc[1], "accuracy: expected a data record with fields x and y");
+    if (ds->kind != V_TREE)
+        return lw_error(L, c->pos_loc[1], "accuracy: expected a data record with fields x and y");
     Value *x = val_tree_get(ds, "x"), *y = val_tree_get(ds, "y");
     if (!x || !y) {
         /* the first field is the input, the last the label */
-        if (ds->u.tree.n < 2) return lw_error(L, c->pos_loc[1], "accuracy: the record needs an input and a label field");
+        if (ds->u.tree.n < 2)
+            return lw_error(L, c->pos_loc[1],
+                            "accuracy: the record needs an input and a label field");
         x = ds->u.tree.items[0];
         y = ds->u.tree.items[ds->u.tree.n - 1];
     }
@@ -1200,7 +1382,8 @@ static Value *bi_accuracy(Lower *L, BuiltinCall *c) {
     Node *lb = lw_need_node(L, y, DT_COUNT, c->loc, "accuracy");
     if (!lg || !lb) return lw_err(L);
     if (lg->shape.rank != 2 || lb->shape.rank != 1 || lb->shape.dims[0] != lg->shape.dims[0])
-        return lw_error(L, c->loc, "accuracy: expected scores [N,C] and labels [N], got %s and %s", tstr(L, lg), tstr(L, lb));
+        return lw_error(L, c->loc, "accuracy: expected scores [N,C] and labels [N], got %s and %s",
+                        tstr(L, lg), tstr(L, lb));
     Graph *g = G(L);
     Node *am = ir_reduce(g, OP_ARGMAX, lg, 1u << 1, c->loc);
     Node *eq = ir_binary(g, OP_EQ, am, lb, c->loc);
@@ -1210,9 +1393,13 @@ static Value *bi_accuracy(Lower *L, BuiltinCall *c) {
 static Value *bi_params(Lower *L, BuiltinCall *c) {
     Value *f = c->pos[0];
     const char *root = NULL;
-    if (f->kind == V_FUNC && f->u.fn.kind == FN_DECL) root = f->u.fn.decl->name;
-    else if (f->kind == V_STR) root = f->u.s;
-    if (!root) return lw_error(L, c->pos_loc[0], "params: expected a function, got %s", lw_value_desc(L, f));
+    if (f->kind == V_FUNC && f->u.fn.kind == FN_DECL)
+        root = f->u.fn.decl->name;
+    else if (f->kind == V_STR)
+        root = f->u.s;
+    if (!root)
+        return lw_error(L, c->pos_loc[0], "params: expected a function, got %s",
+                        lw_value_desc(L, f));
     size_t rl = strlen(root);
     int *slots = arena_alloc(L->a, sizeof(int) * (size_t)(L->m->nparams ? L->m->nparams : 1));
     if (!slots) return lw_err(L);
@@ -1222,8 +1409,10 @@ static Value *bi_params(Lower *L, BuiltinCall *c) {
         if (strncmp(p, root, rl) == 0 && p[rl] == '.') slots[n++] = L->m->param_slots[i];
     }
     if (n == 0)
-        return lw_error(L, c->loc, "params(%s): no parameters traced yet under '%s' (call it in a train block or before)",
-                        root, root);
+        return lw_error(
+            L, c->loc,
+            "params(%s): no parameters traced yet under '%s' (call it in a train block or before)",
+            root, root);
     Value *t = lw_params_tree(L, slots, n);
     Value *sub = val_tree_get(t, root);
     return sub ? sub : t;
@@ -1231,17 +1420,22 @@ static Value *bi_params(Lower *L, BuiltinCall *c) {
 
 static Value *bi_select(Lower *L, BuiltinCall *c) {
     Value *k = c->pos[0];
-    if (k->kind != V_STR) return lw_error(L, c->pos_loc[0], "select: the key must be a string, got %s", lw_value_desc(L, k));
+    if (k->kind != V_STR)
+        return lw_error(L, c->pos_loc[0], "select: the key must be a string, got %s",
+                        lw_value_desc(L, k));
     for (int i = 0; i < c->nextra; i++)
         if (strcmp(c->extra[i].name, k->u.s) == 0) return c->extra[i].v;
     const char *alts = "";
-    for (int i = 0; i < c->nextra; i++) alts = lw_printf(L, "%s%s%s", alts, i ? ", " : "", c->extra[i].name);
-    return lw_error(L, c->pos_loc[0], "select: no alternative named '%s' (alternatives: %s)", k->u.s, alts);
+    for (int i = 0; i < c->nextra; i++)
+        alts = lw_printf(L, "%s%s%s", alts, i ? ", " : "", c->extra[i].name);
+    return lw_error(L, c->pos_loc[0], "select: no alternative named '%s' (alternatives: %s)",
+                    k->u.s, alts);
 }
 
 /* ---- the table ----------------------------------------------------------------------- */
 
-#define NOKW {NULL}
+#define NOKW                                                                                       \
+    { NULL }
 static const Builtin builtins[] = {
     /* constructors */
     {"zeros", 0, IR_MAX_RANK, {"dtype"}, 0, bi_zeros},
@@ -1339,7 +1533,9 @@ const Builtin *fe_builtin_find(const char *name) {
     return i < 0 ? NULL : &builtins[i];
 }
 
-const Builtin *fe_builtin_get(int i) { return i >= 0 && i < NBUILTINS ? &builtins[i] : NULL; }
+const Builtin *fe_builtin_get(int i) {
+    return i >= 0 && i < NBUILTINS ? &builtins[i] : NULL;
+}
 
 Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc) {
     const Builtin *b = fe_builtin_get(i);
@@ -1371,9 +1567,14 @@ Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc) {
                 continue;
             }
             const char *near = fe_closest(args[k].name, b->kw, FE_MAX_KW);
-            if (near) lw_error(L, args[k].loc, "%s has no keyword '%s' (did you mean '%s'?)", b->name, args[k].name, near);
-            else if (!b->kw[0]) lw_error(L, args[k].loc, "%s takes no keyword arguments (got '%s')", b->name, args[k].name);
-            else lw_error(L, args[k].loc, "%s has no keyword '%s'", b->name, args[k].name);
+            if (near)
+                lw_error(L, args[k].loc, "%s has no keyword '%s' (did you mean '%s'?)", b->name,
+                         args[k].name, near);
+            else if (!b->kw[0])
+                lw_error(L, args[k].loc, "%s takes no keyword arguments (got '%s')", b->name,
+                         args[k].name);
+            else
+                lw_error(L, args[k].loc, "%s has no keyword '%s'", b->name, args[k].name);
             ok = false;
             continue;
         }
@@ -1388,13 +1589,18 @@ Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc) {
     if (!ok) return lw_err(L);
     if (c.npos < b->min_pos || (b->max_pos >= 0 && c.npos > b->max_pos)) {
         if (b->min_pos == b->max_pos)
-            return lw_error(L, loc, "%s takes %d argument%s, got %d", b->name, b->min_pos, b->min_pos == 1 ? "" : "s", c.npos);
-        if (b->max_pos < 0) return lw_error(L, loc, "%s takes at least %d argument%s, got %d", b->name, b->min_pos,
-                                            b->min_pos == 1 ? "" : "s", c.npos);
-        return lw_error(L, loc, "%s takes %d to %d arguments, got %d", b->name, b->min_pos, b->max_pos, c.npos);
+            return lw_error(L, loc, "%s takes %d argument%s, got %d", b->name, b->min_pos,
+                            b->min_pos == 1 ? "" : "s", c.npos);
+        if (b->max_pos < 0)
+            return lw_error(L, loc, "%s takes at least %d argument%s, got %d", b->name, b->min_pos,
+                            b->min_pos == 1 ? "" : "s", c.npos);
+        return lw_error(L, loc, "%s takes %d to %d arguments, got %d", b->name, b->min_pos,
+                        b->max_pos, c.npos);
     }
     if ((b->flags & BF_INIT) && !L->pinit)
-        return lw_error(L, loc, "%s() initialises a parameter: use it as `param W: f32[...] = %s()`", b->name, b->name);
+        return lw_error(L, loc,
+                        "%s() initialises a parameter: use it as `param W: f32[...] = %s()`",
+                        b->name, b->name);
     for (int k = 0; k < c.npos; k++)
         if (c.pos[k]->kind == V_LOSS && strcmp(b->name, "grad") != 0) {
             c.pos[k] = lw_loss_value(L, c.pos_loc[k]);

@@ -20,7 +20,8 @@
 
 /* ---- globals ------------------------------------------------------------------------- */
 
-static Global *add_global(Lower *L, FeMod *m, const char *name, GlobalKind k, const Decl *d, SrcLoc loc) {
+static Global *add_global(Lower *L, FeMod *m, const char *name, GlobalKind k, const Decl *d,
+                          SrcLoc loc) {
     Global *old = lw_global(m, name);
     if (old) {
         Diag *dg = diag_error(L->d, loc, "'%s' is already declared", name);
@@ -94,10 +95,17 @@ static void register_globals(Lower *L, FeMod *m) {
                 if (g) g->expr = s->value;
             }
             break;
-        case DC_DATA: add_global(L, m, d->name, G_DATA, d, d->name_loc); break;
-        case DC_FN: add_global(L, m, d->name, G_FN, d, d->name_loc); break;
-        case DC_OPTIMIZER: add_global(L, m, d->name, G_OPTIM, d, d->name_loc); break;
-        default: break;
+        case DC_DATA:
+            add_global(L, m, d->name, G_DATA, d, d->name_loc);
+            break;
+        case DC_FN:
+            add_global(L, m, d->name, G_FN, d, d->name_loc);
+            break;
+        case DC_OPTIMIZER:
+            add_global(L, m, d->name, G_OPTIM, d, d->name_loc);
+            break;
+        default:
+            break;
         }
     }
 }
@@ -155,11 +163,24 @@ static const char *float_text(Lower *L, double f) {
 static Value *tag_config(Lower *L, Global *g, Value *v) {
     ModuleConfig *c = &L->m->configs[g->cfg - 1];
     switch (v->kind) {
-    case V_INT: c->type = 'i'; c->value = lw_printf(L, "%lld", (long long)v->u.i); break;
-    case V_FLOAT: c->type = 'f'; c->value = float_text(L, v->u.f); break;
-    case V_BOOL: c->type = 'b'; c->value = v->u.b ? "true" : "false"; break;
-    case V_STR: c->type = 's'; c->value = v->u.s; return v;
-    default: return v;
+    case V_INT:
+        c->type = 'i';
+        c->value = lw_printf(L, "%lld", (long long)v->u.i);
+        break;
+    case V_FLOAT:
+        c->type = 'f';
+        c->value = float_text(L, v->u.f);
+        break;
+    case V_BOOL:
+        c->type = 'b';
+        c->value = v->u.b ? "true" : "false";
+        break;
+    case V_STR:
+        c->type = 's';
+        c->value = v->u.s;
+        return v;
+    default:
+        return v;
     }
     lw_cfg_bake(L, v, g->expr->loc);
     Value *t = arena_alloc(L->a, sizeof *t);
@@ -177,16 +198,19 @@ Value *lw_config_value(Lower *L, FeMod *m, Global *g) {
     Value *v = s ? lw_expr(L, s, g->expr) : lw_err(L);
     L->gc = saved;
     if (!val_is_error(v) && !val_is_const(v) && v->kind != V_STR)
-        v = lw_error(L, g->expr->loc, "config value '%s' must be an int, float, bool or string constant, got %s", g->name,
-                     lw_value_desc(L, v));
+        v = lw_error(L, g->expr->loc,
+                     "config value '%s' must be an int, float, bool or string constant, got %s",
+                     g->name, lw_value_desc(L, v));
     if (val_is_error(v) && L->d->nerrors == before)
-        v = lw_error(L, g->expr->loc, "config value '%s' must be an int, float, bool or string constant", g->name);
+        v = lw_error(L, g->expr->loc,
+                     "config value '%s' must be an int, float, bool or string constant", g->name);
     if (val_is_error(v)) return v;
     if (m == L->main) {
         const ConfigOverride *o = find_override(L, g->name);
         if (o) v = parse_override(L, g, v, o->value);
     }
-    if (m == L->main && g->cfg > 0 && g->cfg <= L->m->nconfigs && !val_is_error(v)) v = tag_config(L, g, v);
+    if (m == L->main && g->cfg > 0 && g->cfg <= L->m->nconfigs && !val_is_error(v))
+        v = tag_config(L, g, v);
     return v;
 }
 
@@ -210,7 +234,8 @@ static void check_override_keys(Lower *L) {
 /* Module.configs: one entry per config of the main module, in order. */
 static bool config_table(Lower *L) {
     int n = 0;
-    for (int i = 0; i < L->main->n; i++) n += L->main->g[i].kind == G_CONFIG;
+    for (int i = 0; i < L->main->n; i++)
+        n += L->main->g[i].kind == G_CONFIG;
     if (n == 0) return true;
     L->m->configs = arena_alloc(L->a, sizeof(ModuleConfig) * (size_t)n);
     L->cfg_globals = arena_alloc(L->a, sizeof(Global *) * (size_t)n);
@@ -272,7 +297,8 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
     }
 
     /* sema: std modules first, so that their errors read first */
-    for (int i = L.nmods - 1; i >= 0; i--) fe_sema_module(&L, L.mods[i]);
+    for (int i = L.nmods - 1; i >= 0; i--)
+        fe_sema_module(&L, L.mods[i]);
     if (diag_has_errors(d)) {
         ir_module_free(L.m);
         return NULL;
@@ -285,8 +311,10 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
     }
     for (int i = 0; i < p->ndecls && !L.oom; i++) {
         const Decl *dc = p->decls[i];
-        if (dc->kind == DC_TRAIN) lw_train(&L, L.main, dc);
-        else if (dc->kind == DC_MAIN) lw_main(&L, dc);
+        if (dc->kind == DC_TRAIN)
+            lw_train(&L, L.main, dc);
+        else if (dc->kind == DC_MAIN)
+            lw_main(&L, dc);
     }
     if (!L.oom) lw_defs_check_pending(&L);
     if (L.oom) diag_error(d, srcloc_none(), "out of memory while compiling '%s'", path);

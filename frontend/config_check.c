@@ -63,17 +63,23 @@ static bool perturbed_text(const ModuleConfig *c, char *buf, size_t n) {
         snprintf(buf, n, "%.17g", p);
         return true;
     }
-    case 'b': snprintf(buf, n, "%s", strcmp(t, "true") == 0 ? "false" : "true"); return true;
-    default: return false;
+    case 'b':
+        snprintf(buf, n, "%s", strcmp(t, "true") == 0 ? "false" : "true");
+        return true;
+    default:
+        return false;
     }
 }
 
 /* Why a baked config is fixed, naming where m's compilation first used it. */
 static const char *baked_why(Arena *a, const Module *m, SrcLoc loc) {
-    const SourceFile *f = m->diags && m->diags->sources ? source_get(m->diags->sources, loc.file) : NULL;
-    const char *at = f && loc.line ? arena_printf(a, " at %s:%u:%u", f->path, loc.line, loc.col) : "";
-    return arena_printf(a, "the compiler uses its value (a shape, a bound, a branch or a folded constant)%s",
-                        at ? at : "");
+    const SourceFile *f =
+        m->diags && m->diags->sources ? source_get(m->diags->sources, loc.file) : NULL;
+    const char *at =
+        f && loc.line ? arena_printf(a, " at %s:%u:%u", f->path, loc.line, loc.col) : "";
+    return arena_printf(
+        a, "the compiler uses its value (a shape, a bound, a branch or a folded constant)%s",
+        at ? at : "");
 }
 
 /* Every config but `skip` has the same compiled value in both modules. */
@@ -95,10 +101,14 @@ bool fe_mark_runtime_configs(const char *path, const CompileOptions *o, Module *
         ModuleConfig *c = &m->configs[i];
         c->runtime = false;
         c->fixed_why = NULL;
-        if (c->type == 's') c->fixed_why = "a string is fixed when the program is compiled";
-        else if (c->type != 'i' && c->type != 'f' && c->type != 'b') c->fixed_why = "its value is unknown";
-        else if (c->baked) c->fixed_why = baked_why(ma, m, c->baked_at);
-        else candidates++;
+        if (c->type == 's')
+            c->fixed_why = "a string is fixed when the program is compiled";
+        else if (c->type != 'i' && c->type != 'f' && c->type != 'b')
+            c->fixed_why = "its value is unknown";
+        else if (c->baked)
+            c->fixed_why = baked_why(ma, m, c->baked_at);
+        else
+            candidates++;
     }
     if (candidates == 0) return true;
 
@@ -108,8 +118,8 @@ bool fe_mark_runtime_configs(const char *path, const CompileOptions *o, Module *
     Compiled base;
     if (!compile_one(path, &base_o, &base) || base.m->nconfigs != m->nconfigs) {
         release(&base);
-        diag_error(d, srcloc_none(), "internal error: '%s' did not compile again to check its config values",
-                   path);
+        diag_error(d, srcloc_none(),
+                   "internal error: '%s' did not compile again to check its config values", path);
         return false;
     }
     int nov = base_o.noverrides;
@@ -142,8 +152,9 @@ bool fe_mark_runtime_configs(const char *path, const CompileOptions *o, Module *
         if (!compile_one(path, &po, &alt)) {
             c->fixed_why = "the program does not compile with another value of it";
         } else if (alt.m->configs[i].baked || alt.fp != base.fp || !others_same(base.m, alt.m, i)) {
-            c->fixed_why = "its value decides what the program compiles to (a shape, a loop bound, the "
-                           "training schedule, data or another config)";
+            c->fixed_why =
+                "its value decides what the program compiles to (a shape, a loop bound, the "
+                "training schedule, data or another config)";
         } else {
             c->runtime = true;
         }

@@ -94,7 +94,8 @@ Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc) {
     switch (g->kind) {
     case G_CONFIG:
         if (g->state == 2) return g->v ? g->v : lw_err(L);
-        if (g->state == 1) return lw_error(L, loc, "config value '%s' is defined in terms of itself", g->name);
+        if (g->state == 1)
+            return lw_error(L, loc, "config value '%s' is defined in terms of itself", g->name);
         g->state = 1;
         g->v = lw_config_value(L, m, g);
         g->state = 2;
@@ -115,7 +116,8 @@ Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc) {
         return g->v;
     case G_DATA:
         if (g->state == 2) return g->v ? g->v : lw_err(L);
-        if (g->state == 1) return lw_error(L, loc, "data '%s' is defined in terms of itself", g->name);
+        if (g->state == 1)
+            return lw_error(L, loc, "data '%s' is defined in terms of itself", g->name);
         g->state = 1;
         g->v = lw_data_decl(L, m, g->decl);
         g->state = 2;
@@ -156,8 +158,10 @@ static bool grow_ints(Lower *L, int **p, int n, int *cap) {
 
 static void gc_reset(Lower *L, GraphCtx *c, const char *name) {
     char nm[64];
-    if (name) snprintf(nm, sizeof nm, "%s", name);
-    else snprintf(nm, sizeof nm, "g%d", L->ngraphs);
+    if (name)
+        snprintf(nm, sizeof nm, "%s", name);
+    else
+        snprintf(nm, sizeof nm, "g%d", L->ngraphs);
     L->ngraphs++;
     c->g = ir_graph_new(L->a, L->d, nm);
     c->in_slots = NULL;
@@ -232,7 +236,9 @@ int lw_var_slot(Lower *L, const char *name, DType dt, Shape s) {
     return id;
 }
 
-bool lw_is_owned(Lower *L, int slot) { return slot >= 0 && slot < L->cap_owned && L->owned[slot]; }
+bool lw_is_owned(Lower *L, int slot) {
+    return slot >= 0 && slot < L->cap_owned && L->owned[slot];
+}
 
 Node *lw_slot_node(Lower *L, int slot, SrcLoc loc) {
     GraphCtx *c = L->gc;
@@ -280,7 +286,8 @@ bool lw_type(Lower *L, const Value *v, DType *dt, Shape *s) {
         *dt = DT_BOOL;
         *s = rt_shape_scalar();
         return true;
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -300,7 +307,8 @@ Value *lw_tensor(Lower *L, Node *n) {
     /* every result passes here: one place bounds what any op may produce */
     if (rt_shape_numel(&n->shape) < 0 || dims_extent(&n->shape) > FE_MAX_NUMEL) {
         char buf[160];
-        return lw_error(L, n->loc, "this gives %s, more than 2^31 elements (the limit for one tensor)",
+        return lw_error(L, n->loc,
+                        "this gives %s, more than 2^31 elements (the limit for one tensor)",
                         fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
     }
     return val_tensor(L->a, n, L->gc ? L->gc->g : NULL);
@@ -318,13 +326,15 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
     switch (v->kind) {
     case V_TENSOR:
         if (v->u.t.graph != g) {
-            diag_error(L->d, loc,
-                       "this value was computed in another context (a tensor of the enclosing function "
-                       "cannot be used here)");
+            diag_error(
+                L->d, loc,
+                "this value was computed in another context (a tensor of the enclosing function "
+                "cannot be used here)");
             return NULL;
         }
         return v->u.t.node;
-    case V_SLOT: return lw_slot_node(L, v->u.slot, loc);
+    case V_SLOT:
+        return lw_slot_node(L, v->u.slot, loc);
     /* A config value reads its slot, converted to the dtype the constant
      * would have had, so the numbers are those of the folded constant. */
     case V_INT: {
@@ -346,7 +356,8 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
         if (val_is_error(lv) || lv->kind == V_LOSS) return NULL;
         return lw_node(L, lv, hint, loc);
     }
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -375,8 +386,10 @@ static int config_slot(Lower *L, ModuleConfig *c, int index) {
         L->oom = true;
         return -1;
     }
-    if (cv->kind == V_FLOAT) rt_tensor_set_f64(t, 0, cv->u.f);
-    else rt_tensor_set_i64(t, 0, cv->kind == V_INT ? cv->u.i : (int64_t)cv->u.b);
+    if (cv->kind == V_FLOAT)
+        rt_tensor_set_f64(t, 0, cv->u.f);
+    else
+        rt_tensor_set_i64(t, 0, cv->kind == V_INT ? cv->u.i : (int64_t)cv->u.b);
     int id = lw_new_slot(L, lw_printf(L, "config.%s", c->name), SLOT_CONFIG, dt, rt_shape_scalar());
     if (id < 0) {
         rt_tensor_free(t);
@@ -402,22 +415,28 @@ const char *lw_value_desc(Lower *L, const Value *v) {
     Shape s;
     if (!v) return "nothing";
     switch (v->kind) {
-    case V_INT: return lw_printf(L, "int %lld", (long long)v->u.i);
-    case V_FLOAT: return lw_printf(L, "float %g", v->u.f);
-    case V_BOOL: return v->u.b ? "bool true" : "bool false";
-    case V_STR: return lw_printf(L, "str \"%s\"", v->u.s);
+    case V_INT:
+        return lw_printf(L, "int %lld", (long long)v->u.i);
+    case V_FLOAT:
+        return lw_printf(L, "float %g", v->u.f);
+    case V_BOOL:
+        return v->u.b ? "bool true" : "bool false";
+    case V_STR:
+        return lw_printf(L, "str \"%s\"", v->u.s);
     case V_TENSOR:
     case V_SLOT:
         if (lw_type(L, v, &dt, &s)) return lw_printf(L, "%s", fe_type_str(dt, &s, buf, sizeof buf));
         return "tensor";
-    default: return val_kind_name(v->kind);
+    default:
+        return val_kind_name(v->kind);
     }
 }
 
 Node *lw_need_node(Lower *L, const Value *v, DType hint, SrcLoc loc, const char *what) {
     if (val_is_error(v)) return NULL;
     if (v->kind != V_TENSOR && v->kind != V_SLOT && !val_is_const(v) && v->kind != V_LOSS) {
-        diag_error(L->d, loc, "%s: expected a tensor or a number, got %s", what, lw_value_desc(L, v));
+        diag_error(L->d, loc, "%s: expected a tensor or a number, got %s", what,
+                   lw_value_desc(L, v));
         return NULL;
     }
     return lw_node(L, v, hint, loc);
@@ -425,7 +444,8 @@ Node *lw_need_node(Lower *L, const Value *v, DType hint, SrcLoc loc, const char 
 
 bool lw_check_numel(Lower *L, const Shape *s, SrcLoc loc, const char *what) {
     if (s->rank < 0 || s->rank > IR_MAX_RANK) {
-        diag_error(L->d, loc, "%s: rank %d is more than the maximum %d", what, s->rank, IR_MAX_RANK);
+        diag_error(L->d, loc, "%s: rank %d is more than the maximum %d", what, s->rank,
+                   IR_MAX_RANK);
         return false;
     }
     for (int i = 0; i < s->rank; i++) {
@@ -510,7 +530,8 @@ static bool is_home_slot(Lower *L, int slot) {
 static int flushed_slot(Lower *L, Node *n) {
     GraphCtx *c = L->gc;
     for (int j = 0; j < c->nout; j++)
-        if (c->g->outputs[j] == n && L->m->slots[c->out_slots[j]].kind == SLOT_VAR && !is_home_slot(L, c->out_slots[j]))
+        if (c->g->outputs[j] == n && L->m->slots[c->out_slots[j]].kind == SLOT_VAR &&
+            !is_home_slot(L, c->out_slots[j]))
             return c->out_slots[j];
     return -1;
 }
@@ -526,7 +547,8 @@ static Value *home_mismatch(Lower *L, const Value *v, int slot, const char *name
     char buf[160];
     const Slot *sl = &L->m->slots[slot];
     return lw_error(L, loc,
-                    "'%s' changes type inside the loop: %s before it, %s after one iteration (give it its final "
+                    "'%s' changes type inside the loop: %s before it, %s after one iteration (give "
+                    "it its final "
                     "type before the loop, e.g. 0.0 rather than 0, or zeros([...]))",
                     name, fe_type_str(sl->dtype, &sl->shape, buf, sizeof buf), lw_value_desc(L, v));
 }
@@ -562,13 +584,16 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
             lw_gc_output(L, n, hs);
             return home;
         }
-        return lw_error(L, loc, "'%s' holds a %s and cannot change inside a loop or a branch on a run-time value",
-                        name, val_kind_name(v->kind));
+        return lw_error(
+            L, loc,
+            "'%s' holds a %s and cannot change inside a loop or a branch on a run-time value", name,
+            val_kind_name(v->kind));
     }
     if (home && (home->kind == V_TREE || home->kind == V_LIST)) {
         if (!val_same_structure(v, home))
             return lw_error(L, loc, "'%s' changes its tree structure inside the loop", name);
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
+        Value **items =
+            arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
         if (!items) return lw_err(L);
         for (int i = 0; i < v->u.tree.n; i++) {
             const char *nm = v->kind == V_TREE ? lw_printf(L, "%s.%s", name, v->u.tree.names[i])
@@ -584,7 +609,8 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
     switch (v->kind) {
     case V_TENSOR: {
         if (!L->gc || v->u.t.graph != L->gc->g)
-            return lw_error(L, loc, "internal error: '%s' holds a tensor of a finished graph", name);
+            return lw_error(L, loc, "internal error: '%s' holds a tensor of a finished graph",
+                            name);
         Node *n = v->u.t.node;
         if (n->op == OP_INPUT) {
             /* an unchanged slot value read in this graph */
@@ -601,7 +627,8 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
     }
     case V_TREE:
     case V_LIST: {
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
+        Value **items =
+            arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
         if (!items) return lw_err(L);
         bool changed = false;
         for (int i = 0; i < v->u.tree.n; i++) {
@@ -617,7 +644,8 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
         r->u.tree.items = items;
         return r;
     }
-    default: return v;
+    default:
+        return v;
     }
 }
 
@@ -632,7 +660,8 @@ void lw_flush(Lower *L, Value **extra, int nextra, SrcLoc loc) {
             b->v = lw_materialize(L, b->v, home, b->name, home && b->loc.line ? b->loc : loc);
         }
     }
-    for (int i = 0; i < nextra; i++) extra[i] = lw_materialize(L, extra[i], NULL, "tmp", loc);
+    for (int i = 0; i < nextra; i++)
+        extra[i] = lw_materialize(L, extra[i], NULL, "tmp", loc);
     lw_gc_emit(L, L->hb, loc);
 }
 
@@ -705,7 +734,8 @@ static Value *tree_at_path(Lower *L, Value *t, const char *p) {
         size_t n = dot ? (size_t)(dot - p) : strlen(p);
         Value *next = NULL;
         for (int i = 0; i < t->u.tree.n; i++)
-            if (strlen(t->u.tree.names[i]) == n && strncmp(t->u.tree.names[i], p, n) == 0) next = t->u.tree.items[i];
+            if (strlen(t->u.tree.names[i]) == n && strncmp(t->u.tree.names[i], p, n) == 0)
+                next = t->u.tree.items[i];
         t = next;
         p = dot ? dot + 1 : p + n;
         if (!dot) break;
@@ -753,10 +783,12 @@ Value *lw_param(Lower *L, Scope *s, const Stmt *st) {
         if (o) {
             DType odt;
             Shape os;
-            if (!val_is_error(o) && lw_type(L, o, &odt, &os) && (odt != dt || !rt_shape_eq(&os, &sh))) {
+            if (!val_is_error(o) && lw_type(L, o, &odt, &os) &&
+                (odt != dt || !rt_shape_eq(&os, &sh))) {
                 if (val_is_const(o)) return o;
-                return lw_error(L, st->loc, "parameter '%s' is %s but the tree passed to loss() holds %s", path,
-                                fe_type_str(dt, &sh, b1, sizeof b1), fe_type_str(odt, &os, b2, sizeof b2));
+                return lw_error(
+                    L, st->loc, "parameter '%s' is %s but the tree passed to loss() holds %s", path,
+                    fe_type_str(dt, &sh, b1, sizeof b1), fe_type_str(odt, &os, b2, sizeof b2));
             }
             return o;
         }
@@ -766,8 +798,9 @@ Value *lw_param(Lower *L, Scope *s, const Stmt *st) {
     if (slot >= 0) {
         const Slot *sl = &L->m->slots[slot];
         if (sl->dtype != dt || !rt_shape_eq(&sl->shape, &sh))
-            return lw_error(L, st->loc, "parameter '%s' was %s where first traced, and is %s here", path,
-                            fe_type_str(sl->dtype, &sl->shape, b1, sizeof b1), fe_type_str(dt, &sh, b2, sizeof b2));
+            return lw_error(L, st->loc, "parameter '%s' was %s where first traced, and is %s here",
+                            path, fe_type_str(sl->dtype, &sl->shape, b1, sizeof b1),
+                            fe_type_str(dt, &sh, b2, sizeof b2));
         lw_touch(L, slot);
         return val_slot(L->a, slot);
     }
@@ -786,17 +819,21 @@ Value *lw_param(Lower *L, Scope *s, const Stmt *st) {
     L->train = NULL; /* an initialiser sees neither loss nor fresh_seed */
     lw_gc_push(L, lw_printf(L, "init_%s", path));
     Value *iv;
-    if (st->u.param.init) iv = lw_expr(L, s, st->u.param.init);
-    else iv = val_float(L->a, 0.0);
+    if (st->u.param.init)
+        iv = lw_expr(L, s, st->u.param.init);
+    else
+        iv = val_float(L->a, 0.0);
     if (!val_is_error(iv)) {
-        Node *n = lw_need_node(L, iv, dt, st->u.param.init ? st->u.param.init->loc : st->loc, "param initialiser");
+        Node *n = lw_need_node(L, iv, dt, st->u.param.init ? st->u.param.init->loc : st->loc,
+                               "param initialiser");
         if (n) {
             Graph *g = L->gc->g;
             SrcLoc il = st->u.param.init ? st->u.param.init->loc : st->loc;
             Shape bs;
             if (!ir_broadcast_shapes(&n->shape, &sh, &bs) || !rt_shape_eq(&bs, &sh)) {
-                diag_error(L->d, il, "the initialiser of '%s' gives %s, which does not fit %s", path,
-                           fe_type_str(n->dtype, &n->shape, b1, sizeof b1), fe_type_str(dt, &sh, b2, sizeof b2));
+                diag_error(L->d, il, "the initialiser of '%s' gives %s, which does not fit %s",
+                           path, fe_type_str(n->dtype, &n->shape, b1, sizeof b1),
+                           fe_type_str(dt, &sh, b2, sizeof b2));
             } else {
                 n = ir_broadcast(g, ir_cast(g, n, dt, il), sh, il);
                 lw_gc_output(L, n, slot);

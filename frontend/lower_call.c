@@ -31,7 +31,8 @@ const char *lw_type_expr_str(Lower *L, const TypeExpr *t, Scope *s) {
     const char *r = rt_dtype_name(t->dtype);
     if (!t->has_dims || t->ndims == 0) return r;
     r = lw_printf(L, "%s[", r);
-    for (int i = 0; i < t->ndims; i++) r = lw_printf(L, "%s%s%s", r, i ? "," : "", dim_str(L, t->dims[i], s));
+    for (int i = 0; i < t->ndims; i++)
+        r = lw_printf(L, "%s%s%s", r, i ? "," : "", dim_str(L, t->dims[i], s));
     return lw_printf(L, "%s]", r);
 }
 
@@ -46,14 +47,16 @@ static bool unbound_name(Lower *L, Scope *s, const char *name) {
 }
 
 /* Matches value v against type t, binding shape variables into s. */
-static bool check_type(Lower *L, Scope *s, const TypeExpr *t, Value *v, const char *what, SrcLoc loc) {
+static bool check_type(Lower *L, Scope *s, const TypeExpr *t, Value *v, const char *what,
+                       SrcLoc loc) {
     if (val_is_error(v)) return false;
     if (v->kind == V_LOSS) v = lw_loss_value(L, loc);
     if (val_is_error(v)) return false;
     DType dt;
     Shape sh;
     if (!lw_type(L, v, &dt, &sh)) {
-        diag_error(L->d, loc, "%s: expected %s, got %s", what, lw_type_expr_str(L, t, s), lw_value_desc(L, v));
+        diag_error(L->d, loc, "%s: expected %s, got %s", what, lw_type_expr_str(L, t, s),
+                   lw_value_desc(L, v));
         return false;
     }
     char buf[160];
@@ -65,7 +68,8 @@ static bool check_type(Lower *L, Scope *s, const TypeExpr *t, Value *v, const ch
         if (v->kind == V_BOOL && t->dtype != DT_BOOL) ok = false;
         if ((v->kind == V_INT) && t->dtype == DT_BOOL) ok = false;
         if (!ok) {
-            diag_error(L->d, loc, "%s: expected %s, got %s", what, lw_type_expr_str(L, t, s), lw_value_desc(L, v));
+            diag_error(L->d, loc, "%s: expected %s, got %s", what, lw_type_expr_str(L, t, s),
+                       lw_value_desc(L, v));
             return false;
         }
         return true;
@@ -104,8 +108,8 @@ static bool check_type(Lower *L, Scope *s, const TypeExpr *t, Value *v, const ch
 
 /* Matches args to params by position then keyword. out[i] = the argument for
  * params[i] or NULL (default); out_loc[i] its location. */
-static bool bind_args(Lower *L, const char *fname, const Param *ps, int np, CallArg *args, int nargs, SrcLoc loc,
-                      Value **out, SrcLoc *out_loc) {
+static bool bind_args(Lower *L, const char *fname, const Param *ps, int np, CallArg *args,
+                      int nargs, SrcLoc loc, Value **out, SrcLoc *out_loc) {
     bool ok = true;
     int pos = 0;
     for (int i = 0; i < np; i++) {
@@ -115,8 +119,8 @@ static bool bind_args(Lower *L, const char *fname, const Param *ps, int np, Call
     for (int k = 0; k < nargs; k++) {
         if (!args[k].name) {
             if (pos >= np) {
-                diag_error(L->d, args[k].loc, "%s takes %d argument%s, got %d", fname, np, np == 1 ? "" : "s",
-                           nargs);
+                diag_error(L->d, args[k].loc, "%s takes %d argument%s, got %d", fname, np,
+                           np == 1 ? "" : "s", nargs);
                 return false;
             }
             out[pos] = args[k].v;
@@ -129,18 +133,20 @@ static bool bind_args(Lower *L, const char *fname, const Param *ps, int np, Call
             if (strcmp(ps[i].name, args[k].name) == 0) j = i;
         if (j < 0) {
             const char **cands = arena_alloc(L->a, sizeof(char *) * (size_t)(np ? np : 1));
-            for (int i = 0; cands && i < np; i++) cands[i] = ps[i].name;
+            for (int i = 0; cands && i < np; i++)
+                cands[i] = ps[i].name;
             const char *near = cands ? fe_closest(args[k].name, cands, np) : NULL;
             if (near)
-                diag_error(L->d, args[k].loc, "%s has no parameter '%s' (did you mean '%s'?)", fname, args[k].name,
-                           near);
+                diag_error(L->d, args[k].loc, "%s has no parameter '%s' (did you mean '%s'?)",
+                           fname, args[k].name, near);
             else
                 diag_error(L->d, args[k].loc, "%s has no parameter '%s'", fname, args[k].name);
             ok = false;
             continue;
         }
         if (out[j]) {
-            diag_error(L->d, args[k].loc, "argument '%s' of %s is given twice", args[k].name, fname);
+            diag_error(L->d, args[k].loc, "argument '%s' of %s is given twice", args[k].name,
+                       fname);
             ok = false;
             continue;
         }
@@ -157,8 +163,8 @@ static bool bind_args(Lower *L, const char *fname, const Param *ps, int np, Call
 }
 
 /* Binds parameters into scope s, checking annotations. */
-static bool bind_params(Lower *L, Scope *s, const char *fname, const Param *ps, int np, Value **vals,
-                        SrcLoc *locs) {
+static bool bind_params(Lower *L, Scope *s, const char *fname, const Param *ps, int np,
+                        Value **vals, SrcLoc *locs) {
     bool ok = true;
     for (int i = 0; i < np; i++) {
         const Param *p = &ps[i];
@@ -221,7 +227,8 @@ static bool bind_params(Lower *L, Scope *s, const char *fname, const Param *ps, 
                 v = lw_err(L);
             }
             break;
-        case PK_ANY: break;
+        case PK_ANY:
+            break;
         }
         lw_scope_set(L, s, p->name, v, p->loc);
     }
@@ -242,7 +249,8 @@ static Value *recursion_error(Lower *L, const Decl *d, SrcLoc loc) {
     }
     if (n <= 1) return lw_error(L, loc, "recursion is not supported (%s calls itself)", d->name);
     chain = names[n - 1];
-    for (int i = n - 2; i >= 0; i--) chain = lw_printf(L, "%s calls %s, which", chain, names[i]);
+    for (int i = n - 2; i >= 0; i--)
+        chain = lw_printf(L, "%s calls %s, which", chain, names[i]);
     return lw_error(L, loc, "recursion is not supported (%s calls %s)", chain, d->name);
 }
 
@@ -283,8 +291,8 @@ static Value *run_body(Lower *L, Scope *s, const Block *body, const Expr *body_e
     return val_none(L->a);
 }
 
-static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, CallArg *args, int nargs,
-                           SrcLoc loc) {
+static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, CallArg *args,
+                           int nargs, SrcLoc loc) {
     if (L->call_depth >= FE_MAX_CALL_DEPTH)
         return lw_error(L, loc, "calls are nested more than %d deep", FE_MAX_CALL_DEPTH);
     for (Activation *a = L->act; a; a = a->prev)
@@ -311,7 +319,8 @@ static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, 
             r = lw_error(L, d->u.fn.body.close.line ? d->u.fn.body.close : d->loc,
                          "%s ends without returning a value (declared -> %s)", d->name,
                          lw_type_expr_str(L, d->u.fn.ret, s));
-        } else if (!check_type(L, s, d->u.fn.ret, r, lw_printf(L, "return value of %s", d->name), rloc)) {
+        } else if (!check_type(L, s, d->u.fn.ret, r, lw_printf(L, "return value of %s", d->name),
+                               rloc)) {
             r = lw_err(L);
         }
     }
@@ -327,17 +336,20 @@ Value *lw_inline_fn(Lower *L, const Decl *d, FeMod *mod, CallArg *args, int narg
 static Value *call_lambda(Lower *L, Value *f, CallArg *args, int nargs, SrcLoc loc) {
     const Expr *e = f->u.fn.lambda;
     if (L->call_depth >= FE_MAX_CALL_DEPTH)
-        return lw_error(L, loc, "calls are nested more than %d deep (a function that calls itself?)",
+        return lw_error(L, loc,
+                        "calls are nested more than %d deep (a function that calls itself?)",
                         FE_MAX_CALL_DEPTH);
     int np = e->u.lambda.nparams;
     Value **vals = arena_alloc(L->a, sizeof(Value *) * (size_t)(np ? np : 1));
     SrcLoc *locs = arena_alloc(L->a, sizeof(SrcLoc) * (size_t)(np ? np : 1));
     if (!vals || !locs) return lw_err(L);
-    if (!bind_args(L, "the anonymous function", e->u.lambda.params, np, args, nargs, loc, vals, locs))
+    if (!bind_args(L, "the anonymous function", e->u.lambda.params, np, args, nargs, loc, vals,
+                   locs))
         return lw_err(L);
     Scope *s = lw_scope_new(L, f->u.fn.closure, f->u.fn.mod);
     if (!s) return lw_err(L);
-    if (!bind_params(L, s, "the anonymous function", e->u.lambda.params, np, vals, locs)) return lw_err(L);
+    if (!bind_params(L, s, "the anonymous function", e->u.lambda.params, np, vals, locs))
+        return lw_err(L);
     L->call_depth++;
     bool host = L->host;
     L->host = false;
@@ -354,13 +366,15 @@ static Value *make_optim(Lower *L, Value *f, CallArg *args, int nargs, SrcLoc lo
     SrcLoc *locs = arena_alloc(L->a, sizeof(SrcLoc) * (size_t)(np ? np : 1));
     const char **names = arena_alloc(L->a, sizeof(char *) * (size_t)(np ? np : 1));
     if (!vals || !locs || !names) return lw_err(L);
-    if (!bind_args(L, lw_printf(L, "optimizer %s", d->name), d->u.opt.params, np, args, nargs, loc, vals, locs))
+    if (!bind_args(L, lw_printf(L, "optimizer %s", d->name), d->u.opt.params, np, args, nargs, loc,
+                   vals, locs))
         return lw_err(L);
     for (int i = 0; i < np; i++) {
         names[i] = d->u.opt.params[i].name;
         if (vals[i] && val_is_error(vals[i])) return lw_err(L);
         if (vals[i] && vals[i]->kind == V_TENSOR)
-            return lw_error(L, locs[i], "argument '%s' of optimizer %s must be a constant or a data value",
+            return lw_error(L, locs[i],
+                            "argument '%s' of optimizer %s must be a constant or a data value",
                             names[i], d->name);
     }
     Value *v = arena_alloc(L->a, sizeof *v);
@@ -382,14 +396,20 @@ Value *lw_call_value(Lower *L, Value *f, const char *fname, CallArg *args, int n
     switch (f->kind) {
     case V_FUNC:
         switch (f->u.fn.kind) {
-        case FN_BUILTIN: return lw_builtin_call(L, f->u.fn.builtin, args, nargs, loc);
-        case FN_DECL: return inline_fn_in(L, f->u.fn.decl, f->u.fn.mod, f->u.fn.closure, args, nargs, loc);
-        case FN_LAMBDA: return call_lambda(L, f, args, nargs, loc);
-        case FN_OPTIMIZER: return make_optim(L, f, args, nargs, loc);
+        case FN_BUILTIN:
+            return lw_builtin_call(L, f->u.fn.builtin, args, nargs, loc);
+        case FN_DECL:
+            return inline_fn_in(L, f->u.fn.decl, f->u.fn.mod, f->u.fn.closure, args, nargs, loc);
+        case FN_LAMBDA:
+            return call_lambda(L, f, args, nargs, loc);
+        case FN_OPTIMIZER:
+            return make_optim(L, f, args, nargs, loc);
         }
         break;
-    case V_LOSS: return lw_loss_call(L, args, nargs, loc);
-    default: break;
+    case V_LOSS:
+        return lw_loss_call(L, args, nargs, loc);
+    default:
+        break;
     }
     if (fname) return lw_error(L, loc, "'%s' is %s, not a function", fname, lw_value_desc(L, f));
     return lw_error(L, loc, "%s is not a function", lw_value_desc(L, f));

@@ -20,7 +20,9 @@
 
 /* ---- files --------------------------------------------------------------------------- */
 
-static bool exists(const char *p) { return access(p, R_OK) == 0; }
+static bool exists(const char *p) {
+    return access(p, R_OK) == 0;
+}
 
 /* The first readable of path and path.gz, in the cwd then next to the program. */
 static const char *find_file(Lower *L, const char *path, bool try_gz) {
@@ -39,8 +41,9 @@ static const char *find_file(Lower *L, const char *path, bool try_gz) {
 
 static bool in_data(Lower *L, BuiltinCall *c) {
     if (L->data_name) return true;
-    lw_error(L, c->loc, "%s() reads a file and is only allowed in a data declaration (data d = %s(...))", c->name,
-             c->name);
+    lw_error(L, c->loc,
+             "%s() reads a file and is only allowed in a data declaration (data d = %s(...))",
+             c->name, c->name);
     return false;
 }
 
@@ -63,7 +66,8 @@ static RtTensor *rows_of(const RtTensor *t, int64_t lo, int64_t hi) {
     RtTensor *r = rt_tensor_new(t->dtype, s);
     if (!r) return NULL;
     size_t row = rt_dtype_size(t->dtype);
-    for (int i = 1; i < t->shape.rank; i++) row *= (size_t)t->shape.dims[i];
+    for (int i = 1; i < t->shape.rank; i++)
+        row *= (size_t)t->shape.dims[i];
     if (hi > lo) memcpy(r->data, (const char *)t->data + row * (size_t)lo, row * (size_t)(hi - lo));
     return r;
 }
@@ -100,7 +104,8 @@ static int read_split(Lower *L, Value *v, SrcLoc loc, int64_t rows, int64_t *par
         }
     }
     if (total > rows) {
-        lw_error(L, loc, "split needs %lld rows, but the data has only %lld", (long long)total, (long long)rows);
+        lw_error(L, loc, "split needs %lld rows, but the data has only %lld", (long long)total,
+                 (long long)rows);
         return -1;
     }
     return v->u.tree.n;
@@ -108,13 +113,14 @@ static int read_split(Lower *L, Value *v, SrcLoc loc, int64_t rows, int64_t *par
 
 /* Builds the record for fields (names[i], tensors[i] with type dts/shapes),
  * split or whole. Consumes the tensors. */
-static Value *make_record(Lower *L, int nf, const char **names, RtTensor **ts, const DType *dts, const Shape *shs,
-                          int nparts, const int64_t *parts) {
+static Value *make_record(Lower *L, int nf, const char **names, RtTensor **ts, const DType *dts,
+                          const Shape *shs, int nparts, const int64_t *parts) {
     const char *base = L->data_name;
     if (nparts <= 0) {
         Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)nf);
         if (!items) return lw_err(L);
-        for (int i = 0; i < nf; i++) items[i] = data_slot(L, lw_printf(L, "%s.%s", base, names[i]), dts[i], shs[i], ts[i]);
+        for (int i = 0; i < nf; i++)
+            items[i] = data_slot(L, lw_printf(L, "%s.%s", base, names[i]), dts[i], shs[i], ts[i]);
         return val_tree(L->a, nf, names, items);
     }
     static const char *two[] = {"train", "test"}, *three[] = {"train", "val", "test"};
@@ -133,21 +139,25 @@ static Value *make_record(Lower *L, int nf, const char **names, RtTensor **ts, c
             got[p][i] = rows_of(ts[i], lo, lo + parts[p]);
             if (ts[i] && !got[p][i]) {
                 for (int q = 1; q <= p; q++)
-                    for (int k = 0; k < nf; k++) rt_tensor_free(got[q][k]);
-                for (int k = 0; k < nf; k++) rt_tensor_free(ts[k]);
+                    for (int k = 0; k < nf; k++)
+                        rt_tensor_free(got[q][k]);
+                for (int k = 0; k < nf; k++)
+                    rt_tensor_free(ts[k]);
                 return lw_error(L, srcloc_none(), "out of memory splitting data '%s'", base);
             }
         }
         lo += parts[p];
     }
-    for (int i = 0; i < nf; i++) got[0][i] = keep_first_rows(ts[i], parts[0]);
+    for (int i = 0; i < nf; i++)
+        got[0][i] = keep_first_rows(ts[i], parts[0]);
     for (int p = 0; p < nparts; p++) {
         Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)nf);
         if (!items) return lw_err(L);
         for (int i = 0; i < nf; i++) {
             Shape s = shs[i];
             s.dims[0] = parts[p];
-            items[i] = data_slot(L, lw_printf(L, "%s.%s.%s", base, pn[p], names[i]), dts[i], s, got[p][i]);
+            items[i] =
+                data_slot(L, lw_printf(L, "%s.%s.%s", base, pn[p], names[i]), dts[i], s, got[p][i]);
         }
         sub[p] = val_tree(L->a, nf, names, items);
     }
@@ -162,12 +172,13 @@ Value *lw_load_idx(Lower *L, BuiltinCall *c) {
     Value *pv = c->pos[0];
     if (pv->kind != V_STR) return lw_error(L, c->pos_loc[0], "idx: the path must be a string");
     double scale = 1.0;
-    if (c->kw[0] && !lw_const_num(L, c->kw[0], &scale, c->kw_loc[0], "idx: scale")) return lw_err(L);
+    if (c->kw[0] && !lw_const_num(L, c->kw[0], &scale, c->kw_loc[0], "idx: scale"))
+        return lw_err(L);
     const char *img = find_file(L, lw_printf(L, "%s-images-idx3-ubyte", pv->u.s), true);
     const char *lab = find_file(L, lw_printf(L, "%s-labels-idx1-ubyte", pv->u.s), true);
     if (!img || !lab)
-        return lw_error(L, c->pos_loc[0], "idx: cannot find '%s-%s-idx%d-ubyte' (nor '.gz')", pv->u.s,
-                        img ? "labels" : "images", img ? 1 : 3);
+        return lw_error(L, c->pos_loc[0], "idx: cannot find '%s-%s-idx%d-ubyte' (nor '.gz')",
+                        pv->u.s, img ? "labels" : "images", img ? 1 : 3);
     char err[512];
     Shape si, sl;
     RtTensor *ti = NULL, *tl = NULL;
@@ -253,8 +264,10 @@ static RtTensor *columns(const RtTensor *t, const int *cols, int ncols, DType dt
     for (int64_t i = 0; i < n; i++)
         for (int j = 0; j < ncols; j++) {
             double v = rt_tensor_get_f64(t, i * c + cols[j]);
-            if (dt == DT_I32 || dt == DT_I64) rt_tensor_set_i64(r, i * ncols + j, (int64_t)v);
-            else rt_tensor_set_f64(r, i * ncols + j, v);
+            if (dt == DT_I32 || dt == DT_I64)
+                rt_tensor_set_i64(r, i * ncols + j, (int64_t)v);
+            else
+                rt_tensor_set_f64(r, i * ncols + j, v);
         }
     return r;
 }
@@ -282,10 +295,13 @@ Value *lw_load_csv(Lower *L, BuiltinCall *c) {
     if (pv->kind != V_STR) return lw_error(L, c->pos_loc[0], "csv: the path must be a string");
     DType dt = DT_F32;
     if (c->kw[3]) {
-        if (c->kw[3]->kind != V_STR || !rt_dtype_from_name(c->kw[3]->u.s, &dt) || (dt != DT_F32 && dt != DT_F64))
+        if (c->kw[3]->kind != V_STR || !rt_dtype_from_name(c->kw[3]->u.s, &dt) ||
+            (dt != DT_F32 && dt != DT_F64))
             return lw_error(L, c->kw_loc[3], "csv: dtype must be \"f32\" or \"f64\"");
     }
-    if (c->kw[1] && c->kw[2]) return lw_error(L, c->kw_loc[2], "csv: give 'y' (a float target) or 'labels' (integer classes), not both");
+    if (c->kw[1] && c->kw[2])
+        return lw_error(L, c->kw_loc[2],
+                        "csv: give 'y' (a float target) or 'labels' (integer classes), not both");
     const char *path = find_file(L, pv->u.s, false);
     if (!path) return lw_error(L, c->pos_loc[0], "csv: cannot find '%s'", pv->u.s);
     RtCsvOptions opt = {.dtype = dt, .header = RT_CSV_HEADER_AUTO};
@@ -325,7 +341,8 @@ Value *lw_load_csv(Lower *L, BuiltinCall *c) {
     if (yc < 0) yc += cols;
     if (yc < 0 || yc >= cols || cols < 2) {
         rt_tensor_free(t);
-        return lw_error(L, yl, "csv: column %lld is out of range for %lld columns", (long long)yc, (long long)cols);
+        return lw_error(L, yl, "csv: column %lld is out of range for %lld columns", (long long)yc,
+                        (long long)cols);
     }
     int *xc = malloc(sizeof(int) * (size_t)cols);
     if (!xc) {
@@ -360,7 +377,8 @@ static void disown(Lower *L, Value *v) {
     if (!v) return;
     if (v->kind == V_SLOT && v->u.slot < L->cap_owned) L->owned[v->u.slot] = 0;
     if (v->kind == V_TREE || v->kind == V_LIST)
-        for (int i = 0; i < v->u.tree.n; i++) disown(L, v->u.tree.items[i]);
+        for (int i = 0; i < v->u.tree.n; i++)
+            disown(L, v->u.tree.items[i]);
 }
 
 Value *lw_data_decl(Lower *L, FeMod *mod, const Decl *d) {
@@ -380,7 +398,8 @@ Value *lw_data_decl(Lower *L, FeMod *mod, const Decl *d) {
     Value *v = s ? lw_expr(L, s, d->u.data.value) : lw_err(L);
     if (!val_is_error(v)) {
         if (v->kind == V_LOSS || v->kind == V_FUNC || v->kind == V_OPTIM || v->kind == V_MODULE) {
-            v = lw_error(L, d->u.data.value->loc, "data must be a tensor or a record of tensors, got %s",
+            v = lw_error(L, d->u.data.value->loc,
+                         "data must be a tensor or a record of tensors, got %s",
                          lw_value_desc(L, v));
         } else {
             v = lw_materialize(L, v, NULL, d->name, d->loc);
@@ -404,7 +423,8 @@ Value *lw_data_decl(Lower *L, FeMod *mod, const Decl *d) {
 
 Value *lw_first_rows(Lower *L, Value *ds, int64_t n, SrcLoc loc) {
     if (val_is_error(ds)) return lw_err(L);
-    if (ds->kind != V_TREE) return lw_error(L, loc, "first: expected a data record, got %s", lw_value_desc(L, ds));
+    if (ds->kind != V_TREE)
+        return lw_error(L, loc, "first: expected a data record, got %s", lw_value_desc(L, ds));
     Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(ds->u.tree.n ? ds->u.tree.n : 1));
     if (!items) return lw_err(L);
     for (int i = 0; i < ds->u.tree.n; i++) {
@@ -412,12 +432,14 @@ Value *lw_first_rows(Lower *L, Value *ds, int64_t n, SrcLoc loc) {
         Node *x = lw_node(L, f, DT_COUNT, loc);
         if (!x) {
             if (!val_is_error(f))
-                return lw_error(L, loc, "first: field '%s' is %s, not a tensor", ds->u.tree.names[i], lw_value_desc(L, f));
+                return lw_error(L, loc, "first: field '%s' is %s, not a tensor",
+                                ds->u.tree.names[i], lw_value_desc(L, f));
             return lw_err(L);
         }
         if (x->shape.rank < 1 || n > x->shape.dims[0] || n < 0)
-            return lw_error(L, loc, "first: cannot take %lld rows of field '%s' (%lld rows)", (long long)n,
-                            ds->u.tree.names[i], (long long)(x->shape.rank ? x->shape.dims[0] : 0));
+            return lw_error(L, loc, "first: cannot take %lld rows of field '%s' (%lld rows)",
+                            (long long)n, ds->u.tree.names[i],
+                            (long long)(x->shape.rank ? x->shape.dims[0] : 0));
         int64_t st[IR_MAX_RANK] = {0}, sp[IR_MAX_RANK], step[IR_MAX_RANK];
         for (int k = 0; k < x->shape.rank; k++) {
             sp[k] = x->shape.dims[k];

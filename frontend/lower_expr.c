@@ -20,24 +20,42 @@
 
 const char *lw_binop_sym(OpKindAst op) {
     switch (op) {
-    case OPK_ADD: return "+";
-    case OPK_SUB: return "-";
-    case OPK_MUL: return "*";
-    case OPK_DIV: return "/";
-    case OPK_MOD: return "%";
-    case OPK_MATMUL: return "@";
-    case OPK_POW: return "**";
-    case OPK_EQ: return "==";
-    case OPK_NE: return "!=";
-    case OPK_LT: return "<";
-    case OPK_LE: return "<=";
-    case OPK_GT: return ">";
-    case OPK_GE: return ">=";
-    case OPK_AND: return "&&";
-    case OPK_OR: return "||";
-    case OPK_NEG: return "-";
-    case OPK_PLUS: return "+";
-    case OPK_NOT: return "!";
+    case OPK_ADD:
+        return "+";
+    case OPK_SUB:
+        return "-";
+    case OPK_MUL:
+        return "*";
+    case OPK_DIV:
+        return "/";
+    case OPK_MOD:
+        return "%";
+    case OPK_MATMUL:
+        return "@";
+    case OPK_POW:
+        return "**";
+    case OPK_EQ:
+        return "==";
+    case OPK_NE:
+        return "!=";
+    case OPK_LT:
+        return "<";
+    case OPK_LE:
+        return "<=";
+    case OPK_GT:
+        return ">";
+    case OPK_GE:
+        return ">=";
+    case OPK_AND:
+        return "&&";
+    case OPK_OR:
+        return "||";
+    case OPK_NEG:
+        return "-";
+    case OPK_PLUS:
+        return "+";
+    case OPK_NOT:
+        return "!";
     }
     return "?";
 }
@@ -46,7 +64,8 @@ const char *lw_binop_sym(OpKindAst op) {
 
 static const char *runtime_desc(Lower *L, const Value *v) {
     if (v && (v->kind == V_TENSOR || v->kind == V_SLOT || v->kind == V_LOSS))
-        return lw_printf(L, "%s (a value known only at run time)", v->kind == V_LOSS ? "the loss" : lw_value_desc(L, v));
+        return lw_printf(L, "%s (a value known only at run time)",
+                         v->kind == V_LOSS ? "the loss" : lw_value_desc(L, v));
     return lw_value_desc(L, v);
 }
 
@@ -99,11 +118,13 @@ bool lw_shape_from(Lower *L, const Value *v, Shape *out, SrcLoc loc, const char 
         return lw_check_numel(L, out, loc, what);
     }
     if (v->kind != V_LIST) {
-        diag_error(L->d, loc, "%s: a shape must be a list of integers like [2, 3], got %s", what, lw_value_desc(L, v));
+        diag_error(L->d, loc, "%s: a shape must be a list of integers like [2, 3], got %s", what,
+                   lw_value_desc(L, v));
         return false;
     }
     if (v->u.tree.n > IR_MAX_RANK) {
-        diag_error(L->d, loc, "%s: rank %d is more than the maximum %d", what, v->u.tree.n, IR_MAX_RANK);
+        diag_error(L->d, loc, "%s: rank %d is more than the maximum %d", what, v->u.tree.n,
+                   IR_MAX_RANK);
         return false;
     }
     out->rank = v->u.tree.n;
@@ -117,7 +138,9 @@ bool lw_shape_from(Lower *L, const Value *v, Shape *out, SrcLoc loc, const char 
 
 /* ---- trees --------------------------------------------------------------------------- */
 
-static bool is_tree(const Value *v) { return v && (v->kind == V_TREE || v->kind == V_LIST); }
+static bool is_tree(const Value *v) {
+    return v && (v->kind == V_TREE || v->kind == V_LIST);
+}
 
 static Value *tree_like(Lower *L, const Value *shape_of, Value **items) {
     Value *r = arena_alloc(L->a, sizeof *r);
@@ -133,7 +156,8 @@ static Value **alloc_items(Lower *L, int n) {
     return items;
 }
 
-Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), void *ctx, SrcLoc loc) {
+Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), void *ctx,
+               SrcLoc loc) {
     if (val_is_error(v)) return lw_err(L);
     if (is_tree(v)) {
         Value **items = alloc_items(L, v->u.tree.n);
@@ -155,28 +179,37 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     lw_cfg_bake(L, a, loc);
     lw_cfg_bake(L, b, loc);
     bool ints = (a->kind == V_INT || a->kind == V_BOOL) && (b->kind == V_INT || b->kind == V_BOOL);
-    if (a->kind == V_BOOL && b->kind == V_BOOL && (op == OPK_AND || op == OPK_OR || op == OPK_EQ || op == OPK_NE)) {
+    if (a->kind == V_BOOL && b->kind == V_BOOL &&
+        (op == OPK_AND || op == OPK_OR || op == OPK_EQ || op == OPK_NE)) {
         bool x = a->u.b, y = b->u.b;
         switch (op) {
-        case OPK_AND: return val_bool(L->a, x && y);
-        case OPK_OR: return val_bool(L->a, x || y);
-        case OPK_EQ: return val_bool(L->a, x == y);
-        default: return val_bool(L->a, x != y);
+        case OPK_AND:
+            return val_bool(L->a, x && y);
+        case OPK_OR:
+            return val_bool(L->a, x || y);
+        case OPK_EQ:
+            return val_bool(L->a, x == y);
+        default:
+            return val_bool(L->a, x != y);
         }
     }
     if (op == OPK_AND || op == OPK_OR)
-        return val_bool(L->a, op == OPK_AND ? (val_num(a) != 0 && val_num(b) != 0) : (val_num(a) != 0 || val_num(b) != 0));
+        return val_bool(L->a, op == OPK_AND ? (val_num(a) != 0 && val_num(b) != 0)
+                                            : (val_num(a) != 0 || val_num(b) != 0));
     if (ints) {
         int64_t x = a->kind == V_BOOL ? a->u.b : a->u.i, y = b->kind == V_BOOL ? b->u.b : b->u.i, r;
         switch (op) {
         case OPK_ADD:
-            if (__builtin_add_overflow(x, y, &r)) return lw_error(L, loc, "integer overflow in '+'");
+            if (__builtin_add_overflow(x, y, &r))
+                return lw_error(L, loc, "integer overflow in '+'");
             return val_int(L->a, r);
         case OPK_SUB:
-            if (__builtin_sub_overflow(x, y, &r)) return lw_error(L, loc, "integer overflow in '-'");
+            if (__builtin_sub_overflow(x, y, &r))
+                return lw_error(L, loc, "integer overflow in '-'");
             return val_int(L->a, r);
         case OPK_MUL:
-            if (__builtin_mul_overflow(x, y, &r)) return lw_error(L, loc, "integer overflow in '*'");
+            if (__builtin_mul_overflow(x, y, &r))
+                return lw_error(L, loc, "integer overflow in '*'");
             return val_int(L->a, r);
         case OPK_DIV:
             if (y == 0) return lw_error(L, loc, "division by zero");
@@ -194,29 +227,41 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
             int64_t e = y;
             while (e > 0) {
                 if (e & 1)
-                    if (__builtin_mul_overflow(acc, base, &acc)) return lw_error(L, loc, "integer overflow in '**'");
+                    if (__builtin_mul_overflow(acc, base, &acc))
+                        return lw_error(L, loc, "integer overflow in '**'");
                 e >>= 1;
                 if (e > 0 && __builtin_mul_overflow(base, base, &base))
                     return lw_error(L, loc, "integer overflow in '**'");
             }
             return val_int(L->a, acc);
         }
-        case OPK_EQ: return val_bool(L->a, x == y);
-        case OPK_NE: return val_bool(L->a, x != y);
-        case OPK_LT: return val_bool(L->a, x < y);
-        case OPK_LE: return val_bool(L->a, x <= y);
-        case OPK_GT: return val_bool(L->a, x > y);
-        case OPK_GE: return val_bool(L->a, x >= y);
-        case OPK_MATMUL: return lw_error(L, loc, "'@' needs tensors, got two numbers");
-        default: break;
+        case OPK_EQ:
+            return val_bool(L->a, x == y);
+        case OPK_NE:
+            return val_bool(L->a, x != y);
+        case OPK_LT:
+            return val_bool(L->a, x < y);
+        case OPK_LE:
+            return val_bool(L->a, x <= y);
+        case OPK_GT:
+            return val_bool(L->a, x > y);
+        case OPK_GE:
+            return val_bool(L->a, x >= y);
+        case OPK_MATMUL:
+            return lw_error(L, loc, "'@' needs tensors, got two numbers");
+        default:
+            break;
         }
         return lw_error(L, loc, "operator '%s' does not apply to numbers", lw_binop_sym(op));
     }
     double x = val_num(a), y = val_num(b);
     switch (op) {
-    case OPK_ADD: return val_float(L->a, x + y);
-    case OPK_SUB: return val_float(L->a, x - y);
-    case OPK_MUL: return val_float(L->a, x * y);
+    case OPK_ADD:
+        return val_float(L->a, x + y);
+    case OPK_SUB:
+        return val_float(L->a, x - y);
+    case OPK_MUL:
+        return val_float(L->a, x * y);
     case OPK_DIV:
         if (y == 0) return lw_error(L, loc, "division by zero");
         return val_float(L->a, x / y);
@@ -226,44 +271,61 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         if (m != 0 && ((m < 0) != (y < 0))) m += y;
         return val_float(L->a, m);
     }
-    case OPK_POW: return val_float(L->a, pow(x, y));
-    case OPK_EQ: return val_bool(L->a, x == y);
-    case OPK_NE: return val_bool(L->a, x != y);
-    case OPK_LT: return val_bool(L->a, x < y);
-    case OPK_LE: return val_bool(L->a, x <= y);
-    case OPK_GT: return val_bool(L->a, x > y);
-    case OPK_GE: return val_bool(L->a, x >= y);
-    case OPK_MATMUL: return lw_error(L, loc, "'@' needs tensors, got two numbers");
-    default: break;
+    case OPK_POW:
+        return val_float(L->a, pow(x, y));
+    case OPK_EQ:
+        return val_bool(L->a, x == y);
+    case OPK_NE:
+        return val_bool(L->a, x != y);
+    case OPK_LT:
+        return val_bool(L->a, x < y);
+    case OPK_LE:
+        return val_bool(L->a, x <= y);
+    case OPK_GT:
+        return val_bool(L->a, x > y);
+    case OPK_GE:
+        return val_bool(L->a, x >= y);
+    case OPK_MATMUL:
+        return lw_error(L, loc, "'@' needs tensors, got two numbers");
+    default:
+        break;
     }
     return lw_error(L, loc, "operator '%s' does not apply to numbers", lw_binop_sym(op));
 }
 
 /* ---- tensor operators ---------------------------------------------------------------- */
 
-static bool is_float_dt(DType t) { return t == DT_F32 || t == DT_F64; }
-static bool is_int_dt(DType t) { return t == DT_I32 || t == DT_I64; }
+static bool is_float_dt(DType t) {
+    return t == DT_F32 || t == DT_F64;
+}
+static bool is_int_dt(DType t) {
+    return t == DT_I32 || t == DT_I64;
+}
 
 static Node *lw_matmul(Lower *L, Node *a, Node *b, SrcLoc loc) {
     Graph *g = L->gc->g;
     char b1[160], b2[160];
     if (!is_float_dt(a->dtype) || !is_float_dt(b->dtype)) {
-        diag_error(L->d, loc, "'@' needs floating-point operands, got %s @ %s (integers never silently become "
-                              "floats in '@'; convert with float())",
-                   fe_type_str(a->dtype, &a->shape, b1, sizeof b1), fe_type_str(b->dtype, &b->shape, b2, sizeof b2));
+        diag_error(L->d, loc,
+                   "'@' needs floating-point operands, got %s @ %s (integers never silently become "
+                   "floats in '@'; convert with float())",
+                   fe_type_str(a->dtype, &a->shape, b1, sizeof b1),
+                   fe_type_str(b->dtype, &b->shape, b2, sizeof b2));
         return NULL;
     }
     int ra = a->shape.rank, rb = b->shape.rank;
     if (ra == 0 || rb == 0) {
         diag_error(L->d, loc, "'@' needs operands with at least one axis, got %s @ %s",
-                   fe_type_str(a->dtype, &a->shape, b1, sizeof b1), fe_type_str(b->dtype, &b->shape, b2, sizeof b2));
+                   fe_type_str(a->dtype, &a->shape, b1, sizeof b1),
+                   fe_type_str(b->dtype, &b->shape, b2, sizeof b2));
         return NULL;
     }
     int64_t ka = a->shape.dims[ra - 1], kb = rb == 1 ? b->shape.dims[0] : b->shape.dims[rb - 2];
     if (ka != kb) {
-        diag_error(L->d, loc, "shape mismatch in '@': %s @ %s (inner dimensions %lld and %lld differ)",
-                   fe_type_str(a->dtype, &a->shape, b1, sizeof b1), fe_type_str(b->dtype, &b->shape, b2, sizeof b2),
-                   (long long)ka, (long long)kb);
+        diag_error(L->d, loc,
+                   "shape mismatch in '@': %s @ %s (inner dimensions %lld and %lld differ)",
+                   fe_type_str(a->dtype, &a->shape, b1, sizeof b1),
+                   fe_type_str(b->dtype, &b->shape, b2, sizeof b2), (long long)ka, (long long)kb);
         return NULL;
     }
     Node *am = a, *bm = b;
@@ -280,10 +342,13 @@ static Node *lw_matmul(Lower *L, Node *a, Node *b, SrcLoc loc) {
     if (ram > 2 && rbm > 2) {
         /* numpy: batch dimensions broadcast */
         Shape ba = {.rank = ram - 2}, bb = {.rank = rbm - 2}, bo;
-        for (int i = 0; i < ram - 2; i++) ba.dims[i] = am->shape.dims[i];
-        for (int i = 0; i < rbm - 2; i++) bb.dims[i] = bm->shape.dims[i];
+        for (int i = 0; i < ram - 2; i++)
+            ba.dims[i] = am->shape.dims[i];
+        for (int i = 0; i < rbm - 2; i++)
+            bb.dims[i] = bm->shape.dims[i];
         if (!ir_broadcast_shapes(&ba, &bb, &bo)) {
-            diag_error(L->d, loc, "shape mismatch in '@': batch dimensions of %s and %s do not broadcast",
+            diag_error(L->d, loc,
+                       "shape mismatch in '@': batch dimensions of %s and %s do not broadcast",
                        fe_type_str(a->dtype, &a->shape, b1, sizeof b1),
                        fe_type_str(b->dtype, &b->shape, b2, sizeof b2));
             return NULL;
@@ -325,14 +390,17 @@ static Node *lw_matmul(Lower *L, Node *a, Node *b, SrcLoc loc) {
 static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc, DType fdt) {
     Graph *g = L->gc ? L->gc->g : NULL;
     if (!g) /* only config is evaluated without a graph */
-        return lw_error(L, loc, "'%s' on a tensor is not allowed here: config values are compile-time constants",
-                        lw_binop_sym(op));
+        return lw_error(
+            L, loc,
+            "'%s' on a tensor is not allowed here: config values are compile-time constants",
+            lw_binop_sym(op));
     DType ta, tb;
     Shape sa, sb;
     bool ka = lw_type(L, a, &ta, &sa), kb = lw_type(L, b, &tb, &sb);
     if (!ka || !kb) {
         const Value *bad = ka ? b : a;
-        return lw_error(L, loc, "operator '%s' does not apply to %s", lw_binop_sym(op), lw_value_desc(L, bad));
+        return lw_error(L, loc, "operator '%s' does not apply to %s", lw_binop_sym(op),
+                        lw_value_desc(L, bad));
     }
     /* a constant takes the dtype of the tensor it meets (a float one meeting
      * an integer tensor: fdt) */
@@ -370,14 +438,21 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
     Shape out;
     if (!ir_broadcast_shapes(&x->shape, &y->shape, &out)) {
         return lw_error(L, loc, "shape mismatch in '%s': %s and %s", lw_binop_sym(op),
-                        fe_type_str(x->dtype, &x->shape, b1, sizeof b1), fe_type_str(y->dtype, &y->shape, b2, sizeof b2));
+                        fe_type_str(x->dtype, &x->shape, b1, sizeof b1),
+                        fe_type_str(y->dtype, &y->shape, b2, sizeof b2));
     }
     if (!lw_check_numel(L, &out, loc, lw_binop_sym(op))) return lw_err(L);
     OpKind k;
     switch (op) {
-    case OPK_ADD: k = OP_ADD; break;
-    case OPK_SUB: k = OP_SUB; break;
-    case OPK_MUL: k = OP_MUL; break;
+    case OPK_ADD:
+        k = OP_ADD;
+        break;
+    case OPK_SUB:
+        k = OP_SUB;
+        break;
+    case OPK_MUL:
+        k = OP_MUL;
+        break;
     case OPK_DIV:
         k = OP_DIV;
         /* true division, as Python: integers divide as f32 */
@@ -386,7 +461,9 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
             y = ir_cast(g, y, fdt, loc);
         }
         break;
-    case OPK_MOD: k = OP_MOD; break;
+    case OPK_MOD:
+        k = OP_MOD;
+        break;
     case OPK_POW:
         k = OP_POW;
         if (!is_float_dt(ir_promote(x->dtype, y->dtype))) {
@@ -394,10 +471,18 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
             y = ir_cast(g, y, fdt, loc);
         }
         break;
-    case OPK_EQ: k = OP_EQ; break;
-    case OPK_NE: k = OP_NE; break;
-    case OPK_LT: k = OP_LT; break;
-    case OPK_LE: k = OP_LE; break;
+    case OPK_EQ:
+        k = OP_EQ;
+        break;
+    case OPK_NE:
+        k = OP_NE;
+        break;
+    case OPK_LT:
+        k = OP_LT;
+        break;
+    case OPK_LE:
+        k = OP_LE;
+        break;
     case OPK_GT: {
         k = OP_LT;
         Node *t = x;
@@ -418,7 +503,8 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
         x = ir_cast(g, x, DT_BOOL, loc);
         y = ir_cast(g, y, DT_BOOL, loc);
         break;
-    default: return lw_error(L, loc, "operator '%s' does not apply to tensors", lw_binop_sym(op));
+    default:
+        return lw_error(L, loc, "operator '%s' does not apply to tensors", lw_binop_sym(op));
     }
     if (!x || !y) return lw_err(L);
     return lw_tensor(L, ir_binary(g, k, x, y, loc));
@@ -482,8 +568,8 @@ Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         if (op == OPK_MATMUL) return lw_error(L, loc, "'@' does not apply to trees");
         if (is_tree(a) && is_tree(b)) {
             if (!val_same_structure(a, b))
-                return lw_error(L, loc, "trees of different structure in '%s' (%d and %d leaves)", lw_binop_sym(op),
-                                val_count_leaves(a), val_count_leaves(b));
+                return lw_error(L, loc, "trees of different structure in '%s' (%d and %d leaves)",
+                                lw_binop_sym(op), val_count_leaves(a), val_count_leaves(b));
             Value **items = alloc_items(L, a->u.tree.n);
             if (!items) return lw_err(L);
             for (int i = 0; i < a->u.tree.n; i++) {
@@ -507,14 +593,18 @@ Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         if (a->kind == V_STR && b->kind == V_STR) {
             int c = strcmp(a->u.s, b->u.s);
             switch (op) {
-            case OPK_ADD: return val_str(L->a, lw_printf(L, "%s%s", a->u.s, b->u.s));
-            case OPK_EQ: return val_bool(L->a, c == 0);
-            case OPK_NE: return val_bool(L->a, c != 0);
-            default: break;
+            case OPK_ADD:
+                return val_str(L->a, lw_printf(L, "%s%s", a->u.s, b->u.s));
+            case OPK_EQ:
+                return val_bool(L->a, c == 0);
+            case OPK_NE:
+                return val_bool(L->a, c != 0);
+            default:
+                break;
             }
         }
-        return lw_error(L, loc, "operator '%s' does not apply to %s and %s", lw_binop_sym(op), lw_value_desc(L, a),
-                        lw_value_desc(L, b));
+        return lw_error(L, loc, "operator '%s' does not apply to %s and %s", lw_binop_sym(op),
+                        lw_value_desc(L, a), lw_value_desc(L, b));
     }
     return tensor_binop(L, op, a, b, loc);
 }
@@ -548,7 +638,8 @@ Value *lw_unop(Lower *L, OpKindAst op, Value *a, SrcLoc loc) {
     if (op == OPK_NEG && a->kind == V_TENSOR && a->weak) return neg_value(L, a, loc);
     if (val_is_tensorish(a) || is_tree(a))
         return lw_map1(L, a, op == OPK_NOT ? not_node : neg_node, NULL, loc);
-    return lw_error(L, loc, "operator '%s' does not apply to %s", lw_binop_sym(op), lw_value_desc(L, a));
+    return lw_error(L, loc, "operator '%s' does not apply to %s", lw_binop_sym(op),
+                    lw_value_desc(L, a));
 }
 
 /* -a for a tensor, keeping a weak value weak. */
@@ -580,16 +671,19 @@ Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc) {
     DType ta, tb;
     Shape sa, sb;
     if (!lw_type(L, a, &ta, &sa) || !lw_type(L, b, &tb, &sb))
-        return lw_error(L, loc, "cannot choose between %s and %s at run time", lw_value_desc(L, a), lw_value_desc(L, b));
+        return lw_error(L, loc, "cannot choose between %s and %s at run time", lw_value_desc(L, a),
+                        lw_value_desc(L, b));
     Node *cn = lw_need_node(L, c, DT_BOOL, loc, "condition");
     Node *an = lw_node(L, a, val_is_const(a) ? tb : DT_COUNT, loc);
     Node *bn = lw_node(L, b, val_is_const(b) ? ta : DT_COUNT, loc);
     if (!cn || !an || !bn) return lw_err(L);
     Shape o;
     char b1[160], b2[160];
-    if (!ir_broadcast_shapes(&an->shape, &bn->shape, &o) || !ir_broadcast_shapes(&o, &cn->shape, &o))
+    if (!ir_broadcast_shapes(&an->shape, &bn->shape, &o) ||
+        !ir_broadcast_shapes(&o, &cn->shape, &o))
         return lw_error(L, loc, "shape mismatch between the alternatives: %s and %s",
-                        fe_type_str(an->dtype, &an->shape, b1, sizeof b1), fe_type_str(bn->dtype, &bn->shape, b2, sizeof b2));
+                        fe_type_str(an->dtype, &an->shape, b1, sizeof b1),
+                        fe_type_str(bn->dtype, &bn->shape, b2, sizeof b2));
     return lw_tensor(L, ir_where(L->gc->g, cn, an, bn, loc));
 }
 
@@ -607,7 +701,8 @@ Value *lw_field(Lower *L, Value *base, const char *name, SrcLoc loc) {
         for (int i = 0; i < base->u.tree.n && i < 8; i++)
             list = lw_printf(L, "%s%s%s", list, i ? ", " : "", base->u.tree.names[i]);
         if (near) return lw_error(L, loc, "no field '%s' (did you mean '%s'?)", name, near);
-        return lw_error(L, loc, "no field '%s'; the fields are: %s", name, base->u.tree.n ? list : "(none)");
+        return lw_error(L, loc, "no field '%s'; the fields are: %s", name,
+                        base->u.tree.n ? list : "(none)");
     }
     case V_MODULE: {
         FeMod *m = base->u.mod;
@@ -623,13 +718,16 @@ Value *lw_field(Lower *L, Value *base, const char *name, SrcLoc loc) {
         if (strcmp(name, "shape") == 0) {
             Value **items = alloc_items(L, s.rank);
             if (!items) return lw_err(L);
-            for (int i = 0; i < s.rank; i++) items[i] = val_int(L->a, s.dims[i]);
+            for (int i = 0; i < s.rank; i++)
+                items[i] = val_int(L->a, s.dims[i]);
             return val_list(L->a, s.rank, items);
         }
         if (strcmp(name, "rank") == 0) return val_int(L->a, s.rank);
-        return lw_error(L, loc, "a tensor (%s) has no field '%s' (it has .shape and .rank)", lw_value_desc(L, base), name);
+        return lw_error(L, loc, "a tensor (%s) has no field '%s' (it has .shape and .rank)",
+                        lw_value_desc(L, base), name);
     }
-    default: return lw_error(L, loc, "%s has no field '%s'", lw_value_desc(L, base), name);
+    default:
+        return lw_error(L, loc, "%s has no field '%s'", lw_value_desc(L, base), name);
     }
 }
 
@@ -640,7 +738,9 @@ static Value *index_list(Lower *L, Value *base, Value *iv, SrcLoc loc) {
     if (!lw_const_int(L, iv, &i, loc, "a list index")) return lw_err(L);
     int64_t n = base->u.tree.n;
     if (i < 0) i += n;
-    if (i < 0 || i >= n) return lw_error(L, loc, "index %lld is out of range for a list of %lld", (long long)(i < 0 ? i - n : i), (long long)n);
+    if (i < 0 || i >= n)
+        return lw_error(L, loc, "index %lld is out of range for a list of %lld",
+                        (long long)(i < 0 ? i - n : i), (long long)n);
     return base->u.tree.items[i];
 }
 
@@ -649,7 +749,8 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
     if (val_is_error(base)) return lw_err(L);
     SrcLoc loc = e->loc;
     if (base->kind == V_LIST) {
-        if (e->u.index.nidx != 1 || e->u.index.idx[0]->kind == EX_SLICE || e->u.index.idx[0]->kind == EX_NONE)
+        if (e->u.index.nidx != 1 || e->u.index.idx[0]->kind == EX_SLICE ||
+            e->u.index.idx[0]->kind == EX_NONE)
             return lw_error(L, loc, "a list takes one integer index");
         return index_list(L, base, lw_expr(L, s, e->u.index.idx[0]), e->u.index.idx[0]->loc);
     }
@@ -679,25 +780,29 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
     for (int k = 0; k < e->u.index.nidx; k++) {
         const Expr *ie = e->u.index.idx[k];
         if (ie->kind == EX_NONE) {
-            if (final_rank >= IR_MAX_RANK) return lw_error(L, ie->loc, "too many axes (maximum %d)", IR_MAX_RANK);
+            if (final_rank >= IR_MAX_RANK)
+                return lw_error(L, ie->loc, "too many axes (maximum %d)", IR_MAX_RANK);
             final_dims[final_rank++] = 1;
             continue;
         }
         if (ax >= rank)
-            return lw_error(L, ie->loc, "too many indices for %s", fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
+            return lw_error(L, ie->loc, "too many indices for %s",
+                            fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
         int64_t d = x->shape.dims[ax];
         if (ie->kind == EX_SLICE) {
             int64_t lo = 0, hi = d;
             if (ie->u.slice.lo) {
                 Value *v = lw_expr(L, s, ie->u.slice.lo);
-                if (!lw_const_int(L, v, &lo, ie->u.slice.lo->loc, "a slice bound")) return lw_err(L);
+                if (!lw_const_int(L, v, &lo, ie->u.slice.lo->loc, "a slice bound"))
+                    return lw_err(L);
                 if (lo < 0) lo += d;
                 if (lo < 0) lo = 0;
                 if (lo > d) lo = d;
             }
             if (ie->u.slice.hi) {
                 Value *v = lw_expr(L, s, ie->u.slice.hi);
-                if (!lw_const_int(L, v, &hi, ie->u.slice.hi->loc, "a slice bound")) return lw_err(L);
+                if (!lw_const_int(L, v, &hi, ie->u.slice.hi->loc, "a slice bound"))
+                    return lw_err(L);
                 if (hi < 0) hi += d;
                 if (hi < 0) hi = 0;
                 if (hi > d) hi = d;
@@ -717,8 +822,8 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
             if (!lw_const_int(L, iv, &i, ie->loc, "an index")) return lw_err(L);
             int64_t j = i < 0 ? i + d : i;
             if (j < 0 || j >= d)
-                return lw_error(L, ie->loc, "index %lld is out of range for axis %d of %s", (long long)i, ax,
-                                fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
+                return lw_error(L, ie->loc, "index %lld is out of range for axis %d of %s",
+                                (long long)i, ax, fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
             start[ax] = j;
             stop[ax] = j + 1;
             drop[ax] = true;
@@ -731,7 +836,8 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
             if (!is_int_dt(in->dtype))
                 return lw_error(L, ie->loc, "an index tensor must hold integers, got %s",
                                 fe_type_str(in->dtype, &in->shape, b1, sizeof b1));
-            if (tidx) return lw_error(L, ie->loc, "only one tensor index per indexing is supported");
+            if (tidx)
+                return lw_error(L, ie->loc, "only one tensor index per indexing is supported");
             tidx = in;
             tidx_axis = ax;
             for (int r = 0; r < in->shape.rank; r++) {
@@ -741,17 +847,21 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
             ax++;
             continue;
         }
-        return lw_error(L, ie->loc, "an index must be an integer, a slice, None or an integer tensor, got %s",
+        return lw_error(L, ie->loc,
+                        "an index must be an integer, a slice, None or an integer tensor, got %s",
                         lw_value_desc(L, iv));
     }
     for (int i = ax; i < rank; i++) {
         if (final_rank >= 2 * IR_MAX_RANK) return lw_err(L);
         final_dims[final_rank++] = x->shape.dims[i];
     }
-    if (final_rank > IR_MAX_RANK) return lw_error(L, loc, "indexing gives rank %d, more than the maximum %d", final_rank, IR_MAX_RANK);
+    if (final_rank > IR_MAX_RANK)
+        return lw_error(L, loc, "indexing gives rank %d, more than the maximum %d", final_rank,
+                        IR_MAX_RANK);
     /* 1. slice every axis */
     bool trivial = true;
-    for (int i = 0; i < rank; i++) trivial = trivial && start[i] == 0 && stop[i] == x->shape.dims[i];
+    for (int i = 0; i < rank; i++)
+        trivial = trivial && start[i] == 0 && stop[i] == x->shape.dims[i];
     Node *r = x;
     if (!trivial) r = ir_slice(g, x, start, stop, step, loc);
     if (!r) return lw_err(L);
@@ -779,9 +889,12 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
             int ri = tidx->shape.rank, total = r->shape.rank;
             int perm[IR_MAX_RANK];
             for (int p = 0; p < total; p++) {
-                if (p < taxis) perm[p] = ri + p;
-                else if (p < taxis + ri) perm[p] = p - taxis;
-                else perm[p] = p;
+                if (p < taxis)
+                    perm[p] = ri + p;
+                else if (p < taxis + ri)
+                    perm[p] = p - taxis;
+                else
+                    perm[p] = p;
             }
             r = ir_permute(g, r, perm, loc);
         }
@@ -789,7 +902,8 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
     /* 4. insert None axes */
     if (r) {
         Shape fs = {.rank = final_rank};
-        for (int i = 0; i < final_rank; i++) fs.dims[i] = final_dims[i];
+        for (int i = 0; i < final_rank; i++)
+            fs.dims[i] = final_dims[i];
         r = ir_reshape(g, r, fs, loc);
     }
     return lw_tensor(L, r);
@@ -799,8 +913,11 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
 
 static Value *lw_list(Lower *L, Scope *s, const Expr *e) {
     int n = e->u.list.n, named = 0;
-    for (int i = 0; i < n; i++) named += e->u.list.items[i].name != NULL;
-    if (named && named != n) return lw_error(L, e->loc, "a list is either all named ([x = a, y = b]) or unnamed ([a, b])");
+    for (int i = 0; i < n; i++)
+        named += e->u.list.items[i].name != NULL;
+    if (named && named != n)
+        return lw_error(L, e->loc,
+                        "a list is either all named ([x = a, y = b]) or unnamed ([a, b])");
     Value **items = alloc_items(L, n);
     const char **names = named ? arena_alloc(L->a, sizeof(char *) * (size_t)(n ? n : 1)) : NULL;
     if (!items || (named && !names)) return lw_err(L);
@@ -831,7 +948,8 @@ Value *lw_expr(Lower *L, Scope *s, const Expr *e) {
     if (L->oom) return lw_err(L);
     /* sema rejects deeper expressions; inlined calls nest further */
     if (L->expr_depth >= 4 * FE_MAX_EXPR_DEPTH)
-        return lw_error(L, e->loc, "expressions nested too deeply (more than %d levels through calls)",
+        return lw_error(L, e->loc,
+                        "expressions nested too deeply (more than %d levels through calls)",
                         4 * FE_MAX_EXPR_DEPTH);
     L->expr_depth++;
     Value *v = lw_expr_in(L, s, e);
@@ -841,19 +959,26 @@ Value *lw_expr(Lower *L, Scope *s, const Expr *e) {
 
 static Value *lw_expr_in(Lower *L, Scope *s, const Expr *e) {
     if (L->gc && L->gc->g && L->gc->g->nnodes > FE_MAX_NODES)
-        return lw_error(L, e->loc, "the program is too large: a graph has more than %d nodes", FE_MAX_NODES);
+        return lw_error(L, e->loc, "the program is too large: a graph has more than %d nodes",
+                        FE_MAX_NODES);
     switch (e->kind) {
-    case EX_INT: return val_int(L->a, e->u.ival);
-    case EX_FLOAT: return val_float(L->a, e->u.fval);
-    case EX_STRING: return val_str(L->a, e->u.sval);
-    case EX_BOOL: return val_bool(L->a, e->u.ival != 0);
-    case EX_NONE: return val_none(L->a);
+    case EX_INT:
+        return val_int(L->a, e->u.ival);
+    case EX_FLOAT:
+        return val_float(L->a, e->u.fval);
+    case EX_STRING:
+        return val_str(L->a, e->u.sval);
+    case EX_BOOL:
+        return val_bool(L->a, e->u.ival != 0);
+    case EX_NONE:
+        return val_none(L->a);
     case EX_NAME: {
         Value *v = lw_lookup(L, s, e->u.name, e->loc);
         if (!v) return lw_error(L, e->loc, "unknown name '%s'", e->u.name);
         return v;
     }
-    case EX_UNARY: return lw_unop(L, e->u.op.op, lw_expr(L, s, e->u.op.a), e->loc);
+    case EX_UNARY:
+        return lw_unop(L, e->u.op.op, lw_expr(L, s, e->u.op.a), e->loc);
     case EX_BINARY: {
         Value *a = lw_expr(L, s, e->u.op.a);
         if (val_is_error(a)) return lw_err(L);
@@ -875,16 +1000,22 @@ static Value *lw_expr_in(Lower *L, Scope *s, const Expr *e) {
         }
         if (c->kind == V_LOSS) c = lw_loss_value(L, e->loc);
         if (!val_is_tensorish(c))
-            return lw_error(L, e->u.ife.cond->loc, "a condition must be a bool, got %s", lw_value_desc(L, c));
+            return lw_error(L, e->u.ife.cond->loc, "a condition must be a bool, got %s",
+                            lw_value_desc(L, c));
         Value *a = lw_expr(L, s, e->u.ife.then_e);
         Value *b = lw_expr(L, s, e->u.ife.else_e);
         return lw_where(L, c, a, b, e->loc);
     }
-    case EX_CALL: return lw_call_expr(L, s, e);
-    case EX_INDEX: return lw_index(L, s, e);
-    case EX_SLICE: return lw_error(L, e->loc, "a slice 'a:b' is only allowed inside [ ]");
-    case EX_FIELD: return lw_field(L, lw_expr(L, s, e->u.field.base), e->u.field.name, e->u.field.name_loc);
-    case EX_LIST: return lw_list(L, s, e);
+    case EX_CALL:
+        return lw_call_expr(L, s, e);
+    case EX_INDEX:
+        return lw_index(L, s, e);
+    case EX_SLICE:
+        return lw_error(L, e->loc, "a slice 'a:b' is only allowed inside [ ]");
+    case EX_FIELD:
+        return lw_field(L, lw_expr(L, s, e->u.field.base), e->u.field.name, e->u.field.name_loc);
+    case EX_LIST:
+        return lw_list(L, s, e);
     case EX_LAMBDA: {
         Value *v = arena_alloc(L->a, sizeof *v);
         if (!v) return lw_err(L);

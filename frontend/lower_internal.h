@@ -21,13 +21,13 @@
 #include "value.h"
 
 /* Limits that keep any program from hanging or exhausting the compiler. */
-#define FE_MAX_CALL_DEPTH 64          /* nested inlined calls */
+#define FE_MAX_CALL_DEPTH 64            /* nested inlined calls */
 #define FE_MAX_NUMEL (INT64_C(1) << 31) /* elements of one tensor */
-#define FE_UNROLL_BUDGET 100000       /* unrolled iterations (repeat, for in fns) per compile */
-#define FE_MAX_NODES 2000000          /* nodes in one graph */
-#define FE_MAX_HESSIAN 4096           /* elements of w for an exact hessian_trace */
-#define FE_MAX_KW 12                  /* keywords of one builtin */
-#define FE_MAX_EXPR_DEPTH 4000        /* nesting of one expression (a+b+... chains are left-deep) */
+#define FE_UNROLL_BUDGET 100000         /* unrolled iterations (repeat, for in fns) per compile */
+#define FE_MAX_NODES 2000000            /* nodes in one graph */
+#define FE_MAX_HESSIAN 4096             /* elements of w for an exact hessian_trace */
+#define FE_MAX_KW 12                    /* keywords of one builtin */
+#define FE_MAX_EXPR_DEPTH 4000 /* nesting of one expression (a+b+... chains are left-deep) */
 /* items grad's dependence questions visit per compile (lower_defs.c) */
 #define FE_REACH_BUDGET 20000000
 
@@ -56,8 +56,8 @@ typedef struct {
     GlobalKind kind;
     const Decl *decl; /* NULL for config entries and modules */
     SrcLoc loc;
-    Value *v;  /* config value, fn/optimizer value, module; data once evaluated */
-    int state; /* data: 0 pending, 1 being evaluated, 2 done */
+    Value *v;         /* config value, fn/optimizer value, module; data once evaluated */
+    int state;        /* data: 0 pending, 1 being evaluated, 2 done */
     const Expr *expr; /* config: the value expression */
     int cfg;          /* a config of the main module: 1 + index into Module.configs; else 0 */
 } Global;
@@ -117,13 +117,13 @@ typedef struct TrainCtx {
     const char *name;
     const Expr *loss_expr;
     FeMod *mod;
-    Value *batch;      /* record of batch slots */
-    Value *data;       /* the training set record */
-    Value *t;          /* the step slot */
-    Value *loss;       /* the loss traced at the current params (V_TENSOR) */
-    Value *params;     /* the trainable tree at the start of the step */
-    int fresh_k;       /* fresh_seed calls so far in this step */
-    bool in_step;      /* lowering the optimizer's step block */
+    Value *batch;  /* record of batch slots */
+    Value *data;   /* the training set record */
+    Value *t;      /* the step slot */
+    Value *loss;   /* the loss traced at the current params (V_TENSOR) */
+    Value *params; /* the trainable tree at the start of the step */
+    int fresh_k;   /* fresh_seed calls so far in this step */
+    bool in_step;  /* lowering the optimizer's step block */
 } TrainCtx;
 
 typedef struct Lower {
@@ -137,9 +137,9 @@ typedef struct Lower {
     FeMod **mods;
     int nmods, cap_mods;
 
-    GraphCtx *gc;       /* graph being built (stack) */
-    HostBlock *hb;      /* host block receiving statements; NULL in graph-only contexts */
-    Scope *host_scope;  /* the scope a flush materialises */
+    GraphCtx *gc;      /* graph being built (stack) */
+    HostBlock *hb;     /* host block receiving statements; NULL in graph-only contexts */
+    Scope *host_scope; /* the scope a flush materialises */
     HomeFrame *homes;
     Activation *act;
     int call_depth;
@@ -148,23 +148,23 @@ typedef struct Lower {
     bool host;          /* statements here may become host statements */
     ParamInit *pinit;
     TrainCtx *train;
-    Value *ovr;         /* loss(p): parameter override tree, or NULL */
-    int *touched;       /* param slots read while tracking (loss tracing) */
+    Value *ovr;   /* loss(p): parameter override tree, or NULL */
+    int *touched; /* param slots read while tracking (loss tracing) */
     int ntouched, cap_touched;
     bool track;
     int64_t unroll_left;
     int ngraphs;
     Value *ret; /* value of the `return` that ended the current function */
     SrcLoc ret_loc;
-    int loop_kind;     /* innermost loop: 0 none, 1 host (for/while), 2 unrolled */
-    Value *loop_var;   /* innermost host `for` variable (for `every`) */
+    int loop_kind;        /* innermost loop: 0 none, 1 host (for/while), 2 unrolled */
+    Value *loop_var;      /* innermost host `for` variable (for `every`) */
     unsigned char *owned; /* slot -> 1 when it holds a host variable (may become a loop home) */
     int cap_owned;
     const char *data_name; /* the data declaration being evaluated (loaders name their slots) */
     const char *src_dir;   /* directory of the program file, a fallback for data paths */
     bool oom;
     int expr_depth;
-    int rt_cond; /* host `if` branches on run-time values since the innermost loop */
+    int rt_cond;          /* host `if` branches on run-time values since the innermost loop */
     Global **cfg_globals; /* Module.configs[i] -> its Global in the main module */
     /* slot definitions for grad across host statements (lower_defs.c) */
     SlotDef **defs; /* slot -> its current definition */
@@ -256,7 +256,8 @@ Value *lw_expr(Lower *L, Scope *s, const Expr *e);
 Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc);
 Value *lw_unop(Lower *L, OpKindAst op, Value *a, SrcLoc loc);
 /* Map a unary node function over the leaves of a tree (or apply to a tensor). */
-Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), void *ctx, SrcLoc loc);
+Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), void *ctx,
+               SrcLoc loc);
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc);
 /* Compile-time integer (an int, an integral float); diagnostic otherwise. */
 bool lw_const_int(Lower *L, const Value *v, int64_t *out, SrcLoc loc, const char *what);
@@ -348,8 +349,8 @@ const Builtin *fe_builtin_get(int i);
 /* Calls builtin i with evaluated arguments (arity/keyword checks included). */
 Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc);
 /* Parameter initialisers and other helpers shared with lower*.c */
-Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset, uint32_t stream,
-                     SrcLoc loc);
+Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset,
+                     uint32_t stream, SrcLoc loc);
 uint32_t lw_loc_stream(Lower *L, SrcLoc loc);
 /* A constant tensor of dtype dt and shape s holding the constant v: an int
  * stays exact in an integer dtype (a double rounds above 2^53). */

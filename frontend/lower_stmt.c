@@ -28,8 +28,12 @@ void lw_assigned_names(Lower *L, const Block *b, const char ***names, int *n, in
     for (int i = 0; i < b->n; i++) {
         const Stmt *st = b->items[i];
         switch (st->kind) {
-        case ST_PARAM: add_name(L, st->u.param.name, names, n, cap); break;
-        case ST_LET: add_name(L, st->u.let.name, names, n, cap); break;
+        case ST_PARAM:
+            add_name(L, st->u.param.name, names, n, cap);
+            break;
+        case ST_LET:
+            add_name(L, st->u.let.name, names, n, cap);
+            break;
         case ST_ASSIGN:
             for (int k = 0; k < st->u.assign.ntargets; k++) {
                 const char *r = ast_target_root(st->u.assign.targets[k]);
@@ -44,11 +48,20 @@ void lw_assigned_names(Lower *L, const Block *b, const char ***names, int *n, in
             add_name(L, st->u.loop.var, names, n, cap);
             lw_assigned_names(L, &st->u.loop.body, names, n, cap);
             break;
-        case ST_WHILE: lw_assigned_names(L, &st->u.whl.body, names, n, cap); break;
-        case ST_REPEAT: lw_assigned_names(L, &st->u.rep.body, names, n, cap); break;
-        case ST_EVERY: lw_assigned_names(L, &st->u.every.body, names, n, cap); break;
-        case ST_FN: if (st->u.fn && st->u.fn->name) add_name(L, st->u.fn->name, names, n, cap); break;
-        default: break;
+        case ST_WHILE:
+            lw_assigned_names(L, &st->u.whl.body, names, n, cap);
+            break;
+        case ST_REPEAT:
+            lw_assigned_names(L, &st->u.rep.body, names, n, cap);
+            break;
+        case ST_EVERY:
+            lw_assigned_names(L, &st->u.every.body, names, n, cap);
+            break;
+        case ST_FN:
+            if (st->u.fn && st->u.fn->name) add_name(L, st->u.fn->name, names, n, cap);
+            break;
+        default:
+            break;
         }
     }
 }
@@ -79,22 +92,29 @@ static Value *tree_with(Lower *L, Value *tree, const char *field, Value *v) {
 
 static void assign_target(Lower *L, Scope *s, const Expr *t, Value *v) {
     switch (t->kind) {
-    case EX_NAME: lw_scope_set(L, s, t->u.name, v, t->loc); return;
+    case EX_NAME:
+        lw_scope_set(L, s, t->u.name, v, t->loc);
+        return;
     case EX_FIELD: {
         Value *base = lw_expr(L, s, t->u.field.base);
         if (val_is_error(base)) return;
         if (base->kind != V_TREE) {
-            lw_error(L, t->u.field.name_loc, "cannot set field '%s' of %s", t->u.field.name, lw_value_desc(L, base));
+            lw_error(L, t->u.field.name_loc, "cannot set field '%s' of %s", t->u.field.name,
+                     lw_value_desc(L, base));
             return;
         }
         assign_target(L, s, t->u.field.base, tree_with(L, base, t->u.field.name, v));
         return;
     }
     case EX_INDEX:
-        lw_error(L, t->loc, "assigning to an element is not supported: values are immutable (build a new tensor, "
-                            "e.g. with where() or concat())");
+        lw_error(
+            L, t->loc,
+            "assigning to an element is not supported: values are immutable (build a new tensor, "
+            "e.g. with where() or concat())");
         return;
-    default: lw_error(L, t->loc, "cannot assign to this expression"); return;
+    default:
+        lw_error(L, t->loc, "cannot assign to this expression");
+        return;
     }
 }
 
@@ -108,10 +128,10 @@ static void lw_assign(Lower *L, Scope *s, const Stmt *st) {
             return;
         }
         Value *cur = lw_expr(L, s, t);
-        OpKindAst op = st->u.assign.op == AS_ADD ? OPK_ADD
-                     : st->u.assign.op == AS_SUB ? OPK_SUB
-                     : st->u.assign.op == AS_MUL ? OPK_MUL
-                                                 : OPK_DIV;
+        OpKindAst op = st->u.assign.op == AS_ADD   ? OPK_ADD
+                       : st->u.assign.op == AS_SUB ? OPK_SUB
+                       : st->u.assign.op == AS_MUL ? OPK_MUL
+                                                   : OPK_DIV;
         v = lw_binop(L, op, cur, v, st->loc);
     }
     if (v && v->kind == V_LOSS) v = lw_loss_value(L, st->loc);
@@ -120,15 +140,18 @@ static void lw_assign(Lower *L, Scope *s, const Stmt *st) {
         return;
     }
     if (val_is_error(v)) {
-        for (int i = 0; i < nt; i++) assign_target(L, s, st->u.assign.targets[i], lw_err(L));
+        for (int i = 0; i < nt; i++)
+            assign_target(L, s, st->u.assign.targets[i], lw_err(L));
         return;
     }
     if (v->kind != V_LIST || v->u.tree.n != nt) {
         lw_error(L, st->loc, "cannot unpack %s into %d names", lw_value_desc(L, v), nt);
-        for (int i = 0; i < nt; i++) assign_target(L, s, st->u.assign.targets[i], lw_err(L));
+        for (int i = 0; i < nt; i++)
+            assign_target(L, s, st->u.assign.targets[i], lw_err(L));
         return;
     }
-    for (int i = 0; i < nt; i++) assign_target(L, s, st->u.assign.targets[i], v->u.tree.items[i]);
+    for (int i = 0; i < nt; i++)
+        assign_target(L, s, st->u.assign.targets[i], v->u.tree.items[i]);
 }
 
 /* ---- homes --------------------------------------------------------------------------- */
@@ -169,7 +192,8 @@ static Value *make_home(Lower *L, Scope *s, Value *v, const char *name, const ch
         return val_slot(L->a, lw_var_slot(L, name, dt, sh));
     case V_TREE:
     case V_LIST: {
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
+        Value **items =
+            arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
         if (!items) return NULL;
         for (int i = 0; i < v->u.tree.n; i++) {
             const char *nm = v->kind == V_TREE ? lw_printf(L, "%s.%s", name, v->u.tree.names[i])
@@ -183,7 +207,8 @@ static Value *make_home(Lower *L, Scope *s, Value *v, const char *name, const ch
         r->u.tree.items = items;
         return r;
     }
-    default: return NULL;
+    default:
+        return NULL;
     }
 }
 
@@ -260,8 +285,10 @@ static void host_for(Lower *L, Scope *s, const Stmt *st) {
     hs->u.loop.var_slot = var;
     hs->u.loop.lo = klo;
     hs->u.loop.hi = khi;
-    hs->u.loop.lo_slot = val_is_tensorish(bounds[0]) && bounds[0]->kind == V_SLOT ? bounds[0]->u.slot : -1;
-    hs->u.loop.hi_slot = val_is_tensorish(bounds[1]) && bounds[1]->kind == V_SLOT ? bounds[1]->u.slot : -1;
+    hs->u.loop.lo_slot =
+        val_is_tensorish(bounds[0]) && bounds[0]->kind == V_SLOT ? bounds[0]->u.slot : -1;
+    hs->u.loop.hi_slot =
+        val_is_tensorish(bounds[1]) && bounds[1]->kind == V_SLOT ? bounds[1]->u.slot : -1;
     Region reg;
     loop_begin(L, &reg);
     Value *vv = val_slot(L->a, var);
@@ -293,7 +320,8 @@ static Node *cond_node(Lower *L, Value *c, SrcLoc loc) {
     if (!n) return NULL;
     char buf[160];
     if (n->shape.rank != 0) {
-        diag_error(L->d, loc, "a condition must be a single bool, got %s", fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
+        diag_error(L->d, loc, "a condition must be a single bool, got %s",
+                   fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
         return NULL;
     }
     return ir_cast(L->gc->g, n, DT_BOOL, loc);
@@ -429,7 +457,8 @@ static Flow graph_if(Lower *L, Scope *s, const Stmt *st, Value *c, SrcLoc cloc) 
     Value *r2 = L->ret;
     L->ret = saved_ret;
     if (f1 == FLOW_BREAK || f2 == FLOW_BREAK) {
-        lw_error(L, st->loc, "'break' under a condition known only at run time is only supported in main");
+        lw_error(L, st->loc,
+                 "'break' under a condition known only at run time is only supported in main");
         return FLOW_NEXT;
     }
     for (int i = 0; i < n; i++) {
@@ -453,15 +482,17 @@ static Flow graph_if(Lower *L, Scope *s, const Stmt *st, Value *c, SrcLoc cloc) 
         return FLOW_RETURN;
     }
     if (f1 == FLOW_RETURN || f2 == FLOW_RETURN) {
-        lw_error(L, st->loc, "a 'return' inside an 'if' on a value known only at run time must be in both branches");
+        lw_error(
+            L, st->loc,
+            "a 'return' inside an 'if' on a value known only at run time must be in both branches");
         return FLOW_NEXT;
     }
     (void)cloc;
     return FLOW_NEXT;
 }
 
-static Flow unrolled_loop(Lower *L, Scope *s, const Stmt *st, const char *var, SrcLoc var_loc, int64_t lo,
-                          int64_t hi, const Block *body) {
+static Flow unrolled_loop(Lower *L, Scope *s, const Stmt *st, const char *var, SrcLoc var_loc,
+                          int64_t lo, int64_t hi, const Block *body) {
     if (hi <= lo) return FLOW_NEXT;
     int64_t n;
     if (!ck_sub(hi, lo, &n) || n > L->unroll_left) {
@@ -490,7 +521,8 @@ static Flow unrolled_loop(Lower *L, Scope *s, const Stmt *st, const char *var, S
             r = FLOW_RETURN;
             break;
         }
-        if (L->d->nerrors > before || L->oom) break; /* one report per loop, not one per iteration */
+        if (L->d->nerrors > before || L->oom)
+            break; /* one report per loop, not one per iteration */
     }
     L->unrolled_loops--;
     L->loop_kind = saved_kind;
@@ -510,7 +542,8 @@ static Node *scalar_node(Lower *L, Value *v, SrcLoc loc, const char *what) {
     if (!n) return NULL;
     char buf[160];
     if (rt_shape_numel(&n->shape) != 1) {
-        diag_error(L->d, loc, "%s must be a scalar, got %s", what, fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
+        diag_error(L->d, loc, "%s must be a scalar, got %s", what,
+                   fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
         return NULL;
     }
     if (n->shape.rank != 0) n = ir_reshape(L->gc->g, n, rt_shape_scalar(), loc);
@@ -623,7 +656,9 @@ static void lw_save(Lower *L, Scope *s, const Stmt *st) {
 
 /* ---- statements ---------------------------------------------------------------------- */
 
-static bool in_host(Lower *L) { return L->host && L->hb && L->host_scope; }
+static bool in_host(Lower *L) {
+    return L->host && L->hb && L->host_scope;
+}
 
 /* a constant condition picks a branch now; else a host or graph branch */
 static Flow stmt_if(Lower *L, Scope *s, const Stmt *st) {
@@ -763,7 +798,9 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
     case ST_LET:
         lw_scope_set(L, s, st->u.let.name, lw_expr(L, s, st->u.let.value), st->u.let.name_loc);
         return FLOW_NEXT;
-    case ST_ASSIGN: lw_assign(L, s, st); return FLOW_NEXT;
+    case ST_ASSIGN:
+        lw_assign(L, s, st);
+        return FLOW_NEXT;
     case ST_IF:
         return stmt_if(L, s, st);
     case ST_FOR:
@@ -773,8 +810,9 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
             host_while(L, s, st);
             return FLOW_NEXT;
         }
-        lw_error(L, st->loc, "'while' is only supported in main (inside functions and optimizer steps, loops "
-                             "must have compile-time bounds)");
+        lw_error(L, st->loc,
+                 "'while' is only supported in main (inside functions and optimizer steps, loops "
+                 "must have compile-time bounds)");
         return FLOW_NEXT;
     case ST_REPEAT:
         return stmt_repeat(L, s, st);
@@ -809,7 +847,9 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
         return stmt_every(L, s, st);
     case ST_FN:
         return stmt_fn(L, s, st);
-    case ST_EXPR: lw_expr(L, s, st->u.expr); return FLOW_NEXT;
+    case ST_EXPR:
+        lw_expr(L, s, st->u.expr);
+        return FLOW_NEXT;
     }
     return FLOW_NEXT;
 }

@@ -92,7 +92,8 @@ static void collect_leaves(Lower *L, Value *v, const char *prefix, Leaves *out) 
     if (v && (v->kind == V_TREE || v->kind == V_LIST)) {
         for (int i = 0; i < v->u.tree.n; i++) {
             const char *nm = v->kind == V_TREE ? v->u.tree.names[i] : lw_printf(L, "%d", i);
-            collect_leaves(L, v->u.tree.items[i], prefix ? lw_printf(L, "%s.%s", prefix, nm) : nm, out);
+            collect_leaves(L, v->u.tree.items[i], prefix ? lw_printf(L, "%s.%s", prefix, nm) : nm,
+                           out);
         }
         return;
     }
@@ -126,7 +127,8 @@ static Value *trace_loss(Lower *L, TrainCtx *tc, Value *ovr, Value *batch) {
     L->ovr = saved_ovr;
     L->host = saved_host;
     lw_act_pop(L);
-    if (v && v->kind == V_LOSS) return lw_error(L, tc->loss_expr->loc, "the loss cannot refer to itself");
+    if (v && v->kind == V_LOSS)
+        return lw_error(L, tc->loss_expr->loc, "the loss cannot refer to itself");
     return v;
 }
 
@@ -138,24 +140,30 @@ Value *lw_loss_value(Lower *L, SrcLoc loc) {
 
 Value *lw_loss_call(Lower *L, CallArg *args, int nargs, SrcLoc loc) {
     TrainCtx *tc = L->train;
-    if (!tc || !tc->in_step) return lw_error(L, loc, "'loss' is only available inside an optimizer step");
+    if (!tc || !tc->in_step)
+        return lw_error(L, loc, "'loss' is only available inside an optimizer step");
     Value *p = NULL, *on = NULL;
     int npos = 0;
     for (int i = 0; i < nargs; i++) {
         if (!args[i].name) {
-            if (npos++ > 0) return lw_error(L, args[i].loc, "loss takes one positional argument (the parameters)");
+            if (npos++ > 0)
+                return lw_error(L, args[i].loc,
+                                "loss takes one positional argument (the parameters)");
             p = args[i].v;
         } else if (strcmp(args[i].name, "on") == 0) {
             on = args[i].v;
         } else {
-            return lw_error(L, args[i].loc, "loss has no parameter '%s' (it takes the parameters and 'on = batch')",
+            return lw_error(L, args[i].loc,
+                            "loss has no parameter '%s' (it takes the parameters and 'on = batch')",
                             args[i].name);
         }
     }
     if (p && !val_same_structure(p, tc->params))
-        return lw_error(L, loc, "loss(p): p must have the structure of params (%d leaves), got %s with %d",
+        return lw_error(L, loc,
+                        "loss(p): p must have the structure of params (%d leaves), got %s with %d",
                         val_count_leaves(tc->params), lw_value_desc(L, p), val_count_leaves(p));
-    if (on && on->kind != V_TREE) return lw_error(L, loc, "loss(..., on = b): b must be a record like batch");
+    if (on && on->kind != V_TREE)
+        return lw_error(L, loc, "loss(..., on = b): b must be a record like batch");
     Value *v = trace_loss(L, tc, p ? p : NULL, on ? on : tc->batch);
     if (val_is_error(v)) return lw_err(L);
     return v;
@@ -168,8 +176,8 @@ typedef struct {
     SrcLoc loss_loc;
 } Settings;
 
-static const char *const setting_names[] = {"data",      "batch", "shuffle", "steps",     "epochs",
-                                            "loss",      "optimizer", "init", "trainable", NULL};
+static const char *const setting_names[] = {"data", "batch",     "shuffle", "steps",     "epochs",
+                                            "loss", "optimizer", "init",    "trainable", NULL};
 
 static bool read_settings(Lower *L, const Decl *d, Settings *st) {
     memset(st, 0, sizeof *st);
@@ -177,21 +185,33 @@ static bool read_settings(Lower *L, const Decl *d, Settings *st) {
     for (int i = 0; i < d->u.train.nsettings; i++) {
         const Setting *s = &d->u.train.settings[i];
         const Expr **slot = NULL;
-        if (strcmp(s->name, "data") == 0) slot = &st->data;
-        else if (strcmp(s->name, "batch") == 0) slot = &st->batch;
-        else if (strcmp(s->name, "shuffle") == 0) slot = &st->shuffle;
-        else if (strcmp(s->name, "steps") == 0) slot = &st->steps;
-        else if (strcmp(s->name, "epochs") == 0) slot = &st->epochs;
-        else if (strcmp(s->name, "loss") == 0) slot = &st->loss, st->loss_loc = s->loc;
-        else if (strcmp(s->name, "optimizer") == 0) slot = &st->optimizer;
-        else if (strcmp(s->name, "init") == 0) slot = &st->init;
-        else if (strcmp(s->name, "trainable") == 0) slot = &st->trainable;
+        if (strcmp(s->name, "data") == 0)
+            slot = &st->data;
+        else if (strcmp(s->name, "batch") == 0)
+            slot = &st->batch;
+        else if (strcmp(s->name, "shuffle") == 0)
+            slot = &st->shuffle;
+        else if (strcmp(s->name, "steps") == 0)
+            slot = &st->steps;
+        else if (strcmp(s->name, "epochs") == 0)
+            slot = &st->epochs;
+        else if (strcmp(s->name, "loss") == 0)
+            slot = &st->loss, st->loss_loc = s->loc;
+        else if (strcmp(s->name, "optimizer") == 0)
+            slot = &st->optimizer;
+        else if (strcmp(s->name, "init") == 0)
+            slot = &st->init;
+        else if (strcmp(s->name, "trainable") == 0)
+            slot = &st->trainable;
         if (!slot) {
             const char *near = fe_closest(s->name, setting_names, 9);
-            if (near) diag_error(L->d, s->loc, "unknown train setting '%s' (did you mean '%s'?)", s->name, near);
+            if (near)
+                diag_error(L->d, s->loc, "unknown train setting '%s' (did you mean '%s'?)", s->name,
+                           near);
             else
                 diag_error(L->d, s->loc,
-                           "unknown train setting '%s' (settings: data, batch, shuffle, steps, epochs, loss, "
+                           "unknown train setting '%s' (settings: data, batch, shuffle, steps, "
+                           "epochs, loss, "
                            "optimizer, trainable)",
                            s->name);
             ok = false;
@@ -204,7 +224,11 @@ static bool read_settings(Lower *L, const Decl *d, Settings *st) {
         }
         *slot = s->value;
     }
-    const char *missing = !st->data ? "data" : !st->loss ? "loss" : !st->optimizer ? "optimizer" : !st->batch ? "batch" : NULL;
+    const char *missing = !st->data        ? "data"
+                          : !st->loss      ? "loss"
+                          : !st->optimizer ? "optimizer"
+                          : !st->batch     ? "batch"
+                                           : NULL;
     if (missing) {
         diag_error(L->d, d->name_loc, "train %s needs a '%s' setting", d->name, missing);
         ok = false;
@@ -231,15 +255,17 @@ static bool const_setting_int(Lower *L, Scope *s, const Expr *e, int64_t *out, c
 /* Materialises value v (tree, tensor or number) into new SLOT_STATE slots
  * named "<leaf path>.<state>" (or "<train>.<state>" for a non-tree state)
  * and returns the tree of those slots. */
-static Value *state_slots(Lower *L, Value *v, const char *path, const char *state, const char *train, SrcLoc loc) {
+static Value *state_slots(Lower *L, Value *v, const char *path, const char *state,
+                          const char *train, SrcLoc loc) {
     if (val_is_error(v)) return lw_err(L);
     if (v->kind == V_TREE || v->kind == V_LIST) {
-        Value **items = arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
+        Value **items =
+            arena_alloc(L->a, sizeof(Value *) * (size_t)(v->u.tree.n ? v->u.tree.n : 1));
         if (!items) return lw_err(L);
         for (int i = 0; i < v->u.tree.n; i++) {
             const char *nm = v->kind == V_TREE ? v->u.tree.names[i] : lw_printf(L, "%d", i);
-            items[i] = state_slots(L, v->u.tree.items[i], path ? lw_printf(L, "%s.%s", path, nm) : nm, state, train,
-                                   loc);
+            items[i] = state_slots(L, v->u.tree.items[i],
+                                   path ? lw_printf(L, "%s.%s", path, nm) : nm, state, train, loc);
             if (val_is_error(items[i])) return lw_err(L);
         }
         Value *r = arena_alloc(L->a, sizeof *r);
@@ -249,9 +275,11 @@ static Value *state_slots(Lower *L, Value *v, const char *path, const char *stat
         return r;
     }
     if (v->kind == V_LOSS) v = lw_loss_value(L, loc);
-    Node *n = lw_need_node(L, v, v->kind == V_INT ? DT_I64 : DT_COUNT, loc, lw_printf(L, "state %s", state));
+    Node *n = lw_need_node(L, v, v->kind == V_INT ? DT_I64 : DT_COUNT, loc,
+                           lw_printf(L, "state %s", state));
     if (!n) return lw_err(L);
-    int slot = lw_new_slot(L, lw_printf(L, "%s.%s", path ? path : train, state), SLOT_STATE, n->dtype, n->shape);
+    int slot = lw_new_slot(L, lw_printf(L, "%s.%s", path ? path : train, state), SLOT_STATE,
+                           n->dtype, n->shape);
     if (slot < 0) return lw_err(L);
     lw_gc_output(L, n, slot);
     return val_slot(L->a, slot);
@@ -276,10 +304,12 @@ static bool write_back(Lower *L, Value *final, Value *home, const char *what, Sr
     Node *n = lw_need_node(L, final, sl->dtype, loc, what);
     if (!n) return false;
     char b1[160], b2[160];
-    if (val_is_const(final)) n = ir_broadcast(L->gc->g, ir_cast(L->gc->g, n, sl->dtype, loc), sl->shape, loc);
+    if (val_is_const(final))
+        n = ir_broadcast(L->gc->g, ir_cast(L->gc->g, n, sl->dtype, loc), sl->shape, loc);
     if (!n) return false;
     if (n->dtype != sl->dtype || !rt_shape_eq(&n->shape, &sl->shape)) {
-        lw_error(L, loc, "the step turns '%s' from %s into %s", sl->name, fe_type_str(sl->dtype, &sl->shape, b1, sizeof b1),
+        lw_error(L, loc, "the step turns '%s' from %s into %s", sl->name,
+                 fe_type_str(sl->dtype, &sl->shape, b1, sizeof b1),
                  fe_type_str(n->dtype, &n->shape, b2, sizeof b2));
         return false;
     }
@@ -304,7 +334,8 @@ static Value *filter_trainable(Lower *L, Scope *s, const Expr *e, int *slots, in
     for (int j = 0; j < lv.n; j++) {
         Value *x = lv.vals[j];
         if (!x || x->kind != V_SLOT || L->m->slots[x->u.slot].kind != SLOT_PARAM)
-            return lw_error(L, e->loc, "trainable must list parameter trees such as params(mlp).linear0");
+            return lw_error(L, e->loc,
+                            "trainable must list parameter trees such as params(mlp).linear0");
     }
     *n = k;
     return v;
@@ -460,7 +491,8 @@ static bool make_spec(TrainLw *T) {
     ts->batch = T->batch;
     ts->steps = T->steps;
     ts->shuffle = T->shuffle;
-    ts->t_slot = lw_new_slot(L, lw_printf(L, "%s.t", d->name), SLOT_STEP, DT_I64, rt_shape_scalar());
+    ts->t_slot =
+        lw_new_slot(L, lw_printf(L, "%s.t", d->name), SLOT_STEP, DT_I64, rt_shape_scalar());
     return true;
 }
 
@@ -561,7 +593,8 @@ static Scope *bind_optimizer(TrainLw *T) {
             lw_gc_push(L, NULL);
             v = lw_expr(L, os, od->u.opt.params[i].deflt);
             lw_gc_pop(L);
-            if (v && v->kind == V_TENSOR) v = lw_error(L, od->u.opt.params[i].deflt->loc, "a default must be a constant");
+            if (v && v->kind == V_TENSOR)
+                v = lw_error(L, od->u.opt.params[i].deflt->loc, "a default must be a constant");
         }
         lw_scope_set(L, os, opt->u.optim.names[i], v, od->u.opt.params[i].loc);
     }
@@ -646,7 +679,8 @@ static bool lower_everys(TrainLw *T) {
         Value *kv = lw_expr(L, T->s, eb->every);
         if (!lw_const_int(L, kv, &k, eb->every->loc, "an every period")) continue;
         if (k < 1) {
-            lw_error(L, eb->every->loc, "an every period must be at least 1, got %lld", (long long)k);
+            lw_error(L, eb->every->loc, "an every period must be at least 1, got %lld",
+                     (long long)k);
             continue;
         }
         TrainEvery *te = &ts->evals[ts->nevals++];

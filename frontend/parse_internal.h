@@ -20,30 +20,30 @@
 #include "ast.h"
 
 typedef struct {
-    char kind;  /* '(' '[' '{' */
+    char kind; /* '(' '[' '{' */
     SrcLoc loc;
     int indent; /* column of the first token on the opener's line */
 } FeOpener;
 
 /* A token as the raw scanner produced it, before the newline rule. */
 typedef struct {
-    int kind;           /* token kind (parser.h); 0 = end of file */
+    int kind; /* token kind (parser.h); 0 = end of file */
     union {
         int64_t ival;
         double fval;
         const char *str;
     } val;
     int first_line, first_column, last_line, last_column;
-    char text[40];      /* the lexeme, cut short, for messages */
+    char text[40]; /* the lexeme, cut short, for messages */
 } FeRawTok;
 
 typedef struct ParseCtx {
     Arena *arena;
     DiagList *diags;
     uint32_t file;
-    PtrVec decls;       /* Decl*, in source order */
+    PtrVec decls; /* Decl*, in source order */
     bool oom;
-    jmp_buf *fatal;     /* where a flex fatal error (out of memory) returns */
+    jmp_buf *fatal; /* where a flex fatal error (out of memory) returns */
 
     /* scanner position: the next character's line and column (1-based) */
     int line, col;
@@ -51,17 +51,17 @@ typedef struct ParseCtx {
     /* newline rule and bracket matching */
     FeOpener *opens;
     int nopen, capopen;
-    int prev_kind;      /* last token delivered to the parser; -1 at start */
-    int prev_line;      /* its last line */
-    FeRawTok pending;   /* one token of lookahead taken by the newline rule */
+    int prev_kind;    /* last token delivered to the parser; -1 at start */
+    int prev_line;    /* its last line */
+    FeRawTok pending; /* one token of lookahead taken by the newline rule */
     bool has_pending;
-    int line_indent;    /* column of the first token on the current line */
-    bool recovering;    /* a syntax error was reported and no newline ended it yet */
+    int line_indent; /* column of the first token on the current line */
+    bool recovering; /* a syntax error was reported and no newline ended it yet */
 
     /* context of the token last delivered (the parser's lookahead) */
     bool la_has_open;
-    FeOpener la_open;   /* innermost open bracket before that token */
-    int la_prev_line;   /* line where the token before it ended */
+    FeOpener la_open; /* innermost open bracket before that token */
+    int la_prev_line; /* line where the token before it ended */
     char la_text[40];
 } ParseCtx;
 
@@ -72,9 +72,9 @@ int fe_run_parser(ParseCtx *c, const char *text, size_t size);
 SrcLoc fe_loc(const ParseCtx *c, int line, int col, int len);
 
 /* ---- constructors (ast.c) ---- */
-PtrVec *fe_vec(ParseCtx *c);                    /* a new empty list */
-PtrVec *fe_vec1(ParseCtx *c, void *first);      /* a list of one (first may be NULL: empty) */
-PtrVec *fe_push(ParseCtx *c, PtrVec *v, void *p); /* appends p unless NULL; returns v */
+PtrVec *fe_vec(ParseCtx *c);                          /* a new empty list */
+PtrVec *fe_vec1(ParseCtx *c, void *first);            /* a list of one (first may be NULL: empty) */
+PtrVec *fe_push(ParseCtx *c, PtrVec *v, void *p);     /* appends p unless NULL; returns v */
 PtrVec *fe_append(ParseCtx *c, PtrVec *v, PtrVec *w); /* appends all of w */
 
 Expr *fe_expr(ParseCtx *c, ExprKind k, SrcLoc loc);
@@ -86,8 +86,8 @@ Expr *fe_name(ParseCtx *c, SrcLoc loc, const char *name);
 Expr *fe_unary(ParseCtx *c, SrcLoc loc, OpKindAst op, Expr *a);
 Expr *fe_binary(ParseCtx *c, SrcLoc loc, OpKindAst op, Expr *a, Expr *b);
 Expr *fe_if_expr(ParseCtx *c, SrcLoc loc, Expr *cond, Expr *a, Expr *b);
-Expr *fe_call(ParseCtx *c, SrcLoc loc, Expr *callee, PtrVec *args);   /* args: Arg* */
-Expr *fe_index(ParseCtx *c, SrcLoc loc, Expr *base, PtrVec *idx);     /* idx: Expr* */
+Expr *fe_call(ParseCtx *c, SrcLoc loc, Expr *callee, PtrVec *args); /* args: Arg* */
+Expr *fe_index(ParseCtx *c, SrcLoc loc, Expr *base, PtrVec *idx);   /* idx: Expr* */
 Expr *fe_slice(ParseCtx *c, SrcLoc loc, Expr *lo, Expr *hi);
 Expr *fe_field(ParseCtx *c, SrcLoc loc, Expr *base, const char *name, SrcLoc name_loc);
 Expr *fe_list(ParseCtx *c, SrcLoc loc, PtrVec *items);                /* items: Arg* */
@@ -100,25 +100,27 @@ Setting *fe_setting(ParseCtx *c, const char *name, SrcLoc loc, Expr *value);
 Block *fe_block(ParseCtx *c, SrcLoc open, SrcLoc close, PtrVec *stmts); /* stmts: Stmt* */
 
 Stmt *fe_stmt(ParseCtx *c, StmtKind k, SrcLoc loc);
-Stmt *fe_param_stmt(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, TypeExpr *t, Expr *init);
+Stmt *fe_param_stmt(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, TypeExpr *t,
+                    Expr *init);
 Stmt *fe_let(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, Expr *value);
 Stmt *fe_assign(ParseCtx *c, SrcLoc loc, PtrVec *targets, AssignOp op, Expr *value);
 Stmt *fe_if_stmt(ParseCtx *c, SrcLoc loc, Expr *cond, Block *then_b, Block *else_b);
 Stmt *fe_else_if(ParseCtx *c, SrcLoc loc, Expr *cond, Block *then_b, Stmt *else_if);
-Stmt *fe_for(ParseCtx *c, SrcLoc loc, const char *var, SrcLoc var_loc, Expr *lo, Expr *hi, Block *body);
+Stmt *fe_for(ParseCtx *c, SrcLoc loc, const char *var, SrcLoc var_loc, Expr *lo, Expr *hi,
+             Block *body);
 Stmt *fe_while(ParseCtx *c, SrcLoc loc, Expr *cond, Block *body);
 Stmt *fe_repeat(ParseCtx *c, SrcLoc loc, Expr *count, Block *body);
 Stmt *fe_return(ParseCtx *c, SrcLoc loc, Expr *value);
-Stmt *fe_log(ParseCtx *c, SrcLoc loc, PtrVec *items);       /* Arg*, all named */
+Stmt *fe_log(ParseCtx *c, SrcLoc loc, PtrVec *items); /* Arg*, all named */
 Stmt *fe_save(ParseCtx *c, SrcLoc loc, const char *path, Expr *value);
-Stmt *fe_print(ParseCtx *c, SrcLoc loc, PtrVec *items);     /* Expr* */
+Stmt *fe_print(ParseCtx *c, SrcLoc loc, PtrVec *items); /* Expr* */
 Stmt *fe_every(ParseCtx *c, SrcLoc loc, Expr *every, Block *body);
 Stmt *fe_fn_stmt(ParseCtx *c, Decl *fn);
 Stmt *fe_expr_stmt(ParseCtx *c, Expr *e);
 
 Decl *fe_decl(ParseCtx *c, DeclKind k, SrcLoc loc, const char *name, SrcLoc name_loc);
-Decl *fe_import(ParseCtx *c, SrcLoc loc, PtrVec *names);    /* names: Expr* (EX_NAME) */
-Decl *fe_config(ParseCtx *c, SrcLoc loc, PtrVec *items);    /* Setting* */
+Decl *fe_import(ParseCtx *c, SrcLoc loc, PtrVec *names); /* names: Expr* (EX_NAME) */
+Decl *fe_config(ParseCtx *c, SrcLoc loc, PtrVec *items); /* Setting* */
 Decl *fe_data(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, Expr *value);
 Decl *fe_fn(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, PtrVec *params,
             TypeExpr *ret, Block *body, Expr *body_expr);

@@ -39,12 +39,12 @@ typedef struct SScope {
 typedef struct {
     Lower *L;
     FeMod *mod;
-    int loops;      /* enclosing loops in the current body */
-    bool in_fn;     /* a fn body (return, param allowed) */
-    bool host;      /* main / every (log, print, save allowed) */
+    int loops;  /* enclosing loops in the current body */
+    bool in_fn; /* a fn body (return, param allowed) */
+    bool host;  /* main / every (log, print, save allowed) */
     bool ok;
-    int depth;      /* expression nesting */
-    bool too_deep;  /* reported once */
+    int depth;     /* expression nesting */
+    bool too_deep; /* reported once */
 } Sema;
 
 static void s_add(Sema *S, SScope *sc, const char *name, NameKind k, SrcLoc loc) {
@@ -103,14 +103,18 @@ static Diag *err(Sema *S, SrcLoc loc, const char *fmt, ...) {
 /* Suggests a near name from locals, globals and builtins. */
 static const char *suggest(Sema *S, const SScope *sc, const char *name) {
     int cap = 64, n = 0;
-    for (const SScope *p = sc; p; p = p->parent) cap += p->n;
+    for (const SScope *p = sc; p; p = p->parent)
+        cap += p->n;
     cap += S->mod->n;
     const char **c = arena_alloc(S->L->a, sizeof(char *) * (size_t)(cap + 128));
     if (!c) return NULL;
     for (const SScope *p = sc; p; p = p->parent)
-        for (int i = 0; i < p->n; i++) c[n++] = p->names[i];
-    for (int i = 0; i < S->mod->n; i++) c[n++] = S->mod->g[i].name;
-    for (int i = 0; fe_builtin_get(i) && n < cap + 120; i++) c[n++] = fe_builtin_get(i)->name;
+        for (int i = 0; i < p->n; i++)
+            c[n++] = p->names[i];
+    for (int i = 0; i < S->mod->n; i++)
+        c[n++] = S->mod->g[i].name;
+    for (int i = 0; fe_builtin_get(i) && n < cap + 120; i++)
+        c[n++] = fe_builtin_get(i)->name;
     return fe_closest(name, c, n);
 }
 
@@ -118,8 +122,10 @@ static void unknown_name(Sema *S, const SScope *sc, const char *name, SrcLoc loc
     const char *near = suggest(S, sc, name);
     const char *what = call ? "unknown function" : "unknown name";
     S->ok = false;
-    if (near) diag_error(S->L->d, loc, "%s '%s' (did you mean '%s'?)", what, name, near);
-    else diag_error(S->L->d, loc, "%s '%s'", what, name);
+    if (near)
+        diag_error(S->L->d, loc, "%s '%s' (did you mean '%s'?)", what, name, near);
+    else
+        diag_error(S->L->d, loc, "%s '%s'", what, name);
 }
 
 /* ---- pre-scan: every name a body binds ----------------------------------------------- */
@@ -143,7 +149,8 @@ static void scan_params(Sema *S, SScope *sc, const Param *ps, int np) {
         const TypeExpr *t = ps[i].kind == PK_TYPE ? ps[i].type : NULL;
         for (int k = 0; t && k < t->ndims; k++) {
             const Expr *d = t->dims[k];
-            if (d && d->kind == EX_NAME && unbound_dim(S, sc, d->u.name)) s_add(S, sc, d->u.name, NK_PARAM, d->loc);
+            if (d && d->kind == EX_NAME && unbound_dim(S, sc, d->u.name))
+                s_add(S, sc, d->u.name, NK_PARAM, d->loc);
         }
     }
 }
@@ -152,8 +159,12 @@ static void scan_block(Sema *S, SScope *sc, const Block *b);
 
 static void scan_stmt(Sema *S, SScope *sc, const Stmt *st) {
     switch (st->kind) {
-    case ST_PARAM: s_add(S, sc, st->u.param.name, NK_VAR, st->u.param.name_loc); break;
-    case ST_LET: s_add(S, sc, st->u.let.name, NK_LET, st->u.let.name_loc); break;
+    case ST_PARAM:
+        s_add(S, sc, st->u.param.name, NK_VAR, st->u.param.name_loc);
+        break;
+    case ST_LET:
+        s_add(S, sc, st->u.let.name, NK_LET, st->u.let.name_loc);
+        break;
     case ST_ASSIGN:
         for (int k = 0; k < st->u.assign.ntargets; k++) {
             const Expr *t = st->u.assign.targets[k];
@@ -168,18 +179,26 @@ static void scan_stmt(Sema *S, SScope *sc, const Stmt *st) {
         s_add(S, sc, st->u.loop.var, NK_VAR, st->u.loop.var_loc);
         scan_block(S, sc, &st->u.loop.body);
         break;
-    case ST_WHILE: scan_block(S, sc, &st->u.whl.body); break;
-    case ST_REPEAT: scan_block(S, sc, &st->u.rep.body); break;
-    case ST_EVERY: scan_block(S, sc, &st->u.every.body); break;
+    case ST_WHILE:
+        scan_block(S, sc, &st->u.whl.body);
+        break;
+    case ST_REPEAT:
+        scan_block(S, sc, &st->u.rep.body);
+        break;
+    case ST_EVERY:
+        scan_block(S, sc, &st->u.every.body);
+        break;
     case ST_FN:
         if (st->u.fn && st->u.fn->name) s_add(S, sc, st->u.fn->name, NK_VAR, st->u.fn->name_loc);
         break;
-    default: break;
+    default:
+        break;
     }
 }
 
 static void scan_block(Sema *S, SScope *sc, const Block *b) {
-    for (int i = 0; i < b->n; i++) scan_stmt(S, sc, b->items[i]);
+    for (int i = 0; i < b->n; i++)
+        scan_stmt(S, sc, b->items[i]);
 }
 
 /* ---- calls --------------------------------------------------------------------------- */
@@ -197,11 +216,13 @@ static void check_params_call(Sema *S, const char *fname, const Param *ps, int n
             if (strcmp(ps[k].name, a->name) == 0) j = k;
         if (j < 0) {
             const char **c = arena_alloc(S->L->a, sizeof(char *) * (size_t)(np ? np : 1));
-            for (int k = 0; c && k < np; k++) c[k] = ps[k].name;
+            for (int k = 0; c && k < np; k++)
+                c[k] = ps[k].name;
             const char *near = c ? fe_closest(a->name, c, np) : NULL;
             S->ok = false;
             if (near)
-                diag_error(S->L->d, a->name_loc, "%s has no parameter '%s' (did you mean '%s'?)", fname, a->name, near);
+                diag_error(S->L->d, a->name_loc, "%s has no parameter '%s' (did you mean '%s'?)",
+                           fname, a->name, near);
             else
                 diag_error(S->L->d, a->name_loc, "%s has no parameter '%s'", fname, a->name);
             continue;
@@ -222,17 +243,20 @@ static void check_params_call(Sema *S, const char *fname, const Param *ps, int n
     }
     if (npos > np) {
         S->ok = false;
-        diag_error(S->L->d, e->loc, "%s takes %d argument%s, got %d", fname, np, np == 1 ? "" : "s", npos);
+        diag_error(S->L->d, e->loc, "%s takes %d argument%s, got %d", fname, np, np == 1 ? "" : "s",
+                   npos);
         return;
     }
     for (int k = npos; k < np; k++) {
         if (ps[k].deflt) continue;
         bool given = false;
         for (int i = 0; i < e->u.call.nargs; i++)
-            if (e->u.call.args[i].name && strcmp(e->u.call.args[i].name, ps[k].name) == 0) given = true;
+            if (e->u.call.args[i].name && strcmp(e->u.call.args[i].name, ps[k].name) == 0)
+                given = true;
         if (!given) {
             S->ok = false;
-            diag_error(S->L->d, e->loc, "missing argument '%s' in the call of %s", ps[k].name, fname);
+            diag_error(S->L->d, e->loc, "missing argument '%s' in the call of %s", ps[k].name,
+                       fname);
         }
     }
 }
@@ -247,14 +271,17 @@ static void check_builtin_call(Sema *S, const Builtin *b, const Expr *e) {
         }
         if (b->flags & BF_ANYKW) continue;
         bool found = false;
-        for (int k = 0; k < FE_MAX_KW && b->kw[k]; k++) found = found || strcmp(b->kw[k], a->name) == 0;
+        for (int k = 0; k < FE_MAX_KW && b->kw[k]; k++)
+            found = found || strcmp(b->kw[k], a->name) == 0;
         if (!found) {
             const char *near = fe_closest(a->name, b->kw, FE_MAX_KW);
             S->ok = false;
             if (near)
-                diag_error(S->L->d, a->name_loc, "%s has no keyword '%s' (did you mean '%s'?)", b->name, a->name, near);
+                diag_error(S->L->d, a->name_loc, "%s has no keyword '%s' (did you mean '%s'?)",
+                           b->name, a->name, near);
             else if (!b->kw[0])
-                diag_error(S->L->d, a->name_loc, "%s takes no keyword arguments (got '%s')", b->name, a->name);
+                diag_error(S->L->d, a->name_loc, "%s takes no keyword arguments (got '%s')",
+                           b->name, a->name);
             else
                 diag_error(S->L->d, a->name_loc, "%s has no keyword '%s'", b->name, a->name);
         }
@@ -262,13 +289,14 @@ static void check_builtin_call(Sema *S, const Builtin *b, const Expr *e) {
     if (npos < b->min_pos || (b->max_pos >= 0 && npos > b->max_pos)) {
         S->ok = false;
         if (b->min_pos == b->max_pos)
-            diag_error(S->L->d, e->loc, "%s takes %d argument%s, got %d", b->name, b->min_pos, b->min_pos == 1 ? "" : "s",
-                       npos);
-        else if (b->max_pos < 0)
-            diag_error(S->L->d, e->loc, "%s takes at least %d argument%s, got %d", b->name, b->min_pos,
+            diag_error(S->L->d, e->loc, "%s takes %d argument%s, got %d", b->name, b->min_pos,
                        b->min_pos == 1 ? "" : "s", npos);
+        else if (b->max_pos < 0)
+            diag_error(S->L->d, e->loc, "%s takes at least %d argument%s, got %d", b->name,
+                       b->min_pos, b->min_pos == 1 ? "" : "s", npos);
         else
-            diag_error(S->L->d, e->loc, "%s takes %d to %d arguments, got %d", b->name, b->min_pos, b->max_pos, npos);
+            diag_error(S->L->d, e->loc, "%s takes %d to %d arguments, got %d", b->name, b->min_pos,
+                       b->max_pos, npos);
     }
 }
 
@@ -292,9 +320,11 @@ static void check_call(Sema *S, const SScope *sc, const Expr *e) {
     }
     Global *g = lw_global(m, name);
     if (g) {
-        if (g->kind == G_FN) check_params_call(S, name, g->decl->u.fn.params, g->decl->u.fn.nparams, e);
+        if (g->kind == G_FN)
+            check_params_call(S, name, g->decl->u.fn.params, g->decl->u.fn.nparams, e);
         else if (g->kind == G_OPTIM)
-            check_params_call(S, lw_printf(S->L, "optimizer %s", name), g->decl->u.opt.params, g->decl->u.opt.nparams, e);
+            check_params_call(S, lw_printf(S->L, "optimizer %s", name), g->decl->u.opt.params,
+                              g->decl->u.opt.nparams, e);
         return;
     }
     if (m != S->mod) return;
@@ -304,8 +334,8 @@ static void check_call(Sema *S, const SScope *sc, const Expr *e) {
 
 /* ---- expressions --------------------------------------------------------------------- */
 
-static void check_fn_body(Sema *S, SScope *parent, const Param *ps, int np, const Block *body, const Expr *body_expr,
-                          const TypeExpr *ret);
+static void check_fn_body(Sema *S, SScope *parent, const Param *ps, int np, const Block *body,
+                          const Expr *body_expr, const TypeExpr *ret);
 
 static void check_expr_in(Sema *S, SScope *sc, const Expr *e);
 
@@ -313,7 +343,8 @@ static void check_expr(Sema *S, SScope *sc, const Expr *e) {
     if (!e) return;
     if (S->depth >= FE_MAX_EXPR_DEPTH) {
         if (!S->too_deep)
-            diag_error(S->L->d, e->loc, "expression nested too deeply (more than %d levels)", FE_MAX_EXPR_DEPTH);
+            diag_error(S->L->d, e->loc, "expression nested too deeply (more than %d levels)",
+                       FE_MAX_EXPR_DEPTH);
         S->too_deep = true;
         S->ok = false;
         return;
@@ -328,7 +359,9 @@ static void check_expr_in(Sema *S, SScope *sc, const Expr *e) {
     case EX_NAME:
         if (!s_known(S, sc, e->u.name)) unknown_name(S, sc, e->u.name, e->loc, false);
         break;
-    case EX_UNARY: check_expr(S, sc, e->u.op.a); break;
+    case EX_UNARY:
+        check_expr(S, sc, e->u.op.a);
+        break;
     case EX_BINARY:
         check_expr(S, sc, e->u.op.a);
         check_expr(S, sc, e->u.op.b);
@@ -340,15 +373,19 @@ static void check_expr_in(Sema *S, SScope *sc, const Expr *e) {
         break;
     case EX_CALL: {
         const Expr *ce = e->u.call.callee;
-        if (ce->kind == EX_NAME && !s_known(S, sc, ce->u.name)) unknown_name(S, sc, ce->u.name, ce->loc, true);
-        else check_expr(S, sc, ce);
-        for (int i = 0; i < e->u.call.nargs; i++) check_expr(S, sc, e->u.call.args[i].value);
+        if (ce->kind == EX_NAME && !s_known(S, sc, ce->u.name))
+            unknown_name(S, sc, ce->u.name, ce->loc, true);
+        else
+            check_expr(S, sc, ce);
+        for (int i = 0; i < e->u.call.nargs; i++)
+            check_expr(S, sc, e->u.call.args[i].value);
         check_call(S, sc, e);
         break;
     }
     case EX_INDEX:
         check_expr(S, sc, e->u.index.base);
-        for (int i = 0; i < e->u.index.nidx; i++) check_expr(S, sc, e->u.index.idx[i]);
+        for (int i = 0; i < e->u.index.nidx; i++)
+            check_expr(S, sc, e->u.index.idx[i]);
         break;
     case EX_SLICE:
         check_expr(S, sc, e->u.slice.lo);
@@ -359,15 +396,18 @@ static void check_expr_in(Sema *S, SScope *sc, const Expr *e) {
         check_expr(S, sc, b);
         if (b->kind == EX_NAME && !s_visible_local(sc, b->u.name)) {
             Global *g = lw_global(S->mod, b->u.name);
-            if (g && g->kind == G_MODULE && g->v && g->v->kind == V_MODULE && !lw_global(g->v->u.mod, e->u.field.name)) {
+            if (g && g->kind == G_MODULE && g->v && g->v->kind == V_MODULE &&
+                !lw_global(g->v->u.mod, e->u.field.name)) {
                 S->ok = false;
-                diag_error(S->L->d, e->u.field.name_loc, "module '%s' has no '%s'", g->v->u.mod->name, e->u.field.name);
+                diag_error(S->L->d, e->u.field.name_loc, "module '%s' has no '%s'",
+                           g->v->u.mod->name, e->u.field.name);
             }
         }
         break;
     }
     case EX_LIST:
-        for (int i = 0; i < e->u.list.n; i++) check_expr(S, sc, e->u.list.items[i].value);
+        for (int i = 0; i < e->u.list.n; i++)
+            check_expr(S, sc, e->u.list.items[i].value);
         break;
     case EX_LAMBDA: {
         Sema saved = *S;
@@ -380,7 +420,8 @@ static void check_expr_in(Sema *S, SScope *sc, const Expr *e) {
         S->ok = S->ok && ok;
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -424,9 +465,11 @@ static void bind_param(Sema *S, SScope *sc, const char *name, SrcLoc loc) {
 static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
     switch (st->kind) {
     case ST_PARAM:
-        if (!S->in_fn) err(S, st->loc, "'param %s' is only allowed inside a function", st->u.param.name);
+        if (!S->in_fn)
+            err(S, st->loc, "'param %s' is only allowed inside a function", st->u.param.name);
         if (st->u.param.type)
-            for (int k = 0; k < st->u.param.type->ndims; k++) check_expr(S, sc, st->u.param.type->dims[k]);
+            for (int k = 0; k < st->u.param.type->ndims; k++)
+                check_expr(S, sc, st->u.param.type->dims[k]);
         check_expr(S, sc, st->u.param.init);
         bind_param(S, sc, st->u.param.name, st->u.param.name_loc);
         break;
@@ -448,7 +491,9 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
                     int i = s_find(sc, r);
                     if (i >= 0 && sc->kinds[i] == NK_LET) {
                         S->ok = false;
-                        Diag *dg = diag_error(S->L->d, t->loc, "cannot assign into '%s': it was declared with 'let'", r);
+                        Diag *dg =
+                            diag_error(S->L->d, t->loc,
+                                       "cannot assign into '%s': it was declared with 'let'", r);
                         diag_add_note(S->L->d, dg, sc->locs[i], "'%s' declared here", r);
                     }
                 }
@@ -470,8 +515,10 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
         break;
     case ST_WHILE:
         check_expr(S, sc, st->u.whl.cond);
-        if (!S->host) err(S, st->loc, "'while' is only supported in main (loops inside %s need compile-time bounds)",
-                          S->in_fn ? "functions" : "optimizer steps");
+        if (!S->host)
+            err(S, st->loc,
+                "'while' is only supported in main (loops inside %s need compile-time bounds)",
+                S->in_fn ? "functions" : "optimizer steps");
         S->loops++;
         check_block(S, sc, &st->u.whl.body);
         S->loops--;
@@ -496,7 +543,8 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
             for (int j = 0; j < i; j++)
                 if (st->u.log.items[i].name && st->u.log.items[j].name &&
                     strcmp(st->u.log.items[i].name, st->u.log.items[j].name) == 0)
-                    err(S, st->u.log.items[i].name_loc, "'%s' is logged twice in one row", st->u.log.items[i].name);
+                    err(S, st->u.log.items[i].name_loc, "'%s' is logged twice in one row",
+                        st->u.log.items[i].name);
         }
         break;
     case ST_SAVE:
@@ -505,12 +553,14 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
         break;
     case ST_PRINT:
         if (!S->host) err(S, st->loc, "'print' is only allowed in main and in every blocks");
-        for (int i = 0; i < st->u.print.n; i++) check_expr(S, sc, st->u.print.items[i]);
+        for (int i = 0; i < st->u.print.n; i++)
+            check_expr(S, sc, st->u.print.items[i]);
         break;
     case ST_EVERY:
         check_expr(S, sc, st->u.every.every);
         if (!S->host || S->loops == 0)
-            err(S, st->loc, "'every' inside main must be in a 'for' loop (it runs after every N-th iteration)");
+            err(S, st->loc,
+                "'every' inside main must be in a 'for' loop (it runs after every N-th iteration)");
         check_block(S, sc, &st->u.every.body);
         break;
     case ST_FN: {
@@ -520,27 +570,32 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
         S->loops = 0;
         S->in_fn = true;
         S->host = false;
-        check_fn_body(S, sc, d->u.fn.params, d->u.fn.nparams, &d->u.fn.body, d->u.fn.body_expr, d->u.fn.ret);
+        check_fn_body(S, sc, d->u.fn.params, d->u.fn.nparams, &d->u.fn.body, d->u.fn.body_expr,
+                      d->u.fn.ret);
         bool ok = S->ok;
         *S = saved;
         S->ok = S->ok && ok;
         bind_walk(S, sc, d->name, d->name_loc, false);
         break;
     }
-    case ST_EXPR: check_expr(S, sc, st->u.expr); break;
+    case ST_EXPR:
+        check_expr(S, sc, st->u.expr);
+        break;
     }
 }
 
 static void check_block(Sema *S, SScope *sc, const Block *b) {
-    for (int i = 0; i < b->n; i++) check_stmt(S, sc, b->items[i]);
+    for (int i = 0; i < b->n; i++)
+        check_stmt(S, sc, b->items[i]);
 }
 
 static void check_type_dims(Sema *S, SScope *sc, const TypeExpr *t) {
-    for (int k = 0; t && k < t->ndims; k++) check_expr(S, sc, t->dims[k]);
+    for (int k = 0; t && k < t->ndims; k++)
+        check_expr(S, sc, t->dims[k]);
 }
 
-static void check_fn_body(Sema *S, SScope *parent, const Param *ps, int np, const Block *body, const Expr *body_expr,
-                          const TypeExpr *ret) {
+static void check_fn_body(Sema *S, SScope *parent, const Param *ps, int np, const Block *body,
+                          const Expr *body_expr, const TypeExpr *ret) {
     SScope sc;
     memset(&sc, 0, sizeof sc);
     sc.parent = parent;
@@ -559,7 +614,8 @@ static void check_fn_body(Sema *S, SScope *parent, const Param *ps, int np, cons
 
 static void check_decl(Sema *S, const Decl *d) {
     switch (d->kind) {
-    case DC_IMPORT: break;
+    case DC_IMPORT:
+        break;
     case DC_CONFIG:
         for (int i = 0; i < d->u.config.n; i++) {
             SScope sc;
@@ -577,15 +633,18 @@ static void check_decl(Sema *S, const Decl *d) {
         S->loops = 0;
         S->in_fn = true;
         S->host = false;
-        check_fn_body(S, NULL, d->u.fn.params, d->u.fn.nparams, &d->u.fn.body, d->u.fn.body_expr, d->u.fn.ret);
+        check_fn_body(S, NULL, d->u.fn.params, d->u.fn.nparams, &d->u.fn.body, d->u.fn.body_expr,
+                      d->u.fn.ret);
         break;
     case DC_OPTIMIZER: {
         SScope sc;
         memset(&sc, 0, sizeof sc);
         scan_params(S, &sc, d->u.opt.params, d->u.opt.nparams);
         static const char *specials[] = {"params", "data", "batch", "t", "loss"};
-        for (int i = 0; i < 5; i++) s_add(S, &sc, specials[i], NK_SPECIAL, d->loc);
-        for (int i = 0; i < d->u.opt.nparams; i++) check_expr(S, &sc, d->u.opt.params[i].deflt);
+        for (int i = 0; i < 5; i++)
+            s_add(S, &sc, specials[i], NK_SPECIAL, d->loc);
+        for (int i = 0; i < d->u.opt.nparams; i++)
+            check_expr(S, &sc, d->u.opt.params[i].deflt);
         for (int i = 0; i < d->u.opt.nstates; i++) {
             for (int j = 0; j < i; j++)
                 if (strcmp(d->u.opt.states[i].name, d->u.opt.states[j].name) == 0) {
@@ -597,8 +656,10 @@ static void check_decl(Sema *S, const Decl *d) {
                 }
             check_expr(S, &sc, d->u.opt.states[i].value);
         }
-        for (int i = 0; i < d->u.opt.nstates; i++) s_add(S, &sc, d->u.opt.states[i].name, NK_VAR, d->u.opt.states[i].loc);
-        for (int i = 0; i < sc.n; i++) sc.bound[i] = true;
+        for (int i = 0; i < d->u.opt.nstates; i++)
+            s_add(S, &sc, d->u.opt.states[i].name, NK_VAR, d->u.opt.states[i].loc);
+        for (int i = 0; i < sc.n; i++)
+            sc.bound[i] = true;
         scan_block(S, &sc, &d->u.opt.step);
         S->loops = 0;
         S->in_fn = false;
@@ -610,18 +671,23 @@ static void check_decl(Sema *S, const Decl *d) {
         SScope sc;
         memset(&sc, 0, sizeof sc);
         s_add(S, &sc, "batch", NK_SPECIAL, d->loc);
-        static const char *known[] = {"data", "batch", "shuffle", "steps", "epochs", "loss", "optimizer", "init", "trainable"};
+        static const char *known[] = {"data", "batch",     "shuffle", "steps",    "epochs",
+                                      "loss", "optimizer", "init",    "trainable"};
         for (int i = 0; i < d->u.train.nsettings; i++) {
             const Setting *st = &d->u.train.settings[i];
             bool found = false;
-            for (int k = 0; k < 9; k++) found = found || strcmp(known[k], st->name) == 0;
+            for (int k = 0; k < 9; k++)
+                found = found || strcmp(known[k], st->name) == 0;
             if (!found) {
                 const char *near = fe_closest(st->name, known, 9);
                 S->ok = false;
-                if (near) diag_error(S->L->d, st->loc, "unknown train setting '%s' (did you mean '%s'?)", st->name, near);
+                if (near)
+                    diag_error(S->L->d, st->loc, "unknown train setting '%s' (did you mean '%s'?)",
+                               st->name, near);
                 else
                     diag_error(S->L->d, st->loc,
-                               "unknown train setting '%s' (settings: data, batch, shuffle, steps, epochs, loss, "
+                               "unknown train setting '%s' (settings: data, batch, shuffle, steps, "
+                               "epochs, loss, "
                                "optimizer, trainable)",
                                st->name);
             }

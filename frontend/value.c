@@ -13,8 +13,12 @@ static Value *mk(Arena *a, ValueKind k) {
     return v;
 }
 
-Value *val_error(Arena *a) { return mk(a, V_ERROR); }
-Value *val_none(Arena *a) { return mk(a, V_NONE); }
+Value *val_error(Arena *a) {
+    return mk(a, V_ERROR);
+}
+Value *val_none(Arena *a) {
+    return mk(a, V_NONE);
+}
 
 Value *val_int(Arena *a, int64_t i) {
     Value *v = mk(a, V_INT);
@@ -80,29 +84,46 @@ Value *val_list(Arena *a, int n, Value **items) {
 double val_num(const Value *v) {
     if (!v) return 0;
     switch (v->kind) {
-    case V_INT: return (double)v->u.i;
-    case V_FLOAT: return v->u.f;
-    case V_BOOL: return v->u.b ? 1.0 : 0.0;
-    default: return 0;
+    case V_INT:
+        return (double)v->u.i;
+    case V_FLOAT:
+        return v->u.f;
+    case V_BOOL:
+        return v->u.b ? 1.0 : 0.0;
+    default:
+        return 0;
     }
 }
 
 const char *val_kind_name(ValueKind k) {
     switch (k) {
-    case V_ERROR: return "error";
-    case V_NONE: return "None";
-    case V_INT: return "int";
-    case V_FLOAT: return "float";
-    case V_BOOL: return "bool";
-    case V_STR: return "str";
+    case V_ERROR:
+        return "error";
+    case V_NONE:
+        return "None";
+    case V_INT:
+        return "int";
+    case V_FLOAT:
+        return "float";
+    case V_BOOL:
+        return "bool";
+    case V_STR:
+        return "str";
     case V_TENSOR:
-    case V_SLOT: return "tensor";
-    case V_TREE: return "tree";
-    case V_LIST: return "list";
-    case V_FUNC: return "function";
-    case V_OPTIM: return "optimizer";
-    case V_MODULE: return "module";
-    case V_LOSS: return "loss";
+    case V_SLOT:
+        return "tensor";
+    case V_TREE:
+        return "tree";
+    case V_LIST:
+        return "list";
+    case V_FUNC:
+        return "function";
+    case V_OPTIM:
+        return "optimizer";
+    case V_MODULE:
+        return "module";
+    case V_LOSS:
+        return "loss";
     }
     return "?";
 }
@@ -130,7 +151,8 @@ int val_count_leaves(const Value *v) {
     if (!v) return 0;
     if (v->kind != V_TREE && v->kind != V_LIST) return 1;
     int n = 0;
-    for (int i = 0; i < v->u.tree.n; i++) n += val_count_leaves(v->u.tree.items[i]);
+    for (int i = 0; i < v->u.tree.n; i++)
+        n += val_count_leaves(v->u.tree.items[i]);
     return n;
 }
 

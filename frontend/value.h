@@ -71,9 +71,16 @@ struct Value {
         double f;
         bool b;
         const char *s;
-        struct { Node *node; Graph *graph; } t;
+        struct {
+            Node *node;
+            Graph *graph;
+        } t;
         int slot;
-        struct { int n; const char **names; Value **items; } tree; /* V_TREE (names) / V_LIST (names NULL) */
+        struct {
+            int n;
+            const char **names;
+            Value **items;
+        } tree; /* V_TREE (names) / V_LIST (names NULL) */
         struct {
             FuncKind kind;
             const Decl *decl;   /* FN_DECL, FN_OPTIMIZER */
@@ -107,7 +114,9 @@ Value *val_slot(Arena *a, int slot);
 Value *val_tree(Arena *a, int n, const char **names, Value **items);
 Value *val_list(Arena *a, int n, Value **items);
 
-static inline bool val_is_error(const Value *v) { return !v || v->kind == V_ERROR; }
+static inline bool val_is_error(const Value *v) {
+    return !v || v->kind == V_ERROR;
+}
 static inline bool val_is_const(const Value *v) {
     return v && (v->kind == V_INT || v->kind == V_FLOAT || v->kind == V_BOOL);
 }

@@ -31,7 +31,8 @@ void arena_free(Arena *a) {
 
 static ArenaChunk *chunk_new(size_t need) {
     size_t size = ARENA_MIN_CHUNK;
-    while (size < need) size *= 2;
+    while (size < need)
+        size *= 2;
     ArenaChunk *c = malloc(sizeof(ArenaChunk) + size);
     if (!c) return NULL;
     c->prev = NULL;

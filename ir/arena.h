@@ -25,14 +25,14 @@ typedef struct {
 
 Arena *arena_new(void);
 void arena_free(Arena *a);
-void *arena_alloc(Arena *a, size_t n);          /* 16-byte aligned, zeroed; NULL on OOM */
+void *arena_alloc(Arena *a, size_t n); /* 16-byte aligned, zeroed; NULL on OOM */
 void *arena_realloc(Arena *a, void *p, size_t old_n, size_t new_n); /* copies; old stays */
 char *arena_strdup(Arena *a, const char *s);
 char *arena_strndup(Arena *a, const char *s, size_t n);
 char *arena_printf(Arena *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 char *arena_vprintf(Arena *a, const char *fmt, va_list ap);
 ArenaMark arena_mark(Arena *a);
-void arena_reset(Arena *a, ArenaMark m);       /* frees everything allocated after m */
+void arena_reset(Arena *a, ArenaMark m); /* frees everything allocated after m */
 
 /* Growable arrays in an arena: rt_grow's policy and checks (runtime/grow.h)
  * over arena_realloc. The old storage is abandoned, not freed, on growth. */

@@ -17,10 +17,18 @@ static Node *scalar_like(Graph *g, Node *a, double v, SrcLoc loc) {
     return a ? ir_scalar(g, a->dtype, v, loc) : NULL;
 }
 
-static Node *add(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_ADD, a, b, l); }
-static Node *sub(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_SUB, a, b, l); }
-static Node *mul(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_MUL, a, b, l); }
-static Node *dvd(Graph *g, Node *a, Node *b, SrcLoc l) { return ir_binary(g, OP_DIV, a, b, l); }
+static Node *add(Graph *g, Node *a, Node *b, SrcLoc l) {
+    return ir_binary(g, OP_ADD, a, b, l);
+}
+static Node *sub(Graph *g, Node *a, Node *b, SrcLoc l) {
+    return ir_binary(g, OP_SUB, a, b, l);
+}
+static Node *mul(Graph *g, Node *a, Node *b, SrcLoc l) {
+    return ir_binary(g, OP_MUL, a, b, l);
+}
+static Node *dvd(Graph *g, Node *a, Node *b, SrcLoc l) {
+    return ir_binary(g, OP_DIV, a, b, l);
+}
 
 static bool need_float(Graph *g, Node *a, const char *what, SrcLoc loc) {
     if (a->dtype == DT_F32 || a->dtype == DT_F64) return true;
@@ -52,7 +60,8 @@ Node *ir_unsqueeze_axes(Graph *g, Node *a, uint32_t axes, SrcLoc loc) {
         return NULL;
     }
     Shape s = {.rank = rank};
-    for (int i = 0, k = 0; i < rank; i++) s.dims[i] = (axes >> i & 1) ? 1 : a->shape.dims[k++];
+    for (int i = 0, k = 0; i < rank; i++)
+        s.dims[i] = (axes >> i & 1) ? 1 : a->shape.dims[k++];
     return ir_reshape(g, a, s, loc);
 }
 
@@ -93,10 +102,9 @@ Node *ir_sigmoid(Graph *g, Node *a, SrcLoc loc) {
 /* Taylor coefficients of tanh x = x (1 + z (T1 + z (T2 + ...))), z = x^2,
  * T_n = 2^(2n+2) (2^(2n+2) - 1) B_(2n+2) / (2n+2)!: T1 .. T12. */
 static const double tanh_taylor[12] = {
-    -0.3333333333333333,     0.13333333333333333,     -0.05396825396825397,
-    0.021869488536155203,    -0.008863235529902197,   0.003592128036572481,
-    -0.0014558343870513183,  0.000590027440945586,    -0.00023912911424355248,
-    9.691537956929451e-05,   -3.927832388331683e-05,  1.5918905069328964e-05,
+    -0.3333333333333333,     0.13333333333333333,   -0.05396825396825397,   0.021869488536155203,
+    -0.008863235529902197,   0.003592128036572481,  -0.0014558343870513183, 0.000590027440945586,
+    -0.00023912911424355248, 9.691537956929451e-05, -3.927832388331683e-05, 1.5918905069328964e-05,
 };
 
 /* tanh near 0 by its Taylor series: below `lim` the series to T_terms is
@@ -127,7 +135,8 @@ Node *ir_tanh(Graph *g, Node *a, SrcLoc loc) {
     Node *t = dvd(g, sub(g, one, e, loc), add(g, one, e, loc), loc);
     Node *big = ir_where(g, pos, t, ir_unary(g, OP_NEG, t, loc), loc);
     double lim = a->dtype == DT_F32 ? 0.55 : 0.3;
-    Node *small = ir_binary(g, OP_LT, ir_unary(g, OP_ABS, a, loc), scalar_like(g, a, lim, loc), loc);
+    Node *small =
+        ir_binary(g, OP_LT, ir_unary(g, OP_ABS, a, loc), scalar_like(g, a, lim, loc), loc);
     return ir_where(g, small, tanh_small(g, a, small, loc), big, loc);
 }
 
@@ -152,9 +161,12 @@ Node *ir_argmin(Graph *g, Node *a, int axis, SrcLoc loc) {
      * wins), ~x = -1 - x for integers (never overflows, where -x does for
      * the minimum integer), !x for bool. */
     Node *r;
-    if (a->dtype == DT_BOOL) r = ir_unary(g, OP_NOT, a, loc);
-    else if (a->dtype == DT_F32 || a->dtype == DT_F64) r = ir_unary(g, OP_NEG, a, loc);
-    else r = sub(g, scalar_like(g, a, -1, loc), a, loc);
+    if (a->dtype == DT_BOOL)
+        r = ir_unary(g, OP_NOT, a, loc);
+    else if (a->dtype == DT_F32 || a->dtype == DT_F64)
+        r = ir_unary(g, OP_NEG, a, loc);
+    else
+        r = sub(g, scalar_like(g, a, -1, loc), a, loc);
     return ir_reduce(g, OP_ARGMAX, r, 1u << axis, loc);
 }
 
@@ -165,13 +177,15 @@ static Node *shift_by_max(Graph *g, Node *a, int axis, SrcLoc loc) {
 }
 
 Node *ir_logsumexp(Graph *g, Node *a, int axis, SrcLoc loc) {
-    if (!g || !a || !need_float(g, a, "logsumexp", loc) || !need_axis(g, a, axis, "logsumexp", loc)) return NULL;
+    if (!g || !a || !need_float(g, a, "logsumexp", loc) || !need_axis(g, a, axis, "logsumexp", loc))
+        return NULL;
     /* The shift is the row maximum where it is finite and 0 where it is +-inf
      * (or NaN): a - inf would be NaN, while unshifted a row holding +inf sums
      * to inf and an all -inf row to 0, so the result is +inf or -inf as in
      * PyTorch and JAX (a NaN still gives NaN). */
     Node *m = ir_unary(g, OP_STOP_GRAD, ir_reduce(g, OP_REDUCE_MAX, a, 1u << axis, loc), loc);
-    Node *fin = ir_binary(g, OP_LT, ir_unary(g, OP_ABS, m, loc), scalar_like(g, a, INFINITY, loc), loc);
+    Node *fin =
+        ir_binary(g, OP_LT, ir_unary(g, OP_ABS, m, loc), scalar_like(g, a, INFINITY, loc), loc);
     m = ir_where(g, fin, m, scalar_like(g, a, 0, loc), loc);
     Node *sh = sub(g, a, ir_unsqueeze_axes(g, m, 1u << axis, loc), loc);
     Node *s = ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, sh, loc), 1u << axis, loc);
@@ -179,14 +193,16 @@ Node *ir_logsumexp(Graph *g, Node *a, int axis, SrcLoc loc) {
 }
 
 Node *ir_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
-    if (!g || !a || !need_float(g, a, "softmax", loc) || !need_axis(g, a, axis, "softmax", loc)) return NULL;
+    if (!g || !a || !need_float(g, a, "softmax", loc) || !need_axis(g, a, axis, "softmax", loc))
+        return NULL;
     Node *e = ir_unary(g, OP_EXP, shift_by_max(g, a, axis, loc), loc);
     Node *s = ir_unsqueeze_axes(g, ir_reduce(g, OP_SUM, e, 1u << axis, loc), 1u << axis, loc);
     return dvd(g, e, s, loc);
 }
 
 Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc) {
-    if (!g || !a || !need_float(g, a, "log_softmax", loc) || !need_axis(g, a, axis, "log_softmax", loc))
+    if (!g || !a || !need_float(g, a, "log_softmax", loc) ||
+        !need_axis(g, a, axis, "log_softmax", loc))
         return NULL;
     Node *sh = shift_by_max(g, a, axis, loc);
     Node *s = ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, sh, loc), 1u << axis, loc);
@@ -203,8 +219,8 @@ Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc) 
     }
     int r = labels->shape.rank;
     if (classes < 0 || r + 1 > IR_MAX_RANK) {
-        diag_error(g->diags, loc, "one_hot: cannot make %lld classes for labels %s", (long long)classes,
-                   ir_type_str(labels->dtype, &labels->shape, b, sizeof b));
+        diag_error(g->diags, loc, "one_hot: cannot make %lld classes for labels %s",
+                   (long long)classes, ir_type_str(labels->dtype, &labels->shape, b, sizeof b));
         return NULL;
     }
     Shape s = labels->shape;
@@ -219,9 +235,11 @@ Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc) 
 Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
     if (!g || !logits || !labels) return NULL;
     char b1[96], b2[96];
-    if (logits->shape.rank != 2 || labels->shape.rank != 1 || logits->shape.dims[0] != labels->shape.dims[0] ||
+    if (logits->shape.rank != 2 || labels->shape.rank != 1 ||
+        logits->shape.dims[0] != labels->shape.dims[0] ||
         (labels->dtype != DT_I32 && labels->dtype != DT_I64)) {
-        diag_error(g->diags, loc, "cross_entropy: expects logits [N,C] and integer labels [N], got %s and %s",
+        diag_error(g->diags, loc,
+                   "cross_entropy: expects logits [N,C] and integer labels [N], got %s and %s",
                    ir_type_str(logits->dtype, &logits->shape, b1, sizeof b1),
                    ir_type_str(labels->dtype, &labels->shape, b2, sizeof b2));
         return NULL;
@@ -235,13 +253,13 @@ Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
     Shape nc = logits->shape;
     Node *hit = ir_binary(g, OP_EQ, ir_unsqueeze_axes(g, labels, 1u << 1, loc),
                           ir_iota(g, labels->dtype, nc, 1, loc), loc);
-    Node *picked = ir_reduce(g, OP_SUM, ir_where(g, hit, ls, scalar_like(g, ls, 0, loc), loc), 1u << 1,
-                             loc); /* (N) */
+    Node *picked = ir_reduce(g, OP_SUM, ir_where(g, hit, ls, scalar_like(g, ls, 0, loc), loc),
+                             1u << 1, loc); /* (N) */
     /* A label outside 0..C-1 would pick nothing (a loss of 0 for that row):
        gathering a 1 per row from a [C] vector of ones makes it a located
        "index out of range" error instead, at the cost of an exact * 1. */
-    Node *valid = ir_gather(g, ir_const(g, logits->dtype, rt_shape_make(1, &classes), 1.0, loc),
-                            labels, loc);
+    Node *valid =
+        ir_gather(g, ir_const(g, logits->dtype, rt_shape_make(1, &classes), 1.0, loc), labels, loc);
     return ir_unary(g, OP_NEG, ir_mean(g, mul(g, picked, valid, loc), 1u, loc), loc);
 }
 
@@ -263,14 +281,17 @@ Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc) {
             axes |= 1u << i;
         } else {
             int64_t d = to.dims[i - lead];
-            if (d == 1 && a->shape.dims[i] != 1) axes |= 1u << i;
-            else ok = d == a->shape.dims[i];
+            if (d == 1 && a->shape.dims[i] != 1)
+                axes |= 1u << i;
+            else
+                ok = d == a->shape.dims[i];
         }
     }
     if (!ok) {
         char b1[96], b2[96];
         diag_error(g->diags, loc, "sum_to: %s is not a broadcast of %s",
-                   ir_type_str(a->dtype, &a->shape, b1, sizeof b1), ir_type_str(a->dtype, &to, b2, sizeof b2));
+                   ir_type_str(a->dtype, &a->shape, b1, sizeof b1),
+                   ir_type_str(a->dtype, &to, b2, sizeof b2));
         return NULL;
     }
     return ir_reshape(g, ir_reduce(g, OP_SUM, a, axes, loc), to, loc);

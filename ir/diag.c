@@ -127,7 +127,8 @@ Diag *diag_warning(DiagList *d, SrcLoc loc, const char *fmt, ...) {
 
 void diag_add_note(DiagList *dl, Diag *d, SrcLoc loc, const char *fmt, ...) {
     if (!d) return;
-    while (d->note) d = d->note;
+    while (d->note)
+        d = d->note;
     va_list ap;
     va_start(ap, fmt);
     d->note = diag_make(dl, DIAG_NOTE, loc, fmt, ap);
@@ -167,9 +168,11 @@ static void print_one(const DiagList *d, const Diag *g, FILE *out) {
     const char *text = f && g->loc.line ? line_text(f, g->loc.line, &len) : NULL;
     if (!text) return;
     fprintf(out, "  %.*s\n  ", (int)len, text);
-    for (uint32_t c = 1; c < g->loc.col && c <= len; c++) fputc(text[c - 1] == '\t' ? '\t' : ' ', out);
+    for (uint32_t c = 1; c < g->loc.col && c <= len; c++)
+        fputc(text[c - 1] == '\t' ? '\t' : ' ', out);
     fputc('^', out);
-    for (uint32_t i = 1; i < g->loc.len && g->loc.col + i <= len; i++) fputc('~', out);
+    for (uint32_t i = 1; i < g->loc.len && g->loc.col + i <= len; i++)
+        fputc('~', out);
     fputc('\n', out);
 }
 
@@ -192,11 +195,13 @@ static bool repeats_earlier(const DiagList *d, const Diag *g) {
 
 void diag_print(const DiagList *d, const Diag *g, FILE *out) {
     if (repeats_earlier(d, g)) return; /* printed once */
-    for (; g; g = g->note) print_one(d, g, out);
+    for (; g; g = g->note)
+        print_one(d, g, out);
 }
 
 void diag_print_all(const DiagList *d, FILE *out) {
-    for (int i = 0; i < d->n; i++) diag_print(d, d->items[i], out);
+    for (int i = 0; i < d->n; i++)
+        diag_print(d, d->items[i], out);
     if (d->nerrors > d->max_errors)
         fprintf(out, "dflow: %d more errors not shown\n", d->nerrors - d->max_errors);
 }

@@ -62,10 +62,13 @@ uint32_t source_load(SourceSet *s, const char *path, DiagList *d);
 const SourceFile *source_get(const SourceSet *s, uint32_t id);
 
 DiagList *diag_list_new(Arena *a, SourceSet *s);
-Diag *diag_error(DiagList *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-Diag *diag_warning(DiagList *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+Diag *diag_error(DiagList *d, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+Diag *diag_warning(DiagList *d, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /* Attaches a note to an existing diagnostic (d may be NULL: then a no-op). */
-void diag_add_note(DiagList *dl, Diag *d, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+void diag_add_note(DiagList *dl, Diag *d, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 bool diag_has_errors(const DiagList *d);
 /* Renders all diagnostics, in the order they were added. */
 void diag_print_all(const DiagList *d, FILE *out);
@@ -73,6 +76,9 @@ void diag_print(const DiagList *d, const Diag *diag, FILE *out);
 /* "file:line:col" for messages (arena-allocated). */
 const char *diag_loc_str(const DiagList *d, SrcLoc loc);
 
-static inline SrcLoc srcloc_none(void) { SrcLoc l = {0, 0, 0, 0}; return l; }
+static inline SrcLoc srcloc_none(void) {
+    SrcLoc l = {0, 0, 0, 0};
+    return l;
+}
 
 #endif

@@ -111,16 +111,20 @@ void exec_logf(Exec *x, const char *fmt, ...) {
 }
 
 static void fmt_value(char *buf, size_t n, double v) {
-    if (isnan(v)) snprintf(buf, n, "nan");
-    else if (isinf(v)) snprintf(buf, n, v > 0 ? "inf" : "-inf");
-    else snprintf(buf, n, "%.6g", v);
+    if (isnan(v))
+        snprintf(buf, n, "nan");
+    else if (isinf(v))
+        snprintf(buf, n, v > 0 ? "inf" : "-inf");
+    else
+        snprintf(buf, n, "%.6g", v);
 }
 
 bool exec_emit_row(Exec *x, SrcLoc loc, int64_t step, int n, const char *const *names,
                    const double *vals, bool print, bool hide_loss) {
     for (int i = 0; i < n; i++)
         if (strcmp(names[i], "step") == 0 || strcmp(names[i], "time_s") == 0) {
-            diag_error(x->d, loc, "log: '%s' is a reserved metrics column; log it under another name",
+            diag_error(x->d, loc,
+                       "log: '%s' is a reserved metrics column; log it under another name",
                        names[i]);
             return false;
         }
@@ -132,8 +136,7 @@ bool exec_emit_row(Exec *x, SrcLoc loc, int64_t step, int n, const char *const *
         bool first = true;
         for (int i = 0; i < n && k < sizeof line; i++) {
             /* the loss of a training row is on the progress line already */
-            if (hide_loss && strcmp(names[i], "loss") == 0)
-                continue;
+            if (hide_loss && strcmp(names[i], "loss") == 0) continue;
             char v[64];
             fmt_value(v, sizeof v, vals[i]);
             k += (size_t)snprintf(line + k, sizeof line - k, "%s%s = %s", first ? "" : ", ",
@@ -154,8 +157,10 @@ bool exec_emit_row(Exec *x, SrcLoc loc, int64_t step, int n, const char *const *
 
 /* numpy-like text for `print`: nested brackets, long axes summarised. */
 static void print_elem(FILE *f, const RtTensor *t, int64_t i) {
-    if (t->dtype == DT_BOOL) fputs(rt_tensor_get_i64(t, i) ? "true" : "false", f);
-    else if (rt_dtype_is_int(t->dtype)) fprintf(f, "%lld", (long long)rt_tensor_get_i64(t, i));
+    if (t->dtype == DT_BOOL)
+        fputs(rt_tensor_get_i64(t, i) ? "true" : "false", f);
+    else if (rt_dtype_is_int(t->dtype))
+        fprintf(f, "%lld", (long long)rt_tensor_get_i64(t, i));
     else {
         char v[64];
         fmt_value(v, sizeof v, rt_tensor_get_f64(t, i));
@@ -168,7 +173,8 @@ static void print_elem(FILE *f, const RtTensor *t, int64_t i) {
 static void print_axis(FILE *f, const RtTensor *t, int axis, int64_t base, bool summarise) {
     const Shape *s = &t->shape;
     int64_t stride = 1;
-    for (int a = axis + 1; a < s->rank; a++) stride *= s->dims[a];
+    for (int a = axis + 1; a < s->rank; a++)
+        stride *= s->dims[a];
     int64_t n = s->dims[axis];
     fputc('[', f);
     for (int64_t i = 0; i < n; i++) {
@@ -178,8 +184,10 @@ static void print_axis(FILE *f, const RtTensor *t, int axis, int64_t base, bool 
             continue;
         }
         if (i > 0) fputs(axis == s->rank - 1 ? ", " : ",\n ", f);
-        if (axis == s->rank - 1) print_elem(f, t, base + i);
-        else print_axis(f, t, axis + 1, base + i * stride, summarise);
+        if (axis == s->rank - 1)
+            print_elem(f, t, base + i);
+        else
+            print_axis(f, t, axis + 1, base + i * stride, summarise);
     }
     fputc(']', f);
 }
@@ -209,8 +217,10 @@ static bool exec_print(Exec *x, const HostStmt *st) {
     rt_progress_clear(x->progress);
     for (int i = 0; i < st->u.print.n; i++) {
         if (i) fputc(' ', f);
-        if (texts && texts[i]) fputs(texts[i], f);
-        else print_tensor(f, x->vals[st->u.print.slots[i]]);
+        if (texts && texts[i])
+            fputs(texts[i], f);
+        else
+            print_tensor(f, x->vals[st->u.print.slots[i]]);
     }
     fputc('\n', f);
     fflush(f);
@@ -228,8 +238,10 @@ static bool exec_save(Exec *x, const HostStmt *st) {
         diag_error(x->d, st->loc, "out of memory");
         return false;
     }
-    if (dir && rel[0] != '/') snprintf(path, n, "%s/%s", dir, rel);
-    else snprintf(path, n, "%s", rel);
+    if (dir && rel[0] != '/')
+        snprintf(path, n, "%s/%s", dir, rel);
+    else
+        snprintf(path, n, "%s", rel);
     char err[512];
     bool ok = true;
     char *slash = strrchr(path, '/');
@@ -239,8 +251,10 @@ static bool exec_save(Exec *x, const HostStmt *st) {
         *slash = '/';
     }
     if (ok) ok = rt_npy_write(path, t, err, sizeof err);
-    if (!ok) diag_error(x->d, st->loc, "save: %s", err);
-    else if (x->o->verbose) exec_logf(x, "saved %s\n", path);
+    if (!ok)
+        diag_error(x->d, st->loc, "save: %s", err);
+    else if (x->o->verbose)
+        exec_logf(x, "saved %s\n", path);
     free(path);
     return ok;
 }
@@ -257,16 +271,20 @@ static void offer_storage(Exec *x, const GraphCall *c, RtTensor *const *in, bool
     for (int i = 0; i < g->ninputs; i++) {
         int s = c->in_slots[i], uses = 0;
         bool written = false;
-        for (int k = 0; k < g->ninputs; k++) uses += c->in_slots[k] == s;
-        for (int j = 0; j < g->noutputs; j++) written = written || c->out_slots[j] == s;
+        for (int k = 0; k < g->ninputs; k++)
+            uses += c->in_slots[k] == s;
+        for (int j = 0; j < g->noutputs; j++)
+            written = written || c->out_slots[j] == s;
         donated[i] = x->owned[s] && uses == 1 && written;
     }
     for (int j = 0; j < g->noutputs; j++) {
         int s = c->out_slots[j], uses = 0;
         RtTensor *t = x->vals[s];
-        for (int k = 0; k < g->noutputs; k++) uses += c->out_slots[k] == s;
+        for (int k = 0; k < g->noutputs; k++)
+            uses += c->out_slots[k] == s;
         bool input = false;
-        for (int i = 0; i < g->ninputs && t; i++) input = input || in[i] == t;
+        for (int i = 0; i < g->ninputs && t; i++)
+            input = input || in[i] == t;
         const Node *o = g->outputs[j];
         out[j] = t && x->owned[s] && uses == 1 && !input && t->dtype == o->dtype &&
                          rt_shape_eq(&t->shape, &o->shape)
@@ -315,7 +333,8 @@ bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
     bool reuse = x->o->runner.run_reuse != NULL;
     if (ok && reuse) {
         offer_storage(x, c, in, donated, offered);
-        for (int j = 0; j < g->noutputs; j++) out[j] = offered[j];
+        for (int j = 0; j < g->noutputs; j++)
+            out[j] = offered[j];
     }
     if (ok)
         ok = reuse ? x->o->runner.run_reuse(x->o->runner.ctx, g, in, donated, out, x->d)
@@ -328,10 +347,13 @@ bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
             bool alias = false;
             for (int i = 0; i < g->ninputs && !alias; i++) {
                 if (out[j] != in[i]) continue;
-                if (donated[i] && !claimed[i]) claimed[i] = true;
-                else alias = true;
+                if (donated[i] && !claimed[i])
+                    claimed[i] = true;
+                else
+                    alias = true;
             }
-            for (int k = 0; k < j && !alias; k++) alias = out[j] == out[k];
+            for (int k = 0; k < j && !alias; k++)
+                alias = out[j] == out[k];
             for (int k = 0; k < g->noutputs && !alias; k++)
                 alias = k != j && offered[k] && out[j] == offered[k];
             if (alias) out[j] = rt_tensor_clone(out[j]);
@@ -342,7 +364,8 @@ bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
                 for (int k = 0; k < g->noutputs; k++)
                     if (k != j && out[k] && out[k] != offered[k]) {
                         bool donor = false;
-                        for (int i = 0; i < g->ninputs; i++) donor = donor || out[k] == in[i];
+                        for (int i = 0; i < g->ninputs; i++)
+                            donor = donor || out[k] == in[i];
                         if (!donor) rt_tensor_free(out[k]);
                     }
                 ok = false;
@@ -354,7 +377,8 @@ bool exec_run_call(Exec *x, const GraphCall *c, SrcLoc loc) {
         /* a donated input returned as an output moves to that output's slot */
         for (int i = 0; i < g->ninputs; i++)
             if (claimed[i] && x->vals[c->in_slots[i]] == in[i]) x->vals[c->in_slots[i]] = NULL;
-        for (int j = 0; j < g->noutputs; j++) exec_set_slot(x, c->out_slots[j], out[j]);
+        for (int j = 0; j < g->noutputs; j++)
+            exec_set_slot(x, c->out_slots[j], out[j]);
     }
     if (in != inbuf) free(in);
     if (out != outbuf) free(out);
@@ -370,13 +394,20 @@ static bool block_has_train(const HostBlock *b) {
     for (int i = 0; i < b->n; i++) {
         const HostStmt *s = b->items[i];
         switch (s->op) {
-        case HS_TRAIN: return true;
-        case HS_FOR: if (block_has_train(&s->u.loop.body)) return true; break;
-        case HS_WHILE: if (block_has_train(&s->u.whl.body)) return true; break;
-        case HS_IF:
-            if (block_has_train(&s->u.cond.then_b) || block_has_train(&s->u.cond.else_b)) return true;
+        case HS_TRAIN:
+            return true;
+        case HS_FOR:
+            if (block_has_train(&s->u.loop.body)) return true;
             break;
-        default: break;
+        case HS_WHILE:
+            if (block_has_train(&s->u.whl.body)) return true;
+            break;
+        case HS_IF:
+            if (block_has_train(&s->u.cond.then_b) || block_has_train(&s->u.cond.else_b))
+                return true;
+            break;
+        default:
+            break;
         }
     }
     return false;
@@ -496,7 +527,8 @@ static bool exec_log(Exec *x, const HostStmt *st) {
     if (x->in_every) {
         for (int i = 0; i < n && ok; i++) {
             int j = 0;
-            while (j < x->npend && strcmp(x->pend_names[j], st->u.log.names[i]) != 0) j++;
+            while (j < x->npend && strcmp(x->pend_names[j], st->u.log.names[i]) != 0)
+                j++;
             if (j == x->npend) {
                 if (x->npend == x->cap_pend) { /* two parallel arrays, one capacity */
                     size_t cap, c = (size_t)x->cap_pend;
@@ -513,8 +545,8 @@ static bool exec_log(Exec *x, const HostStmt *st) {
             x->pend_vals[j] = vals[i];
         }
     } else {
-        ok = exec_emit_row(x, st->loc, x->loop_depth > 0 ? x->loop_step : -1, n,
-                           st->u.log.names, vals, true, false);
+        ok = exec_emit_row(x, st->loc, x->loop_depth > 0 ? x->loop_step : -1, n, st->u.log.names,
+                           vals, true, false);
     }
     free(vals);
     return ok;
@@ -522,9 +554,12 @@ static bool exec_log(Exec *x, const HostStmt *st) {
 
 static bool exec_stmt(Exec *x, const HostStmt *st) {
     switch (st->op) {
-    case HS_RUN: return exec_run_call(x, &st->u.run, st->loc);
-    case HS_FOR: return exec_for(x, st);
-    case HS_WHILE: return exec_while(x, st);
+    case HS_RUN:
+        return exec_run_call(x, &st->u.run, st->loc);
+    case HS_FOR:
+        return exec_for(x, st);
+    case HS_WHILE:
+        return exec_while(x, st);
     case HS_IF: {
         double c;
         if (!exec_read_scalar(x, st->u.cond.cond_slot, st->loc, "if", &c)) return false;
@@ -537,10 +572,14 @@ static bool exec_stmt(Exec *x, const HostStmt *st) {
         }
         x->brk = true;
         return true;
-    case HS_LOG: return exec_log(x, st);
-    case HS_PRINT: return exec_print(x, st);
-    case HS_SAVE: return exec_save(x, st);
-    case HS_TRAIN: return exec_train(x, st);
+    case HS_LOG:
+        return exec_log(x, st);
+    case HS_PRINT:
+        return exec_print(x, st);
+    case HS_SAVE:
+        return exec_save(x, st);
+    case HS_TRAIN:
+        return exec_train(x, st);
     }
     diag_error(x->d, st->loc, "internal: unknown host statement %d", (int)st->op);
     return false;
@@ -571,12 +610,13 @@ static void summary_line(Exec *x, double wall) {
     if (steps > 0 && secs > 0) {
         double rate = (double)steps / secs;
         char r[64];
-        if (rate >= 100) snprintf(r, sizeof r, "%.0f", rate);
-        else snprintf(r, sizeof r, "%.3g", rate);
-        exec_logf(x, "done: %lld steps in %.2f s (%s steps/s)%s%s\n", (long long)steps, wall, r, loss,
-                  tail);
-    }
-    else
+        if (rate >= 100)
+            snprintf(r, sizeof r, "%.0f", rate);
+        else
+            snprintf(r, sizeof r, "%.3g", rate);
+        exec_logf(x, "done: %lld steps in %.2f s (%s steps/s)%s%s\n", (long long)steps, wall, r,
+                  loss, tail);
+    } else
         exec_logf(x, "done in %.2f s%s%s\n", wall, loss, tail);
 }
 
@@ -627,7 +667,8 @@ static void mark_stmt(const HostStmt *st, bool in_loop, double runs) {
         }
         break;
     }
-    default: break;
+    default:
+        break;
     }
 }
 
@@ -667,15 +708,17 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
     x.progress = rt_progress_new(stderr, o->progress);
     bool ok = x.vals && x.owned && x.metrics && x.progress;
     if (!ok) {
-        if (!x.metrics) diag_error(x.d, srcloc_none(), "--out: %s", err);
-        else diag_error(x.d, srcloc_none(), "out of memory");
+        if (!x.metrics)
+            diag_error(x.d, srcloc_none(), "--out: %s", err);
+        else
+            diag_error(x.d, srcloc_none(), "out of memory");
     }
     for (int s = 0; ok && s < m->nslots; s++) {
         if (m->slots[s].kind == SLOT_DATA || m->slots[s].kind == SLOT_CONFIG) {
             x.vals[s] = m->slots[s].value; /* borrowed from the module: never written nor donated */
         } else if (m->slots[s].kind == SLOT_SEED) {
-            RtTensor *t = rt_tensor_new(m->slots[s].dtype == DT_I32 ? DT_I32 : DT_I64,
-                                        rt_shape_scalar());
+            RtTensor *t =
+                rt_tensor_new(m->slots[s].dtype == DT_I32 ? DT_I32 : DT_I64, rt_shape_scalar());
             if (!t) {
                 diag_error(x.d, srcloc_none(), "out of memory");
                 ok = false;
@@ -692,7 +735,8 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
     double wall = rt_now_s() - x.t0;
     if (x.stopped) {
         if (x.stop_step >= 0)
-            diag_warning(x.d, srcloc_none(), "interrupted at step %lld; the files written so far are kept",
+            diag_warning(x.d, srcloc_none(),
+                         "interrupted at step %lld; the files written so far are kept",
                          (long long)x.stop_step);
         else
             diag_warning(x.d, srcloc_none(), "interrupted; the files written so far are kept");
@@ -703,7 +747,9 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
             .seed = o->seed,
             .rng = "philox4x32-10/v1",
             .backend = o->runner.name,
-            .status = x.stopped ? "interrupted" : ok ? "completed" : "failed",
+            .status = x.stopped ? "interrupted"
+                      : ok      ? "completed"
+                                : "failed",
             .steps = x.train_steps ? x.train_steps : x.loop_iters,
             .wall_s = wall,
             .train_s = x.train_steps ? x.train_s : x.loop_s,

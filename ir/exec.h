@@ -54,12 +54,12 @@ GraphRunner ir_interp_runner_checked(NumericsCheck *c);
 bool ir_check_graph_inputs(const Graph *g, RtTensor *const *in, DiagList *d);
 
 typedef struct {
-    const char *program;    /* the program's path, for summary.json (may be NULL) */
-    uint64_t seed;          /* --seed */
-    const char *out_dir;    /* --out; NULL = write nothing */
-    bool progress;          /* show the progress line (caller checks isatty) */
+    const char *program; /* the program's path, for summary.json (may be NULL) */
+    uint64_t seed;       /* --seed */
+    const char *out_dir; /* --out; NULL = write nothing */
+    bool progress;       /* show the progress line (caller checks isatty) */
     bool verbose;
-    FILE *log;              /* where `log` and `print` lines go (stdout) */
+    FILE *log;                          /* where `log` and `print` lines go (stdout) */
     volatile sig_atomic_t *interrupted; /* set by a SIGINT handler: stop cleanly */
     GraphRunner runner;
     NumericsCheck *numerics; /* --check-numerics: the runner's check, kept current */

@@ -22,11 +22,11 @@ typedef struct Exec {
     bool *owned;
     RtMetrics *metrics;
     RtProgress *progress;
-    double t0;           /* run start (rt_now_s) */
+    double t0; /* run start (rt_now_s) */
 
-    bool brk;            /* an HS_BREAK is unwinding to its loop */
-    bool stopped;        /* interrupted: unwinding, not an error */
-    int64_t stop_step;   /* the train step (or loop iteration) where it stopped */
+    bool brk;          /* an HS_BREAK is unwinding to its loop */
+    bool stopped;      /* interrupted: unwinding, not an error */
+    int64_t stop_step; /* the train step (or loop iteration) where it stopped */
 
     /* the innermost host loop counter, the `step` of rows logged in main */
     int loop_depth;
@@ -40,9 +40,9 @@ typedef struct Exec {
     double *pend_vals;
 
     /* totals for the summary */
-    int64_t train_steps;   /* optimizer steps in train blocks */
+    int64_t train_steps; /* optimizer steps in train blocks */
     double train_s;
-    int64_t loop_iters;    /* iterations of outermost main loops (programs without train) */
+    int64_t loop_iters; /* iterations of outermost main loops (programs without train) */
     double loop_s;
     double last_loss;
     bool have_loss;

@@ -33,7 +33,8 @@
 #define LOSS_ROWS 200
 
 void exec_shuffle(int64_t *perm, int64_t rows, uint64_t seed, uint32_t stream, int64_t epoch) {
-    for (int64_t i = 0; i < rows; i++) perm[i] = i;
+    for (int64_t i = 0; i < rows; i++)
+        perm[i] = i;
     uint64_t base = (uint64_t)epoch * (uint64_t)rows;
     for (int64_t i = rows - 1; i >= 1; i--) {
         uint32_t w = rt_rng_word(seed, stream, base + (uint64_t)(rows - 1 - i));
@@ -65,8 +66,8 @@ static bool check_spec(Exec *x, const HostStmt *st, int64_t *row_bytes) {
     const TrainSpec *ts = st->u.train;
     const char *name = ts->name ? ts->name : "?";
     if (ts->batch <= 0 || ts->rows <= 0) {
-        diag_error(x->d, st->loc, "train %s: batch (%lld) and data rows (%lld) must be positive", name,
-                   (long long)ts->batch, (long long)ts->rows);
+        diag_error(x->d, st->loc, "train %s: batch (%lld) and data rows (%lld) must be positive",
+                   name, (long long)ts->batch, (long long)ts->rows);
         return false;
     }
     if (ts->steps < 0) {
@@ -75,8 +76,8 @@ static bool check_spec(Exec *x, const HostStmt *st, int64_t *row_bytes) {
         return false;
     }
     if (ts->batch > ts->rows) {
-        diag_error(x->d, st->loc, "train %s: batch %lld is larger than the data set (%lld rows)", name,
-                   (long long)ts->batch, (long long)ts->rows);
+        diag_error(x->d, st->loc, "train %s: batch %lld is larger than the data set (%lld rows)",
+                   name, (long long)ts->batch, (long long)ts->rows);
         return false;
     }
     for (int f = 0; f < ts->nfields; f++) {
@@ -88,21 +89,24 @@ static bool check_spec(Exec *x, const HostStmt *st, int64_t *row_bytes) {
         }
         const RtTensor *t = x->vals[ds];
         if (!t) {
-            diag_error(x->d, st->loc, "internal: train %s: data field %s has no value", name, fname);
+            diag_error(x->d, st->loc, "internal: train %s: data field %s has no value", name,
+                       fname);
             return false;
         }
         const Slot *b = &x->m->slots[bs];
         bool ok = t->shape.rank >= 1 && t->shape.dims[0] == ts->rows && b->dtype == t->dtype &&
                   b->shape.rank == t->shape.rank && b->shape.dims[0] == ts->batch;
-        for (int a = 1; ok && a < t->shape.rank; a++) ok = b->shape.dims[a] == t->shape.dims[a];
+        for (int a = 1; ok && a < t->shape.rank; a++)
+            ok = b->shape.dims[a] == t->shape.dims[a];
         if (!ok) {
             char ds_s[64], bs_s[64];
             diag_error(x->d, st->loc,
                        "internal: train %s: field %s: data %s%s does not match batch slot %s%s "
                        "(rows %lld, batch %lld)",
-                       name, fname, rt_dtype_name(t->dtype), rt_shape_str(&t->shape, ds_s, sizeof ds_s),
-                       rt_dtype_name(b->dtype), rt_shape_str(&b->shape, bs_s, sizeof bs_s),
-                       (long long)ts->rows, (long long)ts->batch);
+                       name, fname, rt_dtype_name(t->dtype),
+                       rt_shape_str(&t->shape, ds_s, sizeof ds_s), rt_dtype_name(b->dtype),
+                       rt_shape_str(&b->shape, bs_s, sizeof bs_s), (long long)ts->rows,
+                       (long long)ts->batch);
             return false;
         }
         row_bytes[f] = (int64_t)rt_tensor_bytes(t) / ts->rows;
@@ -117,7 +121,8 @@ static bool fill_batch(Exec *x, const TrainSpec *ts, const int64_t *perm, int64_
         int bs = ts->batch_slots[f];
         const Slot *b = &x->m->slots[bs];
         RtTensor *dst = x->vals[bs];
-        if (!dst || !x->owned[bs] || dst->dtype != b->dtype || !rt_shape_eq(&dst->shape, &b->shape)) {
+        if (!dst || !x->owned[bs] || dst->dtype != b->dtype ||
+            !rt_shape_eq(&dst->shape, &b->shape)) {
             dst = rt_tensor_new(b->dtype, b->shape);
             if (!dst) {
                 ir_oom_value(x->d, loc, b->dtype, &b->shape, b->name ? b->name : "a batch", 0,
@@ -226,8 +231,12 @@ bool exec_train(Exec *x, const HostStmt *st) {
         x->have_loss = true;
         if (!isfinite(loss)) {
             rt_progress_clear(x->progress);
-            diag_error(x->d, st->loc, "train %s: loss is %s at step %lld (try a smaller learning rate)",
-                       name, isnan(loss) ? "nan" : loss > 0 ? "inf" : "-inf", (long long)done);
+            diag_error(x->d, st->loc,
+                       "train %s: loss is %s at step %lld (try a smaller learning rate)", name,
+                       isnan(loss) ? "nan"
+                       : loss > 0  ? "inf"
+                                   : "-inf",
+                       (long long)done);
             /* keep the diverging step in the record */
             const char *ln = "loss";
             exec_emit_row(x, st->loc, done, 1, &ln, &loss, false, true);
@@ -269,8 +278,10 @@ bool exec_train(Exec *x, const HostStmt *st) {
     }
     x->train_step = -1;
     x->train_s += rt_now_s() - t_start;
-    if (ok && !x->stopped) rt_progress_end(x->progress);
-    else rt_progress_clear(x->progress);
+    if (ok && !x->stopped)
+        rt_progress_end(x->progress);
+    else
+        rt_progress_clear(x->progress);
     free(perm);
     free(row_bytes);
     return ok;

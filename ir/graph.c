@@ -35,13 +35,14 @@ int ir_graph_add_output(Graph *g, Node *n) {
     return g->noutputs++;
 }
 
-Node *ir_node_new(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, int nsrc, const Attr *attr,
-                  SrcLoc loc) {
+Node *ir_node_new(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, int nsrc,
+                  const Attr *attr, SrcLoc loc) {
     if (!g) return NULL;
     for (int i = 0; i < nsrc; i++)
         if (!src[i]) return NULL;
     if ((unsigned)op >= OP_COUNT || (ir_ops[op].arity >= 0 ? nsrc != ir_ops[op].arity : nsrc < 1)) {
-        diag_error(g->diags, loc, "internal error: %s built with %d operands", ir_op_name(op), nsrc);
+        diag_error(g->diags, loc, "internal error: %s built with %d operands", ir_op_name(op),
+                   nsrc);
         return NULL;
     }
     Node *n = arena_alloc(g->arena, sizeof *n);
@@ -72,8 +73,8 @@ Node *ir_node_new(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, 
 }
 
 /* Runs the op's rule, reporting its message at loc. */
-static bool check(Graph *g, OpKind op, DType *dt, Shape *shape, Node *const *src, int nsrc, const Attr *attr,
-                  SrcLoc loc) {
+static bool check(Graph *g, OpKind op, DType *dt, Shape *shape, Node *const *src, int nsrc,
+                  const Attr *attr, SrcLoc loc) {
     char err[512];
     if (!ir_infer(op, src, nsrc, attr, dt, shape, err, sizeof err)) {
         diag_error(g->diags, loc, "%s", err);
@@ -83,8 +84,8 @@ static bool check(Graph *g, OpKind op, DType *dt, Shape *shape, Node *const *src
 }
 
 /* Runs the op's rule and creates the node. */
-static Node *make(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, int nsrc, const Attr *attr,
-                  SrcLoc loc) {
+static Node *make(Graph *g, OpKind op, DType dt, Shape shape, Node *const *src, int nsrc,
+                  const Attr *attr, SrcLoc loc) {
     for (int i = 0; i < nsrc; i++)
         if (!src[i]) return NULL;
     Attr zero;
@@ -147,8 +148,8 @@ Node *ir_input(Graph *g, DType dt, Shape s, const char *name, SrcLoc loc) {
  * shape inference refuses for an integer dtype (value != ivalue). */
 Node *ir_const(Graph *g, DType dt, Shape s, double value, SrcLoc loc) {
     if (!g || !shape_ok(g, &s, "const", loc)) return NULL;
-    bool whole = value == floor(value) && value >= -9223372036854775808.0 &&
-                 value < 9223372036854775808.0;
+    bool whole =
+        value == floor(value) && value >= -9223372036854775808.0 && value < 9223372036854775808.0;
     Attr at = {.constant = {value, whole ? (int64_t)value : 0}};
     return make(g, OP_CONST, dt, s, NULL, 0, &at, loc);
 }
@@ -183,12 +184,16 @@ Node *ir_cast(Graph *g, Node *a, DType to, SrcLoc loc) {
 
 Node *ir_unary(Graph *g, OpKind op, Node *a, SrcLoc loc) {
     if (!g || !a) return NULL;
-    if ((unsigned)op >= OP_COUNT || !(ir_ops[op].flags & OPF_EW) || ir_ops[op].arity != 1 || op == OP_CAST) {
-        diag_error(g->diags, loc, "internal error: ir_unary: '%s' is not a unary elementwise op", ir_op_name(op));
+    if ((unsigned)op >= OP_COUNT || !(ir_ops[op].flags & OPF_EW) || ir_ops[op].arity != 1 ||
+        op == OP_CAST) {
+        diag_error(g->diags, loc, "internal error: ir_unary: '%s' is not a unary elementwise op",
+                   ir_op_name(op));
         return NULL;
     }
-    if (op == OP_NOT && a->dtype != DT_BOOL && ir_dtype_arith(a->dtype)) a = ir_cast(g, a, DT_BOOL, loc);
-    if ((op == OP_NEG || op == OP_ABS || op == OP_SIGN) && a->dtype == DT_BOOL) a = ir_cast(g, a, DT_F32, loc);
+    if (op == OP_NOT && a->dtype != DT_BOOL && ir_dtype_arith(a->dtype))
+        a = ir_cast(g, a, DT_BOOL, loc);
+    if ((op == OP_NEG || op == OP_ABS || op == OP_SIGN) && a->dtype == DT_BOOL)
+        a = ir_cast(g, a, DT_F32, loc);
     if (!a) return NULL;
     return make(g, op, a->dtype, a->shape, &a, 1, NULL, loc);
 }
@@ -203,7 +208,8 @@ Node *ir_broadcast(Graph *g, Node *a, Shape s, SrcLoc loc) {
 Node *ir_binary(Graph *g, OpKind op, Node *a, Node *b, SrcLoc loc) {
     if (!g || !a || !b) return NULL;
     if ((unsigned)op >= OP_COUNT || !(ir_ops[op].flags & OPF_EW) || ir_ops[op].arity != 2) {
-        diag_error(g->diags, loc, "internal error: ir_binary: '%s' is not a binary elementwise op", ir_op_name(op));
+        diag_error(g->diags, loc, "internal error: ir_binary: '%s' is not a binary elementwise op",
+                   ir_op_name(op));
         return NULL;
     }
     const char *nm = ir_ops[op].name;
@@ -215,12 +221,13 @@ Node *ir_binary(Graph *g, OpKind op, Node *a, Node *b, SrcLoc loc) {
     }
     DType dt = ir_promote(a->dtype, b->dtype);
     bool to_bool = (ir_ops[op].flags & OPF_CMP) != 0;
-    if (op == OP_AND || op == OP_OR) dt = DT_BOOL;
+    if (op == OP_AND || op == OP_OR)
+        dt = DT_BOOL;
     else if (!to_bool && dt == DT_BOOL)
         dt = DT_F32; /* bool arithmetic counts in f32 */
     if ((ir_ops[op].flags & OPF_FLOATONLY) && !is_float(dt)) {
-        diag_error(g->diags, loc, "%s: needs floating-point operands, got %s and %s", nm, tstr(a, b1, sizeof b1),
-                   tstr(b, b2, sizeof b2));
+        diag_error(g->diags, loc, "%s: needs floating-point operands, got %s and %s", nm,
+                   tstr(a, b1, sizeof b1), tstr(b, b2, sizeof b2));
         return NULL;
     }
     Shape s;
@@ -240,8 +247,8 @@ Node *ir_where(Graph *g, Node *c, Node *a, Node *b, SrcLoc loc) {
     if (!g || !c || !a || !b) return NULL;
     char b1[96], b2[96], b3[96];
     if (!ir_dtype_arith(a->dtype) || !ir_dtype_arith(b->dtype) || !ir_dtype_arith(c->dtype)) {
-        diag_error(g->diags, loc, "where: unsupported operands %s, %s and %s", tstr(c, b1, sizeof b1),
-                   tstr(a, b2, sizeof b2), tstr(b, b3, sizeof b3));
+        diag_error(g->diags, loc, "where: unsupported operands %s, %s and %s",
+                   tstr(c, b1, sizeof b1), tstr(a, b2, sizeof b2), tstr(b, b3, sizeof b3));
         return NULL;
     }
     DType dt = ir_promote(a->dtype, b->dtype);
@@ -264,12 +271,14 @@ Node *ir_where(Graph *g, Node *c, Node *a, Node *b, SrcLoc loc) {
 Node *ir_reduce(Graph *g, OpKind op, Node *a, uint32_t axes, SrcLoc loc) {
     if (!g || !a) return NULL;
     if ((unsigned)op >= OP_COUNT || !(ir_ops[op].flags & OPF_RED)) {
-        diag_error(g->diags, loc, "internal error: ir_reduce: '%s' is not a reduction", ir_op_name(op));
+        diag_error(g->diags, loc, "internal error: ir_reduce: '%s' is not a reduction",
+                   ir_op_name(op));
         return NULL;
     }
     /* integer and bool sums accumulate and return i64, as numpy and PyTorch
        (an i32 sum would wrap silently); bool sums count */
-    if (op == OP_SUM && !rt_dtype_is_float(a->dtype) && a->dtype != DT_I64) a = ir_cast(g, a, DT_I64, loc);
+    if (op == OP_SUM && !rt_dtype_is_float(a->dtype) && a->dtype != DT_I64)
+        a = ir_cast(g, a, DT_I64, loc);
     if (!a) return NULL;
     Attr at = {.reduce = {axes}};
     return make(g, op, a->dtype, a->shape, &a, 1, &at, loc);
@@ -299,7 +308,8 @@ Node *ir_permute(Graph *g, Node *a, const int *perm, SrcLoc loc) {
     return make(g, OP_PERMUTE, a->dtype, a->shape, &a, 1, &at, loc);
 }
 
-Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop, const int64_t *step, SrcLoc loc) {
+Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop, const int64_t *step,
+               SrcLoc loc) {
     if (!g || !a) return NULL;
     Attr at;
     memset(&at, 0, sizeof at);
@@ -308,7 +318,8 @@ Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop, con
     for (int i = 0; i < a->shape.rank; i++) {
         int64_t d = a->shape.dims[i];
         if (step[i] < 1) {
-            diag_error(g->diags, loc, "slice: axis %d: step %lld must be >= 1", i, (long long)step[i]);
+            diag_error(g->diags, loc, "slice: axis %d: step %lld must be >= 1", i,
+                       (long long)step[i]);
             return NULL;
         }
         if (start[i] < 0 || start[i] > stop[i] || stop[i] > d) {
@@ -364,14 +375,16 @@ Node *ir_gather(Graph *g, Node *data, Node *idx, SrcLoc loc) {
 Node *ir_scatter_add(Graph *g, Node *upd, Node *idx, int64_t rows, SrcLoc loc) {
     if (!g || !upd || !idx) return NULL;
     char b1[96], b2[96];
-    if (rows < 0 || upd->shape.rank < idx->shape.rank || upd->shape.rank - idx->shape.rank + 1 > IR_MAX_RANK) {
-        diag_error(g->diags, loc, "scatter_add: updates %s do not fit indices %s", tstr(upd, b1, sizeof b1),
-                   tstr(idx, b2, sizeof b2));
+    if (rows < 0 || upd->shape.rank < idx->shape.rank ||
+        upd->shape.rank - idx->shape.rank + 1 > IR_MAX_RANK) {
+        diag_error(g->diags, loc, "scatter_add: updates %s do not fit indices %s",
+                   tstr(upd, b1, sizeof b1), tstr(idx, b2, sizeof b2));
         return NULL;
     }
     Shape s = {.rank = upd->shape.rank - idx->shape.rank + 1};
     s.dims[0] = rows;
-    for (int i = 1; i < s.rank; i++) s.dims[i] = upd->shape.dims[idx->shape.rank + i - 1];
+    for (int i = 1; i < s.rank; i++)
+        s.dims[i] = upd->shape.dims[idx->shape.rank + i - 1];
     Node *src[2] = {upd, idx};
     return make(g, OP_SCATTER_ADD, upd->dtype, s, src, 2, NULL, loc);
 }
@@ -395,8 +408,8 @@ Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc) {
     char b1[96], b2[96];
     int ra = a->shape.rank, rb = b->shape.rank;
     if (ra < 2 || rb < 2) {
-        diag_error(g->diags, loc, "matmul: operands must have rank >= 2: %s @ %s", tstr(a, b1, sizeof b1),
-                   tstr(b, b2, sizeof b2));
+        diag_error(g->diags, loc, "matmul: operands must have rank >= 2: %s @ %s",
+                   tstr(a, b1, sizeof b1), tstr(b, b2, sizeof b2));
         return NULL;
     }
     if (!ir_dtype_arith(a->dtype) || !ir_dtype_arith(b->dtype)) {
@@ -405,15 +418,16 @@ Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc) {
         return NULL;
     }
     if (a->shape.dims[ra - 1] != b->shape.dims[rb - 2]) {
-        diag_error(g->diags, loc, "matmul: inner dimensions differ: %s @ %s", tstr(a, b1, sizeof b1),
-                   tstr(b, b2, sizeof b2));
+        diag_error(g->diags, loc, "matmul: inner dimensions differ: %s @ %s",
+                   tstr(a, b1, sizeof b1), tstr(b, b2, sizeof b2));
         return NULL;
     }
     bool same_batch = ra == rb;
-    for (int i = 0; same_batch && i < ra - 2; i++) same_batch = a->shape.dims[i] == b->shape.dims[i];
+    for (int i = 0; same_batch && i < ra - 2; i++)
+        same_batch = a->shape.dims[i] == b->shape.dims[i];
     if (!same_batch && ra != 2 && rb != 2) {
-        diag_error(g->diags, loc, "matmul: batch dimensions differ: %s @ %s", tstr(a, b1, sizeof b1),
-                   tstr(b, b2, sizeof b2));
+        diag_error(g->diags, loc, "matmul: batch dimensions differ: %s @ %s",
+                   tstr(a, b1, sizeof b1), tstr(b, b2, sizeof b2));
         return NULL;
     }
     DType dt = ir_promote(a->dtype, b->dtype);
@@ -425,7 +439,8 @@ Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc) {
         /* (..., M, K) @ (K, N): fold the batch into M. */
         Shape flat = {.rank = 2};
         flat.dims[0] = 1;
-        for (int i = 0; i < ra - 1; i++) flat.dims[0] *= a->shape.dims[i];
+        for (int i = 0; i < ra - 1; i++)
+            flat.dims[0] *= a->shape.dims[i];
         flat.dims[1] = a->shape.dims[ra - 1];
         Shape out = a->shape;
         out.dims[ra - 1] = b->shape.dims[1];
@@ -451,13 +466,15 @@ static Node *i64_scalar(Graph *g, Node *n, const char *op, const char *what, Src
     if (!n) return NULL;
     char b1[96];
     if (n->shape.rank != 0 || !is_int(n->dtype)) {
-        diag_error(g->diags, loc, "%s: %s must be an integer scalar, got %s", op, what, tstr(n, b1, sizeof b1));
+        diag_error(g->diags, loc, "%s: %s must be an integer scalar, got %s", op, what,
+                   tstr(n, b1, sizeof b1));
         return NULL;
     }
     return ir_cast(g, n, DT_I64, loc);
 }
 
-Node *ir_rng(Graph *g, OpKind op, DType dt, Shape s, Node *seed, Node *offset, uint32_t stream, SrcLoc loc) {
+Node *ir_rng(Graph *g, OpKind op, DType dt, Shape s, Node *seed, Node *offset, uint32_t stream,
+             SrcLoc loc) {
     if (!g || !seed || !offset) return NULL;
     if (op != OP_RNG_UNIFORM && op != OP_RNG_NORMAL) {
         diag_error(g->diags, loc, "internal error: ir_rng: '%s' is not an rng op", ir_op_name(op));

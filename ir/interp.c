@@ -29,8 +29,9 @@ RtTensor *ir_interp_alloc(const Node *n, DiagList *d) {
 static RtTensor *rng(const Node *n, RtTensor *const *src, DiagList *d) {
     RtTensor *o = ir_interp_alloc(n, d);
     if (!o) return NULL;
-    uint64_t seed = (uint64_t)*(const int64_t *)src[0]->data;
-    uint64_t off = (uint64_t)*(const int64_t *)src[1]->data; /* i64 reinterpreted; wraps mod 2^64 */
+    uint64_t seed = (uint64_t) * (const int64_t *)src[0]->data;
+    uint64_t off =
+        (uint64_t) * (const int64_t *)src[1]->data; /* i64 reinterpreted; wraps mod 2^64 */
     if (n->op == OP_FRESH_SEED) {
         *(int64_t *)o->data = (int64_t)rt_fresh_seed(seed, off, n->attr.rng.k);
         return o;
@@ -61,8 +62,10 @@ static RtTensor *rng(const Node *n, RtTensor *const *src, DiagList *d) {
             have = j;
         }
         unsigned q = (unsigned)(idx % 4);
-        if (n->op == OP_RNG_UNIFORM) p[i] = rt_rng_uniform_from_word(w[q]);
-        else p[i] = rt_rng_normal_from_words(w[q & 2u], w[(q & 2u) + 1], (int)(idx & 1));
+        if (n->op == OP_RNG_UNIFORM)
+            p[i] = rt_rng_uniform_from_word(w[q]);
+        else
+            p[i] = rt_rng_normal_from_words(w[q & 2u], w[(q & 2u) + 1], (int)(idx & 1));
     }
     return o;
 }
@@ -71,7 +74,8 @@ static RtTensor *rng(const Node *n, RtTensor *const *src, DiagList *d) {
 
 static RtTensor *eval(const Node *n, RtTensor *const *src, DiagList *d) {
     if (!ir_dtype_arith(n->dtype)) {
-        diag_error(d, n->loc, "%s: the interpreter has no %s arithmetic", ir_op_name(n->op), rt_dtype_name(n->dtype));
+        diag_error(d, n->loc, "%s: the interpreter has no %s arithmetic", ir_op_name(n->op),
+                   rt_dtype_name(n->dtype));
         return NULL;
     }
     switch (n->op) {
@@ -168,7 +172,8 @@ static bool numerics_ok(const Node *n, const RtTensor *v, RtTensor *const *src,
 bool ir_interp_run_checked(const Graph *g, RtTensor *const *inputs, RtTensor **outputs,
                            DiagList *diags, const NumericsCheck *c) {
     if (!g) return false;
-    for (int j = 0; j < g->noutputs; j++) outputs[j] = NULL;
+    for (int j = 0; j < g->noutputs; j++)
+        outputs[j] = NULL;
     if (!check_inputs(g, inputs, diags)) return false;
     Run r = {0};
     r.n = g->nnodes;
@@ -210,7 +215,8 @@ bool ir_interp_run_checked(const Graph *g, RtTensor *const *inputs, RtTensor **o
             ok = false;
             break;
         }
-        for (int k = 0; k < n->nsrc; k++) src[k] = r.val[n->src[k]->id];
+        for (int k = 0; k < n->nsrc; k++)
+            src[k] = r.val[n->src[k]->id];
         r.val[i] = eval(n, src, diags);
         ok = r.val[i] != NULL && numerics_ok(n, r.val[i], src, c, diags);
         for (int k = 0; k < n->nsrc; k++) {

@@ -14,15 +14,21 @@
 
 /* ---- floating point ------------------------------------------------------------ */
 
-static inline double fsign(double x) { return x > 0 ? 1.0 : x < 0 ? -1.0 : x; }
+static inline double fsign(double x) {
+    return x > 0 ? 1.0 : x < 0 ? -1.0 : x;
+}
 /* Python's float modulo: the result takes the sign of b. */
 static inline double fmod_py(double a, double b) {
     double r = fmod(a, b);
     if (r != 0 && ((r < 0) != (b < 0))) r += b;
     return r;
 }
-static inline double fmax_nan(double a, double b) { return (a >= b || a != a) ? a : b; }
-static inline double fmin_nan(double a, double b) { return (a <= b || a != a) ? a : b; }
+static inline double fmax_nan(double a, double b) {
+    return (a >= b || a != a) ? a : b;
+}
+static inline double fmin_nan(double a, double b) {
+    return (a <= b || a != a) ? a : b;
+}
 
 /* Each kernel returns false for an op that is not its own (ir_interp_ew
  * reports it); the switches name every op, so a new one does not compile
@@ -173,10 +179,14 @@ FLOAT_KERNELS(double)
 /* Integer and bool kernels: *ok is cleared for an op that is not theirs. */
 static int64_t int_unary(OpKind op, int64_t x, bool *ok) {
     switch (op) {
-    case OP_NEG: return (int64_t)(0 - (uint64_t)x);
-    case OP_ABS: return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
-    case OP_SIGN: return (x > 0) - (x < 0);
-    case OP_NOT: return !x;
+    case OP_NEG:
+        return (int64_t)(0 - (uint64_t)x);
+    case OP_ABS:
+        return x < 0 ? (int64_t)(0 - (uint64_t)x) : x;
+    case OP_SIGN:
+        return (x > 0) - (x < 0);
+    case OP_NOT:
+        return !x;
     case OP_STOP_GRAD:
         return x;
     case OP_FLOOR: /* float only (OPF_FLOATONLY) */
@@ -198,9 +208,12 @@ static int64_t int_unary(OpKind op, int64_t x, bool *ok) {
 
 static int64_t int_binary(OpKind op, int64_t a, int64_t b, bool *ok) {
     switch (op) {
-    case OP_ADD: return (int64_t)((uint64_t)a + (uint64_t)b);
-    case OP_SUB: return (int64_t)((uint64_t)a - (uint64_t)b);
-    case OP_MUL: return (int64_t)((uint64_t)a * (uint64_t)b);
+    case OP_ADD:
+        return (int64_t)((uint64_t)a + (uint64_t)b);
+    case OP_SUB:
+        return (int64_t)((uint64_t)a - (uint64_t)b);
+    case OP_MUL:
+        return (int64_t)((uint64_t)a * (uint64_t)b);
     case OP_DIV:
         if (b == 0) return 0;
         if (b == -1) return (int64_t)(0 - (uint64_t)a);
@@ -211,14 +224,22 @@ static int64_t int_binary(OpKind op, int64_t a, int64_t b, bool *ok) {
         if (r != 0 && ((r < 0) != (b < 0))) r += b;
         return r;
     }
-    case OP_MAX: return a >= b ? a : b;
-    case OP_MIN: return a <= b ? a : b;
-    case OP_LT: return a < b;
-    case OP_LE: return a <= b;
-    case OP_EQ: return a == b;
-    case OP_NE: return a != b;
-    case OP_AND: return a && b;
-    case OP_OR: return a || b;
+    case OP_MAX:
+        return a >= b ? a : b;
+    case OP_MIN:
+        return a <= b ? a : b;
+    case OP_LT:
+        return a < b;
+    case OP_LE:
+        return a <= b;
+    case OP_EQ:
+        return a == b;
+    case OP_NE:
+        return a != b;
+    case OP_AND:
+        return a && b;
+    case OP_OR:
+        return a || b;
     case OP_POW: /* float only (OPF_FLOATONLY) */
     IR_CASES_EW_UNARY:
     IR_CASES_EW_TERNARY:
@@ -236,18 +257,23 @@ static void fill_const(RtTensor *o, double v, int64_t iv) {
     int64_t n = rt_shape_numel(&o->shape);
     if (o->dtype == DT_F32) {
         float *p = o->data, f = (float)v;
-        for (int64_t i = 0; i < n; i++) p[i] = f;
+        for (int64_t i = 0; i < n; i++)
+            p[i] = f;
     } else if (interp_is_float(o->dtype)) {
-        for (int64_t i = 0; i < n; i++) st_f(o->data, o->dtype, i, v);
+        for (int64_t i = 0; i < n; i++)
+            st_f(o->data, o->dtype, i, v);
     } else if (iv != 0) {
-        for (int64_t i = 0; i < n; i++) st_i(o->data, o->dtype, i, iv);
+        for (int64_t i = 0; i < n; i++)
+            st_i(o->data, o->dtype, i, iv);
     }
 }
 
 static void fill_iota(RtTensor *o, int axis) {
     int64_t n = rt_shape_numel(&o->shape), inner = 1, dim = o->shape.dims[axis];
-    for (int i = axis + 1; i < o->shape.rank; i++) inner *= o->shape.dims[i];
-    for (int64_t i = 0; i < n; i++) st_i(o->data, o->dtype, i, (i / inner) % dim);
+    for (int i = axis + 1; i < o->shape.rank; i++)
+        inner *= o->shape.dims[i];
+    for (int64_t i = 0; i < n; i++)
+        st_i(o->data, o->dtype, i, (i / inner) % dim);
 }
 
 static void cast(const RtTensor *a, RtTensor *o, int64_t n) {
@@ -255,15 +281,19 @@ static void cast(const RtTensor *a, RtTensor *o, int64_t n) {
     if (from == DT_F32 && to == DT_F64) {
         const float *x = a->data;
         double *y = o->data;
-        for (int64_t i = 0; i < n; i++) y[i] = x[i];
+        for (int64_t i = 0; i < n; i++)
+            y[i] = x[i];
     } else if (from == DT_F64 && to == DT_F32) {
         const double *x = a->data;
         float *y = o->data;
-        for (int64_t i = 0; i < n; i++) y[i] = (float)x[i];
+        for (int64_t i = 0; i < n; i++)
+            y[i] = (float)x[i];
     } else if (interp_is_float(from)) {
-        for (int64_t i = 0; i < n; i++) st_f(o->data, to, i, ld_f(a->data, from, i));
+        for (int64_t i = 0; i < n; i++)
+            st_f(o->data, to, i, ld_f(a->data, from, i));
     } else {
-        for (int64_t i = 0; i < n; i++) st_i(o->data, to, i, ld_i(a->data, from, i));
+        for (int64_t i = 0; i < n; i++)
+            st_i(o->data, to, i, ld_i(a->data, from, i));
     }
 }
 
@@ -273,19 +303,22 @@ static void where(const RtTensor *c, const RtTensor *a, const RtTensor *b, RtTen
     case 1: {
         const uint8_t *x = a->data, *y = b->data;
         uint8_t *z = o->data;
-        for (int64_t i = 0; i < n; i++) z[i] = m[i] ? x[i] : y[i];
+        for (int64_t i = 0; i < n; i++)
+            z[i] = m[i] ? x[i] : y[i];
         break;
     }
     case 4: {
         const uint32_t *x = a->data, *y = b->data;
         uint32_t *z = o->data;
-        for (int64_t i = 0; i < n; i++) z[i] = m[i] ? x[i] : y[i];
+        for (int64_t i = 0; i < n; i++)
+            z[i] = m[i] ? x[i] : y[i];
         break;
     }
     default: {
         const uint64_t *x = a->data, *y = b->data;
         uint64_t *z = o->data;
-        for (int64_t i = 0; i < n; i++) z[i] = m[i] ? x[i] : y[i];
+        for (int64_t i = 0; i < n; i++)
+            z[i] = m[i] ? x[i] : y[i];
         break;
     }
     }

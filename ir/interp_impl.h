@@ -24,15 +24,22 @@ RtTensor *ir_interp_matmul(const Node *n, RtTensor *const *src, DiagList *d); /*
 /* A fresh zeroed tensor for n's result, or NULL after an "out of memory" diagnostic. */
 RtTensor *ir_interp_alloc(const Node *n, DiagList *d);
 
-static inline bool interp_is_float(DType t) { return t == DT_F32 || t == DT_F64; }
+static inline bool interp_is_float(DType t) {
+    return t == DT_F32 || t == DT_F64;
+}
 
 static inline double ld_f(const void *p, DType t, int64_t i) {
     switch (t) {
-    case DT_F32: return ((const float *)p)[i];
-    case DT_F64: return ((const double *)p)[i];
-    case DT_I32: return ((const int32_t *)p)[i];
-    case DT_I64: return (double)((const int64_t *)p)[i];
-    case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
+    case DT_F32:
+        return ((const float *)p)[i];
+    case DT_F64:
+        return ((const double *)p)[i];
+    case DT_I32:
+        return ((const int32_t *)p)[i];
+    case DT_I64:
+        return (double)((const int64_t *)p)[i];
+    case DT_BOOL:
+        return ((const uint8_t *)p)[i] != 0;
     case DT_F16:
     case DT_BF16:
         break; /* no arithmetic: eval refuses these dtypes first */
@@ -51,11 +58,16 @@ static inline int64_t f_to_i64(double v) {
 
 static inline int64_t ld_i(const void *p, DType t, int64_t i) {
     switch (t) {
-    case DT_F32: return f_to_i64(((const float *)p)[i]);
-    case DT_F64: return f_to_i64(((const double *)p)[i]);
-    case DT_I32: return ((const int32_t *)p)[i];
-    case DT_I64: return ((const int64_t *)p)[i];
-    case DT_BOOL: return ((const uint8_t *)p)[i] != 0;
+    case DT_F32:
+        return f_to_i64(((const float *)p)[i]);
+    case DT_F64:
+        return f_to_i64(((const double *)p)[i]);
+    case DT_I32:
+        return ((const int32_t *)p)[i];
+    case DT_I64:
+        return ((const int64_t *)p)[i];
+    case DT_BOOL:
+        return ((const uint8_t *)p)[i] != 0;
     case DT_F16:
     case DT_BF16:
         break; /* no arithmetic: eval refuses these dtypes first */
@@ -66,11 +78,21 @@ static inline int64_t ld_i(const void *p, DType t, int64_t i) {
 /* Stores an integer, wrapping to the destination width (two's complement). */
 static inline void st_i(void *p, DType t, int64_t i, int64_t v) {
     switch (t) {
-    case DT_F32: ((float *)p)[i] = (float)v; break;
-    case DT_F64: ((double *)p)[i] = (double)v; break;
-    case DT_I32: ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v; break;
-    case DT_I64: ((int64_t *)p)[i] = v; break;
-    case DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    case DT_F32:
+        ((float *)p)[i] = (float)v;
+        break;
+    case DT_F64:
+        ((double *)p)[i] = (double)v;
+        break;
+    case DT_I32:
+        ((int32_t *)p)[i] = (int32_t)(uint32_t)(uint64_t)v;
+        break;
+    case DT_I64:
+        ((int64_t *)p)[i] = v;
+        break;
+    case DT_BOOL:
+        ((uint8_t *)p)[i] = v != 0;
+        break;
     case DT_F16:
     case DT_BF16:
         break; /* no arithmetic: eval refuses these dtypes first */
@@ -81,15 +103,23 @@ static inline void st_i(void *p, DType t, int64_t i, int64_t v) {
  * (float -> int conversion), nonzero (NaN included) -> 1 for bool. */
 static inline void st_f(void *p, DType t, int64_t i, double v) {
     switch (t) {
-    case DT_F32: ((float *)p)[i] = (float)v; break;
-    case DT_F64: ((double *)p)[i] = v; break;
+    case DT_F32:
+        ((float *)p)[i] = (float)v;
+        break;
+    case DT_F64:
+        ((double *)p)[i] = v;
+        break;
     case DT_I32: {
         int64_t x = f_to_i64(v);
         ((int32_t *)p)[i] = x > INT32_MAX ? INT32_MAX : x < INT32_MIN ? INT32_MIN : (int32_t)x;
         break;
     }
-    case DT_I64: ((int64_t *)p)[i] = f_to_i64(v); break;
-    case DT_BOOL: ((uint8_t *)p)[i] = v != 0; break;
+    case DT_I64:
+        ((int64_t *)p)[i] = f_to_i64(v);
+        break;
+    case DT_BOOL:
+        ((uint8_t *)p)[i] = v != 0;
+        break;
     case DT_F16:
     case DT_BF16:
         break; /* no arithmetic: eval refuses these dtypes first */

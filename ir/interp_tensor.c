@@ -45,7 +45,7 @@ void ir_walk_init(Walk *w, int rank, const int64_t *dims, const int64_t *s0, con
     }
     for (int i = 0; i < rank; i++)
         if (dims[i] == 0) w->rank = -1; /* empty: nothing to visit */
-    if (w->rank == 0) { /* a single element */
+    if (w->rank == 0) {                 /* a single element */
         w->rank = 1;
         w->dims[0] = 1;
         w->stride[0][0] = w->stride[1][0] = 0;
@@ -79,16 +79,19 @@ typedef struct {
     const void *src;
 } Copy;
 
-#define COPY_ROW(NAME, T)                                                                      \
-    static void NAME(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1) {   \
-        Copy *c = ctx;                                                                         \
-        T *d = (T *)c->dst + o0;                                                               \
-        const T *s = (const T *)c->src + o1;                                                   \
-        if (s0 == 1 && s1 == 1) memcpy(d, s, sizeof(T) * (size_t)n);                           \
-        else if (s0 == 1 && s1 == 0)                                                           \
-            for (int64_t j = 0; j < n; j++) d[j] = s[0];                                       \
-        else                                                                                   \
-            for (int64_t j = 0; j < n; j++) d[j * s0] = s[j * s1];                             \
+#define COPY_ROW(NAME, T)                                                                          \
+    static void NAME(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1) {       \
+        Copy *c = ctx;                                                                             \
+        T *d = (T *)c->dst + o0;                                                                   \
+        const T *s = (const T *)c->src + o1;                                                       \
+        if (s0 == 1 && s1 == 1)                                                                    \
+            memcpy(d, s, sizeof(T) * (size_t)n);                                                   \
+        else if (s0 == 1 && s1 == 0)                                                               \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                d[j] = s[0];                                                                       \
+        else                                                                                       \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                d[j * s0] = s[j * s1];                                                             \
     }
 COPY_ROW(copy_row1, uint8_t)
 COPY_ROW(copy_row4, uint32_t)
@@ -109,51 +112,65 @@ typedef struct {
 } Red;
 
 /* Operand 0 walks the (contiguous) source, operand 1 the accumulator. */
-#define RED_ROWS(T, SFX)                                                                       \
-    static void sum_row_##SFX(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1) { \
-        Red *r = ctx;                                                                          \
-        const T *x = (const T *)r->in + o0;                                                    \
-        double *a = r->facc + o1;                                                              \
-        if (s1 == 0) {                                                                         \
-            double acc = 0;                                                                    \
-            for (int64_t j = 0; j < n; j++) acc += x[j * s0];                                  \
-            a[0] += acc;                                                                       \
-        } else {                                                                               \
-            for (int64_t j = 0; j < n; j++) a[j * s1] += x[j * s0];                            \
-        }                                                                                      \
-    }                                                                                          \
-    static void max_row_##SFX(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1) { \
-        Red *r = ctx;                                                                          \
-        const T *x = (const T *)r->in + o0;                                                    \
-        double *a = r->facc + o1;                                                              \
-        for (int64_t j = 0; j < n; j++) {                                                      \
-            double v = x[j * s0], *p = &a[j * s1];                                             \
-            if (v > *p || v != v) *p = v;                                                      \
-        }                                                                                      \
-    }                                                                                          \
-    static void min_row_##SFX(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1) { \
-        Red *r = ctx;                                                                          \
-        const T *x = (const T *)r->in + o0;                                                    \
-        double *a = r->facc + o1;                                                              \
-        for (int64_t j = 0; j < n; j++) {                                                      \
-            double v = x[j * s0], *p = &a[j * s1];                                             \
-            if (v < *p || v != v) *p = v;                                                      \
-        }                                                                                      \
+#define RED_ROWS(T, SFX)                                                                           \
+    static void sum_row_##SFX(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0,            \
+                              int64_t s1) {                                                        \
+        Red *r = ctx;                                                                              \
+        const T *x = (const T *)r->in + o0;                                                        \
+        double *a = r->facc + o1;                                                                  \
+        if (s1 == 0) {                                                                             \
+            double acc = 0;                                                                        \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                acc += x[j * s0];                                                                  \
+            a[0] += acc;                                                                           \
+        } else {                                                                                   \
+            for (int64_t j = 0; j < n; j++)                                                        \
+                a[j * s1] += x[j * s0];                                                            \
+        }                                                                                          \
+    }                                                                                              \
+    static void max_row_##SFX(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0,            \
+                              int64_t s1) {                                                        \
+        Red *r = ctx;                                                                              \
+        const T *x = (const T *)r->in + o0;                                                        \
+        double *a = r->facc + o1;                                                                  \
+        for (int64_t j = 0; j < n; j++) {                                                          \
+            double v = x[j * s0], *p = &a[j * s1];                                                 \
+            if (v > *p || v != v) *p = v;                                                          \
+        }                                                                                          \
+    }                                                                                              \
+    static void min_row_##SFX(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0,            \
+                              int64_t s1) {                                                        \
+        Red *r = ctx;                                                                              \
+        const T *x = (const T *)r->in + o0;                                                        \
+        double *a = r->facc + o1;                                                                  \
+        for (int64_t j = 0; j < n; j++) {                                                          \
+            double v = x[j * s0], *p = &a[j * s1];                                                 \
+            if (v < *p || v != v) *p = v;                                                          \
+        }                                                                                          \
     }
 RED_ROWS(float, f32)
 RED_ROWS(double, f64)
 
-static void int_row(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1, int mode) {
+static void int_row(void *ctx, int64_t o0, int64_t o1, int64_t n, int64_t s0, int64_t s1,
+                    int mode) {
     Red *r = ctx;
     for (int64_t j = 0; j < n; j++) {
         int64_t v = ld_i(r->in, r->dt, o0 + j * s0), *p = &r->iacc[o1 + j * s1];
-        if (mode == 0) *p = (int64_t)((uint64_t)*p + (uint64_t)v);
-        else if (mode == 1 ? v > *p : v < *p) *p = v;
+        if (mode == 0)
+            *p = (int64_t)((uint64_t)*p + (uint64_t)v);
+        else if (mode == 1 ? v > *p : v < *p)
+            *p = v;
     }
 }
-static void isum_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) { int_row(c, a, b, n, s0, s1, 0); }
-static void imax_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) { int_row(c, a, b, n, s0, s1, 1); }
-static void imin_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) { int_row(c, a, b, n, s0, s1, 2); }
+static void isum_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) {
+    int_row(c, a, b, n, s0, s1, 0);
+}
+static void imax_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) {
+    int_row(c, a, b, n, s0, s1, 1);
+}
+static void imin_row(void *c, int64_t a, int64_t b, int64_t n, int64_t s0, int64_t s1) {
+    int_row(c, a, b, n, s0, s1, 2);
+}
 
 /* a[i] > a[j], NaN above everything; integers compared as integers (i64
  * values beyond 2^53 would tie as doubles). */
@@ -166,8 +183,10 @@ static bool arg_above(const RtTensor *a, int64_t i, int64_t j) {
 static RtTensor *argmax(const Node *n, const RtTensor *a, RtTensor *o) {
     int ax = __builtin_ctz(n->attr.reduce.axes);
     int64_t outer = 1, inner = 1, dim = a->shape.dims[ax];
-    for (int i = 0; i < ax; i++) outer *= a->shape.dims[i];
-    for (int i = ax + 1; i < a->shape.rank; i++) inner *= a->shape.dims[i];
+    for (int i = 0; i < ax; i++)
+        outer *= a->shape.dims[i];
+    for (int i = ax + 1; i < a->shape.rank; i++)
+        inner *= a->shape.dims[i];
     int64_t *out = o->data;
     for (int64_t p = 0; p < outer; p++) {
         for (int64_t q = 0; q < inner; q++) {
@@ -180,8 +199,12 @@ static RtTensor *argmax(const Node *n, const RtTensor *a, RtTensor *o) {
     return o;
 }
 
-static int64_t int_lowest(DType t) { return t == DT_I32 ? INT32_MIN : t == DT_I64 ? INT64_MIN : 0; }
-static int64_t int_highest(DType t) { return t == DT_I32 ? INT32_MAX : t == DT_I64 ? INT64_MAX : 1; }
+static int64_t int_lowest(DType t) {
+    return t == DT_I32 ? INT32_MIN : t == DT_I64 ? INT64_MIN : 0;
+}
+static int64_t int_highest(DType t) {
+    return t == DT_I32 ? INT32_MAX : t == DT_I64 ? INT64_MAX : 1;
+}
 
 typedef enum { RED_SUM, RED_MAX, RED_MIN } RedMode;
 
@@ -228,14 +251,17 @@ RtTensor *ir_interp_reduce(const Node *n, RtTensor *const *src, DiagList *d) {
     int64_t in_st[IR_MAX_RANK], out_st[IR_MAX_RANK], st[IR_MAX_RANK];
     ir_contig_strides(&a->shape, in_st);
     ir_contig_strides(&n->shape, st);
-    for (int i = 0, k = 0; i < a->shape.rank; i++) out_st[i] = (n->attr.reduce.axes >> i & 1) ? 0 : st[k++];
+    for (int i = 0, k = 0; i < a->shape.rank; i++)
+        out_st[i] = (n->attr.reduce.axes >> i & 1) ? 0 : st[k++];
     Walk w;
     ir_walk_init(&w, a->shape.rank, a->shape.dims, in_st, out_st);
     int64_t cnt = rt_shape_numel(&n->shape);
     Red r = {a->data, NULL, NULL, a->dtype};
     bool fl = interp_is_float(a->dtype);
-    if (fl) r.facc = malloc(sizeof(double) * (size_t)(cnt ? cnt : 1));
-    else r.iacc = malloc(sizeof(int64_t) * (size_t)(cnt ? cnt : 1));
+    if (fl)
+        r.facc = malloc(sizeof(double) * (size_t)(cnt ? cnt : 1));
+    else
+        r.iacc = malloc(sizeof(int64_t) * (size_t)(cnt ? cnt : 1));
     if (!r.facc && !r.iacc) {
         rt_tensor_free(o);
         diag_error(d, n->loc, "out of memory in %s", ir_op_name(n->op));
@@ -243,21 +269,25 @@ RtTensor *ir_interp_reduce(const Node *n, RtTensor *const *src, DiagList *d) {
     }
     if (fl) {
         double init = m == RED_SUM ? 0 : m == RED_MAX ? -INFINITY : INFINITY;
-        for (int64_t i = 0; i < cnt; i++) r.facc[i] = init;
+        for (int64_t i = 0; i < cnt; i++)
+            r.facc[i] = init;
         bool f32 = a->dtype == DT_F32;
         WalkRow fn = m == RED_SUM   ? (f32 ? sum_row_f32 : sum_row_f64)
                      : m == RED_MAX ? (f32 ? max_row_f32 : max_row_f64)
                                     : (f32 ? min_row_f32 : min_row_f64);
         ir_walk_run(&w, fn, &r);
-        for (int64_t i = 0; i < cnt; i++) st_f(o->data, o->dtype, i, r.facc[i]);
+        for (int64_t i = 0; i < cnt; i++)
+            st_f(o->data, o->dtype, i, r.facc[i]);
         free(r.facc);
     } else {
         int64_t init = m == RED_SUM   ? 0
                        : m == RED_MAX ? int_lowest(a->dtype)
                                       : int_highest(a->dtype);
-        for (int64_t i = 0; i < cnt; i++) r.iacc[i] = init;
+        for (int64_t i = 0; i < cnt; i++)
+            r.iacc[i] = init;
         ir_walk_run(&w, m == RED_SUM ? isum_row : m == RED_MAX ? imax_row : imin_row, &r);
-        for (int64_t i = 0; i < cnt; i++) st_i(o->data, o->dtype, i, r.iacc[i]);
+        for (int64_t i = 0; i < cnt; i++)
+            st_i(o->data, o->dtype, i, r.iacc[i]);
         free(r.iacc);
     }
     return o;
@@ -265,11 +295,12 @@ RtTensor *ir_interp_reduce(const Node *n, RtTensor *const *src, DiagList *d) {
 
 /* ---- movement -------------------------------------------------------------------------- */
 
-static int64_t checked_index(const RtTensor *idx, int64_t i, int64_t size, const Node *n, DiagList *d, bool *ok) {
+static int64_t checked_index(const RtTensor *idx, int64_t i, int64_t size, const Node *n,
+                             DiagList *d, bool *ok) {
     int64_t k = ld_i(idx->data, idx->dtype, i);
     if (k < 0 || k >= size) {
-        diag_error(d, n->loc, "%s: index %lld out of range for axis of size %lld", ir_op_name(n->op), (long long)k,
-                   (long long)size);
+        diag_error(d, n->loc, "%s: index %lld out of range for axis of size %lld",
+                   ir_op_name(n->op), (long long)k, (long long)size);
         *ok = false;
     }
     return k;
@@ -280,13 +311,15 @@ static void add_row(RtTensor *o, int64_t oo, const RtTensor *u, int64_t uo, int6
     case DT_F32: {
         float *p = (float *)o->data + oo;
         const float *q = (const float *)u->data + uo;
-        for (int64_t j = 0; j < len; j++) p[j] = (float)((double)p[j] + q[j]);
+        for (int64_t j = 0; j < len; j++)
+            p[j] = (float)((double)p[j] + q[j]);
         break;
     }
     case DT_F64: {
         double *p = (double *)o->data + oo;
         const double *q = (const double *)u->data + uo;
-        for (int64_t j = 0; j < len; j++) p[j] += q[j];
+        for (int64_t j = 0; j < len; j++)
+            p[j] += q[j];
         break;
     }
     case DT_I32:
@@ -294,7 +327,8 @@ static void add_row(RtTensor *o, int64_t oo, const RtTensor *u, int64_t uo, int6
     case DT_BOOL:
         for (int64_t j = 0; j < len; j++)
             st_i(o->data, o->dtype, oo + j,
-                 (int64_t)((uint64_t)ld_i(o->data, o->dtype, oo + j) + (uint64_t)ld_i(u->data, u->dtype, uo + j)));
+                 (int64_t)((uint64_t)ld_i(o->data, o->dtype, oo + j) +
+                           (uint64_t)ld_i(u->data, u->dtype, uo + j)));
         break;
     case DT_F16:
     case DT_BF16:
@@ -313,7 +347,9 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
     int r = n->shape.rank;
     Walk w;
     switch (n->op) {
-    case OP_RESHAPE: memcpy(o->data, a->data, rt_tensor_bytes(a)); return o;
+    case OP_RESHAPE:
+        memcpy(o->data, a->data, rt_tensor_bytes(a));
+        return o;
     case OP_BROADCAST: /* right-aligned; size-1 and missing axes repeat */
         for (int i = 0; i < r; i++) {
             int k = i - (r - a->shape.rank);
@@ -323,7 +359,8 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
         copy_strided(&w, o->data, a->data, es);
         return o;
     case OP_PERMUTE:
-        for (int i = 0; i < r; i++) s1[i] = in_st[n->attr.permute.perm[i]];
+        for (int i = 0; i < r; i++)
+            s1[i] = in_st[n->attr.permute.perm[i]];
         ir_walk_init(&w, r, n->shape.dims, out_st, s1);
         copy_strided(&w, o->data, a->data, es);
         return o;
@@ -342,8 +379,10 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
         int64_t cnt = rt_shape_numel(&n->shape), base = 0;
         double v = n->attr.pad.value;
         if (v != 0)
-            for (int64_t i = 0; i < cnt; i++) st_f(o->data, o->dtype, i, v);
-        for (int i = 0; i < r; i++) base += out_st[i] * n->attr.pad.lo[i];
+            for (int64_t i = 0; i < cnt; i++)
+                st_f(o->data, o->dtype, i, v);
+        for (int i = 0; i < r; i++)
+            base += out_st[i] * n->attr.pad.lo[i];
         ir_walk_init(&w, r, a->shape.dims, out_st, in_st);
         w.base[0] = base;
         copy_strided(&w, o->data, a->data, es);
@@ -352,8 +391,10 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
     case OP_CONCAT: {
         int ax = n->attr.concat.axis;
         int64_t outer = 1, inner = 1;
-        for (int i = 0; i < ax; i++) outer *= n->shape.dims[i];
-        for (int i = ax + 1; i < r; i++) inner *= n->shape.dims[i];
+        for (int i = 0; i < ax; i++)
+            outer *= n->shape.dims[i];
+        for (int i = ax + 1; i < r; i++)
+            inner *= n->shape.dims[i];
         char *dst = o->data;
         for (int64_t p = 0; p < outer; p++) {
             for (int k = 0; k < n->nsrc; k++) {
@@ -371,7 +412,9 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
         bool ok = true;
         for (int64_t i = 0; i < cnt && ok; i++) {
             int64_t k = checked_index(idx, i, rows, n, d, &ok);
-            if (ok && row) memcpy((char *)o->data + (size_t)i * row, (const char *)a->data + (size_t)k * row, row);
+            if (ok && row)
+                memcpy((char *)o->data + (size_t)i * row, (const char *)a->data + (size_t)k * row,
+                       row);
         }
         if (!ok) {
             rt_tensor_free(o);
@@ -418,7 +461,8 @@ RtTensor *ir_interp_matmul(const Node *n, RtTensor *const *src, DiagList *d) {
     const RtTensor *a = src[0], *b = src[1];
     int r = n->shape.rank;
     int64_t M = a->shape.dims[r - 2], K = a->shape.dims[r - 1], N = b->shape.dims[r - 1], batch = 1;
-    for (int i = 0; i < r - 2; i++) batch *= n->shape.dims[i];
+    for (int i = 0; i < r - 2; i++)
+        batch *= n->shape.dims[i];
     if (M == 0 || N == 0 || K == 0) return o; /* zeros; BLAS rejects zero leading dimensions */
     if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX) {
         rt_tensor_free(o);
@@ -429,12 +473,12 @@ RtTensor *ir_interp_matmul(const Node *n, RtTensor *const *src, DiagList *d) {
         size_t ao = (size_t)(p * M * K), bo = (size_t)(p * K * N), oo = (size_t)(p * M * N);
         if (n->dtype == DT_F32) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f,
-                        (const float *)a->data + ao, (int)K, (const float *)b->data + bo, (int)N, 0.0f,
-                        (float *)o->data + oo, (int)N);
+                        (const float *)a->data + ao, (int)K, (const float *)b->data + bo, (int)N,
+                        0.0f, (float *)o->data + oo, (int)N);
         } else if (n->dtype == DT_F64) {
             cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0,
-                        (const double *)a->data + ao, (int)K, (const double *)b->data + bo, (int)N, 0.0,
-                        (double *)o->data + oo, (int)N);
+                        (const double *)a->data + ao, (int)K, (const double *)b->data + bo, (int)N,
+                        0.0, (double *)o->data + oo, (int)N);
         } else {
             for (int64_t i = 0; i < M; i++) {
                 for (int64_t j = 0; j < N; j++) {

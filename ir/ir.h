@@ -53,8 +53,8 @@ enum {
 };
 
 typedef enum {
-    SR_SAME,    /* result shape = shape of src0 (all sources equal) */
-    SR_ATTR,    /* result shape is given by the builder (stored on the node) */
+    SR_SAME, /* result shape = shape of src0 (all sources equal) */
+    SR_ATTR, /* result shape is given by the builder (stored on the node) */
     SR_REDUCE,
     SR_PERMUTE,
     SR_SLICE,
@@ -78,20 +78,41 @@ bool ir_op_from_name(const char *name, OpKind *out);
 
 /* Typed attributes, one member per op family (keyed by Node.op). */
 typedef union {
-    struct { int index; } input;                               /* INPUT */
-    struct { double value; int64_t ivalue; } constant; /* CONST: integer and bool dtypes read
-                                                          ivalue (exact), floats value */
-    struct { int axis; } iota;                                 /* IOTA */
-    struct { uint32_t axes; } reduce;                          /* SUM, REDUCE_*, ARGMAX */
-    struct { int perm[IR_MAX_RANK]; } permute;                 /* PERMUTE */
-    struct { int64_t start[IR_MAX_RANK], step[IR_MAX_RANK]; } slice; /* SLICE; stop implied by shape */
-    struct { int axis; } concat;                               /* CONCAT */
-    struct { int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK]; double value; } pad; /* PAD */
-    struct { uint32_t stream; uint32_t k; } rng;               /* RNG_*, FRESH_SEED (k) */
+    struct {
+        int index;
+    } input; /* INPUT */
+    struct {
+        double value;
+        int64_t ivalue;
+    } constant; /* CONST: integer and bool dtypes read
+                   ivalue (exact), floats value */
+    struct {
+        int axis;
+    } iota; /* IOTA */
+    struct {
+        uint32_t axes;
+    } reduce; /* SUM, REDUCE_*, ARGMAX */
+    struct {
+        int perm[IR_MAX_RANK];
+    } permute; /* PERMUTE */
+    struct {
+        int64_t start[IR_MAX_RANK], step[IR_MAX_RANK];
+    } slice; /* SLICE; stop implied by shape */
+    struct {
+        int axis;
+    } concat; /* CONCAT */
+    struct {
+        int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK];
+        double value;
+    } pad; /* PAD */
+    struct {
+        uint32_t stream;
+        uint32_t k;
+    } rng; /* RNG_*, FRESH_SEED (k) */
 } Attr;
 
 enum {
-    NODE_PARAM = 1 << 0,   /* an input that holds a trainable parameter */
+    NODE_PARAM = 1 << 0, /* an input that holds a trainable parameter */
     NODE_NO_FUSE = 1 << 1,
 };
 
@@ -156,8 +177,8 @@ Node *ir_reshape(Graph *g, Node *a, Shape s, SrcLoc loc);
 Node *ir_permute(Graph *g, Node *a, const int *perm, SrcLoc loc);
 Node *ir_broadcast(Graph *g, Node *a, Shape s, SrcLoc loc); /* no-op when same shape */
 /* stop[] exclusive; all normalised (0 <= start <= stop <= dim, step >= 1). */
-Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop,
-               const int64_t *step, SrcLoc loc);
+Node *ir_slice(Graph *g, Node *a, const int64_t *start, const int64_t *stop, const int64_t *step,
+               SrcLoc loc);
 Node *ir_concat(Graph *g, Node *const *xs, int n, int axis, SrcLoc loc);
 Node *ir_gather(Graph *g, Node *data, Node *idx, SrcLoc loc);
 Node *ir_scatter_add(Graph *g, Node *upd, Node *idx, int64_t rows, SrcLoc loc);

@@ -61,19 +61,27 @@ HostStmt *ir_host_append(Module *m, HostBlock *b, HostOp op, SrcLoc loc) {
 
 static const char *slot_kind_name(SlotKind k) {
     switch (k) {
-    case SLOT_VAR: return "var";
-    case SLOT_PARAM: return "param";
-    case SLOT_STATE: return "state";
-    case SLOT_DATA: return "data";
-    case SLOT_SEED: return "seed";
-    case SLOT_STEP: return "step";
-    case SLOT_CONFIG: return "config";
+    case SLOT_VAR:
+        return "var";
+    case SLOT_PARAM:
+        return "param";
+    case SLOT_STATE:
+        return "state";
+    case SLOT_DATA:
+        return "data";
+    case SLOT_SEED:
+        return "seed";
+    case SLOT_STEP:
+        return "step";
+    case SLOT_CONFIG:
+        return "config";
     }
     return "?";
 }
 
 static void indent(FILE *out, int depth) {
-    for (int i = 0; i < depth; i++) fputs("  ", out);
+    for (int i = 0; i < depth; i++)
+        fputs("  ", out);
 }
 
 static void print_type(FILE *out, DType dt, const Shape *s) {
@@ -85,9 +93,11 @@ static void print_call(const Module *m, const GraphCall *c, FILE *out, int depth
     const Graph *g = c->graph;
     indent(out, depth);
     fprintf(out, "run %s (", g && g->name ? g->name : "?");
-    for (int i = 0; g && i < g->ninputs; i++) fprintf(out, "%s$%d", i ? ", " : "", c->in_slots[i]);
+    for (int i = 0; g && i < g->ninputs; i++)
+        fprintf(out, "%s$%d", i ? ", " : "", c->in_slots[i]);
     fputs(") -> (", out);
-    for (int j = 0; g && j < g->noutputs; j++) fprintf(out, "%s$%d", j ? ", " : "", c->out_slots[j]);
+    for (int j = 0; g && j < g->noutputs; j++)
+        fprintf(out, "%s$%d", j ? ", " : "", c->out_slots[j]);
     fputs(") {\n", out);
     if (g) {
         /* ir_print has no indentation parameter; graphs print flush left
@@ -103,15 +113,21 @@ static void print_block(const Module *m, const HostBlock *b, FILE *out, int dept
 
 static void print_stmt(const Module *m, const HostStmt *s, FILE *out, int depth) {
     switch (s->op) {
-    case HS_RUN: print_call(m, &s->u.run, out, depth); break;
+    case HS_RUN:
+        print_call(m, &s->u.run, out, depth);
+        break;
     case HS_FOR:
         indent(out, depth);
         fprintf(out, "for $%d in ", s->u.loop.var_slot);
-        if (s->u.loop.lo_slot >= 0) fprintf(out, "$%d", s->u.loop.lo_slot);
-        else fprintf(out, "%lld", (long long)s->u.loop.lo);
+        if (s->u.loop.lo_slot >= 0)
+            fprintf(out, "$%d", s->u.loop.lo_slot);
+        else
+            fprintf(out, "%lld", (long long)s->u.loop.lo);
         fputs("..", out);
-        if (s->u.loop.hi_slot >= 0) fprintf(out, "$%d", s->u.loop.hi_slot);
-        else fprintf(out, "%lld", (long long)s->u.loop.hi);
+        if (s->u.loop.hi_slot >= 0)
+            fprintf(out, "$%d", s->u.loop.hi_slot);
+        else
+            fprintf(out, "%lld", (long long)s->u.loop.hi);
         fputs(" {\n", out);
         print_block(m, &s->u.loop.body, out, depth + 1);
         indent(out, depth);
@@ -166,9 +182,9 @@ static void print_stmt(const Module *m, const HostStmt *s, FILE *out, int depth)
     case HS_TRAIN: {
         const TrainSpec *t = s->u.train;
         indent(out, depth);
-        fprintf(out, "train %s rows=%lld batch=%lld steps=%lld shuffle=%s t=$%d loss=$%d {\n", t->name,
-                (long long)t->rows, (long long)t->batch, (long long)t->steps, t->shuffle ? "true" : "false",
-                t->t_slot, t->loss_slot);
+        fprintf(out, "train %s rows=%lld batch=%lld steps=%lld shuffle=%s t=$%d loss=$%d {\n",
+                t->name, (long long)t->rows, (long long)t->batch, (long long)t->steps,
+                t->shuffle ? "true" : "false", t->t_slot, t->loss_slot);
         for (int i = 0; i < t->nfields; i++) {
             indent(out, depth + 1);
             fprintf(out, "field %s data=$%d batch=$%d\n", t->field_names[i], t->data_slots[i],
@@ -192,7 +208,8 @@ static void print_stmt(const Module *m, const HostStmt *s, FILE *out, int depth)
 }
 
 static void print_block(const Module *m, const HostBlock *b, FILE *out, int depth) {
-    for (int i = 0; i < b->n; i++) print_stmt(m, b->items[i], out, depth);
+    for (int i = 0; i < b->n; i++)
+        print_stmt(m, b->items[i], out, depth);
 }
 
 void ir_module_print(const Module *m, FILE *out) {
@@ -220,28 +237,30 @@ static bool verify_call(const Module *m, const GraphCall *c, const char *after) 
     for (int i = 0; i < g->ninputs; i++) {
         int s = c->in_slots[i];
         if (s < 0 || s >= m->nslots) {
-            diag_error(m->diags, g->inputs[i]->loc, "internal error: %s: graph %s input %d reads slot %d",
+            diag_error(m->diags, g->inputs[i]->loc,
+                       "internal error: %s: graph %s input %d reads slot %d",
                        after ? after : "lower", g->name, i, s);
             ok = false;
         } else if (m->slots[s].dtype != g->inputs[i]->dtype ||
                    !rt_shape_eq(&m->slots[s].shape, &g->inputs[i]->shape)) {
             diag_error(m->diags, g->inputs[i]->loc,
-                       "internal error: %s: graph %s input %d does not match slot %s", after ? after : "lower",
-                       g->name, i, m->slots[s].name);
+                       "internal error: %s: graph %s input %d does not match slot %s",
+                       after ? after : "lower", g->name, i, m->slots[s].name);
             ok = false;
         }
     }
     for (int j = 0; j < g->noutputs; j++) {
         int s = c->out_slots[j];
         if (s < 0 || s >= m->nslots) {
-            diag_error(m->diags, g->outputs[j]->loc, "internal error: %s: graph %s output %d writes slot %d",
+            diag_error(m->diags, g->outputs[j]->loc,
+                       "internal error: %s: graph %s output %d writes slot %d",
                        after ? after : "lower", g->name, j, s);
             ok = false;
         } else if (m->slots[s].dtype != g->outputs[j]->dtype ||
                    !rt_shape_eq(&m->slots[s].shape, &g->outputs[j]->shape)) {
             diag_error(m->diags, g->outputs[j]->loc,
-                       "internal error: %s: graph %s output %d does not match slot %s", after ? after : "lower",
-                       g->name, j, m->slots[s].name);
+                       "internal error: %s: graph %s output %d does not match slot %s",
+                       after ? after : "lower", g->name, j, m->slots[s].name);
             ok = false;
         }
     }

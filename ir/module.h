@@ -16,12 +16,12 @@
 #include "ir.h"
 
 typedef enum {
-    SLOT_VAR,   /* a program variable */
-    SLOT_PARAM, /* a trainable parameter; name is its path, e.g. mlp.linear0.W */
-    SLOT_STATE, /* optimizer state, e.g. mlp.linear0.W.v */
-    SLOT_DATA,  /* a value fixed at compile time (loaded data, big constants) */
-    SLOT_SEED,  /* the run seed (i64 scalar), set by the executor from --seed */
-    SLOT_STEP,  /* a loop counter (i64 scalar), set by the executor */
+    SLOT_VAR,    /* a program variable */
+    SLOT_PARAM,  /* a trainable parameter; name is its path, e.g. mlp.linear0.W */
+    SLOT_STATE,  /* optimizer state, e.g. mlp.linear0.W.v */
+    SLOT_DATA,   /* a value fixed at compile time (loaded data, big constants) */
+    SLOT_SEED,   /* the run seed (i64 scalar), set by the executor from --seed */
+    SLOT_STEP,   /* a loop counter (i64 scalar), set by the executor */
     SLOT_CONFIG, /* a scalar `config` value of the main module, named config.<key>
                     (int: i64, float: f64, bool: bool); like DATA its value is set
                     at compile time and owned by the module, and the executor
@@ -45,13 +45,13 @@ typedef struct {
  * fe_mark_runtime_configs (frontend.h) decides it. */
 typedef struct {
     const char *name;
-    char type;       /* 'i', 'f', 'b', 's' */
-    int slot;        /* SLOT_CONFIG slot, or -1 when no graph reads it */
-    bool runtime;    /* can be changed after compilation */
-    const char *value; /* the compiled value as text, as --set would write it */
-    bool baked;      /* the frontend read the value at compile time (folded it, a
-                        shape, a bound, a branch...): never runtime */
-    SrcLoc baked_at; /* where it was first read so (when baked) */
+    char type;             /* 'i', 'f', 'b', 's' */
+    int slot;              /* SLOT_CONFIG slot, or -1 when no graph reads it */
+    bool runtime;          /* can be changed after compilation */
+    const char *value;     /* the compiled value as text, as --set would write it */
+    bool baked;            /* the frontend read the value at compile time (folded it, a
+                              shape, a bound, a branch...): never runtime */
+    SrcLoc baked_at;       /* where it was first read so (when baked) */
     const char *fixed_why; /* when !runtime after fe_mark_runtime_configs: why, for messages */
 } ModuleConfig;
 
@@ -87,9 +87,9 @@ struct HostStmt {
     union {
         GraphCall run;
         struct {
-            int var_slot;          /* SLOT_STEP slot receiving the counter */
-            int64_t lo, hi;        /* constant bounds, used when the slot is -1 */
-            int lo_slot, hi_slot;  /* integer scalar slots, or -1 */
+            int var_slot;         /* SLOT_STEP slot receiving the counter */
+            int64_t lo, hi;       /* constant bounds, used when the slot is -1 */
+            int lo_slot, hi_slot; /* integer scalar slots, or -1 */
             HostBlock body;
         } loop;
         struct {
@@ -126,19 +126,19 @@ typedef struct {
 } TrainEvery;
 
 struct TrainSpec {
-    const char *name;       /* the train block's name */
-    int nfields;            /* fields of the data set: x, y, ... */
+    const char *name; /* the train block's name */
+    int nfields;      /* fields of the data set: x, y, ... */
     const char **field_names;
-    int *data_slots;        /* full data set fields (DATA slots, leading axis = rows) */
-    int *batch_slots;       /* the current minibatch of each field, filled by the executor */
-    int64_t rows;           /* rows in the data set */
-    int64_t batch;          /* minibatch size; rows per step */
-    int64_t steps;          /* total steps (from steps, or epochs * ceil(rows/batch)) */
-    bool shuffle;           /* reshuffle each epoch with the run seed */
-    int t_slot;             /* SLOT_STEP: the step number t, from 0 */
-    GraphCall step;         /* one optimizer step: reads batch/t/seed/params/state,
-                               writes params/state and loss_slot */
-    int loss_slot;          /* f32/f64 scalar: the objective at this step */
+    int *data_slots;  /* full data set fields (DATA slots, leading axis = rows) */
+    int *batch_slots; /* the current minibatch of each field, filled by the executor */
+    int64_t rows;     /* rows in the data set */
+    int64_t batch;    /* minibatch size; rows per step */
+    int64_t steps;    /* total steps (from steps, or epochs * ceil(rows/batch)) */
+    bool shuffle;     /* reshuffle each epoch with the run seed */
+    int t_slot;       /* SLOT_STEP: the step number t, from 0 */
+    GraphCall step;   /* one optimizer step: reads batch/t/seed/params/state,
+                         writes params/state and loss_slot */
+    int loss_slot;    /* f32/f64 scalar: the objective at this step */
     TrainEvery *evals;
     int nevals;
 };
@@ -148,11 +148,11 @@ typedef struct Module {
     DiagList *diags;
     Slot *slots;
     int nslots, cap_slots;
-    int seed_slot; /* SLOT_SEED */
+    int seed_slot;  /* SLOT_SEED */
     HostBlock init; /* runs once, before main */
     HostBlock main;
     int nparams;
-    int *param_slots; /* SLOT_PARAM slots in creation order */
+    int *param_slots;      /* SLOT_PARAM slots in creation order */
     ModuleConfig *configs; /* the main module's config entries (see ModuleConfig) */
     int nconfigs;
 } Module;

@@ -43,11 +43,13 @@ void ir_image_put_loc(RtBuf *b, SrcLoc l) {
 
 static void put_shape(RtBuf *b, const Shape *s) {
     rt_buf_u8(b, (uint8_t)s->rank);
-    for (int i = 0; i < s->rank; i++) rt_buf_i64(b, s->dims[i]);
+    for (int i = 0; i < s->rank; i++)
+        rt_buf_i64(b, s->dims[i]);
 }
 
 static void put_ints(RtBuf *b, const int *v, int n) {
-    for (int i = 0; i < n; i++) rt_buf_u32(b, (uint32_t)v[i]);
+    for (int i = 0; i < n; i++)
+        rt_buf_u32(b, (uint32_t)v[i]);
 }
 
 static void put_call(W *w, const GraphCall *c) {
@@ -64,7 +66,8 @@ static void put_train(W *w, const TrainSpec *t) {
     RtBuf *b = w->b;
     rt_buf_str(b, t->name);
     rt_buf_i64(b, t->nfields);
-    for (int i = 0; i < t->nfields; i++) rt_buf_str(b, t->field_names[i]);
+    for (int i = 0; i < t->nfields; i++)
+        rt_buf_str(b, t->field_names[i]);
     put_ints(b, t->data_slots, t->nfields);
     put_ints(b, t->batch_slots, t->nfields);
     rt_buf_i64(b, t->rows);
@@ -86,7 +89,9 @@ static void put_stmt(W *w, const HostStmt *st) {
     rt_buf_u8(b, (uint8_t)st->op);
     ir_image_put_loc(b, st->loc);
     switch (st->op) {
-    case HS_RUN: put_call(w, &st->u.run); break;
+    case HS_RUN:
+        put_call(w, &st->u.run);
+        break;
     case HS_FOR:
         rt_buf_u32(b, (uint32_t)st->u.loop.var_slot);
         rt_buf_i64(b, st->u.loop.lo);
@@ -105,29 +110,35 @@ static void put_stmt(W *w, const HostStmt *st) {
         put_block(w, &st->u.cond.then_b);
         put_block(w, &st->u.cond.else_b);
         break;
-    case HS_BREAK: break;
+    case HS_BREAK:
+        break;
     case HS_LOG:
         rt_buf_i64(b, st->u.log.n);
-        for (int i = 0; i < st->u.log.n; i++) rt_buf_str(b, st->u.log.names[i]);
+        for (int i = 0; i < st->u.log.n; i++)
+            rt_buf_str(b, st->u.log.names[i]);
         put_ints(b, st->u.log.slots, st->u.log.n);
         break;
     case HS_PRINT:
         rt_buf_i64(b, st->u.print.n);
         put_ints(b, st->u.print.slots, st->u.print.n);
         rt_buf_u8(b, st->u.print.texts != NULL);
-        for (int i = 0; st->u.print.texts && i < st->u.print.n; i++) rt_buf_str(b, st->u.print.texts[i]);
+        for (int i = 0; st->u.print.texts && i < st->u.print.n; i++)
+            rt_buf_str(b, st->u.print.texts[i]);
         break;
     case HS_SAVE:
         rt_buf_str(b, st->u.save.path);
         rt_buf_u32(b, (uint32_t)st->u.save.slot);
         break;
-    case HS_TRAIN: put_train(w, st->u.train); break;
+    case HS_TRAIN:
+        put_train(w, st->u.train);
+        break;
     }
 }
 
 static void put_block(W *w, const HostBlock *b) {
     rt_buf_i64(w->b, b->n);
-    for (int i = 0; i < b->n; i++) put_stmt(w, b->items[i]);
+    for (int i = 0; i < b->n; i++)
+        put_stmt(w, b->items[i]);
 }
 
 static void put_value(RtBuf *b, const RtTensor *t) {
@@ -216,7 +227,8 @@ bool ir_image_write_sums(const Module *m, const SourceSet *src,
     rt_buf_u32(b, 0); /* CRC_AT */
     int nfiles = src ? src->nfiles : 0;
     rt_buf_i64(b, nfiles);
-    for (int i = 1; i < nfiles; i++) rt_buf_str(b, src->files[i].path);
+    for (int i = 1; i < nfiles; i++)
+        rt_buf_str(b, src->files[i].path);
     put_slots(b, m);
     rt_buf_i64(b, w.ngraphs);
     for (int i = 0; i < w.ngraphs; i++) {
@@ -254,9 +266,13 @@ typedef struct {
     int nsums;
 } R;
 
-static void *arena_cb(void *ctx, size_t n) { return arena_alloc(ctx, n); }
+static void *arena_cb(void *ctx, size_t n) {
+    return arena_alloc(ctx, n);
+}
 
-static int64_t count(R *rd, size_t min_size) { return rt_read_count(&rd->r, MAX_ITEMS, min_size); }
+static int64_t count(R *rd, size_t min_size) {
+    return rt_read_count(&rd->r, MAX_ITEMS, min_size);
+}
 
 /* A slot index: in range, or -1 when allowed. */
 static int get_slot(R *rd, bool may_be_none) {
@@ -269,7 +285,8 @@ static int get_slot(R *rd, bool may_be_none) {
 
 static int *get_slots(R *rd, int n, bool may_be_none) {
     int *v = rt_reader_alloc(&rd->r, (size_t)n, sizeof *v);
-    for (int i = 0; v && i < n; i++) v[i] = get_slot(rd, may_be_none);
+    for (int i = 0; v && i < n; i++)
+        v[i] = get_slot(rd, may_be_none);
     return v;
 }
 
@@ -291,7 +308,8 @@ static Shape get_shape(R *rd) {
         return s;
     }
     s.rank = rank;
-    for (int i = 0; i < rank; i++) s.dims[i] = rt_read_i64(&rd->r);
+    for (int i = 0; i < rank; i++)
+        s.dims[i] = rt_read_i64(&rd->r);
     if (rt_shape_numel(&s) < 0) rt_reader_fail(&rd->r, "an invalid shape");
     return s;
 }
@@ -350,7 +368,8 @@ static void get_slots_table(R *rd) {
         c->runtime = rt_read_u8(&rd->r) != 0;
         c->value = rt_read_str(&rd->r);
         c->fixed_why = rt_read_str(&rd->r);
-        if (!c->name || !strchr("ifbs", c->type) || !c->type) rt_reader_fail(&rd->r, "a bad config entry");
+        if (!c->name || !strchr("ifbs", c->type) || !c->type)
+            rt_reader_fail(&rd->r, "a bad config entry");
         /* a settable config's slot takes a scalar of its type (cli/built/main.c) */
         DType want = c->type == 'i' ? DT_I64 : c->type == 'f' ? DT_F64 : DT_BOOL;
         if (c->slot >= 0 &&
@@ -374,8 +393,7 @@ static Node *sig_node(R *rd, bool input) {
     return n;
 }
 
-static void get_graphs(R *rd, bool (*read_graph)(void *, Graph *, int, RtReader *),
-                       void *ctx) {
+static void get_graphs(R *rd, bool (*read_graph)(void *, Graph *, int, RtReader *), void *ctx) {
     rd->ngraphs = (int)count(rd, 17);
     rd->graphs = rt_reader_alloc(&rd->r, (size_t)rd->ngraphs, sizeof *rd->graphs);
     for (int i = 0; i < rd->ngraphs && !rd->r.bad; i++) {
@@ -393,9 +411,11 @@ static void get_graphs(R *rd, bool (*read_graph)(void *, Graph *, int, RtReader 
         }
         g->noutputs = g->cap_outputs = (int)count(rd, 17);
         g->outputs = rt_reader_alloc(&rd->r, (size_t)g->noutputs, sizeof *g->outputs);
-        for (int k = 0; k < g->noutputs && !rd->r.bad; k++) g->outputs[k] = sig_node(rd, false);
+        for (int k = 0; k < g->noutputs && !rd->r.bad; k++)
+            g->outputs[k] = sig_node(rd, false);
         rd->graphs[i] = g;
-        if (!rd->r.bad && !read_graph(ctx, g, i, &rd->r)) rt_reader_fail(&rd->r, "a bad graph program");
+        if (!rd->r.bad && !read_graph(ctx, g, i, &rd->r))
+            rt_reader_fail(&rd->r, "a bad graph program");
         if (!rd->r.bad && rd->sums &&
             (i >= rd->nsums || rd->sums[i] != ir_image_crc(rd->r.p + at, rd->r.at - at)))
             rt_reader_fail(&rd->r, "a graph that does not match the kernels linked with it");
@@ -444,7 +464,8 @@ static TrainSpec *get_train(R *rd) {
     t->name = rt_read_str(&rd->r);
     t->nfields = (int)count(rd, 4);
     t->field_names = rt_reader_alloc(&rd->r, (size_t)t->nfields, sizeof *t->field_names);
-    for (int i = 0; i < t->nfields && !rd->r.bad; i++) t->field_names[i] = rt_read_str(&rd->r);
+    for (int i = 0; i < t->nfields && !rd->r.bad; i++)
+        t->field_names[i] = rt_read_str(&rd->r);
     t->data_slots = get_slots(rd, t->nfields, false);
     t->batch_slots = get_slots(rd, t->nfields, false);
     t->rows = rt_read_i64(&rd->r);
@@ -471,7 +492,9 @@ static void get_stmt(R *rd, HostStmt *st) {
     st->op = (HostOp)rt_read_u8(r);
     st->loc = ir_image_get_loc(&rd->r, rd->src);
     switch (st->op) {
-    case HS_RUN: get_call(rd, &st->u.run); break;
+    case HS_RUN:
+        get_call(rd, &st->u.run);
+        break;
     case HS_FOR:
         st->u.loop.var_slot = get_slot(rd, false);
         st->u.loop.lo = rt_read_i64(r);
@@ -490,11 +513,13 @@ static void get_stmt(R *rd, HostStmt *st) {
         get_block(rd, &st->u.cond.then_b);
         get_block(rd, &st->u.cond.else_b);
         break;
-    case HS_BREAK: break;
+    case HS_BREAK:
+        break;
     case HS_LOG: {
         int n = st->u.log.n = (int)count(rd, 8);
         st->u.log.names = rt_reader_alloc(r, (size_t)n, sizeof(char *));
-        for (int i = 0; i < n && !r->bad; i++) st->u.log.names[i] = rt_read_str(r);
+        for (int i = 0; i < n && !r->bad; i++)
+            st->u.log.names[i] = rt_read_str(r);
         st->u.log.slots = get_slots(rd, n, false);
         break;
     }
@@ -503,7 +528,8 @@ static void get_stmt(R *rd, HostStmt *st) {
         st->u.print.slots = get_slots(rd, n, true);
         if (rt_read_u8(r)) {
             st->u.print.texts = rt_reader_alloc(r, (size_t)n, sizeof(char *));
-            for (int i = 0; i < n && !r->bad; i++) st->u.print.texts[i] = rt_read_str(r);
+            for (int i = 0; i < n && !r->bad; i++)
+                st->u.print.texts[i] = rt_read_str(r);
         }
         for (int i = 0; i < n && !r->bad; i++)
             if (st->u.print.slots[i] < 0 && !(st->u.print.texts && st->u.print.texts[i]))
@@ -515,8 +541,11 @@ static void get_stmt(R *rd, HostStmt *st) {
         st->u.save.slot = get_slot(rd, false);
         if (!st->u.save.path) rt_reader_fail(r, "a save without a path");
         break;
-    case HS_TRAIN: st->u.train = get_train(rd); break;
-    default: rt_reader_fail(r, "an unknown statement");
+    case HS_TRAIN:
+        st->u.train = get_train(rd);
+        break;
+    default:
+        rt_reader_fail(r, "an unknown statement");
     }
 }
 
@@ -582,7 +611,8 @@ Module *ir_image_read_linked(const uint8_t *p, size_t n, Arena *a, SourceSet *sr
     get_block(&rd, &m->main);
     if (!rd.r.bad && rd.r.at != rd.r.n) rt_reader_fail(&rd.r, "trailing bytes");
     if (rd.r.bad) {
-        snprintf(err, errn, "corrupt program image: %s at byte %zu", rd.r.why ? rd.r.why : "?", rd.r.at);
+        snprintf(err, errn, "corrupt program image: %s at byte %zu", rd.r.why ? rd.r.why : "?",
+                 rd.r.at);
         return NULL;
     }
     return m;

@@ -8,12 +8,14 @@
 #include <string.h>
 
 const OpInfo ir_ops[OP_COUNT] = {
-#define X(id, nm, ar, sr, fl, dc) [OP_##id] = {.name = nm, .arity = ar, .shape_rule = sr, .flags = fl, .doc = dc},
+#define X(id, nm, ar, sr, fl, dc)                                                                  \
+    [OP_##id] = {.name = nm, .arity = ar, .shape_rule = sr, .flags = fl, .doc = dc},
 #include "ops.def"
 #undef X
 };
 
-_Static_assert(sizeof ir_ops / sizeof ir_ops[0] == OP_COUNT, "ir_ops must cover every op in ops.def");
+_Static_assert(sizeof ir_ops / sizeof ir_ops[0] == OP_COUNT,
+               "ir_ops must cover every op in ops.def");
 
 const char *ir_op_name(OpKind op) {
     return (unsigned)op < OP_COUNT ? ir_ops[op].name : "?";

@@ -29,7 +29,8 @@ static void print_num(FILE *out, double v) {
 
 static void print_i64s(FILE *out, const char *key, const int64_t *v, int n) {
     fprintf(out, " %s=[", key);
-    for (int i = 0; i < n; i++) fprintf(out, i ? ",%lld" : "%lld", (long long)v[i]);
+    for (int i = 0; i < n; i++)
+        fprintf(out, i ? ",%lld" : "%lld", (long long)v[i]);
     fputc(']', out);
 }
 
@@ -39,10 +40,14 @@ static void print_attrs(FILE *out, const Node *n) {
     switch (n->op) {
     case OP_CONST:
         fputs(" value=", out);
-        if (rt_dtype_is_int(n->dtype)) fprintf(out, "%lld", (long long)a->constant.ivalue);
-        else print_num(out, a->constant.value);
+        if (rt_dtype_is_int(n->dtype))
+            fprintf(out, "%lld", (long long)a->constant.ivalue);
+        else
+            print_num(out, a->constant.value);
         break;
-    case OP_IOTA: fprintf(out, " axis=%d", a->iota.axis); break;
+    case OP_IOTA:
+        fprintf(out, " axis=%d", a->iota.axis);
+        break;
     case OP_SUM:
     case OP_REDUCE_MAX:
     case OP_REDUCE_MIN:
@@ -60,14 +65,17 @@ static void print_attrs(FILE *out, const Node *n) {
     }
     case OP_PERMUTE:
         fputs(" perm=[", out);
-        for (int i = 0; i < rank; i++) fprintf(out, i ? ",%d" : "%d", a->permute.perm[i]);
+        for (int i = 0; i < rank; i++)
+            fprintf(out, i ? ",%d" : "%d", a->permute.perm[i]);
         fputc(']', out);
         break;
     case OP_SLICE:
         print_i64s(out, "start", a->slice.start, rank);
         print_i64s(out, "step", a->slice.step, rank);
         break;
-    case OP_CONCAT: fprintf(out, " axis=%d", a->concat.axis); break;
+    case OP_CONCAT:
+        fprintf(out, " axis=%d", a->concat.axis);
+        break;
     case OP_PAD:
         print_i64s(out, "lo", a->pad.lo, rank);
         print_i64s(out, "hi", a->pad.hi, rank);
@@ -75,8 +83,12 @@ static void print_attrs(FILE *out, const Node *n) {
         print_num(out, a->pad.value);
         break;
     case OP_RNG_UNIFORM:
-    case OP_RNG_NORMAL: fprintf(out, " stream=0x%08x", a->rng.stream); break;
-    case OP_FRESH_SEED: fprintf(out, " k=%u", a->rng.k); break;
+    case OP_RNG_NORMAL:
+        fprintf(out, " stream=0x%08x", a->rng.stream);
+        break;
+    case OP_FRESH_SEED:
+        fprintf(out, " k=%u", a->rng.k);
+        break;
     case OP_INPUT:
     IR_CASES_EW_UNARY:
     IR_CASES_EW_BINARY:
@@ -93,8 +105,10 @@ static void print_attrs(FILE *out, const Node *n) {
 static void print_loc(FILE *out, const Graph *g, SrcLoc loc) {
     if (loc.line == 0) return;
     const SourceFile *f = g->diags ? source_get(g->diags->sources, loc.file) : NULL;
-    if (f) fprintf(out, "  ; %s:%u:%u", f->path, loc.line, loc.col);
-    else fprintf(out, "  ; %u:%u", loc.line, loc.col);
+    if (f)
+        fprintf(out, "  ; %s:%u:%u", f->path, loc.line, loc.col);
+    else
+        fprintf(out, "  ; %u:%u", loc.line, loc.col);
 }
 
 void ir_print(const Graph *g, FILE *out) {
@@ -113,8 +127,10 @@ void ir_print(const Graph *g, FILE *out) {
     for (uint32_t i = 0; i < g->nnodes; i++) {
         const Node *n = g->nodes[i];
         if (!n || n->op == OP_INPUT) continue;
-        fprintf(out, "  %%%u = %s %s", n->id, ir_op_name(n->op), ir_type_str(n->dtype, &n->shape, tb, sizeof tb));
-        for (int k = 0; k < n->nsrc; k++) fprintf(out, k ? ", %%%u" : " %%%u", n->src[k] ? n->src[k]->id : 0u);
+        fprintf(out, "  %%%u = %s %s", n->id, ir_op_name(n->op),
+                ir_type_str(n->dtype, &n->shape, tb, sizeof tb));
+        for (int k = 0; k < n->nsrc; k++)
+            fprintf(out, k ? ", %%%u" : " %%%u", n->src[k] ? n->src[k]->id : 0u);
         print_attrs(out, n);
         if (n->name) fprintf(out, " name=\"%s\"", n->name);
         if (n->flags & NODE_NO_FUSE) fputs(" no_fuse", out);

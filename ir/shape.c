@@ -52,11 +52,15 @@ bool ir_broadcast_shapes(const Shape *a, const Shape *b, Shape *out) {
     for (int i = 0; i < r.rank; i++) {
         int ia = a->rank - r.rank + i, ib = b->rank - r.rank + i;
         int64_t da = ia >= 0 ? a->dims[ia] : 1, db = ib >= 0 ? b->dims[ib] : 1;
-        if (da == db || db == 1) r.dims[i] = da;
-        else if (da == 1) r.dims[i] = db;
-        else return false;
+        if (da == db || db == 1)
+            r.dims[i] = da;
+        else if (da == 1)
+            r.dims[i] = db;
+        else
+            return false;
     }
-    for (int i = r.rank; i < IR_MAX_RANK; i++) r.dims[i] = 0;
+    for (int i = r.rank; i < IR_MAX_RANK; i++)
+        r.dims[i] = 0;
     *out = r;
     return true;
 }
@@ -119,20 +123,25 @@ static int64_t numel(const Shape *s) {
 }
 
 static Shape shape_clean(Shape s) {
-    for (int i = s.rank < 0 ? 0 : s.rank; i < IR_MAX_RANK; i++) s.dims[i] = 0;
+    for (int i = s.rank < 0 ? 0 : s.rank; i < IR_MAX_RANK; i++)
+        s.dims[i] = 0;
     return s;
 }
 
-/* A constant must be exactly representable in its dtype. An integer constant is its ivalue; value must be that number rounded
- * (ir_const sets ivalue 0 for a value that is not a whole int64). */
+/* A constant must be exactly representable in its dtype. An integer constant is its ivalue; value
+ * must be that number rounded (ir_const sets ivalue 0 for a value that is not a whole int64). */
 static bool const_fits(DType dt, double v, int64_t i) {
     bool whole = v == (double)i;
     switch (dt) {
     case DT_F32:
-    case DT_F64: return true;
-    case DT_BOOL: return whole && (i == 0 || i == 1);
-    case DT_I32: return whole && i >= INT32_MIN && i <= INT32_MAX;
-    case DT_I64: return whole;
+    case DT_F64:
+        return true;
+    case DT_BOOL:
+        return whole && (i == 0 || i == 1);
+    case DT_I32:
+        return whole && i >= INT32_MIN && i <= INT32_MAX;
+    case DT_I64:
+        return whole;
     case DT_F16:
     case DT_BF16:
         return false; /* no arithmetic yet */
@@ -221,7 +230,8 @@ static bool rule_same(OpKind op, Node *const *src, int nsrc, DType *dt, Shape *s
     case OP_NEG:
     case OP_ABS:
     case OP_SIGN:
-        if (!ir_dtype_numeric(d0)) return fail(e, "%s: needs a numeric operand, got %s", nm, ts(&b, 0, src[0]));
+        if (!ir_dtype_numeric(d0))
+            return fail(e, "%s: needs a numeric operand, got %s", nm, ts(&b, 0, src[0]));
         *dt = d0;
         return true;
     case OP_FLOOR:
@@ -236,11 +246,13 @@ static bool rule_same(OpKind op, Node *const *src, int nsrc, DType *dt, Shape *s
         *dt = d0;
         return true;
     case OP_NOT:
-        if (d0 != DT_BOOL) return fail(e, "%s: needs a bool operand, got %s", nm, ts(&b, 0, src[0]));
+        if (d0 != DT_BOOL)
+            return fail(e, "%s: needs a bool operand, got %s", nm, ts(&b, 0, src[0]));
         *dt = DT_BOOL;
         return true;
     case OP_CAST:
-        if (!ir_dtype_arith(d0)) return fail(e, "%s: cannot convert from %s", nm, ts(&b, 0, src[0]));
+        if (!ir_dtype_arith(d0))
+            return fail(e, "%s: cannot convert from %s", nm, ts(&b, 0, src[0]));
         if (!ir_dtype_arith(*dt)) return fail(e, "%s: cannot convert to %s", nm, dtname(*dt));
         return true;
     case OP_STOP_GRAD:
@@ -251,7 +263,8 @@ static bool rule_same(OpKind op, Node *const *src, int nsrc, DType *dt, Shape *s
         if (d0 != DT_BOOL)
             return fail(e, "%s: condition must be bool, got %s", nm, ts(&b, 0, src[0]));
         if (src[1]->dtype != src[2]->dtype || !ir_dtype_arith(src[1]->dtype))
-            return fail(e, "%s: branch dtypes differ: %s and %s", nm, ts(&b, 1, src[1]), ts(&b, 2, src[2]));
+            return fail(e, "%s: branch dtypes differ: %s and %s", nm, ts(&b, 1, src[1]),
+                        ts(&b, 2, src[2]));
         *dt = src[1]->dtype;
         return true;
     IR_CASES_EW_BINARY:
@@ -271,7 +284,8 @@ static bool rule_reduce(OpKind op, Node *a, const Attr *attr, DType *dt, Shape *
     if (op == OP_SUM ? !ir_dtype_numeric(a->dtype) : !ir_dtype_arith(a->dtype))
         return fail(e, "%s: unsupported operand %s", nm, ts(&b, 0, a));
     if (op == OP_SUM && !dtype_float(a->dtype) && a->dtype != DT_I64) /* ir_reduce casts */
-        return fail(e, "%s: an integer sum is i64 (cast the operand first), got %s", nm, ts(&b, 0, a));
+        return fail(e, "%s: an integer sum is i64 (cast the operand first), got %s", nm,
+                    ts(&b, 0, a));
     Shape r = {0};
     for (int i = 0; i < a->shape.rank; i++)
         if (!(axes >> i & 1)) r.dims[r.rank++] = a->shape.dims[i];
@@ -279,7 +293,8 @@ static bool rule_reduce(OpKind op, Node *a, const Attr *attr, DType *dt, Shape *
         if (axes == 0 || (axes & (axes - 1)) != 0)
             return fail(e, "%s: needs exactly one axis, got mask 0x%x", nm, axes);
         int ax = __builtin_ctz(axes);
-        if (a->shape.dims[ax] == 0) return fail(e, "%s: axis %d of %s is empty", nm, ax, ts(&b, 0, a));
+        if (a->shape.dims[ax] == 0)
+            return fail(e, "%s: axis %d of %s is empty", nm, ax, ts(&b, 0, a));
         *dt = DT_I64;
     } else {
         *dt = a->dtype;
@@ -288,7 +303,8 @@ static bool rule_reduce(OpKind op, Node *a, const Attr *attr, DType *dt, Shape *
     return true;
 }
 
-static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, Shape *shape, Err *e) {
+static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, Shape *shape,
+                      Err *e) {
     const char *nm = ir_ops[op].name;
     TypeBufs b;
     char sb[96];
@@ -300,7 +316,8 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
     case OP_CONST:
         if (!ir_dtype_arith(*dt)) return fail(e, "%s: unsupported dtype %s", nm, dtname(*dt));
         if (!const_fits(*dt, attr->constant.value, attr->constant.ivalue))
-            return fail(e, "%s: value %.17g is not representable in %s", nm, attr->constant.value, dtname(*dt));
+            return fail(e, "%s: value %.17g is not representable in %s", nm, attr->constant.value,
+                        dtname(*dt));
         return true;
     case OP_IOTA:
         if (!ir_dtype_numeric(*dt)) return fail(e, "%s: unsupported dtype %s", nm, dtname(*dt));
@@ -310,8 +327,8 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
         return true;
     case OP_RESHAPE:
         if (numel(shape) != numel(&src[0]->shape))
-            return fail(e, "%s: cannot reshape %s to %s (element counts differ)", nm, ts(&b, 0, src[0]),
-                        ir_type_str(src[0]->dtype, shape, sb, sizeof sb));
+            return fail(e, "%s: cannot reshape %s to %s (element counts differ)", nm,
+                        ts(&b, 0, src[0]), ir_type_str(src[0]->dtype, shape, sb, sizeof sb));
         *dt = src[0]->dtype;
         return true;
     case OP_BROADCAST: {
@@ -329,10 +346,13 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
     }
     case OP_SCATTER_ADD: {
         Node *u = src[0], *idx = src[1];
-        if (!ir_dtype_numeric(u->dtype)) return fail(e, "%s: unsupported updates %s", nm, ts(&b, 0, u));
-        if (!dtype_int(idx->dtype)) return fail(e, "%s: indices must be integer, got %s", nm, ts(&b, 1, idx));
+        if (!ir_dtype_numeric(u->dtype))
+            return fail(e, "%s: unsupported updates %s", nm, ts(&b, 0, u));
+        if (!dtype_int(idx->dtype))
+            return fail(e, "%s: indices must be integer, got %s", nm, ts(&b, 1, idx));
         bool ok = shape->rank >= 1 && u->shape.rank == idx->shape.rank + shape->rank - 1;
-        for (int i = 0; ok && i < idx->shape.rank; i++) ok = u->shape.dims[i] == idx->shape.dims[i];
+        for (int i = 0; ok && i < idx->shape.rank; i++)
+            ok = u->shape.dims[i] == idx->shape.dims[i];
         for (int i = 1; ok && i < shape->rank; i++)
             ok = u->shape.dims[idx->shape.rank + i - 1] == shape->dims[i];
         if (!ok)
@@ -344,15 +364,17 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
     case OP_RNG_UNIFORM:
     case OP_RNG_NORMAL:
         if (!int_scalar(src[0]) || !int_scalar(src[1]))
-            return fail(e, "%s: seed and offset must be i64 scalars, got %s and %s", nm, ts(&b, 0, src[0]),
-                        ts(&b, 1, src[1]));
-        if (!dtype_float(*dt)) return fail(e, "%s: result must be f32 or f64, not %s", nm, dtname(*dt));
+            return fail(e, "%s: seed and offset must be i64 scalars, got %s and %s", nm,
+                        ts(&b, 0, src[0]), ts(&b, 1, src[1]));
+        if (!dtype_float(*dt))
+            return fail(e, "%s: result must be f32 or f64, not %s", nm, dtname(*dt));
         return true;
     case OP_FRESH_SEED:
         if (!int_scalar(src[0]) || !int_scalar(src[1]))
-            return fail(e, "%s: run seed and step must be i64 scalars, got %s and %s", nm, ts(&b, 0, src[0]),
-                        ts(&b, 1, src[1]));
-        if (*dt != DT_I64 || shape->rank != 0) return fail(e, "%s: result must be an i64 scalar", nm);
+            return fail(e, "%s: run seed and step must be i64 scalars, got %s and %s", nm,
+                        ts(&b, 0, src[0]), ts(&b, 1, src[1]));
+        if (*dt != DT_I64 || shape->rank != 0)
+            return fail(e, "%s: result must be an i64 scalar", nm);
         return true;
     IR_CASES_EW_UNARY:
     IR_CASES_EW_BINARY:
@@ -379,8 +401,10 @@ static bool rule_permute(Node *a, const Attr *attr, DType *dt, Shape *shape, Err
             char pb[64];
             size_t k = 0;
             for (int j = 0; j < a->shape.rank && k < sizeof pb; j++)
-                k += (size_t)snprintf(pb + k, sizeof pb - k, j ? ",%d" : "%d", attr->permute.perm[j]);
-            return fail(e, "permute: [%s] is not a permutation of the axes of %s", pb, ts(&b, 0, a));
+                k += (size_t)snprintf(pb + k, sizeof pb - k, j ? ",%d" : "%d",
+                                      attr->permute.perm[j]);
+            return fail(e, "permute: [%s] is not a permutation of the axes of %s", pb,
+                        ts(&b, 0, a));
         }
         seen |= 1u << p;
         r.dims[i] = a->shape.dims[p];
@@ -394,22 +418,25 @@ static bool rule_slice(Node *a, const Attr *attr, DType *dt, Shape *shape, Err *
     TypeBufs b;
     char sb[96];
     if (shape->rank != a->shape.rank)
-        return fail(e, "slice: result %s has a different rank from %s", ir_type_str(a->dtype, shape, sb, sizeof sb),
-                    ts(&b, 0, a));
+        return fail(e, "slice: result %s has a different rank from %s",
+                    ir_type_str(a->dtype, shape, sb, sizeof sb), ts(&b, 0, a));
     for (int i = 0; i < a->shape.rank; i++) {
-        int64_t st = attr->slice.start[i], sp = attr->slice.step[i], n = shape->dims[i], d = a->shape.dims[i];
+        int64_t st = attr->slice.start[i], sp = attr->slice.step[i], n = shape->dims[i],
+                d = a->shape.dims[i];
         if (sp < 1) return fail(e, "slice: axis %d: step %lld must be >= 1", i, (long long)sp);
         if (st < 0 || st > d)
-            return fail(e, "slice: axis %d: start %lld out of range for size %lld", i, (long long)st, (long long)d);
+            return fail(e, "slice: axis %d: start %lld out of range for size %lld", i,
+                        (long long)st, (long long)d);
         if (n > 0 && (n - 1) > (d - 1 - st) / sp)
-            return fail(e, "slice: axis %d: %lld elements from %lld step %lld exceed size %lld", i, (long long)n,
-                        (long long)st, (long long)sp, (long long)d);
+            return fail(e, "slice: axis %d: %lld elements from %lld step %lld exceed size %lld", i,
+                        (long long)n, (long long)st, (long long)sp, (long long)d);
     }
     *dt = a->dtype;
     return true;
 }
 
-static bool rule_concat(Node *const *src, int nsrc, const Attr *attr, DType *dt, Shape *shape, Err *e) {
+static bool rule_concat(Node *const *src, int nsrc, const Attr *attr, DType *dt, Shape *shape,
+                        Err *e) {
     TypeBufs b;
     if (nsrc < 1) return fail(e, "concat: needs at least one operand");
     const Node *a = src[0];
@@ -422,9 +449,11 @@ static bool rule_concat(Node *const *src, int nsrc, const Attr *attr, DType *dt,
         if (x->dtype != a->dtype)
             return fail(e, "concat: operand dtypes differ: %s and %s", ts(&b, 0, a), ts(&b, 1, x));
         bool ok = x->shape.rank == a->shape.rank;
-        for (int k = 0; ok && k < a->shape.rank; k++) ok = k == ax || x->shape.dims[k] == a->shape.dims[k];
+        for (int k = 0; ok && k < a->shape.rank; k++)
+            ok = k == ax || x->shape.dims[k] == a->shape.dims[k];
         if (!ok)
-            return fail(e, "concat: shapes %s and %s differ off axis %d", ts(&b, 0, a), ts(&b, 1, x), ax);
+            return fail(e, "concat: shapes %s and %s differ off axis %d", ts(&b, 0, a),
+                        ts(&b, 1, x), ax);
         if (!ck_add(r.dims[ax], x->shape.dims[ax], &r.dims[ax]))
             return fail(e, "concat: axis %d of the result is too large (more than 2^63 - 1)", ax);
     }
@@ -436,16 +465,19 @@ static bool rule_concat(Node *const *src, int nsrc, const Attr *attr, DType *dt,
 
 static bool rule_gather(Node *d, Node *idx, DType *dt, Shape *shape, Err *e) {
     TypeBufs b;
-    if (!dtype_int(idx->dtype)) return fail(e, "gather: indices must be integer, got %s", ts(&b, 1, idx));
+    if (!dtype_int(idx->dtype))
+        return fail(e, "gather: indices must be integer, got %s", ts(&b, 1, idx));
     if (d->shape.rank < 1) return fail(e, "gather: cannot index a scalar %s", ts(&b, 0, d));
     if (!ir_dtype_arith(d->dtype)) return fail(e, "gather: unsupported dtype %s", ts(&b, 0, d));
     int rank = idx->shape.rank + d->shape.rank - 1;
     if (rank > IR_MAX_RANK)
-        return fail(e, "gather: result of %s indexed by %s has rank %d > %d", ts(&b, 0, d), ts(&b, 1, idx), rank,
-                    IR_MAX_RANK);
+        return fail(e, "gather: result of %s indexed by %s has rank %d > %d", ts(&b, 0, d),
+                    ts(&b, 1, idx), rank, IR_MAX_RANK);
     Shape r = {.rank = rank};
-    for (int i = 0; i < idx->shape.rank; i++) r.dims[i] = idx->shape.dims[i];
-    for (int i = 1; i < d->shape.rank; i++) r.dims[idx->shape.rank + i - 1] = d->shape.dims[i];
+    for (int i = 0; i < idx->shape.rank; i++)
+        r.dims[i] = idx->shape.dims[i];
+    for (int i = 1; i < d->shape.rank; i++)
+        r.dims[idx->shape.rank + i - 1] = d->shape.dims[i];
     *dt = d->dtype;
     *shape = r;
     return true;
@@ -457,14 +489,16 @@ static bool rule_pad(Node *a, const Attr *attr, DType *dt, Shape *shape, Err *e)
     for (int i = 0; i < a->shape.rank; i++) {
         int64_t lo = attr->pad.lo[i], hi = attr->pad.hi[i];
         if (lo < 0 || hi < 0)
-            return fail(e, "pad: axis %d: negative padding (%lld, %lld)", i, (long long)lo, (long long)hi);
+            return fail(e, "pad: axis %d: negative padding (%lld, %lld)", i, (long long)lo,
+                        (long long)hi);
         if (!ck_add(r.dims[i], lo, &r.dims[i]) || !ck_add(r.dims[i], hi, &r.dims[i]))
             return fail(e, "pad: axis %d: %lld + %lld + %lld is too large (more than 2^63 - 1)", i,
                         (long long)a->shape.dims[i], (long long)lo, (long long)hi);
     }
     if (!ir_dtype_arith(a->dtype)) return fail(e, "pad: unsupported dtype %s", ts(&b, 0, a));
     if (!double_fits(a->dtype, attr->pad.value))
-        return fail(e, "pad: value %.17g is not representable in %s", attr->pad.value, dtname(a->dtype));
+        return fail(e, "pad: value %.17g is not representable in %s", attr->pad.value,
+                    dtname(a->dtype));
     *dt = a->dtype;
     *shape = r;
     return true;
@@ -474,14 +508,18 @@ static bool rule_matmul(Node *a, Node *bb, DType *dt, Shape *shape, Err *e) {
     TypeBufs b;
     int ra = a->shape.rank, rb = bb->shape.rank;
     if (ra < 2 || rb < 2)
-        return fail(e, "matmul: operands must have rank >= 2: %s @ %s", ts(&b, 0, a), ts(&b, 1, bb));
+        return fail(e, "matmul: operands must have rank >= 2: %s @ %s", ts(&b, 0, a),
+                    ts(&b, 1, bb));
     if (a->dtype != bb->dtype || !ir_dtype_numeric(a->dtype))
-        return fail(e, "matmul: operand dtypes differ or are not numeric: %s @ %s", ts(&b, 0, a), ts(&b, 1, bb));
+        return fail(e, "matmul: operand dtypes differ or are not numeric: %s @ %s", ts(&b, 0, a),
+                    ts(&b, 1, bb));
     if (a->shape.dims[ra - 1] != bb->shape.dims[rb - 2])
         return fail(e, "matmul: inner dimensions differ: %s @ %s", ts(&b, 0, a), ts(&b, 1, bb));
     bool ok = ra == rb;
-    for (int i = 0; ok && i < ra - 2; i++) ok = a->shape.dims[i] == bb->shape.dims[i];
-    if (!ok) return fail(e, "matmul: batch dimensions differ: %s @ %s", ts(&b, 0, a), ts(&b, 1, bb));
+    for (int i = 0; ok && i < ra - 2; i++)
+        ok = a->shape.dims[i] == bb->shape.dims[i];
+    if (!ok)
+        return fail(e, "matmul: batch dimensions differ: %s @ %s", ts(&b, 0, a), ts(&b, 1, bb));
     Shape r = a->shape;
     r.dims[ra - 1] = bb->shape.dims[rb - 1];
     *dt = a->dtype;
@@ -516,8 +554,8 @@ static bool apply_rule(OpKind op, Node *const *src, int nsrc, const Attr *attr, 
     return fail(e, "internal error: %s: shape rule %d is not handled", ir_ops[op].name, (int)rule);
 }
 
-bool ir_infer(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt, Shape *shape, char *err,
-              size_t errn) {
+bool ir_infer(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt, Shape *shape,
+              char *err, size_t errn) {
     Err e = {err, errn};
     if (err && errn) err[0] = '\0';
     if ((unsigned)op >= OP_COUNT) return fail(&e, "bad op %d", (int)op);

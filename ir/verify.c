@@ -20,7 +20,8 @@ typedef struct {
     bool ok;
 } Verifier;
 
-static void report(Verifier *v, SrcLoc loc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void report(Verifier *v, SrcLoc loc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static void report(Verifier *v, SrcLoc loc, const char *fmt, ...) {
     v->ok = false;
     if (!v->g->diags) return;
@@ -29,8 +30,10 @@ static void report(Verifier *v, SrcLoc loc, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (v->pass) diag_error(v->g->diags, loc, "internal error: after %s: %s", v->pass, msg);
-    else diag_error(v->g->diags, loc, "internal error: %s", msg);
+    if (v->pass)
+        diag_error(v->g->diags, loc, "internal error: after %s: %s", v->pass, msg);
+    else
+        diag_error(v->g->diags, loc, "internal error: %s", msg);
 }
 
 /* n is a node of g (not merely a node with a plausible id). */
@@ -50,7 +53,8 @@ static void verify_node(Verifier *v, const Node *n, uint32_t i) {
     }
     const OpInfo *info = &ir_ops[n->op];
     if (info->arity >= 0 ? n->nsrc != info->arity : n->nsrc < 1) {
-        report(v, n->loc, "%%%u %s: has %d sources, expects %d", i, info->name, n->nsrc, info->arity);
+        report(v, n->loc, "%%%u %s: has %d sources, expects %d", i, info->name, n->nsrc,
+               info->arity);
         return;
     }
     if (n->nsrc && !n->src) {
@@ -64,7 +68,8 @@ static void verify_node(Verifier *v, const Node *n, uint32_t i) {
             return;
         }
         if (!owned(g, s)) {
-            report(v, n->loc, "%%%u %s: source %d is not a node of graph %s", i, info->name, k, g->name);
+            report(v, n->loc, "%%%u %s: source %d is not a node of graph %s", i, info->name, k,
+                   g->name);
             return;
         }
         if (s->id >= i) {
@@ -111,13 +116,15 @@ bool ir_verify(const Graph *g, const char *after_pass) {
     for (int k = 0; k < g->ninputs; k++) {
         const Node *n = g->inputs[k];
         if (!owned(g, n) || n->op != OP_INPUT || n->attr.input.index != k)
-            report(&v, n && owned(g, n) ? n->loc : none, "input #%d is not an input node of graph %s at index %d", k,
-                   g->name, k);
+            report(&v, n && owned(g, n) ? n->loc : none,
+                   "input #%d is not an input node of graph %s at index %d", k, g->name, k);
     }
     for (int k = 0; k < g->noutputs; k++) {
         const Node *n = g->outputs[k];
-        if (!n) report(&v, none, "output #%d is NULL", k);
-        else if (!owned(g, n)) report(&v, none, "output #%d is not a node of graph %s", k, g->name);
+        if (!n)
+            report(&v, none, "output #%d is NULL", k);
+        else if (!owned(g, n))
+            report(&v, none, "output #%d is not a node of graph %s", k, g->name);
     }
     return v.ok;
 }

@@ -13,7 +13,9 @@
 
 #include "autodiff_rules.h"
 
-static bool is_float(DType t) { return rt_dtype_is_float(t); }
+static bool is_float(DType t) {
+    return rt_dtype_is_float(t);
+}
 
 /* grads[id] += contribution (set when empty). */
 static bool accumulate(Graph *g, Node **grads, const Node *src, Node *contrib, const char *opname) {
@@ -22,8 +24,9 @@ static bool accumulate(Graph *g, Node **grads, const Node *src, Node *contrib, c
         char want[64], got[64];
         diag_error(g->diags, src->loc,
                    "internal error: autodiff: the %s rule gave a %s%s gradient for a %s%s source",
-                   opname, rt_dtype_name(contrib->dtype), rt_shape_str(&contrib->shape, got, sizeof got),
-                   rt_dtype_name(src->dtype), rt_shape_str(&src->shape, want, sizeof want));
+                   opname, rt_dtype_name(contrib->dtype),
+                   rt_shape_str(&contrib->shape, got, sizeof got), rt_dtype_name(src->dtype),
+                   rt_shape_str(&src->shape, want, sizeof want));
         return false;
     }
     Node **slot = &grads[src->id];
@@ -40,34 +43,42 @@ static bool *mark_path(Graph *g, Arena *scratch, uint32_t nn, Node *y, Node *con
         if (wrt[i] && wrt[i]->id < nn) fwd[wrt[i]->id] = true;
     for (uint32_t i = 0; i < nn; i++) {
         Node *n = g->nodes[i];
-        for (int s = 0; s < n->nsrc && !fwd[i]; s++) fwd[i] = fwd[n->src[s]->id];
+        for (int s = 0; s < n->nsrc && !fwd[i]; s++)
+            fwd[i] = fwd[n->src[s]->id];
     }
     bwd[y->id] = true;
     for (uint32_t i = y->id + 1; i-- > 0;) {
         if (!bwd[i]) continue;
         Node *n = g->nodes[i];
-        for (int s = 0; s < n->nsrc; s++) bwd[n->src[s]->id] = true;
+        for (int s = 0; s < n->nsrc; s++)
+            bwd[n->src[s]->id] = true;
     }
-    for (uint32_t i = 0; i < nn; i++) fwd[i] = fwd[i] && bwd[i];
+    for (uint32_t i = 0; i < nn; i++)
+        fwd[i] = fwd[i] && bwd[i];
     return fwd;
 }
 
 bool pass_grad(Graph *g, Node *y, Node *seed, Node *const *wrt, int nwrt, Node **out) {
-    for (int i = 0; i < nwrt; i++) out[i] = NULL;
+    for (int i = 0; i < nwrt; i++)
+        out[i] = NULL;
     if (!y) return false;
     const uint32_t nn = g->nnodes; /* the sweep never looks at nodes it appends */
     bool ok = true;
     for (int i = 0; i < nwrt; i++) {
         if (!wrt[i]) return false;
         if (!is_float(wrt[i]->dtype)) {
-            diag_error(g->diags, wrt[i]->loc, "cannot differentiate with respect to a %s value; "
-                       "gradients need a floating-point variable", rt_dtype_name(wrt[i]->dtype));
+            diag_error(g->diags, wrt[i]->loc,
+                       "cannot differentiate with respect to a %s value; "
+                       "gradients need a floating-point variable",
+                       rt_dtype_name(wrt[i]->dtype));
             ok = false;
         }
     }
     if (!is_float(y->dtype)) {
-        diag_error(g->diags, y->loc, "cannot differentiate a %s value; the objective must be "
-                   "floating point", rt_dtype_name(y->dtype));
+        diag_error(g->diags, y->loc,
+                   "cannot differentiate a %s value; the objective must be "
+                   "floating point",
+                   rt_dtype_name(y->dtype));
         return false;
     }
     if (seed && (!rt_shape_eq(&seed->shape, &y->shape) || seed->dtype != y->dtype)) {
@@ -100,11 +111,18 @@ bool pass_grad(Graph *g, Node *y, Node *seed, Node *const *wrt, int nwrt, Node *
         const GradRule *rule = &pass_grad_rules[n->op];
         if (rule->kind != GRAD_KIND_RULE) continue;
         bool any = false;
-        for (int s = 0; s < n->nsrc; s++) any |= on_path[n->src[s]->id];
+        for (int s = 0; s < n->nsrc; s++)
+            any |= on_path[n->src[s]->id];
         if (!any) continue;
         Node **gsrc = arena_alloc(scratch, (size_t)n->nsrc * sizeof *gsrc);
-        if (!gsrc) { ok = false; break; }
-        if (!rule->fn(g, n, gout, gsrc)) { ok = false; break; }
+        if (!gsrc) {
+            ok = false;
+            break;
+        }
+        if (!rule->fn(g, n, gout, gsrc)) {
+            ok = false;
+            break;
+        }
         for (int s = 0; s < n->nsrc && ok; s++) {
             Node *src = n->src[s];
             if (!on_path[src->id] || !is_float(src->dtype)) continue;
@@ -121,7 +139,8 @@ bool pass_grad(Graph *g, Node *y, Node *seed, Node *const *wrt, int nwrt, Node *
     }
     arena_free(scratch);
     if (!ok)
-        for (int i = 0; i < nwrt; i++) out[i] = NULL;
+        for (int i = 0; i < nwrt; i++)
+            out[i] = NULL;
     return ok;
 }
 
@@ -170,7 +189,8 @@ Node *pass_hessian_trace(Graph *g, Node *y, Node *w, SrcLoc loc) {
     Node *trace = ir_scalar(g, w->dtype, 0.0, loc);
     for (int64_t i = 0; i < d && trace; i++) {
         int64_t start = i, stop = i + 1, step = 1;
-        Node *gi = ir_reshape(g, ir_slice(g, gflat, &start, &stop, &step, loc), rt_shape_scalar(), loc);
+        Node *gi =
+            ir_reshape(g, ir_slice(g, gflat, &start, &stop, &step, loc), rt_shape_scalar(), loc);
         if (!gi) return NULL;
         Node *row;
         if (!pass_grad(g, gi, NULL, &w, 1, &row)) return NULL;

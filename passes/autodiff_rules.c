@@ -11,7 +11,6 @@
  * RULE_<ID> macro, so a new op without a rule does not compile. */
 #include "autodiff_rules.h"
 
-
 /* ---- small helpers ------------------------------------------------------- */
 
 static Node *zeros_like(Graph *g, const Node *like, SrcLoc loc) {
@@ -26,9 +25,15 @@ static Node *scalar_like(Graph *g, const Node *like, double v, SrcLoc loc) {
     return ir_scalar(g, like->dtype, v, loc);
 }
 
-static Node *mul(Graph *g, Node *a, Node *b, SrcLoc loc) { return ir_binary(g, OP_MUL, a, b, loc); }
-static Node *divide(Graph *g, Node *a, Node *b, SrcLoc loc) { return ir_binary(g, OP_DIV, a, b, loc); }
-static Node *neg(Graph *g, Node *a, SrcLoc loc) { return ir_unary(g, OP_NEG, a, loc); }
+static Node *mul(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    return ir_binary(g, OP_MUL, a, b, loc);
+}
+static Node *divide(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    return ir_binary(g, OP_DIV, a, b, loc);
+}
+static Node *neg(Graph *g, Node *a, SrcLoc loc) {
+    return ir_unary(g, OP_NEG, a, loc);
+}
 
 /* The shape of a reduction's source with the reduced axes kept as size 1. */
 static Shape keepdims_shape(const Shape *src, uint32_t axes) {
@@ -49,7 +54,8 @@ static Node *transpose_last2(Graph *g, Node *a, SrcLoc loc) {
     if (!a) return NULL;
     int perm[IR_MAX_RANK];
     int r = a->shape.rank;
-    for (int k = 0; k < r; k++) perm[k] = k;
+    for (int k = 0; k < r; k++)
+        perm[k] = k;
     perm[r - 2] = r - 1;
     perm[r - 1] = r - 2;
     return ir_permute(g, a, perm, loc);
@@ -121,7 +127,8 @@ static bool grad_cast(Graph *g, Node *n, Node *G, Node **gs) {
 
 /* d(a+b) = da + db */
 static bool grad_add(Graph *g, Node *n, Node *G, Node **gs) {
-    (void)g; (void)n;
+    (void)g;
+    (void)n;
     gs[0] = G;
     gs[1] = G;
     return true;
@@ -208,7 +215,8 @@ static bool grad_reshape(Graph *g, Node *n, Node *G, Node **gs) {
 /* permute(a, p): G permuted by the inverse permutation */
 static bool grad_permute(Graph *g, Node *n, Node *G, Node **gs) {
     int inv[IR_MAX_RANK];
-    for (int k = 0; k < n->shape.rank; k++) inv[n->attr.permute.perm[k]] = k;
+    for (int k = 0; k < n->shape.rank; k++)
+        inv[n->attr.permute.perm[k]] = k;
     return (gs[0] = ir_permute(g, G, inv, n->loc)) != NULL;
 }
 
@@ -224,8 +232,10 @@ static Node *spread_axis(Graph *g, Node *x, int k, int64_t step, SrcLoc loc) {
     if (!x) return NULL;
     Shape s = x->shape;
     int64_t m = s.dims[k], pre = 1, post = 1;
-    for (int i = 0; i < k; i++) pre *= s.dims[i];
-    for (int i = k + 1; i < s.rank; i++) post *= s.dims[i];
+    for (int i = 0; i < k; i++)
+        pre *= s.dims[i];
+    for (int i = k + 1; i < s.rank; i++)
+        post *= s.dims[i];
     int64_t d4[4] = {pre, m, 1, post};
     Node *v = ir_reshape(g, x, rt_shape_make(4, d4), loc);
     int64_t lo4[4] = {0, 0, 0, 0}, hi4[4] = {0, 0, step - 1, 0};

@@ -26,8 +26,10 @@ typedef struct {
 } GradRule;
 
 /* Table entries (brace initializers, usable in the static table). */
-#define GRAD_NONE {GRAD_KIND_NONE, NULL}
-#define GRAD_RULE(f) {GRAD_KIND_RULE, (f)}
+#define GRAD_NONE                                                                                  \
+    { GRAD_KIND_NONE, NULL }
+#define GRAD_RULE(f)                                                                               \
+    { GRAD_KIND_RULE, (f) }
 
 extern const GradRule pass_grad_rules[OP_COUNT];
 

@@ -14,11 +14,13 @@ bool pass_dce(Graph *g, DiagList *d) {
         diag_error(d, srcloc_none(), "out of memory in pass dce");
         return false;
     }
-    for (int j = 0; j < g->noutputs; j++) live[g->outputs[j]->id] = true;
+    for (int j = 0; j < g->noutputs; j++)
+        live[g->outputs[j]->id] = true;
     for (uint32_t i = g->nnodes; i-- > 0;) {
         if (!live[i]) continue;
         Node *n = g->nodes[i];
-        for (int s = 0; s < n->nsrc; s++) live[n->src[s]->id] = true;
+        for (int s = 0; s < n->nsrc; s++)
+            live[n->src[s]->id] = true;
     }
     bool ok = pass_rebuild(g, live, NULL, NULL, "dce");
     free(live);

@@ -47,10 +47,12 @@ static bool eval_scalar(const Node *old, Node *const *src, Arena *scratch, Const
         stand_in[i].shape = rt_shape_scalar();
         sp[i] = &stand_in[i];
         vals[i] = rt_tensor_new(src[i]->dtype, rt_shape_scalar());
-        if (!vals[i]) ok = false;
+        if (!vals[i])
+            ok = false;
         else if (rt_dtype_is_int(src[i]->dtype) || src[i]->dtype == DT_BOOL)
             rt_tensor_set_i64(vals[i], 0, src[i]->attr.constant.ivalue);
-        else rt_tensor_set_f64(vals[i], 0, src[i]->attr.constant.value);
+        else
+            rt_tensor_set_f64(vals[i], 0, src[i]->attr.constant.value);
     }
     Node n = *old;
     n.shape = rt_shape_scalar();
@@ -60,7 +62,8 @@ static bool eval_scalar(const Node *old, Node *const *src, Arena *scratch, Const
         DiagList *quiet = diag_list_new(scratch, NULL);
         r = quiet ? ir_interp_node(&n, vals, quiet) : NULL;
     }
-    for (int i = 0; i < old->nsrc; i++) rt_tensor_free(vals[i]);
+    for (int i = 0; i < old->nsrc; i++)
+        rt_tensor_free(vals[i]);
     if (!r) return false;
     out->f = rt_tensor_get_f64(r, 0);
     out->i = rt_dtype_is_int(r->dtype) || r->dtype == DT_BOOL ? rt_tensor_get_i64(r, 0) : 0;
@@ -75,7 +78,8 @@ static bool moved_const(const Node *old, Node *const *src, ConstVal *out) {
     case OP_BROADCAST:
     case OP_RESHAPE:
     case OP_PERMUTE:
-    case OP_SLICE: break;
+    case OP_SLICE:
+        break;
     case OP_REDUCE_MAX:
     case OP_REDUCE_MIN:
         if (rt_shape_numel(&src[0]->shape) == 0) return false;
@@ -110,7 +114,7 @@ static Node *fold_node(void *ctx, Graph *ng, Node *old, Node **src) {
     if (!all_const(src, old->nsrc) || (ir_ops[old->op].flags & OPF_RAND)) return NULL;
     ConstVal v;
     bool ok = (ir_ops[old->op].flags & OPF_EW) ? eval_scalar(old, src, scratch, &v)
-                                                 : moved_const(old, src, &v);
+                                               : moved_const(old, src, &v);
     if (!ok) return NULL;
     bool exact = rt_dtype_is_int(old->dtype) || old->dtype == DT_BOOL;
     Node *c = exact ? ir_const_int(ng, old->dtype, old->shape, v.i, old->loc)

@@ -97,7 +97,6 @@ static int64_t numel(const Node *n) {
  * edge on any path wins. */
 typedef enum { EDGE_CLEAN, EDGE_ROW, EDGE_EXPAND, EDGE_HARD } EdgeKind;
 
-
 /* Broadcast c of m repeats m's elements along axes that all come after
  * the axes m's elements vary along: in a C-order loop nest each value is
  * needed for a run of consecutive inner iterations. */

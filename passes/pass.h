@@ -23,7 +23,7 @@ typedef bool (*PassFn)(Graph *g, DiagList *d);
 typedef struct {
     const char *name; /* as accepted by `dflow ir --after NAME` */
     PassFn fn;
-    const char *doc;  /* one line for --help and error messages */
+    const char *doc; /* one line for --help and error messages */
 } PassInfo;
 
 /* ---- the passes, in pipeline order ---- */

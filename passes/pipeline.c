@@ -30,7 +30,8 @@ static bool step(Pipeline *p, const char *name, PassFn fn) {
     if (p->stopped) return true;
     /* internal invariant: the table and the function list the same order */
     if (p->next >= NPASSES || strcmp(passes[p->next].name, name) != 0 || passes[p->next].fn != fn) {
-        diag_error(p->g->diags, srcloc_none(), "internal error: pass table out of order at '%s'", name);
+        diag_error(p->g->diags, srcloc_none(), "internal error: pass table out of order at '%s'",
+                   name);
         return false;
     }
     p->next++;
@@ -49,10 +50,8 @@ bool pass_run_pipeline(Graph *g, const char *stop_after) {
         return false;
     }
     Pipeline p = {g, stop_after, 0, false};
-    return step(&p, "fold", pass_fold)
-        && step(&p, "simplify", pass_simplify)
-        && step(&p, "cse", pass_cse)
-        && step(&p, "dce", pass_dce);
+    return step(&p, "fold", pass_fold) && step(&p, "simplify", pass_simplify) &&
+           step(&p, "cse", pass_cse) && step(&p, "dce", pass_dce);
 }
 
 bool pass_pipeline_has(const char *name) {
@@ -68,7 +67,8 @@ const PassInfo *pass_pipeline_list(int *n) {
 
 char *pass_pipeline_names(Arena *a) {
     size_t len = 1;
-    for (int i = 0; i < NPASSES; i++) len += strlen(passes[i].name) + 2;
+    for (int i = 0; i < NPASSES; i++)
+        len += strlen(passes[i].name) + 2;
     char *buf = arena_alloc(a, len);
     if (!buf) return NULL;
     for (int i = 0; i < NPASSES; i++) {

@@ -24,7 +24,8 @@ Node *pass_copy_node(Graph *ng, const Node *old, Node **src) {
 }
 
 bool pass_is_const_value(const Node *n, double v) {
-    while (n && (n->op == OP_BROADCAST || n->op == OP_RESHAPE)) n = n->src[0];
+    while (n && (n->op == OP_BROADCAST || n->op == OP_RESHAPE))
+        n = n->src[0];
     return n && n->op == OP_CONST && n->attr.constant.value == v;
 }
 
@@ -39,7 +40,8 @@ bool pass_rebuild(Graph *g, const bool *keep, RewriteFn fn, void *ctx, const cha
     for (uint32_t i = 0; i < g->nnodes; i++) {
         Node *old = g->nodes[i];
         if (keep && !keep[i] && old->op != OP_INPUT) continue;
-        Node **src = old->nsrc <= 8 ? srcbuf : arena_alloc(g->arena, (size_t)old->nsrc * sizeof *src);
+        Node **src =
+            old->nsrc <= 8 ? srcbuf : arena_alloc(g->arena, (size_t)old->nsrc * sizeof *src);
         if (!src) {
             diag_error(g->diags, old->loc, "out of memory in pass %s", pass);
             return false;
@@ -47,8 +49,9 @@ bool pass_rebuild(Graph *g, const bool *keep, RewriteFn fn, void *ctx, const cha
         for (int s = 0; s < old->nsrc; s++) {
             src[s] = map[old->src[s]->id];
             if (!src[s]) {
-                diag_error(g->diags, old->loc, "internal error: %s: node %%%u needs dropped node %%%u",
-                           pass, old->id, old->src[s]->id);
+                diag_error(g->diags, old->loc,
+                           "internal error: %s: node %%%u needs dropped node %%%u", pass, old->id,
+                           old->src[s]->id);
                 return false;
             }
         }
@@ -56,14 +59,16 @@ bool pass_rebuild(Graph *g, const bool *keep, RewriteFn fn, void *ctx, const cha
         map[i] = r ? r : pass_copy_node(ng, old, src);
         if (!map[i]) {
             if (!diag_has_errors(g->diags))
-                diag_error(g->diags, old->loc, "internal error: %s: could not rebuild node %%%u", pass, old->id);
+                diag_error(g->diags, old->loc, "internal error: %s: could not rebuild node %%%u",
+                           pass, old->id);
             return false;
         }
     }
     for (int j = 0; j < g->noutputs; j++) {
         Node *o = map[g->outputs[j]->id];
         if (!o) {
-            diag_error(g->diags, g->outputs[j]->loc, "internal error: %s: output %d was dropped", pass, j);
+            diag_error(g->diags, g->outputs[j]->loc, "internal error: %s: output %d was dropped",
+                       pass, j);
             return false;
         }
         if (ir_graph_add_output(ng, o) < 0) return false;

@@ -46,15 +46,29 @@ static Node *identity_of(const Node *old, Node **src) {
     case OP_ADD:
         r = pass_is_const_value(b, 0.0) ? a : pass_is_const_value(a, 0.0) ? b : NULL;
         break;
-    case OP_SUB: r = pass_is_const_value(b, 0.0) ? a : NULL; break;
-    case OP_DIV: r = pass_is_const_value(b, 1.0) ? a : NULL; break;
-    case OP_NEG: r = a->op == OP_NEG ? a->src[0] : NULL; break;
+    case OP_SUB:
+        r = pass_is_const_value(b, 0.0) ? a : NULL;
+        break;
+    case OP_DIV:
+        r = pass_is_const_value(b, 1.0) ? a : NULL;
+        break;
+    case OP_NEG:
+        r = a->op == OP_NEG ? a->src[0] : NULL;
+        break;
     case OP_CAST:
     case OP_BROADCAST:
-    case OP_RESHAPE: r = a; break;
-    case OP_PERMUTE: r = identity_perm(old) ? a : NULL; break;
-    case OP_SLICE: r = full_slice(old, a) ? a : NULL; break;
-    case OP_PAD: r = empty_pad(old) ? a : NULL; break;
+    case OP_RESHAPE:
+        r = a;
+        break;
+    case OP_PERMUTE:
+        r = identity_perm(old) ? a : NULL;
+        break;
+    case OP_SLICE:
+        r = full_slice(old, a) ? a : NULL;
+        break;
+    case OP_PAD:
+        r = empty_pad(old) ? a : NULL;
+        break;
     IR_CASES_LEAF:
     case OP_ABS:
     case OP_SIGN:

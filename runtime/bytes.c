@@ -21,13 +21,20 @@ void rt_buf_bytes(RtBuf *b, const void *p, size_t n) {
 
 static void put_le(RtBuf *b, uint64_t v, int bytes) {
     uint8_t t[8];
-    for (int i = 0; i < bytes; i++) t[i] = (uint8_t)(v >> (8 * i));
+    for (int i = 0; i < bytes; i++)
+        t[i] = (uint8_t)(v >> (8 * i));
     rt_buf_bytes(b, t, (size_t)bytes);
 }
 
-void rt_buf_u8(RtBuf *b, uint8_t v) { put_le(b, v, 1); }
-void rt_buf_u32(RtBuf *b, uint32_t v) { put_le(b, v, 4); }
-void rt_buf_i64(RtBuf *b, int64_t v) { put_le(b, (uint64_t)v, 8); }
+void rt_buf_u8(RtBuf *b, uint8_t v) {
+    put_le(b, v, 1);
+}
+void rt_buf_u32(RtBuf *b, uint32_t v) {
+    put_le(b, v, 4);
+}
+void rt_buf_i64(RtBuf *b, int64_t v) {
+    put_le(b, (uint64_t)v, 8);
+}
 
 void rt_buf_f64(RtBuf *b, double v) {
     uint64_t u;
@@ -72,13 +79,20 @@ const uint8_t *rt_read_bytes(RtReader *r, size_t n) {
 static uint64_t get_le(RtReader *r, int bytes) {
     const uint8_t *p = rt_read_bytes(r, (size_t)bytes);
     uint64_t v = 0;
-    for (int i = 0; p && i < bytes; i++) v |= (uint64_t)p[i] << (8 * i);
+    for (int i = 0; p && i < bytes; i++)
+        v |= (uint64_t)p[i] << (8 * i);
     return v;
 }
 
-uint8_t rt_read_u8(RtReader *r) { return (uint8_t)get_le(r, 1); }
-uint32_t rt_read_u32(RtReader *r) { return (uint32_t)get_le(r, 4); }
-int64_t rt_read_i64(RtReader *r) { return (int64_t)get_le(r, 8); }
+uint8_t rt_read_u8(RtReader *r) {
+    return (uint8_t)get_le(r, 1);
+}
+uint32_t rt_read_u32(RtReader *r) {
+    return (uint32_t)get_le(r, 4);
+}
+int64_t rt_read_i64(RtReader *r) {
+    return (int64_t)get_le(r, 8);
+}
 
 double rt_read_f64(RtReader *r) {
     uint64_t u = get_le(r, 8);

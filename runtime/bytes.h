@@ -18,7 +18,7 @@
 typedef struct {
     uint8_t *data; /* malloc'd; free() it */
     size_t n, cap;
-    bool oom;      /* a write failed: the buffer is incomplete */
+    bool oom; /* a write failed: the buffer is incomplete */
 } RtBuf;
 
 void rt_buf_bytes(RtBuf *b, const void *p, size_t n);

@@ -23,8 +23,8 @@
 #include <string.h>
 
 #include "runtime/dataio.h"
-#include "runtime/grow.h"
 #include "runtime/errmsg.h"
+#include "runtime/grow.h"
 
 #define CSV_MAX_FIELD 64 /* characters quoted back in an error */
 
@@ -40,7 +40,8 @@ static void next_cell(const char **p, const char *end, const char **cs, const ch
     const char *s = *p;
     bool quoted = false;
     const char *q = s;
-    while (q < end && (*q == ' ' || *q == '\t')) q++;
+    while (q < end && (*q == ' ' || *q == '\t'))
+        q++;
     if (q < end && *q == '"') quoted = true;
     const char *e = s;
     bool inq = false;
@@ -50,8 +51,10 @@ static void next_cell(const char **p, const char *end, const char **cs, const ch
     }
     *more = e < end;
     *p = e < end ? e + 1 : e;
-    while (s < e && (*s == ' ' || *s == '\t')) s++;
-    while (e > s && (e[-1] == ' ' || e[-1] == '\t')) e--;
+    while (s < e && (*s == ' ' || *s == '\t'))
+        s++;
+    while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
+        e--;
     if (quoted && e - s >= 2 && *s == '"' && e[-1] == '"') {
         s++;
         e--;
@@ -235,7 +238,8 @@ static bool parse_lines(Csv *c, const char *p, const char *end) {
         p = eol ? eol + 1 : end;
         if (le > ls && le[-1] == '\r') le--;
         const char *b = ls;
-        while (b < le && (*b == ' ' || *b == '\t')) b++;
+        while (b < le && (*b == ' ' || *b == '\t'))
+            b++;
         if (b == le) {
             if (!blank_line) blank_line = line;
             continue;

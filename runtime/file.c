@@ -17,8 +17,8 @@
 #include <zlib.h>
 
 #include "runtime/dataio.h"
-#include "runtime/grow.h"
 #include "runtime/errmsg.h"
+#include "runtime/grow.h"
 
 #define READ_FILE_MAX_BYTES ((size_t)4 << 30) /* decompressed data: 4 GiB */
 #define DEFLATE_MAX_RATIO 1032                /* deflate cannot expand more */
@@ -96,7 +96,7 @@ bool rt_gunzip(const char *path, const unsigned char *in, size_t inlen, unsigned
     /* First guess: the last member's ISIZE trailer (size mod 2^32), bounded
      * by what deflate can possibly produce from this much input. */
     size_t bound = inlen > READ_FILE_MAX_BYTES / DEFLATE_MAX_RATIO ? READ_FILE_MAX_BYTES
-                                                                    : inlen * DEFLATE_MAX_RATIO;
+                                                                   : inlen * DEFLATE_MAX_RATIO;
     size_t cap = inlen * 4;
     if (inlen >= 8) {
         const unsigned char *t = in + inlen - 4;

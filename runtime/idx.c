@@ -33,13 +33,20 @@ typedef struct {
 
 static const char *type_name(int type) {
     switch (type) {
-    case 0x08: return "unsigned byte";
-    case 0x09: return "signed byte";
-    case 0x0B: return "short";
-    case 0x0C: return "int";
-    case 0x0D: return "float";
-    case 0x0E: return "double";
-    default: return "unknown";
+    case 0x08:
+        return "unsigned byte";
+    case 0x09:
+        return "signed byte";
+    case 0x0B:
+        return "short";
+    case 0x0C:
+        return "int";
+    case 0x0D:
+        return "float";
+    case 0x0E:
+        return "double";
+    default:
+        return "unknown";
     }
 }
 
@@ -103,8 +110,10 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
         const unsigned char *d = p + 4 + 4 * i;
         h->dims[i] = (int64_t)((uint32_t)d[0] << 24 | (uint32_t)d[1] << 16 | (uint32_t)d[2] << 8 |
                                (uint32_t)d[3]);
-        if (h->dims[i] != 0 && h->numel > UINT64_MAX / (uint64_t)h->dims[i]) overflow = true;
-        else h->numel *= (uint64_t)h->dims[i];
+        if (h->dims[i] != 0 && h->numel > UINT64_MAX / (uint64_t)h->dims[i])
+            overflow = true;
+        else
+            h->numel *= (uint64_t)h->dims[i];
         uint64_t lim = (uint64_t)RT_TENSOR_MAX_BYTES;
         if (i > 0 && h->dims[i] != 0 && row > lim / (uint64_t)h->dims[i])
             overflow = true;
@@ -136,7 +145,8 @@ static size_t parse_header(const char *path, const unsigned char *p, size_t n, i
 static Shape result_shape(const IdxHeader *h) {
     int64_t dims[2] = {h->dims[0], 1};
     if (h->ndim == 1) return rt_shape_make(1, dims);
-    for (int i = 1; i < h->ndim; i++) dims[1] *= h->dims[i];
+    for (int i = 1; i < h->ndim; i++)
+        dims[1] *= h->dims[i];
     return rt_shape_make(2, dims);
 }
 
@@ -154,12 +164,15 @@ RtTensor *rt_idx_parse(const char *path, const unsigned char *buf, size_t n, RtI
             rt_errmsg_at(err, errn, path, "cannot allocate %s", rt_shape_str(&s, sb, sizeof sb));
         } else if (labels) {
             int32_t *o = t->data;
-            for (uint64_t i = 0; i < h.numel; i++) o[i] = buf[hlen + i];
+            for (uint64_t i = 0; i < h.numel; i++)
+                o[i] = buf[hlen + i];
         } else {
             float table[256]; /* one rounding per byte value, the same for all */
-            for (int v = 0; v < 256; v++) table[v] = (float)(v * scale);
+            for (int v = 0; v < 256; v++)
+                table[v] = (float)(v * scale);
             float *o = t->data;
-            for (uint64_t i = 0; i < h.numel; i++) o[i] = table[buf[hlen + i]];
+            for (uint64_t i = 0; i < h.numel; i++)
+                o[i] = table[buf[hlen + i]];
         }
     }
     return t;

@@ -22,7 +22,9 @@ static double now(void) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static size_t up8(size_t n) { return (n + 7) / 8 * 8; }
+static size_t up8(size_t n) {
+    return (n + 7) / 8 * 8;
+}
 
 size_t rt_kprog_scratch_bytes(const RtKProg *p) {
     size_t nb = (size_t)(p->nbufs ? p->nbufs : 1), nk = (size_t)(p->nkernels ? p->nkernels : 1);
@@ -110,9 +112,9 @@ static bool place_buffers(RtKExec *x, RtKProg *p, RtTensor *const *in, const boo
         const RtKBuf *kb = &p->bufs[b];
         p->store[b] = NULL;
         p->first_out[b] = -1;
-        p->ptrs[b] = kb->kind == RK_INPUT                 ? in[kb->input]->data
+        p->ptrs[b] = kb->kind == RK_INPUT                  ? in[kb->input]->data
                      : kb->kind == RK_TEMP && base != NULL ? base + kb->offset
-                                                          : NULL;
+                                                           : NULL;
     }
     for (int j = 0; j < p->noutputs; j++) {
         int b = p->out_bufs[j];
@@ -250,7 +252,8 @@ RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *
 
 static void write_shape(RtBuf *b, const Shape *s) {
     rt_buf_u8(b, (uint8_t)s->rank);
-    for (int i = 0; i < s->rank; i++) rt_buf_i64(b, s->dims[i]);
+    for (int i = 0; i < s->rank; i++)
+        rt_buf_i64(b, s->dims[i]);
 }
 
 static Shape read_shape(RtReader *r) {
@@ -261,7 +264,8 @@ static Shape read_shape(RtReader *r) {
         return s;
     }
     s.rank = rank;
-    for (int i = 0; i < rank; i++) s.dims[i] = rt_read_i64(r);
+    for (int i = 0; i < rank; i++)
+        s.dims[i] = rt_read_i64(r);
     if (rt_shape_numel(&s) < 0) rt_reader_fail(r, "an invalid shape");
     return s;
 }

@@ -49,18 +49,18 @@ typedef struct {
 } RtKBuf;
 
 typedef struct {
-    int64_t par_n;   /* the parallel range */
-    double work;     /* estimated element operations of the whole kernel */
-    bool matmul;     /* a BLAS call: one chunk per thread (packing cost) */
-    int64_t grain;   /* chunk grain over the pool; 0 = one task (rt_kprog_set_grains) */
+    int64_t par_n; /* the parallel range */
+    double work;   /* estimated element operations of the whole kernel */
+    bool matmul;   /* a BLAS call: one chunk per thread (packing cost) */
+    int64_t grain; /* chunk grain over the pool; 0 = one task (rt_kprog_set_grains) */
 } RtKKernel;
 
 typedef struct {
     int ninputs, noutputs, nbufs, nkernels;
     RtKBuf *bufs;
     RtKKernel *kernels;
-    int32_t *out_bufs;  /* per output: the buffer holding it */
-    DType *out_dtype;   /* per output, for fresh tensors */
+    int32_t *out_bufs; /* per output: the buffer holding it */
+    DType *out_dtype;  /* per output, for fresh tensors */
     Shape *out_shape;
     int64_t arena_bytes;
     RtTaskFn *tab; /* 2 per kernel: the task and its exact variant (or NULL) */

@@ -9,8 +9,8 @@
  * round-trips f32 and keeps the file short. */
 #include "runtime/metrics.h"
 
-#include "runtime/grow.h"
 #include "runtime/errmsg.h"
+#include "runtime/grow.h"
 #include "runtime/outfile.h"
 
 #include <errno.h>
@@ -34,7 +34,7 @@ struct RtMetrics {
     FILE *csv;
     char **names; /* value columns by id */
     int nnames, cap_names;
-    int loss_id;  /* id of "loss", or -1 */
+    int loss_id; /* id of "loss", or -1 */
     Row *rows;
     int nrows, cap_rows;
     int written_cols; /* value columns in the file header now */
@@ -106,7 +106,8 @@ RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn) {
 void rt_metrics_free(RtMetrics *m) {
     if (!m) return;
     if (m->csv) fclose(m->csv);
-    for (int i = 0; i < m->nnames; i++) free(m->names[i]);
+    for (int i = 0; i < m->nnames; i++)
+        free(m->names[i]);
     free(m->names);
     for (int i = 0; i < m->nrows; i++) {
         free(m->rows[i].cols);
@@ -156,9 +157,12 @@ static void put_name(FILE *f, const char *s) {
 }
 
 static void put_num(FILE *f, double v) {
-    if (isnan(v)) fputs("nan", f);
-    else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", f);
-    else fprintf(f, "%.9g", v);
+    if (isnan(v))
+        fputs("nan", f);
+    else if (isinf(v))
+        fputs(v > 0 ? "inf" : "-inf", f);
+    else
+        fprintf(f, "%.9g", v);
 }
 
 static void write_header(const RtMetrics *m, FILE *f, const int *ids, int k) {
@@ -292,7 +296,8 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
             return false;
         }
         int j = 0; /* a name given twice in one row: the later value wins */
-        while (j < r.n && r.cols[j] != id) j++;
+        while (j < r.n && r.cols[j] != id)
+            j++;
         r.cols[j] = id;
         r.vals[j] = values[i];
         if (j == r.n) r.n++;
@@ -306,9 +311,13 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
     return ok;
 }
 
-int rt_metrics_nrows(const RtMetrics *m) { return m->nrows; }
+int rt_metrics_nrows(const RtMetrics *m) {
+    return m->nrows;
+}
 
-int rt_metrics_ncols(const RtMetrics *m) { return m->nnames + 2; }
+int rt_metrics_ncols(const RtMetrics *m) {
+    return m->nnames + 2;
+}
 
 const char *rt_metrics_col(const RtMetrics *m, int i) {
     if (i == 0) return "step";
@@ -333,24 +342,33 @@ bool rt_metrics_last(const RtMetrics *m, const char *name, double *value) {
     return false;
 }
 
-const char *rt_metrics_csv_path(const RtMetrics *m) { return m->csv_path; }
+const char *rt_metrics_csv_path(const RtMetrics *m) {
+    return m->csv_path;
+}
 
 static void json_str(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++) {
-        if (*p == '"' || *p == '\\') fprintf(f, "\\%c", *p);
-        else if (*p == '\n') fputs("\\n", f);
-        else if (*p == '\t') fputs("\\t", f);
-        else if (*p < 0x20) fprintf(f, "\\u%04x", *p);
-        else fputc(*p, f);
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
     }
     fputc('"', f);
 }
 
 /* JSON has no NaN or infinity: they become null. */
 static void json_num(FILE *f, double v) {
-    if (!isfinite(v)) fputs("null", f);
-    else fprintf(f, "%.9g", v);
+    if (!isfinite(v))
+        fputs("null", f);
+    else
+        fprintf(f, "%.9g", v);
 }
 
 bool rt_metrics_write_summary(const RtMetrics *m, const RtRunSummary *s, char *err, size_t errn) {

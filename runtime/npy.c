@@ -117,9 +117,12 @@ static const char *parse_header(const char *text, size_t n, NpyHeader *h) {
             have_descr = true;
         } else if (strcmp(key, "fortran_order") == 0) {
             if (h->fortran != -1) return "bad header: duplicate 'fortran_order'";
-            if (parse_word(&c, "True")) h->fortran = 1;
-            else if (parse_word(&c, "False")) h->fortran = 0;
-            else return "bad header: fortran_order must be True or False";
+            if (parse_word(&c, "True"))
+                h->fortran = 1;
+            else if (parse_word(&c, "False"))
+                h->fortran = 0;
+            else
+                return "bad header: fortran_order must be True or False";
         } else if (strcmp(key, "shape") == 0) {
             if (h->rank != -1) return "bad header: duplicate 'shape'";
             const char *e = parse_shape(&c, h);
@@ -147,7 +150,7 @@ typedef struct {
 } NpyType;
 
 static const NpyType npy_types[] = {
-    {"<f4", DT_F32, 4}, {"<f8", DT_F64, 8}, {"<f2", DT_F16, 2}, {"<i4", DT_I32, 4},
+    {"<f4", DT_F32, 4}, {"<f8", DT_F64, 8},  {"<f2", DT_F16, 2}, {"<i4", DT_I32, 4},
     {"<i8", DT_I64, 8}, {"|b1", DT_BOOL, 1}, {"|u1", DT_I32, 1}, {"|i1", DT_I32, 1},
 };
 
@@ -188,8 +191,7 @@ RtTensor *rt_npy_parse(const char *path, const unsigned char *buf, size_t n, cha
             rt_errmsg_at(err, errn, path, "truncated header");
             goto done;
         }
-        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 |
-               (size_t)buf[11] << 24;
+        hlen = (size_t)buf[8] | (size_t)buf[9] << 8 | (size_t)buf[10] << 16 | (size_t)buf[11] << 24;
         hstart = 12;
     } else {
         rt_errmsg_at(err, errn, path, "unsupported npy version %u.%u", major, minor);
@@ -241,11 +243,14 @@ RtTensor *rt_npy_parse(const char *path, const unsigned char *buf, size_t n, cha
     }
     const unsigned char *src = buf + hstart + hlen;
     if (strcmp(ty->descr, "|u1") == 0) {
-        for (int64_t i = 0; i < numel; i++) ((int32_t *)t->data)[i] = src[i];
+        for (int64_t i = 0; i < numel; i++)
+            ((int32_t *)t->data)[i] = src[i];
     } else if (strcmp(ty->descr, "|i1") == 0) {
-        for (int64_t i = 0; i < numel; i++) ((int32_t *)t->data)[i] = (int8_t)src[i];
+        for (int64_t i = 0; i < numel; i++)
+            ((int32_t *)t->data)[i] = (int8_t)src[i];
     } else if (ty->dt == DT_BOOL) {
-        for (int64_t i = 0; i < numel; i++) ((uint8_t *)t->data)[i] = src[i] != 0;
+        for (int64_t i = 0; i < numel; i++)
+            ((uint8_t *)t->data)[i] = src[i] != 0;
     } else if (want) {
         memcpy(t->data, src, (size_t)want);
     }
@@ -275,8 +280,8 @@ bool rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errn) {
         return false;
     }
     char dict[400];
-    int k = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (",
-                     descr);
+    int k =
+        snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
     for (int i = 0; i < t->shape.rank; i++)
         k += snprintf(dict + k, sizeof dict - (size_t)k, i ? ", %lld" : "%lld",
                       (long long)t->shape.dims[i]);
@@ -286,7 +291,15 @@ bool rt_npy_write(const char *path, const RtTensor *t, char *err, size_t errn) {
     size_t total = 10 + (size_t)k + 1;
     size_t padded = (total + 63) / 64 * 64;
     size_t hlen = padded - 10;
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+    unsigned char pre[10] = {0x93,
+                             'N',
+                             'U',
+                             'M',
+                             'P',
+                             'Y',
+                             1,
+                             0,
+                             (unsigned char)(hlen & 0xff),
                              (unsigned char)(hlen >> 8)};
     char header[512];
     memcpy(header, dict, (size_t)k);

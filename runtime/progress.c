@@ -18,7 +18,7 @@
 struct RtProgress {
     FILE *out;
     bool enabled;
-    bool shown;      /* a progress line is on the screen now */
+    bool shown; /* a progress line is on the screen now */
     char label[64];
     int64_t total, step;
     int64_t drawn_step; /* the step shown by the last draw */
@@ -64,9 +64,12 @@ static void fmt_eta(char *buf, size_t n, double s) {
         return;
     }
     long t = (long)(s + 0.5);
-    if (t < 60) snprintf(buf, n, "%lds", t);
-    else if (t < 3600) snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
-    else snprintf(buf, n, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
+    if (t < 60)
+        snprintf(buf, n, "%lds", t);
+    else if (t < 3600)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, (t % 3600) / 60);
 }
 
 /* Appends to buf at *k, never past n; a full buffer just truncates the line.
@@ -87,12 +90,16 @@ char *rt_progress_format(char *buf, size_t n, const char *label, int64_t step, i
     size_t k = 0;
     buf[0] = '\0';
     if (label && label[0]) put(buf, n, &k, "%s  ", label);
-    if (total > 0) put(buf, n, &k, "step %lld/%lld", (long long)step, (long long)total);
-    else put(buf, n, &k, "step %lld", (long long)step);
+    if (total > 0)
+        put(buf, n, &k, "step %lld/%lld", (long long)step, (long long)total);
+    else
+        put(buf, n, &k, "step %lld", (long long)step);
     if (!isnan(loss)) put(buf, n, &k, "  loss %.4g", loss);
     if (rate > 0 && isfinite(rate)) {
-        if (rate >= 100) put(buf, n, &k, "  %.0f steps/s", rate);
-        else put(buf, n, &k, "  %.3g steps/s", rate);
+        if (rate >= 100)
+            put(buf, n, &k, "  %.0f steps/s", rate);
+        else
+            put(buf, n, &k, "  %.3g steps/s", rate);
         if (total > 0 && step < total) {
             char eta[32];
             fmt_eta(eta, sizeof eta, (double)(total - step) / rate);

@@ -54,7 +54,9 @@ bool rt_dtype_is_float(DType t) {
     return t == DT_F32 || t == DT_F64 || t == DT_F16 || t == DT_BF16;
 }
 
-bool rt_dtype_is_int(DType t) { return t == DT_I32 || t == DT_I64; }
+bool rt_dtype_is_int(DType t) {
+    return t == DT_I32 || t == DT_I64;
+}
 
 /* ---- shapes ---- */
 
@@ -93,26 +95,30 @@ Shape rt_shape_make(int rank, const int64_t *dims) {
         return s;
     }
     s.rank = rank;
-    for (int i = 0; i < rank; i++) s.dims[i] = dims ? dims[i] : 0;
+    for (int i = 0; i < rank; i++)
+        s.dims[i] = dims ? dims[i] : 0;
     return s;
 }
 
-Shape rt_shape_scalar(void) { return rt_shape_make(0, NULL); }
+Shape rt_shape_scalar(void) {
+    return rt_shape_make(0, NULL);
+}
 
 char *rt_shape_str(const Shape *s, char *buf, size_t n) {
     if (!buf || n == 0) return buf;
     size_t used = 0;
     buf[0] = '\0';
-#define PUT(...)                                                                 \
-    do {                                                                         \
-        if (used < n) {                                                          \
-            int w_ = snprintf(buf + used, n - used, __VA_ARGS__);                \
-            if (w_ > 0) used += (size_t)w_;                                      \
-        }                                                                        \
+#define PUT(...)                                                                                   \
+    do {                                                                                           \
+        if (used < n) {                                                                            \
+            int w_ = snprintf(buf + used, n - used, __VA_ARGS__);                                  \
+            if (w_ > 0) used += (size_t)w_;                                                        \
+        }                                                                                          \
     } while (0)
     PUT("[");
     int rank = s->rank < 0 ? 0 : s->rank > RT_MAX_RANK ? RT_MAX_RANK : s->rank;
-    for (int i = 0; i < rank; i++) PUT(i ? ",%lld" : "%lld", (long long)s->dims[i]);
+    for (int i = 0; i < rank; i++)
+        PUT(i ? ",%lld" : "%lld", (long long)s->dims[i]);
     PUT("]");
 #undef PUT
     return buf;
@@ -145,7 +151,8 @@ RtTensor *rt_tensor_new(DType t, Shape s) {
     }
     x->dtype = t;
     x->shape = s;
-    for (int i = s.rank; i < RT_MAX_RANK; i++) x->shape.dims[i] = 0;
+    for (int i = s.rank; i < RT_MAX_RANK; i++)
+        x->shape.dims[i] = 0;
     x->alloc_bytes = (int64_t)bytes;
     atomic_fetch_add(&live_bytes, x->alloc_bytes);
     return x;
@@ -236,7 +243,9 @@ static uint16_t float_to_half(float f) {
     return (uint16_t)(sign | q);
 }
 
-static float bf16_to_float(uint16_t b) { return f32_from_bits((uint32_t)b << 16); }
+static float bf16_to_float(uint16_t b) {
+    return f32_from_bits((uint32_t)b << 16);
+}
 
 static uint16_t float_to_bf16(float f) {
     uint32_t u = f32_bits(f);
@@ -268,47 +277,82 @@ static int32_t sat_i32(int64_t v) {
 double rt_tensor_get_f64(const RtTensor *t, int64_t i) {
     if (!in_range(t, i)) return 0.0;
     switch (t->dtype) {
-    case DT_F32: return ((const float *)t->data)[i];
-    case DT_F64: return ((const double *)t->data)[i];
-    case DT_F16: return half_to_float(((const uint16_t *)t->data)[i]);
-    case DT_BF16: return bf16_to_float(((const uint16_t *)t->data)[i]);
-    case DT_I32: return ((const int32_t *)t->data)[i];
-    case DT_I64: return (double)((const int64_t *)t->data)[i];
-    case DT_BOOL: return ((const uint8_t *)t->data)[i] ? 1.0 : 0.0;
-    default: return 0.0;
+    case DT_F32:
+        return ((const float *)t->data)[i];
+    case DT_F64:
+        return ((const double *)t->data)[i];
+    case DT_F16:
+        return half_to_float(((const uint16_t *)t->data)[i]);
+    case DT_BF16:
+        return bf16_to_float(((const uint16_t *)t->data)[i]);
+    case DT_I32:
+        return ((const int32_t *)t->data)[i];
+    case DT_I64:
+        return (double)((const int64_t *)t->data)[i];
+    case DT_BOOL:
+        return ((const uint8_t *)t->data)[i] ? 1.0 : 0.0;
+    default:
+        return 0.0;
     }
 }
 
 void rt_tensor_set_f64(RtTensor *t, int64_t i, double v) {
     if (!in_range(t, i)) return;
     switch (t->dtype) {
-    case DT_F32: ((float *)t->data)[i] = (float)v; break;
-    case DT_F64: ((double *)t->data)[i] = v; break;
-    case DT_F16: ((uint16_t *)t->data)[i] = float_to_half((float)v); break;
-    case DT_BF16: ((uint16_t *)t->data)[i] = float_to_bf16((float)v); break;
-    case DT_I32: ((int32_t *)t->data)[i] = sat_i32(sat_i64(v)); break;
-    case DT_I64: ((int64_t *)t->data)[i] = sat_i64(v); break;
-    case DT_BOOL: ((uint8_t *)t->data)[i] = v != 0.0; break; /* NaN -> 1, as in C */
-    default: break;
+    case DT_F32:
+        ((float *)t->data)[i] = (float)v;
+        break;
+    case DT_F64:
+        ((double *)t->data)[i] = v;
+        break;
+    case DT_F16:
+        ((uint16_t *)t->data)[i] = float_to_half((float)v);
+        break;
+    case DT_BF16:
+        ((uint16_t *)t->data)[i] = float_to_bf16((float)v);
+        break;
+    case DT_I32:
+        ((int32_t *)t->data)[i] = sat_i32(sat_i64(v));
+        break;
+    case DT_I64:
+        ((int64_t *)t->data)[i] = sat_i64(v);
+        break;
+    case DT_BOOL:
+        ((uint8_t *)t->data)[i] = v != 0.0;
+        break; /* NaN -> 1, as in C */
+    default:
+        break;
     }
 }
 
 int64_t rt_tensor_get_i64(const RtTensor *t, int64_t i) {
     if (!in_range(t, i)) return 0;
     switch (t->dtype) {
-    case DT_I32: return ((const int32_t *)t->data)[i];
-    case DT_I64: return ((const int64_t *)t->data)[i];
-    case DT_BOOL: return ((const uint8_t *)t->data)[i] ? 1 : 0;
-    default: return sat_i64(rt_tensor_get_f64(t, i)); /* truncates toward zero */
+    case DT_I32:
+        return ((const int32_t *)t->data)[i];
+    case DT_I64:
+        return ((const int64_t *)t->data)[i];
+    case DT_BOOL:
+        return ((const uint8_t *)t->data)[i] ? 1 : 0;
+    default:
+        return sat_i64(rt_tensor_get_f64(t, i)); /* truncates toward zero */
     }
 }
 
 void rt_tensor_set_i64(RtTensor *t, int64_t i, int64_t v) {
     if (!in_range(t, i)) return;
     switch (t->dtype) {
-    case DT_I32: ((int32_t *)t->data)[i] = sat_i32(v); break;
-    case DT_I64: ((int64_t *)t->data)[i] = v; break;
-    case DT_BOOL: ((uint8_t *)t->data)[i] = v != 0; break;
-    default: rt_tensor_set_f64(t, i, (double)v); break;
+    case DT_I32:
+        ((int32_t *)t->data)[i] = sat_i32(v);
+        break;
+    case DT_I64:
+        ((int64_t *)t->data)[i] = v;
+        break;
+    case DT_BOOL:
+        ((uint8_t *)t->data)[i] = v != 0;
+        break;
+    default:
+        rt_tensor_set_f64(t, i, (double)v);
+        break;
     }
 }

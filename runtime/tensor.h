@@ -33,26 +33,26 @@ typedef enum {
 #define DT_COUNT ((int)DT_BOOL + 1)
 
 typedef struct {
-    int rank;                     /* 0 for a scalar */
+    int rank; /* 0 for a scalar */
     int64_t dims[RT_MAX_RANK];
 } Shape;
 
 typedef struct {
     DType dtype;
     Shape shape;
-    void *data; /* numel * rt_dtype_size bytes, owned unless view */
-    bool view;  /* data belongs to something else (a program image): not freed */
+    void *data;          /* numel * rt_dtype_size bytes, owned unless view */
+    bool view;           /* data belongs to something else (a program image): not freed */
     int64_t alloc_bytes; /* what rt_tensor_new allocated (0 for a view) */
 } RtTensor;
 
-const char *rt_dtype_name(DType t);          /* "f32", ... */
+const char *rt_dtype_name(DType t); /* "f32", ... */
 bool rt_dtype_from_name(const char *s, DType *out);
-size_t rt_dtype_size(DType t);               /* bytes per element */
+size_t rt_dtype_size(DType t); /* bytes per element */
 bool rt_dtype_is_float(DType t);
-bool rt_dtype_is_int(DType t);               /* i32, i64 (not bool) */
+bool rt_dtype_is_int(DType t); /* i32, i64 (not bool) */
 
-int64_t rt_shape_numel(const Shape *s);      /* 1 for a scalar; -1 if invalid
-                                                (bad rank, negative dim, overflow) */
+int64_t rt_shape_numel(const Shape *s); /* 1 for a scalar; -1 if invalid
+                                           (bad rank, negative dim, overflow) */
 bool rt_shape_eq(const Shape *a, const Shape *b);
 /* The same non-1 dimensions in the same order (a reshape between them only
  * adds or drops size-1 axes, so it maps coordinates one to one). */
@@ -62,8 +62,8 @@ Shape rt_shape_scalar(void);
 /* Writes "[2,3]" (or "[]") into buf; returns buf. */
 char *rt_shape_str(const Shape *s, char *buf, size_t n);
 
-RtTensor *rt_tensor_new(DType t, Shape s);   /* zero-filled; NULL on OOM or an
-                                                invalid / oversized shape */
+RtTensor *rt_tensor_new(DType t, Shape s); /* zero-filled; NULL on OOM or an
+                                              invalid / oversized shape */
 RtTensor *rt_tensor_clone(const RtTensor *t);
 void rt_tensor_free(RtTensor *t);
 size_t rt_tensor_bytes(const RtTensor *t);

@@ -4,12 +4,12 @@
 # ASan+UBSan in its own build folder, then runs the fuzz check
 # (scripts/fuzz.sh check: every libFuzzer target replays its corpus and fuzzes
 # DFLOW_FUZZ_SECONDS, default 10, with a fixed seed; skipped, loudly, only
-# when clang is not installed). DFLOW_FORMAT_CHECK=1 first checks that every
-# C file matches .clang-format (scripts/format.sh --check).
+# when clang is not installed). First it checks that every C file matches
+# .clang-format (scripts/format.sh --check; DFLOW_FORMAT_CHECK=0 skips it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if [ "${DFLOW_FORMAT_CHECK:-0}" = 1 ]; then
+if [ "${DFLOW_FORMAT_CHECK:-1}" = 1 ]; then
   scripts/format.sh --check
 fi
 jobs=$(nproc 2>/dev/null || echo 2)

@@ -57,8 +57,8 @@ static void usage(const char *prog, const Module *m, FILE *f) {
     for (int i = 0; i < m->nconfigs; i++) {
         const ModuleConfig *c = &m->configs[i];
         fprintf(f, "  %-16s = %-12s %s%s%s\n", c->name, c->value ? c->value : "?",
-                c->runtime ? "settable" : "fixed at build",
-                !c->runtime && c->fixed_why ? ": " : "", !c->runtime && c->fixed_why ? c->fixed_why : "");
+                c->runtime ? "settable" : "fixed at build", !c->runtime && c->fixed_why ? ": " : "",
+                !c->runtime && c->fixed_why ? c->fixed_why : "");
     }
 }
 
@@ -154,8 +154,8 @@ static bool apply_sets(Module *m, const Args *a, RtTensor **owned) {
             fprintf(stderr,
                     "%s: --set %s: '%s' is fixed in this executable (%s); rebuild with "
                     "`dflow build --set %s`\n",
-                    a->prog, a->set[i], c->name, c->fixed_why ? c->fixed_why : "the compiler used its value",
-                    a->set[i]);
+                    a->prog, a->set[i], c->name,
+                    c->fixed_why ? c->fixed_why : "the compiler used its value", a->set[i]);
             return false;
         }
         if (c->slot < 0) continue; /* no graph reads it: nothing changes */
@@ -170,8 +170,8 @@ static bool apply_sets(Module *m, const Args *a, RtTensor **owned) {
 
 static int run(Module *m, SourceSet *src, BuiltRunner *br, const Args *a) {
     char err[256] = "";
-    GraphRunner runner =
-        built_runner_bind(br, dflow_tabs, (int)dflow_ntabs, rt_pool_default_size(), err, sizeof err);
+    GraphRunner runner = built_runner_bind(br, dflow_tabs, (int)dflow_ntabs, rt_pool_default_size(),
+                                           err, sizeof err);
     if (!runner.run) {
         fprintf(stderr, "%s: %s\n", a->prog, err);
         return 1;
@@ -231,7 +231,8 @@ int main(int argc, char **argv) {
     } else if (owned && apply_sets(m, &a, owned)) {
         rc = run(m, src, &br, &a);
     }
-    for (int i = 0; owned && i < a.nset; i++) rt_tensor_free(owned[i]);
+    for (int i = 0; owned && i < a.nset; i++)
+        rt_tensor_free(owned[i]);
     free(owned);
     free(a.set);
     built_runner_free(&br);

@@ -40,8 +40,11 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
     BuiltRunner *b = ctx;
     int id = graph_index(b, g);
     if (id < 0 || !ir_check_graph_inputs(g, in, d)) {
-        if (id < 0) diag_error(d, srcloc_none(), "internal: graph %s is not in the image", g->name ? g->name : "?");
-        for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+        if (id < 0)
+            diag_error(d, srcloc_none(), "internal: graph %s is not in the image",
+                       g->name ? g->name : "?");
+        for (int j = 0; j < g->noutputs; j++)
+            out[j] = NULL;
         return false;
     }
     int bad = -1;
@@ -60,12 +63,13 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
 }
 
 static bool run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, DiagList *d) {
-    for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+    for (int j = 0; j < g->noutputs; j++)
+        out[j] = NULL;
     return run_reuse(ctx, g, in, NULL, out, d);
 }
 
-GraphRunner built_runner_bind(BuiltRunner *b, void *const *tabs, int ntabs, int threads,
-                              char *err, size_t errn) {
+GraphRunner built_runner_bind(BuiltRunner *b, void *const *tabs, int ntabs, int threads, char *err,
+                              size_t errn) {
     GraphRunner gr = {"cpu", NULL, NULL, NULL};
     if (ntabs != b->n) {
         snprintf(err, errn, "the program image lists %d graphs but %d were linked", b->n, ntabs);

@@ -26,8 +26,8 @@ typedef struct {
  * and src set): reads graph id's program and check locations. */
 bool built_runner_read_graph(void *ctx, Graph *g, int id, RtReader *r);
 /* Binds graph i to tabs[i], starts the pool and sizes the chunks for it. */
-GraphRunner built_runner_bind(BuiltRunner *b, void *const *tabs, int ntabs, int threads,
-                              char *err, size_t errn);
+GraphRunner built_runner_bind(BuiltRunner *b, void *const *tabs, int ntabs, int threads, char *err,
+                              size_t errn);
 void built_runner_free(BuiltRunner *b);
 
 #endif

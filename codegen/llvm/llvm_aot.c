@@ -27,7 +27,9 @@ typedef struct {
     size_t errn;
 } Aot;
 
-static FILE *log_of(const LlvmBuildOptions *o) { return o->log ? o->log : stderr; }
+static FILE *log_of(const LlvmBuildOptions *o) {
+    return o->log ? o->log : stderr;
+}
 
 /* Which inputs the call donates: the executor drops a slot's old value when
  * an output of the same call replaces it and no other input reads it (never
@@ -39,8 +41,10 @@ static bool *static_donations(Aot *t, const Module *m, const GraphCall *c) {
     for (int i = 0; d && i < g->ninputs; i++) {
         int s = c->in_slots[i], uses = 0;
         bool written = false;
-        for (int k = 0; k < g->ninputs; k++) uses += c->in_slots[k] == s;
-        for (int j = 0; j < g->noutputs; j++) written = written || c->out_slots[j] == s;
+        for (int k = 0; k < g->ninputs; k++)
+            uses += c->in_slots[k] == s;
+        for (int j = 0; j < g->noutputs; j++)
+            written = written || c->out_slots[j] == s;
         SlotKind kind = m->slots[s].kind;
         d[i] = kind != SLOT_DATA && kind != SLOT_CONFIG && uses == 1 && written;
     }
@@ -135,11 +139,13 @@ static bool write_asm(const char *path, const char *image, int ngraphs, const ui
     FILE *f = o.f;
     fprintf(f, "\t.section .rodata\n\t.balign %d\n\t.globl dflow_image\ndflow_image:\n\t.incbin \"",
             RT_IMAGE_ALIGN);
-    for (const char *c = image; *c; c++) fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+    for (const char *c = image; *c; c++)
+        fprintf(f, *c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
     fprintf(f, "\"\n\t.globl dflow_image_end\ndflow_image_end:\n");
     fprintf(f, "\t.balign 8\n\t.globl dflow_ntabs\ndflow_ntabs:\n\t.quad %d\n", ngraphs);
     fprintf(f, "\t.section .data.rel.ro,\"aw\"\n\t.balign 8\n\t.globl dflow_tabs\ndflow_tabs:\n");
-    for (int i = 0; i < ngraphs; i++) fprintf(f, "\t.quad dflow_g%d_tab\n", i);
+    for (int i = 0; i < ngraphs; i++)
+        fprintf(f, "\t.quad dflow_g%d_tab\n", i);
     if (ngraphs == 0) fprintf(f, "\t.quad 0\n");
     /* each graph record's CRC-32 as compiled: outside the image, beside the kernels */
     fprintf(f, "\t.section .rodata\n\t.balign 4\n\t.globl dflow_graph_sums\ndflow_graph_sums:\n");
@@ -155,7 +161,8 @@ static bool write_asm(const char *path, const char *image, int ngraphs, const ui
 /* Splits flags at spaces (no quoting: configure-time paths without spaces). */
 static int split_words(char *s, char **out, int max) {
     int n = 0;
-    for (char *tok = strtok(s, " "); tok && n < max; tok = strtok(NULL, " ")) out[n++] = tok;
+    for (char *tok = strtok(s, " "); tok && n < max; tok = strtok(NULL, " "))
+        out[n++] = tok;
     return n;
 }
 
@@ -174,14 +181,16 @@ static bool link_exe(Aot *t, const char *asm_path, const char *output) {
     argv[n++] = (char *)o->cc;
     argv[n++] = "-o";
     argv[n++] = (char *)output;
-    for (int i = 0; i < nobj; i++) argv[n++] = objs[i];
+    for (int i = 0; i < nobj; i++)
+        argv[n++] = objs[i];
     argv[n++] = (char *)asm_path;
     argv[n++] = (char *)o->rt_lib;
     n += split_words(flags, argv + n, cap - n - 1);
     argv[n] = NULL;
     if (o->verbose) {
         fprintf(log_of(o), "build: link:");
-        for (int i = 0; i < n; i++) fprintf(log_of(o), " %s", argv[i]);
+        for (int i = 0; i < n; i++)
+            fprintf(log_of(o), " %s", argv[i]);
         fprintf(log_of(o), "\n");
     }
     pid_t pid;
@@ -214,8 +223,7 @@ static bool link_and_install(Aot *t, const char *asm_path) {
         return false;
     }
     snprintf(tmp, n, "%s.tmp-%ld", t->o->output, (long)getpid());
-    bool ok = link_exe(t, asm_path, tmp) &&
-              rt_out_install(tmp, t->o->output, t->err, t->errn);
+    bool ok = link_exe(t, asm_path, tmp) && rt_out_install(tmp, t->o->output, t->err, t->errn);
     if (!ok) unlink(tmp);
     return ok;
 }

@@ -18,13 +18,13 @@
 #include "../../ir/module.h"
 
 typedef struct {
-    const char *output;   /* the executable to write */
-    const char *rt_lib;   /* libdflow_rt.a */
-    const char *cc;       /* the C compiler driver that links ("cc") */
+    const char *output;     /* the executable to write */
+    const char *rt_lib;     /* libdflow_rt.a */
+    const char *cc;         /* the C compiler driver that links ("cc") */
     const char *link_flags; /* libraries and flags after the objects (BLAS, zlib, ...) */
-    const char *work_dir; /* an empty directory for the objects (the caller removes it) */
-    const char *cpu;      /* an LLVM CPU name to compile for (x86-64-v3, ...); NULL: this host */
-    bool verbose;         /* report each step on log */
+    const char *work_dir;   /* an empty directory for the objects (the caller removes it) */
+    const char *cpu;        /* an LLVM CPU name to compile for (x86-64-v3, ...); NULL: this host */
+    bool verbose;           /* report each step on log */
     FILE *log;
 } LlvmBuildOptions;
 

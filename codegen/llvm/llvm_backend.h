@@ -44,7 +44,7 @@ typedef struct {
                      kernel may rely on zeroed memory) */
     /* the persistent compile cache's folder (llvm_cache.h); NULL: none */
     const char *cache_dir;
-    int compile_threads; /* 0: DFLOW_COMPILE_THREADS or the online cores */
+    int compile_threads;     /* 0: DFLOW_COMPILE_THREADS or the online cores */
     NumericsCheck *numerics; /* --check-numerics: scan every kernel's output (NULL: off) */
     /* `--backend auto`: a graph whose expected runs (Graph.runs: the constant
        trip counts of its loops) cost less to interpret than compiling it
@@ -59,16 +59,16 @@ typedef struct {
     int runs;          /* how often it was run */
     bool compiled;     /* compilation happened (fallback tells whether it worked) */
     int nkernels;
-    int nfull;        /* kernels optimised at O3 (the rest: O0, fast code generation) */
-    int nunique;      /* kernels new to the runner: compiled or loaded from the cache */
-    int ncached;      /* of which found in the persistent cache */
-    int nshared;      /* kernels sharing code made earlier (identical structure) */
-    double compile_s; /* fusion + scheduling + IR + O3 + machine code */
+    int nfull;            /* kernels optimised at O3 (the rest: O0, fast code generation) */
+    int nunique;          /* kernels new to the runner: compiled or loaded from the cache */
+    int ncached;          /* of which found in the persistent cache */
+    int nshared;          /* kernels sharing code made earlier (identical structure) */
+    double compile_s;     /* fusion + scheduling + IR + O3 + machine code */
     double compile_cpu_s; /* the same in CPU time of the process (all compile threads) */
-    double opt_s;     /* of which the LLVM optimiser (O3, or O0 for a graph run once) */
-    double codegen_s; /* of which machine code generation (LLJIT) */
-    bool fallback;    /* runs on the interpreter */
-    char reason[192]; /* why, when it does */
+    double opt_s;         /* of which the LLVM optimiser (O3, or O0 for a graph run once) */
+    double codegen_s;     /* of which machine code generation (LLJIT) */
+    bool fallback;        /* runs on the interpreter */
+    char reason[192];     /* why, when it does */
     /* the memory plan (compiled graphs) */
     int64_t arena_bytes; /* peak of live intermediates */
     int64_t naive_bytes; /* intermediates without reuse */

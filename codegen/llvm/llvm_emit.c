@@ -17,28 +17,24 @@
  * reduced point instead of in a separate pass, so tasks touch only their
  * own outputs). An f32 sum accumulates in f64: rows and row phases add
  * each chunk of 64 elements in f32 (vectorised at full width) and the
- * chunks in f64; columns sum into an f64 tile on the stack (acc_dt). Float matmuls are cblas_sgemm/dgemm calls on the task's
- * rows or columns of each batch matrix (a product accumulated onto a start
- * value first writes that value into the same rows, then calls with beta 1). A row phase
- * (KI_REDUCE) is its own counted loop with a register-promoted accumulator, emitted as soon as the
- * loops it depends on are open (at entry, or right after opening the last
- * of them), so it runs once per row before the row's other work and the
- * row is still in cache when that work reads it again; phases nested in a
- * phase's row are placed the same way inside it. A kernel with f32 sin/cos is
- * emitted twice: a fast variant on the polynomial path that reports (bit 1)
- * any argument beyond its range, and an exact variant with a libm branch,
- * run instead only then (such kernels never update in place, so a rerun is
- * safe). Each kernel is emitted alone (llvm_emit_kernel: external
- * functions, so one compiled copy serves every kernel of the same
- * structure); a graph's glue (llvm_emit_glue) has per kernel a task
- * wrapper `i32 task(ptr bufs, i64 lo, i64 hi)` that loads the kernel's
- * pointers from bufs[] and calls it, and the constant table `<name>_tab`
- * of (fast task, exact task or null) per kernel in execution order, which
- * the runner calls (codegen/llvm/llvm_runner.c). Flat random maps draw
- * one Philox block per four elements (emit_map_blocks) in kernels
- * optimised at O3; at O0 (LlvmCG.fast), or with the environment variable
- * DFLOW_RNG_PER_ELEMENT, one element at a time: the same bits, a tenth of
- * the compile time. */
+ * chunks in f64; columns sum into an f64 tile on the stack (acc_dt). Float matmuls are
+ * cblas_sgemm/dgemm calls on the task's rows or columns of each batch matrix (a product accumulated
+ * onto a start value first writes that value into the same rows, then calls with beta 1). A row
+ * phase (KI_REDUCE) is its own counted loop with a register-promoted accumulator, emitted as soon
+ * as the loops it depends on are open (at entry, or right after opening the last of them), so it
+ * runs once per row before the row's other work and the row is still in cache when that work reads
+ * it again; phases nested in a phase's row are placed the same way inside it. A kernel with f32
+ * sin/cos is emitted twice: a fast variant on the polynomial path that reports (bit 1) any argument
+ * beyond its range, and an exact variant with a libm branch, run instead only then (such kernels
+ * never update in place, so a rerun is safe). Each kernel is emitted alone (llvm_emit_kernel:
+ * external functions, so one compiled copy serves every kernel of the same structure); a graph's
+ * glue (llvm_emit_glue) has per kernel a task wrapper `i32 task(ptr bufs, i64 lo, i64 hi)` that
+ * loads the kernel's pointers from bufs[] and calls it, and the constant table `<name>_tab` of
+ * (fast task, exact task or null) per kernel in execution order, which the runner calls
+ * (codegen/llvm/llvm_runner.c). Flat random maps draw one Philox block per four elements
+ * (emit_map_blocks) in kernels optimised at O3; at O0 (LlvmCG.fast), or with the environment
+ * variable DFLOW_RNG_PER_ELEMENT, one element at a time: the same bits, a tenth of the compile
+ * time. */
 #include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -253,7 +253,8 @@ static bool run_compiled(LlvmRunner *r, Entry *e, const Graph *g, RtTensor *cons
     }
     RtKStatus st = rt_kprog_run(&r->x, e->kp, in, donated, out, &bad);
     r->x.after_kernel = NULL;
-    for (int j = 0; j < e->kp->noutputs; j++) e->info.allocs += e->kp->fresh[j] != NULL;
+    for (int j = 0; j < e->kp->noutputs; j++)
+        e->info.allocs += e->kp->fresh[j] != NULL;
     if (st == RK_CHECK) {
         const KernelPlan *k = &e->plan.prog->kernels[bad];
         const Node *n = k->check_node ? k->check_node : k->group->root;
@@ -269,7 +270,8 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
     LlvmRunner *r = ctx;
     Entry *e = lookup(r, g);
     if (!e) {
-        for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+        for (int j = 0; j < g->noutputs; j++)
+            out[j] = NULL;
         diag_error(d, srcloc_none(), "out of memory");
         return false;
     }
@@ -280,12 +282,14 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
     }
     e->info.runs++;
     if (!e->kp) {
-        for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+        for (int j = 0; j < g->noutputs; j++)
+            out[j] = NULL;
         rt_kexec_blas_threads(&r->x, rt_pool_size(r->x.pool)); /* our pool is idle meanwhile */
         return ir_interp_run_checked(g, in, out, d, r->opt.numerics);
     }
     if (!ir_check_graph_inputs(g, in, d)) {
-        for (int j = 0; j < g->noutputs; j++) out[j] = NULL;
+        for (int j = 0; j < g->noutputs; j++)
+            out[j] = NULL;
         return false;
     }
     return run_compiled(r, e, g, in, donated, out, d);
@@ -354,8 +358,8 @@ static void print_profile(LlvmRunner *r) {
             const KernelPlan *kp = &e->plan.prog->kernels[k];
             char label[32];
             fprintf(f, "  k%-4d %-10s %8.1f us  %s\n", kp->id,
-                    pass_fuse_label(kp->group, label, sizeof label), 1e6 * e->kp->kernel_s[k] / runs,
-                    e->kp->kernels[k].grain ? "split" : "");
+                    pass_fuse_label(kp->group, label, sizeof label),
+                    1e6 * e->kp->kernel_s[k] / runs, e->kp->kernels[k].grain ? "split" : "");
         }
     }
 }

@@ -13,8 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "frontend/frontend.h"
 #include "codegen/llvm/llvm_plan.h"
+#include "frontend/frontend.h"
 #include "helpers/spawn.h"
 #include "ir/module_image.h"
 #include "runtime/rng.h"
@@ -74,8 +74,8 @@ Test(build, same_bits_as_dflow_run_and_no_compiler_inside, .timeout = 600) {
     snprintf(out_exe, sizeof out_exe, "%s/exe", dir);
 
     /* the same seed and a changed learning rate, through both */
-    SpawnResult a = th_run(300, dflow_bin(), "run", PROG, "--backend", "cpu", "--seed", "3", "--set",
-                          "lr=0.05", "--out", out_run, NULL);
+    SpawnResult a = th_run(300, dflow_bin(), "run", PROG, "--backend", "cpu", "--seed", "3",
+                           "--set", "lr=0.05", "--out", out_run, NULL);
     TH_EXPECT_EXIT(a, 0);
     SpawnResult b = th_run(300, exe, "--seed", "3", "--set", "lr=0.05", "--out", out_exe, NULL);
     TH_EXPECT_EXIT(b, 0);
@@ -95,8 +95,8 @@ Test(build, same_bits_as_dflow_run_and_no_compiler_inside, .timeout = 600) {
     TH_EXPECT_EXIT(c, 0);
     char *mc = metrics_without_time(out_exe);
     cr_assert(strcmp(mc, ma) != 0, "--set lr=0.05 changed nothing");
-    SpawnResult d =
-        th_run(300, dflow_bin(), "run", PROG, "--backend", "cpu", "--seed", "3", "--out", out_run, NULL);
+    SpawnResult d = th_run(300, dflow_bin(), "run", PROG, "--backend", "cpu", "--seed", "3",
+                           "--out", out_run, NULL);
     TH_EXPECT_EXIT(d, 0);
     char *md = metrics_without_time(out_run);
     cr_assert_str_eq(mc, md);
@@ -386,7 +386,8 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
     /* the image read back has the module's tables */
     char err[256];
     Arena *ra = arena_new();
-    Module *back = ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
+    Module *back =
+        ir_image_read(img.data, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err);
     cr_assert(back, "%s", err);
     cr_assert_eq(back->nslots, m->nslots);
     cr_assert_eq(back->nconfigs, m->nconfigs);
@@ -421,7 +422,8 @@ Test(build, image_reader_survives_truncation_and_mutation, .timeout = 600) {
             copy[at] ^= (uint8_t)(1u << (w >> 29));
         }
         ra = arena_new();
-        rejected += ir_image_read(copy, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err) == NULL;
+        rejected +=
+            ir_image_read(copy, img.n, ra, NULL, NULL, read_graph, NULL, err, sizeof err) == NULL;
         arena_free(ra);
     }
     cr_assert(rejected == 2000, "only %d of 2000 mutated images rejected", rejected);
@@ -586,7 +588,8 @@ Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {
     snprintf(exe, sizeof exe, "%s/portable", dir);
     snprintf(out_a, sizeof out_a, "%s/a", dir);
     snprintf(out_b, sizeof out_b, "%s/b", dir);
-    SpawnResult r = th_run(300, dflow_bin(), "build", PROG, "--target-cpu", "x86-64", "-o", exe, NULL);
+    SpawnResult r =
+        th_run(300, dflow_bin(), "build", PROG, "--target-cpu", "x86-64", "-o", exe, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     r = th_run(60, "/usr/bin/objdump", "-d", exe, NULL);
@@ -606,7 +609,8 @@ Test(build, a_portable_executable_for_a_named_cpu, .timeout = 600) {
     int rows = 0, bad = 0;
     for (; la && lb; la = strtok_r(NULL, "\n", &sa), lb = strtok_r(NULL, "\n", &sb)) {
         const char *ca = strrchr(la, ','), *cb = strrchr(lb, ',');
-        if (!ca || !cb || !ca[1] || !cb[1] || rows++ == 0) continue; /* header, rows without a loss */
+        if (!ca || !cb || !ca[1] || !cb[1] || rows++ == 0)
+            continue; /* header, rows without a loss */
         double va = strtod(ca + 1, NULL), vb = strtod(cb + 1, NULL);
         bad += !(fabs(va - vb) <= 1e-4 * fabs(vb) + 1e-6);
     }

@@ -30,7 +30,9 @@ static SpawnResult dflow(double timeout, const char *a1, ...) {
 
 #define EXPECT_EXIT TH_EXPECT_EXIT
 
-static bool exists(const char *path) { return access(path, R_OK) == 0; }
+static bool exists(const char *path) {
+    return access(path, R_OK) == 0;
+}
 
 /* ---- usage ---- */
 
@@ -74,7 +76,8 @@ Test(cli, usage_errors_exit_1_and_name_the_problem) {
         {{"run", "--bogus", "x.dfl", NULL}, "unknown option '--bogus'"},
         {{"run", NULL}, "missing the program file"},
         {{"check", "a.dfl", "b.dfl", NULL}, "unexpected argument 'b.dfl'"},
-        {{"run", "--seed", "abc", "x.dfl", NULL}, "--seed expects a non-negative integer, got 'abc'"},
+        {{"run", "--seed", "abc", "x.dfl", NULL},
+         "--seed expects a non-negative integer, got 'abc'"},
         {{"run", "--seed=-3", "x.dfl", NULL}, "--seed expects a non-negative integer"},
         {{"run", "x.dfl", "--seed", NULL}, "option '--seed' needs a value"},
         {{"run", "--set", "steps", "x.dfl", NULL}, "--set expects KEY=VALUE, got 'steps'"},
@@ -90,8 +93,8 @@ Test(cli, usage_errors_exit_1_and_name_the_problem) {
         const char **a = cases[i].args;
         SpawnResult r = dflow(10, a[0], a[1], a[2], a[3], a[4]);
         EXPECT_EXIT(r, 1);
-        cr_assert(strstr(r.err, cases[i].msg), "case %zu: want '%s' in stderr:\n%s", i, cases[i].msg,
-                  r.err);
+        cr_assert(strstr(r.err, cases[i].msg), "case %zu: want '%s' in stderr:\n%s", i,
+                  cases[i].msg, r.err);
         th_spawn_free(&r);
     }
 }
@@ -103,7 +106,8 @@ static void need(const char *path) {
 }
 
 Test(cli, check_and_ir_on_examples) {
-    const char *ex[] = {"examples/linreg.dfl", "examples/autoencoder_sgd.dfl", "examples/mnist_mlp.dfl"};
+    const char *ex[] = {"examples/linreg.dfl", "examples/autoencoder_sgd.dfl",
+                        "examples/mnist_mlp.dfl"};
     for (int i = 0; i < 3; i++) {
         need(ex[i]);
         SpawnResult r = dflow(30, "check", ex[i], NULL);
@@ -320,24 +324,26 @@ Test(cli, run_autoencoder_and_seed_changes_result) {
     snprintf(o1, sizeof o1, "%s/a", dir);
     snprintf(o2, sizeof o2, "%s/b", dir);
     snprintf(o3, sizeof o3, "%s/c", dir);
-    SpawnResult r = dflow(120, "run", "examples/autoencoder_sgd.dfl", "--set", "steps=500", "--seed", "1",
-                          "--out", o1, NULL);
+    SpawnResult r = dflow(120, "run", "examples/autoencoder_sgd.dfl", "--set", "steps=500",
+                          "--seed", "1", "--out", o1, NULL);
     EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.out, "alignment = ") && strstr(r.out, "sparsity = ") &&
                   strstr(r.out, "sharpness = "),
               "%s", r.out);
     th_spawn_free(&r);
-    r = dflow(120, "run", "examples/autoencoder_sgd.dfl", "--set", "steps=500", "--seed", "1", "--out", o2,
-              NULL);
+    r = dflow(120, "run", "examples/autoencoder_sgd.dfl", "--set", "steps=500", "--seed", "1",
+              "--out", o2, NULL);
     EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
-    r = dflow(120, "run", "examples/autoencoder_sgd.dfl", "--set", "steps=500", "--seed", "2", "--out", o3,
-              NULL);
+    r = dflow(120, "run", "examples/autoencoder_sgd.dfl", "--set", "steps=500", "--seed", "2",
+              "--out", o3, NULL);
     EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
-    char *c1 = read_out(o1, "metrics.csv"), *c2 = read_out(o2, "metrics.csv"), *c3 = read_out(o3, "metrics.csv");
+    char *c1 = read_out(o1, "metrics.csv"), *c2 = read_out(o2, "metrics.csv"),
+         *c3 = read_out(o3, "metrics.csv");
     cr_assert(c1 && c2 && c3);
-    double s1 = last_metric(c1, "sparsity"), s2 = last_metric(c2, "sparsity"), s3 = last_metric(c3, "sparsity");
+    double s1 = last_metric(c1, "sparsity"), s2 = last_metric(c2, "sparsity"),
+           s3 = last_metric(c3, "sparsity");
     cr_assert(s1 > 0 && s1 <= 1, "sparsity %g", s1);
     cr_assert_eq(s1, s2, "same seed, different results: %g %g", s1, s2);
     cr_assert_neq(s1, s3, "different seeds, same result %g", s1);
@@ -354,10 +360,18 @@ Test(cli, sigint_stops_cleanly) {
     if (!bin) cr_skip_test("DFLOW_BIN is not set");
     char dir[256];
     cr_assert(th_tempdir(dir, sizeof dir, "cli"));
-    char *argv[] = {(char *)bin, "run", "examples/linreg.dfl", "--set", "steps=100000000", "--progress",
-                    "--out", dir, NULL};
+    char *argv[] = {(char *)bin,
+                    "run",
+                    "examples/linreg.dfl",
+                    "--set",
+                    "steps=100000000",
+                    "--progress",
+                    "--out",
+                    dir,
+                    NULL};
     /* signal once the loop runs (the progress line shows), not while compiling */
-    SpawnOptions o = {.timeout_s = 60, .send_sig = SIGINT, .send_after_s = 0.3, .send_when = "step "};
+    SpawnOptions o = {
+        .timeout_s = 60, .send_sig = SIGINT, .send_after_s = 0.3, .send_when = "step "};
     SpawnResult r;
     cr_assert(th_spawn(argv, &o, &r));
     EXPECT_EXIT(r, 130);
@@ -371,10 +385,9 @@ Test(cli, sigint_stops_cleanly) {
 }
 
 /* MNIST, 300 SGD steps of the two-layer perceptron on the default backend
- * (the tiered JIT, which compiles the training loop): the training loss (of the last minibatch) must fall from
- * ln(10) = 2.30 to below 0.5. Measured with the interpreter and with the
- * JIT alike: 0.122 (seed 0) and 0.087-0.088 (seeds 1-4), so the bound
- * leaves a wide margin for batch noise. */
+ * (the tiered JIT, which compiles the training loop): the training loss (of the last minibatch)
+ * must fall from ln(10) = 2.30 to below 0.5. Measured with the interpreter and with the JIT alike:
+ * 0.122 (seed 0) and 0.087-0.088 (seeds 1-4), so the bound leaves a wide margin for batch noise. */
 #define MNIST_LOSS_BOUND 0.5
 
 Test(cli, mnist_mlp_trains, .timeout = 600) {
@@ -383,7 +396,8 @@ Test(cli, mnist_mlp_trains, .timeout = 600) {
         cr_skip_test("data/mnist10k is missing (scripts/setup.sh)");
     char dir[256];
     cr_assert(th_tempdir(dir, sizeof dir, "mnist"));
-    SpawnResult r = dflow(580, "run", "examples/mnist_mlp.dfl", "--set", "steps=300", "--out", dir, NULL);
+    SpawnResult r =
+        dflow(580, "run", "examples/mnist_mlp.dfl", "--set", "steps=300", "--out", dir, NULL);
     EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.out, "done: 300 steps"), "%s", r.out);
     char *csv = read_out(dir, "metrics.csv");
@@ -439,10 +453,11 @@ Test(cli, nan_loss_is_a_located_error) {
         cr_skip_test("data/mnist10k is missing (scripts/setup.sh)");
     char dir[256];
     cr_assert(th_tempdir(dir, sizeof dir, "nan"));
-    SpawnResult r = dflow(120, "run", "examples/mnist_mlp.dfl", "--set", "lr=1e6", "--set", "steps=100",
-                          "--out", dir, NULL);
+    SpawnResult r = dflow(120, "run", "examples/mnist_mlp.dfl", "--set", "lr=1e6", "--set",
+                          "steps=100", "--out", dir, NULL);
     EXPECT_EXIT(r, 1);
-    cr_assert(strstr(r.err, "examples/mnist_mlp.dfl:") && strstr(r.err, ": error: train mlp: loss is "),
+    cr_assert(strstr(r.err, "examples/mnist_mlp.dfl:") &&
+                  strstr(r.err, ": error: train mlp: loss is "),
               "%s", r.err);
     cr_assert(strstr(r.err, "(try a smaller learning rate)"), "%s", r.err);
     char *js = read_out(dir, "summary.json");
@@ -469,7 +484,8 @@ Test(cli, cross_entropy_label_out_of_range_is_a_located_error) {
     for (int b = 0; b < 2; b++) {
         SpawnResult r = dflow(120, "run", path, "--backend", backends[b], NULL);
         EXPECT_EXIT(r, 1);
-        cr_assert(strstr(r.err, "labels.dfl:4:14: error: gather: index"), "%s: %s", backends[b], r.err);
+        cr_assert(strstr(r.err, "labels.dfl:4:14: error: gather: index"), "%s: %s", backends[b],
+                  r.err);
         cr_assert(strstr(r.err, "out of range"), "%s", r.err);
         th_spawn_free(&r);
     }

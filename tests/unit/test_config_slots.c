@@ -53,7 +53,9 @@ static P compile_at(const char *path, bool check_only, const ConfigOverride *ov,
     return p;
 }
 
-static P compile(const char *src) { return compile_at(th_write_program(src), false, NULL, 0); }
+static P compile(const char *src) {
+    return compile_at(th_write_program(src), false, NULL, 0);
+}
 
 static void mark(P *p) {
     bool ok = fe_mark_runtime_configs(p->path, &p->o, p->m, p->d);
@@ -78,7 +80,7 @@ static const ModuleConfig *cfg(const Module *m, const char *name) {
     do {                                                                                           \
         const ModuleConfig *c_ = cfg((m), (name));                                                 \
         cr_expect_eq(c_->runtime, (want), "config %s: runtime %d, want %d (%s)", (name),           \
-                     (int)c_->runtime, (int)(want), c_->fixed_why ? c_->fixed_why : "no reason"); \
+                     (int)c_->runtime, (int)(want), c_->fixed_why ? c_->fixed_why : "no reason");  \
     } while (0)
 
 /* Cuts the summary line ("done: ... steps/s ...") off a run's log. */
@@ -112,9 +114,13 @@ static char *run_in(Module *m, const char *out, const DiagList *d) {
     return without_done(log);
 }
 
-static void out_dir(char *buf, size_t n, const char *tag) { snprintf(buf, n, "%s/%s", tmp_dir(), tag); }
+static void out_dir(char *buf, size_t n, const char *tag) {
+    snprintf(buf, n, "%s/%s", tmp_dir(), tag);
+}
 
-static void out_file(char *buf, size_t n, const char *dir_, const char *file) { snprintf(buf, n, "%s/%s", dir_, file); }
+static void out_file(char *buf, size_t n, const char *dir_, const char *file) {
+    snprintf(buf, n, "%s/%s", dir_, file);
+}
 
 /* A metrics.csv without its last column (time_s). */
 static char *metrics_wo_time(const char *out) {
@@ -130,7 +136,8 @@ static char *metrics_wo_time(const char *out) {
         char *nl = strchr(line, '\n');
         size_t len = nl ? (size_t)(nl - line) : strlen(line);
         size_t keep = len;
-        while (keep > 0 && line[keep - 1] != ',') keep--;
+        while (keep > 0 && line[keep - 1] != ',')
+            keep--;
         memcpy(r + k, line, keep);
         k += keep;
         r[k++] = '\n';
@@ -152,19 +159,20 @@ static void expect_same_file(const char *a, const char *b) {
 
 /* ---- the config table ---------------------------------------------------------------- */
 
-static const char *MLP = "import nn, optim\n"
-                         "config { batch_size = 128; hidden = 256; steps = 3000; lr = 0.1; name = \"mlp\" }\n"
-                         "data mnist = idx(\"data/mnist10k\", scale = 1.0 / 255, split = [8000, 2000])\n"
-                         "fn mlp(x: f32[B, 784]) -> f32[B, 10] {\n"
-                         "  h = relu(nn.linear(x, hidden))\n"
-                         "  return nn.linear(h, 10)\n"
-                         "}\n"
-                         "train mlp {\n"
-                         "  data = mnist.train\n  batch = batch_size\n  shuffle = true\n  steps = steps\n"
-                         "  loss = cross_entropy(mlp(batch.x), batch.y)\n"
-                         "  optimizer = optim.sgd(lr = lr, momentum = 0.9)\n"
-                         "  every 500 { log test_acc = mean(argmax(mlp(mnist.test.x), axis = 1) == mnist.test.y) }\n"
-                         "}\n";
+static const char *MLP =
+    "import nn, optim\n"
+    "config { batch_size = 128; hidden = 256; steps = 3000; lr = 0.1; name = \"mlp\" }\n"
+    "data mnist = idx(\"data/mnist10k\", scale = 1.0 / 255, split = [8000, 2000])\n"
+    "fn mlp(x: f32[B, 784]) -> f32[B, 10] {\n"
+    "  h = relu(nn.linear(x, hidden))\n"
+    "  return nn.linear(h, 10)\n"
+    "}\n"
+    "train mlp {\n"
+    "  data = mnist.train\n  batch = batch_size\n  shuffle = true\n  steps = steps\n"
+    "  loss = cross_entropy(mlp(batch.x), batch.y)\n"
+    "  optimizer = optim.sgd(lr = lr, momentum = 0.9)\n"
+    "  every 500 { log test_acc = mean(argmax(mlp(mnist.test.x), axis = 1) == mnist.test.y) }\n"
+    "}\n";
 
 Test(config_slots, table_in_declaration_order) {
     P p = compile_at(th_write_program(MLP), true, NULL, 0);
@@ -172,7 +180,8 @@ Test(config_slots, table_in_declaration_order) {
     const char *names = "batch_size hidden steps lr name";
     char got[128] = "";
     for (int i = 0; i < p.m->nconfigs; i++)
-        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "", p.m->configs[i].name);
+        snprintf(got + strlen(got), sizeof got - strlen(got), "%s%s", i ? " " : "",
+                 p.m->configs[i].name);
     cr_expect_str_eq(got, names);
     cr_expect_eq(cfg(p.m, "batch_size")->type, 'i');
     cr_expect_str_eq(cfg(p.m, "batch_size")->value, "128");
@@ -180,7 +189,8 @@ Test(config_slots, table_in_declaration_order) {
     cr_expect_str_eq(cfg(p.m, "lr")->value, "0.1");
     cr_expect_eq(cfg(p.m, "name")->type, 's');
     cr_expect_str_eq(cfg(p.m, "name")->value, "mlp");
-    for (int i = 0; i < p.m->nconfigs; i++) cr_expect(!p.m->configs[i].runtime, "runtime before the check");
+    for (int i = 0; i < p.m->nconfigs; i++)
+        cr_expect(!p.m->configs[i].runtime, "runtime before the check");
     /* lr is read by the step graph through its slot; the rest never reach a graph as values */
     const ModuleConfig *lr = cfg(p.m, "lr");
     cr_assert_geq(lr->slot, 0);
@@ -192,7 +202,8 @@ Test(config_slots, table_in_declaration_order) {
     cr_assert_not_null(sl->value);
     cr_expect_eq(rt_tensor_get_f64(sl->value, 0), 0.1);
     cr_expect_eq(cfg(p.m, "name")->slot, -1);
-    cr_expect(cfg(p.m, "hidden")->baked && cfg(p.m, "steps")->baked && cfg(p.m, "batch_size")->baked);
+    cr_expect(cfg(p.m, "hidden")->baked && cfg(p.m, "steps")->baked &&
+              cfg(p.m, "batch_size")->baked);
     cr_expect(!lr->baked);
     release(&p);
 }
@@ -243,15 +254,16 @@ Test(config_slots, trace_time_if_bakes) {
 }
 
 Test(config_slots, folds_shapes_bounds_and_aliases_bake) {
-    P p = compile("config { a = 2.0; b = a; k = 3; n = 4; e = 2; c = 0.5; f = 1.5; g = 0.25; t = true }\n"
-                  "main {\n"
-                  "  v = zeros([n]) + c\n"          /* n: a shape; c: a value */
-                  "  v = v * (f * 2)\n"             /* f: folded with 2 */
-                  "  v = v ** e\n"                  /* e: picks x*x */
-                  "  for i in 0..k { v = v + g }\n" /* k: a loop bound; g: a value in the loop */
-                  "  v = v + b + (if t then 1.0 else 0.0)\n"
-                  "  log s = sum(v)\n"
-                  "}\n");
+    P p = compile(
+        "config { a = 2.0; b = a; k = 3; n = 4; e = 2; c = 0.5; f = 1.5; g = 0.25; t = true }\n"
+        "main {\n"
+        "  v = zeros([n]) + c\n"          /* n: a shape; c: a value */
+        "  v = v * (f * 2)\n"             /* f: folded with 2 */
+        "  v = v ** e\n"                  /* e: picks x*x */
+        "  for i in 0..k { v = v + g }\n" /* k: a loop bound; g: a value in the loop */
+        "  v = v + b + (if t then 1.0 else 0.0)\n"
+        "  log s = sum(v)\n"
+        "}\n");
     mark(&p);
     EXPECT_RUNTIME(p.m, "a", false); /* b = a copies it at compile time */
     EXPECT_RUNTIME(p.m, "b", true);
@@ -276,7 +288,8 @@ Test(config_slots, data_from_a_config_is_baked) {
     snprintf(src, sizeof src,
              "config { hdr = true; col = 2; sc = 0.5; rows = 3 }\n"
              "data d = csv(\"%s\", header = hdr, y = col)\n"
-             "data r = [x = randn([rows, 2], seed = 1) * sc]\n" /* computed at start-up: sc stays runtime */
+             "data r = [x = randn([rows, 2], seed = 1) * sc]\n" /* computed at start-up: sc stays
+                                                                   runtime */
              "main {\n"
              "  log s = sum(d.x) + sum(r.x)\n"
              "}\n",
@@ -305,20 +318,21 @@ Test(config_slots, index_and_shape_bake_value_does_not) {
 
 /* ---- changing a slot is recompiling ---------------------------------------------------- */
 
-static const char *LOOP = "config { n = 16; d = 4; steps = 25; lr = 0.1; decay = 0.9; k = 3; flag = true }\n"
-                          "main {\n"
-                          "  X = randn([n, d], seed = 1)\n"
-                          "  y = X @ (iota(d) / d - 0.5) + 0.01 * randn([n], seed = 2)\n"
-                          "  w = zeros([d])\n"
-                          "  step = lr\n"
-                          "  for s in 0..steps {\n"
-                          "    w -= step * grad(mean((X @ w - y) ** 2), w)\n"
-                          "    step = step * decay\n"
-                          "  }\n"
-                          "  w = w * k + w * flag\n"
-                          "  save(\"w.npy\", w)\n"
-                          "  print \"lr\", lr, \"k\", k, \"flag\", flag\n"
-                          "}\n";
+static const char *LOOP =
+    "config { n = 16; d = 4; steps = 25; lr = 0.1; decay = 0.9; k = 3; flag = true }\n"
+    "main {\n"
+    "  X = randn([n, d], seed = 1)\n"
+    "  y = X @ (iota(d) / d - 0.5) + 0.01 * randn([n], seed = 2)\n"
+    "  w = zeros([d])\n"
+    "  step = lr\n"
+    "  for s in 0..steps {\n"
+    "    w -= step * grad(mean((X @ w - y) ** 2), w)\n"
+    "    step = step * decay\n"
+    "  }\n"
+    "  w = w * k + w * flag\n"
+    "  save(\"w.npy\", w)\n"
+    "  print \"lr\", lr, \"k\", k, \"flag\", flag\n"
+    "}\n";
 
 static void set_slot(Module *m, const char *name, double v) {
     const ModuleConfig *c = cfg(m, name);
@@ -417,7 +431,8 @@ Test(config_slots, fingerprint_ignores_config_values_only) {
     ConfigOverride n[] = {{"n", "17"}};
     P c = compile_at(path, false, n, 1);
     uint64_t fa, fb, fc;
-    cr_assert(ir_module_fingerprint(a.m, &fa) && ir_module_fingerprint(b.m, &fb) && ir_module_fingerprint(c.m, &fc));
+    cr_assert(ir_module_fingerprint(a.m, &fa) && ir_module_fingerprint(b.m, &fb) &&
+              ir_module_fingerprint(c.m, &fc));
     cr_expect_eq(fa, fb);
     cr_expect_neq(fa, fc);
     char *text = NULL;
@@ -467,7 +482,8 @@ Test(config_slots, fingerprint_counts_data_bytes) {
 static void run_cli(const char *prog, const char *backend, const char *out) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    char *argv[] = {(char *)bin, "run", (char *)prog, "--backend", (char *)backend, "--out", (char *)out, NULL};
+    char *argv[] = {(char *)bin,     "run",   (char *)prog, "--backend",
+                    (char *)backend, "--out", (char *)out,  NULL};
     SpawnOptions o = {.timeout_s = 120};
     SpawnResult r;
     cr_assert(th_spawn(argv, &o, &r));
@@ -478,21 +494,23 @@ static void run_cli(const char *prog, const char *backend, const char *out) {
 Test(config_slots, slot_value_gives_the_literal_numbers, .timeout = 120) {
     /* random streams come from source locations unless given: give them, so
      * that the two programs differ only in where the numbers come from */
-    const char *body = "  X = randn([64, 8], seed = 1, stream = 11)\n"
-                       "  y = X @ (iota(8) / 8 - 0.5) + NOISE * randn([64], seed = 2, stream = 12)\n"
-                       "  w = zeros([8])\n"
-                       "  for s in 0..50 {\n"
-                       "    w -= LR * grad(mean((X @ w - y) ** 2) + WD * sum(w * w), w)\n"
-                       "  }\n"
-                       "  save(\"w.npy\", w)\n"
-                       "  log mse = mean((X @ w - y) ** 2)\n"
-                       "}\n";
+    const char *body =
+        "  X = randn([64, 8], seed = 1, stream = 11)\n"
+        "  y = X @ (iota(8) / 8 - 0.5) + NOISE * randn([64], seed = 2, stream = 12)\n"
+        "  w = zeros([8])\n"
+        "  for s in 0..50 {\n"
+        "    w -= LR * grad(mean((X @ w - y) ** 2) + WD * sum(w * w), w)\n"
+        "  }\n"
+        "  save(\"w.npy\", w)\n"
+        "  log mse = mean((X @ w - y) ** 2)\n"
+        "}\n";
     char lit[2048], via[2048];
     /* the same program twice: numbers written in, and read from config */
     char b1[1024], b2[1024];
     snprintf(b1, sizeof b1, "%s", body);
     snprintf(b2, sizeof b2, "%s", body);
-    const char *from[] = {"LR", "NOISE", "WD"}, *lits[] = {"0.1", "0.01", "0.003"}, *names[] = {"lr", "noise", "wd"};
+    const char *from[] = {"LR", "NOISE", "WD"}, *lits[] = {"0.1", "0.01", "0.003"},
+               *names[] = {"lr", "noise", "wd"};
     for (int k = 0; k < 3; k++) {
         char *at;
         while ((at = strstr(b1, from[k]))) {

@@ -36,7 +36,8 @@ static void setup_tmp(void) {
 }
 
 static void teardown_tmp(void) {
-    for (int i = 0; i < nmade; i++) remove(made[i]);
+    for (int i = 0; i < nmade; i++)
+        remove(made[i]);
     rmdir(tmpdir);
 }
 
@@ -187,7 +188,8 @@ Test(dataio, read_file_errors) {
 /* Corrupt and truncated gzip streams are errors, whatever the reader. */
 Test(dataio, corrupt_and_truncated_gzip) {
     unsigned char data[4096];
-    for (size_t i = 0; i < sizeof data; i++) data[i] = (unsigned char)(i * 7 % 251);
+    for (size_t i = 0; i < sizeof data; i++)
+        data[i] = (unsigned char)(i * 7 % 251);
     size_t zn;
     unsigned char *z = gzip_mem(data, sizeof data, &zn);
     unsigned char *out;
@@ -210,7 +212,8 @@ Test(dataio, corrupt_and_truncated_gzip) {
     cr_expect_not(rt_read_file(crc, &out, &n, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: corrupt gzip data (incorrect data check)", crc));
     memcpy(bad, z, zn);
-    for (size_t i = 12; i < 40; i++) bad[i] = 0xff; /* the deflate blocks */
+    for (size_t i = 12; i < 40; i++)
+        bad[i] = 0xff; /* the deflate blocks */
     const char *mid = write_bytes("mid.gz", bad, zn);
     cr_expect_not(rt_read_file(mid, &out, &n, errbuf, sizeof errbuf));
     const char *prefix = fmt("%s: corrupt gzip data (", mid);
@@ -236,7 +239,8 @@ static void npy_roundtrip(DType dt, int rank, const int64_t *dims) {
     RtTensor *t = rt_tensor_new(dt, rt_shape_make(rank, dims));
     cr_assert_not_null(t);
     int64_t n = rt_shape_numel(&t->shape);
-    for (int64_t i = 0; i < n; i++) rt_tensor_set_f64(t, i, (double)((i * 37) % 11) - 4.5);
+    for (int64_t i = 0; i < n; i++)
+        rt_tensor_set_f64(t, i, (double)((i * 37) % 11) - 4.5);
     char name[64];
     snprintf(name, sizeof name, "rt_%s_%d.npy", rt_dtype_name(dt), rank);
     const char *p = tpath(name);
@@ -292,21 +296,25 @@ Test(dataio, npy_header_text) {
 /* Files numpy (or Python 2 numpy) could have written, which we did not. */
 Test(dataio, npy_foreign_variants) {
     const unsigned char u8[6] = {0, 1, 127, 128, 200, 255};
-    const char *p = write_npy_raw("u8.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", u8, 6);
+    const char *p = write_npy_raw(
+        "u8.npy", 1, "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 3), }", u8, 6);
     RtTensor *t = rt_npy_read(p, errbuf, sizeof errbuf);
     cr_assert_not_null(t, "%s", errbuf);
     cr_expect_eq(t->dtype, DT_I32, "u1 widens to i32");
-    for (int i = 0; i < 6; i++) cr_expect_eq(((int32_t *)t->data)[i], u8[i]);
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(((int32_t *)t->data)[i], u8[i]);
     rt_tensor_free(t);
 
-    p = write_npy_raw("i8.npy", 1, "{'descr': '|i1', 'fortran_order': False, 'shape': (6,), }", u8, 6);
+    p = write_npy_raw("i8.npy", 1, "{'descr': '|i1', 'fortran_order': False, 'shape': (6,), }", u8,
+                      6);
     t = rt_npy_read(p, errbuf, sizeof errbuf);
     cr_assert_not_null(t, "%s", errbuf);
     cr_expect_eq(((int32_t *)t->data)[3], -128);
     rt_tensor_free(t);
 
     const double v[2] = {1.5, -2.25};
-    p = write_npy_raw("v2.npy", 2, "{\"descr\": \"<f8\", \"shape\": (2L,), \"fortran_order\": False}", v, 16);
+    p = write_npy_raw("v2.npy", 2,
+                      "{\"descr\": \"<f8\", \"shape\": (2L,), \"fortran_order\": False}", v, 16);
     t = rt_npy_read(p, errbuf, sizeof errbuf);
     cr_assert_not_null(t, "%s", errbuf);
     cr_expect_eq(t->dtype, DT_F64);
@@ -315,7 +323,8 @@ Test(dataio, npy_foreign_variants) {
     rt_tensor_free(t);
 
     const unsigned char bools[3] = {0, 1, 2};
-    p = write_npy_raw("b.npy", 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,)}", bools, 3);
+    p = write_npy_raw("b.npy", 1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,)}", bools,
+                      3);
     t = rt_npy_read(p, errbuf, sizeof errbuf);
     cr_assert_not_null(t, "%s", errbuf);
     cr_expect_eq(((uint8_t *)t->data)[2], 1, "bools normalise to 0/1");
@@ -324,7 +333,8 @@ Test(dataio, npy_foreign_variants) {
     /* gzipped npy, found by magic */
     int64_t d[1] = {5};
     RtTensor *w = rt_tensor_new(DT_I64, rt_shape_make(1, d));
-    for (int i = 0; i < 5; i++) rt_tensor_set_i64(w, i, INT64_C(1) << (40 + i));
+    for (int i = 0; i < 5; i++)
+        rt_tensor_set_i64(w, i, INT64_C(1) << (40 + i));
     const char *plain = tpath("w.npy");
     cr_assert(rt_npy_write(plain, w, errbuf, sizeof errbuf));
     unsigned char *raw;
@@ -354,14 +364,16 @@ Test(dataio, npy_malformed) {
 
     p = write_npy_raw("trunc.npy", 1, hdr12, f, 40);
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
-    cr_expect_str_eq(errbuf, fmt("%s: truncated: header says 12 elements (48 bytes), file has 40", p));
+    cr_expect_str_eq(errbuf,
+                     fmt("%s: truncated: header says 12 elements (48 bytes), file has 40", p));
 
     p = write_npy_raw("trail.npy", 1, hdr12, f, 48);
     FILE *fp = fopen(p, "ab");
     fputc(0, fp);
     fclose(fp);
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
-    cr_expect_str_eq(errbuf, fmt("%s: trailing bytes: header says 12 elements (48 bytes), file has 49", p));
+    cr_expect_str_eq(errbuf,
+                     fmt("%s: trailing bytes: header says 12 elements (48 bytes), file has 49", p));
 
     p = write_bytes("hdr.npy", "\x93NUMPY\x01\x00\x76\x00{'descr'", 17);
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
@@ -371,15 +383,18 @@ Test(dataio, npy_malformed) {
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: truncated header", p));
 
-    p = write_npy_raw("be.npy", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 4), }", f, 48);
+    p = write_npy_raw("be.npy", 1, "{'descr': '>f4', 'fortran_order': False, 'shape': (3, 4), }", f,
+                      48);
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: unsupported dtype '>f4'", p));
 
-    p = write_npy_raw("c16.npy", 1, "{'descr': '<c16', 'fortran_order': False, 'shape': (3,), }", f, 48);
+    p = write_npy_raw("c16.npy", 1, "{'descr': '<c16', 'fortran_order': False, 'shape': (3,), }", f,
+                      48);
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: unsupported dtype '<c16'", p));
 
-    p = write_npy_raw("fort.npy", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }", f, 48);
+    p = write_npy_raw("fort.npy", 1, "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 4), }",
+                      f, 48);
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: fortran_order arrays are not supported", p));
 
@@ -393,17 +408,27 @@ Test(dataio, npy_malformed) {
         {"{'descr': '<f4', 'shape': (3, 4), }", "bad header: missing 'fortran_order'"},
         {"{'descr': '<f4', 'fortran_order': False}", "bad header: missing 'shape'"},
         {"{'fortran_order': False, 'shape': (12,)}", "bad header: missing 'descr'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (12), }", "bad header: malformed shape"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (-12,), }", "bad header: malformed shape"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': 12, }", "bad header: shape is not a tuple"},
-        {"{'descr': '<f4', 'fortran_order': 0, 'shape': (12,), }", "bad header: fortran_order must be True or False"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (12,), 'x': 1}", "bad header: unexpected key"},
-        {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (12,)}", "bad header: duplicate 'descr'"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (12,)} junk", "bad header: junk after the dict"},
-        {"{'descr': '<f4' 'fortran_order': False, 'shape': (12,)}", "bad header: expected ',' or '}'"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (12), }",
+         "bad header: malformed shape"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (-12,), }",
+         "bad header: malformed shape"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': 12, }",
+         "bad header: shape is not a tuple"},
+        {"{'descr': '<f4', 'fortran_order': 0, 'shape': (12,), }",
+         "bad header: fortran_order must be True or False"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (12,), 'x': 1}",
+         "bad header: unexpected key"},
+        {"{'descr': '<f4', 'descr': '<f4', 'fortran_order': False, 'shape': (12,)}",
+         "bad header: duplicate 'descr'"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (12,)} junk",
+         "bad header: junk after the dict"},
+        {"{'descr': '<f4' 'fortran_order': False, 'shape': (12,)}",
+         "bad header: expected ',' or '}'"},
         {"['<f4', False, (12,)]", "bad header: not a dict"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,12)}", "bad header: more than 8 dimensions"},
-        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}", "bad header: shape dimension too large"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (1,1,1,1,1,1,1,1,12)}",
+         "bad header: more than 8 dimensions"},
+        {"{'descr': '<f4', 'fortran_order': False, 'shape': (99999999999999999999,)}",
+         "bad header: shape dimension too large"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         p = write_npy_raw("bad.npy", 1, bad[i].dict, f, 48);
@@ -419,15 +444,22 @@ Test(dataio, npy_malformed) {
  * allocate would show up as "cannot allocate" instead. */
 Test(dataio, npy_huge_shape_fails_fast) {
     const float f[4] = {1, 2, 3, 4};
-    const char *p = write_npy_raw("huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (250000000,), }", f, 16);
-    const char *q = write_npy_raw("overflow.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }", f, 16);
-    const char *r = write_npy_raw("overflow2.npy", 1, "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,), }", f, 16);
+    const char *p = write_npy_raw(
+        "huge.npy", 1, "{'descr': '<f4', 'fortran_order': False, 'shape': (250000000,), }", f, 16);
+    const char *q = write_npy_raw(
+        "overflow.npy", 1,
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (4294967296, 4294967296, 4), }", f, 16);
+    const char *r = write_npy_raw(
+        "overflow2.npy", 1,
+        "{'descr': '<f8', 'fortran_order': False, 'shape': (4611686018427387904,), }", f, 16);
 #ifndef __SANITIZE_ADDRESS__
     struct rlimit rl = {256u << 20, 256u << 20};
     cr_assert_eq(setrlimit(RLIMIT_DATA, &rl), 0);
 #endif
     cr_expect_null(rt_npy_read(p, errbuf, sizeof errbuf));
-    cr_expect_str_eq(errbuf, fmt("%s: truncated: header says 250000000 elements (1000000000 bytes), file has 16", p));
+    cr_expect_str_eq(
+        errbuf,
+        fmt("%s: truncated: header says 250000000 elements (1000000000 bytes), file has 16", p));
     cr_expect_null(rt_npy_read(q, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s: shape [4294967296,4294967296,4] is too large", q));
     cr_expect_null(rt_npy_read(r, errbuf, sizeof errbuf));
@@ -494,7 +526,8 @@ Test(dataio, csv_header_and_values) {
 }
 
 Test(dataio, csv_malformed) {
-    const char *p = write_text("ragged.csv", "a,b,c,d\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3\n");
+    const char *p =
+        write_text("ragged.csv", "a,b,c,d\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3,4\n1,2,3\n");
     cr_expect_null(rt_csv_read(p, DT_F32, NULL, errbuf, sizeof errbuf));
     cr_expect_str_eq(errbuf, fmt("%s:7: expected 4 columns, found 3", p));
 
@@ -540,7 +573,8 @@ Test(dataio, csv_malformed) {
 /* An IDX file in memory: type, dims, then the bytes i*13 % 256. */
 static unsigned char *idx_mem(int type, int ndim, const uint32_t *dims, size_t *n) {
     size_t numel = 1;
-    for (int i = 0; i < ndim; i++) numel *= dims[i];
+    for (int i = 0; i < ndim; i++)
+        numel *= dims[i];
     *n = 4 + 4 * (size_t)ndim + numel;
     unsigned char *b = malloc(*n);
     b[0] = b[1] = 0;
@@ -552,7 +586,8 @@ static unsigned char *idx_mem(int type, int ndim, const uint32_t *dims, size_t *
         b[6 + 4 * i] = (unsigned char)(dims[i] >> 8);
         b[7 + 4 * i] = (unsigned char)dims[i];
     }
-    for (size_t i = 0; i < numel; i++) b[4 + 4 * (size_t)ndim + i] = (unsigned char)(i * 13 % 256);
+    for (size_t i = 0; i < numel; i++)
+        b[4 + 4 * (size_t)ndim + i] = (unsigned char)(i * 13 % 256);
     return b;
 }
 
@@ -563,7 +598,8 @@ static void check_images(const char *p, size_t hlen, const unsigned char *raw) {
     cr_expect_eq(t->shape.rank, 2);
     cr_expect_eq(t->shape.dims[0], 3);
     cr_expect_eq(t->shape.dims[1], 20);
-    for (int i = 0; i < 60; i++) cr_expect_eq(((float *)t->data)[i], raw[hlen + i] * 0.5f);
+    for (int i = 0; i < 60; i++)
+        cr_expect_eq(((float *)t->data)[i], raw[hlen + i] * 0.5f);
     Shape s;
     cr_assert(rt_idx_shape(p, &s, errbuf, sizeof errbuf), "%s", errbuf);
     cr_expect(rt_shape_eq(&s, &t->shape));
@@ -667,7 +703,8 @@ Test(dataio, idx_roundtrip_plain_and_gzip) {
         cr_expect_eq(t->dtype, DT_I32);
         cr_expect_eq(t->shape.rank, 1);
         cr_expect_eq(t->shape.dims[0], 9);
-        for (int i = 0; i < 9; i++) cr_expect_eq(((int32_t *)t->data)[i], b[8 + i], "labels ignore scale");
+        for (int i = 0; i < 9; i++)
+            cr_expect_eq(((int32_t *)t->data)[i], b[8 + i], "labels ignore scale");
         Shape s;
         cr_assert(rt_idx_shape(paths[k], &s, errbuf, sizeof errbuf), "%s", errbuf);
         cr_expect(rt_shape_eq(&s, &t->shape));
@@ -703,22 +740,29 @@ Test(dataio, idx_malformed) {
 
     expect_idx_error(write_bytes("empty.idx", "", 0), "empty file", true);
     expect_idx_error(write_bytes("tiny.idx", b, 3), "truncated header", true);
-    expect_idx_error(write_bytes("hdr.idx", b, 10), "truncated header: 3 dims need 16 bytes, file has 10", true);
-    expect_idx_error(write_bytes("trunc.idx", b, n - 5), "truncated: header says 18 bytes of data, file has 13", true);
+    expect_idx_error(write_bytes("hdr.idx", b, 10),
+                     "truncated header: 3 dims need 16 bytes, file has 10", true);
+    expect_idx_error(write_bytes("trunc.idx", b, n - 5),
+                     "truncated: header says 18 bytes of data, file has 13", true);
     unsigned char *big = malloc(n + 2);
     memcpy(big, b, n);
     big[n] = big[n + 1] = 0;
-    expect_idx_error(write_bytes("trail.idx", big, n + 2), "trailing bytes: header says 18 bytes of data, file has 20", true);
+    expect_idx_error(write_bytes("trail.idx", big, n + 2),
+                     "trailing bytes: header says 18 bytes of data, file has 20", true);
     free(big);
     /* gzipped and truncated: found when the data is read */
-    expect_idx_error(write_gz("trunc.idx.gz", b, n - 5), "truncated: header says 18 bytes of data, file has 13", false);
+    expect_idx_error(write_gz("trunc.idx.gz", b, n - 5),
+                     "truncated: header says 18 bytes of data, file has 13", false);
 
     b[0] = 0x1f;
     b[1] = 0x00;
-    expect_idx_error(write_bytes("magic.idx", b, n), "not an IDX file (bad magic 1f 00 08 03)", true);
+    expect_idx_error(write_bytes("magic.idx", b, n), "not an IDX file (bad magic 1f 00 08 03)",
+                     true);
     b[0] = b[1] = 0;
     b[2] = 0x0D;
-    expect_idx_error(write_bytes("float.idx", b, n), "unsupported IDX data type 0x0D (float); only unsigned byte (0x08) is supported", true);
+    expect_idx_error(
+        write_bytes("float.idx", b, n),
+        "unsupported IDX data type 0x0D (float); only unsigned byte (0x08) is supported", true);
     b[2] = 0x08;
     b[3] = 0;
     expect_idx_error(write_bytes("rank0.idx", b, n), "IDX rank 0 is not supported", true);
@@ -728,7 +772,8 @@ Test(dataio, idx_malformed) {
     const uint32_t huge[3] = {0xffffffffu, 0xffffffffu, 0xffffffffu};
     unsigned char hdr[16] = {0, 0, 8, 3};
     for (int i = 0; i < 3; i++)
-        for (int k = 0; k < 4; k++) hdr[4 + 4 * i + k] = (unsigned char)(huge[i] >> (24 - 8 * k));
+        for (int k = 0; k < 4; k++)
+            hdr[4 + 4 * i + k] = (unsigned char)(huge[i] >> (24 - 8 * k));
     expect_idx_error(write_bytes("huge.idx", hdr, 16), "header dims are too large", true);
     /* empty (a zero dimension) but with rows of (2^32-1)^2 bytes: the row size overflowed */
     memset(hdr + 4, 0, 4);
@@ -737,11 +782,14 @@ Test(dataio, idx_malformed) {
     struct rlimit rl = {256u << 20, 256u << 20};
     cr_assert_eq(setrlimit(RLIMIT_DATA, &rl), 0);
 #endif
-    unsigned char g[12] = {0, 0, 8, 2, 0x00, 0x0f, 0x42, 0x40, 0x00, 0x00, 0x03, 0xe8}; /* 1e6 x 1000 */
-    expect_idx_error(write_bytes("giga.idx", g, 12), "truncated: header says 1000000000 bytes of data, file has 0", true);
+    unsigned char g[12] = {0,    0,    8,    2,    0x00, 0x0f,
+                           0x42, 0x40, 0x00, 0x00, 0x03, 0xe8}; /* 1e6 x 1000 */
+    expect_idx_error(write_bytes("giga.idx", g, 12),
+                     "truncated: header says 1000000000 bytes of data, file has 0", true);
     size_t zn;
     unsigned char *z = gzip_mem(g, 12, &zn);
-    expect_idx_error(write_bytes("giga.idx.gz", z, zn), "truncated: header says 1000000000 bytes of data, file has 0", false);
+    expect_idx_error(write_bytes("giga.idx.gz", z, zn),
+                     "truncated: header says 1000000000 bytes of data, file has 0", false);
     free(z);
 }
 
@@ -791,10 +839,12 @@ Test(dataio, mnist_vendored) {
         counts[l]++;
     }
     const int want_counts[10] = {1001, 1127, 991, 1032, 980, 863, 1014, 1070, 944, 978};
-    for (int c = 0; c < 10; c++) cr_expect_eq(counts[c], want_counts[c], "class %d", c);
+    for (int c = 0; c < 10; c++)
+        cr_expect_eq(counts[c], want_counts[c], "class %d", c);
     /* shuffled, not grouped by class: the first 100 labels hold every digit */
     int seen = 0;
-    for (int i = 0; i < 100; i++) seen |= 1 << ((int32_t *)y->data)[i];
+    for (int i = 0; i < 100; i++)
+        seen |= 1 << ((int32_t *)y->data)[i];
     cr_expect_eq(seen, 0x3ff);
 
     Shape s;

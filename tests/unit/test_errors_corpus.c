@@ -2,8 +2,8 @@
  * `dflow check` with exit status 1 (never a crash, never a hang: 5 s limit),
  * and each of its `# expect: LINE:COL: error: SUBSTRING` lines must match a
  * printed diagnostic `FILE:LINE:COL: error: ...` whose message contains
- * SUBSTRING (a file without expectations needs one located error). One parameterised test per file, plus a floor on the corpus
- * size so that it cannot silently shrink. */
+ * SUBSTRING (a file without expectations needs one located error). One parameterised test per file,
+ * plus a floor on the corpus size so that it cannot silently shrink. */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
 #include <dirent.h>
@@ -20,14 +20,15 @@
 
 typedef ThPath Case;
 
-
-static int list_corpus(Case *out, int max) { return th_list_programs(CORPUS_DIR, NULL, out, max); }
+static int list_corpus(Case *out, int max) {
+    return th_list_programs(CORPUS_DIR, NULL, out, max);
+}
 
 Test(errors_corpus, has_enough_files) {
     static Case cases[MAX_FILES];
     int n = list_corpus(cases, MAX_FILES);
-    cr_assert_geq(n, MIN_FILES, "%s holds %d .dfl files; the corpus needs at least %d", CORPUS_DIR, n,
-                  MIN_FILES);
+    cr_assert_geq(n, MIN_FILES, "%s holds %d .dfl files; the corpus needs at least %d", CORPUS_DIR,
+                  n, MIN_FILES);
 }
 
 ParameterizedTestParameters(errors_corpus, file) {
@@ -83,13 +84,15 @@ ParameterizedTest(Case *c, errors_corpus, file) {
             int ln, col, used = 0;
             e += strlen("# expect: ");
             cr_assert(sscanf(e, "%d:%d: error: %n", &ln, &col, &used) == 2 && used > 0,
-                      "%s: malformed expectation '%s' (want '# expect: LINE:COL: error: TEXT')", c->path, e);
+                      "%s: malformed expectation '%s' (want '# expect: LINE:COL: error: TEXT')",
+                      c->path, e);
             char sub[512];
             snprintf(sub, sizeof sub, "%s", e + used);
             for (size_t k = strlen(sub); k > 0 && (sub[k - 1] == ' ' || sub[k - 1] == '\r'); k--)
                 sub[k - 1] = '\0';
             cr_assert(has_diag(r.err, c->path, ln, col, sub),
-                      "%s: no diagnostic %d:%d: error: ...%s...\nstderr:\n%s", c->path, ln, col, sub, r.err);
+                      "%s: no diagnostic %d:%d: error: ...%s...\nstderr:\n%s", c->path, ln, col,
+                      sub, r.err);
             nexpect++;
         }
         line = end ? end + 1 : NULL;
@@ -101,9 +104,11 @@ ParameterizedTest(Case *c, errors_corpus, file) {
         bool found = false;
         for (const char *p = strstr(r.err, prefix); p && !found; p = strstr(p + 1, prefix)) {
             int ln, col, used = 0;
-            found = sscanf(p + strlen(prefix), "%d:%d: error: %n", &ln, &col, &used) == 2 && used > 0;
+            found =
+                sscanf(p + strlen(prefix), "%d:%d: error: %n", &ln, &col, &used) == 2 && used > 0;
         }
-        cr_assert(found, "%s: no located error (and no '# expect:' line)\nstderr:\n%s", c->path, r.err);
+        cr_assert(found, "%s: no located error (and no '# expect:' line)\nstderr:\n%s", c->path,
+                  r.err);
     }
     free(src);
     th_spawn_free(&r);

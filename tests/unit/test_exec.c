@@ -27,7 +27,7 @@ typedef struct {
     DiagList *d;
     Module *m;
     char dir[256];
-    char *log;   /* captured log stream */
+    char *log; /* captured log stream */
     size_t loglen;
     FILE *logf;
 } T;
@@ -170,7 +170,9 @@ static int slot_f32(T *t, const char *name) {
     return ir_module_add_slot(t->m, name, SLOT_VAR, DT_F32, rt_shape_scalar());
 }
 
-static Node *cf(GB *b, double v) { return ir_scalar(b->g, DT_F32, v, L(1)); }
+static Node *cf(GB *b, double v) {
+    return ir_scalar(b->g, DT_F32, v, L(1));
+}
 
 /* x = v (in block blk) */
 static void emit_set(T *t, HostBlock *blk, int slot, double v) {
@@ -522,7 +524,8 @@ Test(exec_train, sgd_linear_regression_converges) {
     cr_assert(strncmp(csv, "step,loss,time_s\n", 17) == 0, "%s", csv);
     /* the loss is recorded about 200 times: every 2 steps for 400 steps */
     int rows = 0;
-    for (char *p = csv; *p; p++) rows += *p == '\n';
+    for (char *p = csv; *p; p++)
+        rows += *p == '\n';
     cr_assert_eq(rows, 1 + 200, "%d rows", rows);
     free(csv);
     char *js = slurp_out(&t, "summary.json");
@@ -542,7 +545,8 @@ static char *batch_trace(uint64_t seed, bool shuffle, int64_t steps) {
     T t;
     t_init(&t);
     double y[8];
-    for (int r = 0; r < 8; r++) y[r] = (double)(1 << r);
+    for (int r = 0; r < 8; r++)
+        y[r] = (double)(1 << r);
     Lin l = build_linreg(&t, 8, 4, steps, shuffle, 0.0, y);
     add_batch_signature(&t, &l, 1, "rows");
     ExecOptions o = opts(&t, seed, false);
@@ -592,7 +596,8 @@ Test(exec_train, partial_last_batch_is_skipped) {
     T t;
     t_init(&t);
     double y[10];
-    for (int r = 0; r < 10; r++) y[r] = (double)(1 << r);
+    for (int r = 0; r < 10; r++)
+        y[r] = (double)(1 << r);
     Lin l = build_linreg(&t, 10, 4, 4, false, 0.0, y);
     add_batch_signature(&t, &l, 1, "rows");
     ExecOptions o = opts(&t, 0, false);
@@ -645,7 +650,8 @@ Test(exec_train, every_cadence_and_rows) {
     ExecOptions o = opts(&t, 0, true);
     cr_assert(run(&t, &o));
     /* rows printed after steps 3, 5, 6, 9, 10 only */
-    const char *want[] = {"step 3: a = ", "step 5: b = ", "step 6: a = ", "step 9: a = ", "step 10: b = "};
+    const char *want[] = {
+        "step 3: a = ", "step 5: b = ", "step 6: a = ", "step 9: a = ", "step 10: b = "};
     const char *p = t.log;
     for (int i = 0; i < 5; i++) {
         const char *q = strstr(p, want[i]);
@@ -660,10 +666,11 @@ Test(exec_train, every_cadence_and_rows) {
      * (10 steps: the loss alone is recorded every step) */
     cr_assert(strncmp(csv, "step,a,b,loss\n", 14) == 0, "%s", csv);
     int rows = 0;
-    for (char *c = csv; *c; c++) rows += *c == '\n';
+    for (char *c = csv; *c; c++)
+        rows += *c == '\n';
     cr_assert_eq(rows, 11, "%s", csv);
-    cr_assert(strstr(csv, "\n1,,,"), "%s", csv);   /* loss only */
-    cr_assert(strstr(csv, "\n10,,"), "%s", csv);   /* b, no a */
+    cr_assert(strstr(csv, "\n1,,,"), "%s", csv); /* loss only */
+    cr_assert(strstr(csv, "\n10,,"), "%s", csv); /* b, no a */
     free(csv);
     t_fini(&t);
 }
@@ -676,7 +683,9 @@ Test(exec_train, nan_loss_stops_with_diagnostic) {
     GB b = gb_new(&t, "step");
     Node *tv = gin(&b, l.t);
     gin(&b, l.bx);
-    Node *v = ir_unary(b.g, OP_SQRT, ir_binary(b.g, OP_SUB, cf(&b, 4), ir_cast(b.g, tv, DT_F32, L(1)), L(1)), L(1));
+    Node *v =
+        ir_unary(b.g, OP_SQRT,
+                 ir_binary(b.g, OP_SUB, cf(&b, 4), ir_cast(b.g, tv, DT_F32, L(1)), L(1)), L(1));
     gout(&b, v, l.loss);
     l.ts->step = gb_call(&b);
     ExecOptions o = opts(&t, 0, true);
@@ -695,7 +704,8 @@ typedef struct {
     volatile sig_atomic_t *flag;
 } StopCtx;
 
-static bool stopping_run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out, DiagList *d) {
+static bool stopping_run(void *ctx, const Graph *g, RtTensor *const *in, RtTensor **out,
+                         DiagList *d) {
     StopCtx *c = ctx;
     if (--c->left == 0) *c->flag = 1;
     return ir_interp_run(g, in, out, d);
@@ -820,7 +830,8 @@ Test(progress, enabled_draws_and_ends_with_newline) {
     cr_assert(strncmp(out, "\rstep 5/10  loss 1", 18) == 0, "%s", out);
     cr_assert_eq(out[n - 1], '\n');
     int draws = 0;
-    for (size_t i = 0; i < n; i++) draws += out[i] == '\r';
+    for (size_t i = 0; i < n; i++)
+        draws += out[i] == '\r';
     cr_assert_eq(draws, 2, "%s", out); /* the forced draw and the final one */
     cr_assert(strstr(out, "\rstep 6/10"), "%s", out);
     free(out);

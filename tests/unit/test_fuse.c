@@ -25,11 +25,11 @@
 
 #include "codegen/kernel.h"
 #include "codegen/llvm/llvm_backend.h"
+#include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/autodiff.h"
 #include "passes/fuse.h"
-#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -294,7 +294,8 @@ Test(fuse, leaves_are_inlined_everywhere_and_dead_code_ignored) {
 Test(fuse, random_seed_is_computed_once) {
     Node *s = in(DT_I64, th_shape(0)), *t = in(DT_I64, th_shape(0));
     Node *fs = ir_fresh_seed(G, s, t, 1, L);
-    Node *z = ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(1, 64), fs, ir_scalar(G, DT_I64, 0, L), 3, L);
+    Node *z =
+        ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(1, 64), fs, ir_scalar(G, DT_I64, 0, L), 3, L);
     Node *o = bin(OP_ADD, z, in(DT_F32, th_shape(1, 64)));
     ir_graph_add_output(G, o);
     FusionPlan *p = plan();
@@ -369,7 +370,6 @@ Test(fuse, deep_chains_are_cut) {
     for (int g = 0; g < p->ngroups; g++)
         cr_assert_leq(p->groups[g].nnodes, 257);
 }
-
 
 /* ---- row phases ---------------------------------------------------------------------------- */
 
@@ -488,7 +488,6 @@ Test(fuse, dump_names_the_row_phases) {
     free(buf);
 }
 
-
 Test(fuse, a_product_is_accumulated_onto_its_only_reader) {
     Node *x = in(DT_F32, th_shape(2, 8, 5)), *w = in(DT_F32, th_shape(2, 5, 6)),
          *b = in(DT_F32, th_shape(1, 6));
@@ -538,10 +537,10 @@ Test(fuse, recomputed_values_match_the_interpreter) {
     Node *vals[5];
     vals[0] = ir_sigmoid(G, bin(OP_ADD, bin(OP_MUL, x, ir_scalar(G, DT_F32, 1.01, L)), w), L);
     vals[1] = ir_softmax(G, x, 1, L);
-    vals[2] = bin(
-        OP_MUL,
-        ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(2, 33, 17), seed, ir_scalar(G, DT_I64, 0, L), 2, L),
-        x);
+    vals[2] = bin(OP_MUL,
+                  ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(2, 33, 17), seed,
+                         ir_scalar(G, DT_I64, 0, L), 2, L),
+                  x);
     vals[3] = bin(OP_SUB, un(OP_EXP, x), w);
     Node *colsum = ir_reduce(G, OP_SUM, x, 1u, L); /* f32[17], read through a broadcast */
     Node *twice = bin(OP_ADD, colsum, colsum);

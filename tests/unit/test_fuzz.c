@@ -39,7 +39,9 @@ static uint64_t splitmix64(uint64_t *s) {
     return z ^ (z >> 31);
 }
 
-static size_t rnd(uint64_t *s, size_t n) { return n ? (size_t)(splitmix64(s) % n) : 0; }
+static size_t rnd(uint64_t *s, size_t n) {
+    return n ? (size_t)(splitmix64(s) % n) : 0;
+}
 
 /* ---- seeds ---- */
 
@@ -96,22 +98,27 @@ static bool word_ch(char c) {
 }
 
 static int tokenize(const char *s, size_t n, Tok *toks, int max) {
-    static const char *ops2[] = {"==", "!=", "<=", ">=", "..", "**", "->", "+=", "-=", "*=", "/=", "&&", "||"};
+    static const char *ops2[] = {"==", "!=", "<=", ">=", "..", "**", "->",
+                                 "+=", "-=", "*=", "/=", "&&", "||"};
     int k = 0;
     size_t i = 0;
     while (i < n && k < max) {
         size_t j = i + 1;
         char c = s[i];
         if (word_ch(c)) {
-            while (j < n && (word_ch(s[j]) || (s[j] == '.' && j + 1 < n && s[j + 1] >= '0' && s[j + 1] <= '9')))
+            while (j < n && (word_ch(s[j]) ||
+                             (s[j] == '.' && j + 1 < n && s[j + 1] >= '0' && s[j + 1] <= '9')))
                 j++;
         } else if (c == ' ' || c == '\t' || c == '\n') {
-            while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n')) j++;
+            while (j < n && (s[j] == ' ' || s[j] == '\t' || s[j] == '\n'))
+                j++;
         } else if (c == '"') {
-            while (j < n && s[j] != '"' && s[j] != '\n') j++;
+            while (j < n && s[j] != '"' && s[j] != '\n')
+                j++;
             if (j < n && s[j] == '"') j++;
         } else if (c == '#') {
-            while (j < n && s[j] != '\n') j++;
+            while (j < n && s[j] != '\n')
+                j++;
         } else {
             for (size_t o = 0; o < sizeof ops2 / sizeof ops2[0]; o++)
                 if (i + 1 < n && s[i] == ops2[o][0] && s[i + 1] == ops2[o][1]) j = i + 2;
@@ -141,18 +148,35 @@ static void put(Buf *b, const char *s, size_t n) {
     b->p[b->n] = '\0';
 }
 
-static void puts_(Buf *b, const char *s) { put(b, s, strlen(s)); }
+static void puts_(Buf *b, const char *s) {
+    put(b, s, strlen(s));
+}
 
 static const char *extra_tokens[] = {
-    "(", ")", "[", "]", "{", "}", ",", ";", "=", ":", ".", "..", "->", "+", "-", "*", "/", "%", "@", "**",
-    "\n", " ", "fn", "return", "if", "else", "then", "for", "in", "while", "repeat", "break", "log",
-    "print", "save", "train", "main", "config", "data", "optimizer", "state", "step", "every", "param",
-    "let", "import", "None", "true", "false", "f32", "i32", "bool", "...", "x", "params", "loss", "batch",
-    "grad", "sum", "mean", "reshape", "\"", "\"s\"", "#", "0", "1", "-1", "1e30", "0.5",
+    "(",      ")",      "[",     "]",         "{",     "}",      ",",       ";",     "=",
+    ":",      ".",      "..",    "->",        "+",     "-",      "*",       "/",     "%",
+    "@",      "**",     "\n",    " ",         "fn",    "return", "if",      "else",  "then",
+    "for",    "in",     "while", "repeat",    "break", "log",    "print",   "save",  "train",
+    "main",   "config", "data",  "optimizer", "state", "step",   "every",   "param", "let",
+    "import", "None",   "true",  "false",     "f32",   "i32",    "bool",    "...",   "x",
+    "params", "loss",   "batch", "grad",      "sum",   "mean",   "reshape", "\"",    "\"s\"",
+    "#",      "0",      "1",     "-1",        "1e30",  "0.5",
 };
 
-static const char *odd_numbers[] = {"0", "1", "-1", "2", "3", "7", "100", "0.0", "1e-30", "-0.5",
-                                    "65536", "2147483648", "99999999999999999999999", "1e400"};
+static const char *odd_numbers[] = {"0",
+                                    "1",
+                                    "-1",
+                                    "2",
+                                    "3",
+                                    "7",
+                                    "100",
+                                    "0.0",
+                                    "1e-30",
+                                    "-0.5",
+                                    "65536",
+                                    "2147483648",
+                                    "99999999999999999999999",
+                                    "1e400"};
 
 /* One edit of text `b` (replaced in place). */
 static void mutate_once(Buf *b, uint64_t *s) {
@@ -224,10 +248,12 @@ static void mutate_once(Buf *b, uint64_t *s) {
         }
         const Text *t = &seeds[rnd(s, (size_t)nseeds)];
         size_t from = rnd(s, t->len + 1), len = rnd(s, 400);
-        while (from > 0 && t->text[from - 1] != '\n') from--;
+        while (from > 0 && t->text[from - 1] != '\n')
+            from--;
         if (from + len > t->len) len = t->len - from;
         size_t at = rnd(s, b->n + 1), cut = rnd(s, 200);
-        while (at > 0 && src[at - 1] != '\n') at--;
+        while (at > 0 && src[at - 1] != '\n')
+            at--;
         if (at + cut > b->n) cut = b->n - at;
         put(&o, src, at);
         put(&o, t->text + from, len);
@@ -236,7 +262,8 @@ static void mutate_once(Buf *b, uint64_t *s) {
     }
     case 6: { /* a number becomes an awkward one */
         int tries = 0;
-        while (tries++ < 20 && !(src[toks[a].off] >= '0' && src[toks[a].off] <= '9')) a = rnd(s, (size_t)nt);
+        while (tries++ < 20 && !(src[toks[a].off] >= '0' && src[toks[a].off] <= '9'))
+            a = rnd(s, (size_t)nt);
         put(&o, src, toks[a].off);
         puts_(&o, odd_numbers[rnd(s, sizeof odd_numbers / sizeof odd_numbers[0])]);
         puts_(&o, src + toks[a].off + toks[a].len);
@@ -260,7 +287,8 @@ static char *make_mutant(uint64_t base, int i) {
     Buf b = {0};
     put(&b, t->text, t->len);
     int edits = 1 + (int)rnd(&s, 4);
-    for (int e = 0; e < edits; e++) mutate_once(&b, &s);
+    for (int e = 0; e < edits; e++)
+        mutate_once(&b, &s);
     return b.p;
 }
 
@@ -273,7 +301,8 @@ static bool located_error(const char *err) {
         int parts = 0;
         while (parts < 2) {
             const char *d = q;
-            while (d > err && d[-1] >= '0' && d[-1] <= '9') d--;
+            while (d > err && d[-1] >= '0' && d[-1] <= '9')
+                d--;
             if (d == q || d == err || d[-1] != ':') break;
             q = d - 1;
             parts++;
@@ -284,8 +313,8 @@ static bool located_error(const char *err) {
 }
 
 /* Returns a one-line failure description, or NULL when the mutant passed. */
-static char *check_mutant(const char *bin, const char *dir, uint64_t base, int i, char *fail, size_t n,
-                          int *accepted) {
+static char *check_mutant(const char *bin, const char *dir, uint64_t base, int i, char *fail,
+                          size_t n, int *accepted) {
     char *text = make_mutant(base, i);
     char path[512];
     snprintf(path, sizeof path, "%s/m%d.dfl", dir, i);
@@ -308,7 +337,8 @@ static char *check_mutant(const char *bin, const char *dir, uint64_t base, int i
         const char *why = NULL;
         char buf[64];
         if (r.exited && r.code == 0) (*accepted)++;
-        if (r.timed_out) why = "timed out (5 s)";
+        if (r.timed_out)
+            why = "timed out (5 s)";
         else if (r.signaled) {
             snprintf(buf, sizeof buf, "killed by signal %d", r.sig);
             why = buf;

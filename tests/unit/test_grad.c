@@ -70,15 +70,21 @@ static Shape S(int rank, ...) {
     s.rank = rank;
     va_list ap;
     va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dims[i] = va_arg(ap, int);
+    for (int i = 0; i < rank; i++)
+        s.dims[i] = va_arg(ap, int);
     va_end(ap);
     return s;
 }
 
-static InSpec F(Shape s, Domain d) { return (InSpec){DT_F64, s, d, 0}; }
-static InSpec IDX(Shape s, int64_t imax) { return (InSpec){DT_I64, s, DOM_IDX, imax}; }
+static InSpec F(Shape s, Domain d) {
+    return (InSpec){DT_F64, s, d, 0};
+}
+static InSpec IDX(Shape s, int64_t imax) {
+    return (InSpec){DT_I64, s, DOM_IDX, imax};
+}
 
-static GradCase mk(const char *label, BuildFn b, int variant, int nin, InSpec a, InSpec b2, InSpec c) {
+static GradCase mk(const char *label, BuildFn b, int variant, int nin, InSpec a, InSpec b2,
+                   InSpec c) {
     GradCase gc;
     memset(&gc, 0, sizeof gc);
     snprintf(gc.label, sizeof gc.label, "%s", label);
@@ -158,7 +164,14 @@ static int cases_for(OpKind op, GradCase *out) {
     InSpec none = {0};
     Domain d0 = DOM_ANY, d1 = DOM_ANY;
     switch (op) {
-    case OP_NEG: case OP_ABS: case OP_EXP: case OP_LOG: case OP_SQRT: case OP_SIN: case OP_COS: case OP_ERF:
+    case OP_NEG:
+    case OP_ABS:
+    case OP_EXP:
+    case OP_LOG:
+    case OP_SQRT:
+    case OP_SIN:
+    case OP_COS:
+    case OP_ERF:
         d0 = (op == OP_LOG || op == OP_SQRT) ? DOM_POS : op == OP_ABS ? DOM_AWAY : DOM_ANY;
         out[n++] = mk("[3,5]", b_unary, 0, 1, F(S(2, 3, 5), d0), none, none);
         out[n++] = mk("[7]", b_unary, 0, 1, F(S(1, 7), d0), none, none);
@@ -168,7 +181,13 @@ static int cases_for(OpKind op, GradCase *out) {
     case OP_CAST:
         out[n++] = mk("f64->f64 [3,5]", b_cast, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none);
         return n;
-    case OP_ADD: case OP_SUB: case OP_MUL: case OP_DIV: case OP_POW: case OP_MAX: case OP_MIN:
+    case OP_ADD:
+    case OP_SUB:
+    case OP_MUL:
+    case OP_DIV:
+    case OP_POW:
+    case OP_MAX:
+    case OP_MIN:
         d0 = op == OP_POW ? DOM_POS : DOM_ANY;
         d1 = op == OP_DIV ? DOM_POS : DOM_ANY;
         out[n++] = mk("[3,5] [3,5]", b_binary, 0, 2, F(S(2, 3, 5), d0), F(S(2, 3, 5), d1), none);
@@ -180,10 +199,12 @@ static int cases_for(OpKind op, GradCase *out) {
     case OP_WHERE:
         out[n++] = mk("[3,5]", b_where, 0, 3, F(S(2, 3, 5), DOM_ANY), F(S(2, 3, 5), DOM_ANY),
                       F(S(2, 3, 5), DOM_AWAY));
-        out[n++] = mk("[3,5] [1,5] [3,1]", b_where, 0, 3, F(S(2, 3, 5), DOM_ANY), F(S(2, 1, 5), DOM_ANY),
-                      F(S(2, 3, 1), DOM_AWAY));
+        out[n++] = mk("[3,5] [1,5] [3,1]", b_where, 0, 3, F(S(2, 3, 5), DOM_ANY),
+                      F(S(2, 1, 5), DOM_ANY), F(S(2, 3, 1), DOM_AWAY));
         return n;
-    case OP_SUM: case OP_REDUCE_MAX: case OP_REDUCE_MIN:
+    case OP_SUM:
+    case OP_REDUCE_MAX:
+    case OP_REDUCE_MIN:
         out[n++] = mk("[3,4,5] axis 1", b_reduce, 0, 1, F(S(3, 3, 4, 5), DOM_ANY), none, none);
         out[n++] = mk("[3,4,5] axes 0,2", b_reduce, 1, 1, F(S(3, 3, 4, 5), DOM_ANY), none, none);
         out[n++] = mk("[3,4,5] all", b_reduce, 2, 1, F(S(3, 3, 4, 5), DOM_ANY), none, none);
@@ -209,31 +230,39 @@ static int cases_for(OpKind op, GradCase *out) {
         out[n++] = mk("[3,7] 0:3:2, 2:3:5", b_slice, 3, 1, F(S(2, 3, 7), DOM_ANY), none, none);
         return n;
     case OP_CONCAT:
-        out[n++] = mk("[2,3]+[4,3] axis 0", b_concat, 0, 2, F(S(2, 2, 3), DOM_ANY), F(S(2, 4, 3), DOM_ANY), none);
-        out[n++] = mk("[2,1]+[2,3]+[2,2] axis 1", b_concat, 1, 3, F(S(2, 2, 1), DOM_ANY), F(S(2, 2, 3), DOM_ANY),
-                      F(S(2, 2, 2), DOM_ANY));
+        out[n++] = mk("[2,3]+[4,3] axis 0", b_concat, 0, 2, F(S(2, 2, 3), DOM_ANY),
+                      F(S(2, 4, 3), DOM_ANY), none);
+        out[n++] = mk("[2,1]+[2,3]+[2,2] axis 1", b_concat, 1, 3, F(S(2, 2, 1), DOM_ANY),
+                      F(S(2, 2, 3), DOM_ANY), F(S(2, 2, 2), DOM_ANY));
         return n;
     case OP_GATHER:
-        out[n++] = mk("[5,3] idx[7]", b_gather, 0, 2, F(S(2, 5, 3), DOM_ANY), IDX(S(1, 7), 5), none);
-        out[n++] = mk("[5] idx[2,3]", b_gather, 0, 2, F(S(1, 5), DOM_ANY), IDX(S(2, 2, 3), 5), none);
+        out[n++] =
+            mk("[5,3] idx[7]", b_gather, 0, 2, F(S(2, 5, 3), DOM_ANY), IDX(S(1, 7), 5), none);
+        out[n++] =
+            mk("[5] idx[2,3]", b_gather, 0, 2, F(S(1, 5), DOM_ANY), IDX(S(2, 2, 3), 5), none);
         return n;
     case OP_SCATTER_ADD:
-        out[n++] = mk("upd[7,3] idx[7] rows 5", b_scatter, 0, 2, F(S(2, 7, 3), DOM_ANY), IDX(S(1, 7), 5), none);
-        out[n++] = mk("upd[2,3] idx[2,3] rows 5", b_scatter, 0, 2, F(S(2, 2, 3), DOM_ANY), IDX(S(2, 2, 3), 5),
-                      none);
+        out[n++] = mk("upd[7,3] idx[7] rows 5", b_scatter, 0, 2, F(S(2, 7, 3), DOM_ANY),
+                      IDX(S(1, 7), 5), none);
+        out[n++] = mk("upd[2,3] idx[2,3] rows 5", b_scatter, 0, 2, F(S(2, 2, 3), DOM_ANY),
+                      IDX(S(2, 2, 3), 5), none);
         return n;
     case OP_PAD:
         out[n++] = mk("[3,2] (1,2)(0,3) 0.5", b_pad, 0, 1, F(S(2, 3, 2), DOM_ANY), none, none);
         out[n++] = mk("[1,1] (0,0)(2,0)", b_pad, 1, 1, F(S(2, 1, 1), DOM_ANY), none, none);
         return n;
     case OP_MATMUL:
-        out[n++] = mk("[3,4]@[4,2]", b_matmul, 0, 2, F(S(2, 3, 4), DOM_ANY), F(S(2, 4, 2), DOM_ANY), none);
-        out[n++] = mk("[2,3,4]@[2,4,5]", b_matmul, 0, 2, F(S(3, 2, 3, 4), DOM_ANY), F(S(3, 2, 4, 5), DOM_ANY),
-                      none);
-        out[n++] = mk("[1,1]@[1,1]", b_matmul, 0, 2, F(S(2, 1, 1), DOM_ANY), F(S(2, 1, 1), DOM_ANY), none);
-        out[n++] = mk("[2,3,4]@[4,5]", b_matmul, 0, 2, F(S(3, 2, 3, 4), DOM_ANY), F(S(2, 4, 5), DOM_ANY), none);
+        out[n++] =
+            mk("[3,4]@[4,2]", b_matmul, 0, 2, F(S(2, 3, 4), DOM_ANY), F(S(2, 4, 2), DOM_ANY), none);
+        out[n++] = mk("[2,3,4]@[2,4,5]", b_matmul, 0, 2, F(S(3, 2, 3, 4), DOM_ANY),
+                      F(S(3, 2, 4, 5), DOM_ANY), none);
+        out[n++] =
+            mk("[1,1]@[1,1]", b_matmul, 0, 2, F(S(2, 1, 1), DOM_ANY), F(S(2, 1, 1), DOM_ANY), none);
+        out[n++] = mk("[2,3,4]@[4,5]", b_matmul, 0, 2, F(S(3, 2, 3, 4), DOM_ANY),
+                      F(S(2, 4, 5), DOM_ANY), none);
         return n;
-    default: return 0;
+    default:
+        return 0;
     }
 }
 
@@ -243,7 +272,7 @@ typedef struct {
     Arena *arena;
     DiagList *diags;
     Graph *g;
-    int nin;           /* case inputs; input nin is the weight r */
+    int nin; /* case inputs; input nin is the weight r */
     Node *in[MAXIN + 1];
     Node *loss;
 } Built;
@@ -262,7 +291,8 @@ static bool build_loss(Built *b, const GradCase *c) {
     b->diags = diag_list_new(b->arena, source_set_new(b->arena));
     b->g = ir_graph_new(b->arena, b->diags, "grad_case");
     b->nin = c->nin;
-    for (int i = 0; i < c->nin; i++) b->in[i] = ir_input(b->g, c->in[i].dt, c->in[i].shape, NULL, L0);
+    for (int i = 0; i < c->nin; i++)
+        b->in[i] = ir_input(b->g, c->in[i].dt, c->in[i].shape, NULL, L0);
     Node *y = c->build(b->g, b->in, c->variant);
     if (!y) return false;
     b->in[c->nin] = ir_input(b->g, y->dtype, y->shape, "r", L0);
@@ -280,10 +310,18 @@ static RtTensor *random_tensor(const InSpec *s) {
     for (int64_t i = 0; i < n; i++) {
         double v;
         switch (s->dom) {
-        case DOM_POS: v = uniform(0.5, 2.0); break;
-        case DOM_AWAY: v = uniform(0.3, 2.0) * (next_u64() & 1 ? 1 : -1); break;
-        case DOM_IDX: rt_tensor_set_i64(t, i, (int64_t)(next_u64() % (uint64_t)s->imax)); continue;
-        default: v = uniform(-2.0, 2.0); break;
+        case DOM_POS:
+            v = uniform(0.5, 2.0);
+            break;
+        case DOM_AWAY:
+            v = uniform(0.3, 2.0) * (next_u64() & 1 ? 1 : -1);
+            break;
+        case DOM_IDX:
+            rt_tensor_set_i64(t, i, (int64_t)(next_u64() % (uint64_t)s->imax));
+            continue;
+        default:
+            v = uniform(-2.0, 2.0);
+            break;
         }
         rt_tensor_set_f64(t, i, v);
     }
@@ -324,11 +362,13 @@ static void check_case(const char *opname, const GradCase *c) {
     print_diags(ad.diags);
     cr_assert(ok, "%s %s: pass_grad failed", opname, c->label);
     ir_graph_add_output(ad.g, ad.loss);
-    for (int k = 0; k < nw; k++) ir_graph_add_output(ad.g, grads[k]);
+    for (int k = 0; k < nw; k++)
+        ir_graph_add_output(ad.g, grads[k]);
     cr_assert(ir_verify(ad.g, "autodiff"), "%s %s: verifier", opname, c->label);
 
     RtTensor *vals[MAXIN + 1];
-    for (int i = 0; i < c->nin; i++) vals[i] = random_tensor(&c->in[i]);
+    for (int i = 0; i < c->nin; i++)
+        vals[i] = random_tensor(&c->in[i]);
     InSpec rs = F(ad.in[c->nin]->shape, DOM_ANY);
     vals[c->nin] = random_tensor(&rs);
 
@@ -350,12 +390,14 @@ static void check_case(const char *opname, const GradCase *c) {
             double fd = (lp - lm) / (2 * FD_H);
             double an = rt_tensor_get_f64(outs[1 + k], j);
             cr_expect(fabs(an - fd) <= FD_TOL * (1 + fabs(fd)),
-                      "%s %s: d/dinput%d[%lld]: autodiff %.12g, finite differences %.12g", opname, c->label,
-                      widx[k], (long long)j, an, fd);
+                      "%s %s: d/dinput%d[%lld]: autodiff %.12g, finite differences %.12g", opname,
+                      c->label, widx[k], (long long)j, an, fd);
         }
     }
-    for (int i = 0; i <= c->nin; i++) rt_tensor_free(vals[i]);
-    for (int k = 0; k <= nw; k++) rt_tensor_free(outs[k]);
+    for (int i = 0; i <= c->nin; i++)
+        rt_tensor_free(vals[i]);
+    for (int k = 0; k <= nw; k++)
+        rt_tensor_free(outs[k]);
     free_built(&fwd);
     free_built(&ad);
 }
@@ -463,10 +505,11 @@ Test(grad, table_is_total) {
     for (int op = 0; op < OP_COUNT; op++) {
         const GradRule *r = &pass_grad_rules[op];
         if (ir_ops[op].flags & OPF_DIFF)
-            cr_expect(r->kind == GRAD_KIND_RULE && r->fn, "%s is differentiable but has no rule", ir_op_name(op));
-        else
-            cr_expect(r->kind == GRAD_KIND_NONE && !r->fn, "%s is not differentiable but is not GRAD_NONE",
+            cr_expect(r->kind == GRAD_KIND_RULE && r->fn, "%s is differentiable but has no rule",
                       ir_op_name(op));
+        else
+            cr_expect(r->kind == GRAD_KIND_NONE && !r->fn,
+                      "%s is not differentiable but is not GRAD_NONE", ir_op_name(op));
     }
 }
 
@@ -478,7 +521,8 @@ Test(grad, every_differentiable_op_matches_finite_differences) {
         cr_expect(n > 0, "%s is differentiable but has no gradient test case", ir_op_name(op));
         cur_op = (OpKind)op;
         rng_state = 0x5eed0000u + (uint64_t)op;
-        for (int i = 0; i < n; i++) check_case(ir_op_name(op), &cases[i]);
+        for (int i = 0; i < n; i++)
+            check_case(ir_op_name(op), &cases[i]);
     }
 }
 
@@ -496,16 +540,41 @@ Test(grad, every_differentiable_op_matches_finite_differences_at_second_order) {
 
 /* ---- composites ------------------------------------------------------------ */
 
-static Node *c_softmax(Graph *g, Node **in, int v) { return ir_softmax(g, in[0], v, L0); }
-static Node *c_log_softmax(Graph *g, Node **in, int v) { return ir_log_softmax(g, in[0], v, L0); }
-static Node *c_logsumexp(Graph *g, Node **in, int v) { return ir_logsumexp(g, in[0], v, L0); }
-static Node *c_xent(Graph *g, Node **in, int v) { (void)v; return ir_cross_entropy(g, in[0], in[1], L0); }
-static Node *c_tanh(Graph *g, Node **in, int v) { (void)v; return ir_tanh(g, in[0], L0); }
-static Node *c_gelu(Graph *g, Node **in, int v) { return ir_gelu(g, in[0], v != 0, L0); }
-static Node *c_sigmoid(Graph *g, Node **in, int v) { (void)v; return ir_sigmoid(g, in[0], L0); }
-static Node *c_relu(Graph *g, Node **in, int v) { (void)v; return ir_relu(g, in[0], L0); }
-static Node *c_mean(Graph *g, Node **in, int v) { return ir_mean(g, in[0], v ? 0x3u : 0x2u, L0); }
-static Node *c_mse(Graph *g, Node **in, int v) { (void)v; return ir_mse(g, in[0], in[1], L0); }
+static Node *c_softmax(Graph *g, Node **in, int v) {
+    return ir_softmax(g, in[0], v, L0);
+}
+static Node *c_log_softmax(Graph *g, Node **in, int v) {
+    return ir_log_softmax(g, in[0], v, L0);
+}
+static Node *c_logsumexp(Graph *g, Node **in, int v) {
+    return ir_logsumexp(g, in[0], v, L0);
+}
+static Node *c_xent(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_cross_entropy(g, in[0], in[1], L0);
+}
+static Node *c_tanh(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_tanh(g, in[0], L0);
+}
+static Node *c_gelu(Graph *g, Node **in, int v) {
+    return ir_gelu(g, in[0], v != 0, L0);
+}
+static Node *c_sigmoid(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_sigmoid(g, in[0], L0);
+}
+static Node *c_relu(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_relu(g, in[0], L0);
+}
+static Node *c_mean(Graph *g, Node **in, int v) {
+    return ir_mean(g, in[0], v ? 0x3u : 0x2u, L0);
+}
+static Node *c_mse(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_mse(g, in[0], in[1], L0);
+}
 
 Test(grad, composites_match_finite_differences) {
     InSpec none = {0};
@@ -525,7 +594,8 @@ Test(grad, composites_match_finite_differences) {
         mk("mse", c_mse, 0, 2, F(S(2, 3, 5), DOM_ANY), F(S(2, 3, 5), DOM_ANY), none),
     };
     rng_state = 42;
-    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) check_case("composite", &cs[i]);
+    for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
+        check_case("composite", &cs[i]);
     rng_state = 43;
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)
         check_case_second_order("composite", &cs[i]);
@@ -549,7 +619,8 @@ static Ctx ctx_new(void) {
 
 static RtTensor *tensor_of(Shape s, const double *v) {
     RtTensor *t = rt_tensor_new(DT_F64, s);
-    for (int64_t i = 0; i < rt_shape_numel(&s); i++) rt_tensor_set_f64(t, i, v[i]);
+    for (int64_t i = 0; i < rt_shape_numel(&s); i++)
+        rt_tensor_set_f64(t, i, v[i]);
     return t;
 }
 
@@ -575,7 +646,8 @@ Test(grad, reduce_max_ties_share_the_gradient) {
     RtTensor *in = tensor_of(S(1, 4), xv);
     RtTensor *r = run1(&c, &in, 1, 0);
     double want[] = {0, 0.5, 0, 0.5};
-    for (int i = 0; i < 4; i++) cr_expect_eq(rt_tensor_get_f64(r, i), want[i], "element %d", i);
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(rt_tensor_get_f64(r, i), want[i], "element %d", i);
     rt_tensor_free(r);
     rt_tensor_free(in);
     arena_free(c.arena);
@@ -622,8 +694,10 @@ Test(grad, unreached_wrt_gets_zeros_and_stop_grad_blocks) {
     RtTensor *in[2] = {tensor_of(S(1, 3), xv), tensor_of(S(2, 2, 2), zv)};
     RtTensor *outs[2];
     cr_assert(ir_interp_run(c.g, in, outs, c.diags));
-    for (int i = 0; i < 3; i++) cr_expect_eq(rt_tensor_get_f64(outs[0], i), xv[i]); /* only one path counts */
-    for (int i = 0; i < 4; i++) cr_expect_eq(rt_tensor_get_f64(outs[1], i), 0.0);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(rt_tensor_get_f64(outs[0], i), xv[i]); /* only one path counts */
+    for (int i = 0; i < 4; i++)
+        cr_expect_eq(rt_tensor_get_f64(outs[1], i), 0.0);
     for (int i = 0; i < 2; i++) {
         rt_tensor_free(outs[i]);
         rt_tensor_free(in[i]);
@@ -648,15 +722,18 @@ Test(grad, casts_through_f32_and_integers) {
     Node *x = ir_input(c.g, DT_F64, S(1, 3), "x", L0);
     Node *via32 = ir_cast(c.g, ir_cast(c.g, x, DT_F32, L0), DT_F64, L0);
     Node *viaint = ir_cast(c.g, ir_cast(c.g, x, DT_I64, L0), DT_F64, L0);
-    Node *y = sum_all(c.g, ir_binary(c.g, OP_ADD, ir_binary(c.g, OP_MUL, via32, ir_scalar(c.g, DT_F64, 3, L0), L0),
-                                     viaint, L0));
+    Node *y =
+        sum_all(c.g, ir_binary(c.g, OP_ADD,
+                               ir_binary(c.g, OP_MUL, via32, ir_scalar(c.g, DT_F64, 3, L0), L0),
+                               viaint, L0));
     Node *gx;
     cr_assert(pass_grad(c.g, y, NULL, &x, 1, &gx));
     ir_graph_add_output(c.g, gx);
     double xv[] = {0.5, 1.5, -2.5};
     RtTensor *in = tensor_of(S(1, 3), xv);
     RtTensor *r = run1(&c, &in, 1, 0);
-    for (int i = 0; i < 3; i++) cr_expect_eq(rt_tensor_get_f64(r, i), 3.0); /* truncation adds nothing */
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(rt_tensor_get_f64(r, i), 3.0); /* truncation adds nothing */
     rt_tensor_free(r);
     rt_tensor_free(in);
     arena_free(c.arena);
@@ -680,13 +757,18 @@ Test(grad, pow_exponent_gradient_is_guarded_for_nonpositive_bases) {
     cr_assert(ir_interp_run(c.g, in, outs, c.diags));
     double wa[] = {-4, 0, 6}, wb[] = {0, 0, 9 * log(3.0)};
     for (int i = 0; i < 3; i++) {
-        cr_expect(fabs(rt_tensor_get_f64(outs[0], i) - wa[i]) < 1e-12, "da[%d] = %g", i, rt_tensor_get_f64(outs[0], i));
-        cr_expect(fabs(rt_tensor_get_f64(outs[1], i) - wb[i]) < 1e-12, "db[%d] = %g", i, rt_tensor_get_f64(outs[1], i));
+        cr_expect(fabs(rt_tensor_get_f64(outs[0], i) - wa[i]) < 1e-12, "da[%d] = %g", i,
+                  rt_tensor_get_f64(outs[0], i));
+        cr_expect(fabs(rt_tensor_get_f64(outs[1], i) - wb[i]) < 1e-12, "db[%d] = %g", i,
+                  rt_tensor_get_f64(outs[1], i));
     }
     double want_tr = 9 * log(3.0) * log(3.0); /* d2/db2 a^b = a^b ln(a)^2, 0 where guarded */
-    cr_expect(fabs(rt_tensor_get_f64(outs[2], 0) - want_tr) < 1e-12, "trace %.15g", rt_tensor_get_f64(outs[2], 0));
-    for (int i = 0; i < 3; i++) rt_tensor_free(outs[i]);
-    for (int i = 0; i < 2; i++) rt_tensor_free(in[i]);
+    cr_expect(fabs(rt_tensor_get_f64(outs[2], 0) - want_tr) < 1e-12, "trace %.15g",
+              rt_tensor_get_f64(outs[2], 0));
+    for (int i = 0; i < 3; i++)
+        rt_tensor_free(outs[i]);
+    for (int i = 0; i < 2; i++)
+        rt_tensor_free(in[i]);
     arena_free(c.arena);
 }
 
@@ -736,7 +818,8 @@ Test(grad, hvp_matches_finite_differences_of_gradients) {
         cr_expect(fabs(an - fd) <= 1e-6 * (1 + fabs(fd)), "Hv[%d]: %.12g vs %.12g", i, an, fd);
     }
     RtTensor *all[] = {w, x, v, wp, wm, gp, gm, h};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++) rt_tensor_free(all[i]);
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        rt_tensor_free(all[i]);
     arena_free(c.arena);
     arena_free(d.arena);
 }
@@ -744,10 +827,11 @@ Test(grad, hvp_matches_finite_differences_of_gradients) {
 /* L(w) = (1/n) sum_i ||x_i - w (w . x_i)||^2, x_i = e_i (i < n), w in R^d */
 static Node *linear_autoencoder(Graph *g, Node *w, int n, int d) {
     Shape nd = S(2, n, d);
-    Node *X = ir_cast(g, ir_binary(g, OP_EQ, ir_iota(g, DT_I64, nd, 0, L0), ir_iota(g, DT_I64, nd, 1, L0), L0),
-                      DT_F64, L0);                                      /* (n,d) rows e_i */
-    Node *wc = ir_reshape(g, w, S(2, d, 1), L0);                        /* (d,1) */
-    Node *p = ir_matmul(g, X, wc, L0);                                  /* (n,1) = w . x_i */
+    Node *X = ir_cast(
+        g, ir_binary(g, OP_EQ, ir_iota(g, DT_I64, nd, 0, L0), ir_iota(g, DT_I64, nd, 1, L0), L0),
+        DT_F64, L0);                             /* (n,d) rows e_i */
+    Node *wc = ir_reshape(g, w, S(2, d, 1), L0); /* (d,1) */
+    Node *p = ir_matmul(g, X, wc, L0);           /* (n,1) = w . x_i */
     Node *recon = ir_binary(g, OP_MUL, p, ir_reshape(g, w, S(2, 1, d), L0), L0); /* (n,d) */
     Node *diff = ir_binary(g, OP_SUB, X, recon, L0);
     Node *sq = sum_all(g, ir_binary(g, OP_MUL, diff, diff, L0));

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ir/ir.h"
 #include "helpers/ir_helpers.h"
+#include "ir/ir.h"
 
 static Arena *A;
 static DiagList *D;
@@ -24,23 +24,30 @@ static void setup(void) {
     L = (SrcLoc){1, 3, 5, 1};
 }
 
-static void teardown(void) { arena_free(A); }
+static void teardown(void) {
+    arena_free(A);
+}
 
 TestSuite(graph, .init = setup, .fini = teardown);
 
-static Node *in(DType dt, Shape s) { return ir_input(G, dt, s, NULL, L); }
+static Node *in(DType dt, Shape s) {
+    return ir_input(G, dt, s, NULL, L);
+}
 
 /* The builder returned NULL and its last diagnostic contains want. */
-#define EXPECT_ERR(expr, want)                                                                      \
-    do {                                                                                            \
-        int before_ = D->nerrors;                                                                   \
-        Node *r_ = (expr);                                                                          \
-        cr_expect_null(r_, "%s should fail", #expr);                                                \
-        cr_expect_gt(D->nerrors, before_, "%s gave no diagnostic", #expr);                          \
-        cr_expect(strstr(th_last_diag(D), want) != NULL, "%s: message '%s' lacks '%s'", #expr, th_last_diag(D), want); \
+#define EXPECT_ERR(expr, want)                                                                     \
+    do {                                                                                           \
+        int before_ = D->nerrors;                                                                  \
+        Node *r_ = (expr);                                                                         \
+        cr_expect_null(r_, "%s should fail", #expr);                                               \
+        cr_expect_gt(D->nerrors, before_, "%s gave no diagnostic", #expr);                         \
+        cr_expect(strstr(th_last_diag(D), want) != NULL, "%s: message '%s' lacks '%s'", #expr,     \
+                  th_last_diag(D), want);                                                          \
     } while (0)
 
-static bool shape_is(const Node *n, Shape s) { return n && rt_shape_eq(&n->shape, &s); }
+static bool shape_is(const Node *n, Shape s) {
+    return n && rt_shape_eq(&n->shape, &s);
+}
 
 /* ---- inference and promotion ---------------------------------------------------------- */
 
@@ -81,7 +88,8 @@ Test(graph, binary_broadcast_inserts_nodes) {
 }
 
 Test(graph, binary_promotion) {
-    Node *i = in(DT_I32, th_shape(1, 5)), *f = in(DT_F32, th_shape(1, 5)), *l = in(DT_I64, th_shape(0));
+    Node *i = in(DT_I32, th_shape(1, 5)), *f = in(DT_F32, th_shape(1, 5)),
+         *l = in(DT_I64, th_shape(0));
     Node *bo = in(DT_BOOL, th_shape(1, 5)), *d = in(DT_F64, th_shape(1, 5));
     Node *x = ir_binary(G, OP_ADD, i, f, L);
     cr_expect_eq(x->dtype, DT_F32);
@@ -134,10 +142,12 @@ Test(graph, shapes_of_builders) {
     cr_expect(shape_is(sc, th_shape(3, 7, 3, 4)));
     Node *pd = ir_pad(G, x, (int64_t[]){1, 0, 2}, (int64_t[]){0, 3, 2}, 0.5, L);
     cr_expect(shape_is(pd, th_shape(3, 3, 6, 8)));
-    cr_expect(shape_is(ir_broadcast(G, in(DT_F32, th_shape(2, 3, 1)), th_shape(3, 5, 3, 4), L), th_shape(3, 5, 3, 4)));
+    cr_expect(shape_is(ir_broadcast(G, in(DT_F32, th_shape(2, 3, 1)), th_shape(3, 5, 3, 4), L),
+                       th_shape(3, 5, 3, 4)));
     Node *io = ir_iota(G, DT_I64, th_shape(2, 3, 4), 1, L);
     cr_expect_eq(io->dtype, DT_I64);
-    Node *w = ir_where(G, in(DT_BOOL, th_shape(1, 4)), in(DT_I32, th_shape(2, 3, 1)), in(DT_F32, th_shape(0)), L);
+    Node *w = ir_where(G, in(DT_BOOL, th_shape(1, 4)), in(DT_I32, th_shape(2, 3, 1)),
+                       in(DT_F32, th_shape(0)), L);
     cr_expect(shape_is(w, th_shape(2, 3, 4)));
     cr_expect_eq(w->dtype, DT_F32);
     cr_expect(ir_verify(G, "test"));
@@ -177,7 +187,8 @@ Test(graph, inputs_and_outputs) {
     cr_expect_eq(G->noutputs, 2);
     /* many nodes: the node array grows, ids stay dense */
     Node *x = a;
-    for (int i = 0; i < 500; i++) x = ir_binary(G, OP_ADD, x, a, L);
+    for (int i = 0; i < 500; i++)
+        x = ir_binary(G, OP_ADD, x, a, L);
     cr_expect_eq(x->id, G->nnodes - 1);
     cr_expect(ir_verify(G, "test"));
 }
@@ -198,23 +209,30 @@ Test(graph, errors_matmul) {
 Test(graph, errors_elementwise) {
     EXPECT_ERR(ir_binary(G, OP_ADD, in(DT_F32, th_shape(2, 3, 4)), in(DT_F32, th_shape(1, 5)), L),
                "add: shapes cannot be broadcast together: f32[3,4] and f32[5]");
-    EXPECT_ERR(ir_unary(G, OP_EXP, in(DT_I32, th_shape(1, 3)), L), "exp: needs a floating-point operand, got i32[3]");
-    EXPECT_ERR(ir_unary(G, OP_SQRT, in(DT_BOOL, th_shape(1, 3)), L), "sqrt: needs a floating-point operand");
+    EXPECT_ERR(ir_unary(G, OP_EXP, in(DT_I32, th_shape(1, 3)), L),
+               "exp: needs a floating-point operand, got i32[3]");
+    EXPECT_ERR(ir_unary(G, OP_SQRT, in(DT_BOOL, th_shape(1, 3)), L),
+               "sqrt: needs a floating-point operand");
     EXPECT_ERR(ir_binary(G, OP_POW, in(DT_I32, th_shape(1, 3)), in(DT_I64, th_shape(0)), L),
                "pow: needs floating-point operands, got i32[3] and i64[]");
     EXPECT_ERR(ir_unary(G, OP_ADD, in(DT_F32, th_shape(0)), L), "not a unary elementwise op");
-    EXPECT_ERR(ir_binary(G, OP_SUM, in(DT_F32, th_shape(0)), in(DT_F32, th_shape(0)), L), "not a binary elementwise op");
-    EXPECT_ERR(ir_where(G, in(DT_BOOL, th_shape(1, 2)), in(DT_F32, th_shape(1, 3)), in(DT_F32, th_shape(0)), L),
+    EXPECT_ERR(ir_binary(G, OP_SUM, in(DT_F32, th_shape(0)), in(DT_F32, th_shape(0)), L),
+               "not a binary elementwise op");
+    EXPECT_ERR(ir_where(G, in(DT_BOOL, th_shape(1, 2)), in(DT_F32, th_shape(1, 3)),
+                        in(DT_F32, th_shape(0)), L),
                "where: shapes cannot be broadcast together: bool[2], f32[3] and f32[]");
-    EXPECT_ERR(ir_binary(G, OP_ADD, in(DT_F16, th_shape(1, 3)), in(DT_F32, th_shape(1, 3)), L), "add: unsupported operands");
+    EXPECT_ERR(ir_binary(G, OP_ADD, in(DT_F16, th_shape(1, 3)), in(DT_F32, th_shape(1, 3)), L),
+               "add: unsupported operands");
     EXPECT_ERR(ir_cast(G, in(DT_BF16, th_shape(1, 3)), DT_F32, L), "bf16 has no arithmetic yet");
 }
 
 Test(graph, errors_leaves) {
-    EXPECT_ERR(ir_const(G, DT_I32, th_shape(1, 3), 0.5, L), "const: value 0.5 is not representable in i32");
+    EXPECT_ERR(ir_const(G, DT_I32, th_shape(1, 3), 0.5, L),
+               "const: value 0.5 is not representable in i32");
     EXPECT_ERR(ir_const(G, DT_BOOL, th_shape(0), 2, L), "not representable in bool");
     EXPECT_ERR(ir_const(G, DT_F32, th_shape(1, -2), 1, L), "const: negative dimension -2");
-    EXPECT_ERR(ir_iota(G, DT_I64, th_shape(2, 3, 4), 2, L), "iota: axis 2 out of range for i64[3,4]");
+    EXPECT_ERR(ir_iota(G, DT_I64, th_shape(2, 3, 4), 2, L),
+               "iota: axis 2 out of range for i64[3,4]");
     EXPECT_ERR(ir_iota(G, DT_BOOL, th_shape(1, 3), 0, L), "iota: unsupported dtype bool");
     EXPECT_ERR(ir_input(G, DT_F32, (Shape){.rank = 9}, "x", L), "input: rank 9 out of range");
     cr_expect_eq(G->ninputs, 0);
@@ -225,14 +243,18 @@ Test(graph, errors_reduce_and_movement) {
     EXPECT_ERR(ir_reduce(G, OP_SUM, x, 0x4, L), "sum: axis mask 0x4 out of range for f32[3,4]");
     EXPECT_ERR(ir_reduce(G, OP_ARGMAX, x, 0x3, L), "argmax: needs exactly one axis");
     EXPECT_ERR(ir_reduce(G, OP_ADD, x, 1, L), "is not a reduction");
-    EXPECT_ERR(ir_reshape(G, x, th_shape(2, 5, 2), L), "reshape: cannot reshape f32[3,4] to f32[5,2]");
-    EXPECT_ERR(ir_permute(G, x, (int[]){0, 0}, L), "permute: [0,0] is not a permutation of the axes of f32[3,4]");
+    EXPECT_ERR(ir_reshape(G, x, th_shape(2, 5, 2), L),
+               "reshape: cannot reshape f32[3,4] to f32[5,2]");
+    EXPECT_ERR(ir_permute(G, x, (int[]){0, 0}, L),
+               "permute: [0,0] is not a permutation of the axes of f32[3,4]");
     EXPECT_ERR(ir_permute(G, x, (int[]){1, 2}, L), "not a permutation");
-    EXPECT_ERR(ir_broadcast(G, x, th_shape(2, 3, 5), L), "broadcast: cannot broadcast f32[3,4] to f32[3,5]");
+    EXPECT_ERR(ir_broadcast(G, x, th_shape(2, 3, 5), L),
+               "broadcast: cannot broadcast f32[3,4] to f32[3,5]");
     EXPECT_ERR(ir_broadcast(G, x, th_shape(1, 4), L), "broadcast: cannot broadcast");
     EXPECT_ERR(ir_slice(G, x, (int64_t[]){0, 2}, (int64_t[]){3, 5}, (int64_t[]){1, 1}, L),
                "slice: axis 1: range 2:5 out of bounds for f32[3,4]");
-    EXPECT_ERR(ir_slice(G, x, (int64_t[]){2, 0}, (int64_t[]){1, 4}, (int64_t[]){1, 1}, L), "range 2:1 out of bounds");
+    EXPECT_ERR(ir_slice(G, x, (int64_t[]){2, 0}, (int64_t[]){1, 4}, (int64_t[]){1, 1}, L),
+               "range 2:1 out of bounds");
     EXPECT_ERR(ir_slice(G, x, (int64_t[]){0, 0}, (int64_t[]){3, 4}, (int64_t[]){0, 1}, L),
                "slice: axis 0: step 0 must be >= 1");
     EXPECT_ERR(ir_concat(G, (Node *[]){x, in(DT_F32, th_shape(2, 3, 5))}, 2, 0, L),
@@ -240,12 +262,16 @@ Test(graph, errors_reduce_and_movement) {
     EXPECT_ERR(ir_concat(G, (Node *[]){x, x}, 2, 2, L), "concat: axis 2 out of range for f32[3,4]");
     EXPECT_ERR(ir_concat(G, (Node *[]){x}, 1, -1, L), "concat: axis -1 out of range");
     EXPECT_ERR(ir_concat(G, NULL, 0, 0, L), "concat: needs at least one operand");
-    EXPECT_ERR(ir_gather(G, x, in(DT_F32, th_shape(1, 2)), L), "gather: indices must be integer, got f32[2]");
-    EXPECT_ERR(ir_gather(G, in(DT_F32, th_shape(0)), in(DT_I32, th_shape(1, 2)), L), "gather: cannot index a scalar f32[]");
+    EXPECT_ERR(ir_gather(G, x, in(DT_F32, th_shape(1, 2)), L),
+               "gather: indices must be integer, got f32[2]");
+    EXPECT_ERR(ir_gather(G, in(DT_F32, th_shape(0)), in(DT_I32, th_shape(1, 2)), L),
+               "gather: cannot index a scalar f32[]");
     EXPECT_ERR(ir_scatter_add(G, x, in(DT_I32, th_shape(1, 2)), 5, L),
                "scatter_add: updates f32[3,4] do not match indices i32[2]");
-    EXPECT_ERR(ir_scatter_add(G, x, in(DT_F32, th_shape(1, 3)), 5, L), "scatter_add: indices must be integer");
-    EXPECT_ERR(ir_pad(G, x, (int64_t[]){0, -1}, (int64_t[]){0, 0}, 0, L), "pad: axis 1: negative padding (-1, 0)");
+    EXPECT_ERR(ir_scatter_add(G, x, in(DT_F32, th_shape(1, 3)), 5, L),
+               "scatter_add: indices must be integer");
+    EXPECT_ERR(ir_pad(G, x, (int64_t[]){0, -1}, (int64_t[]){0, 0}, 0, L),
+               "pad: axis 1: negative padding (-1, 0)");
     EXPECT_ERR(ir_pad(G, in(DT_I32, th_shape(1, 2)), (int64_t[]){1}, (int64_t[]){1}, 0.5, L),
                "pad: value 0.5 is not representable in i32");
 }
@@ -285,11 +311,14 @@ Test(graph, errors_rng) {
     Node *seed = in(DT_I64, th_shape(0)), *off = in(DT_I64, th_shape(0));
     EXPECT_ERR(ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(1, 4), in(DT_F32, th_shape(0)), off, 1, L),
                "rng_normal: seed must be an integer scalar, got f32[]");
-    EXPECT_ERR(ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(1, 4), seed, in(DT_I64, th_shape(1, 2)), 1, L),
-               "rng_uniform: offset must be an integer scalar, got i64[2]");
-    EXPECT_ERR(ir_rng(G, OP_RNG_UNIFORM, DT_I32, th_shape(1, 4), seed, off, 1, L), "rng_uniform: result must be f32 or f64");
+    EXPECT_ERR(
+        ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(1, 4), seed, in(DT_I64, th_shape(1, 2)), 1, L),
+        "rng_uniform: offset must be an integer scalar, got i64[2]");
+    EXPECT_ERR(ir_rng(G, OP_RNG_UNIFORM, DT_I32, th_shape(1, 4), seed, off, 1, L),
+               "rng_uniform: result must be f32 or f64");
     EXPECT_ERR(ir_rng(G, OP_ADD, DT_F32, th_shape(1, 4), seed, off, 1, L), "not an rng op");
-    EXPECT_ERR(ir_fresh_seed(G, seed, in(DT_F32, th_shape(0)), 0, L), "fresh_seed: step must be an integer scalar");
+    EXPECT_ERR(ir_fresh_seed(G, seed, in(DT_F32, th_shape(0)), 0, L),
+               "fresh_seed: step must be an integer scalar");
     Node *r = ir_rng(G, OP_RNG_NORMAL, DT_F64, th_shape(1, 4), in(DT_I32, th_shape(0)), off, 7, L);
     cr_assert_not_null(r);
     cr_expect_eq(r->src[0]->op, OP_CAST);
@@ -298,20 +327,26 @@ Test(graph, errors_rng) {
 
 Test(graph, errors_composites) {
     Node *x = in(DT_F32, th_shape(2, 4, 3));
-    EXPECT_ERR(ir_cross_entropy(G, x, in(DT_I64, th_shape(1, 5)), L),
-               "cross_entropy: expects logits [N,C] and integer labels [N], got f32[4,3] and i64[5]");
-    EXPECT_ERR(ir_cross_entropy(G, x, in(DT_F32, th_shape(1, 4)), L), "cross_entropy: expects logits");
+    EXPECT_ERR(
+        ir_cross_entropy(G, x, in(DT_I64, th_shape(1, 5)), L),
+        "cross_entropy: expects logits [N,C] and integer labels [N], got f32[4,3] and i64[5]");
+    EXPECT_ERR(ir_cross_entropy(G, x, in(DT_F32, th_shape(1, 4)), L),
+               "cross_entropy: expects logits");
     EXPECT_ERR(ir_cross_entropy(G, in(DT_I32, th_shape(2, 4, 3)), in(DT_I32, th_shape(1, 4)), L),
                "cross_entropy: needs a floating-point operand");
     EXPECT_ERR(ir_one_hot(G, x, 3, DT_F32, L), "one_hot: labels must be integer, got f32[4,3]");
     EXPECT_ERR(ir_softmax(G, x, 2, L), "softmax: axis 2 out of range for f32[4,3]");
     EXPECT_ERR(ir_logsumexp(G, x, -1, L), "logsumexp: axis -1 out of range");
-    EXPECT_ERR(ir_log_softmax(G, in(DT_I32, th_shape(1, 3)), 0, L), "log_softmax: needs a floating-point operand");
-    EXPECT_ERR(ir_sigmoid(G, in(DT_I64, th_shape(1, 3)), L), "sigmoid: needs a floating-point operand, got i64[3]");
+    EXPECT_ERR(ir_log_softmax(G, in(DT_I32, th_shape(1, 3)), 0, L),
+               "log_softmax: needs a floating-point operand");
+    EXPECT_ERR(ir_sigmoid(G, in(DT_I64, th_shape(1, 3)), L),
+               "sigmoid: needs a floating-point operand, got i64[3]");
     EXPECT_ERR(ir_tanh(G, in(DT_BOOL, th_shape(1, 3)), L), "tanh: needs a floating-point operand");
-    EXPECT_ERR(ir_gelu(G, in(DT_I32, th_shape(1, 3)), false, L), "gelu: needs a floating-point operand");
+    EXPECT_ERR(ir_gelu(G, in(DT_I32, th_shape(1, 3)), false, L),
+               "gelu: needs a floating-point operand");
     EXPECT_ERR(ir_sum_to(G, x, th_shape(1, 4), L), "sum_to: f32[4,3] is not a broadcast of f32[4]");
-    EXPECT_ERR(ir_mse(G, x, in(DT_F32, th_shape(1, 4)), L), "sub: shapes cannot be broadcast together");
+    EXPECT_ERR(ir_mse(G, x, in(DT_F32, th_shape(1, 4)), L),
+               "sub: shapes cannot be broadcast together");
     EXPECT_ERR(ir_unsqueeze_axes(G, x, 0x10, L), "unsqueeze: axis mask 0x10 does not fit f32[4,3]");
 }
 
@@ -469,7 +504,8 @@ Test(graph, print_golden) {
     w->flags |= NODE_PARAM;
     Node *seed = ir_input(G, DT_I64, th_shape(0), NULL, srcloc_none());
     Node *h = ir_matmul(G, x, w, (SrcLoc){1, 14, 9, 3});
-    Node *z = ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(2, 4, 2), seed, ir_scalar(G, DT_I64, 0, L), 0xabfe42a2u, L);
+    Node *z = ir_rng(G, OP_RNG_NORMAL, DT_F32, th_shape(2, 4, 2), seed, ir_scalar(G, DT_I64, 0, L),
+                     0xabfe42a2u, L);
     Node *y = ir_binary(G, OP_MUL, h, ir_scalar(G, DT_F32, 0.1, srcloc_none()), srcloc_none());
     Node *s = ir_reduce(G, OP_SUM, ir_binary(G, OP_ADD, y, z, L), 0x2, L);
     Node *p = ir_permute(G, h, (int[]){1, 0}, L);
@@ -478,20 +514,19 @@ Test(graph, print_golden) {
     ir_graph_add_output(G, s);
     ir_graph_add_output(G, pd);
     char *text = th_graph_text(G);
-    const char *want =
-        "graph t(%0 x: f32[4,3], %1 param mlp.W: f32[3,2], %2: i64[])\n"
-        "  %3 = matmul f32[4,2] %0, %1  ; t.dfl:14:9\n"
-        "  %4 = const i64[] value=0  ; t.dfl:3:5\n"
-        "  %5 = rng_normal f32[4,2] %2, %4 stream=0xabfe42a2  ; t.dfl:3:5\n"
-        "  %6 = const f32[] value=0.1\n"
-        "  %7 = broadcast f32[4,2] %6\n"
-        "  %8 = mul f32[4,2] %3, %7\n"
-        "  %9 = add f32[4,2] %8, %5  ; t.dfl:3:5\n"
-        "  %10 = sum f32[4] %9 axes={1}  ; t.dfl:3:5\n"
-        "  %11 = permute f32[2,4] %3 perm=[1,0]  ; t.dfl:3:5\n"
-        "  %12 = slice f32[2,2] %11 start=[0,1] step=[1,2]  ; t.dfl:3:5\n"
-        "  %13 = pad f32[3,4] %12 lo=[1,0] hi=[0,2] value=-1.5  ; t.dfl:3:5\n"
-        "  return %10, %13\n";
+    const char *want = "graph t(%0 x: f32[4,3], %1 param mlp.W: f32[3,2], %2: i64[])\n"
+                       "  %3 = matmul f32[4,2] %0, %1  ; t.dfl:14:9\n"
+                       "  %4 = const i64[] value=0  ; t.dfl:3:5\n"
+                       "  %5 = rng_normal f32[4,2] %2, %4 stream=0xabfe42a2  ; t.dfl:3:5\n"
+                       "  %6 = const f32[] value=0.1\n"
+                       "  %7 = broadcast f32[4,2] %6\n"
+                       "  %8 = mul f32[4,2] %3, %7\n"
+                       "  %9 = add f32[4,2] %8, %5  ; t.dfl:3:5\n"
+                       "  %10 = sum f32[4] %9 axes={1}  ; t.dfl:3:5\n"
+                       "  %11 = permute f32[2,4] %3 perm=[1,0]  ; t.dfl:3:5\n"
+                       "  %12 = slice f32[2,2] %11 start=[0,1] step=[1,2]  ; t.dfl:3:5\n"
+                       "  %13 = pad f32[3,4] %12 lo=[1,0] hi=[0,2] value=-1.5  ; t.dfl:3:5\n"
+                       "  return %10, %13\n";
     cr_expect_str_eq(text, want);
     free(text);
 }
@@ -500,8 +535,8 @@ Test(graph, print_attrs_misc) {
     Node *lab = ir_input(G, DT_I32, th_shape(1, 3), NULL, srcloc_none());
     Node *oh = ir_one_hot(G, lab, 4, DT_F32, srcloc_none());
     Node *cat = ir_concat(G, (Node *[]){oh, oh}, 2, 1, srcloc_none());
-    Node *fs = ir_fresh_seed(G, ir_scalar(G, DT_I64, 42, srcloc_none()), ir_scalar(G, DT_I64, 7, srcloc_none()), 1,
-                             srcloc_none());
+    Node *fs = ir_fresh_seed(G, ir_scalar(G, DT_I64, 42, srcloc_none()),
+                             ir_scalar(G, DT_I64, 7, srcloc_none()), 1, srcloc_none());
     ir_graph_add_output(G, cat);
     ir_graph_add_output(G, fs);
     char *text = th_graph_text(G);

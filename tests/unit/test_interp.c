@@ -28,7 +28,9 @@ static void setup(void) {
     G = ir_graph_new(A, D, "t");
     L = (SrcLoc){1, 2, 7, 3};
 }
-static void teardown(void) { arena_free(A); }
+static void teardown(void) {
+    arena_free(A);
+}
 TestSuite(interp, .init = setup, .fini = teardown);
 
 static RtTensor *tensor_f32(Shape s, const float *v) {
@@ -52,7 +54,9 @@ static RtTensor *eval1(Node *out, RtTensor *in0) {
     return res;
 }
 
-static float f(const RtTensor *t, int64_t i) { return ((const float *)t->data)[i]; }
+static float f(const RtTensor *t, int64_t i) {
+    return ((const float *)t->data)[i];
+}
 
 /* ---- composites --------------------------------------------------------------------------- */
 
@@ -62,12 +66,15 @@ Test(interp, softmax_rows_sum_to_one) {
     RtTensor *r = eval1(ir_softmax(G, ir_input(G, DT_F32, th_shape(2, 3, 4), "x", L), 1, L), x);
     for (int i = 0; i < 3; i++) {
         double s = 0, m = -INFINITY, ref_den = 0;
-        for (int j = 0; j < 4; j++) m = fmax(m, v[i * 4 + j]);
-        for (int j = 0; j < 4; j++) ref_den += exp(v[i * 4 + j] - m);
+        for (int j = 0; j < 4; j++)
+            m = fmax(m, v[i * 4 + j]);
+        for (int j = 0; j < 4; j++)
+            ref_den += exp(v[i * 4 + j] - m);
         for (int j = 0; j < 4; j++) {
             s += f(r, i * 4 + j);
             double want = exp(v[i * 4 + j] - m) / ref_den;
-            cr_expect(fabs(f(r, i * 4 + j) - want) <= 1e-6 + 1e-5 * want, "softmax[%d,%d] %g vs %g", i, j, f(r, i * 4 + j), want);
+            cr_expect(fabs(f(r, i * 4 + j) - want) <= 1e-6 + 1e-5 * want, "softmax[%d,%d] %g vs %g",
+                      i, j, f(r, i * 4 + j), want);
         }
         cr_expect(fabs(s - 1) < 1e-6, "row %d sums to %.9g", i, s);
     }
@@ -90,7 +97,8 @@ Test(interp, softmax_axis0_and_log_softmax) {
     }
     for (int i = 0; i < 2; i++) {
         double lse = log(exp(v[i * 3]) + exp(v[i * 3 + 1]) + exp(v[i * 3 + 2]));
-        for (int j = 0; j < 3; j++) cr_expect(fabs(f(outs[1], i * 3 + j) - (v[i * 3 + j] - lse)) < 1e-5);
+        for (int j = 0; j < 3; j++)
+            cr_expect(fabs(f(outs[1], i * 3 + j) - (v[i * 3 + j] - lse)) < 1e-5);
     }
     rt_tensor_free(outs[0]);
     rt_tensor_free(outs[1]);
@@ -109,30 +117,45 @@ Test(interp, logsumexp_is_stable) {
     rt_tensor_free(x);
 }
 
-static void activation_case(Node *(*build)(Graph *, Node *, SrcLoc), double (*ref)(double), const char *what) {
-    float v[] = {0, 1e-3f, -1e-3f, 0.5f, -0.5f, 1, -1, 2.5f, -2.5f, 10, -10, 30, -30, 100, -100, 1e4f, -1e4f, 1e30f, -1e30f};
+static void activation_case(Node *(*build)(Graph *, Node *, SrcLoc), double (*ref)(double),
+                            const char *what) {
+    float v[] = {0,   1e-3f, -1e-3f, 0.5f, -0.5f, 1,    -1,    2.5f,  -2.5f, 10,
+                 -10, 30,    -30,    100,  -100,  1e4f, -1e4f, 1e30f, -1e30f};
     int n = (int)(sizeof v / sizeof v[0]);
     RtTensor *x = tensor_f32(th_shape(1, n), v);
     RtTensor *r = eval1(build(G, ir_input(G, DT_F32, th_shape(1, n), "x", L), L), x);
     for (int i = 0; i < n; i++) {
         double want = ref(v[i]), got = f(r, i);
         cr_expect(isfinite(got), "%s(%g) = %g", what, v[i], got);
-        cr_expect(fabs(got - want) <= 2e-7 + 1e-5 * fabs(want), "%s(%g) = %.9g, want %.9g", what, v[i], got, want);
+        cr_expect(fabs(got - want) <= 2e-7 + 1e-5 * fabs(want), "%s(%g) = %.9g, want %.9g", what,
+                  v[i], got, want);
     }
     rt_tensor_free(r);
     rt_tensor_free(x);
 }
 
-static double ref_sigmoid(double x) { return 1 / (1 + exp(-x)); }
-static double ref_gelu_tanh(double x) { return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x))); }
-static double ref_gelu(double x) { return 0.5 * x * (1 + erf(x / sqrt(2))); }
-static double ref_relu(double x) { return x > 0 ? x : 0; }
+static double ref_sigmoid(double x) {
+    return 1 / (1 + exp(-x));
+}
+static double ref_gelu_tanh(double x) {
+    return 0.5 * x * (1 + tanh(sqrt(2 / 3.14159265358979323846) * (x + 0.044715 * x * x * x)));
+}
+static double ref_gelu(double x) {
+    return 0.5 * x * (1 + erf(x / sqrt(2)));
+}
+static double ref_relu(double x) {
+    return x > 0 ? x : 0;
+}
 
 Test(interp, activations) {
     activation_case(ir_tanh, tanh, "tanh");
 }
-Test(interp, sigmoid) { activation_case(ir_sigmoid, ref_sigmoid, "sigmoid"); }
-Test(interp, relu) { activation_case(ir_relu, ref_relu, "relu"); }
+Test(interp, sigmoid) {
+    activation_case(ir_sigmoid, ref_sigmoid, "sigmoid");
+}
+Test(interp, relu) {
+    activation_case(ir_relu, ref_relu, "relu");
+}
 
 static void gelu_case(bool tanh_form, double (*ref)(double)) {
     /* gelu of +-1e30 overflows x^3 to inf (and 0.5 x (1 + 1) to inf): check moderate inputs only */
@@ -141,14 +164,18 @@ static void gelu_case(bool tanh_form, double (*ref)(double)) {
     RtTensor *x = tensor_f32(th_shape(1, n), v);
     RtTensor *r = eval1(ir_gelu(G, ir_input(G, DT_F32, th_shape(1, n), "x", L), tanh_form, L), x);
     for (int i = 0; i < n; i++)
-        cr_expect(fabs(f(r, i) - ref(v[i])) <= 2e-7 + 1e-5 * fabs(ref(v[i])), "gelu(%g, tanh %d) = %.9g want %.9g",
-                  v[i], tanh_form, f(r, i), ref(v[i]));
+        cr_expect(fabs(f(r, i) - ref(v[i])) <= 2e-7 + 1e-5 * fabs(ref(v[i])),
+                  "gelu(%g, tanh %d) = %.9g want %.9g", v[i], tanh_form, f(r, i), ref(v[i]));
     rt_tensor_free(r);
     rt_tensor_free(x);
 }
 
-Test(interp, gelu) { gelu_case(false, ref_gelu); }
-Test(interp, gelu_tanh) { gelu_case(true, ref_gelu_tanh); }
+Test(interp, gelu) {
+    gelu_case(false, ref_gelu);
+}
+Test(interp, gelu_tanh) {
+    gelu_case(true, ref_gelu_tanh);
+}
 
 Test(interp, cross_entropy_by_hand) {
     /* logits (3, 4), labels {2, 0, 3} */
@@ -156,14 +183,16 @@ Test(interp, cross_entropy_by_hand) {
     int64_t lab[3] = {2, 0, 3};
     RtTensor *x = tensor_f32(th_shape(2, 3, 4), lg), *y = rt_tensor_new(DT_I64, th_shape(1, 3));
     memcpy(y->data, lab, sizeof lab);
-    Node *nx = ir_input(G, DT_F32, th_shape(2, 3, 4), "logits", L), *ny = ir_input(G, DT_I64, th_shape(1, 3), "y", L);
+    Node *nx = ir_input(G, DT_F32, th_shape(2, 3, 4), "logits", L),
+         *ny = ir_input(G, DT_I64, th_shape(1, 3), "y", L);
     ir_graph_add_output(G, ir_cross_entropy(G, nx, ny, L));
     RtTensor *ins[2] = {x, y}, *loss;
     run(ins, &loss);
     double want = 0;
     for (int i = 0; i < 3; i++) {
         double s = 0;
-        for (int j = 0; j < 4; j++) s += exp(lg[i * 4 + j]);
+        for (int j = 0; j < 4; j++)
+            s += exp(lg[i * 4 + j]);
         want += -(lg[i * 4 + lab[i]] - log(s));
     }
     want /= 3;
@@ -177,7 +206,8 @@ Test(interp, cross_entropy_by_hand) {
 Test(interp, mse_mean_one_hot_sum_to) {
     float a[6] = {1, 2, 3, 4, 5, 6}, b[3] = {0.5f, 2, -1};
     RtTensor *ta = tensor_f32(th_shape(2, 2, 3), a), *tb = tensor_f32(th_shape(1, 3), b);
-    Node *na = ir_input(G, DT_F32, th_shape(2, 2, 3), "a", L), *nb = ir_input(G, DT_F32, th_shape(1, 3), "b", L);
+    Node *na = ir_input(G, DT_F32, th_shape(2, 2, 3), "a", L),
+         *nb = ir_input(G, DT_F32, th_shape(1, 3), "b", L);
     ir_graph_add_output(G, ir_mse(G, na, nb, L));
     ir_graph_add_output(G, ir_mean(G, na, 1, L));
     ir_graph_add_output(G, ir_sum_to(G, na, th_shape(2, 1, 3), L));
@@ -187,7 +217,8 @@ Test(interp, mse_mean_one_hot_sum_to) {
     RtTensor *ins[2] = {ta, tb}, *o[5];
     run(ins, o);
     double mse = 0;
-    for (int i = 0; i < 6; i++) mse += (a[i] - b[i % 3]) * (a[i] - b[i % 3]);
+    for (int i = 0; i < 6; i++)
+        mse += (a[i] - b[i % 3]) * (a[i] - b[i % 3]);
     cr_expect(fabs(f(o[0], 0) - mse / 6) < 1e-5);
     for (int j = 0; j < 3; j++) {
         cr_expect(fabs(f(o[1], j) - (a[j] + a[3 + j]) / 2) < 1e-6);
@@ -195,9 +226,12 @@ Test(interp, mse_mean_one_hot_sum_to) {
     }
     cr_expect(o[2]->shape.rank == 2 && o[2]->shape.dims[0] == 1);
     for (int i = 0; i < 3; i++)
-        for (int c = 0; c < 4; c++) cr_expect_eq(f(o[3], i * 4 + c), c == i ? 1.0f : 0.0f);
-    cr_expect(o[4]->shape.rank == 3 && o[4]->shape.dims[0] == 1 && o[4]->shape.dims[1] == 3 && o[4]->shape.dims[2] == 1);
-    for (int k = 0; k < 5; k++) rt_tensor_free(o[k]);
+        for (int c = 0; c < 4; c++)
+            cr_expect_eq(f(o[3], i * 4 + c), c == i ? 1.0f : 0.0f);
+    cr_expect(o[4]->shape.rank == 3 && o[4]->shape.dims[0] == 1 && o[4]->shape.dims[1] == 3 &&
+              o[4]->shape.dims[2] == 1);
+    for (int k = 0; k < 5; k++)
+        rt_tensor_free(o[k]);
     rt_tensor_free(ta);
     rt_tensor_free(tb);
 }
@@ -205,10 +239,12 @@ Test(interp, mse_mean_one_hot_sum_to) {
 /* ---- errors --------------------------------------------------------------------------------- */
 
 Test(interp, gather_out_of_range) {
-    RtTensor *d = rt_tensor_new(DT_F32, th_shape(2, 10, 3)), *idx = rt_tensor_new(DT_I64, th_shape(1, 4));
+    RtTensor *d = rt_tensor_new(DT_F32, th_shape(2, 10, 3)),
+             *idx = rt_tensor_new(DT_I64, th_shape(1, 4));
     int64_t iv[4] = {0, 9, 12, 3};
     memcpy(idx->data, iv, sizeof iv);
-    Node *nd = ir_input(G, DT_F32, th_shape(2, 10, 3), "d", L), *ni = ir_input(G, DT_I64, th_shape(1, 4), "i", L);
+    Node *nd = ir_input(G, DT_F32, th_shape(2, 10, 3), "d", L),
+         *ni = ir_input(G, DT_I64, th_shape(1, 4), "i", L);
     SrcLoc gl = {1, 3, 4, 6};
     Node *gth = ir_gather(G, ir_unary(G, OP_EXP, nd, L), ni, gl);
     ir_graph_add_output(G, ir_reduce(G, OP_SUM, gth, 1, L));
@@ -218,22 +254,27 @@ Test(interp, gather_out_of_range) {
     cr_expect_null(outs[0]);
     cr_expect_null(outs[1]);
     cr_assert_eq(D->nerrors, 1);
-    cr_expect(strstr(th_last_diag(D), "index 12 out of range for axis of size 10") != NULL, "%s", th_last_diag(D));
+    cr_expect(strstr(th_last_diag(D), "index 12 out of range for axis of size 10") != NULL, "%s",
+              th_last_diag(D));
     cr_expect_eq(D->items[0]->loc.line, 3);
     cr_expect_eq(D->items[0]->loc.col, 4);
     /* negative indices are out of range too; scatter_add checks as well */
     iv[2] = -1;
     memcpy(idx->data, iv, sizeof iv);
     cr_expect_not(ir_interp_run(G, ins, outs, D));
-    cr_expect(strstr(th_last_diag(D), "index -1 out of range for axis of size 10") != NULL, "%s", th_last_diag(D));
+    cr_expect(strstr(th_last_diag(D), "index -1 out of range for axis of size 10") != NULL, "%s",
+              th_last_diag(D));
     iv[1] = 4;
     memcpy(idx->data, iv, sizeof iv);
     Graph *g2 = ir_graph_new(A, D, "s");
-    Node *u = ir_input(g2, DT_F32, th_shape(2, 4, 3), "u", L), *i2 = ir_input(g2, DT_I64, th_shape(1, 4), "i", L);
+    Node *u = ir_input(g2, DT_F32, th_shape(2, 4, 3), "u", L),
+         *i2 = ir_input(g2, DT_I64, th_shape(1, 4), "i", L);
     ir_graph_add_output(g2, ir_scatter_add(g2, u, i2, 5, L));
     RtTensor *ins2[2] = {rt_tensor_new(DT_F32, th_shape(2, 4, 3)), idx}, *o2;
     cr_expect_not(ir_interp_run(g2, ins2, &o2, D));
-    cr_expect(strstr(th_last_diag(D), "scatter_add: index -1 out of range for axis of size 5") != NULL, "%s", th_last_diag(D));
+    cr_expect(strstr(th_last_diag(D), "scatter_add: index -1 out of range for axis of size 5") !=
+                  NULL,
+              "%s", th_last_diag(D));
     rt_tensor_free(ins2[0]);
     rt_tensor_free(d);
     rt_tensor_free(idx);
@@ -243,10 +284,12 @@ Test(interp, input_mismatch) {
     ir_input(G, DT_F32, th_shape(2, 3, 4), "x", L);
     Node *y = ir_input(G, DT_I64, th_shape(0), "step", L);
     ir_graph_add_output(G, y);
-    RtTensor *a = rt_tensor_new(DT_F32, th_shape(2, 3, 5)), *b = rt_tensor_new(DT_I64, th_shape(0)), *out;
+    RtTensor *a = rt_tensor_new(DT_F32, th_shape(2, 3, 5)), *b = rt_tensor_new(DT_I64, th_shape(0)),
+             *out;
     RtTensor *ins[2] = {a, b};
     cr_expect_not(ir_interp_run(G, ins, &out, D));
-    cr_expect(strstr(th_last_diag(D), "input #0 (x): expected f32[3,4], got f32[3,5]") != NULL, "%s", th_last_diag(D));
+    cr_expect(strstr(th_last_diag(D), "input #0 (x): expected f32[3,4], got f32[3,5]") != NULL,
+              "%s", th_last_diag(D));
     RtTensor *ins2[2] = {NULL, b};
     cr_expect_not(ir_interp_run(G, ins2, &out, D));
     cr_expect(strstr(th_last_diag(D), "got nothing") != NULL, "%s", th_last_diag(D));
@@ -339,7 +382,8 @@ Test(interp, pipeline_keeps_strided_slices_apart) {
     rt_tensor_free(in);
 }
 
-/* ---- ownership --------------------------------------------------------------------------------- */
+/* ---- ownership ---------------------------------------------------------------------------------
+ */
 
 Test(interp, outputs_alias_and_dead_code) {
     float v[3] = {1, -2, 3};
@@ -363,14 +407,17 @@ Test(interp, outputs_alias_and_dead_code) {
         cr_expect_eq(f(o[3], i), v[i] * v[i]);
         cr_expect_eq(f(x, i), v[i]); /* the caller's input is untouched */
     }
-    for (int k = 0; k < 4; k++) rt_tensor_free(o[k]);
+    for (int k = 0; k < 4; k++)
+        rt_tensor_free(o[k]);
     rt_tensor_free(x);
 }
 
 Test(interp, interp_node) {
-    Node *a = ir_input(G, DT_F64, th_shape(1, 2), "a", L), *b = ir_input(G, DT_F64, th_shape(1, 2), "b", L);
+    Node *a = ir_input(G, DT_F64, th_shape(1, 2), "a", L),
+         *b = ir_input(G, DT_F64, th_shape(1, 2), "b", L);
     Node *s = ir_binary(G, OP_POW, a, b, L);
-    RtTensor *ta = rt_tensor_new(DT_F64, th_shape(1, 2)), *tb = rt_tensor_new(DT_F64, th_shape(1, 2));
+    RtTensor *ta = rt_tensor_new(DT_F64, th_shape(1, 2)),
+             *tb = rt_tensor_new(DT_F64, th_shape(1, 2));
     ((double *)ta->data)[0] = 2;
     ((double *)ta->data)[1] = 9;
     ((double *)tb->data)[0] = 10;
@@ -384,12 +431,14 @@ Test(interp, interp_node) {
     RtTensor *bad[2] = {ta, ta};
     ((Node *)b)->dtype = DT_F32; /* now the source types disagree */
     cr_expect_null(ir_interp_node(s, bad, D));
-    cr_expect(strstr(th_last_diag(D), "operand 1 is not a f32[2] tensor") != NULL, "%s", th_last_diag(D));
+    cr_expect(strstr(th_last_diag(D), "operand 1 is not a f32[2] tensor") != NULL, "%s",
+              th_last_diag(D));
     rt_tensor_free(ta);
     rt_tensor_free(tb);
 }
 
-/* ---- a small MLP --------------------------------------------------------------------------------- */
+/* ---- a small MLP
+ * --------------------------------------------------------------------------------- */
 
 static void fill(RtTensor *t, double scale, uint32_t *st) {
     int64_t n = rt_shape_numel(&t->shape);
@@ -402,14 +451,17 @@ static void fill(RtTensor *t, double scale, uint32_t *st) {
 Test(interp, mlp_forward) {
     enum { N = 5, I = 7, H = 6, C = 3 };
     uint32_t st = 1;
-    RtTensor *x = rt_tensor_new(DT_F32, th_shape(2, N, I)), *w1 = rt_tensor_new(DT_F32, th_shape(2, I, H));
-    RtTensor *b1 = rt_tensor_new(DT_F32, th_shape(1, H)), *w2 = rt_tensor_new(DT_F32, th_shape(2, H, C));
+    RtTensor *x = rt_tensor_new(DT_F32, th_shape(2, N, I)),
+             *w1 = rt_tensor_new(DT_F32, th_shape(2, I, H));
+    RtTensor *b1 = rt_tensor_new(DT_F32, th_shape(1, H)),
+             *w2 = rt_tensor_new(DT_F32, th_shape(2, H, C));
     fill(x, 1, &st);
     fill(w1, 0.5, &st);
     fill(b1, 0.1, &st);
     fill(w2, 0.5, &st);
     Node *nx = ir_input(G, DT_F32, x->shape, "x", L), *n1 = ir_input(G, DT_F32, w1->shape, "W1", L);
-    Node *nb = ir_input(G, DT_F32, b1->shape, "b1", L), *n2 = ir_input(G, DT_F32, w2->shape, "W2", L);
+    Node *nb = ir_input(G, DT_F32, b1->shape, "b1", L),
+         *n2 = ir_input(G, DT_F32, w2->shape, "W2", L);
     Node *h = ir_relu(G, ir_binary(G, OP_ADD, ir_matmul(G, nx, n1, L), nb, L), L);
     ir_graph_add_output(G, ir_softmax(G, ir_matmul(G, h, n2, L), 1, L));
     RtTensor *ins[4] = {x, w1, b1, w2}, *p;
@@ -418,46 +470,58 @@ Test(interp, mlp_forward) {
         double hv[H], lg[C], m = -INFINITY, den = 0;
         for (int j = 0; j < H; j++) {
             double s = f(b1, j);
-            for (int i = 0; i < I; i++) s += (double)f(x, n * I + i) * f(w1, i * H + j);
+            for (int i = 0; i < I; i++)
+                s += (double)f(x, n * I + i) * f(w1, i * H + j);
             hv[j] = s > 0 ? s : 0;
         }
         for (int c = 0; c < C; c++) {
             lg[c] = 0;
-            for (int j = 0; j < H; j++) lg[c] += hv[j] * f(w2, j * C + c);
+            for (int j = 0; j < H; j++)
+                lg[c] += hv[j] * f(w2, j * C + c);
             m = fmax(m, lg[c]);
         }
-        for (int c = 0; c < C; c++) den += exp(lg[c] - m);
+        for (int c = 0; c < C; c++)
+            den += exp(lg[c] - m);
         for (int c = 0; c < C; c++)
             cr_expect(fabs(f(p, n * C + c) - exp(lg[c] - m) / den) < 1e-5, "p[%d,%d]", n, c);
     }
     rt_tensor_free(p);
-    for (int k = 0; k < 4; k++) rt_tensor_free(ins[k]);
+    for (int k = 0; k < 4; k++)
+        rt_tensor_free(ins[k]);
 }
 
 /* One SGD step of a 2-layer MLP with cross-entropy, backward written by hand
  * in IR ops: returns the loss and writes the new parameters as outputs. */
 static void build_sgd_step(Graph *g, int64_t N, int64_t I, int64_t H, int64_t C, float lr) {
-    Node *x = ir_input(g, DT_F32, th_shape(2, N, I), "x", L), *y = ir_input(g, DT_I64, th_shape(1, N), "y", L);
-    Node *w1 = ir_input(g, DT_F32, th_shape(2, I, H), "W1", L), *b1 = ir_input(g, DT_F32, th_shape(1, H), "b1", L);
-    Node *w2 = ir_input(g, DT_F32, th_shape(2, H, C), "W2", L), *b2 = ir_input(g, DT_F32, th_shape(1, C), "b2", L);
+    Node *x = ir_input(g, DT_F32, th_shape(2, N, I), "x", L),
+         *y = ir_input(g, DT_I64, th_shape(1, N), "y", L);
+    Node *w1 = ir_input(g, DT_F32, th_shape(2, I, H), "W1", L),
+         *b1 = ir_input(g, DT_F32, th_shape(1, H), "b1", L);
+    Node *w2 = ir_input(g, DT_F32, th_shape(2, H, C), "W2", L),
+         *b2 = ir_input(g, DT_F32, th_shape(1, C), "b2", L);
     Node *z = ir_binary(g, OP_ADD, ir_matmul(g, x, w1, L), b1, L);
     Node *h = ir_relu(g, z, L);
     Node *logits = ir_binary(g, OP_ADD, ir_matmul(g, h, w2, L), b2, L);
     Node *loss = ir_cross_entropy(g, logits, y, L);
     /* dlogits = (softmax - onehot) / N */
-    Node *dl = ir_binary(g, OP_DIV, ir_binary(g, OP_SUB, ir_softmax(g, logits, 1, L), ir_one_hot(g, y, C, DT_F32, L), L),
-                         ir_scalar(g, DT_F32, (double)N, L), L);
+    Node *dl = ir_binary(
+        g, OP_DIV,
+        ir_binary(g, OP_SUB, ir_softmax(g, logits, 1, L), ir_one_hot(g, y, C, DT_F32, L), L),
+        ir_scalar(g, DT_F32, (double)N, L), L);
     int tr[2] = {1, 0};
     Node *dw2 = ir_matmul(g, ir_permute(g, h, tr, L), dl, L);
     Node *db2 = ir_reduce(g, OP_SUM, dl, 1, L);
     Node *dh = ir_matmul(g, dl, ir_permute(g, w2, tr, L), L);
-    Node *dz = ir_where(g, ir_binary(g, OP_LT, ir_scalar(g, DT_F32, 0, L), z, L), dh, ir_scalar(g, DT_F32, 0, L), L);
+    Node *dz = ir_where(g, ir_binary(g, OP_LT, ir_scalar(g, DT_F32, 0, L), z, L), dh,
+                        ir_scalar(g, DT_F32, 0, L), L);
     Node *dw1 = ir_matmul(g, ir_permute(g, x, tr, L), dz, L);
     Node *db1 = ir_reduce(g, OP_SUM, dz, 1, L);
     Node *lrn = ir_scalar(g, DT_F32, lr, L);
     Node *params[4] = {w1, b1, w2, b2}, *grads[4] = {dw1, db1, dw2, db2};
     ir_graph_add_output(g, loss);
-    for (int k = 0; k < 4; k++) ir_graph_add_output(g, ir_binary(g, OP_SUB, params[k], ir_binary(g, OP_MUL, lrn, grads[k], L), L));
+    for (int k = 0; k < 4; k++)
+        ir_graph_add_output(
+            g, ir_binary(g, OP_SUB, params[k], ir_binary(g, OP_MUL, lrn, grads[k], L), L));
 }
 
 /* The synthetic problem: inputs in [-1, 1], scaled weights, zero biases and
@@ -550,7 +614,8 @@ static double train(int64_t N, int64_t I, int64_t H, int64_t C, int steps, doubl
     reference(N, I, H, C, x, y, p, &ref_loss, acc);
     rt_tensor_free(x);
     rt_tensor_free(y);
-    for (int k = 0; k < 4; k++) rt_tensor_free(p[k]);
+    for (int k = 0; k < 4; k++)
+        rt_tensor_free(p[k]);
     return loss;
 }
 

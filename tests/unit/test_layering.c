@@ -42,8 +42,10 @@ static void normalise(char *p) {
     int n = 0;
     for (char *tok = strtok(p, "/"); tok && n < 64; tok = strtok(NULL, "/")) {
         if (!strcmp(tok, ".")) continue;
-        if (!strcmp(tok, "..") && n > 0 && strcmp(parts[n - 1], "..")) n--;
-        else parts[n++] = tok;
+        if (!strcmp(tok, "..") && n > 0 && strcmp(parts[n - 1], ".."))
+            n--;
+        else
+            parts[n++] = tok;
     }
     char out[512] = "";
     for (int i = 0; i < n; i++) {
@@ -76,7 +78,8 @@ static int check_file(const Layer *l, const char *dir, const char *path) {
     while (fgets(line, sizeof line, f)) {
         lineno++;
         const char *p = line;
-        while (*p == ' ' || *p == '\t') p++;
+        while (*p == ' ' || *p == '\t')
+            p++;
         if (strncmp(p, "#include \"", 10) != 0) continue;
         p += 10;
         const char *end = strchr(p, '"');

@@ -27,13 +27,13 @@
 
 #include "codegen/llvm/llvm_backend.h"
 #include "codegen/llvm/llvm_internal.h"
+#include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "passes/autodiff.h"
 #include "runtime/rng.h"
 #include "runtime/threadpool.h"
 #include "runtime/vmath.h"
-#include "helpers/ir_helpers.h"
 
 /* ---- deterministic random numbers (splitmix64) ------------------------------------------ */
 
@@ -490,11 +490,12 @@ static void reductions(void) {
             }
             Case *c = case_new(T_NORM, "%s %s long row", ir_op_name(ops[k]),
                                rt_dtype_name(num_dtypes[d]));
-            CHECK(c, ir_reduce(c->g, ops[k], input(c, num_dtypes[d], th_shape(2, 3, 1037), DOM_ANY, 0),
-                               0x2, L));
+            CHECK(c, ir_reduce(c->g, ops[k],
+                               input(c, num_dtypes[d], th_shape(2, 3, 1037), DOM_ANY, 0), 0x2, L));
             c = case_new(T_NORM, "%s %s of a scalar", ir_op_name(ops[k]),
                          rt_dtype_name(num_dtypes[d]));
-            CHECK(c, ir_reduce(c->g, ops[k], input(c, num_dtypes[d], th_shape(0), DOM_ANY, 0), 0, L));
+            CHECK(c,
+                  ir_reduce(c->g, ops[k], input(c, num_dtypes[d], th_shape(0), DOM_ANY, 0), 0, L));
         }
         Case *c = case_new(T_NORM, "%s with NaN and inf", ir_op_name(ops[k]));
         CHECK(c, ir_reduce(c->g, ops[k], input(c, DT_F32, th_shape(2, 6, 7), DOM_WIDE, 0), 0x2, L));
@@ -509,7 +510,8 @@ static void reductions(void) {
         for (int d = 0; d < 4; d++) {
             Case *c = case_new(T_EXACT, "argmax %s axis %d", rt_dtype_name(num_dtypes[d]), ax);
             CHECK(c, ir_reduce(c->g, OP_ARGMAX,
-                               input(c, num_dtypes[d], th_shape(3, 4, 1, 9), DOM_ANY, 0), 1u << ax, L));
+                               input(c, num_dtypes[d], th_shape(3, 4, 1, 9), DOM_ANY, 0), 1u << ax,
+                               L));
         }
         Case *c = case_new(T_EXACT, "argmax with NaN axis %d", ax);
         CHECK(c, ir_reduce(c->g, OP_ARGMAX, input(c, DT_F32, th_shape(3, 4, 5, 9), DOM_WIDE, 0),
@@ -610,8 +612,10 @@ static void matmuls(void) {
         }
         /* transposed operands: folded into the BLAS call */
         Case *c = case_new(T_NORM, "matmul a^T b^T %dx%dx%d", M, K, N);
-        Node *at = ir_permute(c->g, input(c, DT_F32, th_shape(2, K, M), DOM_ANY, 0), (int[]){1, 0}, L);
-        Node *bt = ir_permute(c->g, input(c, DT_F32, th_shape(2, N, K), DOM_ANY, 0), (int[]){1, 0}, L);
+        Node *at =
+            ir_permute(c->g, input(c, DT_F32, th_shape(2, K, M), DOM_ANY, 0), (int[]){1, 0}, L);
+        Node *bt =
+            ir_permute(c->g, input(c, DT_F32, th_shape(2, N, K), DOM_ANY, 0), (int[]){1, 0}, L);
         CHECK(c, ir_matmul(c->g, at, bt, L));
     }
     for (int d = 0; d < 4; d++) {
@@ -632,10 +636,12 @@ static void matmuls(void) {
     Node *b = ir_slice(c->g, input(c, DT_F32, th_shape(2, 9, 4), DOM_ANY, 0), (int64_t[]){0, 0},
                        (int64_t[]){9, 4}, (int64_t[]){2, 1}, L);
     Node *m1 = ir_matmul(c->g, a, b, L);
-    Node *bc = ir_broadcast(c->g, input(c, DT_F32, th_shape(2, 4, 1), DOM_ANY, 0), th_shape(2, 4, 3), L);
+    Node *bc =
+        ir_broadcast(c->g, input(c, DT_F32, th_shape(2, 4, 1), DOM_ANY, 0), th_shape(2, 4, 3), L);
     CHECK(c, ir_matmul(c->g, m1, bc, L));
     c = case_new(T_NORM, "batched matmul with a transposed batch");
-    Node *x = ir_permute(c->g, input(c, DT_F64, th_shape(3, 5, 2, 3), DOM_ANY, 0), (int[]){1, 2, 0}, L);
+    Node *x =
+        ir_permute(c->g, input(c, DT_F64, th_shape(3, 5, 2, 3), DOM_ANY, 0), (int[]){1, 2, 0}, L);
     CHECK(c, ir_matmul(c->g, x, input(c, DT_F64, th_shape(3, 2, 5, 4), DOM_ANY, 0), L));
 }
 
@@ -650,22 +656,24 @@ static void random_ops(void) {
                 Node *seed = ir_scalar(c->g, DT_I64, s ? 42 : 123456789, L);
                 Node *o = ir_scalar(c->g, DT_I64, off == 2 ? 4294967290.0 : off,
                                     L); /* crosses a 2^32 block */
-                ir_graph_add_output(
-                    c->g, ir_rng(c->g, OP_RNG_UNIFORM, dt, th_shape(2, 7, 9), seed, o, streams[s], L));
+                ir_graph_add_output(c->g, ir_rng(c->g, OP_RNG_UNIFORM, dt, th_shape(2, 7, 9), seed,
+                                                 o, streams[s], L));
                 /* normals: f64 exact (same libm); f32 checked below against the polynomials */
                 c->tol = dt == DT_F64 ? T_EXACT : T_EW;
-                CHECK(c, ir_rng(c->g, OP_RNG_NORMAL, dt, th_shape(1, 1027), seed, o, streams[s], L));
+                CHECK(c,
+                      ir_rng(c->g, OP_RNG_NORMAL, dt, th_shape(1, 1027), seed, o, streams[s], L));
             }
         }
     }
     Case *c = case_new(T_EXACT, "rng from an input seed, fused into a perturbation");
-    Node *seed = input(c, DT_I64, th_shape(0), DOM_ANY, 0), *t = input(c, DT_I64, th_shape(0), DOM_IDX, 1000);
+    Node *seed = input(c, DT_I64, th_shape(0), DOM_ANY, 0),
+         *t = input(c, DT_I64, th_shape(0), DOM_IDX, 1000);
     Node *fs = ir_fresh_seed(c->g, seed, t, 3, L);
     ir_graph_add_output(c->g, fs);
     c->tol = T_EW;
     Node *p = input(c, DT_F32, th_shape(2, 33, 5), DOM_ANY, 0);
-    Node *z = ir_rng(c->g, OP_RNG_NORMAL, DT_F32, th_shape(2, 33, 5), fs, ir_scalar(c->g, DT_I64, 0, L),
-                     99, L);
+    Node *z = ir_rng(c->g, OP_RNG_NORMAL, DT_F32, th_shape(2, 33, 5), fs,
+                     ir_scalar(c->g, DT_I64, 0, L), 99, L);
     CHECK(c, ir_binary(c->g, OP_ADD, p,
                        ir_binary(c->g, OP_MUL, ir_scalar(c->g, DT_F32, 1e-3, L), z, L), L));
     for (int k = 0; k < 4; k++) {
@@ -720,9 +728,11 @@ Test(llvm, fused_chains_agree) {
     ir_graph_add_output(c->g, ir_sigmoid(c->g, x, L));
     ir_graph_add_output(c->g, ir_tanh(c->g, x, L));
     ir_graph_add_output(
-        c->g, ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), false, L));
+        c->g,
+        ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), false, L));
     ir_graph_add_output(
-        c->g, ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), true, L));
+        c->g,
+        ir_gelu(c->g, ir_binary(c->g, OP_MIN, x, ir_scalar(c->g, DT_F32, 1e3, L), L), true, L));
     CHECK(c, ir_relu(c->g, x, L));
     c = case_new(T_NORM, "mse and mean");
     Node *a = input(c, DT_F32, th_shape(3, 4, 5, 6), DOM_ANY, 0),
@@ -786,8 +796,7 @@ Test(llvm, row_phases_agree) {
             CHECK(c, ir_softmax(c->g, input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0), 1, L));
             c = case_new(T_NORM, "log_softmax rows %lldx%lld %s", (long long)rows, (long long)cols,
                          rt_dtype_name(dt));
-            CHECK(c,
-                  ir_log_softmax(c->g, input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0), 1, L));
+            CHECK(c, ir_log_softmax(c->g, input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0), 1, L));
             c = case_new(T_NORM, "layernorm %lldx%lld %s", (long long)rows, (long long)cols,
                          rt_dtype_name(dt));
             Node *x = input(c, dt, th_shape(2, rows, cols), DOM_ANY, 0);
@@ -829,7 +838,6 @@ Test(llvm, row_phases_agree) {
     CHECK(c, ir_softmax(c->g, gx, 1, L));
 }
 
-
 /* A product whose only reader adds it to (or subtracts it from) a value of
  * its shape is accumulated onto that value by the BLAS call (beta = 1):
  * biases, x - product, product - x, batched, f64, an empty inner dimension,
@@ -842,7 +850,8 @@ Test(llvm, products_accumulated_onto_a_start_value_agree) {
             Node *a = input(c, dt, th_shape(2, 37, 19), DOM_ANY, 0);
             Node *b = input(c, dt, th_shape(2, 19, 23), DOM_ANY, 0);
             Node *bias = input(c, dt, th_shape(1, 23), DOM_ANY, 0);
-            Node *x = ir_binary(c->g, OP_ADD, input(c, dt, th_shape(2, 37, 23), DOM_ANY, 0), bias, L);
+            Node *x =
+                ir_binary(c->g, OP_ADD, input(c, dt, th_shape(2, 37, 23), DOM_ANY, 0), bias, L);
             Node *p = ir_matmul(c->g, a, b, L);
             Node *y = form == 0   ? ir_binary(c->g, OP_ADD, p, bias, L)
                       : form == 1 ? ir_binary(c->g, OP_ADD, x, p, L)
@@ -882,9 +891,9 @@ Test(llvm_threads, row_kernels_in_place, .init = setup, .fini = teardown) {
         /* 3: the softmax's exp is not kept in the output, x is read after it */
         Node *y = which == 0   ? ir_softmax(g, x, 1, L)
                   : which == 1 ? ir_log_softmax(g, x, 1, L)
-                  : which == 2 ? layernorm(g, x, ir_scalar(g, DT_F32, 1.5, L),
-                                           ir_scalar(g, DT_F32, 0.5, L))
-                               : ir_binary(g, OP_ADD, ir_softmax(g, x, 1, L), x, L);
+                  : which == 2
+                      ? layernorm(g, x, ir_scalar(g, DT_F32, 1.5, L), ir_scalar(g, DT_F32, 0.5, L))
+                      : ir_binary(g, OP_ADD, ir_softmax(g, x, 1, L), x, L);
         ir_graph_add_output(g, y);
         cr_assert(ir_verify(g, "test"), "%s", th_last_diag(D));
         RtTensor *want[1] = {0}, *got[4] = {0};
@@ -932,7 +941,8 @@ static Graph *mlp_step(Case *c, int batch, int in, int hidden, int classes, bool
     Node *y = fill ? input(c, DT_I64, th_shape(1, batch), DOM_IDX, classes)
                    : ir_input(g, DT_I64, th_shape(1, batch), "y", L);
     Node *w[4];
-    Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes), th_shape(1, classes)};
+    Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes),
+                   th_shape(1, classes)};
     for (int i = 0; i < 4; i++)
         w[i] = fill ? input(c, DT_F32, ps[i], DOM_ANY, 0) : ir_input(g, DT_F32, ps[i], "p", L);
     if (fill) /* scale the weights down so the logits stay moderate */
@@ -1253,11 +1263,12 @@ Test(llvm_bits, rng_kernels_match_the_reference, .init = setup, .fini = teardown
     Graph *g = ir_graph_new(A, D, "rng");
     Node *seed = ir_input(g, DT_I64, th_shape(0), "seed", L),
          *off = ir_input(g, DT_I64, th_shape(0), "off", L);
-    ir_graph_add_output(g,
-                        ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 4099), seed, off, 0xabfe42a2u, L));
-    ir_graph_add_output(g,
-                        ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(1, 4099), seed, off, 0xabfe42a2u, L));
-    RtTensor *in[2] = {rt_tensor_new(DT_I64, th_shape(0)), rt_tensor_new(DT_I64, th_shape(0))}, *out[2];
+    ir_graph_add_output(
+        g, ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 4099), seed, off, 0xabfe42a2u, L));
+    ir_graph_add_output(
+        g, ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(1, 4099), seed, off, 0xabfe42a2u, L));
+    RtTensor *in[2] = {rt_tensor_new(DT_I64, th_shape(0)), rt_tensor_new(DT_I64, th_shape(0))},
+             *out[2];
     const uint64_t seeds[] = {42, 0, 0xdeadbeefcafef00dull};
     const int64_t offs[] = {0, 3, 1ll << 34};
     double worst = 0;
@@ -1440,18 +1451,20 @@ Test(llvm_threads, results_do_not_depend_on_the_thread_count, .init = setup, .fi
     int exact = 0;
     ir_graph_add_output(g, ir_binary(g, OP_MUL, ir_unary(g, OP_EXP, ir_unary(g, OP_NEG, x, L), L),
                                      ir_unary(g, OP_SIN, x, L), L)); /* with the exact rerun */
-    ir_graph_add_output(
-        g,
-        ir_binary(g, OP_ADD, x,
-                  ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(2, 300, 1001), seed, off, 0x1234u, L), L));
-    ir_graph_add_output(g, ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 1 << 20), seed, off, 77u, L));
-    ir_graph_add_output(g, ir_rng(g, OP_RNG_NORMAL, DT_F64, th_shape(2, 999, 301), seed, off, 78u, L));
+    ir_graph_add_output(g, ir_binary(g, OP_ADD, x,
+                                     ir_rng(g, OP_RNG_NORMAL, DT_F32, th_shape(2, 300, 1001), seed,
+                                            off, 0x1234u, L),
+                                     L));
+    ir_graph_add_output(g,
+                        ir_rng(g, OP_RNG_UNIFORM, DT_F32, th_shape(1, 1 << 20), seed, off, 77u, L));
+    ir_graph_add_output(g,
+                        ir_rng(g, OP_RNG_NORMAL, DT_F64, th_shape(2, 999, 301), seed, off, 78u, L));
     ir_graph_add_output(g, ir_softmax(g, x, 1, L)); /* row phases: a row is one task's */
     ir_graph_add_output(g, layernorm(g, xd, xd, xd));
     /* reductions: each output element is summed by one task in one order */
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_EXP, x, L), 2u, L)); /* rows */
     ir_graph_add_output(g, ir_reduce(g, OP_SUM, ir_unary(g, OP_COS, x, L), 1u, L)); /* columns */
-    ir_graph_add_output(g, ir_reduce(g, OP_SUM, xd, 1u, L));                        /* f64 columns */
+    ir_graph_add_output(g, ir_reduce(g, OP_SUM, xd, 1u, L)); /* f64 columns */
     ir_graph_add_output(g, ir_reduce(g, OP_REDUCE_MAX, ir_binary(g, OP_MUL, xd, xd, L), 1u, L));
     exact = g->noutputs;
     ir_graph_add_output(g, ir_matmul(g, m1, m2, L));

@@ -45,7 +45,9 @@ static P compile_opts(const char *src, bool check_only, const ConfigOverride *ov
     return p;
 }
 
-static P compile(const char *src) { return compile_opts(src, false, NULL, 0); }
+static P compile(const char *src) {
+    return compile_opts(src, false, NULL, 0);
+}
 
 /* Runs p on the interpreter, or (cpu) on the LLVM JIT compiling every graph
  * on its first run, none falling back to the interpreter. */
@@ -125,19 +127,20 @@ static void near_check(double x, double y, double tol, const char *what) {
 /* ---- structure ------------------------------------------------------------------------ */
 
 Test(lower, mnist_mlp_structure_check_only) {
-    const char *src = "import nn, optim\n"
-                      "config { batch_size = 128; hidden = 256; steps = 3000; lr = 0.1 }\n"
-                      "data mnist = idx(\"data/mnist10k\", scale = 1.0 / 255, split = [8000, 2000])\n"
-                      "fn mlp(x: f32[B, 784]) -> f32[B, 10] {\n"
-                      "  h = relu(nn.linear(x, hidden))\n"
-                      "  return nn.linear(h, 10)\n"
-                      "}\n"
-                      "train mlp {\n"
-                      "  data = mnist.train\n  batch = batch_size\n  shuffle = true\n  steps = steps\n"
-                      "  loss = cross_entropy(mlp(batch.x), batch.y)\n"
-                      "  optimizer = optim.sgd(lr = lr, momentum = 0.9)\n"
-                      "  every 500 { log test_acc = mean(argmax(mlp(mnist.test.x), axis = 1) == mnist.test.y) }\n"
-                      "}\n";
+    const char *src =
+        "import nn, optim\n"
+        "config { batch_size = 128; hidden = 256; steps = 3000; lr = 0.1 }\n"
+        "data mnist = idx(\"data/mnist10k\", scale = 1.0 / 255, split = [8000, 2000])\n"
+        "fn mlp(x: f32[B, 784]) -> f32[B, 10] {\n"
+        "  h = relu(nn.linear(x, hidden))\n"
+        "  return nn.linear(h, 10)\n"
+        "}\n"
+        "train mlp {\n"
+        "  data = mnist.train\n  batch = batch_size\n  shuffle = true\n  steps = steps\n"
+        "  loss = cross_entropy(mlp(batch.x), batch.y)\n"
+        "  optimizer = optim.sgd(lr = lr, momentum = 0.9)\n"
+        "  every 500 { log test_acc = mean(argmax(mlp(mnist.test.x), axis = 1) == mnist.test.y) }\n"
+        "}\n";
     ConfigOverride ov[] = {{"hidden", "32"}};
     P p = compile_opts(src, true, ov, 1);
     const Module *m = p.m;
@@ -153,7 +156,8 @@ Test(lower, mnist_mlp_structure_check_only) {
     /* parameters by path, in creation order */
     cr_assert_eq(m->nparams, 4);
     const char *paths[] = {"mlp.linear0.W", "mlp.linear0.b", "mlp.linear1.W", "mlp.linear1.b"};
-    for (int i = 0; i < 4; i++) cr_expect_str_eq(m->slots[m->param_slots[i]].name, paths[i]);
+    for (int i = 0; i < 4; i++)
+        cr_expect_str_eq(m->slots[m->param_slots[i]].name, paths[i]);
     int w0 = m->param_slots[0];
     cr_expect_eq(m->slots[w0].shape.dims[0], 784);
     cr_expect_eq(m->slots[w0].shape.dims[1], 32, "--set hidden=32 decides the shape");
@@ -183,21 +187,23 @@ Test(lower, mnist_mlp_structure_check_only) {
     const Graph *g0 = m->init.items[0]->u.run.graph;
     bool stream_ok = false;
     for (uint32_t i = 0; i < g0->nnodes; i++)
-        if (g0->nodes[i]->op == OP_RNG_UNIFORM) stream_ok = g0->nodes[i]->attr.rng.stream == 0xabfe42a2u;
+        if (g0->nodes[i]->op == OP_RNG_UNIFORM)
+            stream_ok = g0->nodes[i]->attr.rng.stream == 0xabfe42a2u;
     cr_expect(stream_ok, "glorot_uniform of mlp.linear0.W uses stream fnv1a(\"mlp.linear0.W\")");
     release(&p);
 }
 
 Test(lower, repeat_counts_calls_in_paths) {
-    const char *src = "fn block(x: f32[B, C]) -> f32[B, C] {\n"
-                      "  param W: f32[C, C] = zeros()\n"
-                      "  return x @ W + x\n"
-                      "}\n"
-                      "fn net(x: f32[B, C]) -> f32[B, C] {\n"
-                      "  repeat 3 { x = block(x) }\n"
-                      "  return block(x)\n"
-                      "}\n"
-                      "main { y = net(ones([2, 5])) ; z = net(ones([7, 5])) ; log s = sum(y) + sum(z) }\n";
+    const char *src =
+        "fn block(x: f32[B, C]) -> f32[B, C] {\n"
+        "  param W: f32[C, C] = zeros()\n"
+        "  return x @ W + x\n"
+        "}\n"
+        "fn net(x: f32[B, C]) -> f32[B, C] {\n"
+        "  repeat 3 { x = block(x) }\n"
+        "  return block(x)\n"
+        "}\n"
+        "main { y = net(ones([2, 5])) ; z = net(ones([7, 5])) ; log s = sum(y) + sum(z) }\n";
     P p = compile(src);
     cr_assert_eq(p.m->nparams, 4, "the second call of net reuses net.block0..3");
     for (int i = 0; i < 4; i++) {
@@ -224,7 +230,8 @@ Test(lower, grad_of_known_functions) {
     P p = compile(src);
     run(&p, 0);
     double w[4] = {0.25, 0.75, 1.25, 1.75}, tr = 0;
-    for (int i = 0; i < 4; i++) tr += 6 * w[i] - 2 * sin(w[i]);
+    for (int i = 0; i < 4; i++)
+        tr += 6 * w[i] - 2 * sin(w[i]);
     NEAR(logged(&p, "g0"), 3 * w[0] * w[0] + 2 * cos(w[0]), 1e-5);
     NEAR(logged(&p, "g1"), 3 * w[1] * w[1] + 2 * cos(w[1]), 1e-5);
     NEAR(logged(&p, "g3"), 3 * w[3] * w[3] + 2 * cos(w[3]), 1e-5);
@@ -261,11 +268,12 @@ Test(lower, linear_autoencoder_closed_form) {
 
 Test(lower, relu_autoencoder_sharpness_at_a_sparse_minimum) {
     /* at w = e_1 (coordinates at 0 inactive): tr H = 8/n + 2(d - 1)/n */
-    const char *src = "config { d = 5; n = 5 }\n"
-                      "fn recon(w: f32[d], xb: f32[M, d]) -> f32 {\n"
-                      "  return mean(sum((xb - outer(relu(xb @ w), w)) ** 2, axis = 1))\n"
-                      "}\n"
-                      "main { X = eye(n, d)\n w = eye(d)[0]\n log sharp = hessian_trace(recon(w, X), w) }\n";
+    const char *src =
+        "config { d = 5; n = 5 }\n"
+        "fn recon(w: f32[d], xb: f32[M, d]) -> f32 {\n"
+        "  return mean(sum((xb - outer(relu(xb @ w), w)) ** 2, axis = 1))\n"
+        "}\n"
+        "main { X = eye(n, d)\n w = eye(d)[0]\n log sharp = hessian_trace(recon(w, X), w) }\n";
     P p = compile(src);
     run(&p, 0);
     NEAR(logged(&p, "sharp"), 8.0 / 5 + 2.0 * 4 / 5, 1e-5);
@@ -273,9 +281,10 @@ Test(lower, relu_autoencoder_sharpness_at_a_sparse_minimum) {
 }
 
 Test(lower, shape_variables_bind) {
-    const char *src = "fn dims(x: f32[B, K], y: f32[K]) -> f32 = float(B * 100 + K) + sum(y) * 0\n"
-                      "fn tail(x: f32[..., C]) -> f32[..., C] = x * C\n"
-                      "main { log v = dims(zeros([3, 4]), ones([4])), t = sum(tail(ones([2, 3, 5]))) }\n";
+    const char *src =
+        "fn dims(x: f32[B, K], y: f32[K]) -> f32 = float(B * 100 + K) + sum(y) * 0\n"
+        "fn tail(x: f32[..., C]) -> f32[..., C] = x * C\n"
+        "main { log v = dims(zeros([3, 4]), ones([4])), t = sum(tail(ones([2, 3, 5]))) }\n";
     P p = compile(src);
     run(&p, 0);
     NEAR(logged(&p, "v"), 304, 1e-9);
@@ -300,13 +309,14 @@ Test(lower, tree_arithmetic) {
 }
 
 Test(lower, indexing_follows_numpy) {
-    const char *src = "main {\n"
-                      "  x = reshape(iota(24) * 1.0, [2, 3, 4])\n"
-                      "  log a = x[1, 2, 3], b = x[-1][0][-2], c = sum(x[:, 1]), e = sum(x[0, :, 1:3])\n"
-                      "  i = iota(2) + 1\n"
-                      "  g = x[0][i]\n"
-                      "  log f = g[1, 0], h = sum(x[None, 0, 0]), k = sum(x[:, i])\n"
-                      "}\n";
+    const char *src =
+        "main {\n"
+        "  x = reshape(iota(24) * 1.0, [2, 3, 4])\n"
+        "  log a = x[1, 2, 3], b = x[-1][0][-2], c = sum(x[:, 1]), e = sum(x[0, :, 1:3])\n"
+        "  i = iota(2) + 1\n"
+        "  g = x[0][i]\n"
+        "  log f = g[1, 0], h = sum(x[None, 0, 0]), k = sum(x[:, i])\n"
+        "}\n";
     P p = compile(src);
     run(&p, 0);
     NEAR(logged(&p, "a"), 23, 0);
@@ -318,7 +328,8 @@ Test(lower, indexing_follows_numpy) {
     double k = 0;
     for (int a = 0; a < 2; a++)
         for (int r = 1; r <= 2; r++)
-            for (int c = 0; c < 4; c++) k += a * 12 + r * 4 + c;
+            for (int c = 0; c < 4; c++)
+                k += a * 12 + r * 4 + c;
     NEAR(logged(&p, "k"), k, 0);
     release(&p);
 }
@@ -380,7 +391,8 @@ Test(lower, graph_if_in_function_selects) {
                       "fn sgn(v: f32) -> f32 {\n"
                       "  if v > 0.0 { return 1.0 } else { return -1.0 }\n"
                       "}\n"
-                      "main { log a = sum(pick(ones([2]))), b = sum(pick(-ones([2]))), c = sgn(sum(-ones([2]))) }\n";
+                      "main { log a = sum(pick(ones([2]))), b = sum(pick(-ones([2]))), c = "
+                      "sgn(sum(-ones([2]))) }\n";
     P p = compile(src);
     run(&p, 0);
     NEAR(logged(&p, "a"), 4, 0);
@@ -414,24 +426,25 @@ Test(lower, run_seed_changes_randn) {
 
 /* ---- training ------------------------------------------------------------------------- */
 
-static const char *LINREG = "import optim\n"
-                            "config { n = 256; d = 4; steps = 150; method = \"sgd\" }\n"
-                            "data X = randn([n, d], seed = 1)\n"
-                            "data ds = [x = X, y = X @ (iota(d) / d - 0.5)]\n"
-                            "fn model(x: f32[B, d]) -> f32[B] {\n"
-                            "  param w: f32[d] = zeros()\n"
-                            "  param b: f32[] = zeros()\n"
-                            "  return x @ w + b\n"
-                            "}\n"
-                            "train model {\n"
-                            "  data = ds\n  batch = 32\n  steps = steps\n"
-                            "  loss = mse(model(batch.x), batch.y)\n"
-                            "  optimizer = select(method, sgd = optim.sgd(lr = 0.1, momentum = 0.5),\n"
-                            "                     adam = optim.adam(lr = 0.05), adamw = optim.adamw(lr = 0.05),\n"
-                            "                     mezo = optim.mezo(lr = 0.02), svrg = optim.mezo_svrg(lr_full = 0.02, "
-                            "lr_mb = 0.02, full = 128))\n"
-                            "  every 50 { log full = mse(model(ds.x), ds.y) }\n"
-                            "}\n";
+static const char *LINREG =
+    "import optim\n"
+    "config { n = 256; d = 4; steps = 150; method = \"sgd\" }\n"
+    "data X = randn([n, d], seed = 1)\n"
+    "data ds = [x = X, y = X @ (iota(d) / d - 0.5)]\n"
+    "fn model(x: f32[B, d]) -> f32[B] {\n"
+    "  param w: f32[d] = zeros()\n"
+    "  param b: f32[] = zeros()\n"
+    "  return x @ w + b\n"
+    "}\n"
+    "train model {\n"
+    "  data = ds\n  batch = 32\n  steps = steps\n"
+    "  loss = mse(model(batch.x), batch.y)\n"
+    "  optimizer = select(method, sgd = optim.sgd(lr = 0.1, momentum = 0.5),\n"
+    "                     adam = optim.adam(lr = 0.05), adamw = optim.adamw(lr = 0.05),\n"
+    "                     mezo = optim.mezo(lr = 0.02), svrg = optim.mezo_svrg(lr_full = 0.02, "
+    "lr_mb = 0.02, full = 128))\n"
+    "  every 50 { log full = mse(model(ds.x), ds.y) }\n"
+    "}\n";
 
 static void train_with(const char *method, int steps, double tol) {
     char st[16];
@@ -444,11 +457,21 @@ static void train_with(const char *method, int steps, double tol) {
     release(&p);
 }
 
-Test(lower, train_sgd_converges) { train_with("sgd", 150, 1e-6); }
-Test(lower, train_adam_converges) { train_with("adam", 300, 1e-4); }
-Test(lower, train_adamw_converges) { train_with("adamw", 300, 1e-3); }
-Test(lower, train_mezo_converges) { train_with("mezo", 300, 1e-2); }
-Test(lower, train_mezo_svrg_converges) { train_with("svrg", 300, 1e-2); }
+Test(lower, train_sgd_converges) {
+    train_with("sgd", 150, 1e-6);
+}
+Test(lower, train_adam_converges) {
+    train_with("adam", 300, 1e-4);
+}
+Test(lower, train_adamw_converges) {
+    train_with("adamw", 300, 1e-3);
+}
+Test(lower, train_mezo_converges) {
+    train_with("mezo", 300, 1e-2);
+}
+Test(lower, train_mezo_svrg_converges) {
+    train_with("svrg", 300, 1e-2);
+}
 
 Test(lower, train_state_slots_for_adam) {
     ConfigOverride ov[] = {{"method", "adam"}};

@@ -109,8 +109,8 @@ static void check_inplace(const Graph *g, const FusionPlan *fp, const MemPlan *m
         nloads++;
         if (in->src[0] == k->out_index) continue;
         cr_assert(dp[i] != 0 && (dm[i] & ~rows) == 0,
-                  "%%%u reads %%%u away from its output index outside its row phases",
-                  b->node->id, x->node->id);
+                  "%%%u reads %%%u away from its output index outside its row phases", b->node->id,
+                  x->node->id);
         cr_assert_eq(rt_shape_numel(&fp->groups[t].root->shape), rt_shape_numel(&x->node->shape));
     }
     free(dm);
@@ -304,7 +304,8 @@ Test(memplan, elementwise_update_takes_a_dead_intermediate) {
     Node *x = ir_input(g, DT_F32, th_shape(2, 24, 40), "x", L);
     Node *a = kept(ir_unary(g, OP_EXP, x, L));
     Node *s = ir_reduce(g, OP_SUM, a, 2u, L); /* reads a: a is a value */
-    Node *b = ir_binary(g, OP_DIV, a, ir_reshape(g, s, th_shape(2, 24, 1), L), L); /* a's last use */
+    Node *b =
+        ir_binary(g, OP_DIV, a, ir_reshape(g, s, th_shape(2, 24, 1), L), L); /* a's last use */
     use_twice(g, b);
     const MemPlan *mp = plan(g, NULL);
     const MemBuf *va = value_of(mp, a), *vb = value_of(mp, b);
@@ -333,11 +334,11 @@ Test(memplan, permuted_or_broadcast_reads_are_not_in_place) {
     Node *r2 = ir_unary(h, OP_LOG, ir_reshape(h, r, th_shape(2, 16, 16), L), L);
     ir_graph_add_output(h, ir_reduce(h, OP_SUM, r, 1u, L));
     /* r read as a broadcast row and reshaped: only the reshape read is aligned */
-    Node *c =
-        ir_binary(h, OP_MUL, r2,
-                  ir_broadcast(h, ir_reshape(h, ir_reduce(h, OP_SUM, r, 2u, L), th_shape(2, 1, 1), L),
-                               th_shape(2, 16, 16), L),
-                  L);
+    Node *c = ir_binary(
+        h, OP_MUL, r2,
+        ir_broadcast(h, ir_reshape(h, ir_reduce(h, OP_SUM, r, 2u, L), th_shape(2, 1, 1), L),
+                     th_shape(2, 16, 16), L),
+        L);
     use_twice(h, c);
     plan(h, NULL); /* legality is checked exhaustively either way */
 }
@@ -443,7 +444,8 @@ static Graph *mlp_step(int batch, int in, int hidden, int classes) {
     Node *x = ir_input(g, DT_F32, th_shape(2, batch, in), "x", L);
     Node *y = ir_input(g, DT_I64, th_shape(1, batch), "y", L);
     Node *w[4];
-    Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes), th_shape(1, classes)};
+    Shape ps[4] = {th_shape(2, in, hidden), th_shape(1, hidden), th_shape(2, hidden, classes),
+                   th_shape(1, classes)};
     for (int i = 0; i < 4; i++)
         w[i] = ir_input(g, DT_F32, ps[i], "p", L);
     th_mlp_sgd_step(g, x, y, w, L);
@@ -676,8 +678,8 @@ Test(memplan, a_training_loop_stops_allocating) {
 Test(memplan, run_mem_report_prints_the_categories, .timeout = 120) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    char *argv[] = {(char *)bin, "run",  "examples/mnist_mlp.dfl", "--backend", "cpu", "--set",
-                    "steps=30",  "--mem-report", "-v", NULL};
+    char *argv[] = {(char *)bin, "run",      "examples/mnist_mlp.dfl", "--backend", "cpu",
+                    "--set",     "steps=30", "--mem-report",           "-v",        NULL};
     SpawnOptions so = {.timeout_s = 110};
     SpawnResult r;
     cr_assert(th_spawn(argv, &so, &r));

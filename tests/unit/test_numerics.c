@@ -639,14 +639,14 @@ Test(numerics, builtins_give_the_same_right_answers_on_both_backends, .timeout =
 Test(numerics, integer_constants_above_2_53_are_exact_on_both_backends, .timeout = 120) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    const char *path = th_write_program(
-        "main {\n"
-        "  print full([2], 9007199254740993, dtype = \"i64\")\n"
-        "  print iota(2, dtype = \"i64\") + 9007199254740993\n"
-        "  print argmax(iota(3)) + 9007199254740993\n"
-        "  print full([1], 9223372036854775806, dtype = \"i64\") + 1\n"
-        "  print sum(full([3], 3002399751580331, dtype = \"i64\"))\n"
-        "}\n");
+    const char *path =
+        th_write_program("main {\n"
+                         "  print full([2], 9007199254740993, dtype = \"i64\")\n"
+                         "  print iota(2, dtype = \"i64\") + 9007199254740993\n"
+                         "  print argmax(iota(3)) + 9007199254740993\n"
+                         "  print full([1], 9223372036854775806, dtype = \"i64\") + 1\n"
+                         "  print sum(full([3], 3002399751580331, dtype = \"i64\"))\n"
+                         "}\n");
     const char *want = "[9007199254740993, 9007199254740993]\n"
                        "[9007199254740993, 9007199254740994]\n"
                        "9007199254740995\n"

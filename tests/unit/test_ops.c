@@ -14,10 +14,10 @@
 #include <stdarg.h>
 #include <string.h>
 
+#include "helpers/ir_helpers.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "runtime/rng.h"
-#include "helpers/ir_helpers.h"
 
 static Arena *A;
 static DiagList *D;
@@ -32,7 +32,9 @@ static void setup(void) {
     L = (SrcLoc){0, 1, 1, 1};
     rng_state = 0x9E3779B97F4A7C15ull;
 }
-static void teardown(void) { arena_free(A); }
+static void teardown(void) {
+    arena_free(A);
+}
 TestSuite(ops, .init = setup, .fini = teardown);
 
 /* xorshift64*: test data independent of the project's Philox. */
@@ -77,7 +79,8 @@ static RtTensor *eval(Node *out) {
     cr_assert(ir_verify(G, "test"), "verify: %s", th_last_diag(D));
     RtTensor *res = NULL;
     bool ok = ir_interp_run(G, ins, &res, D);
-    for (int i = 0; i < nins; i++) rt_tensor_free(ins[i]);
+    for (int i = 0; i < nins; i++)
+        rt_tensor_free(ins[i]);
     nins = 0;
     cr_assert(ok, "interp failed: %s", th_last_diag(D));
     cr_assert(rt_shape_eq(&res->shape, &out->shape));
@@ -94,7 +97,8 @@ static void unravel(int64_t i, const Shape *s, int64_t *idx) {
 
 static int64_t ravel(const int64_t *idx, const Shape *s) {
     int64_t i = 0;
-    for (int k = 0; k < s->rank; k++) i = i * s->dims[k] + idx[k];
+    for (int k = 0; k < s->rank; k++)
+        i = i * s->dims[k] + idx[k];
     return i;
 }
 
@@ -115,7 +119,9 @@ static void expect_close(double got, double want, double rtol, const char *what,
               err / (fabs(want) + 1e-300));
 }
 
-static double ew_tol(DType dt) { return dt == DT_F32 ? 1e-5 : 1e-12; }
+static double ew_tol(DType dt) {
+    return dt == DT_F32 ? 1e-5 : 1e-12;
+}
 
 /* ---- leaves ----------------------------------------------------------------------------- */
 
@@ -129,14 +135,19 @@ static void check_input(void) {
 }
 
 static void check_const(void) {
-    const struct { DType dt; double v; } cases[] = {{DT_F32, 0.1}, {DT_F64, -2.5e300}, {DT_I32, -7},
-                                                    {DT_I64, 1e15}, {DT_BOOL, 1}, {DT_F32, 0}};
+    const struct {
+        DType dt;
+        double v;
+    } cases[] = {{DT_F32, 0.1},  {DT_F64, -2.5e300}, {DT_I32, -7},
+                 {DT_I64, 1e15}, {DT_BOOL, 1},       {DT_F32, 0}};
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         fresh();
         RtTensor *r = eval(ir_const(G, cases[c].dt, th_shape(2, 3, 1), cases[c].v, L));
         for (int i = 0; i < 3; i++) {
-            if (cases[c].dt == DT_F32) cr_expect_eq(((float *)r->data)[i], (float)cases[c].v);
-            else cr_expect_eq(rt_tensor_get_f64(r, i), cases[c].v);
+            if (cases[c].dt == DT_F32)
+                cr_expect_eq(((float *)r->data)[i], (float)cases[c].v);
+            else
+                cr_expect_eq(rt_tensor_get_f64(r, i), cases[c].v);
         }
         rt_tensor_free(r);
     }
@@ -174,22 +185,36 @@ static const Shape *ew_shapes(int *n) {
     return s;
 }
 
-static double sgn(double x) { return x > 0 ? 1 : x < 0 ? -1 : 0; }
+static double sgn(double x) {
+    return x > 0 ? 1 : x < 0 ? -1 : 0;
+}
 
 static double ref_unary(OpKind op, double x) {
     switch (op) {
-    case OP_NEG: return -x;
-    case OP_ABS: return fabs(x);
-    case OP_SIGN: return sgn(x);
-    case OP_FLOOR: return floor(x);
-    case OP_EXP: return exp(x);
-    case OP_LOG: return log(x);
-    case OP_SQRT: return sqrt(x);
-    case OP_SIN: return sin(x);
-    case OP_COS: return cos(x);
-    case OP_ERF: return erf(x);
-    case OP_NOT: return x == 0;
-    default: return x; /* STOP_GRAD */
+    case OP_NEG:
+        return -x;
+    case OP_ABS:
+        return fabs(x);
+    case OP_SIGN:
+        return sgn(x);
+    case OP_FLOOR:
+        return floor(x);
+    case OP_EXP:
+        return exp(x);
+    case OP_LOG:
+        return log(x);
+    case OP_SQRT:
+        return sqrt(x);
+    case OP_SIN:
+        return sin(x);
+    case OP_COS:
+        return cos(x);
+    case OP_ERF:
+        return erf(x);
+    case OP_NOT:
+        return x == 0;
+    default:
+        return x; /* STOP_GRAD */
     }
 }
 
@@ -203,30 +228,78 @@ static void unary_case(OpKind op, DType dt, double lo, double hi) {
         int64_t n = rt_shape_numel(&shapes[k]);
         for (int64_t i = 0; i < n; i++) {
             double want = ref_unary(op, rt_tensor_get_f64(xc, i));
-            if (dt == DT_F32 || dt == DT_F64) expect_close(rt_tensor_get_f64(r, i), want, ew_tol(dt), ir_op_name(op), i);
-            else cr_expect_eq(rt_tensor_get_f64(r, i), want, "%s[%lld]", ir_op_name(op), (long long)i);
+            if (dt == DT_F32 || dt == DT_F64)
+                expect_close(rt_tensor_get_f64(r, i), want, ew_tol(dt), ir_op_name(op), i);
+            else
+                cr_expect_eq(rt_tensor_get_f64(r, i), want, "%s[%lld]", ir_op_name(op),
+                             (long long)i);
         }
         rt_tensor_free(r);
         rt_tensor_free(xc);
     }
 }
 
-static void check_neg(void) { unary_case(OP_NEG, DT_F32, -5, 5); unary_case(OP_NEG, DT_F64, -5, 5); unary_case(OP_NEG, DT_I32, -9, 9); unary_case(OP_NEG, DT_I64, -9, 9); }
-static void check_abs(void) { unary_case(OP_ABS, DT_F32, -5, 5); unary_case(OP_ABS, DT_F64, -5, 5); unary_case(OP_ABS, DT_I32, -9, 9); unary_case(OP_ABS, DT_I64, -9, 9); }
-static void check_sign(void) { unary_case(OP_SIGN, DT_F32, -2, 2); unary_case(OP_SIGN, DT_I32, -2, 2); unary_case(OP_SIGN, DT_I64, -2, 2); unary_case(OP_SIGN, DT_F64, -2, 2); }
-static void check_floor(void) { unary_case(OP_FLOOR, DT_F32, -5, 5); unary_case(OP_FLOOR, DT_F64, -5, 5); }
-static void check_exp(void) { unary_case(OP_EXP, DT_F32, -20, 20); unary_case(OP_EXP, DT_F64, -20, 20); }
-static void check_log(void) { unary_case(OP_LOG, DT_F32, 0.001, 100); unary_case(OP_LOG, DT_F64, 0.001, 100); }
-static void check_sqrt(void) { unary_case(OP_SQRT, DT_F32, 0, 100); unary_case(OP_SQRT, DT_F64, 0, 100); }
-static void check_sin(void) { unary_case(OP_SIN, DT_F32, -10, 10); unary_case(OP_SIN, DT_F64, -10, 10); }
-static void check_cos(void) { unary_case(OP_COS, DT_F32, -10, 10); unary_case(OP_COS, DT_F64, -10, 10); }
-static void check_erf(void) { unary_case(OP_ERF, DT_F32, -5, 5); unary_case(OP_ERF, DT_F64, -5, 5); }
-static void check_not(void) { unary_case(OP_NOT, DT_BOOL, 0, 1); }
-static void check_stop_grad(void) { unary_case(OP_STOP_GRAD, DT_F32, -3, 3); unary_case(OP_STOP_GRAD, DT_I64, -3, 3); unary_case(OP_STOP_GRAD, DT_BOOL, 0, 1); }
+static void check_neg(void) {
+    unary_case(OP_NEG, DT_F32, -5, 5);
+    unary_case(OP_NEG, DT_F64, -5, 5);
+    unary_case(OP_NEG, DT_I32, -9, 9);
+    unary_case(OP_NEG, DT_I64, -9, 9);
+}
+static void check_abs(void) {
+    unary_case(OP_ABS, DT_F32, -5, 5);
+    unary_case(OP_ABS, DT_F64, -5, 5);
+    unary_case(OP_ABS, DT_I32, -9, 9);
+    unary_case(OP_ABS, DT_I64, -9, 9);
+}
+static void check_sign(void) {
+    unary_case(OP_SIGN, DT_F32, -2, 2);
+    unary_case(OP_SIGN, DT_I32, -2, 2);
+    unary_case(OP_SIGN, DT_I64, -2, 2);
+    unary_case(OP_SIGN, DT_F64, -2, 2);
+}
+static void check_floor(void) {
+    unary_case(OP_FLOOR, DT_F32, -5, 5);
+    unary_case(OP_FLOOR, DT_F64, -5, 5);
+}
+static void check_exp(void) {
+    unary_case(OP_EXP, DT_F32, -20, 20);
+    unary_case(OP_EXP, DT_F64, -20, 20);
+}
+static void check_log(void) {
+    unary_case(OP_LOG, DT_F32, 0.001, 100);
+    unary_case(OP_LOG, DT_F64, 0.001, 100);
+}
+static void check_sqrt(void) {
+    unary_case(OP_SQRT, DT_F32, 0, 100);
+    unary_case(OP_SQRT, DT_F64, 0, 100);
+}
+static void check_sin(void) {
+    unary_case(OP_SIN, DT_F32, -10, 10);
+    unary_case(OP_SIN, DT_F64, -10, 10);
+}
+static void check_cos(void) {
+    unary_case(OP_COS, DT_F32, -10, 10);
+    unary_case(OP_COS, DT_F64, -10, 10);
+}
+static void check_erf(void) {
+    unary_case(OP_ERF, DT_F32, -5, 5);
+    unary_case(OP_ERF, DT_F64, -5, 5);
+}
+static void check_not(void) {
+    unary_case(OP_NOT, DT_BOOL, 0, 1);
+}
+static void check_stop_grad(void) {
+    unary_case(OP_STOP_GRAD, DT_F32, -3, 3);
+    unary_case(OP_STOP_GRAD, DT_I64, -3, 3);
+    unary_case(OP_STOP_GRAD, DT_BOOL, 0, 1);
+}
 
 /* Conversions: float -> int truncates toward zero; int -> int wraps. */
 static void check_cast(void) {
-    const struct { DType from, to; double lo, hi; } cases[] = {
+    const struct {
+        DType from, to;
+        double lo, hi;
+    } cases[] = {
         {DT_F32, DT_I32, -50, 50}, {DT_I32, DT_F32, -1000, 1000}, {DT_F32, DT_F64, -3, 3},
         {DT_F64, DT_F32, -3, 3},   {DT_F32, DT_BOOL, -1, 1},      {DT_BOOL, DT_F32, 0, 1},
         {DT_I64, DT_I32, -9, 9},   {DT_I32, DT_I64, -9, 9},       {DT_F64, DT_I64, -1e6, 1e6},
@@ -234,19 +307,27 @@ static void check_cast(void) {
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         fresh();
-        RtTensor *x = rand_tensor(cases[c].from, th_shape(2, 5, 3), cases[c].lo, cases[c].hi), *xc = rt_tensor_clone(x);
+        RtTensor *x = rand_tensor(cases[c].from, th_shape(2, 5, 3), cases[c].lo, cases[c].hi),
+                 *xc = rt_tensor_clone(x);
         RtTensor *r = eval(ir_cast(G, feed(x), cases[c].to, L));
         for (int64_t i = 0; i < 15; i++) {
             double v = rt_tensor_get_f64(xc, i), want;
             switch (cases[c].to) {
-            case DT_F32: want = (float)v; break;
+            case DT_F32:
+                want = (float)v;
+                break;
             case DT_I32:
-            case DT_I64: want = trunc(v); break;
-            case DT_BOOL: want = v != 0; break;
-            default: want = v;
+            case DT_I64:
+                want = trunc(v);
+                break;
+            case DT_BOOL:
+                want = v != 0;
+                break;
+            default:
+                want = v;
             }
-            cr_expect_eq(rt_tensor_get_f64(r, i), want, "cast %d->%d [%lld]: %.9g", cases[c].from, cases[c].to,
-                         (long long)i, v);
+            cr_expect_eq(rt_tensor_get_f64(r, i), want, "cast %d->%d [%lld]: %.9g", cases[c].from,
+                         cases[c].to, (long long)i, v);
         }
         rt_tensor_free(r);
         rt_tensor_free(xc);
@@ -264,25 +345,38 @@ static void check_cast(void) {
 
 static double ref_binary(OpKind op, double a, double b, bool integer) {
     switch (op) {
-    case OP_ADD: return a + b;
-    case OP_SUB: return a - b;
-    case OP_MUL: return a * b;
+    case OP_ADD:
+        return a + b;
+    case OP_SUB:
+        return a - b;
+    case OP_MUL:
+        return a * b;
     case OP_DIV:
         if (integer) return b == 0 ? 0 : trunc(a / b);
         return a / b;
     case OP_MOD:
         if (b == 0) return integer ? 0 : NAN;
         return a - floor(a / b) * b;
-    case OP_POW: return pow(a, b);
-    case OP_MAX: return a >= b ? a : b;
-    case OP_MIN: return a <= b ? a : b;
-    case OP_LT: return a < b;
-    case OP_LE: return a <= b;
-    case OP_EQ: return a == b;
-    case OP_NE: return a != b;
-    case OP_AND: return a != 0 && b != 0;
-    case OP_OR: return a != 0 || b != 0;
-    default: return NAN;
+    case OP_POW:
+        return pow(a, b);
+    case OP_MAX:
+        return a >= b ? a : b;
+    case OP_MIN:
+        return a <= b ? a : b;
+    case OP_LT:
+        return a < b;
+    case OP_LE:
+        return a <= b;
+    case OP_EQ:
+        return a == b;
+    case OP_NE:
+        return a != b;
+    case OP_AND:
+        return a != 0 && b != 0;
+    case OP_OR:
+        return a != 0 || b != 0;
+    default:
+        return NAN;
     }
 }
 
@@ -312,9 +406,10 @@ static void binary_case(OpKind op, DType dt, double lo, double hi, double blo, d
             double y = rt_tensor_get_f64(bc, bcast_index(idx, &so, &sb));
             double want = ref_binary(op, x, y, integer), got = rt_tensor_get_f64(r, i);
             if (integer || r->dtype == DT_BOOL)
-                cr_expect_eq(got, want, "%s[%lld] (%g, %g): got %g want %g", ir_op_name(op), (long long)i, x, y, got,
-                             want);
-            else expect_close(got, want, ew_tol(dt), ir_op_name(op), i);
+                cr_expect_eq(got, want, "%s[%lld] (%g, %g): got %g want %g", ir_op_name(op),
+                             (long long)i, x, y, got, want);
+            else
+                expect_close(got, want, ew_tol(dt), ir_op_name(op), i);
         }
         rt_tensor_free(r);
         rt_tensor_free(ac);
@@ -329,14 +424,33 @@ static void arith(OpKind op, double lo, double hi, double blo, double bhi) {
     binary_case(op, DT_I64, -20, 20, -6, 6);
 }
 
-static void check_add(void) { arith(OP_ADD, -5, 5, -5, 5); }
-static void check_sub(void) { arith(OP_SUB, -5, 5, -5, 5); }
-static void check_mul(void) { arith(OP_MUL, -5, 5, -5, 5); }
-static void check_div(void) { arith(OP_DIV, -5, 5, 0.5, 3); binary_case(OP_DIV, DT_F32, -5, 5, -3, -0.5); }
-static void check_mod(void) { arith(OP_MOD, -5, 5, 0.5, 3); binary_case(OP_MOD, DT_F32, -5, 5, -3, -0.5); }
-static void check_pow(void) { binary_case(OP_POW, DT_F32, 0.1, 4, -2, 2); binary_case(OP_POW, DT_F64, 0.1, 4, -2, 2); }
-static void check_max(void) { arith(OP_MAX, -5, 5, -5, 5); }
-static void check_min(void) { arith(OP_MIN, -5, 5, -5, 5); }
+static void check_add(void) {
+    arith(OP_ADD, -5, 5, -5, 5);
+}
+static void check_sub(void) {
+    arith(OP_SUB, -5, 5, -5, 5);
+}
+static void check_mul(void) {
+    arith(OP_MUL, -5, 5, -5, 5);
+}
+static void check_div(void) {
+    arith(OP_DIV, -5, 5, 0.5, 3);
+    binary_case(OP_DIV, DT_F32, -5, 5, -3, -0.5);
+}
+static void check_mod(void) {
+    arith(OP_MOD, -5, 5, 0.5, 3);
+    binary_case(OP_MOD, DT_F32, -5, 5, -3, -0.5);
+}
+static void check_pow(void) {
+    binary_case(OP_POW, DT_F32, 0.1, 4, -2, 2);
+    binary_case(OP_POW, DT_F64, 0.1, 4, -2, 2);
+}
+static void check_max(void) {
+    arith(OP_MAX, -5, 5, -5, 5);
+}
+static void check_min(void) {
+    arith(OP_MIN, -5, 5, -5, 5);
+}
 
 static void compare(OpKind op) {
     binary_case(op, DT_F32, -2, 2, -2, 2);
@@ -345,12 +459,24 @@ static void compare(OpKind op) {
     binary_case(op, DT_I64, -2, 2, -2, 2);
     binary_case(op, DT_BOOL, 0, 1, 0, 1);
 }
-static void check_lt(void) { compare(OP_LT); }
-static void check_le(void) { compare(OP_LE); }
-static void check_eq(void) { compare(OP_EQ); }
-static void check_ne(void) { compare(OP_NE); }
-static void check_and(void) { binary_case(OP_AND, DT_BOOL, 0, 1, 0, 1); }
-static void check_or(void) { binary_case(OP_OR, DT_BOOL, 0, 1, 0, 1); }
+static void check_lt(void) {
+    compare(OP_LT);
+}
+static void check_le(void) {
+    compare(OP_LE);
+}
+static void check_eq(void) {
+    compare(OP_EQ);
+}
+static void check_ne(void) {
+    compare(OP_NE);
+}
+static void check_and(void) {
+    binary_case(OP_AND, DT_BOOL, 0, 1, 0, 1);
+}
+static void check_or(void) {
+    binary_case(OP_OR, DT_BOOL, 0, 1, 0, 1);
+}
 
 /* Integer edge cases that the random cases may miss. */
 static void check_int_edges(void) {
@@ -360,8 +486,10 @@ static void check_int_edges(void) {
     memcpy(a->data, av, sizeof av);
     memcpy(b->data, bv, sizeof bv);
     Node *na = feed(a), *nb = feed(b);
-    Node *outs[3] = {ir_binary(G, OP_DIV, na, nb, L), ir_binary(G, OP_MOD, na, nb, L), ir_binary(G, OP_ADD, na, nb, L)};
-    for (int k = 0; k < 3; k++) ir_graph_add_output(G, outs[k]);
+    Node *outs[3] = {ir_binary(G, OP_DIV, na, nb, L), ir_binary(G, OP_MOD, na, nb, L),
+                     ir_binary(G, OP_ADD, na, nb, L)};
+    for (int k = 0; k < 3; k++)
+        ir_graph_add_output(G, outs[k]);
     RtTensor *r[3];
     cr_assert(ir_interp_run(G, ins, r, D));
     int32_t *dv = r[0]->data, *mv = r[1]->data, *sv = r[2]->data;
@@ -371,7 +499,8 @@ static void check_int_edges(void) {
     cr_expect_eq(mv[1], 0);
     cr_expect_eq(mv[2], 1); /* sign of b */
     cr_expect_eq(sv[3], INT32_MIN);
-    for (int k = 0; k < 3; k++) rt_tensor_free(r[k]);
+    for (int k = 0; k < 3; k++)
+        rt_tensor_free(r[k]);
     rt_tensor_free(a);
     rt_tensor_free(b);
     nins = 0;
@@ -380,15 +509,17 @@ static void check_int_edges(void) {
 static void check_where(void) {
     fresh();
     Shape sc = th_shape(2, 4, 1), sa = th_shape(1, 5), sb = th_shape(0), so = th_shape(2, 4, 5);
-    RtTensor *c = rand_tensor(DT_BOOL, sc, 0, 1), *a = rand_tensor(DT_F32, sa, -3, 3), *b = rand_tensor(DT_F32, sb, -3, 3);
+    RtTensor *c = rand_tensor(DT_BOOL, sc, 0, 1), *a = rand_tensor(DT_F32, sa, -3, 3),
+             *b = rand_tensor(DT_F32, sb, -3, 3);
     RtTensor *cc = rt_tensor_clone(c), *acl = rt_tensor_clone(a), *bc = rt_tensor_clone(b);
     Node *nc = feed(c), *na = feed(a), *nb = feed(b);
     RtTensor *r = eval(ir_where(G, nc, na, nb, L));
     int64_t idx[8];
     for (int64_t i = 0; i < 20; i++) {
         unravel(i, &so, idx);
-        double want = rt_tensor_get_f64(cc, bcast_index(idx, &so, &sc)) ? rt_tensor_get_f64(acl, bcast_index(idx, &so, &sa))
-                                                                         : rt_tensor_get_f64(bc, 0);
+        double want = rt_tensor_get_f64(cc, bcast_index(idx, &so, &sc))
+                          ? rt_tensor_get_f64(acl, bcast_index(idx, &so, &sa))
+                          : rt_tensor_get_f64(bc, 0);
         cr_expect_eq(rt_tensor_get_f64(r, i), want);
     }
     rt_tensor_free(r);
@@ -399,13 +530,16 @@ static void check_where(void) {
     for (int k = 0; k < 2; k++) {
         DType dt = k ? DT_BOOL : DT_I64;
         fresh();
-        RtTensor *c2 = rand_tensor(DT_BOOL, th_shape(1, 9), 0, 1), *x = rand_tensor(dt, th_shape(1, 9), 0, 1),
+        RtTensor *c2 = rand_tensor(DT_BOOL, th_shape(1, 9), 0, 1),
+                 *x = rand_tensor(dt, th_shape(1, 9), 0, 1),
                  *y = rand_tensor(dt, th_shape(1, 9), 0, 1);
         RtTensor *c2c = rt_tensor_clone(c2), *xc = rt_tensor_clone(x), *yc = rt_tensor_clone(y);
         Node *n0 = feed(c2), *n1 = feed(x), *n2 = feed(y);
         RtTensor *r2 = eval(ir_where(G, n0, n1, n2, L));
         for (int64_t i = 0; i < 9; i++)
-            cr_expect_eq(rt_tensor_get_i64(r2, i), rt_tensor_get_i64(c2c, i) ? rt_tensor_get_i64(xc, i) : rt_tensor_get_i64(yc, i));
+            cr_expect_eq(rt_tensor_get_i64(r2, i), rt_tensor_get_i64(c2c, i)
+                                                       ? rt_tensor_get_i64(xc, i)
+                                                       : rt_tensor_get_i64(yc, i));
         rt_tensor_free(r2);
         rt_tensor_free(c2c);
         rt_tensor_free(xc);
@@ -419,12 +553,14 @@ static void reduce_case(OpKind op, DType dt, Shape s) {
     int r = s.rank;
     for (uint32_t axes = 0; axes < (1u << r); axes++) {
         fresh();
-        RtTensor *x = rand_tensor(dt, s, dt == DT_BOOL ? 0 : -9, dt == DT_BOOL ? 1 : 9), *xc = rt_tensor_clone(x);
+        RtTensor *x = rand_tensor(dt, s, dt == DT_BOOL ? 0 : -9, dt == DT_BOOL ? 1 : 9),
+                 *xc = rt_tensor_clone(x);
         RtTensor *res = eval(ir_reduce(G, op, feed(x), axes, L));
         Shape os = res->shape;
         int64_t on = rt_shape_numel(&os), n = rt_shape_numel(&s), idx[8], oidx[8];
         double *ref = malloc(sizeof(double) * (size_t)(on ? on : 1)), norm = 1;
-        for (int64_t o = 0; o < on; o++) ref[o] = op == OP_SUM ? 0 : op == OP_REDUCE_MAX ? -INFINITY : INFINITY;
+        for (int64_t o = 0; o < on; o++)
+            ref[o] = op == OP_SUM ? 0 : op == OP_REDUCE_MAX ? -INFINITY : INFINITY;
         for (int64_t i = 0; i < n; i++) {
             unravel(i, &s, idx);
             int k = 0;
@@ -432,17 +568,22 @@ static void reduce_case(OpKind op, DType dt, Shape s) {
                 if (!(axes >> d & 1)) oidx[k++] = idx[d];
             int64_t o = ravel(oidx, &os);
             double v = rt_tensor_get_f64(xc, i);
-            if (op == OP_SUM) ref[o] += v;
-            else if (op == OP_REDUCE_MAX) ref[o] = fmax(ref[o], v);
-            else ref[o] = fmin(ref[o], v);
+            if (op == OP_SUM)
+                ref[o] += v;
+            else if (op == OP_REDUCE_MAX)
+                ref[o] = fmax(ref[o], v);
+            else
+                ref[o] = fmin(ref[o], v);
         }
-        for (int64_t o = 0; o < on; o++) norm = fmax(norm, fabs(ref[o]));
+        for (int64_t o = 0; o < on; o++)
+            norm = fmax(norm, fabs(ref[o]));
         for (int64_t o = 0; o < on; o++) {
             double got = rt_tensor_get_f64(res, o);
             if (dt == DT_F32 || dt == DT_F64)
-                cr_expect(fabs(got - ref[o]) <= 1e-4 * norm, "%s axes=%x [%lld]: got %g want %g", ir_op_name(op), axes,
-                          (long long)o, got, ref[o]);
-            else cr_expect_eq(got, ref[o], "%s axes=%x [%lld]", ir_op_name(op), axes, (long long)o);
+                cr_expect(fabs(got - ref[o]) <= 1e-4 * norm, "%s axes=%x [%lld]: got %g want %g",
+                          ir_op_name(op), axes, (long long)o, got, ref[o]);
+            else
+                cr_expect_eq(got, ref[o], "%s axes=%x [%lld]", ir_op_name(op), axes, (long long)o);
         }
         free(ref);
         rt_tensor_free(res);
@@ -460,9 +601,15 @@ static void reduce_all(OpKind op) {
     reduce_case(op, DT_F32, th_shape(3, 2, 65, 3)); /* long rows both ways */
     if (op != OP_SUM) reduce_case(op, DT_BOOL, th_shape(2, 3, 4));
 }
-static void check_sum(void) { reduce_all(OP_SUM); }
-static void check_reduce_max(void) { reduce_all(OP_REDUCE_MAX); }
-static void check_reduce_min(void) { reduce_all(OP_REDUCE_MIN); }
+static void check_sum(void) {
+    reduce_all(OP_SUM);
+}
+static void check_reduce_max(void) {
+    reduce_all(OP_REDUCE_MAX);
+}
+static void check_reduce_min(void) {
+    reduce_all(OP_REDUCE_MIN);
+}
 
 static void check_argmax(void) {
     Shape s = th_shape(3, 4, 5, 3);
@@ -481,14 +628,16 @@ static void check_argmax(void) {
                 int64_t best = -1;
                 double bv = -INFINITY;
                 for (int64_t j = 0; j < s.dims[axis]; j++) {
-                    for (int d = 0, q = 0; d < 3; d++) idx[d] = d == axis ? j : oidx[q++];
+                    for (int d = 0, q = 0; d < 3; d++)
+                        idx[d] = d == axis ? j : oidx[q++];
                     double v = rt_tensor_get_f64(xc, ravel(idx, &s));
                     if (v > bv) {
                         bv = v;
                         best = j; /* first maximum wins */
                     }
                 }
-                cr_expect_eq(rt_tensor_get_i64(res, o), best, "argmax axis %d [%lld]", axis, (long long)o);
+                cr_expect_eq(rt_tensor_get_i64(res, o), best, "argmax axis %d [%lld]", axis,
+                             (long long)o);
             }
             rt_tensor_free(res);
             rt_tensor_free(xc);
@@ -508,7 +657,8 @@ static void check_reshape(void) {
 }
 
 static void check_permute(void) {
-    static const int perms3[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2}, {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
+    static const int perms3[6][3] = {{0, 1, 2}, {0, 2, 1}, {1, 0, 2},
+                                     {1, 2, 0}, {2, 0, 1}, {2, 1, 0}};
     Shape s = th_shape(3, 2, 3, 5);
     for (int p = 0; p < 6; p++) {
         for (int k = 0; k < 2; k++) {
@@ -519,7 +669,8 @@ static void check_permute(void) {
             int64_t oidx[8], iidx[8];
             for (int64_t i = 0; i < 30; i++) {
                 unravel(i, &r->shape, oidx);
-                for (int d = 0; d < 3; d++) iidx[perms3[p][d]] = oidx[d];
+                for (int d = 0; d < 3; d++)
+                    iidx[perms3[p][d]] = oidx[d];
                 cr_expect_eq(rt_tensor_get_f64(r, i), rt_tensor_get_f64(xc, ravel(iidx, &s)));
             }
             rt_tensor_free(r);
@@ -535,7 +686,8 @@ static void check_permute(void) {
     int64_t oidx[8], iidx[8];
     for (int64_t i = 0; i < 24; i++) {
         unravel(i, &r->shape, oidx);
-        for (int d = 0; d < 4; d++) iidx[perm[d]] = oidx[d];
+        for (int d = 0; d < 4; d++)
+            iidx[perm[d]] = oidx[d];
         cr_expect_eq(rt_tensor_get_i64(r, i), rt_tensor_get_i64(xc, ravel(iidx, &s4)));
     }
     rt_tensor_free(r);
@@ -544,7 +696,8 @@ static void check_permute(void) {
 
 static void check_broadcast(void) {
     const Shape from[] = {th_shape(2, 3, 1), th_shape(0), th_shape(1, 5), th_shape(3, 1, 3, 1)};
-    const Shape to[] = {th_shape(3, 2, 3, 5), th_shape(2, 4, 3), th_shape(3, 2, 3, 5), th_shape(3, 2, 3, 7)};
+    const Shape to[] = {th_shape(3, 2, 3, 5), th_shape(2, 4, 3), th_shape(3, 2, 3, 5),
+                        th_shape(3, 2, 3, 7)};
     for (int c = 0; c < 4; c++) {
         fresh();
         RtTensor *x = rand_tensor(DT_F32, from[c], -1, 1), *xc = rt_tensor_clone(x);
@@ -552,7 +705,8 @@ static void check_broadcast(void) {
         int64_t idx[8];
         for (int64_t i = 0; i < rt_shape_numel(&to[c]); i++) {
             unravel(i, &to[c], idx);
-            cr_expect_eq(rt_tensor_get_f64(r, i), rt_tensor_get_f64(xc, bcast_index(idx, &to[c], &from[c])));
+            cr_expect_eq(rt_tensor_get_f64(r, i),
+                         rt_tensor_get_f64(xc, bcast_index(idx, &to[c], &from[c])));
         }
         rt_tensor_free(r);
         rt_tensor_free(xc);
@@ -561,18 +715,21 @@ static void check_broadcast(void) {
 
 static void check_slice(void) {
     Shape s = th_shape(3, 5, 7, 4);
-    const int64_t cases[][3][3] = {
-        {{1, 0, 0}, {4, 7, 4}, {1, 2, 3}}, {{0, 6, 1}, {5, 7, 3}, {2, 1, 1}}, {{2, 3, 0}, {2, 7, 4}, {1, 5, 1}}};
+    const int64_t cases[][3][3] = {{{1, 0, 0}, {4, 7, 4}, {1, 2, 3}},
+                                   {{0, 6, 1}, {5, 7, 3}, {2, 1, 1}},
+                                   {{2, 3, 0}, {2, 7, 4}, {1, 5, 1}}};
     for (int c = 0; c < 3; c++) {
         fresh();
         RtTensor *x = rand_tensor(DT_F32, s, -1, 1), *xc = rt_tensor_clone(x);
         RtTensor *r = eval(ir_slice(G, feed(x), cases[c][0], cases[c][1], cases[c][2], L));
         int64_t oidx[8], iidx[8];
         for (int d = 0; d < 3; d++)
-            cr_expect_eq(r->shape.dims[d], (cases[c][1][d] - cases[c][0][d] + cases[c][2][d] - 1) / cases[c][2][d]);
+            cr_expect_eq(r->shape.dims[d],
+                         (cases[c][1][d] - cases[c][0][d] + cases[c][2][d] - 1) / cases[c][2][d]);
         for (int64_t i = 0; i < rt_shape_numel(&r->shape); i++) {
             unravel(i, &r->shape, oidx);
-            for (int d = 0; d < 3; d++) iidx[d] = cases[c][0][d] + oidx[d] * cases[c][2][d];
+            for (int d = 0; d < 3; d++)
+                iidx[d] = cases[c][0][d] + oidx[d] * cases[c][2][d];
             cr_expect_eq(rt_tensor_get_f64(r, i), rt_tensor_get_f64(xc, ravel(iidx, &s)));
         }
         rt_tensor_free(r);
@@ -598,11 +755,13 @@ static void check_concat(void) {
         for (int64_t i = 0; i < rt_shape_numel(&r->shape); i++) {
             unravel(i, &r->shape, oidx);
             int k = 0;
-            while (oidx[axis] >= s[k].dims[axis]) oidx[axis] -= s[k++].dims[axis];
+            while (oidx[axis] >= s[k].dims[axis])
+                oidx[axis] -= s[k++].dims[axis];
             cr_expect_eq(rt_tensor_get_f64(r, i), rt_tensor_get_f64(xc[k], ravel(oidx, &s[k])));
         }
         rt_tensor_free(r);
-        for (int k = 0; k < 3; k++) rt_tensor_free(xc[k]);
+        for (int k = 0; k < 3; k++)
+            rt_tensor_free(xc[k]);
     }
 }
 
@@ -610,14 +769,16 @@ static void check_gather(void) {
     for (int k = 0; k < 2; k++) {
         fresh();
         Shape ds = th_shape(3, 6, 2, 3), is = k ? th_shape(0) : th_shape(2, 4, 3);
-        RtTensor *d = rand_tensor(DT_F32, ds, -1, 1), *idx = rand_tensor(k ? DT_I64 : DT_I32, is, 0, 5);
+        RtTensor *d = rand_tensor(DT_F32, ds, -1, 1),
+                 *idx = rand_tensor(k ? DT_I64 : DT_I32, is, 0, 5);
         RtTensor *dc = rt_tensor_clone(d), *ic = rt_tensor_clone(idx);
         Node *nd = feed(d), *ni = feed(idx);
         RtTensor *r = eval(ir_gather(G, nd, ni, L));
         int64_t ni_ = rt_shape_numel(&is);
         for (int64_t i = 0; i < ni_; i++)
             for (int64_t j = 0; j < 6; j++)
-                cr_expect_eq(rt_tensor_get_f64(r, i * 6 + j), rt_tensor_get_f64(dc, rt_tensor_get_i64(ic, i) * 6 + j));
+                cr_expect_eq(rt_tensor_get_f64(r, i * 6 + j),
+                             rt_tensor_get_f64(dc, rt_tensor_get_i64(ic, i) * 6 + j));
         rt_tensor_free(r);
         rt_tensor_free(dc);
         rt_tensor_free(ic);
@@ -628,14 +789,17 @@ static void check_scatter_add(void) {
     for (int k = 0; k < 2; k++) {
         DType dt = k ? DT_I32 : DT_F32;
         fresh();
-        RtTensor *u = rand_tensor(dt, th_shape(3, 4, 3, 2), -5, 5), *idx = rand_tensor(DT_I64, th_shape(2, 4, 3), 0, 4);
+        RtTensor *u = rand_tensor(dt, th_shape(3, 4, 3, 2), -5, 5),
+                 *idx = rand_tensor(DT_I64, th_shape(2, 4, 3), 0, 4);
         RtTensor *uc = rt_tensor_clone(u), *ic = rt_tensor_clone(idx);
         Node *nu = feed(u), *ni = feed(idx);
         RtTensor *r = eval(ir_scatter_add(G, nu, ni, 5, L));
         double ref[10] = {0};
         for (int64_t i = 0; i < 12; i++)
-            for (int j = 0; j < 2; j++) ref[rt_tensor_get_i64(ic, i) * 2 + j] += rt_tensor_get_f64(uc, i * 2 + j);
-        for (int j = 0; j < 10; j++) expect_close(rt_tensor_get_f64(r, j), ref[j], 1e-5, "scatter_add", j);
+            for (int j = 0; j < 2; j++)
+                ref[rt_tensor_get_i64(ic, i) * 2 + j] += rt_tensor_get_f64(uc, i * 2 + j);
+        for (int j = 0; j < 10; j++)
+            expect_close(rt_tensor_get_f64(r, j), ref[j], 1e-5, "scatter_add", j);
         rt_tensor_free(r);
         rt_tensor_free(uc);
         rt_tensor_free(ic);
@@ -659,14 +823,16 @@ static void check_pad(void) {
                 iidx[d] = oidx[d] - lo[d];
                 inside = inside && iidx[d] >= 0 && iidx[d] < s.dims[d];
             }
-            cr_expect_eq(rt_tensor_get_f64(r, i), inside ? rt_tensor_get_f64(xc, ravel(iidx, &s)) : pv);
+            cr_expect_eq(rt_tensor_get_f64(r, i),
+                         inside ? rt_tensor_get_f64(xc, ravel(iidx, &s)) : pv);
         }
         rt_tensor_free(r);
         rt_tensor_free(xc);
     }
 }
 
-/* ---- contraction ------------------------------------------------------------------------------ */
+/* ---- contraction ------------------------------------------------------------------------------
+ */
 
 static void matmul_case(DType dt, Shape sa, Shape sb) {
     fresh();
@@ -685,14 +851,18 @@ static void matmul_case(DType dt, Shape sa, Shape sb) {
             for (int64_t j = 0; j < N; j++) {
                 double s = 0;
                 for (int64_t k = 0; k < K; k++)
-                    s += rt_tensor_get_f64(ac, p * M * K + i * K + k) * rt_tensor_get_f64(bc, p * K * N + k * N + j);
+                    s += rt_tensor_get_f64(ac, p * M * K + i * K + k) *
+                         rt_tensor_get_f64(bc, p * K * N + k * N + j);
                 ref[p * M * N + i * N + j] = s;
                 norm = fmax(norm, fabs(s));
             }
     for (int64_t i = 0; i < total; i++) {
         double got = rt_tensor_get_f64(r, i);
-        if (dt == DT_F32 || dt == DT_F64) cr_expect(fabs(got - ref[i]) <= 1e-4 * norm, "matmul [%lld]: %g vs %g", (long long)i, got, ref[i]);
-        else cr_expect_eq(got, ref[i]);
+        if (dt == DT_F32 || dt == DT_F64)
+            cr_expect(fabs(got - ref[i]) <= 1e-4 * norm, "matmul [%lld]: %g vs %g", (long long)i,
+                      got, ref[i]);
+        else
+            cr_expect_eq(got, ref[i]);
     }
     free(ref);
     rt_tensor_free(r);
@@ -714,11 +884,13 @@ static void check_matmul(void) {
 
 /* ---- random --------------------------------------------------------------------------------- */
 
-static const uint32_t gold_words[6] = {0xe653847c, 0xcdd15fe2, 0xb4055292, 0x0370f05f, 0x1823c60a, 0x4d131871};
-static const double gold_uniform[6] = {0.8997118473052979, 0.8039760589599609, 0.7032061815261841,
-                                       0.013442069292068481, 0.09429588913917542, 0.3010726273059845};
+static const uint32_t gold_words[6] = {0xe653847c, 0xcdd15fe2, 0xb4055292,
+                                       0x0370f05f, 0x1823c60a, 0x4d131871};
+static const double gold_uniform[6] = {0.8997118473052979,  0.8039760589599609,
+                                       0.7032061815261841,  0.013442069292068481,
+                                       0.09429588913917542, 0.3010726273059845};
 static const double gold_normal[6] = {0.1529454605183685, -0.43355410190025206, 0.8361811147001171,
-                                      0.0707914372363717, -0.6854580302806746, 2.0622275956299285};
+                                      0.0707914372363717, -0.6854580302806746,  2.0622275956299285};
 
 static RtTensor *rng_run(OpKind op, DType dt, int64_t n, int64_t seed, int64_t offset) {
     fresh();
@@ -736,16 +908,20 @@ static void check_rng_uniform(void) {
     rt_tensor_free(u);
     /* offset: element i is index offset + i, even across block boundaries */
     RtTensor *v = rng_run(OP_RNG_UNIFORM, DT_F32, 9, 42, 3);
-    for (int i = 0; i < 3; i++) cr_expect_eq(((float *)v->data)[i], (float)gold_uniform[i + 3]);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(((float *)v->data)[i], (float)gold_uniform[i + 3]);
     rt_tensor_free(v);
     RtTensor *d = rng_run(OP_RNG_UNIFORM, DT_F64, 6, 42, 0);
-    for (int i = 0; i < 6; i++) cr_expect_eq(((double *)d->data)[i], gold_uniform[i]);
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(((double *)d->data)[i], gold_uniform[i]);
     rt_tensor_free(d);
     /* shape does not matter, only the flat index */
     fresh();
-    RtTensor *m = eval(ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(2, 2, 3), ir_scalar(G, DT_I64, 42, L),
-                              ir_scalar(G, DT_I64, 0, L), 0xabfe42a2u, L));
-    for (int i = 0; i < 6; i++) cr_expect_eq(((float *)m->data)[i], (float)gold_uniform[i]);
+    RtTensor *m =
+        eval(ir_rng(G, OP_RNG_UNIFORM, DT_F32, th_shape(2, 2, 3), ir_scalar(G, DT_I64, 42, L),
+                    ir_scalar(G, DT_I64, 0, L), 0xabfe42a2u, L));
+    for (int i = 0; i < 6; i++)
+        cr_expect_eq(((float *)m->data)[i], (float)gold_uniform[i]);
     rt_tensor_free(m);
 }
 
@@ -753,73 +929,117 @@ static void check_rng_normal(void) {
     RtTensor *z = rng_run(OP_RNG_NORMAL, DT_F32, 6, 42, 0);
     for (int i = 0; i < 6; i++) {
         double got = ((float *)z->data)[i];
-        cr_expect(fabs(got - gold_normal[i]) <= 1e-6 * fabs(gold_normal[i]), "normal %d: %.9g vs %.17g", i, got,
-                  gold_normal[i]);
+        cr_expect(fabs(got - gold_normal[i]) <= 1e-6 * fabs(gold_normal[i]),
+                  "normal %d: %.9g vs %.17g", i, got, gold_normal[i]);
         cr_expect_eq(((float *)z->data)[i], rt_rng_normal(42, 0xabfe42a2u, (uint64_t)i));
     }
     rt_tensor_free(z);
     RtTensor *w = rng_run(OP_RNG_NORMAL, DT_F32, 11, 42, 5);
-    for (int i = 0; i < 11; i++) cr_expect_eq(((float *)w->data)[i], rt_rng_normal(42, 0xabfe42a2u, 5 + (uint64_t)i));
+    for (int i = 0; i < 11; i++)
+        cr_expect_eq(((float *)w->data)[i], rt_rng_normal(42, 0xabfe42a2u, 5 + (uint64_t)i));
     rt_tensor_free(w);
     RtTensor *d = rng_run(OP_RNG_NORMAL, DT_F64, 6, 42, 0);
     for (int i = 0; i < 6; i++)
-        cr_expect(fabs(((double *)d->data)[i] - gold_normal[i]) <= 1e-12 * fabs(gold_normal[i]), "normal f64 %d", i);
+        cr_expect(fabs(((double *)d->data)[i] - gold_normal[i]) <= 1e-12 * fabs(gold_normal[i]),
+                  "normal f64 %d", i);
     rt_tensor_free(d);
     /* a negative i64 seed is the same bits as the uint64 seed */
     RtTensor *neg = rng_run(OP_RNG_NORMAL, DT_F32, 3, -1, 0);
-    for (int i = 0; i < 3; i++) cr_expect_eq(((float *)neg->data)[i], rt_rng_normal(UINT64_MAX, 0xabfe42a2u, (uint64_t)i));
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(((float *)neg->data)[i], rt_rng_normal(UINT64_MAX, 0xabfe42a2u, (uint64_t)i));
     rt_tensor_free(neg);
 }
 
 static void check_fresh_seed(void) {
-    const struct { int64_t s, t; uint32_t k; uint64_t want; } cases[] = {
-        {0, 0, 0, 0x3ed3f23b51dc4d72ull}, {0, 1, 0, 0xfc031d074b2a1a4cull},
-        {42, 0, 0, 0x3fababe99983069bull}, {42, 7, 1, 0xb40d6319921762d5ull}};
+    const struct {
+        int64_t s, t;
+        uint32_t k;
+        uint64_t want;
+    } cases[] = {{0, 0, 0, 0x3ed3f23b51dc4d72ull},
+                 {0, 1, 0, 0xfc031d074b2a1a4cull},
+                 {42, 0, 0, 0x3fababe99983069bull},
+                 {42, 7, 1, 0xb40d6319921762d5ull}};
     for (int c = 0; c < 4; c++) {
         fresh();
-        Node *s = ir_scalar(G, DT_I64, (double)cases[c].s, L), *t = ir_scalar(G, DT_I64, (double)cases[c].t, L);
+        Node *s = ir_scalar(G, DT_I64, (double)cases[c].s, L),
+             *t = ir_scalar(G, DT_I64, (double)cases[c].t, L);
         RtTensor *r = eval(ir_fresh_seed(G, s, t, cases[c].k, L));
         cr_expect_eq((uint64_t) * (int64_t *)r->data, cases[c].want, "fresh_seed case %d", c);
         rt_tensor_free(r);
     }
 }
 
-/* ---- the table walk ----------------------------------------------------------------------------- */
+/* ---- the table walk -----------------------------------------------------------------------------
+ */
 
 typedef void (*OpCheck)(void);
 static const OpCheck checks[OP_COUNT] = {
-    [OP_INPUT] = check_input,       [OP_CONST] = check_const,         [OP_IOTA] = check_iota,
-    [OP_NEG] = check_neg,           [OP_ABS] = check_abs,             [OP_SIGN] = check_sign,
-    [OP_FLOOR] = check_floor,       [OP_EXP] = check_exp,             [OP_LOG] = check_log,
-    [OP_SQRT] = check_sqrt,         [OP_SIN] = check_sin,             [OP_COS] = check_cos,             [OP_ERF] = check_erf,
-    [OP_NOT] = check_not,           [OP_CAST] = check_cast,           [OP_STOP_GRAD] = check_stop_grad,
-    [OP_ADD] = check_add,           [OP_SUB] = check_sub,             [OP_MUL] = check_mul,
-    [OP_DIV] = check_div,           [OP_MOD] = check_mod,             [OP_POW] = check_pow,
-    [OP_MAX] = check_max,           [OP_MIN] = check_min,             [OP_LT] = check_lt,
-    [OP_LE] = check_le,             [OP_EQ] = check_eq,               [OP_NE] = check_ne,
-    [OP_AND] = check_and,           [OP_OR] = check_or,               [OP_WHERE] = check_where,
-    [OP_SUM] = check_sum,           [OP_REDUCE_MAX] = check_reduce_max, [OP_REDUCE_MIN] = check_reduce_min,
-    [OP_ARGMAX] = check_argmax,     [OP_RESHAPE] = check_reshape,     [OP_PERMUTE] = check_permute,
-    [OP_BROADCAST] = check_broadcast, [OP_SLICE] = check_slice,       [OP_CONCAT] = check_concat,
-    [OP_GATHER] = check_gather,     [OP_SCATTER_ADD] = check_scatter_add, [OP_PAD] = check_pad,
-    [OP_MATMUL] = check_matmul,     [OP_RNG_UNIFORM] = check_rng_uniform, [OP_RNG_NORMAL] = check_rng_normal,
+    [OP_INPUT] = check_input,
+    [OP_CONST] = check_const,
+    [OP_IOTA] = check_iota,
+    [OP_NEG] = check_neg,
+    [OP_ABS] = check_abs,
+    [OP_SIGN] = check_sign,
+    [OP_FLOOR] = check_floor,
+    [OP_EXP] = check_exp,
+    [OP_LOG] = check_log,
+    [OP_SQRT] = check_sqrt,
+    [OP_SIN] = check_sin,
+    [OP_COS] = check_cos,
+    [OP_ERF] = check_erf,
+    [OP_NOT] = check_not,
+    [OP_CAST] = check_cast,
+    [OP_STOP_GRAD] = check_stop_grad,
+    [OP_ADD] = check_add,
+    [OP_SUB] = check_sub,
+    [OP_MUL] = check_mul,
+    [OP_DIV] = check_div,
+    [OP_MOD] = check_mod,
+    [OP_POW] = check_pow,
+    [OP_MAX] = check_max,
+    [OP_MIN] = check_min,
+    [OP_LT] = check_lt,
+    [OP_LE] = check_le,
+    [OP_EQ] = check_eq,
+    [OP_NE] = check_ne,
+    [OP_AND] = check_and,
+    [OP_OR] = check_or,
+    [OP_WHERE] = check_where,
+    [OP_SUM] = check_sum,
+    [OP_REDUCE_MAX] = check_reduce_max,
+    [OP_REDUCE_MIN] = check_reduce_min,
+    [OP_ARGMAX] = check_argmax,
+    [OP_RESHAPE] = check_reshape,
+    [OP_PERMUTE] = check_permute,
+    [OP_BROADCAST] = check_broadcast,
+    [OP_SLICE] = check_slice,
+    [OP_CONCAT] = check_concat,
+    [OP_GATHER] = check_gather,
+    [OP_SCATTER_ADD] = check_scatter_add,
+    [OP_PAD] = check_pad,
+    [OP_MATMUL] = check_matmul,
+    [OP_RNG_UNIFORM] = check_rng_uniform,
+    [OP_RNG_NORMAL] = check_rng_normal,
     [OP_FRESH_SEED] = check_fresh_seed,
 };
 _Static_assert(sizeof checks / sizeof checks[0] == OP_COUNT, "one checker slot per op");
 
 Test(ops, op_table_is_covered) {
     for (int op = 0; op < OP_COUNT; op++)
-        cr_expect_not_null(checks[op], "op '%s' has no interpreter check in test_ops.c", ir_op_name((OpKind)op));
+        cr_expect_not_null(checks[op], "op '%s' has no interpreter check in test_ops.c",
+                           ir_op_name((OpKind)op));
 }
 
 /* One test per op, so a failure names the op. */
-#define X(id, name, arity, shape, flags, doc) \
-    Test(ops, id) {                           \
-        cr_assert_not_null(checks[OP_##id]);  \
-        checks[OP_##id]();                    \
-        cr_expect_eq(D->nerrors, 0, "unexpected diagnostic: %s", th_last_diag(D)); \
+#define X(id, name, arity, shape, flags, doc)                                                      \
+    Test(ops, id) {                                                                                \
+        cr_assert_not_null(checks[OP_##id]);                                                       \
+        checks[OP_##id]();                                                                         \
+        cr_expect_eq(D->nerrors, 0, "unexpected diagnostic: %s", th_last_diag(D));                 \
     }
 #include "ir/ops.def"
 #undef X
 
-Test(ops, int_edges) { check_int_edges(); }
+Test(ops, int_edges) {
+    check_int_edges();
+}

@@ -158,12 +158,11 @@ static const char spec_01[] =
     "  }\n"
     "}\n";
 
-static const char spec_02[] =
-    "fn linear(x: f32[..., I], out: int) -> f32[..., out] {\n"
-    "  param W: f32[I, out] = glorot_uniform()\n"
-    "  param b: f32[out]    = zeros()\n"
-    "  return x @ W + b\n"
-    "}\n";
+static const char spec_02[] = "fn linear(x: f32[..., I], out: int) -> f32[..., out] {\n"
+                              "  param W: f32[I, out] = glorot_uniform()\n"
+                              "  param b: f32[out]    = zeros()\n"
+                              "  return x @ W + b\n"
+                              "}\n";
 
 static const char spec_03[] =
     "optimizer sgd(lr, momentum = 0.0, weight_decay = 0.0) {\n"
@@ -300,7 +299,6 @@ static const char spec_11[] =
     "  }\n"
     "}\n";
 
-
 static const char *const spec_programs[] = {
     spec_01, spec_02, spec_03, spec_04, spec_05, spec_06,
     spec_07, spec_08, spec_09, spec_10, spec_11,
@@ -318,28 +316,30 @@ Test(parse, spec_programs_parse) {
 }
 
 Test(parse, spec_program_1_dump) {
-    expect_program(spec_01,
-    "(import nn optim)\n"
-    "(config\n"
-    "  batch_size=128\n"
-    "  hidden=256\n"
-    "  steps=3000\n"
-    "  lr=0.1)\n"
-    "(data mnist (call idx \"data/mnist10k\" scale=(/ 1.0 255) split=(list 8000 2000)))\n"
-    "(fn mlp (x:f32[B,784]) -> f32[B,10] {\n"
-    "  (= h (call relu (call (. nn linear) x hidden)))\n"
-    "  (return (call (. nn linear) h 10))\n"
-    "})\n"
-    "(train mlp\n"
-    "  data=(. mnist train)\n"
-    "  batch=batch_size\n"
-    "  shuffle=true\n"
-    "  steps=steps\n"
-    "  loss=(call cross_entropy (call mlp (. batch x)) (. batch y))\n"
-    "  optimizer=(call (. optim sgd) lr=lr momentum=0.9)\n"
-    "  (every 500 {\n"
-    "    (log test_acc=(call mean (== (call argmax (call mlp (. (. mnist test) x)) axis=1) (. (. mnist test) y))))\n"
-    "  }))\n");
+    expect_program(
+        spec_01,
+        "(import nn optim)\n"
+        "(config\n"
+        "  batch_size=128\n"
+        "  hidden=256\n"
+        "  steps=3000\n"
+        "  lr=0.1)\n"
+        "(data mnist (call idx \"data/mnist10k\" scale=(/ 1.0 255) split=(list 8000 2000)))\n"
+        "(fn mlp (x:f32[B,784]) -> f32[B,10] {\n"
+        "  (= h (call relu (call (. nn linear) x hidden)))\n"
+        "  (return (call (. nn linear) h 10))\n"
+        "})\n"
+        "(train mlp\n"
+        "  data=(. mnist train)\n"
+        "  batch=batch_size\n"
+        "  shuffle=true\n"
+        "  steps=steps\n"
+        "  loss=(call cross_entropy (call mlp (. batch x)) (. batch y))\n"
+        "  optimizer=(call (. optim sgd) lr=lr momentum=0.9)\n"
+        "  (every 500 {\n"
+        "    (log test_acc=(call mean (== (call argmax (call mlp (. (. mnist test) x)) axis=1) (. "
+        "(. mnist test) y))))\n"
+        "  }))\n");
 }
 
 Test(parse, spec_shapes) {
@@ -389,8 +389,10 @@ Test(parse, spec_shapes) {
 /* ---- docs/language.md: every complete program in it parses ---- */
 
 static bool starts_with_decl(const char *s) {
-    static const char *const kw[] = {"import", "config", "data", "fn", "optimizer", "train", "main"};
-    while (*s == ' ' || *s == '\n' || *s == '\t') s++;
+    static const char *const kw[] = {"import",    "config", "data", "fn",
+                                     "optimizer", "train",  "main"};
+    while (*s == ' ' || *s == '\n' || *s == '\t')
+        s++;
     for (size_t i = 0; i < sizeof kw / sizeof kw[0]; i++) {
         size_t n = strlen(kw[i]);
         if (strncmp(s, kw[i], n) == 0 && (s[n] == ' ' || s[n] == '\n' || s[n] == '{')) return true;
@@ -430,8 +432,8 @@ Test(parse, docs_language_programs) {
         if (open_end == p + 3 && starts_with_decl(body)) {
             Parse r = parse_text("docs/language.md", body, n);
             char *diags = diag_text(r.diags);
-            cr_expect(!diag_has_errors(r.diags), "program %d of docs/language.md:\n%.*s\n%s", nprog + 1,
-                      (int)n, body, diags);
+            cr_expect(!diag_has_errors(r.diags), "program %d of docs/language.md:\n%.*s\n%s",
+                      nprog + 1, (int)n, body, diags);
             free(diags);
             parse_free(&r);
             nprog++;
@@ -493,8 +495,9 @@ Test(parse, calls_lists_slices) {
     expect_expr("x[1:]", "(index x (: 1 _))");
     expect_expr("x[:n]", "(index x (: _ n))");
     expect_expr("x[-1]", "(index x (- 1))");
-    expect_expr("mu[:, None, :, :] - mu[None, :, :, :]",
-                "(- (index mu (: _ _) None (: _ _) (: _ _)) (index mu None (: _ _) (: _ _) (: _ _)))");
+    expect_expr(
+        "mu[:, None, :, :] - mu[None, :, :, :]",
+        "(- (index mu (: _ _) None (: _ _) (: _ _)) (index mu None (: _ _) (: _ _) (: _ _)))");
     expect_expr("nn.layernorm(h)[:, 0]", "(index (call (. nn layernorm) h) (: _ _) 0)");
     expect_expr("fn(c) idwt(c, w)", "(fn (c) (call idwt c w))");
     expect_expr("trim(t, c, inverse = fn(c) idwt(c, w), method = \"saliency\")",
@@ -539,7 +542,8 @@ Test(parse, newline_rules) {
     /* a newline ends a statement even where an operator could follow */
     expect_program("main {\n  a = b\n  -c\n}\n", "(main {\n  (= a b)\n  (- c)\n})\n");
     /* then/else may start a line */
-    expect_program("main {\n  z = if a\n    then b\n    else c\n}\n", "(main {\n  (= z (if a b c))\n})\n");
+    expect_program("main {\n  z = if a\n    then b\n    else c\n}\n",
+                   "(main {\n  (= z (if a b c))\n})\n");
     /* one-line blocks and CRLF line ends */
     expect_program("main { x = 1 }\r\nfn f(x) = x * 2\r\n",
                    "(main {\n  (= x 1)\n})\n(fn f (x) = (* x 2))\n");
@@ -764,27 +768,31 @@ Test(parse, error_messages) {
     expect_errors("data mnist idx(\"a\")\n", "1:12: error: unexpected name 'idx', expected '='\n");
     expect_errors("main {\n  for s in 0 steps {\n  }\n}\n",
                   "2:14: error: unexpected name 'steps', expected '..'\n");
-    expect_errors("main {\n  x = 1 2\n}\n", "2:9: error: unexpected integer '2', expected ';' or newline\n");
-    expect_errors("x = 1\n",
-                  "1:1: error: unexpected name 'x', expected a declaration "
-                  "(import, config, data, fn, optimizer, train or main)\n");
+    expect_errors("main {\n  x = 1 2\n}\n",
+                  "2:9: error: unexpected integer '2', expected ';' or newline\n");
+    expect_errors("x = 1\n", "1:1: error: unexpected name 'x', expected a declaration "
+                             "(import, config, data, fn, optimizer, train or main)\n");
     expect_errors("main x\n", "1:6: error: unexpected name 'x', expected '{'\n");
     expect_errors("main {\n  b = a < b < c\n}\n",
                   "2:13: error: comparisons do not chain: write a < b && b < c\n");
     expect_errors("main {\n  x = 1\n  else { }\n}\n",
                   "3:3: error: 'else' without a matching 'if' (it must follow the if's '}')\n");
-    expect_errors("fn f(x: f33) = x\n",
-                  "1:9: error: unexpected name 'f33', expected a type (a dtype such as f32[N], or int, float, str)\n");
-    expect_errors("optimizer o(lr) {\n  state v = 0\n}\n", "1:11: error: optimizer 'o' has no step block\n");
+    expect_errors("fn f(x: f33) = x\n", "1:9: error: unexpected name 'f33', expected a type (a "
+                                        "dtype such as f32[N], or int, float, str)\n");
+    expect_errors("optimizer o(lr) {\n  state v = 0\n}\n",
+                  "1:11: error: optimizer 'o' has no step block\n");
     expect_errors("optimizer o(lr) {\n  step { }\n  step { }\n}\n",
                   "3:3: error: optimizer 'o' has more than one step block\n"
                   "2:3: note: the first step block is here\n");
 }
 
 Test(parse, lexical_errors) {
-    expect_errors("main {\n  x = 1.\n}\n", "2:7: error: invalid number '1.': a digit must follow '.'\n");
-    expect_errors("main {\n  x = 1e+\n}\n", "2:7: error: invalid number '1e+': the exponent has no digits\n");
-    expect_errors("main {\n  x = 12ab\n}\n", "2:7: error: invalid number '12ab': a number cannot run into a name\n");
+    expect_errors("main {\n  x = 1.\n}\n",
+                  "2:7: error: invalid number '1.': a digit must follow '.'\n");
+    expect_errors("main {\n  x = 1e+\n}\n",
+                  "2:7: error: invalid number '1e+': the exponent has no digits\n");
+    expect_errors("main {\n  x = 12ab\n}\n",
+                  "2:7: error: invalid number '12ab': a number cannot run into a name\n");
     expect_errors("main {\n  x = .5\n}\n",
                   "2:7: error: invalid number '.5': a digit must come before '.' (write 0.5)\n");
     expect_errors("main {\n  x = 99999999999999999999\n}\n",
@@ -794,9 +802,11 @@ Test(parse, lexical_errors) {
     expect_errors("main {\n\tx = \x01\n}\n", "2:6: error: invalid character '\\x01'\n");
     expect_errors("main {\n  s = \"abc\n}\n",
                   "2:7: error: unterminated string (a string must end on the line it starts)\n");
-    expect_errors("main {\n  print \"a\\qb\"\n}\n", "2:11: error: unknown escape '\\q' in string\n");
-    expect_errors("main {\n  x = \xce\xb1\n}\n",
-                  "2:7: error: unexpected non-ASCII character (allowed only in strings and comments)\n");
+    expect_errors("main {\n  print \"a\\qb\"\n}\n",
+                  "2:11: error: unknown escape '\\q' in string\n");
+    expect_errors(
+        "main {\n  x = \xce\xb1\n}\n",
+        "2:7: error: unexpected non-ASCII character (allowed only in strings and comments)\n");
     /* non-ASCII text is fine in strings and comments */
     free(dump_ok("# \xce\xb1\xce\xb2\nmain { s = \"\xce\xb1\" }\n"));
 }
@@ -849,7 +859,8 @@ Test(parse, several_errors) {
                   "12:9: error: unexpected integer '3', expected '='\n"
                   "13:21: error: unexpected '}', expected an expression\n");
     /* the good statements around the broken ones stay in the tree */
-    Parse q = parse("main {\n  a = 0\n  x = 1 2\n  y = (3 +)\n  z = 4\n  while x { } else { }\n  w = 5\n}\n");
+    Parse q = parse(
+        "main {\n  a = 0\n  x = 1 2\n  y = (3 +)\n  z = 4\n  while x { } else { }\n  w = 5\n}\n");
     cr_expect_eq(q.diags->nerrors, 3);
     char *tree = program_text(q.prog);
     cr_expect_str_eq(tree, "(main {\n  (= a 0)\n  (= z 4)\n  (while x {\n  })\n  (= w 5)\n})\n");
@@ -878,8 +889,11 @@ static bool expectation_met(const DiagList *d, const char *line, char *why, size
     const char *text = line + off;
     for (int i = 0; i < d->n; i++)
         for (const Diag *g = d->items[i]; g; g = g->note) {
-            const char *gs = g->severity == DIAG_ERROR ? "error" : g->severity == DIAG_NOTE ? "note" : "warning";
-            if (g->loc.line == ln && g->loc.col == col && strcmp(gs, sev) == 0 && strstr(g->msg, text))
+            const char *gs = g->severity == DIAG_ERROR  ? "error"
+                             : g->severity == DIAG_NOTE ? "note"
+                                                        : "warning";
+            if (g->loc.line == ln && g->loc.col == col && strcmp(gs, sev) == 0 &&
+                strstr(g->msg, text))
                 return true;
         }
     snprintf(why, whylen, "no diagnostic matches '%s'", line);
@@ -894,7 +908,8 @@ Test(parse, error_corpus) {
     while ((ent = readdir(dir)) != NULL) {
         const char *name = ent->d_name;
         size_t n = strlen(name);
-        if (strncmp(name, "syntax_", 7) != 0 || n < 5 || strcmp(name + n - 4, ".dfl") != 0) continue;
+        if (strncmp(name, "syntax_", 7) != 0 || n < 5 || strcmp(name + n - 4, ".dfl") != 0)
+            continue;
         char path[512];
         snprintf(path, sizeof path, "tests/errors/%s", name);
         size_t len = 0;
@@ -913,8 +928,8 @@ Test(parse, error_corpus) {
                 memcpy(line, l + 10, m);
                 line[m] = '\0';
                 char why[700];
-                cr_expect(expectation_met(p.diags, line, why, sizeof why), "%s: %s; got:\n%s", path, why,
-                          diags);
+                cr_expect(expectation_met(p.diags, line, why, sizeof why), "%s: %s; got:\n%s", path,
+                          why, diags);
                 nexpect++;
             }
             l = e ? e + 1 : NULL;
@@ -935,9 +950,11 @@ Test(parse, deep_nesting) {
     enum { DEPTH = 20000 };
     char *src = malloc(2 * DEPTH + 64);
     char *q = src + sprintf(src, "main {\n  x = ");
-    for (int i = 0; i < DEPTH; i++) *q++ = '(';
+    for (int i = 0; i < DEPTH; i++)
+        *q++ = '(';
     *q++ = '1';
-    for (int i = 0; i < DEPTH; i++) *q++ = ')';
+    for (int i = 0; i < DEPTH; i++)
+        *q++ = ')';
     strcpy(q, "\n}\n");
     char *got = errors_of(src);
     cr_expect(strstr(got, "error: input nested too deeply") != NULL, "%s", got);
@@ -948,7 +965,8 @@ Test(parse, deep_nesting) {
     enum { TERMS = 50000 };
     src = malloc(4 * TERMS + 64);
     q = src + sprintf(src, "main {\n  x = 1");
-    for (int i = 0; i < TERMS; i++) q += sprintf(q, " + 1");
+    for (int i = 0; i < TERMS; i++)
+        q += sprintf(q, " + 1");
     strcpy(q, "\n}\n");
     Parse p = parse(src);
     cr_expect(!diag_has_errors(p.diags));
@@ -975,8 +993,14 @@ Test(parse, mutations_do_not_crash, .timeout = 60) {
                 size_t pos = n ? (size_t)(rng >> 33) % n : 0;
                 char ch = alphabet[(rng >> 17) % (sizeof alphabet - 1)];
                 switch ((rng >> 8) & 7) {
-                case 0: case 1: case 2: buf[pos] = ch; break; /* replace */
-                case 3: case 4: case 5:                       /* insert */
+                case 0:
+                case 1:
+                case 2:
+                    buf[pos] = ch;
+                    break; /* replace */
+                case 3:
+                case 4:
+                case 5: /* insert */
                     if (n + 1 < sizeof buf) {
                         memmove(buf + pos + 1, buf + pos, n - pos);
                         buf[pos] = ch;

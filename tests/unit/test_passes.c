@@ -33,7 +33,9 @@ static Ctx ctx_new(void) {
     return c;
 }
 
-static Shape S1(int64_t n) { return rt_shape_make(1, &n); }
+static Shape S1(int64_t n) {
+    return rt_shape_make(1, &n);
+}
 
 static void expect_ir(const Graph *g, const char *want) {
     char *got = th_graph_text(g);
@@ -53,7 +55,8 @@ static void run_pass(Ctx *c, PassFn fn, const char *name) {
 Test(passes, fold_evaluates_constant_subgraphs) {
     Ctx c = ctx_new();
     Node *x = ir_input(c.g, DT_F32, S1(3), "x", L0);
-    Node *k = ir_binary(c.g, OP_ADD, ir_scalar(c.g, DT_F32, 2, L0), ir_scalar(c.g, DT_F32, 3, L0), L0);
+    Node *k =
+        ir_binary(c.g, OP_ADD, ir_scalar(c.g, DT_F32, 2, L0), ir_scalar(c.g, DT_F32, 3, L0), L0);
     Node *e = ir_unary(c.g, OP_SQRT, ir_broadcast(c.g, k, S1(3), L0), L0);
     ir_graph_add_output(c.g, ir_binary(c.g, OP_MUL, x, e, L0));
     run_pass(&c, pass_fold, "fold");
@@ -72,8 +75,10 @@ Test(passes, fold_keeps_random_and_integer_semantics) {
     Node *off = ir_scalar(c.g, DT_I64, 0, L0);
     Node *r = ir_rng(c.g, OP_RNG_UNIFORM, DT_F32, S1(4), seed, off, 1, L0);
     /* 7 / 2 = 3 (truncating), -7 mod 2 = 1 (sign of b) */
-    Node *q = ir_binary(c.g, OP_DIV, ir_scalar(c.g, DT_I64, 7, L0), ir_scalar(c.g, DT_I64, 2, L0), L0);
-    Node *m = ir_binary(c.g, OP_MOD, ir_scalar(c.g, DT_I64, -7, L0), ir_scalar(c.g, DT_I64, 2, L0), L0);
+    Node *q =
+        ir_binary(c.g, OP_DIV, ir_scalar(c.g, DT_I64, 7, L0), ir_scalar(c.g, DT_I64, 2, L0), L0);
+    Node *m =
+        ir_binary(c.g, OP_MOD, ir_scalar(c.g, DT_I64, -7, L0), ir_scalar(c.g, DT_I64, 2, L0), L0);
     ir_graph_add_output(c.g, r);
     ir_graph_add_output(c.g, q);
     ir_graph_add_output(c.g, m);
@@ -91,9 +96,11 @@ Test(passes, fold_keeps_random_and_integer_semantics) {
 
 Test(passes, fold_casts_compares_and_where) {
     Ctx c = ctx_new();
-    Node *k = ir_cast(c.g, ir_scalar(c.g, DT_F64, -2.7, L0), DT_I32, L0);         /* truncates: -2 */
-    Node *lt = ir_binary(c.g, OP_LT, ir_scalar(c.g, DT_F32, 1, L0), ir_scalar(c.g, DT_F32, 2, L0), L0);
-    Node *w = ir_where(c.g, lt, ir_const(c.g, DT_F32, S1(2), 4, L0), ir_const(c.g, DT_F32, S1(2), 5, L0), L0);
+    Node *k = ir_cast(c.g, ir_scalar(c.g, DT_F64, -2.7, L0), DT_I32, L0); /* truncates: -2 */
+    Node *lt =
+        ir_binary(c.g, OP_LT, ir_scalar(c.g, DT_F32, 1, L0), ir_scalar(c.g, DT_F32, 2, L0), L0);
+    Node *w = ir_where(c.g, lt, ir_const(c.g, DT_F32, S1(2), 4, L0),
+                       ir_const(c.g, DT_F32, S1(2), 5, L0), L0);
     ir_graph_add_output(c.g, k);
     ir_graph_add_output(c.g, lt);
     ir_graph_add_output(c.g, w);
@@ -183,7 +190,8 @@ Test(passes, dce_keeps_inputs_and_their_indices) {
     ir_graph_add_output(c.g, ir_binary(c.g, OP_ADD, x, z, L0));
     run_pass(&c, pass_dce, "dce");
     cr_expect_eq(c.g->ninputs, 3);
-    for (int i = 0; i < 3; i++) cr_expect_eq(c.g->inputs[i]->attr.input.index, i);
+    for (int i = 0; i < 3; i++)
+        cr_expect_eq(c.g->inputs[i]->attr.input.index, i);
     cr_expect_str_eq(c.g->inputs[1]->name, "unused");
     expect_ir(c.g, "graph t(%0 x: f32[2], %1 unused: f32[2], %2 z: f32[2])\n"
                    "  %3 = add f32[2] %0, %2\n"
@@ -197,7 +205,8 @@ Test(passes, pipeline_lists_and_checks_names) {
     int n;
     const PassInfo *p = pass_pipeline_list(&n);
     cr_assert_geq(n, 4);
-    for (int i = 0; i < n; i++) cr_expect(pass_pipeline_has(p[i].name));
+    for (int i = 0; i < n; i++)
+        cr_expect(pass_pipeline_has(p[i].name));
     cr_expect_not(pass_pipeline_has("nosuch"));
     cr_expect_not(pass_pipeline_has(NULL));
 
@@ -205,7 +214,8 @@ Test(passes, pipeline_lists_and_checks_names) {
     ir_graph_add_output(c.g, ir_input(c.g, DT_F32, S1(2), "x", L0));
     cr_expect_not(pass_run_pipeline(c.g, "nosuch"));
     cr_assert_eq(c.diags->n, 1);
-    cr_expect(strstr(c.diags->items[0]->msg, "fold, simplify, cse, dce") != NULL, "%s", c.diags->items[0]->msg);
+    cr_expect(strstr(c.diags->items[0]->msg, "fold, simplify, cse, dce") != NULL, "%s",
+              c.diags->items[0]->msg);
     arena_free(c.arena);
 }
 
@@ -232,7 +242,9 @@ static uint64_t rnd(void) {
     return rs;
 }
 
-static Node *pick(Node **pool, int n) { return pool[rnd() % (uint64_t)n]; }
+static Node *pick(Node **pool, int n) {
+    return pool[rnd() % (uint64_t)n];
+}
 
 static Node *random_node(Graph *g, Node **pool, int n) {
     static const OpKind un[] = {OP_NEG, OP_EXP, OP_SIN, OP_COS, OP_ABS};
@@ -240,18 +252,27 @@ static Node *random_node(Graph *g, Node **pool, int n) {
     static const double consts[] = {0.0, 1.0, 2.0, -0.5};
     Node *a = pick(pool, n);
     switch (rnd() % 8) {
-    case 0: return ir_unary(g, un[rnd() % 5], a, L0);
-    case 1: return ir_binary(g, bin[rnd() % 5], a, pick(pool, n), L0);
-    case 2: return ir_binary(g, bin[rnd() % 3], a, ir_scalar(g, DT_F64, consts[rnd() % 4], L0), L0);
-    case 3: return ir_binary(g, OP_MUL, a, ir_binary(g, OP_ADD, ir_scalar(g, DT_F64, 0.5, L0),
-                                                     ir_scalar(g, DT_F64, 0.25, L0), L0), L0);
+    case 0:
+        return ir_unary(g, un[rnd() % 5], a, L0);
+    case 1:
+        return ir_binary(g, bin[rnd() % 5], a, pick(pool, n), L0);
+    case 2:
+        return ir_binary(g, bin[rnd() % 3], a, ir_scalar(g, DT_F64, consts[rnd() % 4], L0), L0);
+    case 3:
+        return ir_binary(
+            g, OP_MUL, a,
+            ir_binary(g, OP_ADD, ir_scalar(g, DT_F64, 0.5, L0), ir_scalar(g, DT_F64, 0.25, L0), L0),
+            L0);
     case 4: {
         int64_t d[2] = {2, 3};
         return ir_reshape(g, ir_reshape(g, a, rt_shape_make(2, d), L0), a->shape, L0);
     }
-    case 5: return ir_unary(g, OP_NEG, ir_unary(g, OP_NEG, a, L0), L0);
-    case 6: return ir_broadcast(g, ir_reduce(g, OP_SUM, a, 1, L0), a->shape, L0);
-    default: return ir_unary(g, OP_EXP, ir_unary(g, OP_SIN, a, L0), L0); /* often duplicated */
+    case 5:
+        return ir_unary(g, OP_NEG, ir_unary(g, OP_NEG, a, L0), L0);
+    case 6:
+        return ir_broadcast(g, ir_reduce(g, OP_SUM, a, 1, L0), a->shape, L0);
+    default:
+        return ir_unary(g, OP_EXP, ir_unary(g, OP_SIN, a, L0), L0); /* often duplicated */
     }
 }
 
@@ -265,7 +286,8 @@ Test(passes, pipeline_preserves_interpreter_results_on_random_graphs) {
         Ctx c = ctx_new();
         Node *pool[64];
         int n = 0;
-        for (int i = 0; i < 3; i++) pool[n++] = ir_input(c.g, DT_F64, S1(6), NULL, L0);
+        for (int i = 0; i < 3; i++)
+            pool[n++] = ir_input(c.g, DT_F64, S1(6), NULL, L0);
         int steps = 5 + (int)(rnd() % 20);
         for (int i = 0; i < steps && n < 64; i++) {
             Node *m = random_node(c.g, pool, n);
@@ -273,14 +295,16 @@ Test(passes, pipeline_preserves_interpreter_results_on_random_graphs) {
             pool[n++] = m;
         }
         int nout = 1 + (int)(rnd() % 3);
-        for (int j = 0; j < nout; j++) ir_graph_add_output(c.g, pick(pool, n));
+        for (int j = 0; j < nout; j++)
+            ir_graph_add_output(c.g, pick(pool, n));
         ir_graph_add_output(c.g, pool[n - 1]);
         nout++;
 
         RtTensor *in[3];
         for (int i = 0; i < 3; i++) {
             in[i] = rt_tensor_new(DT_F64, S1(6));
-            for (int k = 0; k < 6; k++) rt_tensor_set_f64(in[i], k, (double)(rnd() % 2001) / 500.0 - 2.0);
+            for (int k = 0; k < 6; k++)
+                rt_tensor_set_f64(in[i], k, (double)(rnd() % 2001) / 500.0 - 2.0);
         }
         RtTensor *before[8], *after[8];
         cr_assert(ir_interp_run(c.g, in, before, c.diags));
@@ -293,12 +317,14 @@ Test(passes, pipeline_preserves_interpreter_results_on_random_graphs) {
         for (int j = 0; j < nout; j++) {
             for (int k = 0; k < 6; k++) {
                 double a = rt_tensor_get_f64(before[j], k), b = rt_tensor_get_f64(after[j], k);
-                cr_expect(same_value(a, b), "trial %d output %d[%d]: %.17g before, %.17g after", trial, j, k, a, b);
+                cr_expect(same_value(a, b), "trial %d output %d[%d]: %.17g before, %.17g after",
+                          trial, j, k, a, b);
             }
             rt_tensor_free(before[j]);
             rt_tensor_free(after[j]);
         }
-        for (int i = 0; i < 3; i++) rt_tensor_free(in[i]);
+        for (int i = 0; i < 3; i++)
+            rt_tensor_free(in[i]);
         arena_free(c.arena);
     }
 }
@@ -318,8 +344,10 @@ Test(passes, pipeline_shrinks_gradient_graphs_without_changing_them) {
     ir_graph_add_output(c.g, hv);
     ir_graph_add_output(c.g, gw);
     RtTensor *in[2] = {rt_tensor_new(DT_F64, W->shape), rt_tensor_new(DT_F64, X->shape)};
-    for (int i = 0; i < 12; i++) rt_tensor_set_f64(in[0], i, sin(i + 1.0));
-    for (int i = 0; i < 8; i++) rt_tensor_set_f64(in[1], i, cos(3.0 * i));
+    for (int i = 0; i < 12; i++)
+        rt_tensor_set_f64(in[0], i, sin(i + 1.0));
+    for (int i = 0; i < 8; i++)
+        rt_tensor_set_f64(in[1], i, cos(3.0 * i));
     RtTensor *before[2], *after[2];
     cr_assert(ir_interp_run(c.g, in, before, c.diags));
     uint32_t n0 = c.g->nnodes;
@@ -328,7 +356,8 @@ Test(passes, pipeline_shrinks_gradient_graphs_without_changing_them) {
     cr_assert(ir_interp_run(c.g, in, after, c.diags));
     for (int j = 0; j < 2; j++) {
         for (int i = 0; i < 12; i++)
-            cr_expect(same_value(rt_tensor_get_f64(before[j], i), rt_tensor_get_f64(after[j], i)), "out %d[%d]", j, i);
+            cr_expect(same_value(rt_tensor_get_f64(before[j], i), rt_tensor_get_f64(after[j], i)),
+                      "out %d[%d]", j, i);
         rt_tensor_free(before[j]);
         rt_tensor_free(after[j]);
         rt_tensor_free(in[j]);

@@ -40,7 +40,7 @@ Test(rng, philox_pi) {
 
 Test(rng, fnv1a) {
     cr_expect_eq(rt_fnv1a32("mlp.linear0.W"), 0xabfe42a2u);
-    cr_expect_eq(rt_fnv1a32(""), 0x811C9DC5u); /* the offset basis */
+    cr_expect_eq(rt_fnv1a32(""), 0x811C9DC5u);  /* the offset basis */
     cr_expect_eq(rt_fnv1a32("a"), 0xe40c292cu); /* standard FNV-1a test value */
 }
 
@@ -81,8 +81,8 @@ Test(rng, normal_from_words) {
     for (uint64_t i = 0; i < 64; i++) {
         uint64_t base = i / 4 * 4 + (i % 4 & 2);
         float a = rt_rng_normal(seed, 3, i);
-        float b = rt_rng_normal_from_words(rt_rng_word(seed, 3, base), rt_rng_word(seed, 3, base + 1),
-                                           (int)(i & 1));
+        float b = rt_rng_normal_from_words(rt_rng_word(seed, 3, base),
+                                           rt_rng_word(seed, 3, base + 1), (int)(i & 1));
         cr_expect(memcmp(&a, &b, sizeof a) == 0, "index %llu", (unsigned long long)i);
     }
 }
@@ -94,7 +94,8 @@ Test(rng, mapping_counter_and_key) {
     const uint32_t ctr[4] = {2, 1, 99, 0};
     uint32_t out[4];
     rt_philox4x32_10(ctr, key, out);
-    for (int w = 0; w < 4; w++) cr_expect_eq(rt_rng_word(seed, 99, j * 4 + (uint64_t)w), out[w]);
+    for (int w = 0; w < 4; w++)
+        cr_expect_eq(rt_rng_word(seed, 99, j * 4 + (uint64_t)w), out[w]);
 }
 
 Test(rng, uniform_edges) {

@@ -12,17 +12,18 @@
 #include <string.h>
 
 #include "frontend/frontend.h"
-#include "helpers/ir_helpers.h"
 #include "frontend/lower_internal.h"
+#include "helpers/ir_helpers.h"
 
 #define CORPUS_DIR "tests/errors"
 #define MAX_FILES 512
 
 typedef ThPath Case;
 
-
 /* the corpus's semantic cases: syntax_* files are the parser's */
-static int list_semantic(Case *out, int max) { return th_list_programs(CORPUS_DIR, "syntax_", out, max); }
+static int list_semantic(Case *out, int max) {
+    return th_list_programs(CORPUS_DIR, "syntax_", out, max);
+}
 
 typedef struct {
     Arena *a;
@@ -50,7 +51,8 @@ static bool has_error(const Compiled *c, unsigned line, unsigned col, const char
     for (int i = 0; i < c->d->n; i++) {
         const Diag *g = c->d->items[i];
         if (g->severity != DIAG_ERROR) continue;
-        if ((line == 0 || (g->loc.line == line && g->loc.col == col)) && strstr(g->msg, sub)) return true;
+        if ((line == 0 || (g->loc.line == line && g->loc.col == col)) && strstr(g->msg, sub))
+            return true;
     }
     return false;
 }

@@ -123,8 +123,10 @@ Test(tensor, new_zeroed_clone_free) {
     RtTensor *t = rt_tensor_new(DT_F64, rt_shape_make(2, d));
     cr_assert_not_null(t);
     cr_expect_eq(rt_tensor_bytes(t), 120);
-    for (int64_t i = 0; i < 15; i++) cr_expect_eq(rt_tensor_get_f64(t, i), 0.0);
-    for (int64_t i = 0; i < 15; i++) rt_tensor_set_f64(t, i, (double)i * 0.5);
+    for (int64_t i = 0; i < 15; i++)
+        cr_expect_eq(rt_tensor_get_f64(t, i), 0.0);
+    for (int64_t i = 0; i < 15; i++)
+        rt_tensor_set_f64(t, i, (double)i * 0.5);
     RtTensor *c = rt_tensor_clone(t);
     cr_assert_not_null(c);
     cr_expect(c->data != t->data);
@@ -218,14 +220,14 @@ Test(tensor, f16_conversions) {
         {1.0, 0x3c00, 1.0},
         {-2.0, 0xc000, -2.0},
         {65504.0, 0x7bff, 65504.0},
-        {65520.0, 0x7c00, INFINITY},       /* halfway to the next: rounds up to inf */
+        {65520.0, 0x7c00, INFINITY}, /* halfway to the next: rounds up to inf */
         {1e9, 0x7c00, INFINITY},
-        {0x1p-24, 0x0001, 0x1p-24},         /* smallest subnormal */
-        {0x1p-25, 0x0000, 0.0},             /* tie to even: zero */
-        {0x1.8p-25, 0x0001, 0x1p-24},       /* above the tie */
-        {0x1p-14, 0x0400, 0x1p-14},         /* smallest normal */
-        {0x1.ffcp-15, 0x0400, 0x1p-14},     /* rounds up out of the subnormals */
-        {1.0 + 0x1p-11, 0x3c00, 1.0},       /* tie, even stays */
+        {0x1p-24, 0x0001, 0x1p-24},                /* smallest subnormal */
+        {0x1p-25, 0x0000, 0.0},                    /* tie to even: zero */
+        {0x1.8p-25, 0x0001, 0x1p-24},              /* above the tie */
+        {0x1p-14, 0x0400, 0x1p-14},                /* smallest normal */
+        {0x1.ffcp-15, 0x0400, 0x1p-14},            /* rounds up out of the subnormals */
+        {1.0 + 0x1p-11, 0x3c00, 1.0},              /* tie, even stays */
         {1.0 + 3 * 0x1p-11, 0x3c02, 1.0 + 0x1p-9}, /* tie, odd goes up */
         {0.1, 0x2e66, 0.0999755859375},
         {-0.0, 0x8000, -0.0},

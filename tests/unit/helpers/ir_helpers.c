@@ -14,7 +14,8 @@ Shape th_shape(int rank, ...) {
     Shape s = {.rank = rank};
     va_list ap;
     va_start(ap, rank);
-    for (int i = 0; i < rank; i++) s.dims[i] = va_arg(ap, int);
+    for (int i = 0; i < rank; i++)
+        s.dims[i] = va_arg(ap, int);
     va_end(ap);
     return s;
 }
@@ -77,7 +78,8 @@ void th_mlp_sgd_step(Graph *g, Node *x, Node *y, Node *const w[4], SrcLoc loc) {
     ir_graph_add_output(g, loss);
     Node *lr = ir_scalar(g, DT_F32, 0.1, loc);
     for (int i = 0; i < 4; i++)
-        ir_graph_add_output(g, ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], loc), loc));
+        ir_graph_add_output(g,
+                            ir_binary(g, OP_SUB, w[i], ir_binary(g, OP_MUL, lr, gr[i], loc), loc));
 }
 
 uint64_t th_splitmix64(uint64_t *state) {

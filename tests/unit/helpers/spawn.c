@@ -68,13 +68,19 @@ bool th_spawn(char *const *argv, const SpawnOptions *o, SpawnResult *r) {
     double t0 = now_s();
     pid_t pid = fork();
     if (pid < 0) {
-        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
         return false;
     }
     if (pid == 0) {
         dup2(po[1], 1);
         dup2(pe[1], 2);
-        close(po[0]); close(po[1]); close(pe[0]); close(pe[1]);
+        close(po[0]);
+        close(po[1]);
+        close(pe[0]);
+        close(pe[1]);
         int devnull = open("/dev/null", O_RDONLY);
         if (devnull >= 0) dup2(devnull, 0);
         signal(SIGINT, SIG_DFL);
@@ -115,8 +121,10 @@ bool th_spawn(char *const *argv, const SpawnOptions *o, SpawnResult *r) {
                     if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
                     bool is_out = fds[i].fd == po[0];
                     if (!drain(fds[i].fd, is_out ? &out : &err)) {
-                        if (is_out) out_open = false;
-                        else err_open = false;
+                        if (is_out)
+                            out_open = false;
+                        else
+                            err_open = false;
                     }
                 }
             }
@@ -182,7 +190,8 @@ char *th_slurp(const char *path, size_t *len) {
     Buf b = {0};
     char tmp[8192];
     size_t k;
-    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0) buf_add(&b, tmp, k);
+    while ((k = fread(tmp, 1, sizeof tmp, f)) > 0)
+        buf_add(&b, tmp, k);
     fclose(f);
     if (!b.buf) b.buf = calloc(1, 1);
     if (len) *len = b.n;
@@ -193,7 +202,8 @@ SpawnResult th_vrun(double timeout_s, const char *prog, const char *first, va_li
     char *argv[18];
     int n = 0;
     argv[n++] = (char *)prog;
-    for (const char *a = first; a && n < 17; a = va_arg(ap, const char *)) argv[n++] = (char *)a;
+    for (const char *a = first; a && n < 17; a = va_arg(ap, const char *))
+        argv[n++] = (char *)a;
     argv[n] = NULL;
     SpawnOptions o = {.timeout_s = timeout_s};
     SpawnResult r;

@@ -12,19 +12,19 @@
 #include <stddef.h>
 
 typedef struct {
-    bool exited;    /* normal exit: code holds the status */
+    bool exited; /* normal exit: code holds the status */
     int code;
-    bool signaled;  /* killed by a signal other than our timeout kill */
+    bool signaled; /* killed by a signal other than our timeout kill */
     int sig;
-    bool timed_out; /* we killed it at the limit */
+    bool timed_out;  /* we killed it at the limit */
     char *out, *err; /* NUL-terminated captured output (caller frees: th_spawn_free) */
     size_t outlen, errlen;
     double secs;
 } SpawnResult;
 
 typedef struct {
-    double timeout_s;  /* kill after this long (<= 0: 60 s) */
-    int send_sig;      /* 0 or a signal to send after send_after_s */
+    double timeout_s; /* kill after this long (<= 0: 60 s) */
+    int send_sig;     /* 0 or a signal to send after send_after_s */
     double send_after_s;
     /* when send_sig is set and this is non-NULL, the signal is sent only
      * once this text has appeared in the child's stdout or stderr */
@@ -46,12 +46,12 @@ SpawnResult th_run(double timeout_s, const char *prog, ...);
 SpawnResult th_vrun(double timeout_s, const char *prog, const char *first, va_list ap);
 
 /* The child exited normally with status want (else the test fails with its output). */
-#define TH_EXPECT_EXIT(r, want)                                                                 \
-    do {                                                                                        \
-        cr_assert((r).exited, "did not exit normally (signal %d, timed out %d); stderr:\n%s",  \
-                  (r).sig, (int)(r).timed_out, (r).err);                                        \
-        cr_assert_eq((r).code, (want), "exit %d, want %d; stderr:\n%s\nstdout:\n%s", (r).code, \
-                     (want), (r).err, (r).out);                                                 \
+#define TH_EXPECT_EXIT(r, want)                                                                    \
+    do {                                                                                           \
+        cr_assert((r).exited, "did not exit normally (signal %d, timed out %d); stderr:\n%s",      \
+                  (r).sig, (int)(r).timed_out, (r).err);                                           \
+        cr_assert_eq((r).code, (want), "exit %d, want %d; stderr:\n%s\nstdout:\n%s", (r).code,     \
+                     (want), (r).err, (r).out);                                                    \
     } while (0)
 
 /* $DFLOW_BIN, or NULL when unset. */
