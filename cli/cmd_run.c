@@ -177,7 +177,10 @@ static void mem_report(const Module *m, const Backend *b, const GraphRunner *r, 
         case SLOT_DATA:
             data += by;
             break;
-        default:
+        case SLOT_VAR:
+        case SLOT_SEED:
+        case SLOT_STEP:
+        case SLOT_CONFIG:
             vars += by;
             break;
         }

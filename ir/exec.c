@@ -406,8 +406,12 @@ static bool block_has_train(const HostBlock *b) {
             if (block_has_train(&s->u.cond.then_b) || block_has_train(&s->u.cond.else_b))
                 return true;
             break;
-        default:
-            break;
+        case HS_RUN:
+        case HS_BREAK:
+        case HS_LOG:
+        case HS_PRINT:
+        case HS_SAVE:
+            break; /* no block inside */
         }
     }
     return false;
@@ -667,8 +671,11 @@ static void mark_stmt(const HostStmt *st, bool in_loop, double runs) {
         }
         break;
     }
-    default:
-        break;
+    case HS_BREAK:
+    case HS_LOG:
+    case HS_PRINT:
+    case HS_SAVE:
+        break; /* no graph call */
     }
 }
 

@@ -29,9 +29,13 @@ static bool walk_stmt(const HostStmt *st, bool (*visit)(void *, const GraphCall 
             if (!walk_block(&t->evals[i].body, visit, ctx)) return false;
         return true;
     }
-    default:
+    case HS_BREAK:
+    case HS_LOG:
+    case HS_PRINT:
+    case HS_SAVE:
         return true; /* no graph call */
     }
+    return true; /* not a statement kind: nothing to visit */
 }
 
 static bool walk_block(const HostBlock *b, bool (*visit)(void *, const GraphCall *), void *ctx) {
