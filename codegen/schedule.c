@@ -206,6 +206,15 @@ static int64_t f_to_i64(double v) {
     return (int64_t)v;
 }
 
+/* A dtype a kernel cannot compute in: the plan fails (like running out of
+ * memory, with the reason) rather than guess another dtype. */
+static int no_dtype(Sched *s, DType dt) {
+    s->oom = true;
+    s->fail = dt == DT_F16 ? "f16 constants are not supported in kernels yet"
+                           : "bf16 constants are not supported in kernels yet";
+    return 0;
+}
+
 /* A CONST node's value (interp fill_const: integers are the exact ivalue,
  * which shape inference has checked fits the width). */
 static int node_const(Sched *s, DType dt, double v, int64_t iv) {
@@ -218,9 +227,13 @@ static int node_const(Sched *s, DType dt, double v, int64_t iv) {
         return k_const_i(s, dt, (int32_t)(uint32_t)(uint64_t)iv);
     case DT_I64:
         return k_const_i(s, dt, iv);
-    default:
+    case DT_BOOL:
         return k_const_i(s, DT_BOOL, iv != 0);
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic yet: shape inference refuses such a constant */
     }
+    return no_dtype(s, dt);
 }
 
 /* A pad value (interp st_f: integers saturate, bool is v != 0). */
@@ -235,9 +248,13 @@ static int store_const(Sched *s, DType dt, double v) {
         return k_const_i(s, dt, iv > INT32_MAX ? INT32_MAX : iv < INT32_MIN ? INT32_MIN : iv);
     case DT_I64:
         return k_const_i(s, dt, iv);
-    default:
+    case DT_BOOL:
         return k_const_i(s, DT_BOOL, v != 0);
+    case DT_F16:
+    case DT_BF16:
+        break; /* no arithmetic yet: shape inference refuses such a pad */
     }
+    return no_dtype(s, dt);
 }
 
 static int zero_of(Sched *s, DType dt) {
