@@ -33,49 +33,35 @@ static inline double fmin_nan(double a, double b) {
 /* Each kernel returns false for an op that is not its own (ir_interp_ew
  * reports it); the switches name every op, so a new one does not compile
  * until its place here is decided. */
+/* o[i] = expr for every i of n, and the op was handled */
+#define EACH(expr)                                                                                 \
+    for (int64_t i = 0; i < n; i++)                                                                \
+        o[i] = (expr);                                                                             \
+    return true
+
 #define FLOAT_KERNELS(T)                                                                           \
     static bool unary_##T(OpKind op, const T *a, T *o, int64_t n) {                                \
         switch (op) {                                                                              \
         case OP_NEG:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = -a[i];                                                                      \
-            return true;                                                                           \
+            EACH(-a[i]);                                                                           \
         case OP_ABS:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)fabs((double)a[i]);                                                      \
-            return true;                                                                           \
+            EACH((T)fabs((double)a[i]));                                                           \
         case OP_SIGN:                                                                              \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)fsign((double)a[i]);                                                     \
-            return true;                                                                           \
+            EACH((T)fsign((double)a[i]));                                                          \
         case OP_FLOOR:                                                                             \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)floor((double)a[i]);                                                     \
-            return true;                                                                           \
+            EACH((T)floor((double)a[i]));                                                          \
         case OP_EXP:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)exp((double)a[i]);                                                       \
-            return true;                                                                           \
+            EACH((T)exp((double)a[i]));                                                            \
         case OP_LOG:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)log((double)a[i]);                                                       \
-            return true;                                                                           \
+            EACH((T)log((double)a[i]));                                                            \
         case OP_SQRT:                                                                              \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)sqrt((double)a[i]);                                                      \
-            return true;                                                                           \
+            EACH((T)sqrt((double)a[i]));                                                           \
         case OP_SIN:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)sin((double)a[i]);                                                       \
-            return true;                                                                           \
+            EACH((T)sin((double)a[i]));                                                            \
         case OP_COS:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)cos((double)a[i]);                                                       \
-            return true;                                                                           \
+            EACH((T)cos((double)a[i]));                                                            \
         case OP_ERF:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)erf((double)a[i]);                                                       \
-            return true;                                                                           \
+            EACH((T)erf((double)a[i]));                                                            \
         case OP_STOP_GRAD:                                                                         \
             memcpy(o, a, sizeof(T) * (size_t)n);                                                   \
             return true;                                                                           \
@@ -91,37 +77,21 @@ static inline double fmin_nan(double a, double b) {
     static bool binary_##T(OpKind op, const T *a, const T *b, T *o, int64_t n) {                   \
         switch (op) {                                                                              \
         case OP_ADD:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)((double)a[i] + b[i]);                                                   \
-            return true;                                                                           \
+            EACH((T)((double)a[i] + b[i]));                                                        \
         case OP_SUB:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)((double)a[i] - b[i]);                                                   \
-            return true;                                                                           \
+            EACH((T)((double)a[i] - b[i]));                                                        \
         case OP_MUL:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)((double)a[i] * b[i]);                                                   \
-            return true;                                                                           \
+            EACH((T)((double)a[i] * b[i]));                                                        \
         case OP_DIV:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)((double)a[i] / b[i]);                                                   \
-            return true;                                                                           \
+            EACH((T)((double)a[i] / b[i]));                                                        \
         case OP_MOD:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)fmod_py(a[i], b[i]);                                                     \
-            return true;                                                                           \
+            EACH((T)fmod_py(a[i], b[i]));                                                          \
         case OP_POW:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)pow(a[i], b[i]);                                                         \
-            return true;                                                                           \
+            EACH((T)pow(a[i], b[i]));                                                              \
         case OP_MAX:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)fmax_nan(a[i], b[i]);                                                    \
-            return true;                                                                           \
+            EACH((T)fmax_nan(a[i], b[i]));                                                         \
         case OP_MIN:                                                                               \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = (T)fmin_nan(a[i], b[i]);                                                    \
-            return true;                                                                           \
+            EACH((T)fmin_nan(a[i], b[i]));                                                         \
         case OP_LT: /* compare_T */                                                                \
         case OP_LE:                                                                                \
         case OP_EQ:                                                                                \
@@ -138,21 +108,13 @@ static inline double fmin_nan(double a, double b) {
     static bool compare_##T(OpKind op, const T *a, const T *b, uint8_t *o, int64_t n) {            \
         switch (op) {                                                                              \
         case OP_LT:                                                                                \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i] < b[i];                                                                \
-            return true;                                                                           \
+            EACH(a[i] < b[i]);                                                                     \
         case OP_LE:                                                                                \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i] <= b[i];                                                               \
-            return true;                                                                           \
+            EACH(a[i] <= b[i]);                                                                    \
         case OP_EQ:                                                                                \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i] == b[i];                                                               \
-            return true;                                                                           \
+            EACH(a[i] == b[i]);                                                                    \
         case OP_NE:                                                                                \
-            for (int64_t i = 0; i < n; i++)                                                        \
-                o[i] = a[i] != b[i];                                                               \
-            return true;                                                                           \
+            EACH(a[i] != b[i]);                                                                    \
         case OP_ADD: /* binary_T */                                                                \
         case OP_SUB:                                                                               \
         case OP_MUL:                                                                               \
@@ -173,6 +135,7 @@ static inline double fmin_nan(double a, double b) {
 
 FLOAT_KERNELS(float)
 FLOAT_KERNELS(double)
+#undef EACH
 
 /* ---- integers and bool ----------------------------------------------------------------- */
 
