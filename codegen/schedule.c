@@ -986,7 +986,8 @@ static double point_cost(const KernelPlan *k) {
                 break;
             }
             break;
-        default:
+        case KI_CONST:
+        case KI_LOOP:
             break;
         }
     }

@@ -1311,9 +1311,18 @@ static Value *bi_len(Lower *L, BuiltinCall *c) {
         if (s.rank == 0) return lw_error(L, c->loc, "len of a scalar");
         return val_int(L->a, s.dims[0]);
     }
-    default:
-        return lw_error(L, c->loc, "len of %s", lw_value_desc(L, v));
+    case V_ERROR:
+    case V_NONE:
+    case V_INT:
+    case V_FLOAT:
+    case V_BOOL:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
+        break;
     }
+    return lw_error(L, c->loc, "len of %s", lw_value_desc(L, v));
 }
 
 static Value *convert(Lower *L, BuiltinCall *c, DType to) {

@@ -104,7 +104,8 @@ static void register_globals(Lower *L, FeMod *m) {
         case DC_OPTIMIZER:
             add_global(L, m, d->name, G_OPTIM, d, d->name_loc);
             break;
-        default:
+        case DC_TRAIN:
+        case DC_MAIN:
             break;
         }
     }
@@ -179,7 +180,16 @@ static Value *tag_config(Lower *L, Global *g, Value *v) {
         c->type = 's';
         c->value = v->u.s;
         return v;
-    default:
+    case V_ERROR:
+    case V_NONE:
+    case V_TENSOR:
+    case V_SLOT:
+    case V_TREE:
+    case V_LIST:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
         return v;
     }
     lw_cfg_bake(L, v, g->expr->loc);

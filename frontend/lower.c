@@ -286,9 +286,18 @@ bool lw_type(Lower *L, const Value *v, DType *dt, Shape *s) {
         *dt = DT_BOOL;
         *s = rt_shape_scalar();
         return true;
-    default:
-        return false;
+    case V_ERROR:
+    case V_NONE:
+    case V_STR:
+    case V_TREE:
+    case V_LIST:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
+        break;
     }
+    return false;
 }
 
 /* The product of the non-zero dimensions of s, or FE_MAX_NUMEL + 1 past the
@@ -356,9 +365,17 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
         if (val_is_error(lv) || lv->kind == V_LOSS) return NULL;
         return lw_node(L, lv, hint, loc);
     }
-    default:
-        return NULL;
+    case V_ERROR:
+    case V_NONE:
+    case V_STR:
+    case V_TREE:
+    case V_LIST:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+        break;
     }
+    return NULL;
 }
 
 /* ---- config values ------------------------------------------------------------------ */
@@ -427,9 +444,17 @@ const char *lw_value_desc(Lower *L, const Value *v) {
     case V_SLOT:
         if (lw_type(L, v, &dt, &s)) return lw_printf(L, "%s", fe_type_str(dt, &s, buf, sizeof buf));
         return "tensor";
-    default:
-        return val_kind_name(v->kind);
+    case V_ERROR:
+    case V_NONE:
+    case V_TREE:
+    case V_LIST:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
+        break;
     }
+    return val_kind_name(v->kind);
 }
 
 Node *lw_need_node(Lower *L, const Value *v, DType hint, SrcLoc loc, const char *what) {
@@ -644,9 +669,20 @@ Value *lw_materialize(Lower *L, Value *v, Value *home, const char *name, SrcLoc 
         r->u.tree.items = items;
         return r;
     }
-    default:
-        return v;
+    case V_ERROR:
+    case V_NONE:
+    case V_INT:
+    case V_FLOAT:
+    case V_BOOL:
+    case V_STR:
+    case V_SLOT:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
+        break;
     }
+    return v;
 }
 
 void lw_flush(Lower *L, Value **extra, int nextra, SrcLoc loc) {

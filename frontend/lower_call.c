@@ -408,7 +408,18 @@ Value *lw_call_value(Lower *L, Value *f, const char *fname, CallArg *args, int n
         break;
     case V_LOSS:
         return lw_loss_call(L, args, nargs, loc);
-    default:
+    case V_ERROR:
+    case V_NONE:
+    case V_INT:
+    case V_FLOAT:
+    case V_BOOL:
+    case V_STR:
+    case V_TENSOR:
+    case V_SLOT:
+    case V_TREE:
+    case V_LIST:
+    case V_OPTIM:
+    case V_MODULE:
         break;
     }
     if (fname) return lw_error(L, loc, "'%s' is %s, not a function", fname, lw_value_desc(L, f));

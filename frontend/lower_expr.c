@@ -189,7 +189,21 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
             return val_bool(L->a, x || y);
         case OPK_EQ:
             return val_bool(L->a, x == y);
-        default:
+        case OPK_ADD:
+        case OPK_SUB:
+        case OPK_MUL:
+        case OPK_DIV:
+        case OPK_MOD:
+        case OPK_MATMUL:
+        case OPK_POW:
+        case OPK_NE:
+        case OPK_LT:
+        case OPK_LE:
+        case OPK_GT:
+        case OPK_GE:
+        case OPK_NEG:
+        case OPK_PLUS:
+        case OPK_NOT:
             return val_bool(L->a, x != y);
         }
     }
@@ -249,7 +263,11 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
             return val_bool(L->a, x >= y);
         case OPK_MATMUL:
             return lw_error(L, loc, "'@' needs tensors, got two numbers");
-        default:
+        case OPK_AND:
+        case OPK_OR:
+        case OPK_NEG:
+        case OPK_PLUS:
+        case OPK_NOT:
             break;
         }
         return lw_error(L, loc, "operator '%s' does not apply to numbers", lw_binop_sym(op));
@@ -287,7 +305,11 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         return val_bool(L->a, x >= y);
     case OPK_MATMUL:
         return lw_error(L, loc, "'@' needs tensors, got two numbers");
-    default:
+    case OPK_AND:
+    case OPK_OR:
+    case OPK_NEG:
+    case OPK_PLUS:
+    case OPK_NOT:
         break;
     }
     return lw_error(L, loc, "operator '%s' does not apply to numbers", lw_binop_sym(op));
@@ -442,7 +464,7 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
                         fe_type_str(y->dtype, &y->shape, b2, sizeof b2));
     }
     if (!lw_check_numel(L, &out, loc, lw_binop_sym(op))) return lw_err(L);
-    OpKind k;
+    OpKind k = OP_ADD; /* every case below sets it or returns */
     switch (op) {
     case OPK_ADD:
         k = OP_ADD;
@@ -503,7 +525,10 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
         x = ir_cast(g, x, DT_BOOL, loc);
         y = ir_cast(g, y, DT_BOOL, loc);
         break;
-    default:
+    case OPK_MATMUL:
+    case OPK_NEG:
+    case OPK_PLUS:
+    case OPK_NOT:
         return lw_error(L, loc, "operator '%s' does not apply to tensors", lw_binop_sym(op));
     }
     if (!x || !y) return lw_err(L);
@@ -599,7 +624,21 @@ Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
                 return val_bool(L->a, c == 0);
             case OPK_NE:
                 return val_bool(L->a, c != 0);
-            default:
+            case OPK_SUB:
+            case OPK_MUL:
+            case OPK_DIV:
+            case OPK_MOD:
+            case OPK_MATMUL:
+            case OPK_POW:
+            case OPK_LT:
+            case OPK_LE:
+            case OPK_GT:
+            case OPK_GE:
+            case OPK_AND:
+            case OPK_OR:
+            case OPK_NEG:
+            case OPK_PLUS:
+            case OPK_NOT:
                 break;
             }
         }
@@ -726,9 +765,19 @@ Value *lw_field(Lower *L, Value *base, const char *name, SrcLoc loc) {
         return lw_error(L, loc, "a tensor (%s) has no field '%s' (it has .shape and .rank)",
                         lw_value_desc(L, base), name);
     }
-    default:
-        return lw_error(L, loc, "%s has no field '%s'", lw_value_desc(L, base), name);
+    case V_ERROR:
+    case V_NONE:
+    case V_INT:
+    case V_FLOAT:
+    case V_BOOL:
+    case V_STR:
+    case V_LIST:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_LOSS:
+        break;
     }
+    return lw_error(L, loc, "%s has no field '%s'", lw_value_desc(L, base), name);
 }
 
 /* ---- indexing ------------------------------------------------------------------------ */

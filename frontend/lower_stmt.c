@@ -60,7 +60,12 @@ void lw_assigned_names(Lower *L, const Block *b, const char ***names, int *n, in
         case ST_FN:
             if (st->u.fn && st->u.fn->name) add_name(L, st->u.fn->name, names, n, cap);
             break;
-        default:
+        case ST_BREAK:
+        case ST_RETURN:
+        case ST_LOG:
+        case ST_SAVE:
+        case ST_PRINT:
+        case ST_EXPR:
             break;
         }
     }
@@ -112,7 +117,18 @@ static void assign_target(Lower *L, Scope *s, const Expr *t, Value *v) {
             "assigning to an element is not supported: values are immutable (build a new tensor, "
             "e.g. with where() or concat())");
         return;
-    default:
+    case EX_INT:
+    case EX_FLOAT:
+    case EX_STRING:
+    case EX_BOOL:
+    case EX_NONE:
+    case EX_UNARY:
+    case EX_BINARY:
+    case EX_IF:
+    case EX_CALL:
+    case EX_SLICE:
+    case EX_LIST:
+    case EX_LAMBDA:
         lw_error(L, t->loc, "cannot assign to this expression");
         return;
     }
@@ -207,9 +223,16 @@ static Value *make_home(Lower *L, Scope *s, Value *v, const char *name, const ch
         r->u.tree.items = items;
         return r;
     }
-    default:
-        return NULL;
+    case V_ERROR:
+    case V_NONE:
+    case V_STR:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
+        break;
     }
+    return NULL;
 }
 
 /* Gives every name assigned in the blocks that exists now a home slot. */

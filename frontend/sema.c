@@ -191,7 +191,12 @@ static void scan_stmt(Sema *S, SScope *sc, const Stmt *st) {
     case ST_FN:
         if (st->u.fn && st->u.fn->name) s_add(S, sc, st->u.fn->name, NK_VAR, st->u.fn->name_loc);
         break;
-    default:
+    case ST_BREAK:
+    case ST_RETURN:
+    case ST_LOG:
+    case ST_SAVE:
+    case ST_PRINT:
+    case ST_EXPR:
         break;
     }
 }
@@ -420,7 +425,11 @@ static void check_expr_in(Sema *S, SScope *sc, const Expr *e) {
         S->ok = S->ok && ok;
         break;
     }
-    default:
+    case EX_INT:
+    case EX_FLOAT:
+    case EX_STRING:
+    case EX_BOOL:
+    case EX_NONE:
         break;
     }
 }

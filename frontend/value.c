@@ -90,9 +90,20 @@ double val_num(const Value *v) {
         return v->u.f;
     case V_BOOL:
         return v->u.b ? 1.0 : 0.0;
-    default:
-        return 0;
+    case V_ERROR:
+    case V_NONE:
+    case V_STR:
+    case V_TENSOR:
+    case V_SLOT:
+    case V_TREE:
+    case V_LIST:
+    case V_FUNC:
+    case V_OPTIM:
+    case V_MODULE:
+    case V_LOSS:
+        break;
     }
+    return 0;
 }
 
 const char *val_kind_name(ValueKind k) {

@@ -169,7 +169,7 @@ static bool first_row(Csv *c, long line, long ncol, long numeric, long text_col,
             return false;
         }
         break;
-    default:
+    case RT_CSV_HEADER_AUTO:
         if (numeric == ncol) return true;
         if (numeric > 0) {
             rt_errmsg(
@@ -284,9 +284,13 @@ static RtTensor *to_tensor(Csv *c) {
         case DT_I32:
             ((int32_t *)t->data)[i] = (int32_t)c->cells[i].i;
             break;
-        default:
+        case DT_I64:
             ((int64_t *)t->data)[i] = c->cells[i].i;
             break;
+        case DT_F16:
+        case DT_BF16:
+        case DT_BOOL:
+            break; /* refused by rt_csv_parse before any cell is read */
         }
     }
     return t;

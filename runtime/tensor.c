@@ -334,9 +334,13 @@ int64_t rt_tensor_get_i64(const RtTensor *t, int64_t i) {
         return ((const int64_t *)t->data)[i];
     case DT_BOOL:
         return ((const uint8_t *)t->data)[i] ? 1 : 0;
-    default:
-        return sat_i64(rt_tensor_get_f64(t, i)); /* truncates toward zero */
+    case DT_F32:
+    case DT_F64:
+    case DT_F16:
+    case DT_BF16:
+        break;
     }
+    return sat_i64(rt_tensor_get_f64(t, i)); /* truncates toward zero */
 }
 
 void rt_tensor_set_i64(RtTensor *t, int64_t i, int64_t v) {
@@ -351,7 +355,10 @@ void rt_tensor_set_i64(RtTensor *t, int64_t i, int64_t v) {
     case DT_BOOL:
         ((uint8_t *)t->data)[i] = v != 0;
         break;
-    default:
+    case DT_F32:
+    case DT_F64:
+    case DT_F16:
+    case DT_BF16:
         rt_tensor_set_f64(t, i, (double)v);
         break;
     }

@@ -46,9 +46,14 @@ LLVMTypeRef llvm_reg_type(LlvmCG *cg, DType dt) {
         return cg->i32;
     case DT_I64:
         return cg->i64;
-    default:
+    case DT_BOOL:
         return cg->i1;
+    case DT_F16:
+        return LLVMHalfTypeInContext(cg->ctx);
+    case DT_BF16:
+        return LLVMBFloatTypeInContext(cg->ctx);
     }
+    return cg->i1; /* not an enumerator: DType is exhaustive above */
 }
 
 LLVMTypeRef llvm_mem_type(LlvmCG *cg, DType dt) {
