@@ -55,4 +55,3 @@ void ir_numerics_error_at(DiagList *d, SrcLoc loc, const char *op, DType dt, con
     diag_error(d, loc, "--check-numerics: %s produced %s%s %s%s%s%s", op, what, at,
                rt_dtype_name(dt), sh, step, from);
 }
-
