@@ -6,6 +6,13 @@
 #include "ir/module_image.h"
 #include "ir/numerics.h"
 #include "ir/oom.h"
+#include "runtime/checked.h"
+
+/* Bytes of a value of shape s and dtype dt; -1 when that overflows. */
+static int64_t value_bytes(const Shape *s, DType dt) {
+    int64_t b;
+    return ck_bytes(rt_shape_numel(s), rt_dtype_size(dt), &b) ? b : -1;
+}
 
 /* Bytes buffer i of p holds, as far as the image says; -1 when unknown. */
 static int64_t buf_bytes(const RtKProg *p, const Graph *g, int i) {
@@ -13,14 +20,12 @@ static int64_t buf_bytes(const RtKProg *p, const Graph *g, int i) {
     switch ((RtKBufKind)bf->kind) {
     case RK_INPUT:
         if (bf->input < 0 || bf->input >= g->ninputs) return -1;
-        return rt_shape_numel(&g->inputs[bf->input]->shape) *
-               (int64_t)rt_dtype_size(g->inputs[bf->input]->dtype);
+        return value_bytes(&g->inputs[bf->input]->shape, g->inputs[bf->input]->dtype);
     case RK_TEMP:
-        return bf->offset >= 0 ? p->arena_bytes - bf->offset : -1;
+        return bf->offset >= 0 && bf->offset <= p->arena_bytes ? p->arena_bytes - bf->offset : -1;
     case RK_OUTPUT:
         for (int j = 0; j < p->noutputs; j++)
-            if (p->out_bufs[j] == i)
-                return rt_shape_numel(&p->out_shape[j]) * (int64_t)rt_dtype_size(p->out_dtype[j]);
+            if (p->out_bufs[j] == i) return value_bytes(&p->out_shape[j], p->out_dtype[j]);
         return -1;
     case RK_EMPTY:
         return 0;
@@ -39,8 +44,9 @@ static void read_scan(RtReader *r, const SourceSet *src, const RtKProg *p, const
     s->shape = rt_read_shape(r);
     if (r->bad) return;
     s->dt = dt < DT_COUNT ? (DType)dt : DT_BOOL;
-    int64_t need = rt_shape_numel(&s->shape) * (int64_t)rt_dtype_size(s->dt);
-    if (dt >= DT_COUNT || s->buf < 0 || s->buf >= p->nbufs || need > buf_bytes(p, g, s->buf))
+    int64_t need = value_bytes(&s->shape, s->dt);
+    if (dt >= DT_COUNT || s->buf < 0 || s->buf >= p->nbufs || need < 0 ||
+        need > buf_bytes(p, g, s->buf))
         rt_reader_fail(r, "a kernel output that does not fit its buffer");
 }
 
