@@ -228,7 +228,16 @@ struct Stmt {
     } u;
 };
 
-typedef enum { DC_IMPORT, DC_CONFIG, DC_DATA, DC_FN, DC_OPTIMIZER, DC_TRAIN, DC_MAIN } DeclKind;
+typedef enum {
+    DC_IMPORT,
+    DC_CONFIG,
+    DC_DATA,
+    DC_FN,
+    DC_OPTIMIZER,
+    DC_MODEL,
+    DC_TRAIN,
+    DC_MAIN
+} DeclKind;
 
 typedef struct {
     const char *name;
@@ -274,6 +283,9 @@ struct Decl {
             int nstates;
             Block step;
         } opt;
+        struct {
+            Expr *value; /* names the fn (or another model) it instantiates */
+        } model;
         struct {
             Setting *settings;
             int nsettings;

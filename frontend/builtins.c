@@ -1403,7 +1403,7 @@ static Value *bi_params(Lower *L, BuiltinCall *c) {
     Value *f = c->pos[0];
     const char *root = NULL;
     if (f->kind == V_FUNC && f->u.fn.kind == FN_DECL)
-        root = f->u.fn.decl->name;
+        root = f->u.fn.inst ? f->u.fn.inst : f->u.fn.decl->name;
     else if (f->kind == V_STR)
         root = f->u.s;
     if (!root)

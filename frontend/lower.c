@@ -111,9 +111,18 @@ Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc) {
             v->u.fn.kind = g->kind == G_FN ? FN_DECL : FN_OPTIMIZER;
             v->u.fn.decl = g->decl;
             v->u.fn.mod = m;
+            if (g->trained) v->u.fn.inst = g->name;
             g->v = v;
         }
         return g->v;
+    case G_MODEL:
+        if (g->state == 2) return g->v ? g->v : lw_err(L);
+        if (g->state == 1)
+            return lw_error(L, loc, "model '%s' is defined in terms of itself", g->name);
+        g->state = 1;
+        g->v = lw_model_decl(L, m, g);
+        g->state = 2;
+        return g->v ? g->v : lw_err(L);
     case G_DATA:
         if (g->state == 2) return g->v ? g->v : lw_err(L);
         if (g->state == 1)
@@ -124,6 +133,22 @@ Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc) {
         return g->v ? g->v : lw_err(L);
     }
     return lw_err(L);
+}
+
+/* `model NAME = f`: f's fn with NAME as its instance. */
+Value *lw_model_decl(Lower *L, FeMod *m, const Global *g) {
+    const Expr *e = g->decl->u.model.value;
+    Scope *s = lw_scope_new(L, NULL, m);
+    Value *f = s ? lw_expr(L, s, e) : NULL;
+    if (val_is_error(f)) return lw_err(L);
+    if (f->kind != V_FUNC || f->u.fn.kind != FN_DECL)
+        return lw_error(L, e->loc, "model %s: expected a fn declaration such as mlp, got %s",
+                        g->name, lw_value_desc(L, f));
+    Value *v = arena_alloc(L->a, sizeof *v);
+    if (!v) return lw_err(L);
+    *v = *f;
+    v->u.fn.inst = g->name;
+    return v;
 }
 
 Value *lw_lookup(Lower *L, Scope *s, const char *name, SrcLoc loc) {
@@ -715,6 +740,7 @@ void lw_act_push(Lower *L, Activation *act, const Decl *fn, const char *callee_n
     Activation *parent = L->act;
     if (!parent || !parent->path) {
         act->path = callee_name;
+        act->root = true;
     } else {
         int k = -1;
         for (int i = 0; i < parent->n; i++)
@@ -739,6 +765,15 @@ void lw_act_push(Lower *L, Activation *act, const Decl *fn, const char *callee_n
         }
         act->path = lw_printf(L, "%s.%s%d", parent->path, callee_name, parent->counts[k]++);
     }
+    act->prev = L->act;
+    L->act = act;
+}
+
+void lw_act_push_instance(Lower *L, Activation *act, const Decl *fn, const char *inst) {
+    memset(act, 0, sizeof *act);
+    act->fn = fn;
+    act->path = inst;
+    act->root = true;
     act->prev = L->act;
     L->act = act;
 }
@@ -842,6 +877,7 @@ Value *lw_param(Lower *L, Scope *s, const Stmt *st) {
     }
     slot = lw_new_slot(L, path, SLOT_PARAM, dt, sh);
     if (slot < 0) return lw_err(L);
+    lw_param_origin(L, slot);
 
     /* The initialiser runs once, in its own graph in Module.init. */
     ParamInit pi = {path, dt, sh, st->loc};
