@@ -281,6 +281,9 @@ Value *lw_unop(Lower *L, OpKindAst op, Value *a, SrcLoc loc);
 Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), void *ctx,
                SrcLoc loc);
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc);
+/* The new value of x after `x[index] op= v` (t: the EX_INDEX target): a
+ * functional update of the selected elements (lower_expr.c). */
+Value *lw_index_update(Lower *L, Scope *s, const Expr *t, AssignOp op, Value *v, SrcLoc loc);
 /* Compile-time integer (an int, an integral float); diagnostic otherwise. */
 bool lw_const_int(Lower *L, const Value *v, int64_t *out, SrcLoc loc, const char *what);
 bool lw_const_num(Lower *L, const Value *v, double *out, SrcLoc loc, const char *what);
