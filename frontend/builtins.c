@@ -6,9 +6,10 @@
  * through the IR builders and composites. Math on constants folds at compile
  * time (sqrt(d) with d from config is a float); unary math, zeros_like and
  * randn_like map over trees; dot and norm reduce over every leaf. Random
- * tensors follow docs/rng.md: the run seed unless `seed =` is given, and a
- * stream from the call's source location ("file:line:col", FNV-1a) or, for
- * parameter initialisers, from the parameter's path. */
+ * tensors follow docs/rng.md: the run seed unless `seed =` is given; the
+ * stream from the draw's kind and `stream =` when it names a seed or a stream
+ * (draw_stream), else from the call's source location, and for parameter
+ * initialisers from the parameter's path. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +55,27 @@ static const char *tstr(Lower *L, const Node *n) {
     return lw_printf(L, "%s", fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
 }
 
-uint32_t lw_loc_stream(Lower *L, SrcLoc loc) {
+/* The position of a call as rng.md names it: "name.dfl:line:col", with the
+ * file's base name so that the numbers do not depend on how the path was typed. */
+static const char *loc_name(Lower *L, SrcLoc loc) {
     const SourceFile *f = source_get(L->src, loc.file);
     const char *path = f ? f->path : "";
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s:%u:%u", base, loc.line, loc.col);
-    return rt_fnv1a32(buf);
+    return lw_printf(L, "%s:%u:%u", base, loc.line, loc.col);
+}
+
+/* The stream of a random draw (docs/rng.md, "Streams"). A draw that names its
+ * seed or its stream is a key, as in JAX: its stream is the FNV-1a hash of
+ * "kind:stream" (stream = 0 unless given), so the same kind, seed and stream
+ * give the same numbers wherever the call stands, and two kinds drawn from one
+ * seed (randn and sample) are different streams. Only a draw that names
+ * neither takes its stream from its position. A leaf of a tree (randn_like of
+ * a parameter tree) appends ":" and its path, so leaves differ. */
+static uint32_t draw_stream(Lower *L, BuiltinCall *c, const char *kind, bool named, uint32_t stream,
+                            const char *path) {
+    const char *base = named ? lw_printf(L, "%s:%u", kind, stream) : loc_name(L, c->loc);
+    return rt_fnv1a32(path ? lw_printf(L, "%s:%s", base, path) : base);
 }
 
 /* Shape from varargs positional ints or a single list/int; in a param
@@ -277,11 +291,13 @@ static Value *rand_shape(Lower *L, BuiltinCall *c, OpKind op) {
     if (e) return e;
     Shape s;
     DType dt = L->pinit && c->npos == 0 ? L->pinit->dt : DT_F32;
-    uint32_t stream = lw_loc_stream(L, c->loc);
+    uint32_t stream = 0;
     if (!opt_dtype(L, c, 2, &dt) || !shape_args(L, c, 0, c->npos, &s) ||
         !stream_kw(L, c, 1, &stream))
         return lw_err(L);
-    return lw_rng_tensor(L, op, dt, s, c->kw[0], NULL, stream, c->loc);
+    bool named = c->kw[0] || c->kw[1];
+    uint32_t st = draw_stream(L, c, op == OP_RNG_NORMAL ? "randn" : "rand", named, stream, NULL);
+    return lw_rng_tensor(L, op, dt, s, c->kw[0], NULL, st, c->loc);
 }
 
 static Value *bi_randn(Lower *L, BuiltinCall *c) {
@@ -291,9 +307,11 @@ static Value *bi_rand(Lower *L, BuiltinCall *c) {
     return rand_shape(L, c, OP_RNG_UNIFORM);
 }
 
-/* randn_like(t, seed =, stream =): each leaf of a tree draws from its path's stream. */
+/* randn_like(t, seed =, stream =): the kind of randn (randn_like(x, seed = 3)
+ * is randn of x's shape with seed 3); each leaf of a tree appends its path to
+ * the stream's name. */
 static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path, OpKind op,
-                            bool has_stream, uint32_t stream) {
+                            bool named, uint32_t stream) {
     if (val_is_error(v)) return lw_err(L);
     if (v->kind == V_TREE || v->kind == V_LIST) {
         Value **items =
@@ -303,7 +321,7 @@ static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path
             const char *nm = v->kind == V_TREE ? v->u.tree.names[i] : lw_printf(L, "%d", i);
             items[i] =
                 rand_like_rec(L, c, v->u.tree.items[i], path ? lw_printf(L, "%s.%s", path, nm) : nm,
-                              op, has_stream, stream);
+                              op, named, stream);
             if (val_is_error(items[i])) return lw_err(L);
         }
         Value *r = arena_alloc(L->a, sizeof *r);
@@ -318,7 +336,7 @@ static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path
     if (!lw_type(L, v, &dt, &s))
         return lw_error(L, c->pos_loc[0], "%s: expected a tensor or a tree, got %s", c->name,
                         lw_value_desc(L, v));
-    uint32_t st = has_stream ? stream : path ? rt_fnv1a32(path) : lw_loc_stream(L, c->loc);
+    uint32_t st = draw_stream(L, c, op == OP_RNG_NORMAL ? "randn" : "rand", named, stream, path);
     return lw_rng_tensor(L, op, is_float_dt(dt) ? dt : DT_F32, s, c->kw[0], NULL, st, c->loc);
 }
 
@@ -327,7 +345,7 @@ static Value *rand_like(Lower *L, BuiltinCall *c, OpKind op) {
     if (e) return e;
     uint32_t stream = 0;
     if (!stream_kw(L, c, 1, &stream)) return lw_err(L);
-    return rand_like_rec(L, c, c->pos[0], NULL, op, c->kw[1] != NULL, stream);
+    return rand_like_rec(L, c, c->pos[0], NULL, op, c->kw[0] || c->kw[1], stream);
 }
 
 static Value *bi_randn_like(Lower *L, BuiltinCall *c) {
@@ -1263,8 +1281,9 @@ static Value *bi_sample(Lower *L, BuiltinCall *c) {
                         (long long)n);
     if (k < 0)
         return lw_error(L, c->pos_loc[1], "sample: k must not be negative, got %lld", (long long)k);
-    uint32_t stream = lw_loc_stream(L, c->loc);
+    uint32_t stream = 0;
     if (!stream_kw(L, c, 2, &stream)) return lw_err(L);
+    stream = draw_stream(L, c, "sample", c->kw[0] || c->kw[2], stream, NULL);
     Graph *g = G(L);
     Value *offset = NULL;
     if (c->kw[1]) {

@@ -351,7 +351,6 @@ Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc);
 /* Parameter initialisers and other helpers shared with lower*.c */
 Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset,
                      uint32_t stream, SrcLoc loc);
-uint32_t lw_loc_stream(Lower *L, SrcLoc loc);
 /* A constant tensor of dtype dt and shape s holding the constant v: an int
  * stays exact in an integer dtype (a double rounds above 2^53). */
 Node *lw_const_node(Graph *g, DType dt, Shape s, const Value *v, SrcLoc loc);
