@@ -28,6 +28,8 @@ const char *lw_binop_sym(OpKindAst op) {
         return "*";
     case OPK_DIV:
         return "/";
+    case OPK_FLOORDIV:
+        return "//";
     case OPK_MOD:
         return "%";
     case OPK_MATMUL:
@@ -193,6 +195,7 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         case OPK_SUB:
         case OPK_MUL:
         case OPK_DIV:
+        case OPK_FLOORDIV:
         case OPK_MOD:
         case OPK_MATMUL:
         case OPK_POW:
@@ -228,6 +231,13 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         case OPK_DIV:
             if (y == 0) return lw_error(L, loc, "division by zero");
             return val_float(L->a, (double)x / (double)y);
+        case OPK_FLOORDIV: {
+            if (y == 0) return lw_error(L, loc, "division by zero");
+            if (x == INT64_MIN && y == -1) return lw_error(L, loc, "integer overflow in '//'");
+            int64_t q = x / y; /* truncates; floor is one less where the signs differ */
+            if (x % y != 0 && ((x < 0) != (y < 0))) q--;
+            return val_int(L->a, q);
+        }
         case OPK_MOD: {
             if (y == 0) return lw_error(L, loc, "modulo by zero");
             if (x == INT64_MIN && y == -1) return val_int(L->a, 0);
@@ -283,6 +293,16 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     case OPK_DIV:
         if (y == 0) return lw_error(L, loc, "division by zero");
         return val_float(L->a, x / y);
+    case OPK_FLOORDIV: {
+        /* CPython's float floor division (numpy's floor_divide): (x - x % y) / y
+         * is within rounding of an integer; round it, so 1 // 0.1 is 9 */
+        if (y == 0) return lw_error(L, loc, "division by zero");
+        double m = fmod(x, y), d = (x - m) / y;
+        if (m != 0 && ((m < 0) != (y < 0))) d -= 1.0;
+        if (d == 0) return val_float(L->a, copysign(0.0, x / y));
+        double f = floor(d);
+        return val_float(L->a, d - f > 0.5 ? f + 1 : f);
+    }
     case OPK_MOD: {
         if (y == 0) return lw_error(L, loc, "modulo by zero");
         double m = fmod(x, y);
@@ -483,6 +503,8 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
             y = ir_cast(g, y, fdt, loc);
         }
         break;
+    case OPK_FLOORDIV:
+        return lw_tensor(L, ir_floordiv(g, x, y, loc));
     case OPK_MOD:
         k = OP_MOD;
         break;
@@ -627,6 +649,7 @@ Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
             case OPK_SUB:
             case OPK_MUL:
             case OPK_DIV:
+            case OPK_FLOORDIV:
             case OPK_MOD:
             case OPK_MATMUL:
             case OPK_POW:

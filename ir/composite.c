@@ -13,6 +13,10 @@
 #include "ir.h"
 #include "shape.h"
 
+static bool is_float_dtype(DType t) {
+    return t == DT_F32 || t == DT_F64;
+}
+
 static Node *scalar_like(Graph *g, Node *a, double v, SrcLoc loc) {
     return a ? ir_scalar(g, a->dtype, v, loc) : NULL;
 }
@@ -261,6 +265,35 @@ Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
     Node *valid =
         ir_gather(g, ir_const(g, logits->dtype, rt_shape_make(1, &classes), 1.0, loc), labels, loc);
     return ir_unary(g, OP_NEG, ir_mean(g, mul(g, picked, valid, loc), 1u, loc), loc);
+}
+
+/* Integers: the truncating DIV quotient, less one where the MOD remainder is
+ * nonzero and the signs differ (not (a - a % b) / b, whose subtraction can
+ * overflow at the type's minimum); b == 0 gives 0, as DIV and MOD do there.
+ * Floats: CPython's float floor division, which numpy's floor_divide shares:
+ * d = (a - a % b) / b is within rounding of an integer, and rounding it (floor,
+ * plus one when the rest is over 1/2) gives 1 // 0.1 = 9 where floor(1 / 0.1)
+ * gives 10. The result is piecewise constant: its derivative is zero (stop_grad). */
+Node *ir_floordiv(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    if (!g || !a || !b) return NULL;
+    DType dt = ir_promote(a->dtype, b->dtype);
+    if (dt == DT_BOOL) dt = DT_I32; /* True // True is the integer 1, as in Python */
+    a = ir_cast(g, a, dt, loc);
+    b = ir_cast(g, b, dt, loc);
+    Node *m = ir_binary(g, OP_MOD, a, b, loc), *r;
+    if (!is_float_dtype(dt)) {
+        Node *z = ir_scalar_int(g, dt, 0, loc);
+        Node *differ = ir_binary(g, OP_NE, ir_binary(g, OP_LT, a, z, loc),
+                                 ir_binary(g, OP_LT, b, z, loc), loc);
+        Node *fix = ir_binary(g, OP_AND, ir_binary(g, OP_NE, m, z, loc), differ, loc);
+        r = sub(g, dvd(g, a, b, loc), ir_cast(g, fix, dt, loc), loc);
+    } else {
+        Node *d = dvd(g, sub(g, a, m, loc), b, loc);
+        Node *f = ir_unary(g, OP_FLOOR, d, loc);
+        Node *up = ir_binary(g, OP_LT, scalar_like(g, d, 0.5, loc), sub(g, d, f, loc), loc);
+        r = add(g, f, ir_cast(g, up, dt, loc), loc);
+    }
+    return ir_unary(g, OP_STOP_GRAD, r, loc);
 }
 
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc) {

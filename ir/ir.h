@@ -203,6 +203,9 @@ Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc);
 /* logits f[N, C], labels integer [N] -> scalar mean negative log-likelihood. */
 Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc);
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc);
+/* a // b: Python's floor division (numpy's floor_divide), rounding toward
+ * -inf so that a == (a // b) * b + a % b; integer b == 0 gives 0, float NaN. */
+Node *ir_floordiv(Graph *g, Node *a, Node *b, SrcLoc loc);
 Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc);
 /* Sum to a broadcast-compatible smaller shape (undoes broadcasting). */
 Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc);

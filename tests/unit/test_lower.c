@@ -401,6 +401,64 @@ Test(lower, graph_if_in_function_selects) {
     release(&p);
 }
 
+/* `//` and `%` against numpy's floor_divide and mod (tests/fixtures/
+ * make_small_ops.py) in four dtypes, on the interpreter and the CPU backend:
+ * exact, including 1 // 0.1 = 9 and the integer minimum. */
+Test(lower, floordiv_and_mod_match_numpy) {
+    const char *dts[] = {"f32", "f64", "i32", "i64"};
+    for (int d = 0; d < 4; d++) {
+        char src[1024];
+        snprintf(src, sizeof src,
+                 "data A = npy(\"tests/fixtures/fd_%s_a.npy\")\n"
+                 "data B = npy(\"tests/fixtures/fd_%s_b.npy\")\n"
+                 "data Q = npy(\"tests/fixtures/fd_%s_q.npy\")\n"
+                 "data M = npy(\"tests/fixtures/fd_%s_m.npy\")\n"
+                 "main {\n"
+                 "  q = A // B\n"
+                 "  log qerr = sum(q != Q), merr = sum(A %% B != M), n = len(A)\n"
+                 "  log q0 = q[0], q6 = q[6]\n"
+                 "}\n",
+                 dts[d], dts[d], dts[d], dts[d]);
+        for (int cpu = 0; cpu < 2; cpu++) {
+            P p = compile(src);
+            run_on(&p, 0, cpu);
+            cr_expect_eq(logged(&p, "n"), 200);
+            cr_expect_eq(logged(&p, "qerr"), 0, "%s cpu=%d", dts[d], cpu);
+            cr_expect_eq(logged(&p, "merr"), 0, "%s cpu=%d", dts[d], cpu);
+            if (d < 2) {
+                cr_expect_eq(logged(&p, "q0"), 9, "1 // 0.1 (%s)", dts[d]);
+                /* in f64 0.3 / 0.1 rounds up to 3 but 0.3 // 0.1 is 2 (f32: 3) */
+                cr_expect_eq(logged(&p, "q6"), d == 1 ? 2 : 3, "0.3 // 0.1 (%s)", dts[d]);
+            }
+            release(&p);
+        }
+    }
+}
+
+/* Compile-time `//` on config and literal numbers is Python's, and a config
+ * integer divided by `//` stays an integer (a shape). */
+Test(lower, floordiv_at_compile_time) {
+    const char *src = "config { n = 7; h = n // 2 }\n"
+                      "main {\n"
+                      "  x = zeros([n // 2, h])\n"
+                      "  log a = -7 // 2, b = 7 // -2, c = -7 // -2, d = 7.5 // 2, e = 1 // 0.1,\n"
+                      "      f = -1.5 // 1, g = -7 % 3, k = 7 % -3, r = len(x), s = -9 // 3\n"
+                      "}\n";
+    P p = compile(src);
+    run(&p, 0);
+    NEAR(logged(&p, "a"), -4, 0);
+    NEAR(logged(&p, "b"), -4, 0);
+    NEAR(logged(&p, "c"), 3, 0);
+    NEAR(logged(&p, "d"), 3, 0);
+    NEAR(logged(&p, "e"), 9, 0);
+    NEAR(logged(&p, "f"), -2, 0);
+    NEAR(logged(&p, "g"), 2, 0);
+    NEAR(logged(&p, "k"), -2, 0);
+    NEAR(logged(&p, "r"), 3, 0);
+    NEAR(logged(&p, "s"), -3, 0);
+    release(&p);
+}
+
 Test(lower, sample_draws_in_range_and_reproducibly) {
     const char *src = "main {\n"
                       "  i = sample(7, 1000, seed = 3, step = 2)\n"
