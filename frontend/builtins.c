@@ -233,6 +233,23 @@ static Value *bi_iota(Lower *L, BuiltinCall *c) {
     return lw_tensor(L, ir_iota(G(L), dt, s, 0, c->loc));
 }
 
+/* tensor(x, dtype =): a tensor literal (a nested list of numbers) or a number
+ * as a tensor, where the list would otherwise stay a list (x.shape, log). */
+static Value *bi_tensor(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    DType dt = DT_COUNT;
+    if (!opt_dtype(L, c, 0, &dt)) return lw_err(L);
+    Value *v = c->pos[0];
+    if (v->kind == V_LIST && !lw_is_numeric_list(v))
+        return lw_error(L, c->pos_loc[0],
+                        "tensor: expected numbers or nested lists of numbers, got %s",
+                        v->u.tree.n ? "a list holding other values" : "an empty list");
+    Node *n = lw_need_node(L, v, dt, c->pos_loc[0], "tensor");
+    if (!n) return lw_err(L);
+    return lw_tensor(L, dt == DT_COUNT ? n : ir_cast(G(L), n, dt, c->loc));
+}
+
 /* A constant with the type of each leaf of v: reads only types, so the
  * tensor it mimics is not an input of the graph. */
 static Value *like_rec(Lower *L, Value *v, double fill, DType dt, SrcLoc loc) {
@@ -1471,6 +1488,7 @@ static const Builtin builtins[] = {
     {"full", 2, 2, {"dtype"}, 0, bi_full},
     {"eye", 1, 2, {"dtype"}, 0, bi_eye},
     {"iota", 1, 1, {"dtype"}, 0, bi_iota},
+    {"tensor", 1, 1, {"dtype"}, 0, bi_tensor},
     {"zeros_like", 1, 1, {"dtype"}, 0, bi_zeros_like},
     {"ones_like", 1, 1, {"dtype"}, 0, bi_ones_like},
     {"full_like", 2, 2, {"dtype"}, 0, bi_full_like},

@@ -606,11 +606,25 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
     return r;
 }
 
+/* v as a tensor when it is a numeric list and other a tensor (with the
+ * dtype an integer constant would take beside it); else v. NULL on error. */
+static Value *literal_beside(Lower *L, Value *v, const Value *other, SrcLoc loc) {
+    if (!lw_is_numeric_list(v) || !val_is_tensorish(other) || !L->gc || !L->gc->g) return v;
+    DType dt;
+    Shape s;
+    if (!lw_type(L, other, &dt, &s)) return v;
+    Node *n = lw_node(L, v, dt, loc);
+    return n ? lw_tensor(L, n) : NULL;
+}
+
 Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     if (val_is_error(a) || val_is_error(b)) return lw_err(L);
     if (a->kind == V_LOSS) a = lw_loss_value(L, loc);
     if (b->kind == V_LOSS) b = lw_loss_value(L, loc);
     if (val_is_error(a) || val_is_error(b)) return lw_err(L);
+    /* a list of numbers meeting a tensor is a tensor literal, not a tree */
+    if (!(a = literal_beside(L, a, b, loc)) || !(b = literal_beside(L, b, a, loc)))
+        return lw_err(L);
     if (is_tree(a) || is_tree(b)) {
         if (op == OPK_MATMUL) return lw_error(L, loc, "'@' does not apply to trees");
         if (is_tree(a) && is_tree(b)) {
@@ -714,6 +728,9 @@ static Value *neg_value(Lower *L, Value *a, SrcLoc loc) {
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc) {
     if (val_is_error(c) || val_is_error(a) || val_is_error(b)) return lw_err(L);
     if (a == b) return a;
+    if (!(a = literal_beside(L, a, b, loc)) || !(b = literal_beside(L, b, a, loc)) ||
+        !(a = literal_beside(L, a, c, loc)) || !(b = literal_beside(L, b, c, loc)))
+        return lw_err(L);
     if (is_tree(a) || is_tree(b)) {
         if (!is_tree(a) || !is_tree(b) || !val_same_structure(a, b))
             return lw_error(L, loc, "the two alternatives are trees of different structure");

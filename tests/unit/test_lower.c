@@ -459,6 +459,69 @@ Test(lower, floordiv_at_compile_time) {
     release(&p);
 }
 
+/* Tensor literals: a list of numbers meeting a tensor, passed to a builtin,
+ * or given to tensor(), is a constant tensor (ints i64 unless a float is in
+ * it or the tensor beside it is float); shape lists stay shape lists. Both
+ * backends. */
+Test(lower, tensor_literals) {
+    const char *src = "config { s = 2.0 }\n"
+                      "main {\n"
+                      "  x = ones([2, 3])\n"
+                      "  m = [[1, 2, 3], [4, 5, 6]]\n"
+                      "  log a = sum(x * m), b = (m * x)[1, 2], c = sum(x @ [0.5, 0.25, 1])\n"
+                      "  t = tensor(m)\n"
+                      "  f = tensor([1, 2.5])\n"
+                      "  d = tensor([1, 2], dtype = \"f64\")\n"
+                      "  log r = t.rank, n0 = t.shape[0], n1 = t.shape[1], ti = sum(t // 4)\n"
+                      "  log fv = f[1], fs = sum(f), dv = sum(d / 3)\n"
+                      "  log w = sum(where(x[0] > 0, [1.5, 2.5, 3.5], x[0])), k = sum([s, 1, 0] * "
+                      "x[0])\n"
+                      "  log p = sum(pad(x, [[1, 0], [0, 2]])), z = sum(zeros([2, 3]))\n"
+                      "  log e = m[1][0]\n"
+                      "}\n";
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "a"), 21, 0);
+        NEAR(logged(&p, "b"), 6, 0);
+        NEAR(logged(&p, "c"), 3.5, 0);
+        NEAR(logged(&p, "r"), 2, 0);
+        NEAR(logged(&p, "n0"), 2, 0);
+        NEAR(logged(&p, "n1"), 3, 0);
+        NEAR(logged(&p, "ti"), 3, 0); /* integer tensor: 4 // 4 + 5 // 4 + 6 // 4 */
+        NEAR(logged(&p, "fv"), 2.5, 0);
+        NEAR(logged(&p, "fs"), 3.5, 0);
+        NEAR(logged(&p, "dv"), 1, 1e-15);
+        NEAR(logged(&p, "w"), 7.5, 0);
+        NEAR(logged(&p, "k"), 3, 0);
+        NEAR(logged(&p, "p"), 6, 0);
+        NEAR(logged(&p, "z"), 0, 0);
+        NEAR(logged(&p, "e"), 4, 0);
+        release(&p);
+    }
+    /* the dtypes */
+    P q = compile("main {\n"
+                  "  i = tensor([1, 2])\n"
+                  "  f = tensor([1, 2.0])\n"
+                  "  b = tensor([true, false])\n"
+                  "  g = ones([2], dtype = \"f64\") * [1, 2]\n"
+                  "  j = iota(2) + [1, 2]\n"
+                  "  h = iota(2) * [0.5, 1]\n"
+                  "  log s = sum(i) + sum(f) + sum(b) + sum(g) + sum(j) + sum(h)\n"
+                  "}\n");
+    const Module *m = q.m;
+    const char *want[][2] = {{"i", "i64"}, {"f", "f32"}, {"b", "bool"},
+                             {"g", "f64"}, {"j", "i32"}, {"h", "f32"}};
+    for (int k = 0; k < 6; k++) {
+        int si = find_slot(m, want[k][0]);
+        cr_assert_geq(si, 0, "%s", want[k][0]);
+        cr_expect_str_eq(rt_dtype_name(m->slots[si].dtype), want[k][1], "%s", want[k][0]);
+    }
+    run(&q, 0);
+    NEAR(logged(&q, "s"), 3 + 3 + 1 + 3 + 4 + 1, 0);
+    release(&q);
+}
+
 Test(lower, sample_draws_in_range_and_reproducibly) {
     const char *src = "main {\n"
                       "  i = sample(7, 1000, seed = 3, step = 2)\n"
