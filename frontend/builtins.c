@@ -1284,39 +1284,123 @@ static Value *bi_hessian_trace(Lower *L, BuiltinCall *c) {
 
 /* ---- sampling and seeds -------------------------------------------------------------- */
 
-/* sample(n, k, seed =, step =, stream =): k indices uniform in 0..n-1 (i32[k]),
- * element i from Philox index step*k + i. */
-static Value *bi_sample(Lower *L, BuiltinCall *c) {
-    Value *e = need_graph(L, c);
-    if (e) return e;
-    int64_t n, k;
-    if (!lw_const_int(L, c->pos[0], &n, c->pos_loc[0], "sample: n") ||
-        !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], "sample: k"))
-        return lw_err(L);
-    if (n < 1 || n > INT32_MAX)
-        return lw_error(L, c->pos_loc[0], "sample: n must be between 1 and 2^31-1, got %lld",
-                        (long long)n);
-    if (k < 0)
-        return lw_error(L, c->pos_loc[1], "sample: k must not be negative, got %lld", (long long)k);
-    uint32_t stream = 0;
-    if (!stream_kw(L, c, 2, &stream)) return lw_err(L);
-    stream = draw_stream(L, c, "sample", c->kw[0] || c->kw[2], stream, NULL);
-    Graph *g = G(L);
-    Value *offset = NULL;
-    if (c->kw[1]) {
-        offset = lw_binop(L, OPK_MUL, c->kw[1], val_int(L->a, k), c->kw_loc[1]);
-        if (val_is_error(offset)) return lw_err(L);
-        if (val_is_const(offset) && offset->kind != V_INT)
-            return lw_error(L, c->kw_loc[1], "sample: step must be an integer");
+/* n and k of sample, choice and permutation: n in 1..2^31-1, k >= 0. */
+static bool draw_counts(Lower *L, BuiltinCall *c, int64_t *n, int64_t *k) {
+    if (!lw_const_int(L, c->pos[0], n, c->pos_loc[0], lw_printf(L, "%s: n", c->name))) return false;
+    if (*n < 1 || *n > INT32_MAX) {
+        lw_error(L, c->pos_loc[0], "%s: n must be between 1 and 2^31-1, got %lld", c->name,
+                 (long long)*n);
+        return false;
     }
+    if (c->npos < 2) {
+        *k = *n;
+        return true;
+    }
+    if (!lw_const_int(L, c->pos[1], k, c->pos_loc[1], lw_printf(L, "%s: k", c->name))) return false;
+    if (*k < 0) {
+        lw_error(L, c->pos_loc[1], "%s: k must not be negative, got %lld", c->name, (long long)*k);
+        return false;
+    }
+    return true;
+}
+
+/* The Philox index of a draw's first word: step * per (step = 0 unless given). */
+static bool draw_offset(Lower *L, BuiltinCall *c, Value *step, SrcLoc loc, int64_t per,
+                        Value **offset) {
+    *offset = NULL;
+    if (!step) return true;
+    *offset = lw_binop(L, OPK_MUL, step, val_int(L->a, per), loc);
+    if (val_is_error(*offset)) return false;
+    if (val_is_const(*offset) && (*offset)->kind != V_INT) {
+        lw_error(L, loc, "%s: step must be an integer", c->name);
+        return false;
+    }
+    return true;
+}
+
+/* k indices uniform in 0..n-1 with replacement (i32[k]): element i is
+ * min(floor(n * U), n - 1) of Philox index step * k + i. */
+static Value *draw_with_replacement(Lower *L, BuiltinCall *c, int64_t n, int64_t k, Value *seed,
+                                    Value *step, SrcLoc step_loc, uint32_t stream) {
+    Graph *g = G(L);
+    Value *offset;
+    if (!draw_offset(L, c, step, step_loc, k, &offset)) return lw_err(L);
     Shape s = {.rank = 1, .dims = {k}};
-    Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, c->kw[0], offset, stream, c->loc);
+    Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, seed, offset, stream, c->loc);
     if (val_is_error(u)) return u;
     Node *x = ir_cast(g, u->u.t.node, DT_F64, c->loc);
     x = ir_binary(g, OP_MUL, x, ir_scalar(g, DT_F64, (double)n, c->loc), c->loc);
     x = ir_unary(g, OP_FLOOR, x, c->loc);
     x = ir_binary(g, OP_MIN, x, ir_scalar(g, DT_F64, (double)(n - 1), c->loc), c->loc);
     return lw_tensor(L, ir_cast(g, x, DT_I32, c->loc));
+}
+
+/* k distinct indices of 0..n-1 (i32[k]), every ordered k-subset equally likely
+ * (docs/rng.md, "sampling without replacement"): n keys
+ * key_j = U_j + 2^-24 U_{n+j} in f64 from the 2n uniforms at Philox index
+ * step * 2n + 0..2n-1, and element i is the rank of key_i among all n. */
+static Value *draw_without_replacement(Lower *L, BuiltinCall *c, int64_t n, int64_t k, Value *seed,
+                                       Value *step, SrcLoc step_loc, uint32_t stream) {
+    Graph *g = G(L);
+    if (k > n)
+        return lw_error(L, c->loc, "%s: cannot draw %lld distinct indices of %lld", c->name,
+                        (long long)k, (long long)n);
+    Shape cmp = {.rank = 2, .dims = {k, n}};
+    if (!lw_check_numel(L, &cmp, c->loc, lw_printf(L, "%s: its k x n comparison", c->name)))
+        return lw_err(L);
+    Value *offset;
+    if (!draw_offset(L, c, step, step_loc, 2 * n, &offset)) return lw_err(L);
+    Shape s = {.rank = 1, .dims = {2 * n}};
+    Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, seed, offset, stream, c->loc);
+    if (val_is_error(u)) return u;
+    Node *x = ir_cast(g, u->u.t.node, DT_F64, c->loc);
+    int64_t zero = 0, one = 1, two_n = 2 * n;
+    Node *hi = ir_slice(g, x, &zero, &n, &one, c->loc),
+         *lo = ir_slice(g, x, &n, &two_n, &one, c->loc);
+    Node *key =
+        ir_binary(g, OP_ADD, hi,
+                  ir_binary(g, OP_MUL, lo, ir_scalar(g, DT_F64, 0x1p-24, c->loc), c->loc), c->loc);
+    return lw_tensor(L, ir_key_ranks(g, key, k, c->loc));
+}
+
+/* sample(n, k, seed =, step =, stream =): k indices uniform in 0..n-1 (i32[k]),
+ * with replacement, element i from Philox index step*k + i. */
+static Value *bi_sample(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t n, k;
+    uint32_t stream = 0;
+    if (!draw_counts(L, c, &n, &k) || !stream_kw(L, c, 2, &stream)) return lw_err(L);
+    stream = draw_stream(L, c, "sample", c->kw[0] || c->kw[2], stream, NULL);
+    return draw_with_replacement(L, c, n, k, c->kw[0], c->kw[1], c->kw_loc[1], stream);
+}
+
+/* choice(n, k, replace =, seed =, step =, stream =): with replace = true (the
+ * default, as numpy's) sample's algorithm, else k distinct indices. */
+static Value *bi_choice(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t n, k;
+    bool replace = true;
+    uint32_t stream = 0;
+    if (!draw_counts(L, c, &n, &k) ||
+        (c->kw[0] && !lw_const_bool(L, c->kw[0], &replace, c->kw_loc[0], "choice: replace")) ||
+        !stream_kw(L, c, 3, &stream))
+        return lw_err(L);
+    stream = draw_stream(L, c, "choice", c->kw[1] || c->kw[3], stream, NULL);
+    return replace ? draw_with_replacement(L, c, n, k, c->kw[1], c->kw[2], c->kw_loc[2], stream)
+                   : draw_without_replacement(L, c, n, k, c->kw[1], c->kw[2], c->kw_loc[2], stream);
+}
+
+/* permutation(n, seed =, step =, stream =): 0..n-1 in a uniformly random order. */
+static Value *bi_permutation(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t n, k;
+    uint32_t stream = 0;
+    if (!draw_counts(L, c, &n, &k) || !stream_kw(L, c, 2, &stream)) return lw_err(L);
+    stream = draw_stream(L, c, "permutation", c->kw[0] || c->kw[2], stream, NULL);
+    return draw_without_replacement(L, c, n, n, c->kw[0], c->kw[1], c->kw_loc[1], stream);
 }
 
 static Value *bi_fresh_seed(Lower *L, BuiltinCall *c) {
@@ -1552,6 +1636,8 @@ static const Builtin builtins[] = {
     {"hessian_trace", 2, 2, NOKW, 0, bi_hessian_trace},
     /* sampling, seeds */
     {"sample", 2, 2, {"seed", "step", "stream"}, 0, bi_sample},
+    {"choice", 2, 2, {"replace", "seed", "step", "stream"}, 0, bi_choice},
+    {"permutation", 1, 1, {"seed", "step", "stream"}, 0, bi_permutation},
     {"fresh_seed", 0, 0, NOKW, BF_STEP, bi_fresh_seed},
     /* data */
     {"idx", 1, 1, {"scale", "split"}, BF_DATA, lw_load_idx},

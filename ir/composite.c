@@ -296,6 +296,26 @@ Node *ir_floordiv(Graph *g, Node *a, Node *b, SrcLoc loc) {
     return ir_unary(g, OP_STOP_GRAD, r, loc);
 }
 
+/* rank_i = #{j : key_j < key_i or (key_j == key_i and j < i)}, as a [k, n]
+ * comparison summed over its second axis: the ranks are distinct (ties go by
+ * index) and for independent keys the rank vector of all n is a uniformly
+ * random permutation, so its first k entries are a uniform ordered k-subset.
+ * No sort is needed, and fusion keeps the [k, n] comparison in registers. */
+Node *ir_key_ranks(Graph *g, Node *key, int64_t k, SrcLoc loc) {
+    if (!g || !key) return NULL;
+    int64_t n = key->shape.dims[0];
+    int64_t start = 0, step = 1;
+    Node *ki = ir_slice(g, key, &start, &k, &step, loc);
+    Shape col = {.rank = 2, .dims = {k, 1}}, row = {.rank = 2, .dims = {1, n}};
+    Node *a = ir_reshape(g, ki, col, loc), *b = ir_reshape(g, key, row, loc);
+    Node *ii = ir_iota(g, DT_I32, col, 0, loc), *jj = ir_iota(g, DT_I32, row, 1, loc);
+    Node *before = ir_binary(
+        g, OP_OR, ir_binary(g, OP_LT, b, a, loc),
+        ir_binary(g, OP_AND, ir_binary(g, OP_EQ, b, a, loc), ir_binary(g, OP_LT, jj, ii, loc), loc),
+        loc);
+    return ir_reduce(g, OP_SUM, ir_cast(g, before, DT_I32, loc), 2u, loc);
+}
+
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc) {
     if (!g || !a || !b) return NULL;
     Node *d = sub(g, a, b, loc);

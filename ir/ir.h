@@ -206,6 +206,10 @@ Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc);
 /* a // b: Python's floor division (numpy's floor_divide), rounding toward
  * -inf so that a == (a // b) * b + a % b; integer b == 0 gives 0, float NaN. */
 Node *ir_floordiv(Graph *g, Node *a, Node *b, SrcLoc loc);
+/* key: [n]; the i32 rank of each of the first k keys among all n (how many
+ * keys are smaller, or equal at a lower index): for random keys, a uniform
+ * draw of k of 0..n-1 without replacement (docs/rng.md). k * n comparisons. */
+Node *ir_key_ranks(Graph *g, Node *key, int64_t k, SrcLoc loc);
 Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc);
 /* Sum to a broadcast-compatible smaller shape (undoes broadcasting). */
 Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc);

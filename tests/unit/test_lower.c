@@ -659,6 +659,112 @@ Test(lower, seeded_draws_of_different_kinds_are_independent) {
     release(&p);
 }
 
+/* The line "draw KIND SEED STREAM STEP N v..." of rng_expected.txt. */
+static void rng_expected_step(const char *kind, int step, double *v, int n) {
+    FILE *f = fopen("tests/fixtures/rng_expected.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/rng_expected.txt");
+    char line[1024], k[32];
+    int got = 0;
+    while (!got && fgets(line, sizeof line, f)) {
+        int sd, st, sp, cnt, off;
+        if (sscanf(line, "draw %31s %d %d %d %d%n", k, &sd, &st, &sp, &cnt, &off) != 5) continue;
+        if (strcmp(k, kind) != 0 || sp != step || cnt != n) continue;
+        char *p = line + off;
+        for (int i = 0; i < n; i++)
+            v[i] = strtod(p, &p);
+        got = 1;
+    }
+    fclose(f);
+    cr_assert(got, "no line 'draw %s ... step %d' of %d in rng_expected.txt", kind, step, n);
+}
+
+/* choice(replace = false) and permutation: docs/rng.md's known answers
+ * (make_rng.py), on the interpreter and the CPU backend. */
+Test(lower, choice_and_permutation_known_answers) {
+    const char *src =
+        "main {\n"
+        "  a = choice(10, 6, replace = false, seed = 3)\n"
+        "  b = choice(10, 6, replace = false, seed = 3, step = 1)\n"
+        "  p = permutation(8, seed = 3)\n"
+        "  q = permutation(8, seed = 3, step = 1)\n"
+        "  c = choice(1000, 5, replace = false, seed = 3)\n"
+        "  r = choice(10, 6, seed = 3, step = 1)\n"
+        "  w = iota(6) + 1\n"
+        "  v = iota(8) + 1\n"
+        "  u = iota(5) + 1\n"
+        "  log a1 = sum(a * w), a2 = sum(a * a * w), b1 = sum(b * w), b2 = sum(b * b * w)\n"
+        "  log p1 = sum(p * v), p2 = sum(p * p * v), q1 = sum(q * v), q2 = sum(q * q * v)\n"
+        "  log c1 = sum(c * u), c2 = sum(c * c * u), r1 = sum(r * w), r2 = sum(r * r * w)\n"
+        "  log a0 = a[0], p0 = p[0], c4 = c[4], c0 = c[0], c1x = c[1], c2x = c[2]\n"
+        "}\n";
+    struct {
+        const char *kind, *name;
+        int step, n;
+    } cases[] = {{"choice:10", "a", 0, 6},   {"choice:10", "b", 1, 6},
+                 {"permutation", "p", 0, 8}, {"permutation", "q", 1, 8},
+                 {"choice:1000", "c", 0, 5}, {"choice_replace:10", "r", 1, 6}};
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        for (int k = 0; k < 6; k++) {
+            double v[8], s1 = 0, s2 = 0;
+            rng_expected_step(cases[k].kind, cases[k].step, v, cases[k].n);
+            for (int i = 0; i < cases[k].n; i++) {
+                s1 += v[i] * (i + 1);
+                s2 += v[i] * v[i] * (i + 1);
+            }
+            char n1[8], n2[8];
+            snprintf(n1, sizeof n1, "%s1", cases[k].name);
+            snprintf(n2, sizeof n2, "%s2", cases[k].name);
+            cr_expect_eq(logged(&p, n1), s1, "%s (cpu=%d)", n1, cpu);
+            /* (the log prints 6 digits: c2 is about 10^6) */
+            NEAR(logged(&p, n2), s2, k == 4 ? 1e-5 : 0);
+            if (k == 0) cr_expect_eq(logged(&p, "a0"), v[0]);
+            if (k == 2) cr_expect_eq(logged(&p, "p0"), v[0]);
+            if (k == 4) {
+                cr_expect_eq(logged(&p, "c0"), v[0]);
+                cr_expect_eq(logged(&p, "c1x"), v[1]);
+                cr_expect_eq(logged(&p, "c2x"), v[2]);
+                cr_expect_eq(logged(&p, "c4"), v[4]);
+            }
+        }
+        release(&p);
+    }
+}
+
+/* Without replacement every draw is distinct, and over 2000 steps of
+ * choice(10, 4, replace = false) each index is chosen about equally often,
+ * overall and in the first position: Pearson's chi-square with 9 degrees of
+ * freedom stays below 27.9 (its 99.9% point). The seed is fixed, so the test
+ * is deterministic; a biased draw (modulo bias, a fixed position, a stream
+ * reused across steps) fails it. */
+Test(lower, choice_without_replacement_is_uniform) {
+    const char *src = "fn chi2(c, e) = sum((c - e) * (c - e) / e)\n"
+                      "main {\n"
+                      "  all = zeros([10])\n"
+                      "  first = zeros([10])\n"
+                      "  dup = 0\n"
+                      "  for t in 0..2000 {\n"
+                      "    s = choice(10, 4, replace = false, seed = 11, step = t)\n"
+                      "    h = sum(one_hot(s, 10), axis = 0)\n"
+                      "    dup = dup + sum(h > 1)\n"
+                      "    all = all + h\n"
+                      "    first = first + one_hot(s[0], 10)\n"
+                      "  }\n"
+                      "  p = permutation(300, seed = 2)\n"
+                      "  log x_all = chi2(all, 800), x_first = chi2(first, 200), dup = dup\n"
+                      "  log pdup = max(abs(sum(one_hot(p, 300), axis = 0) - 1)), psum = sum(p)\n"
+                      "}\n";
+    P p = compile(src);
+    run(&p, 0);
+    NEAR(logged(&p, "dup"), 0, 0);
+    cr_expect_lt(logged(&p, "x_all"), 27.9);
+    cr_expect_lt(logged(&p, "x_first"), 27.9);
+    NEAR(logged(&p, "pdup"), 0, 0);
+    NEAR(logged(&p, "psum"), 299 * 300 / 2, 0);
+    release(&p);
+}
+
 /* ---- training ------------------------------------------------------------------------- */
 
 static const char *LINREG =
