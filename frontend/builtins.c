@@ -1403,6 +1403,48 @@ static Value *bi_permutation(Lower *L, BuiltinCall *c) {
     return draw_without_replacement(L, c, n, n, c->kw[0], c->kw[1], c->kw_loc[1], stream);
 }
 
+/* histogram(x, bins, lo, hi): numpy.histogram(x, bins, (lo, hi))[0], i64[bins]
+ * (ir_histogram). lo and hi are numbers (lo == hi widens to lo - 0.5, hi + 0.5
+ * and lo > hi is an error, as in numpy) or scalar tensors (unchecked). */
+static Value *bi_histogram(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t bins;
+    if (!lw_const_int(L, c->pos[1], &bins, c->pos_loc[1], "histogram: bins")) return lw_err(L);
+    if (bins < 1 || bins > 1 << 20)
+        return lw_error(L, c->pos_loc[1], "histogram: bins must be between 1 and 2^20, got %lld",
+                        (long long)bins);
+    Value *lo = c->pos[2], *hi = c->pos[3];
+    if (val_is_const(lo) && val_is_const(hi)) {
+        double a, b;
+        if (!lw_const_num(L, lo, &a, c->pos_loc[2], "histogram: lo") ||
+            !lw_const_num(L, hi, &b, c->pos_loc[3], "histogram: hi"))
+            return lw_err(L);
+        if (!(a <= b) || !isfinite(a) || !isfinite(b))
+            return lw_error(L, c->loc, "histogram: lo (%g) must be finite and at most hi (%g)", a,
+                            b);
+        if (a == b) {
+            lo = val_float(L->a, a - 0.5);
+            hi = val_float(L->a, b + 0.5);
+        }
+    }
+    Node *x = pos_node(L, c, 0, DT_COUNT);
+    Node *ln = lw_need_node(L, lo, DT_F64, c->pos_loc[2], "histogram: lo");
+    Node *hn = lw_need_node(L, hi, DT_F64, c->pos_loc[3], "histogram: hi");
+    if (!x || !ln || !hn) return lw_err(L);
+    if (ln->shape.rank != 0 || hn->shape.rank != 0)
+        return lw_error(L, c->loc, "histogram: lo and hi must be scalars, got %s and %s",
+                        tstr(L, ln), tstr(L, hn));
+    if (x->dtype == DT_F16 || x->dtype == DT_BF16)
+        return lw_error(L, c->pos_loc[0], "histogram: x must be f32, f64 or an integer, got %s",
+                        tstr(L, x));
+    Shape cmp = {.rank = 2, .dims = {rt_shape_numel(&x->shape), bins + 1}};
+    if (!lw_check_numel(L, &cmp, c->loc, "histogram: its N x bins comparison")) return lw_err(L);
+    Graph *g = G(L);
+    return lw_tensor(L, ir_histogram(g, x, bins, ir_cast(g, ln, DT_F64, c->loc),
+                                     ir_cast(g, hn, DT_F64, c->loc), c->loc));
+}
+
 static Value *bi_fresh_seed(Lower *L, BuiltinCall *c) {
     TrainCtx *tc = L->train;
     if (!tc || !tc->in_step)
@@ -1638,6 +1680,7 @@ static const Builtin builtins[] = {
     {"sample", 2, 2, {"seed", "step", "stream"}, 0, bi_sample},
     {"choice", 2, 2, {"replace", "seed", "step", "stream"}, 0, bi_choice},
     {"permutation", 1, 1, {"seed", "step", "stream"}, 0, bi_permutation},
+    {"histogram", 4, 4, NOKW, 0, bi_histogram},
     {"fresh_seed", 0, 0, NOKW, BF_STEP, bi_fresh_seed},
     /* data */
     {"idx", 1, 1, {"scale", "split"}, BF_DATA, lw_load_idx},

@@ -316,6 +316,49 @@ Node *ir_key_ranks(Graph *g, Node *key, int64_t k, SrcLoc loc) {
     return ir_reduce(g, OP_SUM, ir_cast(g, before, DT_I32, loc), 2u, loc);
 }
 
+/* numpy's edges: linspace(lo, hi, bins + 1), i.e. lo + b * ((hi - lo) / bins)
+ * in f64 with the last edge hi itself, then rounded to x's float dtype (f64
+ * for integer x, which is compared in f64). A value lies in bin b when
+ * e_b <= x < e_(b+1), the last bin closed; values outside [e_0, e_bins] (and
+ * NaN) are not counted. With C_b = #{counted x >= e_b}, bin b holds
+ * C_b - C_(b+1) (C_bins = 0): one [N, bins] comparison reduced over N, exact
+ * against the edges, where numpy computes an index and corrects it by one
+ * ulp-wise; both give the same counts. */
+/* Entries from..to-1 of the last axis of a rank-2 a. */
+static Node *last_axis_range(Graph *g, Node *a, int64_t from, int64_t to, SrcLoc loc) {
+    int64_t start[2] = {0, from}, stop[2] = {a->shape.dims[0], to}, step[2] = {1, 1};
+    return ir_slice(g, a, start, stop, step, loc);
+}
+
+Node *ir_histogram(Graph *g, Node *x, int64_t bins, Node *lo, Node *hi, SrcLoc loc) {
+    if (!g || !x || !lo || !hi) return NULL;
+    DType dt = x->dtype == DT_F32 ? DT_F32 : DT_F64;
+    int64_t n = rt_shape_numel(&x->shape);
+    Shape col = {.rank = 2, .dims = {n, 1}}, row = {.rank = 2, .dims = {1, bins + 1}};
+    Node *xs = ir_reshape(g, ir_cast(g, x, dt, loc), col, loc);
+    Node *step = dvd(g, sub(g, hi, lo, loc), ir_scalar(g, DT_F64, (double)bins, loc), loc);
+    Node *b = ir_iota(g, DT_F64, row, 1, loc);
+    Node *at_end = ir_binary(g, OP_EQ, b, ir_scalar(g, DT_F64, (double)bins, loc), loc);
+    Node *edge =
+        ir_cast(g, ir_where(g, at_end, hi, add(g, mul(g, b, step, loc), lo, loc), loc), dt, loc);
+    Node *e0 = last_axis_range(g, edge, 0, 1, loc),
+         *en = last_axis_range(g, edge, bins, bins + 1, loc);
+    Node *in = ir_binary(g, OP_AND, ir_binary(g, OP_LE, e0, xs, loc),
+                         ir_binary(g, OP_LE, xs, en, loc), loc);
+    Node *ge = ir_binary(g, OP_AND, in,
+                         ir_binary(g, OP_LE, last_axis_range(g, edge, 0, bins, loc), xs, loc), loc);
+    Node *c = ir_reduce(g, OP_SUM, ir_cast(g, ge, DT_I64, loc), 1u, loc); /* C_0 .. C_(bins-1) */
+    Shape one = {.rank = 1, .dims = {1}}, flat = {.rank = 1, .dims = {bins}};
+    c = ir_reshape(g, c, flat, loc);
+    Node *next = ir_const_int(g, DT_I64, one, 0, loc); /* C_bins */
+    if (bins > 1) {
+        int64_t from = 1, to = bins, st = 1;
+        Node *parts[2] = {ir_slice(g, c, &from, &to, &st, loc), next};
+        next = ir_concat(g, parts, 2, 0, loc);
+    }
+    return sub(g, c, next, loc);
+}
+
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc) {
     if (!g || !a || !b) return NULL;
     Node *d = sub(g, a, b, loc);

@@ -522,6 +522,46 @@ Test(lower, tensor_literals) {
     release(&q);
 }
 
+/* histogram(x, bins, lo, hi) against numpy.histogram (tests/fixtures/
+ * make_small_ops.py, cases in hist_cases.txt): exact counts, values on every
+ * edge, the closed last bin, values outside, integer and rank-2 x; compile-
+ * time bounds and the same bounds as run-time tensors; both backends. */
+Test(lower, histogram_matches_numpy) {
+    FILE *f = fopen("tests/fixtures/hist_cases.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/hist_cases.txt");
+    char name[64];
+    int bins, ncases = 0;
+    double lo, hi;
+    while (fscanf(f, "%63s %d %lf %lf", name, &bins, &lo, &hi) == 4) {
+        char src[1024];
+        snprintf(src, sizeof src,
+                 "data X = npy(\"tests/fixtures/hist_%s_x.npy\")\n"
+                 "data C = npy(\"tests/fixtures/hist_%s_counts.npy\")\n"
+                 "main {\n"
+                 "  h = histogram(X, %d, %.17g, %.17g)\n"
+                 "  lo = zeros([]) + %.17g\n"
+                 "  r = histogram(X, %d, lo, lo * 0 + %.17g)\n"
+                 "  log err = sum(abs(h - C)), rerr = sum(abs(r - C)), total = sum(h)\n"
+                 "}\n",
+                 name, name, bins, lo, hi, lo, bins, hi);
+        for (int cpu = 0; cpu < 2; cpu++) {
+            P p = compile(src);
+            run_on(&p, 0, cpu);
+            cr_expect_eq(logged(&p, "err"), 0, "%s (cpu=%d)", name, cpu);
+            cr_expect_eq(logged(&p, "rerr"), 0, "%s, run-time bounds (cpu=%d)", name, cpu);
+            cr_expect_gt(logged(&p, "total"), 0, "%s", name);
+            int h = find_slot(p.m, "h");
+            cr_assert_geq(h, 0);
+            cr_expect_eq(p.m->slots[h].dtype, DT_I64);
+            cr_expect_eq(p.m->slots[h].shape.dims[0], bins);
+            release(&p);
+        }
+        ncases++;
+    }
+    fclose(f);
+    cr_expect_eq(ncases, 5);
+}
+
 Test(lower, sample_draws_in_range_and_reproducibly) {
     const char *src = "main {\n"
                       "  i = sample(7, 1000, seed = 3, step = 2)\n"
