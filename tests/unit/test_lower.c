@@ -520,6 +520,11 @@ Test(lower, tensor_literals) {
     run(&q, 0);
     NEAR(logged(&q, "s"), 3 + 3 + 1 + 3 + 4 + 1, 0);
     release(&q);
+    /* a literal argument of a typed parameter takes its dtype, as a number does */
+    P r = compile("fn f(v: f32[2]) = sum(v * 2)\nmain { log a = f([1, 2]) }\n");
+    run(&r, 0);
+    NEAR(logged(&r, "a"), 6, 0);
+    release(&r);
 }
 
 /* histogram(x, bins, lo, hi) against numpy.histogram (tests/fixtures/
