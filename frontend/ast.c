@@ -635,10 +635,11 @@ Program *fe_parse(Arena *a, DiagList *d, uint32_t file) {
 
 static const char *op_text(OpKindAst op) {
     static const char *const t[] = {
-        [OPK_ADD] = "+",    [OPK_SUB] = "-",  [OPK_MUL] = "*", [OPK_DIV] = "/",  [OPK_MOD] = "%",
-        [OPK_MATMUL] = "@", [OPK_POW] = "**", [OPK_EQ] = "==", [OPK_NE] = "!=",  [OPK_LT] = "<",
-        [OPK_LE] = "<=",    [OPK_GT] = ">",   [OPK_GE] = ">=", [OPK_AND] = "&&", [OPK_OR] = "||",
-        [OPK_NEG] = "-",    [OPK_PLUS] = "+", [OPK_NOT] = "!",
+        [OPK_ADD] = "+",       [OPK_SUB] = "-",  [OPK_MUL] = "*",    [OPK_DIV] = "/",
+        [OPK_FLOORDIV] = "//", [OPK_MOD] = "%",  [OPK_MATMUL] = "@", [OPK_POW] = "**",
+        [OPK_EQ] = "==",       [OPK_NE] = "!=",  [OPK_LT] = "<",     [OPK_LE] = "<=",
+        [OPK_GT] = ">",        [OPK_GE] = ">=",  [OPK_AND] = "&&",   [OPK_OR] = "||",
+        [OPK_NEG] = "-",       [OPK_PLUS] = "+", [OPK_NOT] = "!",
     };
     return (unsigned)op < sizeof t / sizeof t[0] && t[op] ? t[op] : "?";
 }

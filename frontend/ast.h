@@ -42,6 +42,7 @@ typedef enum {
     OPK_SUB,
     OPK_MUL,
     OPK_DIV,
+    OPK_FLOORDIV,
     OPK_MOD,
     OPK_MATMUL,
     OPK_POW,

@@ -59,7 +59,10 @@ static bool check_type(Lower *L, Scope *s, const TypeExpr *t, Value *v, const ch
     if (val_is_error(v)) return false;
     DType dt;
     Shape sh;
-    if (!lw_type(L, v, &dt, &sh)) {
+    /* a tensor literal takes the declared dtype, as a number would */
+    bool typed =
+        lw_is_numeric_list(v) ? lw_literal_type(v, t->dtype, &dt, &sh) : lw_type(L, v, &dt, &sh);
+    if (!typed) {
         diag_error(L->d, loc, "%s: expected %s, got %s", what, lw_type_expr_str(L, t, s),
                    lw_value_desc(L, v));
         return false;

@@ -28,6 +28,8 @@ const char *lw_binop_sym(OpKindAst op) {
         return "*";
     case OPK_DIV:
         return "/";
+    case OPK_FLOORDIV:
+        return "//";
     case OPK_MOD:
         return "%";
     case OPK_MATMUL:
@@ -193,6 +195,7 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         case OPK_SUB:
         case OPK_MUL:
         case OPK_DIV:
+        case OPK_FLOORDIV:
         case OPK_MOD:
         case OPK_MATMUL:
         case OPK_POW:
@@ -228,6 +231,13 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         case OPK_DIV:
             if (y == 0) return lw_error(L, loc, "division by zero");
             return val_float(L->a, (double)x / (double)y);
+        case OPK_FLOORDIV: {
+            if (y == 0) return lw_error(L, loc, "division by zero");
+            if (x == INT64_MIN && y == -1) return lw_error(L, loc, "integer overflow in '//'");
+            int64_t q = x / y; /* truncates; floor is one less where the signs differ */
+            if (x % y != 0 && ((x < 0) != (y < 0))) q--;
+            return val_int(L->a, q);
+        }
         case OPK_MOD: {
             if (y == 0) return lw_error(L, loc, "modulo by zero");
             if (x == INT64_MIN && y == -1) return val_int(L->a, 0);
@@ -283,6 +293,16 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     case OPK_DIV:
         if (y == 0) return lw_error(L, loc, "division by zero");
         return val_float(L->a, x / y);
+    case OPK_FLOORDIV: {
+        /* CPython's float floor division (numpy's floor_divide): (x - x % y) / y
+         * is within rounding of an integer; round it, so 1 // 0.1 is 9 */
+        if (y == 0) return lw_error(L, loc, "division by zero");
+        double m = fmod(x, y), d = (x - m) / y;
+        if (m != 0 && ((m < 0) != (y < 0))) d -= 1.0;
+        if (d == 0) return val_float(L->a, copysign(0.0, x / y));
+        double f = floor(d);
+        return val_float(L->a, d - f > 0.5 ? f + 1 : f);
+    }
     case OPK_MOD: {
         if (y == 0) return lw_error(L, loc, "modulo by zero");
         double m = fmod(x, y);
@@ -483,6 +503,8 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
             y = ir_cast(g, y, fdt, loc);
         }
         break;
+    case OPK_FLOORDIV:
+        return lw_tensor(L, ir_floordiv(g, x, y, loc));
     case OPK_MOD:
         k = OP_MOD;
         break;
@@ -584,11 +606,25 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
     return r;
 }
 
+/* v as a tensor when it is a numeric list and other a tensor (with the
+ * dtype an integer constant would take beside it); else v. NULL on error. */
+static Value *literal_beside(Lower *L, Value *v, const Value *other, SrcLoc loc) {
+    if (!lw_is_numeric_list(v) || !val_is_tensorish(other) || !L->gc || !L->gc->g) return v;
+    DType dt;
+    Shape s;
+    if (!lw_type(L, other, &dt, &s)) return v;
+    Node *n = lw_node(L, v, dt, loc);
+    return n ? lw_tensor(L, n) : NULL;
+}
+
 Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     if (val_is_error(a) || val_is_error(b)) return lw_err(L);
     if (a->kind == V_LOSS) a = lw_loss_value(L, loc);
     if (b->kind == V_LOSS) b = lw_loss_value(L, loc);
     if (val_is_error(a) || val_is_error(b)) return lw_err(L);
+    /* a list of numbers meeting a tensor is a tensor literal, not a tree */
+    if (!(a = literal_beside(L, a, b, loc)) || !(b = literal_beside(L, b, a, loc)))
+        return lw_err(L);
     if (is_tree(a) || is_tree(b)) {
         if (op == OPK_MATMUL) return lw_error(L, loc, "'@' does not apply to trees");
         if (is_tree(a) && is_tree(b)) {
@@ -627,6 +663,7 @@ Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
             case OPK_SUB:
             case OPK_MUL:
             case OPK_DIV:
+            case OPK_FLOORDIV:
             case OPK_MOD:
             case OPK_MATMUL:
             case OPK_POW:
@@ -691,6 +728,9 @@ static Value *neg_value(Lower *L, Value *a, SrcLoc loc) {
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc) {
     if (val_is_error(c) || val_is_error(a) || val_is_error(b)) return lw_err(L);
     if (a == b) return a;
+    if (!(a = literal_beside(L, a, b, loc)) || !(b = literal_beside(L, b, a, loc)) ||
+        !(a = literal_beside(L, a, c, loc)) || !(b = literal_beside(L, b, c, loc)))
+        return lw_err(L);
     if (is_tree(a) || is_tree(b)) {
         if (!is_tree(a) || !is_tree(b) || !val_same_structure(a, b))
             return lw_error(L, loc, "the two alternatives are trees of different structure");

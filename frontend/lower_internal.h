@@ -26,6 +26,7 @@
 #define FE_UNROLL_BUDGET 100000         /* unrolled iterations (repeat, for in fns) per compile */
 #define FE_MAX_NODES 2000000            /* nodes in one graph */
 #define FE_MAX_HESSIAN 4096             /* elements of w for an exact hessian_trace */
+#define FE_MAX_LITERAL 4096             /* numbers in one tensor literal [..] */
 #define FE_MAX_KW 12                    /* keywords of one builtin */
 #define FE_MAX_EXPR_DEPTH 4000 /* nesting of one expression (a+b+... chains are left-deep) */
 /* items grad's dependence questions visit per compile (lower_defs.c) */
@@ -384,11 +385,17 @@ Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc);
 /* Parameter initialisers and other helpers shared with lower*.c */
 Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset,
                      uint32_t stream, SrcLoc loc);
-uint32_t lw_loc_stream(Lower *L, SrcLoc loc);
 /* A constant tensor of dtype dt and shape s holding the constant v: an int
  * stays exact in an integer dtype (a double rounds above 2^53). */
 Node *lw_const_node(Graph *g, DType dt, Shape s, const Value *v, SrcLoc loc);
 Value *lw_zeros_like(Lower *L, Value *v, double fill, SrcLoc loc);
+/* A tensor literal: a non-empty list, nested to any depth, of compile-time
+ * numbers or bools. It stays a list (a shape, axes, pad widths, a split) until
+ * it is used as a tensor: lw_node converts it (ragged: a located error). */
+bool lw_is_numeric_list(const Value *v);
+/* Its dtype (hint: the dtype of the tensor it meets, or DT_COUNT) and shape;
+ * false when it is no numeric list or is ragged. */
+bool lw_literal_type(const Value *v, DType hint, DType *dt, Shape *s);
 Value *lw_reduce_all(Lower *L, OpKind op, Value *v, SrcLoc loc); /* sum over all leaves/elements */
 
 /* ---- sema.c ------------------------------------------------------------------------ */

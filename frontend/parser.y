@@ -91,7 +91,7 @@ static SrcLoc span(const ParseCtx *c, const FE_YYLTYPE *a, const FE_YYLTYPE *b) 
 %token <str> LOG "'log'" SAVE "'save'" PRINT "'print'"
 %token <str> TRUE "'true'" FALSE "'false'" NONE "'None'"
 %token <str> INTKW "'int'" FLOATKW "'float'" STRKW "'str'" DTYPE "dtype"
-%token ELLIPSIS "'...'" DOTDOT "'..'" POW "'**'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
+%token ELLIPSIS "'...'" DOTDOT "'..'" POW "'**'" FLOORDIV "'//'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
 %token ANDAND "'&&'" OROR "'||'" ARROW "'->'"
 %token ADD_ASSIGN "'+='" SUB_ASSIGN "'-='" MUL_ASSIGN "'*='" DIV_ASSIGN "'/='"
 
@@ -411,6 +411,7 @@ mul_expr
 mul_op
     : '*'                                       { $$ = OPK_MUL; }
     | '/'                                       { $$ = OPK_DIV; }
+    | FLOORDIV                                  { $$ = OPK_FLOORDIV; }
     | '%'                                       { $$ = OPK_MOD; }
     | '@'                                       { $$ = OPK_MATMUL; }
     ;
@@ -515,7 +516,7 @@ static yysymbol_kind_t chr(int c) {
 /* Tokens that only continue an expression (operators, calls, fields). */
 static bool is_operator_token(yysymbol_kind_t k) {
     switch (k) {
-    case YYSYMBOL_POW: case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE:
+    case YYSYMBOL_POW: case YYSYMBOL_FLOORDIV: case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE:
     case YYSYMBOL_ANDAND: case YYSYMBOL_OROR:
         return true;
     default:

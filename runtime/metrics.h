@@ -56,7 +56,7 @@ const char *rt_metrics_csv_path(const RtMetrics *m);
 typedef struct {
     const char *program; /* the program file as given */
     uint64_t seed;
-    const char *rng;     /* "philox4x32-10/v1" */
+    const char *rng;     /* "philox4x32-10/v2" */
     const char *backend; /* "interp", ... */
     const char *status;  /* "completed", "interrupted", "failed" */
     int64_t steps;       /* optimizer steps taken (all train blocks) */

@@ -363,7 +363,7 @@ Test(exec_host, seed_slot_holds_run_seed) {
     char *js = slurp_out(&t, "summary.json");
     cr_assert_not_null(js);
     cr_assert(strstr(js, "\"seed\": 1234"), "%s", js);
-    cr_assert(strstr(js, "\"rng\": \"philox4x32-10/v1\""), "%s", js);
+    cr_assert(strstr(js, "\"rng\": \"philox4x32-10/v2\""), "%s", js);
     cr_assert(strstr(js, "\"status\": \"completed\""), "%s", js);
     cr_assert(strstr(js, "\"s\": 1234"), "%s", js);
     free(js);
@@ -772,7 +772,7 @@ Test(metrics, union_of_columns_and_loss_last) {
     cr_assert_str_eq(rt_metrics_col(m, 3), "loss");
     double v;
     cr_assert(rt_metrics_last(m, "acc", &v) && v == 0.25);
-    RtRunSummary s = {"p \"q\".dfl", 5, "philox4x32-10/v1", "interp", "completed", 10, 2.0, 1.0};
+    RtRunSummary s = {"p \"q\".dfl", 5, "philox4x32-10/v2", "interp", "completed", 10, 2.0, 1.0};
     cr_assert(rt_metrics_write_summary(m, &s, err, sizeof err));
     snprintf(path, sizeof path, "%s/summary.json", sub);
     char *js = slurp(path);
