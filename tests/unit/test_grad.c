@@ -153,6 +153,10 @@ static Node *b_pad(Graph *g, Node **in, int v) {
     static const int64_t lo[2][2] = {{1, 0}, {0, 2}}, hi[2][2] = {{2, 3}, {0, 0}};
     return ir_pad(g, in[0], lo[v], hi[v], v == 0 ? 0.5 : 0.0, L0);
 }
+static Node *b_cumsum(Graph *g, Node **in, int v) {
+    static const int axis[3] = {1, 0, 1};
+    return ir_cumsum(g, in[0], axis[v], v == 1, L0);
+}
 static Node *b_matmul(Graph *g, Node **in, int v) {
     (void)v;
     return ir_matmul(g, in[0], in[1], L0);
@@ -250,6 +254,11 @@ static int cases_for(OpKind op, GradCase *out) {
     case OP_PAD:
         out[n++] = mk("[3,2] (1,2)(0,3) 0.5", b_pad, 0, 1, F(S(2, 3, 2), DOM_ANY), none, none);
         out[n++] = mk("[1,1] (0,0)(2,0)", b_pad, 1, 1, F(S(2, 1, 1), DOM_ANY), none, none);
+        return n;
+    case OP_CUMSUM:
+        out[n++] = mk("[3,4] axis 1", b_cumsum, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none);
+        out[n++] = mk("[5] axis 0 reverse", b_cumsum, 1, 1, F(S(1, 5), DOM_ANY), none, none);
+        out[n++] = mk("[2,3,4] axis 1", b_cumsum, 2, 1, F(S(3, 2, 3, 4), DOM_ANY), none, none);
         return n;
     case OP_MATMUL:
         out[n++] =
