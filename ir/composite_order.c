@@ -114,8 +114,11 @@ Node *ir_quantile(Graph *g, Node *x, double q, int axis, SrcLoc loc) {
     stop[axis] = hi + 1;
     Node *bb = ir_reshape(g, ir_slice(g, s, start, stop, step, loc), out, loc);
     Node *d = ir_binary(g, OP_SUB, bb, a, loc);
-    if (t < 0.5) return ir_binary(g, OP_ADD, a, ir_binary(g, OP_MUL, d, ir_scalar(g, x->dtype, t, loc), loc), loc);
-    return ir_binary(g, OP_SUB, bb, ir_binary(g, OP_MUL, d, ir_scalar(g, x->dtype, 1 - t, loc), loc), loc);
+    if (t < 0.5)
+        return ir_binary(g, OP_ADD, a, ir_binary(g, OP_MUL, d, ir_scalar(g, x->dtype, t, loc), loc),
+                         loc);
+    return ir_binary(g, OP_SUB, bb,
+                     ir_binary(g, OP_MUL, d, ir_scalar(g, x->dtype, 1 - t, loc), loc), loc);
 }
 
 /* Rows of x (its first axis) summed by label: out[c, ..] = sum of x[i, ..]

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../runtime/order.h"
 #include "../runtime/rng.h"
 #include "exec.h"
 #include "interp_impl.h"
@@ -73,26 +72,6 @@ static RtTensor *rng(const Node *n, RtTensor *const *src, DiagList *d) {
 
 /* ---- one node ------------------------------------------------------------------------ */
 
-/* The order ops run the runtime routine the compiled kernels call too
- * (runtime/order.h): one definition of the sort order and the labels; the
- * fixtures of tests/fixtures/make_order.py check it against numpy. */
-static RtTensor *order(const Node *n, RtTensor *const *src, DiagList *d) {
-    RtTensor *o = ir_interp_alloc(n, d);
-    if (!o) return NULL;
-    int64_t od[3];
-    ir_order_dims(n, od);
-    int op = n->op == OP_CUMSUM    ? RT_ORDER_CUMSUM
-             : n->op == OP_ARGSORT ? RT_ORDER_ARGSORT
-                                   : RT_ORDER_COMPONENTS;
-    if (dflow_rt_order(op, (int32_t)src[0]->dtype, n->attr.order.flag, src[0]->data, o->data, od[0],
-                       od[1], od[2], 0, od[0]) != 0) {
-        rt_tensor_free(o);
-        diag_error(d, n->loc, "%s: out of memory", ir_op_name(n->op));
-        return NULL;
-    }
-    return o;
-}
-
 static RtTensor *eval(const Node *n, RtTensor *const *src, DiagList *d) {
     if (!ir_dtype_arith(n->dtype)) {
         diag_error(d, n->loc, "%s: the interpreter has no %s arithmetic", ir_op_name(n->op),
@@ -116,7 +95,7 @@ static RtTensor *eval(const Node *n, RtTensor *const *src, DiagList *d) {
     IR_CASES_CONTR:
         return ir_interp_matmul(n, src, d);
     IR_CASES_ORDER:
-        return order(n, src, d);
+        return ir_interp_order(n, src, d);
     IR_CASES_RAND:
         return rng(n, src, d);
     }

@@ -23,14 +23,14 @@
         }                                                                                          \
     } while (0)
 
-static int32_t cumsum(int32_t dt, int32_t flag, const void *in, void *out, int64_t n,
-                      int64_t inner, int64_t lo, int64_t hi) {
+static int32_t cumsum(int32_t dt, int32_t flag, const void *in, void *out, int64_t n, int64_t inner,
+                      int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; p++)
         for (int64_t c = 0; c < inner; c++) {
             int64_t base = p * n * inner + c;
             switch ((DType)dt) {
-            case DT_F32:
-                CUMSUM_ROW(float, float);
+            case DT_F32: /* accumulated in f64, as sum() does, rounded per element */
+                CUMSUM_ROW(float, double);
                 break;
             case DT_F64:
                 CUMSUM_ROW(double, double);
@@ -73,7 +73,7 @@ static int32_t cumsum(int32_t dt, int32_t flag, const void *in, void *out, int64
                 while (j < r)                                                                      \
                     tmp[k++] = idx[j++];                                                           \
             }                                                                                      \
-            memcpy(idx, tmp, sizeof *idx * (size_t)n);                                             \
+            memcpy(idx, tmp, sizeof *idx *(size_t)n);                                              \
         }                                                                                          \
     }
 

@@ -1,16 +1,17 @@
 /* Ops along one axis that no loop nest of fused scalar code expresses well:
  * the running sum, the stable sort order and connected components. One
- * routine computes them for both backends: the interpreter calls it on its
- * tensors, and each compiled kernel of such an op (an unfused kernel of its
+ * routine computes them for the compiled code: each kernel of such an op (an unfused kernel of its
  * own, codegen/schedule.c) is a call of it on its buffers, so a built image
- * links it from the runtime library.
+ * links it from the runtime library. The interpreter has its own versions
+ * (ir/interp_order.c), which test_llvm compares this one with.
  *
  * A tensor of `outer * n * inner` elements is seen as outer x n x inner
  * (C order); a row is the n elements at one (outer, inner) position, `inner`
  * apart. Rows outer in [lo, hi) are computed, so tasks can split the outer
  * range. in and out may not overlap.
- *   RT_ORDER_CUMSUM:     out = running sum of each row in its dtype, from
- *                        the first element (flag 1: from the last);
+ *   RT_ORDER_CUMSUM:     out = running sum of each row (f32 accumulated in
+ *                        f64, integers wrapping), from the first element
+ *                        (flag 1: from the last);
  *   RT_ORDER_ARGSORT:    out (i64) = the indices that sort each row, stable:
  *                        equal keys keep their order; ascending, flag 1
  *                        descending; NaN sorts above every number;

@@ -585,6 +585,22 @@ static Node *c_mse(Graph *g, Node **in, int v) {
     return ir_mse(g, in[0], in[1], L0);
 }
 
+/* order composites: distinct random values, so a small step keeps the order */
+static Node *c_sort(Graph *g, Node **in, int v) {
+    return ir_sort(g, in[0], v ? 0 : 1, v != 0, L0);
+}
+static Node *c_top_k(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_top_k(g, in[0], 2, L0);
+}
+static Node *c_quantile(Graph *g, Node **in, int v) {
+    if (v) return ir_quantile(g, ir_reshape(g, in[0], S(1, 12), L0), 0.8, 0, L0);
+    return ir_quantile(g, in[0], 0.37, 1, L0);
+}
+static Node *c_segment(Graph *g, Node **in, int v) {
+    return v ? ir_segment_mean(g, in[0], in[1], 4, L0) : ir_segment_sum(g, in[0], in[1], 4, L0);
+}
+
 Test(grad, composites_match_finite_differences) {
     InSpec none = {0};
     GradCase cs[] = {
@@ -601,6 +617,13 @@ Test(grad, composites_match_finite_differences) {
         mk("mean axis 1", c_mean, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("mean all", c_mean, 1, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("mse", c_mse, 0, 2, F(S(2, 3, 5), DOM_ANY), F(S(2, 3, 5), DOM_ANY), none),
+        mk("sort axis 1", c_sort, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("sort axis 0 descending", c_sort, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("top_k 2", c_top_k, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("quantile 0.37 axis 1", c_quantile, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("quantile 0.8 all", c_quantile, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("segment_sum", c_segment, 0, 2, F(S(2, 6, 3), DOM_ANY), IDX(S(1, 6), 4), none),
+        mk("segment_mean", c_segment, 1, 2, F(S(2, 6, 3), DOM_ANY), IDX(S(1, 6), 4), none),
     };
     rng_state = 42;
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)

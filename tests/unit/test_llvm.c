@@ -624,6 +624,12 @@ static void order_ops(void) {
         ir_graph_add_output(c->g, ir_top_k_indices(c->g, x, 3, L));
         CHECK(c, ir_top_k(c->g, x, 3, L));
     }
+    for (int d = 0; d < 2; d++) { /* NaN above every number, -0 equal to 0, infinities */
+        Case *c = case_new(T_EXACT, "argsort %s of wide values", rt_dtype_name(num_dtypes[d]));
+        Node *w = input(c, num_dtypes[d], th_shape(2, 6, 40), DOM_WIDE, 0);
+        ir_graph_add_output(c->g, ir_argsort(c->g, w, 1, true, L));
+        CHECK(c, ir_argsort(c->g, w, 1, false, L));
+    }
     for (int d = 0; d < 2; d++) {
         Case *c = case_new(T_EW, "quantile and segment_mean %s", rt_dtype_name(num_dtypes[d]));
         Node *x = input(c, num_dtypes[d], th_shape(2, 11, 4), DOM_ANY, 0);

@@ -207,5 +207,6 @@ Test(op_cases, interpreter_kernels_refuse_other_ops) {
         if (!ew) expect_refused(ir_interp_ew, "elementwise", (OpKind)op);
         if (f != F_RED) expect_refused(ir_interp_reduce, "reduction", (OpKind)op);
         if (f != F_MOVE) expect_refused(ir_interp_move, "movement", (OpKind)op);
+        if (f != F_ORDER) expect_refused(ir_interp_order, "order", (OpKind)op);
     }
 }

@@ -114,8 +114,8 @@ static void expect(Prog *p, const char *const *want, int nout, double tol) {
     for (int b = 0; b < BK_COUNT; b++) {
         RtTensor *out[8] = {0};
         cr_assert(ir_verify(p->g, "test"), "%s", th_last_diag(D));
-        bool ok = b == BK_INTERP ? ir_interp_run(p->g, p->in, out, D)
-                                 : R.run(R.ctx, p->g, p->in, out, D);
+        bool ok =
+            b == BK_INTERP ? ir_interp_run(p->g, p->in, out, D) : R.run(R.ctx, p->g, p->in, out, D);
         cr_assert(ok, "%s: %s", bk_name[b], th_last_diag(D));
         for (int j = 0; j < nout; j++) {
             int n;
@@ -123,8 +123,8 @@ static void expect(Prog *p, const char *const *want, int nout, double tol) {
             cr_assert_eq(rt_shape_numel(&out[j]->shape), n, "%s size", want[j]);
             for (int i = 0; i < n; i++) {
                 double got = rt_tensor_get_f64(out[j], i);
-                cr_expect(fabs(got - w[i]) <= tol * (1 + fabs(w[i])), "%s %s[%d] = %.17g, want %.17g",
-                          bk_name[b], want[j], i, got, w[i]);
+                cr_expect(fabs(got - w[i]) <= tol * (1 + fabs(w[i])),
+                          "%s %s[%d] = %.17g, want %.17g", bk_name[b], want[j], i, got, w[i]);
             }
             rt_tensor_free(out[j]);
         }
@@ -157,13 +157,15 @@ Test(order, argsort_sort_and_top_k_match_numpy_with_ties) {
     const DType dts[] = {DT_F32, DT_F64, DT_I64};
     for (int d = 0; d < 3; d++) {
         Prog p = prog();
-        /* integers: twice the half-integer rows (the last row is then truncated, still tied-free) */
+        /* integers: twice the half-integer rows (the last row is then truncated, still tied-free)
+         */
         Node *x = feed(&p, "x", DT_F64, th_shape(2, 4, 7));
         if (dts[d] != DT_F64) x = ir_cast(p.g, x, dts[d], L);
         if (dts[d] == DT_I64) {
             /* only the argsort of the tied rows is compared for integers */
-            Node *x2 = ir_cast(p.g, ir_binary(p.g, OP_MUL, feed(&p, "x", DT_F64, th_shape(2, 4, 7)),
-                                              ir_scalar(p.g, DT_F64, 2, L), L),
+            Node *x2 = ir_cast(p.g,
+                               ir_binary(p.g, OP_MUL, feed(&p, "x", DT_F64, th_shape(2, 4, 7)),
+                                         ir_scalar(p.g, DT_F64, 2, L), L),
                                DT_I64, L);
             int64_t st[2] = {0, 0}, sp[2] = {3, 7}, ss[2] = {1, 1};
             Node *tied = ir_slice(p.g, x2, st, sp, ss, L);
@@ -172,8 +174,8 @@ Test(order, argsort_sort_and_top_k_match_numpy_with_ties) {
             (void)q;
             RtTensor *o[2] = {0};
             for (int b = 0; b < BK_COUNT; b++) {
-                bool ok = b == BK_INTERP ? ir_interp_run(p.g, p.in, o, D)
-                                         : R.run(R.ctx, p.g, p.in, o, D);
+                bool ok =
+                    b == BK_INTERP ? ir_interp_run(p.g, p.in, o, D) : R.run(R.ctx, p.g, p.in, o, D);
                 cr_assert(ok, "%s", th_last_diag(D));
                 int n;
                 const double *w = fixture("argsort_ax1", &n);
@@ -193,8 +195,9 @@ Test(order, argsort_sort_and_top_k_match_numpy_with_ties) {
         out(&p, ir_sort(p.g, x, 1, true, L));
         out(&p, ir_top_k_indices(p.g, x, 3, L));
         out(&p, ir_top_k(p.g, x, 3, L));
-        const char *want[] = {"argsort_ax1", "argsort_ax0", "argsort_ax1_desc", "sort_ax1",
-                              "sort_ax1_desc", "top_k3_idx", "top_k3"};
+        const char *want[] = {"argsort_ax1", "argsort_ax0",   "argsort_ax1_desc",
+                              "sort_ax1",    "sort_ax1_desc", "top_k3_idx",
+                              "top_k3"};
         expect(&p, want, 7, 0);
     }
 }
@@ -214,16 +217,17 @@ Test(order, quantile_and_percentile_match_numpy) {
             int na, nb;
             const double *wa = fixture("quantile_all", &na), *wb = fixture("quantile_ax1", &nb);
             for (int b = 0; b < BK_COUNT; b++) {
-                bool ok = b == BK_INTERP ? ir_interp_run(p.g, p.in, o, D)
-                                         : R.run(R.ctx, p.g, p.in, o, D);
+                bool ok =
+                    b == BK_INTERP ? ir_interp_run(p.g, p.in, o, D) : R.run(R.ctx, p.g, p.in, o, D);
                 cr_assert(ok, "%s", th_last_diag(D));
                 double g0 = rt_tensor_get_f64(o[0], 0);
-                cr_expect(fabs(g0 - wa[i]) <= tol * (1 + fabs(wa[i])), "%s quantile(%g) = %.17g, want %.17g",
-                          bk_name[b], qs[i], g0, wa[i]);
+                cr_expect(fabs(g0 - wa[i]) <= tol * (1 + fabs(wa[i])),
+                          "%s quantile(%g) = %.17g, want %.17g", bk_name[b], qs[i], g0, wa[i]);
                 for (int r = 0; r < 4; r++) {
                     double g = rt_tensor_get_f64(o[1], r), w = wb[i * 4 + r];
-                    cr_expect(fabs(g - w) <= tol * (1 + fabs(w)), "%s quantile(%g) row %d = %.17g, want %.17g",
-                              bk_name[b], qs[i], r, g, w);
+                    cr_expect(fabs(g - w) <= tol * (1 + fabs(w)),
+                              "%s quantile(%g) row %d = %.17g, want %.17g", bk_name[b], qs[i], r, g,
+                              w);
                 }
                 rt_tensor_free(o[0]);
                 rt_tensor_free(o[1]);
@@ -242,8 +246,8 @@ Test(order, quantile_gradient_goes_to_the_two_neighbours) {
     Prog p = prog();
     Node *x = feed(&p, "x", DT_F64, th_shape(2, 4, 7));
     Node *w = feed(&p, "qgrad_w", DT_F64, th_shape(1, 4));
-    Node *y = ir_reduce(p.g, OP_SUM, ir_binary(p.g, OP_MUL, ir_quantile(p.g, x, 0.37, 1, L), w, L),
-                        1, L);
+    Node *y =
+        ir_reduce(p.g, OP_SUM, ir_binary(p.g, OP_MUL, ir_quantile(p.g, x, 0.37, 1, L), w, L), 1, L);
     Node *g = NULL;
     cr_assert(pass_grad(p.g, y, NULL, &x, 1, &g), "%s", th_last_diag(D));
     out(&p, g);
