@@ -12,6 +12,7 @@
 
 #include "codegen/llvm/llvm_backend.h"
 #include "helpers/ir_helpers.h"
+#include "helpers/spawn.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "ir/shape.h"
@@ -294,4 +295,77 @@ Test(order, components_match_a_flood_fill) {
     out(&p, ir_components(p.g, m1, L));
     const char *want[] = {"cc2", "cc1"};
     expect(&p, want, 2, 0);
+}
+
+/* ---- through the language ------------------------------------------------------------- */
+
+/* The builtins (default axes, keywords, bool counts, an empty group) in one
+ * program on small integers with ties, on both backends; the printed answers
+ * are numpy's (np.argsort(-x, kind="stable"), np.sort, np.cumsum,
+ * np.quantile, np.percentile, np.add.at), checked when this test was written. */
+static const char order_program[] = "main {\n"
+                                    "  x = reshape(float((iota(12) * 7) % 5 - 2), [3, 4])\n"
+                                    "  lb = (iota(3) * 2) % 3\n"
+                                    "  print x\n"
+                                    "  print argsort(x, descending = true)\n"
+                                    "  print sort(x, axis = 0)\n"
+                                    "  print top_k_indices(x, 2), top_k(x, 2)\n"
+                                    "  print cumsum(x, reverse = true), cumsum(x > 0, axis = 0)\n"
+                                    "  print quantile(x, 0.25), percentile(x, 50, axis = 1)\n"
+                                    "  print segment_sum(x, lb, 3), segment_mean(x, lb, 4)\n"
+                                    "  print components(x > -1)\n"
+                                    "  print grad(sum(top_k(x, 2)) + quantile(x, 0.3), x)\n"
+                                    "}\n";
+
+static const char order_program_out[] = "[[-2, 0, 2, -1],\n"
+                                        " [1, -2, 0, 2],\n"
+                                        " [-1, 1, -2, 0]]\n"
+                                        "[[2, 1, 3, 0],\n"
+                                        " [3, 0, 2, 1],\n"
+                                        " [1, 3, 0, 2]]\n"
+                                        "[[-2, -2, -2, -1],\n"
+                                        " [-1, 0, 0, 0],\n"
+                                        " [1, 1, 2, 2]]\n"
+                                        "[[2, 1],\n"
+                                        " [3, 0],\n"
+                                        " [1, 3]] [[2, 0],\n"
+                                        " [2, 1],\n"
+                                        " [1, 0]]\n"
+                                        "[[-1, 1, 1, -1],\n"
+                                        " [1, 0, 2, 2],\n"
+                                        " [-2, -1, -2, 0]] [[0, 0, 1, 0],\n"
+                                        " [1, 0, 1, 1],\n"
+                                        " [1, 1, 1, 1]]\n"
+                                        "-1.25 [-0.5, 0.5, -0.5]\n"
+                                        "[[-2, 0, 2, -1],\n"
+                                        " [-1, 1, -2, 0],\n"
+                                        " [1, -2, 0, 2]] [[-2, 0, 2, -1],\n"
+                                        " [-1, 1, -2, 0],\n"
+                                        " [1, -2, 0, 2],\n"
+                                        " [0, 0, 0, 0]]\n"
+                                        "[[0, 1, 1, 0],\n"
+                                        " [2, 0, 1, 1],\n"
+                                        " [0, 3, 0, 1]]\n"
+                                        "[[0, 1, 1, 0.7],\n"
+                                        " [1, 0, 0, 1],\n"
+                                        " [0.3, 1, 0, 1]]\n";
+
+Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    const char *path = th_write_program(order_program);
+    cr_assert_not_null(path);
+    static const char *backends[] = {"interp", "cpu"};
+    for (int b = 0; b < 2; b++) {
+        char dir[256], outdir[320];
+        cr_assert(th_tempdir(dir, sizeof dir, "order"));
+        snprintf(outdir, sizeof outdir, "%s/run", dir);
+        SpawnResult r =
+            th_run(120, bin, "run", path, "--backend", backends[b], "--out", outdir, NULL);
+        TH_EXPECT_EXIT(r, 0);
+        cr_expect(strncmp(r.out, order_program_out, strlen(order_program_out)) == 0,
+                  "%s printed:\n%s\nwant:\n%s", backends[b], r.out, order_program_out);
+        th_spawn_free(&r);
+        th_rmdir(dir);
+    }
 }
