@@ -870,12 +870,26 @@ static Value *bi_percentile(Lower *L, BuiltinCall *c) {
     return quantile_like(L, c, 100.0);
 }
 
+/* segment_sum(x, labels, n), or the design's segment_mean(x, key = labels,
+ * groups = n): each of labels and n positionally or by keyword, once. */
 static Value *segment(Lower *L, BuiltinCall *c, bool mean) {
     Value *e = need_graph(L, c);
     if (e) return e;
-    Node *x = pos_node(L, c, 0, DT_COUNT), *lb = pos_node(L, c, 1, DT_I64);
+    static const char *what[2] = {"labels (key =)", "n (groups =)"};
+    Value *arg[2];
+    SrcLoc at[2];
+    for (int i = 0; i < 2; i++) {
+        bool pos = c->npos > i + 1, kw = c->kw[i] != NULL;
+        if (pos == kw)
+            return lw_error(L, kw ? c->kw_loc[i] : c->loc, "%s: give %s %s", c->name, what[i],
+                            kw ? "once, not also positionally" : "(positionally or by keyword)");
+        arg[i] = pos ? c->pos[i + 1] : c->kw[i];
+        at[i] = pos ? c->pos_loc[i + 1] : c->kw_loc[i];
+    }
+    Node *x = pos_node(L, c, 0, DT_COUNT);
+    Node *lb = lw_need_node(L, arg[0], DT_I64, at[0], lw_printf(L, "%s: labels", c->name));
     int64_t k;
-    if (!x || !lb || !lw_const_int(L, c->pos[2], &k, c->pos_loc[2], lw_printf(L, "%s: n", c->name)))
+    if (!x || !lb || !lw_const_int(L, arg[1], &k, at[1], lw_printf(L, "%s: n", c->name)))
         return lw_err(L);
     if (x->dtype == DT_BOOL) x = ir_cast(G(L), x, DT_F32, c->loc);
     return lw_tensor(L, mean ? ir_segment_mean(G(L), x, lb, k, c->loc)
@@ -1618,8 +1632,8 @@ static const Builtin builtins[] = {
     {"top_k_indices", 2, 2, NOKW, 0, bi_top_k_indices},
     {"quantile", 2, 2, {"axis"}, 0, bi_quantile},
     {"percentile", 2, 2, {"axis"}, 0, bi_percentile},
-    {"segment_sum", 3, 3, NOKW, 0, bi_segment_sum},
-    {"segment_mean", 3, 3, NOKW, 0, bi_segment_mean},
+    {"segment_sum", 1, 3, {"key", "groups"}, 0, bi_segment_sum},
+    {"segment_mean", 1, 3, {"key", "groups"}, 0, bi_segment_mean},
     {"components", 1, 1, NOKW, 0, bi_components},
     /* shapes */
     {"reshape", 2, 2, NOKW, 0, bi_reshape},

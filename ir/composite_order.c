@@ -124,18 +124,22 @@ Node *ir_quantile(Graph *g, Node *x, double q, int axis, SrcLoc loc) {
 /* Rows of x (its first axis) summed by label: out[c, ..] = sum of x[i, ..]
  * over i with labels[i] = c. A label outside [0, n) fails the run at the
  * call (scatter_add's range check). */
-Node *ir_segment_sum(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc) {
+static Node *segment_sum(Graph *g, Node *x, Node *labels, int64_t n, const char *name, SrcLoc loc) {
     if (!g || !x || !labels) return NULL;
     char b1[96], b2[96];
     if ((labels->dtype != DT_I32 && labels->dtype != DT_I64) || labels->shape.rank != 1 ||
         x->shape.rank < 1 || x->shape.dims[0] != labels->shape.dims[0] || n < 0) {
         diag_error(g->diags, loc,
-                   "segment_sum: needs integer labels[N] for the rows of x[N, ...] and n >= 0, "
+                   "%s: needs integer labels[N] for the rows of x[N, ...] and n >= 0, "
                    "got %s, %s and n = %lld",
-                   tstr(x, b1, sizeof b1), tstr(labels, b2, sizeof b2), (long long)n);
+                   name, tstr(x, b1, sizeof b1), tstr(labels, b2, sizeof b2), (long long)n);
         return NULL;
     }
     return ir_scatter_add(g, x, labels, n, loc);
+}
+
+Node *ir_segment_sum(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc) {
+    return segment_sum(g, x, labels, n, "segment_sum", loc);
 }
 
 /* The mean of each group's rows; a group without rows has mean 0 (its sum 0
@@ -143,7 +147,7 @@ Node *ir_segment_sum(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc) {
 Node *ir_segment_mean(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc) {
     if (!g || !x || !labels) return NULL;
     if (x->dtype != DT_F32 && x->dtype != DT_F64) x = ir_cast(g, x, DT_F32, loc);
-    Node *s = ir_segment_sum(g, x, labels, n, loc);
+    Node *s = segment_sum(g, x, labels, n, "segment_mean", loc);
     if (!s) return NULL;
     Node *cnt = ir_scatter_add(g, ir_const(g, x->dtype, labels->shape, 1.0, loc), labels, n, loc);
     cnt = ir_binary(g, OP_MAX, cnt, ir_scalar(g, x->dtype, 1.0, loc), loc);
