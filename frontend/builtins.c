@@ -848,8 +848,9 @@ static Value *bi_top_k_indices(Lower *L, BuiltinCall *c) {
     return top_k_like(L, c, false);
 }
 
-/* quantile(x, q) with q in [0, 1], percentile(x, p) with p in [0, 100] */
-static Value *quantile_like(Lower *L, BuiltinCall *c, double scale) {
+/* quantile(x, q) with q in [0, 1], percentile(x, p) with p in [0, 100];
+ * the nan forms leave NaN out */
+static Value *quantile_like(Lower *L, BuiltinCall *c, double scale, bool nan) {
     Value *e = need_graph(L, c);
     if (e) return e;
     int axis = 0;
@@ -860,14 +861,21 @@ static Value *quantile_like(Lower *L, BuiltinCall *c, double scale) {
     if (!(q >= 0 && q <= scale))
         return lw_error(L, c->pos_loc[1], "%s: %g is not in [0, %g]", c->name, q, scale);
     if (!is_float_dt(n->dtype)) n = ir_cast(G(L), n, DT_F32, c->loc);
-    return lw_tensor(L, ir_quantile(G(L), n, q / scale, axis, c->loc));
+    return lw_tensor(L, nan ? ir_nanquantile(G(L), n, q / scale, axis, c->loc)
+                            : ir_quantile(G(L), n, q / scale, axis, c->loc));
 }
 
 static Value *bi_quantile(Lower *L, BuiltinCall *c) {
-    return quantile_like(L, c, 1.0);
+    return quantile_like(L, c, 1.0, false);
 }
 static Value *bi_percentile(Lower *L, BuiltinCall *c) {
-    return quantile_like(L, c, 100.0);
+    return quantile_like(L, c, 100.0, false);
+}
+static Value *bi_nanquantile(Lower *L, BuiltinCall *c) {
+    return quantile_like(L, c, 1.0, true);
+}
+static Value *bi_nanpercentile(Lower *L, BuiltinCall *c) {
+    return quantile_like(L, c, 100.0, true);
 }
 
 /* segment_sum(x, labels, n), or the design's segment_mean(x, key = labels,
@@ -1632,6 +1640,8 @@ static const Builtin builtins[] = {
     {"top_k_indices", 2, 2, NOKW, 0, bi_top_k_indices},
     {"quantile", 2, 2, {"axis"}, 0, bi_quantile},
     {"percentile", 2, 2, {"axis"}, 0, bi_percentile},
+    {"nanquantile", 2, 2, {"axis"}, 0, bi_nanquantile},
+    {"nanpercentile", 2, 2, {"axis"}, 0, bi_nanpercentile},
     {"segment_sum", 1, 3, {"key", "groups"}, 0, bi_segment_sum},
     {"segment_mean", 1, 3, {"key", "groups"}, 0, bi_segment_mean},
     {"components", 1, 1, NOKW, 0, bi_components},

@@ -121,6 +121,53 @@ Node *ir_quantile(Graph *g, Node *x, double q, int axis, SrcLoc loc) {
                      ir_binary(g, OP_MUL, d, ir_scalar(g, x->dtype, 1 - t, loc), loc), loc);
 }
 
+/* numpy's nanquantile: the linear quantile of the values that are not NaN
+ * (sorted first, NaN last), at the virtual index q (m - 1) for m of them,
+ * found at run time; NaN where all are NaN. */
+Node *ir_nanquantile(Graph *g, Node *x, double q, int axis, SrcLoc loc) {
+    if (!g || !x) return NULL;
+    char b[96];
+    int r = x->shape.rank;
+    if (x->dtype != DT_F32 && x->dtype != DT_F64) {
+        diag_error(g->diags, loc, "nanquantile: needs a floating-point operand, got %s",
+                   tstr(x, b, sizeof b));
+        return NULL;
+    }
+    if (!(q >= 0 && q <= 1) || axis < 0 || axis >= r || x->shape.dims[axis] == 0) {
+        diag_error(g->diags, loc, "nanquantile: q = %g or axis %d does not fit %s", q, axis,
+                   tstr(x, b, sizeof b));
+        return NULL;
+    }
+    DType dt = x->dtype;
+    Node *s = ir_sort(g, x, axis, false, loc);
+    Node *valid = ir_cast(g, ir_binary(g, OP_EQ, x, x, loc), dt, loc);
+    Shape kept = x->shape;
+    kept.dims[axis] = 1;
+    Node *m = ir_reshape(g, ir_reduce(g, OP_SUM, valid, 1u << axis, loc), kept, loc);
+    Node *top = ir_binary(g, OP_MAX, ir_binary(g, OP_SUB, m, ir_scalar(g, dt, 1, loc), loc),
+                          ir_scalar(g, dt, 0, loc), loc);
+    Node *vi = ir_binary(g, OP_MUL, top, ir_scalar(g, dt, q, loc), loc);
+    Node *lo = ir_unary(g, OP_FLOOR, vi, loc);
+    Node *t = ir_binary(g, OP_SUB, vi, lo, loc);
+    Node *hi =
+        ir_binary(g, OP_MIN, ir_binary(g, OP_ADD, lo, ir_scalar(g, dt, 1, loc), loc), top, loc);
+    Node *a = ir_take_along(g, s, ir_cast(g, lo, DT_I64, loc), axis, loc);
+    Node *bb = ir_take_along(g, s, ir_cast(g, hi, DT_I64, loc), axis, loc);
+    Node *d = ir_binary(g, OP_SUB, bb, a, loc);
+    Node *low = ir_binary(g, OP_ADD, a, ir_binary(g, OP_MUL, d, t, loc), loc);
+    Node *high = ir_binary(
+        g, OP_SUB, bb,
+        ir_binary(g, OP_MUL, d, ir_binary(g, OP_SUB, ir_scalar(g, dt, 1, loc), t, loc), loc), loc);
+    Node *v = ir_where(g, ir_binary(g, OP_LT, t, ir_scalar(g, dt, 0.5, loc), loc), low, high, loc);
+    v = ir_where(g, ir_binary(g, OP_EQ, m, ir_scalar(g, dt, 0, loc), loc),
+                 ir_scalar(g, dt, NAN, loc), v, loc);
+    Shape out = x->shape;
+    for (int i = axis; i + 1 < r; i++)
+        out.dims[i] = out.dims[i + 1];
+    out.rank--;
+    return ir_reshape(g, v, out, loc);
+}
+
 /* Rows of x (its first axis) summed by label: out[c, ..] = sum of x[i, ..]
  * over i with labels[i] = c. A label outside [0, n) fails the run at the
  * call (scatter_add's range check). */

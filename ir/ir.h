@@ -204,6 +204,8 @@ Node *ir_sort(Graph *g, Node *x, int axis, bool descending, SrcLoc loc);
 Node *ir_top_k(Graph *g, Node *x, int64_t k, SrcLoc loc);
 Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, SrcLoc loc);
 Node *ir_quantile(Graph *g, Node *x, double q, int axis, SrcLoc loc);
+/* numpy's nanquantile: of the values that are not NaN (NaN when none is) */
+Node *ir_nanquantile(Graph *g, Node *x, double q, int axis, SrcLoc loc);
 Node *ir_segment_sum(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc);
 Node *ir_segment_mean(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc);
 Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc); /* rank>=2, equal batch dims */

@@ -597,6 +597,9 @@ static Node *c_quantile(Graph *g, Node **in, int v) {
     if (v) return ir_quantile(g, ir_reshape(g, in[0], S(1, 12), L0), 0.8, 0, L0);
     return ir_quantile(g, in[0], 0.37, 1, L0);
 }
+static Node *c_nanquantile(Graph *g, Node **in, int v) {
+    return ir_nanquantile(g, in[0], v ? 0.8 : 0.37, 1, L0);
+}
 static Node *c_segment(Graph *g, Node **in, int v) {
     return v ? ir_segment_mean(g, in[0], in[1], 4, L0) : ir_segment_sum(g, in[0], in[1], 4, L0);
 }
@@ -622,6 +625,8 @@ Test(grad, composites_match_finite_differences) {
         mk("top_k 2", c_top_k, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("quantile 0.37 axis 1", c_quantile, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
         mk("quantile 0.8 all", c_quantile, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("nanquantile 0.37 axis 1", c_nanquantile, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("nanquantile 0.8 axis 1", c_nanquantile, 1, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("segment_sum", c_segment, 0, 2, F(S(2, 6, 3), DOM_ANY), IDX(S(1, 6), 4), none),
         mk("segment_mean", c_segment, 1, 2, F(S(2, 6, 3), DOM_ANY), IDX(S(1, 6), 4), none),
     };

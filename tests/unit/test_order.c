@@ -124,8 +124,8 @@ static void expect(Prog *p, const char *const *want, int nout, double tol) {
             cr_assert_eq(rt_shape_numel(&out[j]->shape), n, "%s size", want[j]);
             for (int i = 0; i < n; i++) {
                 double got = rt_tensor_get_f64(out[j], i);
-                cr_expect(fabs(got - w[i]) <= tol * (1 + fabs(w[i])),
-                          "%s %s[%d] = %.17g, want %.17g", bk_name[b], want[j], i, got, w[i]);
+                bool same = isnan(w[i]) ? isnan(got) : fabs(got - w[i]) <= tol * (1 + fabs(w[i]));
+                cr_expect(same, "%s %s[%d] = %.17g, want %.17g", bk_name[b], want[j], i, got, w[i]);
             }
             rt_tensor_free(out[j]);
         }
@@ -239,6 +239,46 @@ Test(order, quantile_and_percentile_match_numpy) {
         Node *x = feed(&p, "x", dt, th_shape(2, 4, 7));
         out(&p, ir_quantile(p.g, x, 0.4, 0, L));
         const char *want[] = {"percentile_ax0_40"};
+        expect(&p, want, 1, tol);
+    }
+}
+
+Test(order, nanquantile_matches_numpy_with_an_all_nan_row) {
+    int nq;
+    const double *qs = fixture("qs", &nq);
+    for (int d = 0; d < 2; d++) {
+        DType dt = d ? DT_F64 : DT_F32;
+        double tol = d ? 1e-14 : 1e-6;
+        int na, nb;
+        const double *wa = fixture("nanquantile_all", &na), *wb = fixture("nanquantile_ax1", &nb);
+        for (int i = 0; i < nq; i++) {
+            Prog p = prog();
+            Node *x = feed(&p, "xn", dt, th_shape(2, 4, 7));
+            out(&p, ir_nanquantile(p.g, ir_reshape(p.g, x, th_shape(1, 28), L), qs[i], 0, L));
+            out(&p, ir_nanquantile(p.g, x, qs[i], 1, L));
+            for (int b = 0; b < BK_COUNT; b++) {
+                RtTensor *o[2] = {0};
+                bool ok =
+                    b == BK_INTERP ? ir_interp_run(p.g, p.in, o, D) : R.run(R.ctx, p.g, p.in, o, D);
+                cr_assert(ok, "%s", th_last_diag(D));
+                double g0 = rt_tensor_get_f64(o[0], 0);
+                cr_expect(fabs(g0 - wa[i]) <= tol * (1 + fabs(wa[i])),
+                          "%s nanquantile(%g) = %.17g, want %.17g", bk_name[b], qs[i], g0, wa[i]);
+                for (int r = 0; r < 4; r++) {
+                    double g = rt_tensor_get_f64(o[1], r), w = wb[i * 4 + r];
+                    bool same = isnan(w) ? isnan(g) : fabs(g - w) <= tol * (1 + fabs(w));
+                    cr_expect(same, "%s nanquantile(%g) row %d = %.17g, want %.17g", bk_name[b],
+                              qs[i], r, g, w);
+                }
+                rt_tensor_free(o[0]);
+                rt_tensor_free(o[1]);
+            }
+            rt_tensor_free(p.in[0]);
+        }
+        Prog p = prog();
+        Node *x = feed(&p, "xn", dt, th_shape(2, 4, 7));
+        out(&p, ir_nanquantile(p.g, x, 0.4, 0, L));
+        const char *want[] = {"nanpercentile_ax0_40"};
         expect(&p, want, 1, tol);
     }
 }
