@@ -73,6 +73,9 @@ typedef enum {
     KP_REDUCE,  /* out[out_index] = red_op over the red_axes of value */
     KP_MATMUL,  /* BLAS gemm per batch matrix (float dtypes) */
     KP_SCATTER, /* out = 0; out[out_index] += value at every point, in C order */
+    KP_ORDER,   /* out = dflow_rt_order(red_op, red_axes as its flag) of the buffer that
+                   the plan's one KI_LOAD reads, seen as dims[0] x dims[1] x dims[2]
+                   (runtime/order.h); a task computes the outer rows [lo, hi) */
 } KPlanKind;
 
 /* C[b] (M,N, contiguous) = op(A[b]) (M,K) @ op(B[b]) (K,N), op = transpose
@@ -104,7 +107,8 @@ typedef struct {
     int rank;
     int64_t dims[IR_MAX_RANK];
     uint32_t red_axes; /* KP_REDUCE: the loop axes reduced */
-    OpKind red_op;     /* KP_REDUCE: SUM, REDUCE_MAX, REDUCE_MIN or ARGMAX (one axis) */
+    OpKind red_op;     /* KP_REDUCE: SUM, REDUCE_MAX, REDUCE_MIN or ARGMAX (one axis);
+                          KP_ORDER: CUMSUM, ARGSORT or COMPONENTS (red_axes: its flag) */
     KInstr *ins;
     int nins;
     /* row phases (passes/fuse.h), in instruction order; their loops are axes

@@ -18,9 +18,11 @@
  * coordinates plus fresh loop variables over the reduced axes (a KPhase);
  * memoised by position, so every use inside one row is one phase. */
 #include "../ir/op_cases.h"
+#include "../ir/shape.h"
 #include "../runtime/grow.h"
 #include "kernel.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -411,6 +413,7 @@ static int build_movement(Sched *s, const Node *n, Pos *p) {
     case OP_GATHER:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         return -1;
     }
@@ -582,6 +585,7 @@ static int build_uncached(Sched *s, const Node *n, Pos *p) {
     case OP_SCATTER_ADD:
     case OP_PAD:
     case OP_MATMUL:
+    IR_CASES_ORDER:
         break;
     }
     if (ir_ops[n->op].flags & OPF_EW) {
@@ -770,6 +774,21 @@ static void plan_scatter(Sched *s, KernelPlan *k) {
     int at = iadd(s, imulc(s, iclamp(s, iv, 0, rows ? rows - 1 : 0), rowlen), flat_of(s, &rp));
     k->out_index = at;
     k->value = build(s, upd, &p);
+}
+
+/* An order op: the runtime routine over its source's buffer (the fusion
+ * pass materialises it); the plan's one load names that buffer. */
+static void plan_order(Sched *s, KernelPlan *k) {
+    const Node *r = s->root;
+    reset(s);
+    k->kind = KP_ORDER;
+    k->red_op = r->op;
+    k->red_axes = (uint32_t)r->attr.order.flag;
+    k->rank = 3;
+    ir_order_dims(r, k->dims);
+    int zero = iconst(s, 0);
+    k->value = k_load(s, s->prog->buf_of[r->src[0]->id], zero);
+    k->out_index = zero;
 }
 
 /* Copies the scratch instruction list into the kernel (arena). */
@@ -981,6 +1000,7 @@ static double point_cost(const KernelPlan *k) {
             IR_CASES_REDUCE:
             IR_CASES_MOVE:
             case OP_MATMUL:
+            IR_CASES_ORDER:
             IR_CASES_RAND:
                 c += in->dt == DT_I64 ? 0.25 : 1;
                 break;
@@ -1043,6 +1063,10 @@ static void plan_parallel(KernelPlan *k) {
         break;
     case KP_SCATTER:
         k->work = (double)points * point_cost(k);
+        break;
+    case KP_ORDER: /* a sort: about n log n compares per row; components: one task */
+        k->work = (double)points * (k->red_op == OP_ARGSORT ? 4 + log2((double)k->dims[1] + 1) : 2);
+        if (!empty && k->red_op != OP_COMPONENTS && k->dims[0] > 1) k->par_axis = 0;
         break;
     case KP_MATMUL: {
         const KMatmul *m = &k->mm;
@@ -1131,6 +1155,9 @@ KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char 
         case FG_SCATTER:
             plan_scatter(&s, k);
             break;
+        case FG_ORDER:
+            plan_order(&s, k);
+            break;
         case FG_MATMUL:
             if (!plan_matmul(&s, k, gr->matmul)) {
                 snprintf(why, whyn, "matmul %%%u: operands are not BLAS views", gr->root->id);
@@ -1206,14 +1233,16 @@ void cg_program_print(const KernelProgram *p, FILE *out) {
                                         : "temp",
                 kb->node->id);
     }
-    static const char *kinds[] = {"map", "reduce", "matmul", "scatter"};
+    static const char *kinds[] = {"map", "reduce", "matmul", "scatter", "order"};
     for (int i = 0; i < p->nkernels; i++) {
         const KernelPlan *k = &p->kernels[i];
         fprintf(out, "kernel k%d %s -> b%d loops [", k->id, kinds[k->kind], k->out_buf);
         for (int d = 0; d < k->rank; d++)
             fprintf(out, d ? ",%lld" : "%lld", (long long)k->dims[d]);
         fputc(']', out);
-        if (k->kind == KP_REDUCE) fprintf(out, " %s axes=0x%x", ir_op_name(k->red_op), k->red_axes);
+        if (k->kind == KP_REDUCE || k->kind == KP_ORDER)
+            fprintf(out, " %s %s=0x%x", ir_op_name(k->red_op),
+                    k->kind == KP_ORDER ? "flag" : "axes", k->red_axes);
         if (k->kind == KP_MATMUL) {
             const KMatmul *m = &k->mm;
             fprintf(out, " b%d%s @ b%d%s M=%lld N=%lld K=%lld batch=%d", m->a_buf,

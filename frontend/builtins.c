@@ -815,6 +815,148 @@ static Value *bi_log_softmax(Lower *L, BuiltinCall *c) {
     return softmaxish(L, c, true);
 }
 
+/* ---- order: running sums, sorting, quantiles, groups, components --------------------- */
+
+/* x and its axis: the `axis` keyword kw[0], by default the last axis (dflt
+ * -1) or all elements flattened (dflt -2). */
+static Node *axis_arg(Lower *L, BuiltinCall *c, int *axis, int dflt) {
+    Node *n = pos_node(L, c, 0, DT_COUNT);
+    if (!n) return NULL;
+    if (n->shape.rank == 0) {
+        lw_error(L, c->loc, "%s needs at least one axis, got %s", c->name, tstr(L, n));
+        return NULL;
+    }
+    return single_axis(L, c, n, 0, axis, dflt);
+}
+
+static bool kw_flag(Lower *L, BuiltinCall *c, int kwi, bool *out, const char *what) {
+    *out = false;
+    return !c->kw[kwi] || lw_const_bool(L, c->kw[kwi], out, c->kw_loc[kwi], what);
+}
+
+static Value *bi_cumsum(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int axis = 0;
+    bool rev;
+    Node *n = axis_arg(L, c, &axis, -1);
+    if (!n || !kw_flag(L, c, 1, &rev, "cumsum: reverse")) return lw_err(L);
+    if (n->dtype == DT_BOOL) n = ir_cast(G(L), n, DT_I64, c->loc);
+    return lw_tensor(L, ir_cumsum(G(L), n, axis, rev, c->loc));
+}
+
+static Value *sort_like(Lower *L, BuiltinCall *c, bool values) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int axis = 0;
+    bool desc;
+    Node *n = axis_arg(L, c, &axis, -1);
+    if (!n || !kw_flag(L, c, 1, &desc, lw_printf(L, "%s: descending", c->name))) return lw_err(L);
+    if (n->dtype == DT_BOOL) n = ir_cast(G(L), n, DT_I32, c->loc);
+    return lw_tensor(L, values ? ir_sort(G(L), n, axis, desc, c->loc)
+                               : ir_argsort(G(L), n, axis, desc, c->loc));
+}
+
+static Value *bi_sort(Lower *L, BuiltinCall *c) {
+    return sort_like(L, c, true);
+}
+static Value *bi_argsort(Lower *L, BuiltinCall *c) {
+    return sort_like(L, c, false);
+}
+
+static Value *top_k_like(Lower *L, BuiltinCall *c, bool values) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    Node *n = pos_node(L, c, 0, DT_COUNT);
+    int64_t k;
+    if (!n || !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], lw_printf(L, "%s: k", c->name)))
+        return lw_err(L);
+    if (n->dtype == DT_BOOL) n = ir_cast(G(L), n, DT_I32, c->loc);
+    return lw_tensor(L,
+                     values ? ir_top_k(G(L), n, k, c->loc) : ir_top_k_indices(G(L), n, k, c->loc));
+}
+
+static Value *bi_top_k(Lower *L, BuiltinCall *c) {
+    return top_k_like(L, c, true);
+}
+static Value *bi_top_k_indices(Lower *L, BuiltinCall *c) {
+    return top_k_like(L, c, false);
+}
+
+/* quantile(x, q) with q in [0, 1], percentile(x, p) with p in [0, 100];
+ * the nan forms leave NaN out */
+static Value *quantile_like(Lower *L, BuiltinCall *c, double scale, bool nan) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int axis = 0;
+    double q;
+    Node *n = axis_arg(L, c, &axis, -2);
+    if (!n || !lw_const_num(L, c->pos[1], &q, c->pos_loc[1], lw_printf(L, "%s: q", c->name)))
+        return lw_err(L);
+    if (!(q >= 0 && q <= scale))
+        return lw_error(L, c->pos_loc[1], "%s: %g is not in [0, %g]", c->name, q, scale);
+    if (!is_float_dt(n->dtype)) n = ir_cast(G(L), n, DT_F32, c->loc);
+    return lw_tensor(L, nan ? ir_nanquantile(G(L), n, q / scale, axis, c->loc)
+                            : ir_quantile(G(L), n, q / scale, axis, c->loc));
+}
+
+static Value *bi_quantile(Lower *L, BuiltinCall *c) {
+    return quantile_like(L, c, 1.0, false);
+}
+static Value *bi_percentile(Lower *L, BuiltinCall *c) {
+    return quantile_like(L, c, 100.0, false);
+}
+static Value *bi_nanquantile(Lower *L, BuiltinCall *c) {
+    return quantile_like(L, c, 1.0, true);
+}
+static Value *bi_nanpercentile(Lower *L, BuiltinCall *c) {
+    return quantile_like(L, c, 100.0, true);
+}
+
+/* segment_sum(x, labels, n), or the design's segment_mean(x, key = labels,
+ * groups = n): each of labels and n positionally or by keyword, once. */
+static Value *segment(Lower *L, BuiltinCall *c, bool mean) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    static const char *what[2] = {"labels (key =)", "n (groups =)"};
+    Value *arg[2];
+    SrcLoc at[2];
+    for (int i = 0; i < 2; i++) {
+        bool pos = c->npos > i + 1, kw = c->kw[i] != NULL;
+        if (pos == kw)
+            return lw_error(L, kw ? c->kw_loc[i] : c->loc, "%s: give %s %s", c->name, what[i],
+                            kw ? "once, not also positionally" : "(positionally or by keyword)");
+        arg[i] = pos ? c->pos[i + 1] : c->kw[i];
+        at[i] = pos ? c->pos_loc[i + 1] : c->kw_loc[i];
+    }
+    Node *x = pos_node(L, c, 0, DT_COUNT);
+    Node *lb = lw_need_node(L, arg[0], DT_I64, at[0], lw_printf(L, "%s: labels", c->name));
+    int64_t k;
+    if (!x || !lb || !lw_const_int(L, arg[1], &k, at[1], lw_printf(L, "%s: n", c->name)))
+        return lw_err(L);
+    if (x->dtype == DT_BOOL) x = ir_cast(G(L), x, DT_F32, c->loc);
+    return lw_tensor(L, mean ? ir_segment_mean(G(L), x, lb, k, c->loc)
+                             : ir_segment_sum(G(L), x, lb, k, c->loc));
+}
+
+static Value *bi_segment_sum(Lower *L, BuiltinCall *c) {
+    return segment(L, c, false);
+}
+static Value *bi_segment_mean(Lower *L, BuiltinCall *c) {
+    return segment(L, c, true);
+}
+
+static Value *bi_components(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    Node *m = pos_node(L, c, 0, DT_BOOL);
+    if (!m) return lw_err(L);
+    if (m->dtype != DT_BOOL || m->shape.rank < 1 || m->shape.rank > 2)
+        return lw_error(L, c->loc, "components: needs a bool mask of rank 1 or 2, got %s",
+                        tstr(L, m));
+    return lw_tensor(L, ir_components(G(L), m, c->loc));
+}
+
 /* ---- shapes -------------------------------------------------------------------------- */
 
 static Value *bi_reshape(Lower *L, BuiltinCall *c) {
@@ -1653,6 +1795,19 @@ static const Builtin builtins[] = {
     {"argmax", 1, 1, {"axis", "keepdims"}, 0, bi_argmax},
     {"argmin", 1, 1, {"axis", "keepdims"}, 0, bi_argmin},
     {"logsumexp", 1, 1, {"axis", "keepdims"}, 0, bi_logsumexp},
+    /* order */
+    {"cumsum", 1, 1, {"axis", "reverse"}, 0, bi_cumsum},
+    {"sort", 1, 1, {"axis", "descending"}, 0, bi_sort},
+    {"argsort", 1, 1, {"axis", "descending"}, 0, bi_argsort},
+    {"top_k", 2, 2, NOKW, 0, bi_top_k},
+    {"top_k_indices", 2, 2, NOKW, 0, bi_top_k_indices},
+    {"quantile", 2, 2, {"axis"}, 0, bi_quantile},
+    {"percentile", 2, 2, {"axis"}, 0, bi_percentile},
+    {"nanquantile", 2, 2, {"axis"}, 0, bi_nanquantile},
+    {"nanpercentile", 2, 2, {"axis"}, 0, bi_nanpercentile},
+    {"segment_sum", 1, 3, {"key", "groups"}, 0, bi_segment_sum},
+    {"segment_mean", 1, 3, {"key", "groups"}, 0, bi_segment_mean},
+    {"components", 1, 1, NOKW, 0, bi_components},
     /* shapes */
     {"reshape", 2, 2, NOKW, 0, bi_reshape},
     {"permute", 2, 2, NOKW, 0, bi_permute},

@@ -389,6 +389,27 @@ Node *ir_scatter_add(Graph *g, Node *upd, Node *idx, int64_t rows, SrcLoc loc) {
     return make(g, OP_SCATTER_ADD, upd->dtype, s, src, 2, NULL, loc);
 }
 
+static Node *order_op(Graph *g, OpKind op, Node *a, int axis, bool flag, SrcLoc loc) {
+    if (!g || !a) return NULL;
+    Attr at;
+    memset(&at, 0, sizeof at);
+    at.order.axis = axis;
+    at.order.flag = flag;
+    return make(g, op, a->dtype, a->shape, &a, 1, &at, loc);
+}
+
+Node *ir_cumsum(Graph *g, Node *a, int axis, bool reverse, SrcLoc loc) {
+    return order_op(g, OP_CUMSUM, a, axis, reverse, loc);
+}
+
+Node *ir_argsort(Graph *g, Node *a, int axis, bool descending, SrcLoc loc) {
+    return order_op(g, OP_ARGSORT, a, axis, descending, loc);
+}
+
+Node *ir_components(Graph *g, Node *mask, SrcLoc loc) {
+    return order_op(g, OP_COMPONENTS, mask, 0, false, loc);
+}
+
 Node *ir_pad(Graph *g, Node *a, const int64_t *lo, const int64_t *hi, double value, SrcLoc loc) {
     if (!g || !a) return NULL;
     Attr at;

@@ -228,6 +228,7 @@ static bool red_mode(OpKind op, RedMode *m) {
     IR_CASES_EW_TERNARY:
     IR_CASES_MOVE:
     IR_CASES_CONTR:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         return false;
     }
@@ -443,6 +444,7 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
     IR_CASES_EW_TERNARY:
     IR_CASES_REDUCE:
     IR_CASES_CONTR:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         break;
     }

@@ -50,6 +50,7 @@ enum {
     OPF_DIFF = 1 << 5,      /* has a derivative rule producing nonzero gradients */
     OPF_FLOATONLY = 1 << 6, /* sources must be floating point */
     OPF_CMP = 1 << 7,       /* result is bool */
+    OPF_ORDER = 1 << 8,     /* along attr.order.axis, by a runtime routine */
 };
 
 typedef enum {
@@ -62,6 +63,7 @@ typedef enum {
     SR_GATHER,
     SR_PAD,
     SR_MATMUL,
+    SR_ORDER, /* src0's shape; dtype: cumsum src0's, argsort and components i64 */
 } ShapeRule;
 
 typedef struct {
@@ -109,6 +111,10 @@ typedef union {
         uint32_t stream;
         uint32_t k;
     } rng; /* RNG_*, FRESH_SEED (k) */
+    struct {
+        int axis;
+        int flag; /* cumsum: reverse (j >= i); argsort: descending */
+    } order;      /* CUMSUM, ARGSORT, COMPONENTS (axis 0) */
 } Attr;
 
 enum {
@@ -183,6 +189,25 @@ Node *ir_concat(Graph *g, Node *const *xs, int n, int axis, SrcLoc loc);
 Node *ir_gather(Graph *g, Node *data, Node *idx, SrcLoc loc);
 Node *ir_scatter_add(Graph *g, Node *upd, Node *idx, int64_t rows, SrcLoc loc);
 Node *ir_pad(Graph *g, Node *a, const int64_t *lo, const int64_t *hi, double value, SrcLoc loc);
+/* The order ops (ops.def): running sum along axis (reverse: from the end),
+ * stable sort indices along axis, labels of a bool mask's regions. */
+Node *ir_cumsum(Graph *g, Node *a, int axis, bool reverse, SrcLoc loc);
+Node *ir_argsort(Graph *g, Node *a, int axis, bool descending, SrcLoc loc);
+Node *ir_components(Graph *g, Node *mask, SrcLoc loc);
+/* composite_order.c: values picked along axis by indices (take_along_axis),
+ * sorted values (stable; gradients go back to the source positions), the k
+ * largest along the last axis and their indices (largest first, equal values
+ * by lower index), numpy's linear quantile (drops axis), and sums / means of
+ * the rows of x grouped by labels in [0, n) (an empty group's mean is 0). */
+Node *ir_take_along(Graph *g, Node *x, Node *idx, int axis, SrcLoc loc);
+Node *ir_sort(Graph *g, Node *x, int axis, bool descending, SrcLoc loc);
+Node *ir_top_k(Graph *g, Node *x, int64_t k, SrcLoc loc);
+Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, SrcLoc loc);
+Node *ir_quantile(Graph *g, Node *x, double q, int axis, SrcLoc loc);
+/* numpy's nanquantile: of the values that are not NaN (NaN when none is) */
+Node *ir_nanquantile(Graph *g, Node *x, double q, int axis, SrcLoc loc);
+Node *ir_segment_sum(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc);
+Node *ir_segment_mean(Graph *g, Node *x, Node *labels, int64_t n, SrcLoc loc);
 Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc); /* rank>=2, equal batch dims */
 Node *ir_rng(Graph *g, OpKind op, DType dt, Shape s, Node *seed, Node *offset, uint32_t stream,
              SrcLoc loc); /* seed, offset: i64 scalars */

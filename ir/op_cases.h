@@ -83,6 +83,12 @@
 /* OPF_CONTR */
 #define IR_CASES_CONTR case OP_MATMUL
 
+/* OPF_ORDER */
+#define IR_CASES_ORDER                                                                             \
+    case OP_CUMSUM:                                                                                \
+    case OP_ARGSORT:                                                                               \
+    case OP_COMPONENTS
+
 /* OPF_RAND */
 #define IR_CASES_RAND                                                                              \
     case OP_RNG_UNIFORM:                                                                           \
@@ -95,6 +101,7 @@
     IR_CASES_REDUCE:                                                                               \
     IR_CASES_MOVE:                                                                                 \
     IR_CASES_CONTR:                                                                                \
+    IR_CASES_ORDER:                                                                                \
     IR_CASES_RAND
 
 #endif

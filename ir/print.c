@@ -89,6 +89,10 @@ static void print_attrs(FILE *out, const Node *n) {
     case OP_FRESH_SEED:
         fprintf(out, " k=%u", a->rng.k);
         break;
+    IR_CASES_ORDER:
+        fprintf(out, " axis=%d", a->order.axis);
+        if (a->order.flag) fputs(n->op == OP_CUMSUM ? " reverse" : " descending", out);
+        break;
     case OP_INPUT:
     IR_CASES_EW_UNARY:
     IR_CASES_EW_BINARY:

@@ -386,6 +386,7 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
     case OP_GATHER:
     case OP_PAD:
     IR_CASES_CONTR:
+    IR_CASES_ORDER:
         return not_handled(e, op, "builder-given (SR_ATTR)");
     }
     return not_handled(e, op, "builder-given (SR_ATTR)");
@@ -527,6 +528,43 @@ static bool rule_matmul(Node *a, Node *bb, DType *dt, Shape *shape, Err *e) {
     return true;
 }
 
+/* cumsum keeps its source's dtype; argsort and components give i64 indices
+ * and labels; components reads a bool mask of rank 1 or 2 (axis 0). */
+static bool rule_order(OpKind op, Node *a, const Attr *attr, DType *dt, Shape *shape, Err *e) {
+    TypeBufs b;
+    const char *nm = ir_ops[op].name;
+    int r = a->shape.rank;
+    if (r == 0) return fail(e, "%s: needs at least one axis, got %s", nm, ts(&b, 0, a));
+    if (attr->order.axis < 0 || attr->order.axis >= r)
+        return fail(e, "%s: axis %d is out of range for %s", nm, attr->order.axis, ts(&b, 0, a));
+    if (op == OP_COMPONENTS) {
+        if (a->dtype != DT_BOOL || r > 2 || attr->order.axis != 0)
+            return fail(e, "%s: needs a bool mask of rank 1 or 2, got %s", nm, ts(&b, 0, a));
+    } else if (!ir_dtype_numeric(a->dtype)) {
+        return fail(e, "%s: unsupported %s", nm, ts(&b, 0, a));
+    }
+    *dt = op == OP_CUMSUM ? a->dtype : DT_I64;
+    *shape = a->shape;
+    return true;
+}
+
+void ir_order_dims(const Node *n, int64_t d[3]) {
+    const Shape *s = &n->shape;
+    int ax = n->attr.order.axis;
+    if (n->op == OP_COMPONENTS) ax = s->rank - 1;
+    d[0] = d[2] = 1;
+    d[1] = s->rank ? s->dims[ax] : 1;
+    for (int i = 0; i < ax; i++)
+        d[0] *= s->dims[i];
+    for (int i = ax + 1; i < s->rank; i++)
+        d[2] *= s->dims[i];
+    if (n->op == OP_COMPONENTS) { /* rows x columns: the columns run along the last axis */
+        d[2] = d[1];
+        d[1] = d[0];
+        d[0] = 1;
+    }
+}
+
 /* The op's ShapeRule class decides which rule checks it. */
 static bool apply_rule(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt,
                        Shape *shape, Err *e) {
@@ -550,6 +588,8 @@ static bool apply_rule(OpKind op, Node *const *src, int nsrc, const Attr *attr, 
         return rule_pad(src[0], attr, dt, shape, e);
     case SR_MATMUL:
         return rule_matmul(src[0], src[1], dt, shape, e);
+    case SR_ORDER:
+        return rule_order(op, src[0], attr, dt, shape, e);
     }
     return fail(e, "internal error: %s: shape rule %d is not handled", ir_ops[op].name, (int)rule);
 }

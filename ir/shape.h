@@ -27,4 +27,8 @@ char *ir_type_str(DType dt, const Shape *s, char *buf, size_t n);
 bool ir_dtype_arith(DType t);   /* f32, f64, i32, i64, bool: what the interpreter computes */
 bool ir_dtype_numeric(DType t); /* f32, f64, i32, i64 */
 
+/* An order op's tensor as outer x n x inner for runtime/order.h: around its
+ * axis (cumsum, argsort); components: 1 x rows x columns (rank 1: one row). */
+void ir_order_dims(const Node *n, int64_t d[3]);
+
 #endif

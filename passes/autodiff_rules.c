@@ -299,6 +299,12 @@ static bool grad_scatter_add(Graph *g, Node *n, Node *G, Node **gs) {
     return (gs[0] = ir_gather(g, G, n->src[1], n->loc)) != NULL;
 }
 
+/* cumsum is linear: each element feeds every later running sum, so its
+ * gradient is the running sum of G from the other end */
+static bool grad_cumsum(Graph *g, Node *n, Node *G, Node **gs) {
+    return (gs[0] = ir_cumsum(g, G, n->attr.order.axis, !n->attr.order.flag, n->loc)) != NULL;
+}
+
 /* pad (lo, hi >= 0): G without the padding */
 static bool grad_pad(Graph *g, Node *n, Node *G, Node **gs) {
     const Node *a = n->src[0];
@@ -367,6 +373,9 @@ static bool grad_matmul(Graph *g, Node *n, Node *G, Node **gs) {
 #define RULE_SCATTER_ADD GRAD_RULE(grad_scatter_add)
 #define RULE_PAD GRAD_RULE(grad_pad)
 #define RULE_MATMUL GRAD_RULE(grad_matmul)
+#define RULE_CUMSUM GRAD_RULE(grad_cumsum)
+#define RULE_ARGSORT GRAD_NONE
+#define RULE_COMPONENTS GRAD_NONE
 #define RULE_RNG_UNIFORM GRAD_NONE
 #define RULE_RNG_NORMAL GRAD_NONE
 #define RULE_FRESH_SEED GRAD_NONE

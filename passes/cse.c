@@ -73,6 +73,9 @@ static uint64_t hash_attr(uint64_t h, const Node *n) {
     case OP_FRESH_SEED:
         h = mix(mix(h, a->rng.stream), a->rng.k);
         break;
+    IR_CASES_ORDER:
+        h = mix(mix(h, (uint64_t)a->order.axis), (uint64_t)a->order.flag);
+        break;
     IR_CASES_EW_UNARY:
     IR_CASES_EW_BINARY:
     case OP_WHERE:
@@ -121,6 +124,8 @@ static bool attr_eq(const Node *x, const Node *y) {
     case OP_RNG_NORMAL:
     case OP_FRESH_SEED:
         return a->rng.stream == b->rng.stream && a->rng.k == b->rng.k;
+    IR_CASES_ORDER:
+        return a->order.axis == b->order.axis && a->order.flag == b->order.flag;
     IR_CASES_EW_UNARY:
     IR_CASES_EW_BINARY:
     case OP_WHERE:

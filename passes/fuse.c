@@ -70,6 +70,7 @@ static bool is_inline_op(OpKind op) {
     IR_CASES_REDUCE:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         return false;
     }
@@ -132,6 +133,7 @@ static bool reorders(const Node *c) {
     case OP_GATHER:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_ORDER:
         return true;
     IR_CASES_LEAF:
     IR_CASES_EW_UNARY:
@@ -155,6 +157,7 @@ static bool reorders(const Node *c) {
 static EdgeKind edge_kind(const Node *m, const Node *c, int k, bool reorder_after) {
     switch (c->op) {
     case OP_MATMUL:
+    IR_CASES_ORDER: /* the runtime routine reads its source from memory */
         return EDGE_HARD;
     case OP_GATHER:
         return k == 0 || numel(c) > numel(m) ? EDGE_HARD : EDGE_CLEAN;
@@ -252,6 +255,7 @@ static bool view_step(const Node *n, FuseView *v) {
     case OP_SCATTER_ADD:
     case OP_PAD:
     case OP_MATMUL:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         return false;
     }
@@ -358,7 +362,9 @@ static int op_weight(OpKind op) {
     case OP_POW:
         return 4;
     case OP_ERF:
-        return 8; /* a libm call */
+        return 8;   /* a libm call */
+    IR_CASES_ORDER: /* never fused: always a kernel of its own */
+        return 8;
     case OP_DIV:
     case OP_SQRT:
     case OP_MOD:
@@ -569,6 +575,7 @@ static bool walk_sources(Walk *w, const WFrame *f, int *top) {
         case OP_SCATTER_ADD:
         case OP_PAD:
         case OP_MATMUL:
+        IR_CASES_ORDER:
         IR_CASES_RAND:
             if (((ir_ops[m->op].flags & OPF_EW) || is_compute_op(m->op)) &&
                 rt_shape_eq(&s->shape, &m->shape))
@@ -757,6 +764,8 @@ static bool collect_group(FusionPlan *p, FusionGroup *gr, int *stamp, Arena *a) 
         gr->kind = FG_MATMUL;
     else if (op == OP_SCATTER_ADD)
         gr->kind = FG_SCATTER;
+    else if (ir_ops[op].flags & OPF_ORDER)
+        gr->kind = FG_ORDER;
     else if (is_inline_op(op))
         gr->kind = FG_COPY;
     else
@@ -893,6 +902,17 @@ static void root_matmul_operands(Planner *P) {
                 !(pass_fuse_view(o, p->role, &v) && pass_fuse_blas_matrix(&v, &trans, &ld)))
                 p->role[o->id] = FN_ROOT;
         }
+    }
+}
+
+/* (1) the source of an order op is read from memory by the runtime routine:
+ * a view or leaf there is materialised by a kernel of its own */
+static void root_order_sources(Planner *P) {
+    FusionPlan *p = P->p;
+    for (uint32_t i = 0; i < P->n; i++) {
+        const Node *m = P->g->nodes[i];
+        if (P->live[i] && (ir_ops[m->op].flags & OPF_ORDER) && p->role[m->src[0]->id] == FN_INLINE)
+            p->role[m->src[0]->id] = FN_ROOT;
     }
 }
 
@@ -1037,6 +1057,7 @@ FusionPlan *pass_fuse_plan(const Graph *g, Arena *a) {
     if (!plan_alloc(&P, g, a) || !mark_live(&P)) goto oom;
     assign_roles(&P);
     root_matmul_operands(&P);
+    root_order_sources(&P);
     fuse_accumulating_products(&P);
     sweep_reach(&P);
     root_costly(&P);
@@ -1068,6 +1089,9 @@ const char *pass_fuse_label(const FusionGroup *gr, char *buf, size_t n) {
         break;
     case FG_COPY:
         tail = "copy";
+        break;
+    case FG_ORDER:
+        tail = ir_op_name(gr->root->op);
         break;
     }
     const char *rows = gr->nphases ? "rows+" : "";

@@ -56,6 +56,8 @@ typedef enum {
                    first and the product accumulated onto it (beta = 1) */
     FG_SCATTER, /* scatter_add: zero the result, accumulate rows */
     FG_COPY,    /* the root is a movement op or leaf (a graph output) */
+    FG_ORDER,   /* cumsum, argsort, components: a call of runtime/order.h's routine on
+                   the source's buffer (always materialised) */
 } FusionKind;
 
 typedef struct {

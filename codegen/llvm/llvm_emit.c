@@ -41,6 +41,7 @@
 #include <string.h>
 
 #include "../../ir/op_cases.h"
+#include "../../runtime/order.h"
 #include "llvm_internal.h"
 
 typedef struct {
@@ -467,6 +468,7 @@ static LLVMValueRef red_init_of(KE *ke, OpKind op, DType dt) {
     case OP_ARGMAX:
     IR_CASES_MOVE:
     case OP_MATMUL:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         return llvm_const(ke->cg, dt, 0, 0);
     }
@@ -516,6 +518,7 @@ static LLVMValueRef red_combine_of(KE *ke, OpKind op, DType dt, LLVMValueRef acc
     case OP_ARGMAX:
     IR_CASES_MOVE:
     case OP_MATMUL:
+    IR_CASES_ORDER:
     IR_CASES_RAND:
         llvm_fail(cg, "reduction %s", ir_op_name(op));
         return NULL;
@@ -1033,6 +1036,41 @@ static bool emit_matmul(KE *ke) {
     return true;
 }
 
+/* An order op (KP_ORDER): one call of the runtime routine on the source
+ * buffer, for the task's outer rows lo..hi (all of them with one task); a
+ * failure (no scratch memory) fails the run as a failed check does. */
+static bool emit_order(KE *ke) {
+    const KernelPlan *k = ke->k;
+    LlvmCG *cg = ke->cg;
+    if (k->out_numel == 0) return true;
+    const KInstr *ld = &k->ins[k->value];
+    int32_t op = k->red_op == OP_CUMSUM    ? RT_ORDER_CUMSUM
+                 : k->red_op == OP_ARGSORT ? RT_ORDER_ARGSORT
+                                           : RT_ORDER_COMPONENTS;
+    LLVMTypeRef pt[10] = {cg->i32, cg->i32, cg->i32, cg->ptr, cg->ptr,
+                          cg->i64, cg->i64, cg->i64, cg->i64, cg->i64};
+    LLVMTypeRef fty = LLVMFunctionType(cg->i32, pt, 10, 0);
+    LLVMValueRef fn = llvm_declare(cg, "dflow_rt_order", fty);
+    bool split = k->par_axis == 0;
+    LLVMValueRef args[10] = {
+        LLVMConstInt(cg->i32, (unsigned long long)op, 0),
+        LLVMConstInt(cg->i32, (unsigned long long)ld->dt, 0),
+        LLVMConstInt(cg->i32, k->red_axes, 0),
+        ke->bufp[ld->buf],
+        ke->bufp[k->out_buf],
+        i64c(ke, k->dims[0]),
+        i64c(ke, k->dims[1]),
+        i64c(ke, k->dims[2]),
+        split ? ke->lo : i64c(ke, 0),
+        split ? ke->hi : i64c(ke, k->dims[0]),
+    };
+    LLVMValueRef rc = LLVMBuildCall2(B, fty, fn, args, 10, "");
+    LLVMValueRef bad = LLVMBuildICmp(B, LLVMIntNE, rc, LLVMConstInt(cg->i32, 0, 0), "");
+    LLVMValueRef err = LLVMBuildLoad2(B, cg->i1, ke->err, "");
+    LLVMBuildStore(B, LLVMBuildOr(B, err, bad, ""), ke->err);
+    return true;
+}
+
 /* ---- functions ---------------------------------------------------------------------------- */
 
 static void add_attr(LlvmCG *cg, LLVMValueRef fn, unsigned idx, const char *name) {
@@ -1265,6 +1303,9 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
         break;
     case KP_SCATTER:
         ok = emit_scatter(&ke);
+        break;
+    case KP_ORDER:
+        ok = emit_order(&ke);
         break;
     }
     ok = ok && !cg->error[0]; /* emit_ready inside loop_open reports only there */

@@ -66,6 +66,7 @@ typedef enum {
     LL_BLAS,        /* matmul: a cblas_?gemm call (integer: a reduction loop) */
     LL_RNG,         /* random: Philox emitted inline (llvm_math.c) */
     LL_STRUCT,      /* input, scatter_add: handled by the runner / kernel emitter */
+    LL_CALL,        /* order ops: a kernel that calls runtime/order.h's routine */
 } LlvmLowering;
 
 /* v: the source values; sdt: the dtype of source 0; out: the result dtype. */

@@ -16,6 +16,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "../../runtime/order.h"
 #include "llvm_internal.h"
 
 static double seconds(void) {
@@ -91,6 +92,18 @@ bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
         return false;
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
+    /* the runtime routines kernels call live in this program, which need not
+       export them: their addresses are given to the JIT directly */
+    LLVMOrcCSymbolMapPair rt = {
+        LLVMOrcLLJITMangleAndIntern(j->jit, "dflow_rt_order"),
+        {(LLVMOrcJITTargetAddress)(uintptr_t)&dflow_rt_order,
+         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+    if (!take_error(LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j->jit),
+                                          LLVMOrcAbsoluteSymbols(&rt, 1)),
+                    "cannot define the runtime symbols", err, errn)) {
+        llvm_jit_dispose(j);
+        return false;
+    }
     j->tsctx = LLVMOrcCreateNewThreadSafeContext();
     return true;
 }

@@ -153,6 +153,10 @@ static Node *b_pad(Graph *g, Node **in, int v) {
     static const int64_t lo[2][2] = {{1, 0}, {0, 2}}, hi[2][2] = {{2, 3}, {0, 0}};
     return ir_pad(g, in[0], lo[v], hi[v], v == 0 ? 0.5 : 0.0, L0);
 }
+static Node *b_cumsum(Graph *g, Node **in, int v) {
+    static const int axis[3] = {1, 0, 1};
+    return ir_cumsum(g, in[0], axis[v], v == 1, L0);
+}
 static Node *b_matmul(Graph *g, Node **in, int v) {
     (void)v;
     return ir_matmul(g, in[0], in[1], L0);
@@ -250,6 +254,11 @@ static int cases_for(OpKind op, GradCase *out) {
     case OP_PAD:
         out[n++] = mk("[3,2] (1,2)(0,3) 0.5", b_pad, 0, 1, F(S(2, 3, 2), DOM_ANY), none, none);
         out[n++] = mk("[1,1] (0,0)(2,0)", b_pad, 1, 1, F(S(2, 1, 1), DOM_ANY), none, none);
+        return n;
+    case OP_CUMSUM:
+        out[n++] = mk("[3,4] axis 1", b_cumsum, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none);
+        out[n++] = mk("[5] axis 0 reverse", b_cumsum, 1, 1, F(S(1, 5), DOM_ANY), none, none);
+        out[n++] = mk("[2,3,4] axis 1", b_cumsum, 2, 1, F(S(3, 2, 3, 4), DOM_ANY), none, none);
         return n;
     case OP_MATMUL:
         out[n++] =
@@ -576,6 +585,25 @@ static Node *c_mse(Graph *g, Node **in, int v) {
     return ir_mse(g, in[0], in[1], L0);
 }
 
+/* order composites: distinct random values, so a small step keeps the order */
+static Node *c_sort(Graph *g, Node **in, int v) {
+    return ir_sort(g, in[0], v ? 0 : 1, v != 0, L0);
+}
+static Node *c_top_k(Graph *g, Node **in, int v) {
+    (void)v;
+    return ir_top_k(g, in[0], 2, L0);
+}
+static Node *c_quantile(Graph *g, Node **in, int v) {
+    if (v) return ir_quantile(g, ir_reshape(g, in[0], S(1, 12), L0), 0.8, 0, L0);
+    return ir_quantile(g, in[0], 0.37, 1, L0);
+}
+static Node *c_nanquantile(Graph *g, Node **in, int v) {
+    return ir_nanquantile(g, in[0], v ? 0.8 : 0.37, 1, L0);
+}
+static Node *c_segment(Graph *g, Node **in, int v) {
+    return v ? ir_segment_mean(g, in[0], in[1], 4, L0) : ir_segment_sum(g, in[0], in[1], 4, L0);
+}
+
 Test(grad, composites_match_finite_differences) {
     InSpec none = {0};
     GradCase cs[] = {
@@ -592,6 +620,15 @@ Test(grad, composites_match_finite_differences) {
         mk("mean axis 1", c_mean, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("mean all", c_mean, 1, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("mse", c_mse, 0, 2, F(S(2, 3, 5), DOM_ANY), F(S(2, 3, 5), DOM_ANY), none),
+        mk("sort axis 1", c_sort, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("sort axis 0 descending", c_sort, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("top_k 2", c_top_k, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("quantile 0.37 axis 1", c_quantile, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("quantile 0.8 all", c_quantile, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
+        mk("nanquantile 0.37 axis 1", c_nanquantile, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("nanquantile 0.8 axis 1", c_nanquantile, 1, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("segment_sum", c_segment, 0, 2, F(S(2, 6, 3), DOM_ANY), IDX(S(1, 6), 4), none),
+        mk("segment_mean", c_segment, 1, 2, F(S(2, 6, 3), DOM_ANY), IDX(S(1, 6), 4), none),
     };
     rng_state = 42;
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++)

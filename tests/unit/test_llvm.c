@@ -599,6 +599,54 @@ static void movement(void) {
     }
 }
 
+/* The order ops: each an unfused kernel calling the runtime routine, read
+ * from a fused producer (which the fusion pass must materialise first) and
+ * read by a fused consumer; ties from small integers; the composites over them. */
+static void order_ops(void) {
+    for (int d = 0; d < 4; d++) {
+        DType dt = num_dtypes[d];
+        for (int ax = 0; ax < 3; ax++) {
+            Case *c = case_new(T_EW, "cumsum %s axis %d", rt_dtype_name(dt), ax);
+            Node *x = input(c, dt, th_shape(3, 4, 5, 6), DOM_ANY, 0);
+            Node *y = ir_binary(c->g, OP_MUL, x, ir_scalar(c->g, dt, 3, L), L);
+            ir_graph_add_output(c->g, ir_cumsum(c->g, x, ax, ax == 1, L));
+            CHECK(c, ir_unary(c->g, OP_NEG, ir_cumsum(c->g, y, ax, ax != 1, L), L));
+            c = case_new(T_EXACT, "argsort %s axis %d with ties", rt_dtype_name(dt), ax);
+            Node *t = input(c, DT_I32, th_shape(3, 4, 5, 6), DOM_IDX, 4);
+            Node *k =
+                ir_cast(c->g, ir_binary(c->g, OP_SUB, t, ir_scalar(c->g, DT_I32, 2, L), L), dt, L);
+            ir_graph_add_output(c->g, ir_argsort(c->g, k, ax, false, L));
+            ir_graph_add_output(c->g, ir_argsort(c->g, k, ax, true, L));
+            CHECK(c, ir_sort(c->g, k, ax, ax == 2, L));
+        }
+        Case *c = case_new(T_EXACT, "top_k %s", rt_dtype_name(dt));
+        Node *x = input(c, dt, th_shape(2, 7, 9), DOM_ANY, 0);
+        ir_graph_add_output(c->g, ir_top_k_indices(c->g, x, 3, L));
+        CHECK(c, ir_top_k(c->g, x, 3, L));
+    }
+    for (int d = 0; d < 2; d++) { /* NaN above every number, -0 equal to 0, infinities */
+        Case *c = case_new(T_EXACT, "argsort %s of wide values", rt_dtype_name(num_dtypes[d]));
+        Node *w = input(c, num_dtypes[d], th_shape(2, 6, 40), DOM_WIDE, 0);
+        ir_graph_add_output(c->g, ir_argsort(c->g, w, 1, true, L));
+        CHECK(c, ir_argsort(c->g, w, 1, false, L));
+    }
+    for (int d = 0; d < 2; d++) {
+        Case *c = case_new(T_EW, "quantile and segment_mean %s", rt_dtype_name(num_dtypes[d]));
+        Node *x = input(c, num_dtypes[d], th_shape(2, 11, 4), DOM_ANY, 0);
+        ir_graph_add_output(c->g, ir_quantile(c->g, x, 0.37, 0, L));
+        Node *lb = input(c, DT_I64, th_shape(1, 11), DOM_IDX, 5);
+        CHECK(c, ir_segment_mean(c->g, x, lb, 6, L));
+    }
+    for (int r = 1; r <= 2; r++) {
+        Case *c = case_new(T_EXACT, "components rank %d", r);
+        Shape s = r == 1 ? th_shape(1, 40) : th_shape(2, 9, 13);
+        Node *x = input(c, DT_F32, s, DOM_ANY, 0);
+        Node *m = ir_binary(c->g, OP_LT, x, ir_scalar(c->g, DT_F32, 0.5, L), L);
+        CHECK(c, ir_binary(c->g, OP_MUL, ir_components(c->g, m, L),
+                           ir_scalar_int(c->g, DT_I64, 2, L), L));
+    }
+}
+
 static void matmuls(void) {
     static const int dims[][3] = {{1, 1, 1},    {3, 5, 7}, {17, 1, 9}, {8, 33, 1},
                                   {64, 48, 80}, {0, 3, 4}, {3, 0, 4}};
@@ -702,6 +750,7 @@ Test(llvm, every_op_agrees_with_the_interpreter) {
     binary();
     reductions();
     movement();
+    order_ops();
     matmuls();
     random_ops();
     for (int op = 0; op < OP_COUNT; op++)

@@ -806,6 +806,63 @@ static void check_scatter_add(void) {
     }
 }
 
+/* The order ops by hand on small cases (numpy's answers on larger ones:
+ * test_order.c). */
+static RtTensor *from(DType dt, Shape s, const double *v) {
+    RtTensor *t = rt_tensor_new(dt, s);
+    for (int64_t i = 0; i < rt_shape_numel(&s); i++)
+        rt_tensor_set_f64(t, i, v[i]);
+    return t;
+}
+
+static void expect_vals(RtTensor *r, const double *want, int n, const char *what) {
+    cr_assert_not_null(r, "%s: %s", what, th_last_diag(D));
+    for (int i = 0; i < n; i++)
+        cr_expect_eq(rt_tensor_get_f64(r, i), want[i], "%s[%d] = %g, want %g", what, i,
+                     rt_tensor_get_f64(r, i), want[i]);
+    rt_tensor_free(r);
+}
+
+static void check_cumsum(void) {
+    static const double x[6] = {1, -2, 3, 4, 0.5, -1};
+    static const double ax1[6] = {1, -1, 2, 4, 4.5, 3.5};
+    fresh();
+    expect_vals(eval(ir_cumsum(G, feed(from(DT_F32, th_shape(2, 2, 3), x)), 1, false, L)), ax1, 6,
+                "cumsum axis 1");
+    fresh();
+    expect_vals(
+        eval(ir_cumsum(G, feed(from(DT_I32, th_shape(2, 2, 3), (double[]){1, -2, 3, 4, 0, -1})), 0,
+                       true, L)),
+        (double[]){5, -2, 2, 4, 0, -1}, 6, "cumsum i32 axis 0 reverse");
+}
+
+static void check_argsort(void) {
+    static const double x[7] = {2, -1, 2, 0, -1, 3, 2};
+    fresh();
+    Node *n = feed(from(DT_F64, th_shape(1, 7), x));
+    expect_vals(eval(ir_argsort(G, n, 0, false, L)), (double[]){1, 4, 3, 0, 2, 6, 5}, 7,
+                "argsort (ties in index order)");
+    fresh();
+    n = feed(from(DT_I64, th_shape(1, 7), x));
+    expect_vals(eval(ir_argsort(G, n, 0, true, L)), (double[]){5, 0, 2, 6, 3, 1, 4}, 7,
+                "argsort descending (ties in index order)");
+}
+
+static void check_components(void) {
+    /* 1 1 0 1
+       0 1 0 1
+       1 0 0 1 */
+    static const double m[12] = {1, 1, 0, 1, 0, 1, 0, 1, 1, 0, 0, 1};
+    fresh();
+    Node *n = ir_cast(G, feed(from(DT_F32, th_shape(2, 3, 4), m)), DT_BOOL, L);
+    expect_vals(eval(ir_components(G, n, L)), (double[]){1, 1, 0, 2, 0, 1, 0, 2, 3, 0, 0, 2}, 12,
+                "components 2-D");
+    fresh();
+    n = ir_cast(G, feed(from(DT_F32, th_shape(1, 12), m)), DT_BOOL, L);
+    expect_vals(eval(ir_components(G, n, L)), (double[]){1, 1, 0, 2, 0, 3, 0, 4, 4, 0, 0, 5}, 12,
+                "components 1-D runs");
+}
+
 static void check_pad(void) {
     Shape s = th_shape(3, 2, 3, 4);
     int64_t lo[3] = {1, 0, 2}, hi[3] = {0, 3, 1};
@@ -1018,6 +1075,9 @@ static const OpCheck checks[OP_COUNT] = {
     [OP_SCATTER_ADD] = check_scatter_add,
     [OP_PAD] = check_pad,
     [OP_MATMUL] = check_matmul,
+    [OP_CUMSUM] = check_cumsum,
+    [OP_ARGSORT] = check_argsort,
+    [OP_COMPONENTS] = check_components,
     [OP_RNG_UNIFORM] = check_rng_uniform,
     [OP_RNG_NORMAL] = check_rng_normal,
     [OP_FRESH_SEED] = check_fresh_seed,
