@@ -802,7 +802,8 @@ Value *lw_field(Lower *L, Value *base, const char *name, SrcLoc loc) {
             return val_list(L->a, s.rank, items);
         }
         if (strcmp(name, "rank") == 0) return val_int(L->a, s.rank);
-        return lw_error(L, loc, "a tensor (%s) has no field '%s' (it has .shape and .rank)",
+        if (strcmp(name, "dtype") == 0) return val_str(L->a, rt_dtype_name(dt));
+        return lw_error(L, loc, "a tensor (%s) has no field '%s' (it has .shape, .rank and .dtype)",
                         lw_value_desc(L, base), name);
     }
     case V_ERROR:

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 
 static SpawnResult dflow(double timeout, const char *a1, ...) {
@@ -29,8 +30,8 @@ static double after(const char *out, const char *label) {
 Test(loops, an_lstm_trains_through_repeat_and_its_gradient_is_right, .timeout = 600) {
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
-        SpawnResult r = dflow(300, "run", "tests/programs/lstm_repeat.dfl", "--backend",
-                              backends[b], NULL);
+        SpawnResult r =
+            dflow(300, "run", "tests/programs/lstm_repeat.dfl", "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 0);
         cr_assert(after(r.out, "accuracy") > 0.95, "%s: %s", backends[b], r.out);
         double rel = after(r.out, "relative difference");
@@ -38,4 +39,15 @@ Test(loops, an_lstm_trains_through_repeat_and_its_gradient_is_right, .timeout = 
         cr_assert(fabs(after(r.out, "autodiff")) > 0.1, "a gradient that is not zero: %s", r.out);
         th_spawn_free(&r);
     }
+}
+
+/* .dtype is a compile-time string that dtype = accepts (the LSTM's state
+ * takes its weights' dtype, f32 in training and f64 in the check). */
+Test(loops, a_tensors_dtype_field_feeds_dtype_arguments, .timeout = 600) {
+    const char *prog = "main {\n  x = zeros([2], dtype = \"f64\")\n  print x.dtype, x.rank\n"
+                       "  print (ones([3], dtype = x.dtype) / 3.0)[0] - 1.0 / 3.0\n}\n";
+    SpawnResult r = dflow(60, "run", th_write_program(prog), NULL);
+    TH_EXPECT_EXIT(r, 0);
+    cr_assert(strstr(r.out, "f64 1\n0\n"), "f64 arithmetic, not f32: %s", r.out);
+    th_spawn_free(&r);
 }
