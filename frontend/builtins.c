@@ -832,13 +832,14 @@ static Value *bi_argsort(Lower *L, BuiltinCall *c) {
 static Value *top_k_like(Lower *L, BuiltinCall *c, bool values) {
     Value *e = need_graph(L, c);
     if (e) return e;
-    Node *n = pos_node(L, c, 0, DT_COUNT);
+    int axis = 0;
+    Node *n = axis_arg(L, c, &axis, -1);
     int64_t k;
     if (!n || !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], lw_printf(L, "%s: k", c->name)))
         return lw_err(L);
     if (n->dtype == DT_BOOL) n = ir_cast(G(L), n, DT_I32, c->loc);
-    return lw_tensor(L,
-                     values ? ir_top_k(G(L), n, k, c->loc) : ir_top_k_indices(G(L), n, k, c->loc));
+    return lw_tensor(L, values ? ir_top_k(G(L), n, k, axis, c->loc)
+                               : ir_top_k_indices(G(L), n, k, axis, c->loc));
 }
 
 static Value *bi_top_k(Lower *L, BuiltinCall *c) {
@@ -1636,8 +1637,8 @@ static const Builtin builtins[] = {
     {"cumsum", 1, 1, {"axis", "reverse"}, 0, bi_cumsum},
     {"sort", 1, 1, {"axis", "descending"}, 0, bi_sort},
     {"argsort", 1, 1, {"axis", "descending"}, 0, bi_argsort},
-    {"top_k", 2, 2, NOKW, 0, bi_top_k},
-    {"top_k_indices", 2, 2, NOKW, 0, bi_top_k_indices},
+    {"top_k", 2, 2, {"axis"}, 0, bi_top_k},
+    {"top_k_indices", 2, 2, {"axis"}, 0, bi_top_k_indices},
     {"quantile", 2, 2, {"axis"}, 0, bi_quantile},
     {"percentile", 2, 2, {"axis"}, 0, bi_percentile},
     {"nanquantile", 2, 2, {"axis"}, 0, bi_nanquantile},

@@ -194,12 +194,12 @@ Test(order, argsort_sort_and_top_k_match_numpy_with_ties) {
         out(&p, ir_argsort(p.g, x, 1, true, L));
         out(&p, ir_sort(p.g, x, 1, false, L));
         out(&p, ir_sort(p.g, x, 1, true, L));
-        out(&p, ir_top_k_indices(p.g, x, 3, L));
-        out(&p, ir_top_k(p.g, x, 3, L));
-        const char *want[] = {"argsort_ax1", "argsort_ax0",   "argsort_ax1_desc",
-                              "sort_ax1",    "sort_ax1_desc", "top_k3_idx",
-                              "top_k3"};
-        expect(&p, want, 7, 0);
+        out(&p, ir_top_k_indices(p.g, x, 3, 1, L));
+        out(&p, ir_top_k(p.g, x, 3, 1, L));
+        out(&p, ir_top_k_indices(p.g, x, 2, 0, L));
+        const char *want[] = {"argsort_ax1",   "argsort_ax0", "argsort_ax1_desc", "sort_ax1",
+                              "sort_ax1_desc", "top_k3_idx",  "top_k3",           "top_k2_ax0_idx"};
+        expect(&p, want, 8, 0);
     }
 }
 
