@@ -416,3 +416,34 @@ Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends) {
         th_rmdir(dir);
     }
 }
+
+/* Rows enough for the kernel to be split over the runner's two threads
+ * (KP_ORDER splits the outer rows): the same bits as the interpreter. */
+Test(order, kernels_split_over_threads_agree_with_the_interpreter) {
+    Prog p = prog();
+    Shape s = th_shape(3, 64, 96, 3);
+    RtTensor *t = rt_tensor_new(DT_F32, s);
+    uint64_t st = 77;
+    for (int64_t i = 0; i < rt_shape_numel(&s); i++) /* small integers: many ties */
+        rt_tensor_set_f64(t, i, (double)(th_splitmix64(&st) % 9) - 4);
+    p.in[p.nin++] = t;
+    Node *x = ir_input(p.g, DT_F32, s, "x", L);
+    out(&p, ir_argsort(p.g, x, 1, false, L));
+    out(&p, ir_argsort(p.g, x, 1, true, L));
+    out(&p, ir_cumsum(p.g, x, 1, false, L));
+    out(&p, ir_cumsum(p.g, ir_reshape(p.g, x, th_shape(2, 64 * 96, 3), L), 1, true, L));
+    RtTensor *ref[4] = {0}, *got[4] = {0};
+    cr_assert(ir_interp_run(p.g, p.in, ref, D), "%s", th_last_diag(D));
+    cr_assert(R.run(R.ctx, p.g, p.in, got, D), "%s", th_last_diag(D));
+    const LlvmGraphInfo *info = llvm_runner_graph(&R, llvm_runner_ngraphs(&R) - 1);
+    cr_assert(info && !info->fallback, "fell back to the interpreter");
+    cr_expect_geq(info->nparallel, 3, "only %d kernels were split over threads", info->nparallel);
+    for (int j = 0; j < 4; j++) {
+        cr_assert_eq(rt_tensor_bytes(ref[j]), rt_tensor_bytes(got[j]));
+        cr_expect(memcmp(ref[j]->data, got[j]->data, rt_tensor_bytes(ref[j])) == 0,
+                  "output %d differs from the interpreter", j);
+        rt_tensor_free(ref[j]);
+        rt_tensor_free(got[j]);
+    }
+    rt_tensor_free(t);
+}
