@@ -340,7 +340,8 @@ Test(order, components_match_a_flood_fill) {
 /* ---- through the language ------------------------------------------------------------- */
 
 /* The builtins (default axes, keywords, bool counts, an empty group) in one
- * program on small integers with ties, on both backends; the printed answers
+ * program on small integers with ties, on both backends and in a `dflow build`
+ * image; the printed answers
  * are numpy's (np.argsort(-x, kind="stable"), np.sort, np.cumsum,
  * np.quantile, np.percentile, np.add.at), checked when this test was written. */
 static const char order_program[] =
@@ -397,7 +398,7 @@ static const char order_program_out[] = "[[-2, 0, 2, -1],\n"
                                         " [1, 0, 0, 1],\n"
                                         " [0.3, 1, 0, 1]]\n";
 
-Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends) {
+Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends, .timeout = 600) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
     const char *path = th_write_program(order_program);
@@ -415,6 +416,20 @@ Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends) {
         th_spawn_free(&r);
         th_rmdir(dir);
     }
+    /* a built image links the runtime routine: the same answers */
+    char dir[256], exe[320], outdir[320];
+    cr_assert(th_tempdir(dir, sizeof dir, "order"));
+    snprintf(exe, sizeof exe, "%s/prog", dir);
+    snprintf(outdir, sizeof outdir, "%s/run", dir);
+    SpawnResult bld = th_run(300, bin, "build", path, "-o", exe, NULL);
+    TH_EXPECT_EXIT(bld, 0);
+    th_spawn_free(&bld);
+    SpawnResult r = th_run(120, exe, "--out", outdir, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    cr_expect(strncmp(r.out, order_program_out, strlen(order_program_out)) == 0,
+              "the built image printed:\n%s\nwant:\n%s", r.out, order_program_out);
+    th_spawn_free(&r);
+    th_rmdir(dir);
 }
 
 /* Rows enough for the kernel to be split over the runner's two threads
