@@ -255,6 +255,7 @@ int cmd_run(int argc, char **argv) {
     bool ok = cli_compile_for_running(&c, &a);
     bool stopped = false;
     if (ok) {
+        cli_print_new_diags(&c, stderr); /* the compiler's warnings, before the run */
         struct sigaction sa, old;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_sigint;

@@ -549,6 +549,12 @@ FeTrainItem *fe_train_every(ParseCtx *c, SrcLoc loc, Expr *every, Block *body) {
     return it;
 }
 
+Decl *fe_model(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, Expr *value) {
+    Decl *d = fe_decl(c, DC_MODEL, loc, name, name_loc);
+    if (d) d->u.model.value = value;
+    return d;
+}
+
 Decl *fe_train(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, PtrVec *items) {
     Decl *d = fe_decl(c, DC_TRAIN, loc, name, name_loc);
     if (!d) return NULL;
@@ -629,10 +635,11 @@ Program *fe_parse(Arena *a, DiagList *d, uint32_t file) {
 
 static const char *op_text(OpKindAst op) {
     static const char *const t[] = {
-        [OPK_ADD] = "+",    [OPK_SUB] = "-",  [OPK_MUL] = "*", [OPK_DIV] = "/",  [OPK_MOD] = "%",
-        [OPK_MATMUL] = "@", [OPK_POW] = "**", [OPK_EQ] = "==", [OPK_NE] = "!=",  [OPK_LT] = "<",
-        [OPK_LE] = "<=",    [OPK_GT] = ">",   [OPK_GE] = ">=", [OPK_AND] = "&&", [OPK_OR] = "||",
-        [OPK_NEG] = "-",    [OPK_PLUS] = "+", [OPK_NOT] = "!",
+        [OPK_ADD] = "+",       [OPK_SUB] = "-",  [OPK_MUL] = "*",    [OPK_DIV] = "/",
+        [OPK_FLOORDIV] = "//", [OPK_MOD] = "%",  [OPK_MATMUL] = "@", [OPK_POW] = "**",
+        [OPK_EQ] = "==",       [OPK_NE] = "!=",  [OPK_LT] = "<",     [OPK_LE] = "<=",
+        [OPK_GT] = ">",        [OPK_GE] = ">=",  [OPK_AND] = "&&",   [OPK_OR] = "||",
+        [OPK_NEG] = "-",       [OPK_PLUS] = "+", [OPK_NOT] = "!",
     };
     return (unsigned)op < sizeof t / sizeof t[0] && t[op] ? t[op] : "?";
 }
@@ -1036,6 +1043,11 @@ static void print_decl(const Decl *d, int depth, FILE *out) {
         fputs("(step ", out);
         print_block(&d->u.opt.step, depth + 1, out);
         fputs("))", out);
+        break;
+    case DC_MODEL:
+        fprintf(out, "(model %s ", d->name);
+        print_expr(d->u.model.value, out);
+        fputc(')', out);
         break;
     case DC_TRAIN:
         fprintf(out, "(train %s", d->name);

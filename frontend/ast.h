@@ -42,6 +42,7 @@ typedef enum {
     OPK_SUB,
     OPK_MUL,
     OPK_DIV,
+    OPK_FLOORDIV,
     OPK_MOD,
     OPK_MATMUL,
     OPK_POW,
@@ -228,7 +229,16 @@ struct Stmt {
     } u;
 };
 
-typedef enum { DC_IMPORT, DC_CONFIG, DC_DATA, DC_FN, DC_OPTIMIZER, DC_TRAIN, DC_MAIN } DeclKind;
+typedef enum {
+    DC_IMPORT,
+    DC_CONFIG,
+    DC_DATA,
+    DC_FN,
+    DC_OPTIMIZER,
+    DC_MODEL,
+    DC_TRAIN,
+    DC_MAIN
+} DeclKind;
 
 typedef struct {
     const char *name;
@@ -274,6 +284,9 @@ struct Decl {
             int nstates;
             Block step;
         } opt;
+        struct {
+            Expr *value; /* names the fn (or another model) it instantiates */
+        } model;
         struct {
             Setting *settings;
             int nsettings;

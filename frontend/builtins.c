@@ -6,9 +6,10 @@
  * through the IR builders and composites. Math on constants folds at compile
  * time (sqrt(d) with d from config is a float); unary math, zeros_like and
  * randn_like map over trees; dot and norm reduce over every leaf. Random
- * tensors follow docs/rng.md: the run seed unless `seed =` is given, and a
- * stream from the call's source location ("file:line:col", FNV-1a) or, for
- * parameter initialisers, from the parameter's path. */
+ * tensors follow docs/rng.md: the run seed unless `seed =` is given; the
+ * stream from the draw's kind and `stream =` when it names a seed or a stream
+ * (draw_stream), else from the call's source location, and for parameter
+ * initialisers from the parameter's path. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +55,27 @@ static const char *tstr(Lower *L, const Node *n) {
     return lw_printf(L, "%s", fe_type_str(n->dtype, &n->shape, buf, sizeof buf));
 }
 
-uint32_t lw_loc_stream(Lower *L, SrcLoc loc) {
+/* The position of a call as rng.md names it: "name.dfl:line:col", with the
+ * file's base name so that the numbers do not depend on how the path was typed. */
+static const char *loc_name(Lower *L, SrcLoc loc) {
     const SourceFile *f = source_get(L->src, loc.file);
     const char *path = f ? f->path : "";
     const char *base = strrchr(path, '/');
     base = base ? base + 1 : path;
-    char buf[512];
-    snprintf(buf, sizeof buf, "%s:%u:%u", base, loc.line, loc.col);
-    return rt_fnv1a32(buf);
+    return lw_printf(L, "%s:%u:%u", base, loc.line, loc.col);
+}
+
+/* The stream of a random draw (docs/rng.md, "Streams"). A draw that names its
+ * seed or its stream is a key, as in JAX: its stream is the FNV-1a hash of
+ * "kind:stream" (stream = 0 unless given), so the same kind, seed and stream
+ * give the same numbers wherever the call stands, and two kinds drawn from one
+ * seed (randn and sample) are different streams. Only a draw that names
+ * neither takes its stream from its position. A leaf of a tree (randn_like of
+ * a parameter tree) appends ":" and its path, so leaves differ. */
+static uint32_t draw_stream(Lower *L, BuiltinCall *c, const char *kind, bool named, uint32_t stream,
+                            const char *path) {
+    const char *base = named ? lw_printf(L, "%s:%u", kind, stream) : loc_name(L, c->loc);
+    return rt_fnv1a32(path ? lw_printf(L, "%s:%s", base, path) : base);
 }
 
 /* Shape from varargs positional ints or a single list/int; in a param
@@ -219,6 +233,23 @@ static Value *bi_iota(Lower *L, BuiltinCall *c) {
     return lw_tensor(L, ir_iota(G(L), dt, s, 0, c->loc));
 }
 
+/* tensor(x, dtype =): a tensor literal (a nested list of numbers) or a number
+ * as a tensor, where the list would otherwise stay a list (x.shape, log). */
+static Value *bi_tensor(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    DType dt = DT_COUNT;
+    if (!opt_dtype(L, c, 0, &dt)) return lw_err(L);
+    Value *v = c->pos[0];
+    if (v->kind == V_LIST && !lw_is_numeric_list(v))
+        return lw_error(L, c->pos_loc[0],
+                        "tensor: expected numbers or nested lists of numbers, got %s",
+                        v->u.tree.n ? "a list holding other values" : "an empty list");
+    Node *n = lw_need_node(L, v, dt, c->pos_loc[0], "tensor");
+    if (!n) return lw_err(L);
+    return lw_tensor(L, dt == DT_COUNT ? n : ir_cast(G(L), n, dt, c->loc));
+}
+
 /* A constant with the type of each leaf of v: reads only types, so the
  * tensor it mimics is not an input of the graph. */
 static Value *like_rec(Lower *L, Value *v, double fill, DType dt, SrcLoc loc) {
@@ -277,11 +308,13 @@ static Value *rand_shape(Lower *L, BuiltinCall *c, OpKind op) {
     if (e) return e;
     Shape s;
     DType dt = L->pinit && c->npos == 0 ? L->pinit->dt : DT_F32;
-    uint32_t stream = lw_loc_stream(L, c->loc);
+    uint32_t stream = 0;
     if (!opt_dtype(L, c, 2, &dt) || !shape_args(L, c, 0, c->npos, &s) ||
         !stream_kw(L, c, 1, &stream))
         return lw_err(L);
-    return lw_rng_tensor(L, op, dt, s, c->kw[0], NULL, stream, c->loc);
+    bool named = c->kw[0] || c->kw[1];
+    uint32_t st = draw_stream(L, c, op == OP_RNG_NORMAL ? "randn" : "rand", named, stream, NULL);
+    return lw_rng_tensor(L, op, dt, s, c->kw[0], NULL, st, c->loc);
 }
 
 static Value *bi_randn(Lower *L, BuiltinCall *c) {
@@ -291,9 +324,11 @@ static Value *bi_rand(Lower *L, BuiltinCall *c) {
     return rand_shape(L, c, OP_RNG_UNIFORM);
 }
 
-/* randn_like(t, seed =, stream =): each leaf of a tree draws from its path's stream. */
+/* randn_like(t, seed =, stream =): the kind of randn (randn_like(x, seed = 3)
+ * is randn of x's shape with seed 3); each leaf of a tree appends its path to
+ * the stream's name. */
 static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path, OpKind op,
-                            bool has_stream, uint32_t stream) {
+                            bool named, uint32_t stream) {
     if (val_is_error(v)) return lw_err(L);
     if (v->kind == V_TREE || v->kind == V_LIST) {
         Value **items =
@@ -303,7 +338,7 @@ static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path
             const char *nm = v->kind == V_TREE ? v->u.tree.names[i] : lw_printf(L, "%d", i);
             items[i] =
                 rand_like_rec(L, c, v->u.tree.items[i], path ? lw_printf(L, "%s.%s", path, nm) : nm,
-                              op, has_stream, stream);
+                              op, named, stream);
             if (val_is_error(items[i])) return lw_err(L);
         }
         Value *r = arena_alloc(L->a, sizeof *r);
@@ -318,7 +353,7 @@ static Value *rand_like_rec(Lower *L, BuiltinCall *c, Value *v, const char *path
     if (!lw_type(L, v, &dt, &s))
         return lw_error(L, c->pos_loc[0], "%s: expected a tensor or a tree, got %s", c->name,
                         lw_value_desc(L, v));
-    uint32_t st = has_stream ? stream : path ? rt_fnv1a32(path) : lw_loc_stream(L, c->loc);
+    uint32_t st = draw_stream(L, c, op == OP_RNG_NORMAL ? "randn" : "rand", named, stream, path);
     return lw_rng_tensor(L, op, is_float_dt(dt) ? dt : DT_F32, s, c->kw[0], NULL, st, c->loc);
 }
 
@@ -327,7 +362,7 @@ static Value *rand_like(Lower *L, BuiltinCall *c, OpKind op) {
     if (e) return e;
     uint32_t stream = 0;
     if (!stream_kw(L, c, 1, &stream)) return lw_err(L);
-    return rand_like_rec(L, c, c->pos[0], NULL, op, c->kw[1] != NULL, stream);
+    return rand_like_rec(L, c, c->pos[0], NULL, op, c->kw[0] || c->kw[1], stream);
 }
 
 static Value *bi_randn_like(Lower *L, BuiltinCall *c) {
@@ -1414,38 +1449,165 @@ static Value *bi_hessian_trace(Lower *L, BuiltinCall *c) {
 
 /* ---- sampling and seeds -------------------------------------------------------------- */
 
-/* sample(n, k, seed =, step =, stream =): k indices uniform in 0..n-1 (i32[k]),
- * element i from Philox index step*k + i. */
-static Value *bi_sample(Lower *L, BuiltinCall *c) {
-    Value *e = need_graph(L, c);
-    if (e) return e;
-    int64_t n, k;
-    if (!lw_const_int(L, c->pos[0], &n, c->pos_loc[0], "sample: n") ||
-        !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], "sample: k"))
-        return lw_err(L);
-    if (n < 1 || n > INT32_MAX)
-        return lw_error(L, c->pos_loc[0], "sample: n must be between 1 and 2^31-1, got %lld",
-                        (long long)n);
-    if (k < 0)
-        return lw_error(L, c->pos_loc[1], "sample: k must not be negative, got %lld", (long long)k);
-    uint32_t stream = lw_loc_stream(L, c->loc);
-    if (!stream_kw(L, c, 2, &stream)) return lw_err(L);
-    Graph *g = G(L);
-    Value *offset = NULL;
-    if (c->kw[1]) {
-        offset = lw_binop(L, OPK_MUL, c->kw[1], val_int(L->a, k), c->kw_loc[1]);
-        if (val_is_error(offset)) return lw_err(L);
-        if (val_is_const(offset) && offset->kind != V_INT)
-            return lw_error(L, c->kw_loc[1], "sample: step must be an integer");
+/* n and k of sample, choice and permutation: n in 1..2^31-1, k >= 0. */
+static bool draw_counts(Lower *L, BuiltinCall *c, int64_t *n, int64_t *k) {
+    if (!lw_const_int(L, c->pos[0], n, c->pos_loc[0], lw_printf(L, "%s: n", c->name))) return false;
+    if (*n < 1 || *n > INT32_MAX) {
+        lw_error(L, c->pos_loc[0], "%s: n must be between 1 and 2^31-1, got %lld", c->name,
+                 (long long)*n);
+        return false;
     }
+    if (c->npos < 2) {
+        *k = *n;
+        return true;
+    }
+    if (!lw_const_int(L, c->pos[1], k, c->pos_loc[1], lw_printf(L, "%s: k", c->name))) return false;
+    if (*k < 0) {
+        lw_error(L, c->pos_loc[1], "%s: k must not be negative, got %lld", c->name, (long long)*k);
+        return false;
+    }
+    return true;
+}
+
+/* The Philox index of a draw's first word: step * per (step = 0 unless given). */
+static bool draw_offset(Lower *L, BuiltinCall *c, Value *step, SrcLoc loc, int64_t per,
+                        Value **offset) {
+    *offset = NULL;
+    if (!step) return true;
+    *offset = lw_binop(L, OPK_MUL, step, val_int(L->a, per), loc);
+    if (val_is_error(*offset)) return false;
+    if (val_is_const(*offset) && (*offset)->kind != V_INT) {
+        lw_error(L, loc, "%s: step must be an integer", c->name);
+        return false;
+    }
+    return true;
+}
+
+/* k indices uniform in 0..n-1 with replacement (i32[k]): element i is
+ * min(floor(n * U), n - 1) of Philox index step * k + i. */
+static Value *draw_with_replacement(Lower *L, BuiltinCall *c, int64_t n, int64_t k, Value *seed,
+                                    Value *step, SrcLoc step_loc, uint32_t stream) {
+    Graph *g = G(L);
+    Value *offset;
+    if (!draw_offset(L, c, step, step_loc, k, &offset)) return lw_err(L);
     Shape s = {.rank = 1, .dims = {k}};
-    Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, c->kw[0], offset, stream, c->loc);
+    Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, seed, offset, stream, c->loc);
     if (val_is_error(u)) return u;
     Node *x = ir_cast(g, u->u.t.node, DT_F64, c->loc);
     x = ir_binary(g, OP_MUL, x, ir_scalar(g, DT_F64, (double)n, c->loc), c->loc);
     x = ir_unary(g, OP_FLOOR, x, c->loc);
     x = ir_binary(g, OP_MIN, x, ir_scalar(g, DT_F64, (double)(n - 1), c->loc), c->loc);
     return lw_tensor(L, ir_cast(g, x, DT_I32, c->loc));
+}
+
+/* k distinct indices of 0..n-1 (i32[k]), every ordered k-subset equally likely
+ * (docs/rng.md, "sampling without replacement"): n keys
+ * key_j = U_j + 2^-24 U_{n+j} in f64 from the 2n uniforms at Philox index
+ * step * 2n + 0..2n-1, and element i is the rank of key_i among all n. */
+static Value *draw_without_replacement(Lower *L, BuiltinCall *c, int64_t n, int64_t k, Value *seed,
+                                       Value *step, SrcLoc step_loc, uint32_t stream) {
+    Graph *g = G(L);
+    if (k > n)
+        return lw_error(L, c->loc, "%s: cannot draw %lld distinct indices of %lld", c->name,
+                        (long long)k, (long long)n);
+    Shape cmp = {.rank = 2, .dims = {k, n}};
+    if (!lw_check_numel(L, &cmp, c->loc, lw_printf(L, "%s: its k x n comparison", c->name)))
+        return lw_err(L);
+    Value *offset;
+    if (!draw_offset(L, c, step, step_loc, 2 * n, &offset)) return lw_err(L);
+    Shape s = {.rank = 1, .dims = {2 * n}};
+    Value *u = lw_rng_tensor(L, OP_RNG_UNIFORM, DT_F32, s, seed, offset, stream, c->loc);
+    if (val_is_error(u)) return u;
+    Node *x = ir_cast(g, u->u.t.node, DT_F64, c->loc);
+    int64_t zero = 0, one = 1, two_n = 2 * n;
+    Node *hi = ir_slice(g, x, &zero, &n, &one, c->loc),
+         *lo = ir_slice(g, x, &n, &two_n, &one, c->loc);
+    Node *key =
+        ir_binary(g, OP_ADD, hi,
+                  ir_binary(g, OP_MUL, lo, ir_scalar(g, DT_F64, 0x1p-24, c->loc), c->loc), c->loc);
+    return lw_tensor(L, ir_key_ranks(g, key, k, c->loc));
+}
+
+/* sample(n, k, seed =, step =, stream =): k indices uniform in 0..n-1 (i32[k]),
+ * with replacement, element i from Philox index step*k + i. */
+static Value *bi_sample(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t n, k;
+    uint32_t stream = 0;
+    if (!draw_counts(L, c, &n, &k) || !stream_kw(L, c, 2, &stream)) return lw_err(L);
+    stream = draw_stream(L, c, "sample", c->kw[0] || c->kw[2], stream, NULL);
+    return draw_with_replacement(L, c, n, k, c->kw[0], c->kw[1], c->kw_loc[1], stream);
+}
+
+/* choice(n, k, replace =, seed =, step =, stream =): with replace = true (the
+ * default, as numpy's) sample's algorithm, else k distinct indices. */
+static Value *bi_choice(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t n, k;
+    bool replace = true;
+    uint32_t stream = 0;
+    if (!draw_counts(L, c, &n, &k) ||
+        (c->kw[0] && !lw_const_bool(L, c->kw[0], &replace, c->kw_loc[0], "choice: replace")) ||
+        !stream_kw(L, c, 3, &stream))
+        return lw_err(L);
+    stream = draw_stream(L, c, "choice", c->kw[1] || c->kw[3], stream, NULL);
+    return replace ? draw_with_replacement(L, c, n, k, c->kw[1], c->kw[2], c->kw_loc[2], stream)
+                   : draw_without_replacement(L, c, n, k, c->kw[1], c->kw[2], c->kw_loc[2], stream);
+}
+
+/* permutation(n, seed =, step =, stream =): 0..n-1 in a uniformly random order. */
+static Value *bi_permutation(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t n, k;
+    uint32_t stream = 0;
+    if (!draw_counts(L, c, &n, &k) || !stream_kw(L, c, 2, &stream)) return lw_err(L);
+    stream = draw_stream(L, c, "permutation", c->kw[0] || c->kw[2], stream, NULL);
+    return draw_without_replacement(L, c, n, n, c->kw[0], c->kw[1], c->kw_loc[1], stream);
+}
+
+/* histogram(x, bins, lo, hi): numpy.histogram(x, bins, (lo, hi))[0], i64[bins]
+ * (ir_histogram). lo and hi are numbers (lo == hi widens to lo - 0.5, hi + 0.5
+ * and lo > hi is an error, as in numpy) or scalar tensors (unchecked). */
+static Value *bi_histogram(Lower *L, BuiltinCall *c) {
+    Value *e = need_graph(L, c);
+    if (e) return e;
+    int64_t bins;
+    if (!lw_const_int(L, c->pos[1], &bins, c->pos_loc[1], "histogram: bins")) return lw_err(L);
+    if (bins < 1 || bins > 1 << 20)
+        return lw_error(L, c->pos_loc[1], "histogram: bins must be between 1 and 2^20, got %lld",
+                        (long long)bins);
+    Value *lo = c->pos[2], *hi = c->pos[3];
+    if (val_is_const(lo) && val_is_const(hi)) {
+        double a, b;
+        if (!lw_const_num(L, lo, &a, c->pos_loc[2], "histogram: lo") ||
+            !lw_const_num(L, hi, &b, c->pos_loc[3], "histogram: hi"))
+            return lw_err(L);
+        if (!(a <= b) || !isfinite(a) || !isfinite(b))
+            return lw_error(L, c->loc, "histogram: lo (%g) must be finite and at most hi (%g)", a,
+                            b);
+        if (a == b) {
+            lo = val_float(L->a, a - 0.5);
+            hi = val_float(L->a, b + 0.5);
+        }
+    }
+    Node *x = pos_node(L, c, 0, DT_COUNT);
+    Node *ln = lw_need_node(L, lo, DT_F64, c->pos_loc[2], "histogram: lo");
+    Node *hn = lw_need_node(L, hi, DT_F64, c->pos_loc[3], "histogram: hi");
+    if (!x || !ln || !hn) return lw_err(L);
+    if (ln->shape.rank != 0 || hn->shape.rank != 0)
+        return lw_error(L, c->loc, "histogram: lo and hi must be scalars, got %s and %s",
+                        tstr(L, ln), tstr(L, hn));
+    if (x->dtype == DT_F16 || x->dtype == DT_BF16)
+        return lw_error(L, c->pos_loc[0], "histogram: x must be f32, f64 or an integer, got %s",
+                        tstr(L, x));
+    Shape cmp = {.rank = 2, .dims = {rt_shape_numel(&x->shape), bins + 1}};
+    if (!lw_check_numel(L, &cmp, c->loc, "histogram: its N x bins comparison")) return lw_err(L);
+    Graph *g = G(L);
+    return lw_tensor(L, ir_histogram(g, x, bins, ir_cast(g, ln, DT_F64, c->loc),
+                                     ir_cast(g, hn, DT_F64, c->loc), c->loc));
 }
 
 static Value *bi_fresh_seed(Lower *L, BuiltinCall *c) {
@@ -1568,7 +1730,7 @@ static Value *bi_params(Lower *L, BuiltinCall *c) {
     Value *f = c->pos[0];
     const char *root = NULL;
     if (f->kind == V_FUNC && f->u.fn.kind == FN_DECL)
-        root = f->u.fn.decl->name;
+        root = f->u.fn.inst ? f->u.fn.inst : f->u.fn.decl->name;
     else if (f->kind == V_STR)
         root = f->u.s;
     if (!root)
@@ -1617,6 +1779,7 @@ static const Builtin builtins[] = {
     {"full", 2, 2, {"dtype"}, 0, bi_full},
     {"eye", 1, 2, {"dtype"}, 0, bi_eye},
     {"iota", 1, 1, {"dtype"}, 0, bi_iota},
+    {"tensor", 1, 1, {"dtype"}, 0, bi_tensor},
     {"zeros_like", 1, 1, {"dtype"}, 0, bi_zeros_like},
     {"ones_like", 1, 1, {"dtype"}, 0, bi_ones_like},
     {"full_like", 2, 2, {"dtype"}, 0, bi_full_like},
@@ -1693,6 +1856,9 @@ static const Builtin builtins[] = {
     {"hessian_trace", 2, 2, NOKW, 0, bi_hessian_trace},
     /* sampling, seeds */
     {"sample", 2, 2, {"seed", "step", "stream"}, 0, bi_sample},
+    {"choice", 2, 2, {"replace", "seed", "step", "stream"}, 0, bi_choice},
+    {"permutation", 1, 1, {"seed", "step", "stream"}, 0, bi_permutation},
+    {"histogram", 4, 4, NOKW, 0, bi_histogram},
     {"fresh_seed", 0, 0, NOKW, BF_STEP, bi_fresh_seed},
     /* data */
     {"idx", 1, 1, {"scale", "split"}, BF_DATA, lw_load_idx},

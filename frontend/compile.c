@@ -104,10 +104,17 @@ static void register_globals(Lower *L, FeMod *m) {
         case DC_OPTIMIZER:
             add_global(L, m, d->name, G_OPTIM, d, d->name_loc);
             break;
+        case DC_MODEL:
+            add_global(L, m, d->name, G_MODEL, d, d->name_loc);
+            break;
         case DC_TRAIN:
         case DC_MAIN:
             break;
         }
+    }
+    for (int i = 0; i < p->ndecls; i++) {
+        Global *g = p->decls[i]->kind == DC_TRAIN ? lw_global(m, p->decls[i]->name) : NULL;
+        if (g && g->kind == G_FN) g->trained = true;
     }
 }
 
@@ -314,10 +321,12 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
         return NULL;
     }
 
-    /* config and data, in source order (a missing file is an error even when unused) */
+    /* config, data and models, in source order (a missing file or a model of
+       something that is not a fn is an error even when unused) */
     for (int i = 0; i < L.main->n; i++) {
         Global *g = &L.main->g[i];
-        if (g->kind == G_CONFIG || g->kind == G_DATA) lw_global_value(&L, L.main, g, g->loc);
+        if (g->kind == G_CONFIG || g->kind == G_DATA || g->kind == G_MODEL)
+            lw_global_value(&L, L.main, g, g->loc);
     }
     for (int i = 0; i < p->ndecls && !L.oom; i++) {
         const Decl *dc = p->decls[i];
@@ -327,6 +336,7 @@ Module *fe_compile(Arena *a, SourceSet *s, DiagList *d, const char *path, const 
             lw_main(&L, dc);
     }
     if (!L.oom) lw_defs_check_pending(&L);
+    if (!L.oom) lw_warn_untrained(&L);
     if (L.oom) diag_error(d, srcloc_none(), "out of memory while compiling '%s'", path);
 #ifdef DFLOW_VERIFY
     if (!diag_has_errors(d)) ir_module_verify(L.m, "lower");

@@ -111,9 +111,18 @@ Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc) {
             v->u.fn.kind = g->kind == G_FN ? FN_DECL : FN_OPTIMIZER;
             v->u.fn.decl = g->decl;
             v->u.fn.mod = m;
+            if (g->trained) v->u.fn.inst = g->name;
             g->v = v;
         }
         return g->v;
+    case G_MODEL:
+        if (g->state == 2) return g->v ? g->v : lw_err(L);
+        if (g->state == 1)
+            return lw_error(L, loc, "model '%s' is defined in terms of itself", g->name);
+        g->state = 1;
+        g->v = lw_model_decl(L, m, g);
+        g->state = 2;
+        return g->v ? g->v : lw_err(L);
     case G_DATA:
         if (g->state == 2) return g->v ? g->v : lw_err(L);
         if (g->state == 1)
@@ -124,6 +133,22 @@ Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc) {
         return g->v ? g->v : lw_err(L);
     }
     return lw_err(L);
+}
+
+/* `model NAME = f`: f's fn with NAME as its instance. */
+Value *lw_model_decl(Lower *L, FeMod *m, const Global *g) {
+    const Expr *e = g->decl->u.model.value;
+    Scope *s = lw_scope_new(L, NULL, m);
+    Value *f = s ? lw_expr(L, s, e) : NULL;
+    if (val_is_error(f)) return lw_err(L);
+    if (f->kind != V_FUNC || f->u.fn.kind != FN_DECL)
+        return lw_error(L, e->loc, "model %s: expected a fn declaration such as mlp, got %s",
+                        g->name, lw_value_desc(L, f));
+    Value *v = arena_alloc(L->a, sizeof *v);
+    if (!v) return lw_err(L);
+    *v = *f;
+    v->u.fn.inst = g->name;
+    return v;
 }
 
 Value *lw_lookup(Lower *L, Scope *s, const char *name, SrcLoc loc) {
@@ -286,11 +311,12 @@ bool lw_type(Lower *L, const Value *v, DType *dt, Shape *s) {
         *dt = DT_BOOL;
         *s = rt_shape_scalar();
         return true;
+    case V_LIST:
+        return lw_literal_type(v, DT_COUNT, dt, s);
     case V_ERROR:
     case V_NONE:
     case V_STR:
     case V_TREE:
-    case V_LIST:
     case V_FUNC:
     case V_OPTIM:
     case V_MODULE:
@@ -329,6 +355,130 @@ Node *lw_const_node(Graph *g, DType dt, Shape s, const Value *v, SrcLoc loc) {
     return ir_const(g, dt, s, val_num(v), loc);
 }
 
+/* ---- tensor literals ------------------------------------------------------------------ */
+
+bool lw_is_numeric_list(const Value *v) {
+    if (!v || v->kind != V_LIST || v->u.tree.n == 0) return false;
+    for (int i = 0; i < v->u.tree.n; i++) {
+        const Value *e = v->u.tree.items[i];
+        if (!(e->kind == V_INT || e->kind == V_FLOAT || e->kind == V_BOOL || lw_is_numeric_list(e)))
+            return false;
+    }
+    return true;
+}
+
+/* The dtype a numeric list takes: f32 once a float is in it (f64 beside an f64
+ * tensor), bool when all are bools, otherwise i64, or the dtype of the tensor
+ * it meets (hint), as an integer constant would. */
+static void list_dtype(const Value *v, bool *any_float, bool *all_bool) {
+    for (int i = 0; i < v->u.tree.n; i++) {
+        const Value *e = v->u.tree.items[i];
+        if (e->kind == V_LIST)
+            list_dtype(e, any_float, all_bool);
+        else {
+            *any_float |= e->kind == V_FLOAT;
+            *all_bool &= e->kind == V_BOOL;
+        }
+    }
+}
+
+static DType literal_dtype(const Value *v, DType hint) {
+    bool any_float = false, all_bool = true;
+    list_dtype(v, &any_float, &all_bool);
+    if (any_float) return hint == DT_F64 ? DT_F64 : DT_F32;
+    if (all_bool) return DT_BOOL;
+    if (hint == DT_F32 || hint == DT_F64 || hint == DT_I32 || hint == DT_I64) return hint;
+    return DT_I64;
+}
+
+/* The shape of a numeric list: the lengths along its first items; false (with
+ * a message in why) when it is ragged, so it is no tensor. */
+static bool literal_check(const Value *v, const Shape *s, int depth, char *why, size_t n) {
+    if (depth == s->rank) {
+        if (v->kind == V_LIST) {
+            snprintf(why, n, "a list where a number is expected at depth %d", depth);
+            return false;
+        }
+        return true;
+    }
+    if (v->kind != V_LIST) {
+        snprintf(why, n, "a number where a list of %lld is expected at depth %d",
+                 (long long)s->dims[depth], depth);
+        return false;
+    }
+    if (v->u.tree.n != s->dims[depth]) {
+        snprintf(why, n, "a list of %d where the first has %lld, at depth %d", v->u.tree.n,
+                 (long long)s->dims[depth], depth);
+        return false;
+    }
+    for (int i = 0; i < v->u.tree.n; i++)
+        if (!literal_check(v->u.tree.items[i], s, depth + 1, why, n)) return false;
+    return true;
+}
+
+static bool literal_shape(const Value *v, Shape *s, char *why, size_t n) {
+    memset(s, 0, sizeof *s);
+    for (const Value *e = v; e->kind == V_LIST; e = e->u.tree.items[0]) {
+        if (s->rank == IR_MAX_RANK || e->u.tree.n == 0) {
+            snprintf(why, n, "more than %d nested lists, or an empty one", IR_MAX_RANK);
+            return false;
+        }
+        s->dims[s->rank++] = e->u.tree.n;
+    }
+    return literal_check(v, s, 0, why, n);
+}
+
+bool lw_literal_type(const Value *v, DType hint, DType *dt, Shape *s) {
+    char why[160];
+    if (!lw_is_numeric_list(v) || !literal_shape(v, s, why, sizeof why)) return false;
+    *dt = literal_dtype(v, hint);
+    return true;
+}
+
+static int literal_leaves(Lower *L, const Value *v, Graph *g, DType dt, Node **out, int k,
+                          SrcLoc loc) {
+    for (int i = 0; i < v->u.tree.n; i++) {
+        const Value *e = v->u.tree.items[i];
+        if (e->kind == V_LIST) {
+            k = literal_leaves(L, e, g, dt, out, k, loc);
+            continue;
+        }
+        lw_cfg_bake(L, e, loc); /* a config number in a literal is fixed at compile time */
+        Shape one = {.rank = 1, .dims = {1}};
+        out[k++] = lw_const_node(g, dt, one, e, loc);
+    }
+    return k;
+}
+
+/* A tensor literal: the numbers of a (nested) list as a constant tensor, one
+ * constant per number concatenated, so every backend and pass already knows
+ * it; FE_MAX_LITERAL bounds that (bigger data comes from a file). */
+static Node *literal_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
+    Graph *g = L->gc->g;
+    Shape s;
+    char why[160];
+    if (!literal_shape(v, &s, why, sizeof why)) {
+        diag_error(L->d, loc, "a ragged list is not a tensor: %s", why);
+        return NULL;
+    }
+    int64_t n = rt_shape_numel(&s);
+    if (n > FE_MAX_LITERAL) {
+        diag_error(L->d, loc,
+                   "a tensor literal holds at most %d numbers, this one %lld (load bigger data "
+                   "with npy() or csv())",
+                   FE_MAX_LITERAL, (long long)n);
+        return NULL;
+    }
+    DType dt = literal_dtype(v, hint);
+    Node **leaves = arena_alloc(L->a, sizeof(Node *) * (size_t)n);
+    if (!leaves) {
+        L->oom = true;
+        return NULL;
+    }
+    literal_leaves(L, v, g, dt, leaves, 0, loc);
+    return ir_reshape(g, ir_concat(g, leaves, (int)n, 0, loc), s, loc);
+}
+
 Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
     if (!v || !L->gc || !L->gc->g) return NULL;
     Graph *g = L->gc->g;
@@ -365,11 +515,13 @@ Node *lw_node(Lower *L, const Value *v, DType hint, SrcLoc loc) {
         if (val_is_error(lv) || lv->kind == V_LOSS) return NULL;
         return lw_node(L, lv, hint, loc);
     }
+    case V_LIST:
+        if (lw_is_numeric_list(v)) return literal_node(L, v, hint, loc);
+        break;
     case V_ERROR:
     case V_NONE:
     case V_STR:
     case V_TREE:
-    case V_LIST:
     case V_FUNC:
     case V_OPTIM:
     case V_MODULE:
@@ -459,7 +611,8 @@ const char *lw_value_desc(Lower *L, const Value *v) {
 
 Node *lw_need_node(Lower *L, const Value *v, DType hint, SrcLoc loc, const char *what) {
     if (val_is_error(v)) return NULL;
-    if (v->kind != V_TENSOR && v->kind != V_SLOT && !val_is_const(v) && v->kind != V_LOSS) {
+    if (v->kind != V_TENSOR && v->kind != V_SLOT && !val_is_const(v) && v->kind != V_LOSS &&
+        !lw_is_numeric_list(v)) {
         diag_error(L->d, loc, "%s: expected a tensor or a number, got %s", what,
                    lw_value_desc(L, v));
         return NULL;
@@ -715,6 +868,7 @@ void lw_act_push(Lower *L, Activation *act, const Decl *fn, const char *callee_n
     Activation *parent = L->act;
     if (!parent || !parent->path) {
         act->path = callee_name;
+        act->root = true;
     } else {
         int k = -1;
         for (int i = 0; i < parent->n; i++)
@@ -739,6 +893,15 @@ void lw_act_push(Lower *L, Activation *act, const Decl *fn, const char *callee_n
         }
         act->path = lw_printf(L, "%s.%s%d", parent->path, callee_name, parent->counts[k]++);
     }
+    act->prev = L->act;
+    L->act = act;
+}
+
+void lw_act_push_instance(Lower *L, Activation *act, const Decl *fn, const char *inst) {
+    memset(act, 0, sizeof *act);
+    act->fn = fn;
+    act->path = inst;
+    act->root = true;
     act->prev = L->act;
     L->act = act;
 }
@@ -842,6 +1005,7 @@ Value *lw_param(Lower *L, Scope *s, const Stmt *st) {
     }
     slot = lw_new_slot(L, path, SLOT_PARAM, dt, sh);
     if (slot < 0) return lw_err(L);
+    lw_param_origin(L, slot);
 
     /* The initialiser runs once, in its own graph in Module.init. */
     ParamInit pi = {path, dt, sh, st->loc};

@@ -5,8 +5,13 @@
  * value flows back. Typed parameters are checked against their arguments
  * (dtype, rank, dims), binding shape variables such as B in f32[B, 784];
  * `...` matches any run of dimensions. Each inlined call pushes an
- * Activation, which names parameters by call path (mlp.linear0.W) and
- * detects recursion. Lambdas are inlined too but are transparent to paths.
+ * Activation, which names parameters by path and detects recursion. A call
+ * through a model name (a fn a train block names, or `model NAME = f`;
+ * Value.u.fn.inst) is that model wherever it stands -- a helper, another
+ * model, a lambda, a std function given the model as an argument -- so its
+ * parameters are NAME.<path inside>. Any other call of a fn is a layer of
+ * its caller: mlp.linear0 is mlp's first call of linear. Lambdas are inlined
+ * too but are transparent to paths.
  * Calling an optimizer declaration binds its arguments into an instance
  * (V_OPTIM) that a train block lowers later. */
 #include <string.h>
@@ -54,7 +59,10 @@ static bool check_type(Lower *L, Scope *s, const TypeExpr *t, Value *v, const ch
     if (val_is_error(v)) return false;
     DType dt;
     Shape sh;
-    if (!lw_type(L, v, &dt, &sh)) {
+    /* a tensor literal takes the declared dtype, as a number would */
+    bool typed =
+        lw_is_numeric_list(v) ? lw_literal_type(v, t->dtype, &dt, &sh) : lw_type(L, v, &dt, &sh);
+    if (!typed) {
         diag_error(L->d, loc, "%s: expected %s, got %s", what, lw_type_expr_str(L, t, s),
                    lw_value_desc(L, v));
         return false;
@@ -291,8 +299,8 @@ static Value *run_body(Lower *L, Scope *s, const Block *body, const Expr *body_e
     return val_none(L->a);
 }
 
-static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, CallArg *args,
-                           int nargs, SrcLoc loc) {
+static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, const char *inst,
+                           CallArg *args, int nargs, SrcLoc loc) {
     if (L->call_depth >= FE_MAX_CALL_DEPTH)
         return lw_error(L, loc, "calls are nested more than %d deep", FE_MAX_CALL_DEPTH);
     for (Activation *a = L->act; a; a = a->prev)
@@ -307,7 +315,11 @@ static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, 
     if (!bind_params(L, s, d->name, d->u.fn.params, np, vals, locs)) return lw_err(L);
 
     Activation act;
-    lw_act_push(L, &act, d, d->name);
+    if (inst)
+        lw_act_push_instance(L, &act, d, inst);
+    else
+        lw_act_push(L, &act, d, d->name);
+    act.call = loc;
     SavedCtx saved;
     save_ctx(L, &saved);
     L->call_depth++;
@@ -330,7 +342,7 @@ static Value *inline_fn_in(Lower *L, const Decl *d, FeMod *mod, Scope *closure, 
 }
 
 Value *lw_inline_fn(Lower *L, const Decl *d, FeMod *mod, CallArg *args, int nargs, SrcLoc loc) {
-    return inline_fn_in(L, d, mod, NULL, args, nargs, loc);
+    return inline_fn_in(L, d, mod, NULL, NULL, args, nargs, loc);
 }
 
 static Value *call_lambda(Lower *L, Value *f, CallArg *args, int nargs, SrcLoc loc) {
@@ -399,7 +411,8 @@ Value *lw_call_value(Lower *L, Value *f, const char *fname, CallArg *args, int n
         case FN_BUILTIN:
             return lw_builtin_call(L, f->u.fn.builtin, args, nargs, loc);
         case FN_DECL:
-            return inline_fn_in(L, f->u.fn.decl, f->u.fn.mod, f->u.fn.closure, args, nargs, loc);
+            return inline_fn_in(L, f->u.fn.decl, f->u.fn.mod, f->u.fn.closure, f->u.fn.inst, args,
+                                nargs, loc);
         case FN_LAMBDA:
             return call_lambda(L, f, args, nargs, loc);
         case FN_OPTIMIZER:

@@ -28,6 +28,8 @@ const char *lw_binop_sym(OpKindAst op) {
         return "*";
     case OPK_DIV:
         return "/";
+    case OPK_FLOORDIV:
+        return "//";
     case OPK_MOD:
         return "%";
     case OPK_MATMUL:
@@ -193,6 +195,7 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         case OPK_SUB:
         case OPK_MUL:
         case OPK_DIV:
+        case OPK_FLOORDIV:
         case OPK_MOD:
         case OPK_MATMUL:
         case OPK_POW:
@@ -228,6 +231,13 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
         case OPK_DIV:
             if (y == 0) return lw_error(L, loc, "division by zero");
             return val_float(L->a, (double)x / (double)y);
+        case OPK_FLOORDIV: {
+            if (y == 0) return lw_error(L, loc, "division by zero");
+            if (x == INT64_MIN && y == -1) return lw_error(L, loc, "integer overflow in '//'");
+            int64_t q = x / y; /* truncates; floor is one less where the signs differ */
+            if (x % y != 0 && ((x < 0) != (y < 0))) q--;
+            return val_int(L->a, q);
+        }
         case OPK_MOD: {
             if (y == 0) return lw_error(L, loc, "modulo by zero");
             if (x == INT64_MIN && y == -1) return val_int(L->a, 0);
@@ -283,6 +293,16 @@ static Value *fold(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     case OPK_DIV:
         if (y == 0) return lw_error(L, loc, "division by zero");
         return val_float(L->a, x / y);
+    case OPK_FLOORDIV: {
+        /* CPython's float floor division (numpy's floor_divide): (x - x % y) / y
+         * is within rounding of an integer; round it, so 1 // 0.1 is 9 */
+        if (y == 0) return lw_error(L, loc, "division by zero");
+        double m = fmod(x, y), d = (x - m) / y;
+        if (m != 0 && ((m < 0) != (y < 0))) d -= 1.0;
+        if (d == 0) return val_float(L->a, copysign(0.0, x / y));
+        double f = floor(d);
+        return val_float(L->a, d - f > 0.5 ? f + 1 : f);
+    }
     case OPK_MOD: {
         if (y == 0) return lw_error(L, loc, "modulo by zero");
         double m = fmod(x, y);
@@ -483,6 +503,8 @@ static Value *tensor_binop_dt(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc
             y = ir_cast(g, y, fdt, loc);
         }
         break;
+    case OPK_FLOORDIV:
+        return lw_tensor(L, ir_floordiv(g, x, y, loc));
     case OPK_MOD:
         k = OP_MOD;
         break;
@@ -584,11 +606,25 @@ static Value *tensor_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc lo
     return r;
 }
 
+/* v as a tensor when it is a numeric list and other a tensor (with the
+ * dtype an integer constant would take beside it); else v. NULL on error. */
+static Value *literal_beside(Lower *L, Value *v, const Value *other, SrcLoc loc) {
+    if (!lw_is_numeric_list(v) || !val_is_tensorish(other) || !L->gc || !L->gc->g) return v;
+    DType dt;
+    Shape s;
+    if (!lw_type(L, other, &dt, &s)) return v;
+    Node *n = lw_node(L, v, dt, loc);
+    return n ? lw_tensor(L, n) : NULL;
+}
+
 Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
     if (val_is_error(a) || val_is_error(b)) return lw_err(L);
     if (a->kind == V_LOSS) a = lw_loss_value(L, loc);
     if (b->kind == V_LOSS) b = lw_loss_value(L, loc);
     if (val_is_error(a) || val_is_error(b)) return lw_err(L);
+    /* a list of numbers meeting a tensor is a tensor literal, not a tree */
+    if (!(a = literal_beside(L, a, b, loc)) || !(b = literal_beside(L, b, a, loc)))
+        return lw_err(L);
     if (is_tree(a) || is_tree(b)) {
         if (op == OPK_MATMUL) return lw_error(L, loc, "'@' does not apply to trees");
         if (is_tree(a) && is_tree(b)) {
@@ -627,6 +663,7 @@ Value *lw_binop(Lower *L, OpKindAst op, Value *a, Value *b, SrcLoc loc) {
             case OPK_SUB:
             case OPK_MUL:
             case OPK_DIV:
+            case OPK_FLOORDIV:
             case OPK_MOD:
             case OPK_MATMUL:
             case OPK_POW:
@@ -691,6 +728,9 @@ static Value *neg_value(Lower *L, Value *a, SrcLoc loc) {
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc) {
     if (val_is_error(c) || val_is_error(a) || val_is_error(b)) return lw_err(L);
     if (a == b) return a;
+    if (!(a = literal_beside(L, a, b, loc)) || !(b = literal_beside(L, b, a, loc)) ||
+        !(a = literal_beside(L, a, c, loc)) || !(b = literal_beside(L, b, c, loc)))
+        return lw_err(L);
     if (is_tree(a) || is_tree(b)) {
         if (!is_tree(a) || !is_tree(b) || !val_same_structure(a, b))
             return lw_error(L, loc, "the two alternatives are trees of different structure");
@@ -793,6 +833,177 @@ static Value *index_list(Lower *L, Value *base, Value *iv, SrcLoc loc) {
     return base->u.tree.items[i];
 }
 
+/* What an index expression selects from x: a box (start/stop per axis),
+ * the integer-indexed axes dropped, at most one integer tensor gathering
+ * along its axis, and the result's dims (None axes included). */
+typedef struct {
+    Node *x;
+    int rank;
+    int64_t start[IR_MAX_RANK], stop[IR_MAX_RANK];
+    bool drop[IR_MAX_RANK];
+    Node *tidx;
+    int tidx_axis;
+    int64_t final_dims[2 * IR_MAX_RANK];
+    int final_rank;
+} IndexPlan;
+
+static bool slice_bound(Lower *L, Scope *s, const Expr *e, int64_t d, int64_t *out) {
+    Value *v = lw_expr(L, s, e);
+    if (!lw_const_int(L, v, out, e->loc, "a slice bound")) return false;
+    if (*out < 0) *out += d;
+    if (*out < 0) *out = 0;
+    if (*out > d) *out = d;
+    return true;
+}
+
+static bool plan_axis(Lower *L, Scope *s, const Expr *ie, IndexPlan *p, int ax) {
+    Node *x = p->x;
+    int64_t d = x->shape.dims[ax];
+    char b1[160];
+    if (ie->kind == EX_SLICE) {
+        int64_t lo = 0, hi = d;
+        if (ie->u.slice.lo && !slice_bound(L, s, ie->u.slice.lo, d, &lo)) return false;
+        if (ie->u.slice.hi && !slice_bound(L, s, ie->u.slice.hi, d, &hi)) return false;
+        if (hi < lo) hi = lo;
+        p->start[ax] = lo;
+        p->stop[ax] = hi;
+        p->final_dims[p->final_rank++] = hi - lo;
+        return true;
+    }
+    Value *iv = lw_expr(L, s, ie);
+    if (val_is_error(iv)) return false;
+    if (iv->kind == V_INT || iv->kind == V_FLOAT) {
+        int64_t i;
+        if (!lw_const_int(L, iv, &i, ie->loc, "an index")) return false;
+        int64_t j = i < 0 ? i + d : i;
+        if (j < 0 || j >= d) {
+            lw_error(L, ie->loc, "index %lld is out of range for axis %d of %s", (long long)i, ax,
+                     fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
+            return false;
+        }
+        p->start[ax] = j;
+        p->stop[ax] = j + 1;
+        p->drop[ax] = true;
+        return true;
+    }
+    if (val_is_tensorish(iv)) {
+        Node *in = lw_node(L, iv, DT_COUNT, ie->loc);
+        if (!in) return false;
+        if (!is_int_dt(in->dtype)) {
+            lw_error(L, ie->loc, "an index tensor must hold integers, got %s",
+                     fe_type_str(in->dtype, &in->shape, b1, sizeof b1));
+            return false;
+        }
+        if (p->tidx) {
+            lw_error(L, ie->loc, "only one tensor index per indexing is supported");
+            return false;
+        }
+        p->tidx = in;
+        p->tidx_axis = ax;
+        for (int r = 0; r < in->shape.rank && p->final_rank < 2 * IR_MAX_RANK; r++)
+            p->final_dims[p->final_rank++] = in->shape.dims[r];
+        return true;
+    }
+    lw_error(L, ie->loc, "an index must be an integer, a slice, None or an integer tensor, got %s",
+             lw_value_desc(L, iv));
+    return false;
+}
+
+static bool plan_index(Lower *L, Scope *s, const Expr *e, Node *x, IndexPlan *p) {
+    memset(p, 0, sizeof *p);
+    p->x = x;
+    p->rank = x->shape.rank;
+    p->tidx_axis = -1;
+    for (int i = 0; i < p->rank; i++)
+        p->stop[i] = x->shape.dims[i];
+    int ax = 0;
+    char b1[160];
+    for (int k = 0; k < e->u.index.nidx; k++) {
+        const Expr *ie = e->u.index.idx[k];
+        if (p->final_rank >= IR_MAX_RANK + 1) break; /* reported below */
+        if (ie->kind == EX_NONE) {
+            p->final_dims[p->final_rank++] = 1;
+            continue;
+        }
+        if (ax >= p->rank) {
+            lw_error(L, ie->loc, "too many indices for %s",
+                     fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
+            return false;
+        }
+        if (!plan_axis(L, s, ie, p, ax++)) return false;
+    }
+    for (int i = ax; i < p->rank && p->final_rank < 2 * IR_MAX_RANK; i++)
+        p->final_dims[p->final_rank++] = x->shape.dims[i];
+    if (p->final_rank > IR_MAX_RANK) {
+        lw_error(L, e->loc, "indexing gives rank %d, more than the maximum %d", p->final_rank,
+                 IR_MAX_RANK);
+        return false;
+    }
+    return true;
+}
+
+/* The kept axes (the box without dropped axes) and where the tensor-indexed
+ * axis is among them (-1: none). */
+static Shape kept_shape(const IndexPlan *p, int *taxis) {
+    Shape kept = {.rank = 0};
+    *taxis = -1;
+    for (int i = 0; i < p->rank; i++) {
+        if (p->drop[i]) continue;
+        if (i == p->tidx_axis) *taxis = kept.rank;
+        kept.dims[kept.rank++] = p->stop[i] - p->start[i];
+    }
+    return kept;
+}
+
+/* The permutation that brings axis taxis of a rank-kr value to the front. */
+static void front_perm(int taxis, int kr, int *perm) {
+    int k = 0;
+    perm[k++] = taxis;
+    for (int i = 0; i < kr; i++)
+        if (i != taxis) perm[k++] = i;
+}
+
+/* After the gather, the index's ri axes come first; put them at taxis. */
+static void back_perm(int taxis, int ri, int total, int *perm) {
+    for (int q = 0; q < total; q++)
+        perm[q] = q < taxis ? ri + q : q < taxis + ri ? q - taxis : q;
+}
+
+static Shape final_shape(const IndexPlan *p) {
+    Shape fs = {.rank = p->final_rank};
+    for (int i = 0; i < p->final_rank; i++)
+        fs.dims[i] = p->final_dims[i];
+    return fs;
+}
+
+static Node *apply_index(Lower *L, const IndexPlan *p, SrcLoc loc) {
+    Graph *g = L->gc->g;
+    Node *x = p->x;
+    bool trivial = true;
+    for (int i = 0; i < p->rank; i++)
+        trivial = trivial && p->start[i] == 0 && p->stop[i] == x->shape.dims[i];
+    int64_t step[IR_MAX_RANK];
+    for (int i = 0; i < p->rank; i++)
+        step[i] = 1;
+    Node *r = trivial ? x : ir_slice(g, x, p->start, p->stop, step, loc);
+    int taxis;
+    Shape kept = kept_shape(p, &taxis);
+    r = r ? ir_reshape(g, r, kept, loc) : NULL;
+    if (p->tidx && r) {
+        int perm[IR_MAX_RANK];
+        if (taxis > 0) {
+            front_perm(taxis, kept.rank, perm);
+            r = ir_permute(g, r, perm, loc);
+        }
+        r = r ? ir_gather(g, r, p->tidx, loc) : NULL;
+        if (r && taxis > 0) {
+            back_perm(taxis, p->tidx->shape.rank, r->shape.rank, perm);
+            r = ir_permute(g, r, perm, loc);
+        }
+    }
+    return r ? ir_reshape(g, r, final_shape(p), loc) : NULL;
+}
+
 static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
     Value *base = lw_expr(L, s, e->u.index.base);
     if (val_is_error(base)) return lw_err(L);
@@ -811,151 +1022,118 @@ static Value *lw_index(Lower *L, Scope *s, const Expr *e) {
         if (val_is_const(base)) return lw_error(L, loc, "a number cannot be indexed");
         return lw_err(L);
     }
+    IndexPlan p;
+    if (!plan_index(L, s, e, x, &p)) return lw_err(L);
+    return lw_tensor(L, apply_index(L, &p, loc));
+}
+
+/* ---- updates: x[index] = v, x[index] += v ------------------------------------------- */
+
+/* u (the shape of x[index], without its None axes inserted back) placed in
+ * x's shape: zeros elsewhere; a tensor index scatters (repeats sum). */
+static Node *place(Lower *L, const IndexPlan *p, Node *u, SrcLoc loc) {
     Graph *g = L->gc->g;
-    int rank = x->shape.rank;
-    int64_t start[IR_MAX_RANK], stop[IR_MAX_RANK], step[IR_MAX_RANK];
-    bool drop[IR_MAX_RANK] = {false};
-    for (int i = 0; i < rank; i++) {
-        start[i] = 0;
-        stop[i] = x->shape.dims[i];
-        step[i] = 1;
-    }
-    Node *tidx = NULL;
-    int tidx_axis = -1;
-    int64_t final_dims[2 * IR_MAX_RANK];
-    int final_rank = 0;
-    int ax = 0;
-    char b1[160];
-    for (int k = 0; k < e->u.index.nidx; k++) {
-        const Expr *ie = e->u.index.idx[k];
-        if (ie->kind == EX_NONE) {
-            if (final_rank >= IR_MAX_RANK)
-                return lw_error(L, ie->loc, "too many axes (maximum %d)", IR_MAX_RANK);
-            final_dims[final_rank++] = 1;
-            continue;
+    int taxis;
+    Shape kept = kept_shape(p, &taxis);
+    if (p->tidx) {
+        int ri = p->tidx->shape.rank;
+        Shape gs = {.rank = 0}; /* the gather's layout: index axes, then the rest */
+        for (int i = 0; i < ri; i++)
+            gs.dims[gs.rank++] = p->tidx->shape.dims[i];
+        for (int i = 0; i < kept.rank; i++)
+            if (i != taxis) gs.dims[gs.rank++] = kept.dims[i];
+        if (taxis > 0) { /* undo back_perm: final layout -> gather layout */
+            int perm[IR_MAX_RANK], inv[IR_MAX_RANK];
+            back_perm(taxis, ri, gs.rank, perm);
+            for (int q = 0; q < gs.rank; q++)
+                inv[perm[q]] = q;
+            Shape fl = {.rank = gs.rank};
+            for (int q = 0; q < gs.rank; q++)
+                fl.dims[q] = gs.dims[perm[q]];
+            u = ir_permute(g, ir_reshape(g, u, fl, loc), inv, loc);
+        } else {
+            u = ir_reshape(g, u, gs, loc);
         }
-        if (ax >= rank)
-            return lw_error(L, ie->loc, "too many indices for %s",
-                            fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
-        int64_t d = x->shape.dims[ax];
-        if (ie->kind == EX_SLICE) {
-            int64_t lo = 0, hi = d;
-            if (ie->u.slice.lo) {
-                Value *v = lw_expr(L, s, ie->u.slice.lo);
-                if (!lw_const_int(L, v, &lo, ie->u.slice.lo->loc, "a slice bound"))
-                    return lw_err(L);
-                if (lo < 0) lo += d;
-                if (lo < 0) lo = 0;
-                if (lo > d) lo = d;
-            }
-            if (ie->u.slice.hi) {
-                Value *v = lw_expr(L, s, ie->u.slice.hi);
-                if (!lw_const_int(L, v, &hi, ie->u.slice.hi->loc, "a slice bound"))
-                    return lw_err(L);
-                if (hi < 0) hi += d;
-                if (hi < 0) hi = 0;
-                if (hi > d) hi = d;
-            }
-            if (hi < lo) hi = lo;
-            start[ax] = lo;
-            stop[ax] = hi;
-            if (final_rank >= 2 * IR_MAX_RANK) return lw_err(L);
-            final_dims[final_rank++] = hi - lo;
-            ax++;
-            continue;
-        }
-        Value *iv = lw_expr(L, s, ie);
-        if (val_is_error(iv)) return lw_err(L);
-        if (iv->kind == V_INT || iv->kind == V_FLOAT) {
-            int64_t i;
-            if (!lw_const_int(L, iv, &i, ie->loc, "an index")) return lw_err(L);
-            int64_t j = i < 0 ? i + d : i;
-            if (j < 0 || j >= d)
-                return lw_error(L, ie->loc, "index %lld is out of range for axis %d of %s",
-                                (long long)i, ax, fe_type_str(x->dtype, &x->shape, b1, sizeof b1));
-            start[ax] = j;
-            stop[ax] = j + 1;
-            drop[ax] = true;
-            ax++;
-            continue;
-        }
-        if (val_is_tensorish(iv)) {
-            Node *in = lw_node(L, iv, DT_COUNT, ie->loc);
-            if (!in) return lw_err(L);
-            if (!is_int_dt(in->dtype))
-                return lw_error(L, ie->loc, "an index tensor must hold integers, got %s",
-                                fe_type_str(in->dtype, &in->shape, b1, sizeof b1));
-            if (tidx)
-                return lw_error(L, ie->loc, "only one tensor index per indexing is supported");
-            tidx = in;
-            tidx_axis = ax;
-            for (int r = 0; r < in->shape.rank; r++) {
-                if (final_rank >= 2 * IR_MAX_RANK) return lw_err(L);
-                final_dims[final_rank++] = in->shape.dims[r];
-            }
-            ax++;
-            continue;
-        }
-        return lw_error(L, ie->loc,
-                        "an index must be an integer, a slice, None or an integer tensor, got %s",
-                        lw_value_desc(L, iv));
-    }
-    for (int i = ax; i < rank; i++) {
-        if (final_rank >= 2 * IR_MAX_RANK) return lw_err(L);
-        final_dims[final_rank++] = x->shape.dims[i];
-    }
-    if (final_rank > IR_MAX_RANK)
-        return lw_error(L, loc, "indexing gives rank %d, more than the maximum %d", final_rank,
-                        IR_MAX_RANK);
-    /* 1. slice every axis */
-    bool trivial = true;
-    for (int i = 0; i < rank; i++)
-        trivial = trivial && start[i] == 0 && stop[i] == x->shape.dims[i];
-    Node *r = x;
-    if (!trivial) r = ir_slice(g, x, start, stop, step, loc);
-    if (!r) return lw_err(L);
-    /* 2. drop integer-indexed axes */
-    Shape kept = {.rank = 0};
-    int taxis = -1;
-    for (int i = 0; i < rank; i++) {
-        if (drop[i]) continue;
-        if (i == tidx_axis) taxis = kept.rank;
-        kept.dims[kept.rank++] = r->shape.dims[i];
-    }
-    r = ir_reshape(g, r, kept, loc);
-    /* 3. gather along the tensor-indexed axis */
-    if (tidx && r) {
-        int kr = kept.rank;
-        if (taxis > 0) {
-            int perm[IR_MAX_RANK], p = 0;
-            perm[p++] = taxis;
-            for (int i = 0; i < kr; i++)
-                if (i != taxis) perm[p++] = i;
-            r = ir_permute(g, r, perm, loc);
-        }
-        r = ir_gather(g, r, tidx, loc);
-        if (r && taxis > 0) {
-            int ri = tidx->shape.rank, total = r->shape.rank;
-            int perm[IR_MAX_RANK];
-            for (int p = 0; p < total; p++) {
-                if (p < taxis)
-                    perm[p] = ri + p;
-                else if (p < taxis + ri)
-                    perm[p] = p - taxis;
-                else
-                    perm[p] = p;
-            }
-            r = ir_permute(g, r, perm, loc);
+        u = u ? ir_scatter_add(g, u, p->tidx, kept.dims[taxis], loc) : NULL;
+        if (u && taxis > 0) {
+            int perm[IR_MAX_RANK], inv[IR_MAX_RANK];
+            front_perm(taxis, kept.rank, perm);
+            for (int q = 0; q < kept.rank; q++)
+                inv[perm[q]] = q;
+            u = ir_permute(g, u, inv, loc);
         }
     }
-    /* 4. insert None axes */
-    if (r) {
-        Shape fs = {.rank = final_rank};
-        for (int i = 0; i < final_rank; i++)
-            fs.dims[i] = final_dims[i];
-        r = ir_reshape(g, r, fs, loc);
+    Shape box = {.rank = p->rank};
+    int64_t lo[IR_MAX_RANK], hi[IR_MAX_RANK];
+    bool whole = true;
+    for (int i = 0; i < p->rank; i++) {
+        box.dims[i] = p->stop[i] - p->start[i];
+        lo[i] = p->start[i];
+        hi[i] = p->x->shape.dims[i] - p->stop[i];
+        whole = whole && lo[i] == 0 && hi[i] == 0;
     }
-    return lw_tensor(L, r);
+    u = u ? ir_reshape(g, u, box, loc) : NULL;
+    return u && !whole ? ir_pad(g, u, lo, hi, 0.0, loc) : u;
+}
+
+/* Inside the box of p (a bool of x's shape), built from iotas: elementwise,
+ * so it fuses into the update's kernel. NULL when the box is all of x. */
+static Node *box_mask(Lower *L, const IndexPlan *p, SrcLoc loc) {
+    Graph *g = L->gc->g;
+    Node *m = NULL;
+    for (int i = 0; i < p->rank; i++) {
+        if (p->start[i] == 0 && p->stop[i] == p->x->shape.dims[i]) continue;
+        Node *io = ir_iota(g, DT_I64, p->x->shape, i, loc);
+        Node *in = ir_binary(
+            g, OP_AND,
+            ir_binary(g, OP_LE, ir_const_int(g, DT_I64, p->x->shape, p->start[i], loc), io, loc),
+            ir_binary(g, OP_LT, io, ir_const_int(g, DT_I64, p->x->shape, p->stop[i], loc), loc),
+            loc);
+        m = m ? ir_binary(g, OP_AND, m, in, loc) : in;
+    }
+    return m;
+}
+
+Value *lw_index_update(Lower *L, Scope *s, const Expr *t, AssignOp op, Value *v, SrcLoc loc) {
+    Value *base = lw_expr(L, s, t->u.index.base);
+    if (val_is_error(base) || val_is_error(v)) return lw_err(L);
+    if (!val_is_tensorish(base))
+        return lw_error(L, t->loc, "only a tensor's elements can be assigned, not those of %s",
+                        lw_value_desc(L, base));
+    Node *x = lw_node(L, base, DT_COUNT, t->loc);
+    IndexPlan p;
+    if (!x || !plan_index(L, s, t, x, &p)) return lw_err(L);
+    Graph *g = L->gc->g;
+    Shape fs = final_shape(&p);
+    char b1[160], b2[160];
+    if (p.tidx && op != AS_ADD && op != AS_SUB)
+        return lw_error(L, t->loc,
+                        "through an integer tensor index only += and -= are supported (repeated "
+                        "indices sum); to set elements use where() with a mask");
+    Value *nv = v;
+    if (op == AS_MUL || op == AS_DIV || (op != AS_SET && !p.tidx)) {
+        Value *cur = lw_tensor(L, apply_index(L, &p, loc));
+        OpKindAst k = op == AS_ADD   ? OPK_ADD
+                      : op == AS_SUB ? OPK_SUB
+                      : op == AS_MUL ? OPK_MUL
+                                     : OPK_DIV;
+        nv = lw_binop(L, k, cur, v, loc);
+    } else if (op == AS_SUB) {
+        nv = lw_unop(L, OPK_NEG, v, loc);
+    }
+    Node *n = val_is_error(nv) ? NULL : lw_need_node(L, nv, x->dtype, loc, "the assigned value");
+    if (!n) return lw_err(L);
+    Shape bs;
+    if (!ir_broadcast_shapes(&n->shape, &fs, &bs) || !rt_shape_eq(&bs, &fs))
+        return lw_error(L, loc, "cannot assign %s to %s, which is %s",
+                        fe_type_str(n->dtype, &n->shape, b1, sizeof b1), "the indexed elements",
+                        fe_type_str(x->dtype, &fs, b2, sizeof b2));
+    n = ir_broadcast(g, ir_cast(g, n, x->dtype, loc), fs, loc);
+    Node *u = n ? place(L, &p, n, loc) : NULL;
+    if (!u) return lw_err(L);
+    if (p.tidx) return lw_tensor(L, ir_binary(g, OP_ADD, x, u, loc));
+    Node *m = box_mask(L, &p, loc);
+    return lw_tensor(L, m ? ir_where(g, m, u, x, loc) : u);
 }
 
 /* ---- the evaluator ------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
 #define FE_UNROLL_BUDGET 100000         /* unrolled iterations (repeat, for in fns) per compile */
 #define FE_MAX_NODES 2000000            /* nodes in one graph */
 #define FE_MAX_HESSIAN 4096             /* elements of w for an exact hessian_trace */
+#define FE_MAX_LITERAL 4096             /* numbers in one tensor literal [..] */
 #define FE_MAX_KW 12                    /* keywords of one builtin */
 #define FE_MAX_EXPR_DEPTH 4000 /* nesting of one expression (a+b+... chains are left-deep) */
 /* items grad's dependence questions visit per compile (lower_defs.c) */
@@ -49,7 +50,7 @@ struct Scope {
     int n, cap;
 };
 
-typedef enum { G_CONFIG, G_DATA, G_FN, G_OPTIM, G_MODULE } GlobalKind;
+typedef enum { G_CONFIG, G_DATA, G_FN, G_OPTIM, G_MODEL, G_MODULE } GlobalKind;
 
 typedef struct {
     const char *name;
@@ -57,7 +58,9 @@ typedef struct {
     const Decl *decl; /* NULL for config entries and modules */
     SrcLoc loc;
     Value *v;         /* config value, fn/optimizer value, module; data once evaluated */
-    int state;        /* data: 0 pending, 1 being evaluated, 2 done */
+    int state;        /* data, model: 0 pending, 1 being evaluated, 2 done */
+    bool trained;     /* fn: a train block of its module bears its name, so the
+                         name is the model that block trains (lower_call.c) */
     const Expr *expr; /* config: the value expression */
     int cfg;          /* a config of the main module: 1 + index into Module.configs; else 0 */
 } Global;
@@ -90,6 +93,8 @@ typedef struct GraphCtx {
 typedef struct Activation {
     const Decl *fn;   /* NULL for a top-level context (train, main, every, optimizer) */
     const char *path; /* NULL at top level; "mlp", "mlp.linear0", ... */
+    SrcLoc call;      /* the call inlined (none at top level) */
+    bool root;        /* its path starts here: a model's call, or a top-level call */
     const char **callees;
     int *counts;
     int n, cap;
@@ -103,6 +108,18 @@ typedef struct HomeFrame {
     int n, cap;
     struct HomeFrame *prev;
 } HomeFrame;
+
+/* Where a parameter came from: the calls from its path's root (a model's
+ * call, or a top-level call) down to the fn holding its `param`, for the
+ * warning about parameters no train block trains. */
+typedef struct {
+    int slot;
+    int ncalls;
+    SrcLoc *calls;     /* outermost first */
+    const Decl **fns;  /* the fn of each call */
+    const char **inst; /* the model instance a call is, or NULL */
+    bool trained;      /* a train block's loss uses the parameter */
+} ParamOrigin;
 
 /* The parameter whose initialiser is being lowered (implicit shapes). */
 typedef struct {
@@ -152,6 +169,9 @@ typedef struct Lower {
     int *touched; /* param slots read while tracking (loss tracing) */
     int ntouched, cap_touched;
     bool track;
+    ParamOrigin *porig; /* every param slot: the call that made it (lower_models.c) */
+    int nporig, cap_porig;
+    int ntrains; /* train blocks lowered */
     int64_t unroll_left;
     int ngraphs;
     Value *ret; /* value of the `return` that ended the current function */
@@ -192,6 +212,7 @@ void lw_scope_set(Lower *L, Scope *s, const char *name, Value *v, SrcLoc loc);
  * Returns NULL when the name is unknown (no diagnostic). */
 Value *lw_lookup(Lower *L, Scope *s, const char *name, SrcLoc loc);
 Global *lw_global(FeMod *m, const char *name);
+Value *lw_model_decl(Lower *L, FeMod *m, const Global *g);
 Value *lw_global_value(Lower *L, FeMod *m, Global *g, SrcLoc loc);
 FeMod *lw_find_mod(Lower *L, const char *name);
 
@@ -241,6 +262,8 @@ void lw_home_set(Lower *L, const char *name, Value *home);
 
 /* Parameter paths. */
 void lw_act_push(Lower *L, Activation *act, const Decl *fn, const char *callee_name);
+/* A call of model instance inst: its parameters are inst.<...> wherever the call is. */
+void lw_act_push_instance(Lower *L, Activation *act, const Decl *fn, const char *inst);
 void lw_act_pop(Lower *L);
 void lw_act_top(Lower *L, Activation *act); /* a fresh top-level activation */
 
@@ -259,6 +282,9 @@ Value *lw_unop(Lower *L, OpKindAst op, Value *a, SrcLoc loc);
 Value *lw_map1(Lower *L, Value *v, Node *(*f)(Lower *, Node *, void *, SrcLoc), void *ctx,
                SrcLoc loc);
 Value *lw_where(Lower *L, Value *c, Value *a, Value *b, SrcLoc loc);
+/* The new value of x after `x[index] op= v` (t: the EX_INDEX target): a
+ * functional update of the selected elements (lower_expr.c). */
+Value *lw_index_update(Lower *L, Scope *s, const Expr *t, AssignOp op, Value *v, SrcLoc loc);
 /* Compile-time integer (an int, an integral float); diagnostic otherwise. */
 bool lw_const_int(Lower *L, const Value *v, int64_t *out, SrcLoc loc, const char *what);
 bool lw_const_num(Lower *L, const Value *v, double *out, SrcLoc loc, const char *what);
@@ -297,6 +323,14 @@ void lw_log(Lower *L, Scope *s, const Arg *items, int n, SrcLoc loc);
 /* ---- lower_train.c ----------------------------------------------------------------- */
 
 void lw_train(Lower *L, FeMod *mod, const Decl *d);
+/* Models (lower_models.c): lw_param_origin records a new param slot's origin,
+ * lw_mark_trained the slots a train block's loss uses; lw_warn_untrained
+ * warns, once per call, about parameters a program with train blocks uses
+ * but never trains (a model called by the wrong name keeps its initial
+ * values: the bug a model-as-value rule exists to prevent). */
+void lw_param_origin(Lower *L, int slot);
+void lw_mark_trained(Lower *L, const int *slots, int n);
+void lw_warn_untrained(Lower *L);
 /* loss(p, on = b) inside a step; p may be NULL (current params). */
 Value *lw_loss_call(Lower *L, CallArg *args, int nargs, SrcLoc loc);
 Value *lw_loss_value(Lower *L, SrcLoc loc);
@@ -351,11 +385,17 @@ Value *lw_builtin_call(Lower *L, int i, CallArg *args, int nargs, SrcLoc loc);
 /* Parameter initialisers and other helpers shared with lower*.c */
 Value *lw_rng_tensor(Lower *L, OpKind op, DType dt, Shape s, Value *seed, Value *offset,
                      uint32_t stream, SrcLoc loc);
-uint32_t lw_loc_stream(Lower *L, SrcLoc loc);
 /* A constant tensor of dtype dt and shape s holding the constant v: an int
  * stays exact in an integer dtype (a double rounds above 2^53). */
 Node *lw_const_node(Graph *g, DType dt, Shape s, const Value *v, SrcLoc loc);
 Value *lw_zeros_like(Lower *L, Value *v, double fill, SrcLoc loc);
+/* A tensor literal: a non-empty list, nested to any depth, of compile-time
+ * numbers or bools. It stays a list (a shape, axes, pad widths, a split) until
+ * it is used as a tensor: lw_node converts it (ragged: a located error). */
+bool lw_is_numeric_list(const Value *v);
+/* Its dtype (hint: the dtype of the tensor it meets, or DT_COUNT) and shape;
+ * false when it is no numeric list or is ragged. */
+bool lw_literal_type(const Value *v, DType hint, DType *dt, Shape *s);
 Value *lw_reduce_all(Lower *L, OpKind op, Value *v, SrcLoc loc); /* sum over all leaves/elements */
 
 /* ---- sema.c ------------------------------------------------------------------------ */

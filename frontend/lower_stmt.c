@@ -111,11 +111,8 @@ static void assign_target(Lower *L, Scope *s, const Expr *t, Value *v) {
         assign_target(L, s, t->u.field.base, tree_with(L, base, t->u.field.name, v));
         return;
     }
-    case EX_INDEX:
-        lw_error(
-            L, t->loc,
-            "assigning to an element is not supported: values are immutable (build a new tensor, "
-            "e.g. with where() or concat())");
+    case EX_INDEX: /* x[i] = v is x = (x with those elements replaced) */
+        assign_target(L, s, t->u.index.base, lw_index_update(L, s, t, AS_SET, v, t->loc));
         return;
     case EX_INT:
     case EX_FLOAT:
@@ -141,6 +138,11 @@ static void lw_assign(Lower *L, Scope *s, const Stmt *st) {
         const Expr *t = st->u.assign.targets[0];
         if (nt != 1) {
             lw_error(L, st->loc, "an augmented assignment takes one target");
+            return;
+        }
+        if (t->kind == EX_INDEX) { /* x[i] += v: one update, x[idx] += v a scatter */
+            assign_target(L, s, t->u.index.base,
+                          lw_index_update(L, s, t, st->u.assign.op, v, st->loc));
             return;
         }
         Value *cur = lw_expr(L, s, t);

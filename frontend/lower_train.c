@@ -349,6 +349,7 @@ typedef struct {
     Settings st;
     Scope *s; /* the host scope the settings and every blocks see */
     Value *data, *opt;
+    const char *init_from; /* `init = a`: the model whose parameters b starts from */
     int64_t batch, steps, epochs, rows;
     bool shuffle;
     int nf; /* data fields */
@@ -381,9 +382,18 @@ static bool eval_settings(TrainLw *T) {
         ok = lw_const_bool(L, sv, &T->shuffle, st->shuffle->loc, "shuffle") && ok;
     }
     if (st->init) {
-        lw_error(L, st->init->loc,
-                 "train setting 'init' (loading pretrained weights) is not supported yet");
-        ok = false;
+        Value *iv = lw_expr(L, s, st->init);
+        if (!val_is_error(iv) && iv->kind == V_FUNC && iv->u.fn.kind == FN_DECL && iv->u.fn.inst) {
+            T->init_from = iv->u.fn.inst;
+        } else if (!val_is_error(iv)) {
+            lw_error(L, st->init->loc,
+                     "init must be a model (a fn a train block trains, or a `model`), got %s; "
+                     "loading pretrained weights from a file is not supported yet",
+                     lw_value_desc(L, iv));
+            ok = false;
+        } else {
+            ok = false;
+        }
     }
     T->opt = lw_expr(L, s, st->optimizer);
     if (!val_is_error(T->opt) && T->opt->kind != V_OPTIM) {
@@ -551,6 +561,7 @@ static void collect_params(TrainLw *T) {
                 break;
             }
     }
+    lw_mark_trained(L, T->pslots, T->np);
 }
 
 /* `trainable` is a host expression: evaluated outside the step graph, it
@@ -699,6 +710,68 @@ static bool lower_everys(TrainLw *T) {
     return true;
 }
 
+static bool has_params_under(Lower *L, const char *root) {
+    size_t n = strlen(root);
+    for (int i = 0; i < L->m->nparams; i++) {
+        const char *p = L->m->slots[L->m->param_slots[i]].name;
+        if (strncmp(p, root, n) == 0 && p[n] == '.') return true;
+    }
+    return false;
+}
+
+/* `train b { init = a }`: a graph, run just before the block trains, that
+ * copies each parameter a.<p> into b.<p> for every parameter b.<p> the loss
+ * uses (a was trained by an earlier block, or is a model of its own). */
+static bool emit_init_copy(TrainLw *T) {
+    Lower *L = T->L;
+    const char *to = T->d->name, *from = T->init_from;
+    SrcLoc loc = T->st.init->loc;
+    size_t tn = strlen(to);
+    if (strcmp(to, from) == 0) {
+        lw_error(L, loc, "init = %s: a model cannot start from itself", from);
+        return false;
+    }
+    lw_gc_push(L, lw_printf(L, "%s_init_from_%s", to, from));
+    int copied = 0;
+    bool ok = true;
+    char b1[160], b2[160];
+    for (int i = 0; i < T->np && ok; i++) {
+        const Slot *dst = &L->m->slots[T->pslots[i]];
+        if (strncmp(dst->name, to, tn) != 0 || dst->name[tn] != '.') continue;
+        const char *src_path = lw_printf(L, "%s%s", from, dst->name + tn);
+        int src = lw_find_slot(L, src_path, SLOT_PARAM);
+        if (src < 0 && !has_params_under(L, from)) {
+            lw_error(L, loc,
+                     "init = %s: model %s has no parameters yet (train or use it before this "
+                     "train block)",
+                     from, from);
+            ok = false;
+        } else if (src < 0) {
+            lw_error(L, loc, "init = %s: %s has no parameter '%s' to start '%s' from", from, from,
+                     src_path, dst->name);
+            ok = false;
+        } else if (L->m->slots[src].dtype != dst->dtype ||
+                   !rt_shape_eq(&L->m->slots[src].shape, &dst->shape)) {
+            lw_error(L, loc, "init = %s: '%s' is %s but '%s' is %s", from, src_path,
+                     fe_type_str(L->m->slots[src].dtype, &L->m->slots[src].shape, b1, sizeof b1),
+                     dst->name, fe_type_str(dst->dtype, &dst->shape, b2, sizeof b2));
+            ok = false;
+        } else {
+            Node *n = lw_slot_node(L, src, loc);
+            lw_gc_output(L, n ? ir_unary(L->gc->g, OP_STOP_GRAD, n, loc) : NULL, T->pslots[i]);
+            copied++;
+        }
+    }
+    if (ok && copied == 0) {
+        lw_error(L, loc, "init = %s: the loss of train %s uses no parameters of model %s", from, to,
+                 to);
+        ok = false;
+    }
+    if (ok) lw_gc_emit(L, &L->m->main, loc);
+    lw_gc_pop(L);
+    return ok;
+}
+
 /* The step graph and everything after it, once the settings are valid.
  * Returns with the step graph popped whatever happens. */
 static void lower_train_loop(TrainLw *T) {
@@ -727,12 +800,14 @@ static void lower_train_loop(TrainLw *T) {
     lower_opt_step(T, os);
     finish_step(T);
     if (!lower_everys(T)) return;
+    if (T->init_from && !emit_init_copy(T)) return;
     HostStmt *hs = ir_host_append(L->m, &L->m->main, HS_TRAIN, T->d->loc);
     if (hs) hs->u.train = T->ts;
 }
 
 void lw_train(Lower *L, FeMod *mod, const Decl *d) {
     TrainLw T = {.L = L, .mod = mod, .d = d, .rows = -1};
+    L->ntrains++;
     if (!read_settings(L, d, &T.st)) return;
     T.s = lw_scope_new(L, NULL, mod);
     if (!T.s) return;

@@ -129,6 +129,7 @@ Decl *fe_optimizer(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, P
                    PtrVec *items);
 /* items: Setting* and EveryBlock* mixed, told apart by the marker below. */
 Decl *fe_train(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, PtrVec *items);
+Decl *fe_model(ParseCtx *c, SrcLoc loc, const char *name, SrcLoc name_loc, Expr *value);
 Decl *fe_main(ParseCtx *c, SrcLoc loc, Block *body);
 void fe_add_decl(ParseCtx *c, Decl *d);
 

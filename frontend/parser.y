@@ -84,18 +84,19 @@ static SrcLoc span(const ParseCtx *c, const FE_YYLTYPE *a, const FE_YYLTYPE *b) 
 %token NEWLINE "newline"
 %token <str> IMPORT "'import'" CONFIG "'config'" DATA "'data'" FN "'fn'"
 %token <str> OPTIMIZER "'optimizer'" STATE "'state'" STEP "'step'" TRAIN "'train'"
+%token <str> MODEL "'model'"
 %token <str> EVERY "'every'" MAIN "'main'" PARAM "'param'" LET "'let'"
 %token <str> IF "'if'" THEN "'then'" ELSE "'else'" FOR "'for'" IN "'in'"
 %token <str> WHILE "'while'" REPEAT "'repeat'" BREAK "'break'" RETURN "'return'"
 %token <str> LOG "'log'" SAVE "'save'" PRINT "'print'"
 %token <str> TRUE "'true'" FALSE "'false'" NONE "'None'"
 %token <str> INTKW "'int'" FLOATKW "'float'" STRKW "'str'" DTYPE "dtype"
-%token ELLIPSIS "'...'" DOTDOT "'..'" POW "'**'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
+%token ELLIPSIS "'...'" DOTDOT "'..'" POW "'**'" FLOORDIV "'//'" EQ "'=='" NE "'!='" LE "'<='" GE "'>='"
 %token ANDAND "'&&'" OROR "'||'" ARROW "'->'"
 %token ADD_ASSIGN "'+='" SUB_ASSIGN "'-='" MUL_ASSIGN "'*='" DIV_ASSIGN "'/='"
 
 %type <str> ident field_name
-%type <decl> decl import config data fn_decl optimizer train main
+%type <decl> decl import config data fn_decl optimizer model train main
 %type <vec> import_names config_items config_line settings train_items train_line
 %type <vec> opt_items params_opt params stmts targets log_items exprs args_opt args indices dims
 %type <optitem> opt_item
@@ -136,7 +137,7 @@ sep
     ;
 
 decl
-    : import | config | data | fn_decl | optimizer | train | main
+    : import | config | data | fn_decl | optimizer | model | train | main
     ;
 
 /* import = "import" name { "," name } */
@@ -253,6 +254,11 @@ opt_item
     | STATE ident '=' expr                      { $$ = fe_opt_state(ctx, fe_setting(ctx, $2, L(@2), $4)); }
     | STEP block                                { $$ = fe_opt_step(ctx, L(@1), $2); }
     | error                                     { $$ = NULL; }
+    ;
+
+/* model = "model" name "=" expr ; a named instance of a fn (its own parameters) */
+model
+    : MODEL ident '=' expr                      { $$ = fe_model(ctx, L(@1), $2, L(@2), $4); }
     ;
 
 /* train = "train" name "{" { setting | every } "}" */
@@ -405,6 +411,7 @@ mul_expr
 mul_op
     : '*'                                       { $$ = OPK_MUL; }
     | '/'                                       { $$ = OPK_DIV; }
+    | FLOORDIV                                  { $$ = OPK_FLOORDIV; }
     | '%'                                       { $$ = OPK_MOD; }
     | '@'                                       { $$ = OPK_MATMUL; }
     ;
@@ -474,7 +481,7 @@ index
 
 /* Words that are keywords only where a declaration or statement begins. */
 ident
-    : NAME | DATA | OPTIMIZER | STATE | STEP | TRAIN | LOG | MAIN | CONFIG | IMPORT
+    : NAME | DATA | OPTIMIZER | STATE | STEP | TRAIN | MODEL | LOG | MAIN | CONFIG | IMPORT
     | INTKW | FLOATKW | STRKW | DTYPE
     ;
 
@@ -492,7 +499,7 @@ field_name
 static bool is_name_token(yysymbol_kind_t k) {
     switch (k) {
     case YYSYMBOL_NAME: case YYSYMBOL_DATA: case YYSYMBOL_OPTIMIZER: case YYSYMBOL_STATE:
-    case YYSYMBOL_STEP: case YYSYMBOL_TRAIN: case YYSYMBOL_LOG: case YYSYMBOL_MAIN:
+    case YYSYMBOL_STEP: case YYSYMBOL_TRAIN: case YYSYMBOL_MODEL: case YYSYMBOL_LOG: case YYSYMBOL_MAIN:
     case YYSYMBOL_CONFIG: case YYSYMBOL_IMPORT: case YYSYMBOL_INTKW: case YYSYMBOL_FLOATKW:
     case YYSYMBOL_STRKW: case YYSYMBOL_DTYPE:
         return true;
@@ -509,7 +516,7 @@ static yysymbol_kind_t chr(int c) {
 /* Tokens that only continue an expression (operators, calls, fields). */
 static bool is_operator_token(yysymbol_kind_t k) {
     switch (k) {
-    case YYSYMBOL_POW: case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE:
+    case YYSYMBOL_POW: case YYSYMBOL_FLOORDIV: case YYSYMBOL_EQ: case YYSYMBOL_NE: case YYSYMBOL_LE: case YYSYMBOL_GE:
     case YYSYMBOL_ANDAND: case YYSYMBOL_OROR:
         return true;
     default:
@@ -572,7 +579,7 @@ static const char *expected_desc(ParseCtx *c, const yysymbol_kind_t *e, int n) {
     const char *parts[10];
     int np = 0;
     if (has[YYSYMBOL_IMPORT] && has[YYSYMBOL_TRAIN] && !has[YYSYMBOL_NAME]) {
-        parts[np++] = "a declaration (import, config, data, fn, optimizer, train or main)";
+        parts[np++] = "a declaration (import, config, data, fn, optimizer, model, train or main)";
     } else if (has[YYSYMBOL_PARAM] && has[YYSYMBOL_LET]) {
         parts[np++] = "a statement";
         if (has[chr('}')]) parts[np++] = "'}'";

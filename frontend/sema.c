@@ -638,6 +638,12 @@ static void check_decl(Sema *S, const Decl *d) {
         check_expr(S, &sc, d->u.data.value);
         break;
     }
+    case DC_MODEL: {
+        SScope sc;
+        memset(&sc, 0, sizeof sc);
+        check_expr(S, &sc, d->u.model.value);
+        break;
+    }
     case DC_FN:
         S->loops = 0;
         S->in_fn = true;

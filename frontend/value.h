@@ -88,6 +88,9 @@ struct Value {
             int builtin;        /* FN_BUILTIN: index into the builtin table */
             const Expr *lambda; /* FN_LAMBDA: the EX_LAMBDA expression */
             Scope *closure;     /* FN_LAMBDA: the scope it was defined in */
+            const char *inst;   /* FN_DECL: the model instance a call of it is (its
+                                   parameters' path root), or NULL: a layer, whose
+                                   parameters belong to the caller (lower_call.c) */
         } fn;
         struct {
             const Decl *decl;

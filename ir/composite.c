@@ -13,6 +13,10 @@
 #include "ir.h"
 #include "shape.h"
 
+static bool is_float_dtype(DType t) {
+    return t == DT_F32 || t == DT_F64;
+}
+
 static Node *scalar_like(Graph *g, Node *a, double v, SrcLoc loc) {
     return a ? ir_scalar(g, a->dtype, v, loc) : NULL;
 }
@@ -261,6 +265,98 @@ Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc) {
     Node *valid =
         ir_gather(g, ir_const(g, logits->dtype, rt_shape_make(1, &classes), 1.0, loc), labels, loc);
     return ir_unary(g, OP_NEG, ir_mean(g, mul(g, picked, valid, loc), 1u, loc), loc);
+}
+
+/* Integers: the truncating DIV quotient, less one where the MOD remainder is
+ * nonzero and the signs differ (not (a - a % b) / b, whose subtraction can
+ * overflow at the type's minimum); b == 0 gives 0, as DIV and MOD do there.
+ * Floats: CPython's float floor division, which numpy's floor_divide shares:
+ * d = (a - a % b) / b is within rounding of an integer, and rounding it (floor,
+ * plus one when the rest is over 1/2) gives 1 // 0.1 = 9 where floor(1 / 0.1)
+ * gives 10. The result is piecewise constant: its derivative is zero (stop_grad). */
+Node *ir_floordiv(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    if (!g || !a || !b) return NULL;
+    DType dt = ir_promote(a->dtype, b->dtype);
+    if (dt == DT_BOOL) dt = DT_I32; /* True // True is the integer 1, as in Python */
+    a = ir_cast(g, a, dt, loc);
+    b = ir_cast(g, b, dt, loc);
+    Node *m = ir_binary(g, OP_MOD, a, b, loc), *r;
+    if (!is_float_dtype(dt)) {
+        Node *z = ir_scalar_int(g, dt, 0, loc);
+        Node *differ = ir_binary(g, OP_NE, ir_binary(g, OP_LT, a, z, loc),
+                                 ir_binary(g, OP_LT, b, z, loc), loc);
+        Node *fix = ir_binary(g, OP_AND, ir_binary(g, OP_NE, m, z, loc), differ, loc);
+        r = sub(g, dvd(g, a, b, loc), ir_cast(g, fix, dt, loc), loc);
+    } else {
+        Node *d = dvd(g, sub(g, a, m, loc), b, loc);
+        Node *f = ir_unary(g, OP_FLOOR, d, loc);
+        Node *up = ir_binary(g, OP_LT, scalar_like(g, d, 0.5, loc), sub(g, d, f, loc), loc);
+        r = add(g, f, ir_cast(g, up, dt, loc), loc);
+    }
+    return ir_unary(g, OP_STOP_GRAD, r, loc);
+}
+
+/* rank_i = #{j : key_j < key_i or (key_j == key_i and j < i)}, as a [k, n]
+ * comparison summed over its second axis: the ranks are distinct (ties go by
+ * index) and for independent keys the rank vector of all n is a uniformly
+ * random permutation, so its first k entries are a uniform ordered k-subset.
+ * No sort is needed, and fusion keeps the [k, n] comparison in registers. */
+Node *ir_key_ranks(Graph *g, Node *key, int64_t k, SrcLoc loc) {
+    if (!g || !key) return NULL;
+    int64_t n = key->shape.dims[0];
+    int64_t start = 0, step = 1;
+    Node *ki = ir_slice(g, key, &start, &k, &step, loc);
+    Shape col = {.rank = 2, .dims = {k, 1}}, row = {.rank = 2, .dims = {1, n}};
+    Node *a = ir_reshape(g, ki, col, loc), *b = ir_reshape(g, key, row, loc);
+    Node *ii = ir_iota(g, DT_I32, col, 0, loc), *jj = ir_iota(g, DT_I32, row, 1, loc);
+    Node *before = ir_binary(
+        g, OP_OR, ir_binary(g, OP_LT, b, a, loc),
+        ir_binary(g, OP_AND, ir_binary(g, OP_EQ, b, a, loc), ir_binary(g, OP_LT, jj, ii, loc), loc),
+        loc);
+    return ir_reduce(g, OP_SUM, ir_cast(g, before, DT_I32, loc), 2u, loc);
+}
+
+/* numpy's edges: linspace(lo, hi, bins + 1), i.e. lo + b * ((hi - lo) / bins)
+ * in f64 with the last edge hi itself, then rounded to x's float dtype (f64
+ * for integer x, which is compared in f64). A value lies in bin b when
+ * e_b <= x < e_(b+1), the last bin closed; values outside [e_0, e_bins] (and
+ * NaN) are not counted. With C_b = #{counted x >= e_b}, bin b holds
+ * C_b - C_(b+1) (C_bins = 0): one [N, bins] comparison reduced over N, exact
+ * against the edges, where numpy computes an index and corrects it by one
+ * ulp-wise; both give the same counts. */
+/* Entries from..to-1 of the last axis of a rank-2 a. */
+static Node *last_axis_range(Graph *g, Node *a, int64_t from, int64_t to, SrcLoc loc) {
+    int64_t start[2] = {0, from}, stop[2] = {a->shape.dims[0], to}, step[2] = {1, 1};
+    return ir_slice(g, a, start, stop, step, loc);
+}
+
+Node *ir_histogram(Graph *g, Node *x, int64_t bins, Node *lo, Node *hi, SrcLoc loc) {
+    if (!g || !x || !lo || !hi) return NULL;
+    DType dt = x->dtype == DT_F32 ? DT_F32 : DT_F64;
+    int64_t n = rt_shape_numel(&x->shape);
+    Shape col = {.rank = 2, .dims = {n, 1}}, row = {.rank = 2, .dims = {1, bins + 1}};
+    Node *xs = ir_reshape(g, ir_cast(g, x, dt, loc), col, loc);
+    Node *step = dvd(g, sub(g, hi, lo, loc), ir_scalar(g, DT_F64, (double)bins, loc), loc);
+    Node *b = ir_iota(g, DT_F64, row, 1, loc);
+    Node *at_end = ir_binary(g, OP_EQ, b, ir_scalar(g, DT_F64, (double)bins, loc), loc);
+    Node *edge =
+        ir_cast(g, ir_where(g, at_end, hi, add(g, mul(g, b, step, loc), lo, loc), loc), dt, loc);
+    Node *e0 = last_axis_range(g, edge, 0, 1, loc),
+         *en = last_axis_range(g, edge, bins, bins + 1, loc);
+    Node *in = ir_binary(g, OP_AND, ir_binary(g, OP_LE, e0, xs, loc),
+                         ir_binary(g, OP_LE, xs, en, loc), loc);
+    Node *ge = ir_binary(g, OP_AND, in,
+                         ir_binary(g, OP_LE, last_axis_range(g, edge, 0, bins, loc), xs, loc), loc);
+    Node *c = ir_reduce(g, OP_SUM, ir_cast(g, ge, DT_I64, loc), 1u, loc); /* C_0 .. C_(bins-1) */
+    Shape one = {.rank = 1, .dims = {1}}, flat = {.rank = 1, .dims = {bins}};
+    c = ir_reshape(g, c, flat, loc);
+    Node *next = ir_const_int(g, DT_I64, one, 0, loc); /* C_bins */
+    if (bins > 1) {
+        int64_t from = 1, to = bins, st = 1;
+        Node *parts[2] = {ir_slice(g, c, &from, &to, &st, loc), next};
+        next = ir_concat(g, parts, 2, 0, loc);
+    }
+    return sub(g, c, next, loc);
 }
 
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc) {

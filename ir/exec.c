@@ -752,7 +752,7 @@ bool ir_exec_module(Module *m, const ExecOptions *o) {
         RtRunSummary s = {
             .program = o->program,
             .seed = o->seed,
-            .rng = "philox4x32-10/v1",
+            .rng = "philox4x32-10/v2",
             .backend = o->runner.name,
             .status = x.stopped ? "interrupted"
                       : ok      ? "completed"

@@ -228,6 +228,16 @@ Node *ir_log_softmax(Graph *g, Node *a, int axis, SrcLoc loc);
 /* logits f[N, C], labels integer [N] -> scalar mean negative log-likelihood. */
 Node *ir_cross_entropy(Graph *g, Node *logits, Node *labels, SrcLoc loc);
 Node *ir_mse(Graph *g, Node *a, Node *b, SrcLoc loc);
+/* a // b: Python's floor division (numpy's floor_divide), rounding toward
+ * -inf so that a == (a // b) * b + a % b; integer b == 0 gives 0, float NaN. */
+Node *ir_floordiv(Graph *g, Node *a, Node *b, SrcLoc loc);
+/* key: [n]; the i32 rank of each of the first k keys among all n (how many
+ * keys are smaller, or equal at a lower index): for random keys, a uniform
+ * draw of k of 0..n-1 without replacement (docs/rng.md). k * n comparisons. */
+Node *ir_key_ranks(Graph *g, Node *key, int64_t k, SrcLoc loc);
+/* numpy.histogram(x, bins, (lo, hi))[0] as i64[bins]: lo, hi f64 scalars; x of
+ * any shape, flattened. N * bins comparisons. */
+Node *ir_histogram(Graph *g, Node *x, int64_t bins, Node *lo, Node *hi, SrcLoc loc);
 Node *ir_one_hot(Graph *g, Node *labels, int64_t classes, DType dt, SrcLoc loc);
 /* Sum to a broadcast-compatible smaller shape (undoes broadcasting). */
 Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc);

@@ -13,9 +13,9 @@
 #include <zlib.h>
 
 #include "../runtime/checked.h"
+#include "../runtime/kprog.h"
 
 #define MAGIC "DFLOWIMG"
-#define VERSION 2
 #define MAX_ITEMS (1 << 24)
 #define LEN_AT 12 /* u64: bytes after the header */
 #define CRC_AT 20 /* u32: their CRC-32 */
@@ -39,12 +39,6 @@ void ir_image_put_loc(RtBuf *b, SrcLoc l) {
     rt_buf_u32(b, l.line);
     rt_buf_u32(b, l.col);
     rt_buf_u32(b, l.len);
-}
-
-static void put_shape(RtBuf *b, const Shape *s) {
-    rt_buf_u8(b, (uint8_t)s->rank);
-    for (int i = 0; i < s->rank; i++)
-        rt_buf_i64(b, s->dims[i]);
 }
 
 static void put_ints(RtBuf *b, const int *v, int n) {
@@ -155,7 +149,7 @@ static void put_slots(RtBuf *b, const Module *m) {
         rt_buf_str(b, sl->name);
         rt_buf_u8(b, (uint8_t)sl->kind);
         rt_buf_u8(b, (uint8_t)sl->dtype);
-        put_shape(b, &sl->shape);
+        rt_buf_shape(b, &sl->shape);
         put_value(b, sl->kind == SLOT_DATA || sl->kind == SLOT_CONFIG ? sl->value : NULL);
     }
     rt_buf_u32(b, (uint32_t)m->seed_slot);
@@ -179,7 +173,7 @@ static void put_graph_sig(RtBuf *b, const Graph *g) {
     for (int i = 0; i < g->ninputs; i++) {
         const Node *n = g->inputs[i];
         rt_buf_u8(b, (uint8_t)n->dtype);
-        put_shape(b, &n->shape);
+        rt_buf_shape(b, &n->shape);
         rt_buf_str(b, n->name);
         ir_image_put_loc(b, n->loc);
     }
@@ -187,7 +181,7 @@ static void put_graph_sig(RtBuf *b, const Graph *g) {
     for (int j = 0; j < g->noutputs; j++) {
         const Node *n = g->outputs[j];
         rt_buf_u8(b, (uint8_t)n->dtype);
-        put_shape(b, &n->shape);
+        rt_buf_shape(b, &n->shape);
         ir_image_put_loc(b, n->loc);
     }
 }
@@ -222,7 +216,7 @@ bool ir_image_write_sums(const Module *m, const SourceSet *src,
     if (w.ngraphs < 0) return false;
     size_t start = b->n;
     rt_buf_bytes(b, MAGIC, 8);
-    rt_buf_u32(b, VERSION);
+    rt_buf_u32(b, IR_IMAGE_VERSION);
     rt_buf_i64(b, 0); /* LEN_AT, patched below */
     rt_buf_u32(b, 0); /* CRC_AT */
     int nfiles = src ? src->nfiles : 0;
@@ -301,17 +295,7 @@ SrcLoc ir_image_get_loc(RtReader *r, const SourceSet *src) {
 }
 
 static Shape get_shape(R *rd) {
-    Shape s = rt_shape_scalar();
-    int rank = rt_read_u8(&rd->r);
-    if (rank > RT_MAX_RANK) {
-        rt_reader_fail(&rd->r, "a rank out of range");
-        return s;
-    }
-    s.rank = rank;
-    for (int i = 0; i < rank; i++)
-        s.dims[i] = rt_read_i64(&rd->r);
-    if (rt_shape_numel(&s) < 0) rt_reader_fail(&rd->r, "an invalid shape");
-    return s;
+    return rt_read_shape(&rd->r);
 }
 
 static DType get_dtype(R *rd) {
@@ -573,7 +557,8 @@ static void check_header(R *rd) {
         return;
     }
     uint32_t version = rt_read_u32(r);
-    if (!r->bad && version != VERSION) rt_reader_fail(r, "an image of another dflow version");
+    if (!r->bad && version != IR_IMAGE_VERSION)
+        rt_reader_fail(r, "an image of another dflow version");
     uint64_t len = (uint64_t)rt_read_i64(r);
     uint32_t crc = rt_read_u32(r);
     if (r->bad) return;

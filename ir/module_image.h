@@ -27,6 +27,8 @@
 #include "module.h"
 
 #define IR_IMAGE_HEADER 24 /* magic 8, version 4, length 8, CRC-32 4 */
+/* Bumped whenever the layout changes (3: a --check-numerics record per kernel). */
+#define IR_IMAGE_VERSION 3
 
 /* Writes m; write_graph(ctx, g, id, b) appends graph id's backend blob. */
 bool ir_image_write(const Module *m, const SourceSet *src,

@@ -29,5 +29,10 @@ bool ir_numerics_computes(const Node *n);
  * whether one already held a non-finite value. */
 void ir_numerics_error(DiagList *d, const Node *n, const void *p, int64_t i, RtTensor *const *srcs,
                        const NumericsCheck *c);
+/* The same message without a node (a built executable names a kernel's
+ * root op from its image): op named at loc, its value of dtype dt and shape
+ * at p; from_operand > 0 says that operand already held a non-finite value. */
+void ir_numerics_error_at(DiagList *d, SrcLoc loc, const char *op, DType dt, const Shape *shape,
+                          const void *p, int64_t i, int from_operand, const NumericsCheck *c);
 
 #endif

@@ -250,13 +250,13 @@ RtKStatus rt_kprog_run(RtKExec *x, RtKProg *p, RtTensor *const *in, const bool *
 
 #define MAX_ITEMS (1 << 24)
 
-static void write_shape(RtBuf *b, const Shape *s) {
+void rt_buf_shape(RtBuf *b, const Shape *s) {
     rt_buf_u8(b, (uint8_t)s->rank);
     for (int i = 0; i < s->rank; i++)
         rt_buf_i64(b, s->dims[i]);
 }
 
-static Shape read_shape(RtReader *r) {
+Shape rt_read_shape(RtReader *r) {
     Shape s = rt_shape_scalar();
     int rank = rt_read_u8(r);
     if (rank > RT_MAX_RANK) {
@@ -290,7 +290,7 @@ void rt_kprog_write(const RtKProg *p, RtBuf *b) {
     for (int j = 0; j < p->noutputs; j++) {
         rt_buf_u32(b, (uint32_t)p->out_bufs[j]);
         rt_buf_u8(b, (uint8_t)p->out_dtype[j]);
-        write_shape(b, &p->out_shape[j]);
+        rt_buf_shape(b, &p->out_shape[j]);
     }
 }
 
@@ -341,7 +341,7 @@ bool rt_kprog_read(RtReader *r, RtKProg *p) {
     for (int j = 0; j < p->noutputs && !r->bad; j++) {
         p->out_bufs[j] = (int32_t)rt_read_u32(r);
         p->out_dtype[j] = (DType)rt_read_u8(r);
-        p->out_shape[j] = read_shape(r);
+        p->out_shape[j] = rt_read_shape(r);
     }
     check_program(r, p);
     void *scratch = r->bad ? NULL : rt_reader_alloc(r, rt_kprog_scratch_bytes(p), 1);

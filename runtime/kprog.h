@@ -113,6 +113,10 @@ void rt_kexec_free(RtKExec *x); /* the arena; not the pool */
 
 /* The image form of p (without tasks and scratch). */
 void rt_kprog_write(const RtKProg *p, RtBuf *b);
+/* A shape in the image form (rank, dims); reading fails r on a rank above
+ * RT_MAX_RANK or dims whose product overflows. */
+void rt_buf_shape(RtBuf *b, const Shape *s);
+Shape rt_read_shape(RtReader *r);
 /* Reads a program written by rt_kprog_write; arrays are allocated with
  * rt_reader_alloc (the reader's arena) and scratch is carved. tab is left
  * NULL for the caller to bind to the tasks it was linked with. False on a

@@ -263,14 +263,9 @@ static bool append_row(RtMetrics *m, const Row *r, char *err, size_t errn) {
     return false;
 }
 
-bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
-                    const double *values, double time_s, char *err, size_t errn) {
-    for (int i = 0; i < n; i++)
-        if (strcmp(names[i], "step") == 0 || strcmp(names[i], "time_s") == 0) {
-            rt_errmsg(err, errn, "'%s' is a reserved metrics column; log it under another name",
-                      names[i]);
-            return false;
-        }
+/* The in-memory half of rt_metrics_row: stores the row, giving new names ids. */
+static bool store_row(RtMetrics *m, int64_t step, int n, const char *const *names,
+                      const double *values, double time_s, char *err, size_t errn) {
     if (!rt_grow(&m->rows, &m->cap_rows, (size_t)m->nrows + 1, 64)) {
         rt_errmsg(err, errn, "out of memory");
         return false;
@@ -303,12 +298,242 @@ bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
         if (j == r.n) r.n++;
     }
     m->rows[m->nrows++] = r;
-    if (!m->csv_path || m->broken) return true;
+    return true;
+}
 
-    bool ok = !m->csv || m->written_cols != m->nnames ? rewrite(m, err, errn)
-                                                      : append_row(m, &r, err, errn);
+bool rt_metrics_row(RtMetrics *m, int64_t step, int n, const char *const *names,
+                    const double *values, double time_s, char *err, size_t errn) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(names[i], "step") == 0 || strcmp(names[i], "time_s") == 0) {
+            rt_errmsg(err, errn, "'%s' is a reserved metrics column; log it under another name",
+                      names[i]);
+            return false;
+        }
+    if (!store_row(m, step, n, names, values, time_s, err, errn)) return false;
+    if (!m->csv_path || m->broken) return true;
+    bool ok = !m->csv || m->written_cols != m->nnames
+                  ? rewrite(m, err, errn)
+                  : append_row(m, &m->rows[m->nrows - 1], err, errn);
     if (!ok) m->broken = true;
     return ok;
+}
+
+/* ---- resuming: reading metrics.csv back ---- */
+
+/* Splits one CSV line (no newline) into cells in place; a quoted cell may
+ * hold commas and doubled quotes (names only). Returns the count, or -1 on
+ * an unterminated quote or more than max cells. */
+static int split_cells(char *line, char **cells, int max) {
+    int n = 0;
+    char *p = line;
+    for (;;) {
+        if (n == max) return -1;
+        if (*p == '"') {
+            char *w = ++p;
+            cells[n++] = w;
+            for (;;) {
+                if (!*p) return -1;
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            *w = '\0';
+            if (*p != ',' && *p) return -1;
+        } else {
+            cells[n++] = p;
+            p += strcspn(p, ",");
+        }
+        if (!*p) return n;
+        *p++ = '\0';
+    }
+}
+
+static bool parse_num(const char *c, double *v) {
+    char *end;
+    errno = 0;
+    *v = strtod(c, &end);
+    return c[0] && !*end;
+}
+
+static bool parse_step(const char *c, int64_t *step) {
+    char *end;
+    errno = 0;
+    long long v = strtoll(c, &end, 10);
+    *step = v;
+    return c[0] && !*end && errno == 0 && v >= 0;
+}
+
+/* Reads the rows of one line of a metrics file with the header's names;
+ * false with the reason when a cell is not a number. */
+static bool read_row(RtMetrics *m, char **cells, int ncells, char *const *names, double *vals,
+                     const char **present, int64_t *step, char *err, size_t errn) {
+    double t;
+    if (!cells[0][0])
+        *step = -1;
+    else if (!parse_step(cells[0], step)) {
+        rt_errmsg(err, errn, "step '%s' is not a step number", cells[0]);
+        return false;
+    }
+    if (!parse_num(cells[ncells - 1], &t)) {
+        rt_errmsg(err, errn, "time_s '%s' is not a number", cells[ncells - 1]);
+        return false;
+    }
+    int k = 0;
+    for (int i = 1; i < ncells - 1; i++) {
+        if (!cells[i][0]) continue;
+        if (!parse_num(cells[i], &vals[k])) {
+            rt_errmsg(err, errn, "%s '%s' is not a number", names[i], cells[i]);
+            return false;
+        }
+        present[k++] = names[i];
+    }
+    return store_row(m, *step, k, present, vals, t, err, errn);
+}
+
+/* Parses text (n bytes) into m. *keep: bytes of whole rows to keep (the
+ * rest is a torn last row or rows after keep_step). */
+static bool read_csv(RtMetrics *m, char *text, size_t n, int64_t keep_step, size_t *keep, char *err,
+                     size_t errn) {
+    char **cells = NULL, **names = NULL;
+    const char **present = NULL;
+    double *vals = NULL;
+    bool ok = false;
+    size_t pos = 0;
+    int line = 0, ncols = 0;
+    *keep = 0;
+    char why[256];
+    while (pos < n) {
+        char *nl = memchr(text + pos, '\n', n - pos);
+        if (!nl) break; /* a torn last row: cut */
+        *nl = '\0';
+        char *l = text + pos;
+        size_t next = (size_t)(nl - text) + 1;
+        line++;
+        if (line == 1) {
+            int cap = 1;
+            for (char *c = l; *c; c++)
+                cap += *c == ',';
+            cells = malloc(sizeof *cells * (size_t)cap);
+            names = malloc(sizeof *names * (size_t)cap);
+            vals = malloc(sizeof *vals * (size_t)cap);
+            present = malloc(sizeof *present * (size_t)cap);
+            if (!cells || !names || !vals || !present) {
+                rt_errmsg(err, errn, "out of memory");
+                goto done;
+            }
+            ncols = split_cells(l, cells, cap);
+            if (ncols < 2 || strcmp(cells[0], "step") || strcmp(cells[ncols - 1], "time_s")) {
+                rt_errmsg_at(err, errn, m->csv_path,
+                             "line 1 is not a metrics header (step, ..., time_s)");
+                goto done;
+            }
+            for (int i = 0; i < ncols; i++) {
+                names[i] = cells[i];
+                if (i > 0 && i < ncols - 1 && find_name(m, cells[i]) < 0 &&
+                    add_name(m, cells[i]) < 0) {
+                    rt_errmsg(err, errn, "out of memory");
+                    goto done;
+                }
+            }
+            /* the names must outlive the cells of later lines */
+            for (int i = 0; i < ncols; i++)
+                names[i] = m->names[i > 0 && i < ncols - 1 ? find_name(m, cells[i]) : 0];
+            names[0] = "step";
+            names[ncols - 1] = "time_s";
+        } else {
+            int64_t step;
+            int got = split_cells(l, cells, ncols);
+            if (got != ncols) {
+                rt_errmsg_at(err, errn, m->csv_path, "line %d has %d cells, the header %d", line,
+                             got < 0 ? ncols + 1 : got, ncols);
+                goto done;
+            }
+            if (!read_row(m, cells, ncols, names, vals, present, &step, why, sizeof why)) {
+                rt_errmsg_at(err, errn, m->csv_path, "line %d: %s", line, why);
+                goto done;
+            }
+            if (keep_step >= 0 && step > keep_step) { /* this row and later: redone */
+                Row *r = &m->rows[--m->nrows];
+                free(r->cols);
+                free(r->vals);
+                break;
+            }
+        }
+        pos = next;
+        *keep = pos;
+    }
+    if (line == 0) *keep = 0; /* nothing whole: start afresh */
+    ok = true;
+done:
+    free(cells);
+    free(names);
+    free(vals);
+    free(present);
+    return ok;
+}
+
+RtMetrics *rt_metrics_resume(const char *dir, int64_t keep_step, char *err, size_t errn) {
+    RtMetrics *m = rt_metrics_new(dir, err, errn);
+    if (!m || !dir) return m;
+    FILE *f = fopen(m->csv_path, "rb");
+    if (!f) {
+        if (errno == ENOENT) return m;
+        rt_out_error(err, errn, m->csv_path, errno);
+        rt_metrics_free(m);
+        return NULL;
+    }
+    char *text = NULL;
+    size_t n = 0, cap = 0;
+    bool ok = true;
+    for (;;) {
+        if (n + 65536 > cap && !rt_grow(&text, &cap, n + 65536, 65536)) {
+            rt_errmsg(err, errn, "out of memory");
+            ok = false;
+            break;
+        }
+        size_t got = fread(text + n, 1, cap - n, f);
+        n += got;
+        if (got == 0) break;
+    }
+    if (ok && ferror(f)) {
+        rt_out_error(err, errn, m->csv_path, errno ? errno : EIO);
+        ok = false;
+    }
+    fclose(f);
+    size_t keep = 0;
+    if (ok && memchr(text, '\0', n)) {
+        rt_errmsg_at(err, errn, m->csv_path, "a NUL byte: not a metrics file");
+        ok = false;
+    }
+    ok = ok && read_csv(m, text, n, keep_step, &keep, err, errn);
+    free(text);
+    bool empty = m->nnames == 0 && m->nrows == 0;
+    if (ok && keep < n && empty) { /* not even a whole header: start afresh */
+        if (unlink(m->csv_path) != 0 && errno != ENOENT) {
+            rt_out_error(err, errn, m->csv_path, errno);
+            ok = false;
+        }
+    } else if (ok && keep < n) {
+        ok = rewrite(m, err, errn);
+    } else if (ok && !empty) {
+        m->written_cols = m->nnames;
+        m->csv = fopen(m->csv_path, "a");
+        if (!m->csv) {
+            rt_out_error(err, errn, m->csv_path, errno);
+            ok = false;
+        }
+    }
+    if (!ok) {
+        rt_metrics_free(m);
+        return NULL;
+    }
+    return m;
 }
 
 int rt_metrics_nrows(const RtMetrics *m) {

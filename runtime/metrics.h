@@ -25,6 +25,16 @@ typedef struct RtMetrics RtMetrics;
 /* dir: the output folder, created like `mkdir -p`; NULL keeps rows in memory
  * only. Returns NULL with a reason in err when the folder cannot be made. */
 RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn);
+/* The same for a run that resumes into dir: the rows of an existing
+ * dir/metrics.csv are read back (and kept in memory, so the summary's final
+ * values and later rows see them), up to and including the last row whose
+ * step is <= keep_step (keep_step < 0: every row); a torn last row (no
+ * newline: the run died inside a write) and the rows after keep_step (the
+ * resumed run computes them again) are cut from the file, which is then
+ * rewritten through a temporary and rename. A header that is not a metrics
+ * header, a whole row with the wrong number of cells or a cell that is not
+ * a number is an error naming the file and line; nothing is changed then. */
+RtMetrics *rt_metrics_resume(const char *dir, int64_t keep_step, char *err, size_t errn);
 void rt_metrics_free(RtMetrics *m);
 
 /* Appends a row: step (< 0: no step), n (name, value) pairs, time_s.
@@ -46,7 +56,7 @@ const char *rt_metrics_csv_path(const RtMetrics *m);
 typedef struct {
     const char *program; /* the program file as given */
     uint64_t seed;
-    const char *rng;     /* "philox4x32-10/v1" */
+    const char *rng;     /* "philox4x32-10/v2" */
     const char *backend; /* "interp", ... */
     const char *status;  /* "completed", "interrupted", "failed" */
     int64_t steps;       /* optimizer steps taken (all train blocks) */

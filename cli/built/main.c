@@ -5,7 +5,7 @@
  * written by codegen/llvm/llvm_aot.c. It takes the flags of `dflow run` that
  * make sense without a compiler: --set for the configs the compiler found
  * settable after compilation (others are refused with the reason), --seed,
- * --out, --progress; it writes the same log lines, metrics.csv and
+ * --out, --progress, --check-numerics; it writes the same log lines, metrics.csv and
  * summary.json, and exits 0 on success, 1 on an error, 130 on Ctrl-C. */
 #include <signal.h>
 #include <stdlib.h>
@@ -39,17 +39,21 @@ typedef struct {
     uint64_t seed;
     const char *out_dir;
     int progress; /* -1 auto */
+    bool check_numerics;
 } Args;
 
 static void usage(const char *prog, const Module *m, FILE *f) {
     fprintf(f,
             "usage: %s [--set KEY=VALUE]... [--seed N] [--out DIR] [--progress|--no-progress]\n"
+            "          [--check-numerics]\n"
             "\n"
             "A dflow program compiled by `dflow build`.\n"
             "  --set KEY=VALUE  change a config value (only those listed as settable)\n"
             "  --seed N         the run seed (default 0)\n"
             "  --out DIR        write metrics.csv and summary.json into DIR\n"
             "  --progress       show the progress line (default: when stderr is a terminal)\n"
+            "  --check-numerics stop at the first kernel that computes a NaN or Inf, naming\n"
+            "                   its op, file:line:col and the step\n"
             "exit status: 0 success, 1 error, 130 interrupted\n",
             prog);
     if (!m || m->nconfigs == 0) return;
@@ -74,6 +78,10 @@ static int parse_args(int argc, char **argv, Args *a) {
         if (!strcmp(arg, "-h") || !strcmp(arg, "--help")) return 2;
         if (!strcmp(arg, "--progress") || !strcmp(arg, "--no-progress")) {
             a->progress = arg[2] == 'p';
+            continue;
+        }
+        if (!strcmp(arg, "--check-numerics")) {
+            a->check_numerics = true;
             continue;
         }
         const char *names[] = {"--set", "--seed", "--out"};
@@ -170,6 +178,8 @@ static bool apply_sets(Module *m, const Args *a, RtTensor **owned) {
 
 static int run(Module *m, SourceSet *src, BuiltRunner *br, const Args *a) {
     char err[256] = "";
+    NumericsCheck numerics = {.step = -1};
+    br->numerics = a->check_numerics ? &numerics : NULL;
     GraphRunner runner = built_runner_bind(br, dflow_tabs, (int)dflow_ntabs, rt_pool_default_size(),
                                            err, sizeof err);
     if (!runner.run) {
@@ -190,6 +200,7 @@ static int run(Module *m, SourceSet *src, BuiltRunner *br, const Args *a) {
         .log = stdout,
         .interrupted = &interrupted,
         .runner = runner,
+        .numerics = br->numerics,
     };
     bool ok = ir_exec_module(m, &o);
     sigaction(SIGINT, &old, NULL);

@@ -197,5 +197,15 @@ void llvm_plan_write_image(const LlvmPlan *p, RtBuf *b) {
         const Node *n = k->check_node ? k->check_node : k->group->root;
         ir_image_put_loc(b, n->loc);
         rt_buf_str(b, ir_op_name(n->op));
+        /* what --check-numerics names when kernel i's output is not finite:
+           its root op (an executable has no interpreter to replay on) */
+        const Node *r = k->group->root;
+        Shape s =
+            rt_shape_numel(&r->shape) == k->out_numel ? r->shape : rt_shape_make(1, &k->out_numel);
+        ir_image_put_loc(b, r->loc);
+        rt_buf_str(b, ir_op_name(r->op));
+        rt_buf_u8(b, (uint8_t)k->out_dt);
+        rt_buf_u32(b, (uint32_t)k->out_buf);
+        rt_buf_shape(b, &s);
     }
 }

@@ -363,7 +363,7 @@ Test(exec_host, seed_slot_holds_run_seed) {
     char *js = slurp_out(&t, "summary.json");
     cr_assert_not_null(js);
     cr_assert(strstr(js, "\"seed\": 1234"), "%s", js);
-    cr_assert(strstr(js, "\"rng\": \"philox4x32-10/v1\""), "%s", js);
+    cr_assert(strstr(js, "\"rng\": \"philox4x32-10/v2\""), "%s", js);
     cr_assert(strstr(js, "\"status\": \"completed\""), "%s", js);
     cr_assert(strstr(js, "\"s\": 1234"), "%s", js);
     free(js);
@@ -772,7 +772,7 @@ Test(metrics, union_of_columns_and_loss_last) {
     cr_assert_str_eq(rt_metrics_col(m, 3), "loss");
     double v;
     cr_assert(rt_metrics_last(m, "acc", &v) && v == 0.25);
-    RtRunSummary s = {"p \"q\".dfl", 5, "philox4x32-10/v1", "interp", "completed", 10, 2.0, 1.0};
+    RtRunSummary s = {"p \"q\".dfl", 5, "philox4x32-10/v2", "interp", "completed", 10, 2.0, 1.0};
     cr_assert(rt_metrics_write_summary(m, &s, err, sizeof err));
     snprintf(path, sizeof path, "%s/summary.json", sub);
     char *js = slurp(path);
@@ -788,6 +788,86 @@ Test(metrics, unwritable_folder_is_an_error) {
     char err[256];
     cr_assert_null(rt_metrics_new("/proc/definitely/not/here", err, sizeof err));
     cr_assert(strstr(err, "cannot create folder"), "%s", err);
+}
+
+static void put_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    cr_assert(f && fputs(text, f) >= 0 && fclose(f) == 0, "%s", path);
+}
+
+/* A run resuming into a folder reads metrics.csv back: a torn last row (no
+ * newline) is cut, rows after the resume step are dropped, the rows kept
+ * are the in-memory record (final values), and new rows append to them. */
+Test(metrics, resume_cuts_a_torn_row_and_rows_after_the_step) {
+    T t;
+    t_init(&t);
+    char err[256], path[400];
+    snprintf(path, sizeof path, "%s/metrics.csv", t.dir);
+    put_text(path, "step,acc,\"a,\"\"b\",loss,time_s\n10,0.25,,0.5,1.000\n,,nan,,2.000\n"
+                   "20,0.5,3,0.25,3.000\n30,0.7");
+    RtMetrics *m = rt_metrics_resume(t.dir, -1, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_eq(rt_metrics_nrows(m), 3);
+    cr_assert_str_eq(rt_metrics_col(m, 2), "a,\"b");
+    double v;
+    cr_assert(rt_metrics_last(m, "loss", &v) && v == 0.25);
+    char *csv = slurp(path);
+    cr_assert_str_eq(csv, "step,acc,\"a,\"\"b\",loss,time_s\n10,0.25,,0.5,1.000\n,,nan,,2.000\n"
+                          "20,0.5,3,0.25,3.000\n");
+    free(csv);
+    const char *n[] = {"loss"};
+    double x[] = {0.125};
+    cr_assert(rt_metrics_row(m, 30, 1, n, x, 4.0, err, sizeof err), "%s", err);
+    csv = slurp(path);
+    cr_assert(strstr(csv, "3.000\n30,,,0.125,4.000\n"), "%s", csv);
+    free(csv);
+    rt_metrics_free(m);
+
+    /* resuming from a checkpoint at step 10: steps 20 and 30 are redone */
+    m = rt_metrics_resume(t.dir, 10, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_eq(rt_metrics_nrows(m), 2, "the step-less row after step 10 stays");
+    cr_assert(rt_metrics_last(m, "loss", &v) && v == 0.5);
+    csv = slurp(path);
+    cr_assert_str_eq(csv, "step,acc,\"a,\"\"b\",loss,time_s\n10,0.25,,0.5,1.000\n,,nan,,2.000\n");
+    free(csv);
+    rt_metrics_free(m);
+
+    /* a torn header: nothing to keep, the file starts afresh */
+    put_text(path, "step,lo");
+    m = rt_metrics_resume(t.dir, -1, err, sizeof err);
+    cr_assert_not_null(m, "%s", err);
+    cr_assert_eq(rt_metrics_nrows(m), 0);
+    cr_assert(rt_metrics_row(m, 1, 1, n, x, 1.0, err, sizeof err), "%s", err);
+    csv = slurp(path);
+    cr_assert_str_eq(csv, "step,loss,time_s\n1,0.125,1.000\n");
+    free(csv);
+    rt_metrics_free(m);
+    t_fini(&t);
+}
+
+/* A damaged metrics file is never silently rewritten: the error names the
+ * file and line, and the file is left as it was. */
+Test(metrics, resume_refuses_a_damaged_file) {
+    T t;
+    t_init(&t);
+    char err[256], path[400];
+    snprintf(path, sizeof path, "%s/metrics.csv", t.dir);
+    const char *bad[][2] = {
+        {"step,loss,time_s\n1,0.5\n2,0.25,1.0\n", "line 2 has 2 cells, the header 3"},
+        {"step,loss,time_s\n1,x,1.0\n", "line 2: loss 'x' is not a number"},
+        {"step,loss,time_s\n-3,0.5,1.0\n", "line 2: step '-3' is not a step number"},
+        {"epoch,loss\n1,2\n", "line 1 is not a metrics header"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        put_text(path, bad[i][0]);
+        cr_assert_null(rt_metrics_resume(t.dir, -1, err, sizeof err), "%s", bad[i][0]);
+        cr_assert(strstr(err, "metrics.csv") && strstr(err, bad[i][1]), "%s", err);
+        char *csv = slurp(path);
+        cr_assert_str_eq(csv, bad[i][0]);
+        free(csv);
+    }
+    t_fini(&t);
 }
 
 /* ---- progress line ---- */

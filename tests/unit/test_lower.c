@@ -401,6 +401,172 @@ Test(lower, graph_if_in_function_selects) {
     release(&p);
 }
 
+/* `//` and `%` against numpy's floor_divide and mod (tests/fixtures/
+ * make_small_ops.py) in four dtypes, on the interpreter and the CPU backend:
+ * exact, including 1 // 0.1 = 9 and the integer minimum. */
+Test(lower, floordiv_and_mod_match_numpy) {
+    const char *dts[] = {"f32", "f64", "i32", "i64"};
+    for (int d = 0; d < 4; d++) {
+        char src[1024];
+        snprintf(src, sizeof src,
+                 "data A = npy(\"tests/fixtures/fd_%s_a.npy\")\n"
+                 "data B = npy(\"tests/fixtures/fd_%s_b.npy\")\n"
+                 "data Q = npy(\"tests/fixtures/fd_%s_q.npy\")\n"
+                 "data M = npy(\"tests/fixtures/fd_%s_m.npy\")\n"
+                 "main {\n"
+                 "  q = A // B\n"
+                 "  log qerr = sum(q != Q), merr = sum(A %% B != M), n = len(A)\n"
+                 "  log q0 = q[0], q6 = q[6]\n"
+                 "}\n",
+                 dts[d], dts[d], dts[d], dts[d]);
+        for (int cpu = 0; cpu < 2; cpu++) {
+            P p = compile(src);
+            run_on(&p, 0, cpu);
+            cr_expect_eq(logged(&p, "n"), 200);
+            cr_expect_eq(logged(&p, "qerr"), 0, "%s cpu=%d", dts[d], cpu);
+            cr_expect_eq(logged(&p, "merr"), 0, "%s cpu=%d", dts[d], cpu);
+            if (d < 2) {
+                cr_expect_eq(logged(&p, "q0"), 9, "1 // 0.1 (%s)", dts[d]);
+                /* in f64 0.3 / 0.1 rounds up to 3 but 0.3 // 0.1 is 2 (f32: 3) */
+                cr_expect_eq(logged(&p, "q6"), d == 1 ? 2 : 3, "0.3 // 0.1 (%s)", dts[d]);
+            }
+            release(&p);
+        }
+    }
+}
+
+/* Compile-time `//` on config and literal numbers is Python's, and a config
+ * integer divided by `//` stays an integer (a shape). */
+Test(lower, floordiv_at_compile_time) {
+    const char *src = "config { n = 7; h = n // 2 }\n"
+                      "main {\n"
+                      "  x = zeros([n // 2, h])\n"
+                      "  log a = -7 // 2, b = 7 // -2, c = -7 // -2, d = 7.5 // 2, e = 1 // 0.1,\n"
+                      "      f = -1.5 // 1, g = -7 % 3, k = 7 % -3, r = len(x), s = -9 // 3\n"
+                      "}\n";
+    P p = compile(src);
+    run(&p, 0);
+    NEAR(logged(&p, "a"), -4, 0);
+    NEAR(logged(&p, "b"), -4, 0);
+    NEAR(logged(&p, "c"), 3, 0);
+    NEAR(logged(&p, "d"), 3, 0);
+    NEAR(logged(&p, "e"), 9, 0);
+    NEAR(logged(&p, "f"), -2, 0);
+    NEAR(logged(&p, "g"), 2, 0);
+    NEAR(logged(&p, "k"), -2, 0);
+    NEAR(logged(&p, "r"), 3, 0);
+    NEAR(logged(&p, "s"), -3, 0);
+    release(&p);
+}
+
+/* Tensor literals: a list of numbers meeting a tensor, passed to a builtin,
+ * or given to tensor(), is a constant tensor (ints i64 unless a float is in
+ * it or the tensor beside it is float); shape lists stay shape lists. Both
+ * backends. */
+Test(lower, tensor_literals) {
+    const char *src = "config { s = 2.0 }\n"
+                      "main {\n"
+                      "  x = ones([2, 3])\n"
+                      "  m = [[1, 2, 3], [4, 5, 6]]\n"
+                      "  log a = sum(x * m), b = (m * x)[1, 2], c = sum(x @ [0.5, 0.25, 1])\n"
+                      "  t = tensor(m)\n"
+                      "  f = tensor([1, 2.5])\n"
+                      "  d = tensor([1, 2], dtype = \"f64\")\n"
+                      "  log r = t.rank, n0 = t.shape[0], n1 = t.shape[1], ti = sum(t // 4)\n"
+                      "  log fv = f[1], fs = sum(f), dv = sum(d / 3)\n"
+                      "  log w = sum(where(x[0] > 0, [1.5, 2.5, 3.5], x[0])), k = sum([s, 1, 0] * "
+                      "x[0])\n"
+                      "  log p = sum(pad(x, [[1, 0], [0, 2]])), z = sum(zeros([2, 3]))\n"
+                      "  log e = m[1][0]\n"
+                      "}\n";
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        NEAR(logged(&p, "a"), 21, 0);
+        NEAR(logged(&p, "b"), 6, 0);
+        NEAR(logged(&p, "c"), 3.5, 0);
+        NEAR(logged(&p, "r"), 2, 0);
+        NEAR(logged(&p, "n0"), 2, 0);
+        NEAR(logged(&p, "n1"), 3, 0);
+        NEAR(logged(&p, "ti"), 3, 0); /* integer tensor: 4 // 4 + 5 // 4 + 6 // 4 */
+        NEAR(logged(&p, "fv"), 2.5, 0);
+        NEAR(logged(&p, "fs"), 3.5, 0);
+        NEAR(logged(&p, "dv"), 1, 1e-15);
+        NEAR(logged(&p, "w"), 7.5, 0);
+        NEAR(logged(&p, "k"), 3, 0);
+        NEAR(logged(&p, "p"), 6, 0);
+        NEAR(logged(&p, "z"), 0, 0);
+        NEAR(logged(&p, "e"), 4, 0);
+        release(&p);
+    }
+    /* the dtypes */
+    P q = compile("main {\n"
+                  "  i = tensor([1, 2])\n"
+                  "  f = tensor([1, 2.0])\n"
+                  "  b = tensor([true, false])\n"
+                  "  g = ones([2], dtype = \"f64\") * [1, 2]\n"
+                  "  j = iota(2) + [1, 2]\n"
+                  "  h = iota(2) * [0.5, 1]\n"
+                  "  log s = sum(i) + sum(f) + sum(b) + sum(g) + sum(j) + sum(h)\n"
+                  "}\n");
+    const Module *m = q.m;
+    const char *want[][2] = {{"i", "i64"}, {"f", "f32"}, {"b", "bool"},
+                             {"g", "f64"}, {"j", "i32"}, {"h", "f32"}};
+    for (int k = 0; k < 6; k++) {
+        int si = find_slot(m, want[k][0]);
+        cr_assert_geq(si, 0, "%s", want[k][0]);
+        cr_expect_str_eq(rt_dtype_name(m->slots[si].dtype), want[k][1], "%s", want[k][0]);
+    }
+    run(&q, 0);
+    NEAR(logged(&q, "s"), 3 + 3 + 1 + 3 + 4 + 1, 0);
+    release(&q);
+    /* a literal argument of a typed parameter takes its dtype, as a number does */
+    P r = compile("fn f(v: f32[2]) = sum(v * 2)\nmain { log a = f([1, 2]) }\n");
+    run(&r, 0);
+    NEAR(logged(&r, "a"), 6, 0);
+    release(&r);
+}
+
+/* histogram(x, bins, lo, hi) against numpy.histogram (tests/fixtures/
+ * make_small_ops.py, cases in hist_cases.txt): exact counts, values on every
+ * edge, the closed last bin, values outside, integer and rank-2 x; compile-
+ * time bounds and the same bounds as run-time tensors; both backends. */
+Test(lower, histogram_matches_numpy) {
+    FILE *f = fopen("tests/fixtures/hist_cases.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/hist_cases.txt");
+    char name[64];
+    int bins, ncases = 0;
+    double lo, hi;
+    while (fscanf(f, "%63s %d %lf %lf", name, &bins, &lo, &hi) == 4) {
+        char src[1024];
+        snprintf(src, sizeof src,
+                 "data X = npy(\"tests/fixtures/hist_%s_x.npy\")\n"
+                 "data C = npy(\"tests/fixtures/hist_%s_counts.npy\")\n"
+                 "main {\n"
+                 "  h = histogram(X, %d, %.17g, %.17g)\n"
+                 "  lo = zeros([]) + %.17g\n"
+                 "  r = histogram(X, %d, lo, lo * 0 + %.17g)\n"
+                 "  log err = sum(abs(h - C)), rerr = sum(abs(r - C)), total = sum(h)\n"
+                 "}\n",
+                 name, name, bins, lo, hi, lo, bins, hi);
+        for (int cpu = 0; cpu < 2; cpu++) {
+            P p = compile(src);
+            run_on(&p, 0, cpu);
+            cr_expect_eq(logged(&p, "err"), 0, "%s (cpu=%d)", name, cpu);
+            cr_expect_eq(logged(&p, "rerr"), 0, "%s, run-time bounds (cpu=%d)", name, cpu);
+            cr_expect_gt(logged(&p, "total"), 0, "%s", name);
+            int h = find_slot(p.m, "h");
+            cr_assert_geq(h, 0);
+            cr_expect_eq(p.m->slots[h].dtype, DT_I64);
+            cr_expect_eq(p.m->slots[h].shape.dims[0], bins);
+            release(&p);
+        }
+        ncases++;
+    }
+    fclose(f);
+    cr_expect_eq(ncases, 5);
+}
+
 Test(lower, sample_draws_in_range_and_reproducibly) {
     const char *src = "main {\n"
                       "  i = sample(7, 1000, seed = 3, step = 2)\n"
@@ -422,6 +588,226 @@ Test(lower, run_seed_changes_randn) {
     cr_expect_neq(logged(&p, "s"), logged(&q, "s"));
     release(&p);
     release(&q);
+}
+
+/* ---- streams of seeded draws (docs/rng.md, rng v2) ----------------------------------- */
+
+/* The first n values of a draw from tests/fixtures/rng_expected.txt (written by
+ * make_rng.py from docs/rng.md): the line "draw KIND SEED STREAM N v...". */
+static void rng_expected(const char *kind, int seed, int stream, double *v, int n) {
+    FILE *f = fopen("tests/fixtures/rng_expected.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/rng_expected.txt");
+    char line[1024], k[32];
+    int got = 0;
+    while (!got && fgets(line, sizeof line, f)) {
+        int sd, st, cnt, off;
+        if (sscanf(line, "draw %31s %d %d %d%n", k, &sd, &st, &cnt, &off) != 4) continue;
+        if (strcmp(k, kind) != 0 || sd != seed || st != stream || cnt < n) continue;
+        char *p = line + off;
+        for (int i = 0; i < n; i++)
+            v[i] = strtod(p, &p);
+        got = 1;
+    }
+    fclose(f);
+    cr_assert(got, "no line 'draw %s %d %d' in rng_expected.txt", kind, seed, stream);
+}
+
+/* A seeded draw is a key: moved to another line and column, after other
+ * draws, it gives the same numbers, and those are docs/rng.md's. */
+Test(lower, seeded_draw_gives_same_numbers_anywhere) {
+    const char *a = "main {\n"
+                    "  x = randn([8], seed = 3)\n"
+                    "  u = rand([8], seed = 3, stream = 1)\n"
+                    "  i = sample(10, 8, seed = 3)\n"
+                    "  log x0 = x[0], x5 = x[5], u2 = u[2], i0 = i[0], i2 = i[2], i6 = i[6]\n"
+                    "}\n";
+    const char *b = "config { k = 2 }\n"
+                    "fn f(v) = v * k\n"
+                    "main {\n"
+                    "  w = randn([3])\n"
+                    "  q = f(rand([5], seed = 3))\n"
+                    "        i = sample(10, 8, seed = 3)\n"
+                    "  log w0 = w[0]\n"
+                    "      u = rand([8], stream = 1, seed = 3)\n"
+                    "   x = randn([8], seed = 3)\n"
+                    "  log x0 = x[0], x5 = x[5], u2 = u[2], i0 = i[0], i2 = i[2], i6 = i[6]\n"
+                    "}\n";
+    P p = compile(a), q = compile(b);
+    run(&p, 0);
+    run(&q, 7); /* another run seed: seeded draws do not see it */
+    const char *names[] = {"x0", "x5", "u2", "i0", "i2", "i6"};
+    for (int k = 0; k < 6; k++)
+        cr_expect_eq(logged(&p, names[k]), logged(&q, names[k]), "%s", names[k]);
+    double z[8], u[8], s[8];
+    rng_expected("randn", 3, 0, z, 8);
+    rng_expected("rand", 3, 1, u, 8);
+    rng_expected("sample:10", 3, 0, s, 8);
+    NEAR(logged(&p, "x0"), z[0], 1e-5);
+    NEAR(logged(&p, "x5"), z[5], 1e-5);
+    NEAR(logged(&p, "u2"), u[2], 1e-5);
+    NEAR(logged(&p, "i0"), s[0], 0);
+    NEAR(logged(&p, "i2"), s[2], 0);
+    NEAR(logged(&p, "i6"), s[6], 0);
+    release(&p);
+    release(&q);
+}
+
+/* randn_like(x, seed = s) is randn of x's shape with seed s; stream = 1 is
+ * another stream; a seed-less draw still takes its position. */
+Test(lower, seeded_draw_kinds_and_streams) {
+    const char *src =
+        "main {\n"
+        "  a = randn_like(zeros([4, 2]), seed = 3)\n"
+        "  b = randn([4, 2], seed = 3)\n"
+        "  c = randn([4, 2], seed = 3, stream = 1)\n"
+        "  d = randn([8])\n"
+        "  e = randn([8])\n"
+        "  log same = sum(abs(a - b)), other = sum(abs(b - c)), pos = sum(abs(d - e))\n"
+        "  log c0 = c[0, 0], c7 = c[3, 1]\n"
+        "}\n";
+    P p = compile(src);
+    run(&p, 1);
+    NEAR(logged(&p, "same"), 0, 0);
+    cr_expect_gt(logged(&p, "other"), 0.5);
+    cr_expect_gt(logged(&p, "pos"), 0.5);
+    double z[8];
+    rng_expected("randn", 3, 1, z, 8);
+    NEAR(logged(&p, "c0"), z[0], 1e-5);
+    NEAR(logged(&p, "c7"), z[7], 1e-5);
+    release(&p);
+}
+
+/* Draws of different kinds from one seed are independent streams: randn and
+ * sample (examples/autoencoder_sgd.dfl draws both from `seed`), randn and
+ * rand. Under one stream, sample(n, k) would be floor(n * rand([k])) and its
+ * correlation with rand would be ~1. With 4000 draws an independent pair has
+ * |r| < 0.06 with probability > 99.9%; the seed is fixed, so this cannot flake. */
+Test(lower, seeded_draws_of_different_kinds_are_independent) {
+    const char *src = "fn corr(a, b) {\n"
+                      "  da = a - mean(a)\n"
+                      "  db = b - mean(b)\n"
+                      "  return mean(da * db) / sqrt(mean(da * da) * mean(db * db))\n"
+                      "}\n"
+                      "main {\n"
+                      "  z = randn([4000], seed = 5)\n"
+                      "  u = rand([4000], seed = 5)\n"
+                      "  s = sample(1000, 4000, seed = 5) * 1.0\n"
+                      "  log zs = corr(z, s), us = corr(u, s), zu = corr(z, u), same = "
+                      "sum(abs(floor(u * 1000) - s))\n"
+                      "}\n";
+    P p = compile(src);
+    run(&p, 0);
+    cr_expect_lt(fabs(logged(&p, "zs")), 0.06);
+    cr_expect_lt(fabs(logged(&p, "us")), 0.06);
+    cr_expect_lt(fabs(logged(&p, "zu")), 0.06);
+    cr_expect_gt(logged(&p, "same"), 1000); /* not floor(1000 u) */
+    release(&p);
+}
+
+/* The line "draw KIND SEED STREAM STEP N v..." of rng_expected.txt. */
+static void rng_expected_step(const char *kind, int step, double *v, int n) {
+    FILE *f = fopen("tests/fixtures/rng_expected.txt", "r");
+    cr_assert_not_null(f, "tests/fixtures/rng_expected.txt");
+    char line[1024], k[32];
+    int got = 0;
+    while (!got && fgets(line, sizeof line, f)) {
+        int sd, st, sp, cnt, off;
+        if (sscanf(line, "draw %31s %d %d %d %d%n", k, &sd, &st, &sp, &cnt, &off) != 5) continue;
+        if (strcmp(k, kind) != 0 || sp != step || cnt != n) continue;
+        char *p = line + off;
+        for (int i = 0; i < n; i++)
+            v[i] = strtod(p, &p);
+        got = 1;
+    }
+    fclose(f);
+    cr_assert(got, "no line 'draw %s ... step %d' of %d in rng_expected.txt", kind, step, n);
+}
+
+/* choice(replace = false) and permutation: docs/rng.md's known answers
+ * (make_rng.py), on the interpreter and the CPU backend. */
+Test(lower, choice_and_permutation_known_answers) {
+    const char *src =
+        "main {\n"
+        "  a = choice(10, 6, replace = false, seed = 3)\n"
+        "  b = choice(10, 6, replace = false, seed = 3, step = 1)\n"
+        "  p = permutation(8, seed = 3)\n"
+        "  q = permutation(8, seed = 3, step = 1)\n"
+        "  c = choice(1000, 5, replace = false, seed = 3)\n"
+        "  r = choice(10, 6, seed = 3, step = 1)\n"
+        "  w = iota(6) + 1\n"
+        "  v = iota(8) + 1\n"
+        "  u = iota(5) + 1\n"
+        "  log a1 = sum(a * w), a2 = sum(a * a * w), b1 = sum(b * w), b2 = sum(b * b * w)\n"
+        "  log p1 = sum(p * v), p2 = sum(p * p * v), q1 = sum(q * v), q2 = sum(q * q * v)\n"
+        "  log c1 = sum(c * u), c2 = sum(c * c * u), r1 = sum(r * w), r2 = sum(r * r * w)\n"
+        "  log a0 = a[0], p0 = p[0], c4 = c[4], c0 = c[0], c1x = c[1], c2x = c[2]\n"
+        "}\n";
+    struct {
+        const char *kind, *name;
+        int step, n;
+    } cases[] = {{"choice:10", "a", 0, 6},   {"choice:10", "b", 1, 6},
+                 {"permutation", "p", 0, 8}, {"permutation", "q", 1, 8},
+                 {"choice:1000", "c", 0, 5}, {"choice_replace:10", "r", 1, 6}};
+    for (int cpu = 0; cpu < 2; cpu++) {
+        P p = compile(src);
+        run_on(&p, 0, cpu);
+        for (int k = 0; k < 6; k++) {
+            double v[8], s1 = 0, s2 = 0;
+            rng_expected_step(cases[k].kind, cases[k].step, v, cases[k].n);
+            for (int i = 0; i < cases[k].n; i++) {
+                s1 += v[i] * (i + 1);
+                s2 += v[i] * v[i] * (i + 1);
+            }
+            char n1[8], n2[8];
+            snprintf(n1, sizeof n1, "%s1", cases[k].name);
+            snprintf(n2, sizeof n2, "%s2", cases[k].name);
+            cr_expect_eq(logged(&p, n1), s1, "%s (cpu=%d)", n1, cpu);
+            /* (the log prints 6 digits: c2 is about 10^6) */
+            NEAR(logged(&p, n2), s2, k == 4 ? 1e-5 : 0);
+            if (k == 0) cr_expect_eq(logged(&p, "a0"), v[0]);
+            if (k == 2) cr_expect_eq(logged(&p, "p0"), v[0]);
+            if (k == 4) {
+                cr_expect_eq(logged(&p, "c0"), v[0]);
+                cr_expect_eq(logged(&p, "c1x"), v[1]);
+                cr_expect_eq(logged(&p, "c2x"), v[2]);
+                cr_expect_eq(logged(&p, "c4"), v[4]);
+            }
+        }
+        release(&p);
+    }
+}
+
+/* Without replacement every draw is distinct, and over 2000 steps of
+ * choice(10, 4, replace = false) each index is chosen about equally often,
+ * overall and in the first position: Pearson's chi-square with 9 degrees of
+ * freedom stays below 27.9 (its 99.9% point). The seed is fixed, so the test
+ * is deterministic; a biased draw (modulo bias, a fixed position, a stream
+ * reused across steps) fails it. */
+Test(lower, choice_without_replacement_is_uniform) {
+    const char *src = "fn chi2(c, e) = sum((c - e) * (c - e) / e)\n"
+                      "main {\n"
+                      "  all = zeros([10])\n"
+                      "  first = zeros([10])\n"
+                      "  dup = 0\n"
+                      "  for t in 0..2000 {\n"
+                      "    s = choice(10, 4, replace = false, seed = 11, step = t)\n"
+                      "    h = sum(one_hot(s, 10), axis = 0)\n"
+                      "    dup = dup + sum(h > 1)\n"
+                      "    all = all + h\n"
+                      "    first = first + one_hot(s[0], 10)\n"
+                      "  }\n"
+                      "  p = permutation(300, seed = 2)\n"
+                      "  log x_all = chi2(all, 800), x_first = chi2(first, 200), dup = dup\n"
+                      "  log pdup = max(abs(sum(one_hot(p, 300), axis = 0) - 1)), psum = sum(p)\n"
+                      "}\n";
+    P p = compile(src);
+    run(&p, 0);
+    NEAR(logged(&p, "dup"), 0, 0);
+    cr_expect_lt(logged(&p, "x_all"), 27.9);
+    cr_expect_lt(logged(&p, "x_first"), 27.9);
+    NEAR(logged(&p, "pdup"), 0, 0);
+    NEAR(logged(&p, "psum"), 299 * 300 / 2, 0);
+    release(&p);
 }
 
 /* ---- training ------------------------------------------------------------------------- */

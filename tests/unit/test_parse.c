@@ -771,7 +771,7 @@ Test(parse, error_messages) {
     expect_errors("main {\n  x = 1 2\n}\n",
                   "2:9: error: unexpected integer '2', expected ';' or newline\n");
     expect_errors("x = 1\n", "1:1: error: unexpected name 'x', expected a declaration "
-                             "(import, config, data, fn, optimizer, train or main)\n");
+                             "(import, config, data, fn, optimizer, model, train or main)\n");
     expect_errors("main x\n", "1:6: error: unexpected name 'x', expected '{'\n");
     expect_errors("main {\n  b = a < b < c\n}\n",
                   "2:13: error: comparisons do not chain: write a < b && b < c\n");
