@@ -867,13 +867,14 @@ static Value *bi_argsort(Lower *L, BuiltinCall *c) {
 static Value *top_k_like(Lower *L, BuiltinCall *c, bool values) {
     Value *e = need_graph(L, c);
     if (e) return e;
-    Node *n = pos_node(L, c, 0, DT_COUNT);
+    int axis = 0;
+    Node *n = axis_arg(L, c, &axis, -1);
     int64_t k;
     if (!n || !lw_const_int(L, c->pos[1], &k, c->pos_loc[1], lw_printf(L, "%s: k", c->name)))
         return lw_err(L);
     if (n->dtype == DT_BOOL) n = ir_cast(G(L), n, DT_I32, c->loc);
-    return lw_tensor(L,
-                     values ? ir_top_k(G(L), n, k, c->loc) : ir_top_k_indices(G(L), n, k, c->loc));
+    return lw_tensor(L, values ? ir_top_k(G(L), n, k, axis, c->loc)
+                               : ir_top_k_indices(G(L), n, k, axis, c->loc));
 }
 
 static Value *bi_top_k(Lower *L, BuiltinCall *c) {
@@ -885,19 +886,41 @@ static Value *bi_top_k_indices(Lower *L, BuiltinCall *c) {
 
 /* quantile(x, q) with q in [0, 1], percentile(x, p) with p in [0, 100];
  * the nan forms leave NaN out */
+static Node *one_quantile(Lower *L, BuiltinCall *c, Node *n, Value *qv, int axis, double scale,
+                          bool nan) {
+    double q;
+    if (!lw_const_num(L, qv, &q, c->pos_loc[1], lw_printf(L, "%s: q", c->name))) return NULL;
+    if (!(q >= 0 && q <= scale)) {
+        lw_error(L, c->pos_loc[1], "%s: %g is not in [0, %g]", c->name, q, scale);
+        return NULL;
+    }
+    return nan ? ir_nanquantile(G(L), n, q / scale, axis, c->loc)
+               : ir_quantile(G(L), n, q / scale, axis, c->loc);
+}
+
+/* A list of q gives the quantiles stacked along a new first axis (numpy). */
 static Value *quantile_like(Lower *L, BuiltinCall *c, double scale, bool nan) {
     Value *e = need_graph(L, c);
     if (e) return e;
     int axis = 0;
-    double q;
     Node *n = axis_arg(L, c, &axis, -2);
-    if (!n || !lw_const_num(L, c->pos[1], &q, c->pos_loc[1], lw_printf(L, "%s: q", c->name)))
-        return lw_err(L);
-    if (!(q >= 0 && q <= scale))
-        return lw_error(L, c->pos_loc[1], "%s: %g is not in [0, %g]", c->name, q, scale);
+    if (!n) return lw_err(L);
     if (!is_float_dt(n->dtype)) n = ir_cast(G(L), n, DT_F32, c->loc);
-    return lw_tensor(L, nan ? ir_nanquantile(G(L), n, q / scale, axis, c->loc)
-                            : ir_quantile(G(L), n, q / scale, axis, c->loc));
+    Value *qv = c->pos[1];
+    if (qv->kind != V_LIST) return lw_tensor(L, one_quantile(L, c, n, qv, axis, scale, nan));
+    int k = qv->u.tree.n;
+    if (k == 0) return lw_error(L, c->pos_loc[1], "%s: an empty list of q", c->name);
+    Node **parts = arena_alloc(L->a, sizeof(Node *) * (size_t)k);
+    if (!parts) return lw_err(L);
+    for (int i = 0; i < k; i++) {
+        Node *r = one_quantile(L, c, n, qv->u.tree.items[i], axis, scale, nan);
+        if (!r) return lw_err(L);
+        Shape s = {.rank = r->shape.rank + 1, .dims = {1}};
+        for (int d = 0; d < r->shape.rank; d++)
+            s.dims[d + 1] = r->shape.dims[d];
+        parts[i] = ir_reshape(G(L), r, s, c->loc);
+    }
+    return lw_tensor(L, ir_concat(G(L), parts, k, 0, c->loc));
 }
 
 static Value *bi_quantile(Lower *L, BuiltinCall *c) {
@@ -1799,8 +1822,8 @@ static const Builtin builtins[] = {
     {"cumsum", 1, 1, {"axis", "reverse"}, 0, bi_cumsum},
     {"sort", 1, 1, {"axis", "descending"}, 0, bi_sort},
     {"argsort", 1, 1, {"axis", "descending"}, 0, bi_argsort},
-    {"top_k", 2, 2, NOKW, 0, bi_top_k},
-    {"top_k_indices", 2, 2, NOKW, 0, bi_top_k_indices},
+    {"top_k", 2, 2, {"axis"}, 0, bi_top_k},
+    {"top_k_indices", 2, 2, {"axis"}, 0, bi_top_k_indices},
     {"quantile", 2, 2, {"axis"}, 0, bi_quantile},
     {"percentile", 2, 2, {"axis"}, 0, bi_percentile},
     {"nanquantile", 2, 2, {"axis"}, 0, bi_nanquantile},

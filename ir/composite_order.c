@@ -47,15 +47,16 @@ Node *ir_sort(Graph *g, Node *x, int axis, bool descending, SrcLoc loc) {
     return ir_take_along(g, x, ir_argsort(g, x, axis, descending, loc), axis, loc);
 }
 
-/* The indices of the k largest along the last axis, largest first; equal
- * values by lower index (the stable descending order), as torch.topk. */
-Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, SrcLoc loc) {
+/* The indices of the k largest along axis, largest first; equal values by
+ * lower index (the stable descending order), as torch.topk. */
+Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, int axis, SrcLoc loc) {
     if (!g || !x) return NULL;
     int r = x->shape.rank;
-    if (r == 0 || k < 0 || k > x->shape.dims[r - 1]) {
+    if (axis < 0 || axis >= r || k < 0 || k > x->shape.dims[axis]) {
         char b[96];
         diag_error(g->diags, loc, "top_k: k = %lld is not in 0..%lld for %s", (long long)k,
-                   (long long)(r ? x->shape.dims[r - 1] : 0), tstr(x, b, sizeof b));
+                   (long long)(axis >= 0 && axis < r ? x->shape.dims[axis] : 0),
+                   tstr(x, b, sizeof b));
         return NULL;
     }
     int64_t start[IR_MAX_RANK] = {0}, stop[IR_MAX_RANK], step[IR_MAX_RANK];
@@ -63,13 +64,13 @@ Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, SrcLoc loc) {
         stop[i] = x->shape.dims[i];
         step[i] = 1;
     }
-    stop[r - 1] = k;
-    return ir_slice(g, ir_argsort(g, x, r - 1, true, loc), start, stop, step, loc);
+    stop[axis] = k;
+    return ir_slice(g, ir_argsort(g, x, axis, true, loc), start, stop, step, loc);
 }
 
-Node *ir_top_k(Graph *g, Node *x, int64_t k, SrcLoc loc) {
-    Node *i = ir_top_k_indices(g, x, k, loc);
-    return i ? ir_take_along(g, x, i, x->shape.rank - 1, loc) : NULL;
+Node *ir_top_k(Graph *g, Node *x, int64_t k, int axis, SrcLoc loc) {
+    Node *i = ir_top_k_indices(g, x, k, axis, loc);
+    return i ? ir_take_along(g, x, i, axis, loc) : NULL;
 }
 
 /* numpy's default ('linear') quantile along axis, which is dropped: at the

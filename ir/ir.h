@@ -196,13 +196,13 @@ Node *ir_argsort(Graph *g, Node *a, int axis, bool descending, SrcLoc loc);
 Node *ir_components(Graph *g, Node *mask, SrcLoc loc);
 /* composite_order.c: values picked along axis by indices (take_along_axis),
  * sorted values (stable; gradients go back to the source positions), the k
- * largest along the last axis and their indices (largest first, equal values
+ * largest along axis and their indices (largest first, equal values
  * by lower index), numpy's linear quantile (drops axis), and sums / means of
  * the rows of x grouped by labels in [0, n) (an empty group's mean is 0). */
 Node *ir_take_along(Graph *g, Node *x, Node *idx, int axis, SrcLoc loc);
 Node *ir_sort(Graph *g, Node *x, int axis, bool descending, SrcLoc loc);
-Node *ir_top_k(Graph *g, Node *x, int64_t k, SrcLoc loc);
-Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, SrcLoc loc);
+Node *ir_top_k(Graph *g, Node *x, int64_t k, int axis, SrcLoc loc);
+Node *ir_top_k_indices(Graph *g, Node *x, int64_t k, int axis, SrcLoc loc);
 Node *ir_quantile(Graph *g, Node *x, double q, int axis, SrcLoc loc);
 /* numpy's nanquantile: of the values that are not NaN (NaN when none is) */
 Node *ir_nanquantile(Graph *g, Node *x, double q, int axis, SrcLoc loc);

@@ -590,8 +590,7 @@ static Node *c_sort(Graph *g, Node **in, int v) {
     return ir_sort(g, in[0], v ? 0 : 1, v != 0, L0);
 }
 static Node *c_top_k(Graph *g, Node **in, int v) {
-    (void)v;
-    return ir_top_k(g, in[0], 2, L0);
+    return ir_top_k(g, in[0], 2, v, L0);
 }
 static Node *c_quantile(Graph *g, Node **in, int v) {
     if (v) return ir_quantile(g, ir_reshape(g, in[0], S(1, 12), L0), 0.8, 0, L0);
@@ -622,7 +621,8 @@ Test(grad, composites_match_finite_differences) {
         mk("mse", c_mse, 0, 2, F(S(2, 3, 5), DOM_ANY), F(S(2, 3, 5), DOM_ANY), none),
         mk("sort axis 1", c_sort, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
         mk("sort axis 0 descending", c_sort, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
-        mk("top_k 2", c_top_k, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("top_k 2 axis 0", c_top_k, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),
+        mk("top_k 2 axis 1", c_top_k, 1, 1, F(S(2, 3, 5), DOM_ANY), none, none),
         mk("quantile 0.37 axis 1", c_quantile, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none),
         mk("quantile 0.8 all", c_quantile, 1, 1, F(S(2, 3, 4), DOM_ANY), none, none),
         mk("nanquantile 0.37 axis 1", c_nanquantile, 0, 1, F(S(2, 3, 5), DOM_ANY), none, none),

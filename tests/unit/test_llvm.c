@@ -621,8 +621,9 @@ static void order_ops(void) {
         }
         Case *c = case_new(T_EXACT, "top_k %s", rt_dtype_name(dt));
         Node *x = input(c, dt, th_shape(2, 7, 9), DOM_ANY, 0);
-        ir_graph_add_output(c->g, ir_top_k_indices(c->g, x, 3, L));
-        CHECK(c, ir_top_k(c->g, x, 3, L));
+        ir_graph_add_output(c->g, ir_top_k_indices(c->g, x, 3, 1, L));
+        ir_graph_add_output(c->g, ir_top_k_indices(c->g, x, 4, 0, L));
+        CHECK(c, ir_top_k(c->g, x, 3, 1, L));
     }
     for (int d = 0; d < 2; d++) { /* NaN above every number, -0 equal to 0, infinities */
         Case *c = case_new(T_EXACT, "argsort %s of wide values", rt_dtype_name(num_dtypes[d]));

@@ -194,12 +194,12 @@ Test(order, argsort_sort_and_top_k_match_numpy_with_ties) {
         out(&p, ir_argsort(p.g, x, 1, true, L));
         out(&p, ir_sort(p.g, x, 1, false, L));
         out(&p, ir_sort(p.g, x, 1, true, L));
-        out(&p, ir_top_k_indices(p.g, x, 3, L));
-        out(&p, ir_top_k(p.g, x, 3, L));
-        const char *want[] = {"argsort_ax1", "argsort_ax0",   "argsort_ax1_desc",
-                              "sort_ax1",    "sort_ax1_desc", "top_k3_idx",
-                              "top_k3"};
-        expect(&p, want, 7, 0);
+        out(&p, ir_top_k_indices(p.g, x, 3, 1, L));
+        out(&p, ir_top_k(p.g, x, 3, 1, L));
+        out(&p, ir_top_k_indices(p.g, x, 2, 0, L));
+        const char *want[] = {"argsort_ax1",   "argsort_ax0", "argsort_ax1_desc", "sort_ax1",
+                              "sort_ax1_desc", "top_k3_idx",  "top_k3",           "top_k2_ax0_idx"};
+        expect(&p, want, 8, 0);
     }
 }
 
@@ -340,23 +340,26 @@ Test(order, components_match_a_flood_fill) {
 /* ---- through the language ------------------------------------------------------------- */
 
 /* The builtins (default axes, keywords, bool counts, an empty group) in one
- * program on small integers with ties, on both backends; the printed answers
+ * program on small integers with ties, on both backends and in a `dflow build`
+ * image; the printed answers
  * are numpy's (np.argsort(-x, kind="stable"), np.sort, np.cumsum,
  * np.quantile, np.percentile, np.add.at), checked when this test was written. */
-static const char order_program[] = "main {\n"
-                                    "  x = reshape(float((iota(12) * 7) % 5 - 2), [3, 4])\n"
-                                    "  lb = (iota(3) * 2) % 3\n"
-                                    "  print x\n"
-                                    "  print argsort(x, descending = true)\n"
-                                    "  print sort(x, axis = 0)\n"
-                                    "  print top_k_indices(x, 2), top_k(x, 2)\n"
-                                    "  print cumsum(x, reverse = true), cumsum(x > 0, axis = 0)\n"
-                                    "  print quantile(x, 0.25), percentile(x, 50, axis = 1)\n"
-                                    "  print segment_sum(x, lb, 3), segment_mean(x, lb, 4)\n"
-                                    "  print segment_sum(x, key = lb, groups = 3)\n"
-                                    "  print components(x > -1)\n"
-                                    "  print grad(sum(top_k(x, 2)) + quantile(x, 0.3), x)\n"
-                                    "}\n";
+static const char order_program[] =
+    "main {\n"
+    "  x = reshape(float((iota(12) * 7) % 5 - 2), [3, 4])\n"
+    "  lb = (iota(3) * 2) % 3\n"
+    "  print x\n"
+    "  print argsort(x, descending = true)\n"
+    "  print sort(x, axis = 0)\n"
+    "  print top_k_indices(x, 2), top_k(x, 2)\n"
+    "  print cumsum(x, reverse = true), cumsum(x > 0, axis = 0)\n"
+    "  print quantile(x, 0.25), percentile(x, 50, axis = 1)\n"
+    "  print quantile(x, [0.25, 0.5]), nanpercentile(x, [50], axis = 0)\n"
+    "  print segment_sum(x, lb, 3), segment_mean(x, lb, 4)\n"
+    "  print segment_sum(x, key = lb, groups = 3)\n"
+    "  print components(x > -1)\n"
+    "  print grad(sum(top_k(x, 2)) + quantile(x, 0.3), x)\n"
+    "}\n";
 
 static const char order_program_out[] = "[[-2, 0, 2, -1],\n"
                                         " [1, -2, 0, 2],\n"
@@ -378,6 +381,7 @@ static const char order_program_out[] = "[[-2, 0, 2, -1],\n"
                                         " [1, 0, 1, 1],\n"
                                         " [1, 1, 1, 1]]\n"
                                         "-1.25 [-0.5, 0.5, -0.5]\n"
+                                        "[-1.25, 0] [[-1, 0, 0, 0]]\n"
                                         "[[-2, 0, 2, -1],\n"
                                         " [-1, 1, -2, 0],\n"
                                         " [1, -2, 0, 2]] [[-2, 0, 2, -1],\n"
@@ -394,7 +398,7 @@ static const char order_program_out[] = "[[-2, 0, 2, -1],\n"
                                         " [1, 0, 0, 1],\n"
                                         " [0.3, 1, 0, 1]]\n";
 
-Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends) {
+Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends, .timeout = 600) {
     const char *bin = th_dflow_bin();
     if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
     const char *path = th_write_program(order_program);
@@ -412,4 +416,49 @@ Test(order, builtins_in_a_program_print_numpys_answers_on_both_backends) {
         th_spawn_free(&r);
         th_rmdir(dir);
     }
+    /* a built image links the runtime routine: the same answers */
+    char dir[256], exe[320], outdir[320];
+    cr_assert(th_tempdir(dir, sizeof dir, "order"));
+    snprintf(exe, sizeof exe, "%s/prog", dir);
+    snprintf(outdir, sizeof outdir, "%s/run", dir);
+    SpawnResult bld = th_run(300, bin, "build", path, "-o", exe, NULL);
+    TH_EXPECT_EXIT(bld, 0);
+    th_spawn_free(&bld);
+    SpawnResult r = th_run(120, exe, "--out", outdir, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    cr_expect(strncmp(r.out, order_program_out, strlen(order_program_out)) == 0,
+              "the built image printed:\n%s\nwant:\n%s", r.out, order_program_out);
+    th_spawn_free(&r);
+    th_rmdir(dir);
+}
+
+/* Rows enough for the kernel to be split over the runner's two threads
+ * (KP_ORDER splits the outer rows): the same bits as the interpreter. */
+Test(order, kernels_split_over_threads_agree_with_the_interpreter) {
+    Prog p = prog();
+    Shape s = th_shape(3, 64, 96, 3);
+    RtTensor *t = rt_tensor_new(DT_F32, s);
+    uint64_t st = 77;
+    for (int64_t i = 0; i < rt_shape_numel(&s); i++) /* small integers: many ties */
+        rt_tensor_set_f64(t, i, (double)(th_splitmix64(&st) % 9) - 4);
+    p.in[p.nin++] = t;
+    Node *x = ir_input(p.g, DT_F32, s, "x", L);
+    out(&p, ir_argsort(p.g, x, 1, false, L));
+    out(&p, ir_argsort(p.g, x, 1, true, L));
+    out(&p, ir_cumsum(p.g, x, 1, false, L));
+    out(&p, ir_cumsum(p.g, ir_reshape(p.g, x, th_shape(2, 64 * 96, 3), L), 1, true, L));
+    RtTensor *ref[4] = {0}, *got[4] = {0};
+    cr_assert(ir_interp_run(p.g, p.in, ref, D), "%s", th_last_diag(D));
+    cr_assert(R.run(R.ctx, p.g, p.in, got, D), "%s", th_last_diag(D));
+    const LlvmGraphInfo *info = llvm_runner_graph(&R, llvm_runner_ngraphs(&R) - 1);
+    cr_assert(info && !info->fallback, "fell back to the interpreter");
+    cr_expect_geq(info->nparallel, 3, "only %d kernels were split over threads", info->nparallel);
+    for (int j = 0; j < 4; j++) {
+        cr_assert_eq(rt_tensor_bytes(ref[j]), rt_tensor_bytes(got[j]));
+        cr_expect(memcmp(ref[j]->data, got[j]->data, rt_tensor_bytes(ref[j])) == 0,
+                  "output %d differs from the interpreter", j);
+        rt_tensor_free(ref[j]);
+        rt_tensor_free(got[j]);
+    }
+    rt_tensor_free(t);
 }
