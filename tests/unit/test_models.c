@@ -61,6 +61,7 @@ Test(models, a_helper_an_argument_and_a_lambda_see_the_trained_model, .timeout =
     cr_assert_eq(after(out, "helper"), direct, "%s", out);
     cr_assert_eq(after(out, "argument"), direct, "%s", out);
     cr_assert_eq(after(out, "lambda"), direct, "%s", out);
+    cr_assert_eq(after(out, "builtin"), direct, "%s", out);
     free(out);
 }
 
