@@ -411,6 +411,7 @@ static int build_movement(Sched *s, const Node *n, Pos *p) {
     case OP_GATHER:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return -1;
     }
@@ -582,6 +583,7 @@ static int build_uncached(Sched *s, const Node *n, Pos *p) {
     case OP_SCATTER_ADD:
     case OP_PAD:
     case OP_MATMUL:
+    IR_CASES_CALL:
         break;
     }
     if (ir_ops[n->op].flags & OPF_EW) {
@@ -770,6 +772,22 @@ static void plan_scatter(Sched *s, KernelPlan *k) {
     int at = iadd(s, imulc(s, iclamp(s, iv, 0, rows ? rows - 1 : 0), rowlen), flat_of(s, &rp));
     k->out_index = at;
     k->value = build(s, upd, &p);
+}
+
+/* A library call: one task over the whole buffers (fusion materialised its
+ * operands); a failure is reported as the call's check. */
+static void plan_call(Sched *s, KernelPlan *k) {
+    const Node *r = s->root;
+    IrCallDims d = ir_call_dims(r);
+    k->kind = KP_CALL;
+    k->call = (KCall){d.fn,
+                      s->prog->buf_of[r->src[0]->id],
+                      r->nsrc > 1 ? s->prog->buf_of[r->src[1]->id] : -1,
+                      d.batch,
+                      d.m,
+                      d.n,
+                      d.k};
+    s->check_node = r;
 }
 
 /* Copies the scratch instruction list into the kernel (arena). */
@@ -981,6 +999,7 @@ static double point_cost(const KernelPlan *k) {
             IR_CASES_REDUCE:
             IR_CASES_MOVE:
             case OP_MATMUL:
+            IR_CASES_CALL:
             IR_CASES_RAND:
                 c += in->dt == DT_I64 ? 0.25 : 1;
                 break;
@@ -1044,6 +1063,12 @@ static void plan_parallel(KernelPlan *k) {
     case KP_SCATTER:
         k->work = (double)points * point_cost(k);
         break;
+    case KP_CALL: /* O(n^3) per matrix; one task (LAPACK threads on its own) */
+        k->work = (double)k->call.batch * (double)k->call.n * (double)k->call.n *
+                  (double)(k->call.m > k->call.k ? k->call.m : k->call.k);
+        k->par_axis = -1;
+        k->par_n = 1;
+        return;
     case KP_MATMUL: {
         const KMatmul *m = &k->mm;
         double batch = 1;
@@ -1131,6 +1156,9 @@ KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char 
         case FG_SCATTER:
             plan_scatter(&s, k);
             break;
+        case FG_CALL:
+            plan_call(&s, k);
+            break;
         case FG_MATMUL:
             if (!plan_matmul(&s, k, gr->matmul)) {
                 snprintf(why, whyn, "matmul %%%u: operands are not BLAS views", gr->root->id);
@@ -1206,7 +1234,7 @@ void cg_program_print(const KernelProgram *p, FILE *out) {
                                         : "temp",
                 kb->node->id);
     }
-    static const char *kinds[] = {"map", "reduce", "matmul", "scatter"};
+    static const char *kinds[] = {"map", "reduce", "matmul", "scatter", "call"};
     for (int i = 0; i < p->nkernels; i++) {
         const KernelPlan *k = &p->kernels[i];
         fprintf(out, "kernel k%d %s -> b%d loops [", k->id, kinds[k->kind], k->out_buf);
@@ -1214,6 +1242,12 @@ void cg_program_print(const KernelProgram *p, FILE *out) {
             fprintf(out, d ? ",%lld" : "%lld", (long long)k->dims[d]);
         fputc(']', out);
         if (k->kind == KP_REDUCE) fprintf(out, " %s axes=0x%x", ir_op_name(k->red_op), k->red_axes);
+        if (k->kind == KP_CALL) {
+            fprintf(out, " %s b%d", ir_op_name(k->group->root->op), k->call.a_buf);
+            if (k->call.b_buf >= 0) fprintf(out, " b%d", k->call.b_buf);
+            fprintf(out, " batch=%lld m=%lld n=%lld k=%lld", (long long)k->call.batch,
+                    (long long)k->call.m, (long long)k->call.n, (long long)k->call.k);
+        }
         if (k->kind == KP_MATMUL) {
             const KMatmul *m = &k->mm;
             fprintf(out, " b%d%s @ b%d%s M=%lld N=%lld K=%lld batch=%d", m->a_buf,

@@ -387,6 +387,7 @@ static bool ew_kernel(const Node *n, RtTensor *const *src, RtTensor *o, int64_t 
     IR_CASES_REDUCE:
     IR_CASES_MOVE:
     IR_CASES_CONTR:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return false;
     }

@@ -321,6 +321,69 @@ static bool grad_matmul(Graph *g, Node *n, Node *G, Node **gs) {
     return gs[0] && gs[1];
 }
 
+/* ---- library calls (matrix calculus; the rules use differentiable ops only,
+ * solve and inv included, so second derivatives come for free) ------------ */
+
+static Node *mm(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    return ir_matmul(g, a, b, loc);
+}
+
+static Node *call2(Graph *g, OpKind op, Node *a, Node *b, SrcLoc loc) {
+    Node *src[2] = {a, b};
+    return a && b ? ir_call(g, op, src, loc) : NULL;
+}
+
+/* a's entries on or below the diagonal (strict: below only), others 0. */
+static Node *tril(Graph *g, Node *a, bool strict, SrcLoc loc) {
+    if (!a) return NULL;
+    int r = a->shape.rank;
+    Node *row = ir_iota(g, DT_I64, a->shape, r - 2, loc),
+         *col = ir_iota(g, DT_I64, a->shape, r - 1, loc);
+    Node *keep = ir_binary(g, strict ? OP_LT : OP_LE, col, row, loc);
+    return ir_where(g, keep, a, zeros_like(g, a, loc), loc);
+}
+
+/* X = solve(A, B): gB = solve(A^T, G), gA = -gB X^T */
+static bool grad_solve(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    gs[1] = call2(g, OP_SOLVE, transpose_last2(g, n->src[0], l), G, l);
+    gs[0] = neg(g, mm(g, gs[1], transpose_last2(g, n, l), l), l);
+    return gs[0] && gs[1];
+}
+
+/* Y = inv(A): gA = -Y^T G Y^T */
+static bool grad_inv(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *yt = transpose_last2(g, n, l);
+    return (gs[0] = neg(g, mm(g, mm(g, yt, G, l), yt, l), l)) != NULL;
+}
+
+/* d = det(A): gA = G d inv(A)^T (a singular A fails in inv, located) */
+static bool grad_det(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *a = n->src[0];
+    Shape s = n->shape; /* the batch, then [1, 1] */
+    s.dims[s.rank++] = 1;
+    s.dims[s.rank++] = 1;
+    Node *gd = ir_reshape(g, mul(g, G, n, l), s, l);
+    Node *it = transpose_last2(g, ir_call(g, OP_INV, &a, l), l);
+    return (gs[0] = mul(g, ir_broadcast(g, gd, a->shape, l), it, l)) != NULL;
+}
+
+/* L = cholesky(A), A symmetric (Murray 2016; PyTorch's cholesky_backward):
+ * P = tril(L^T G), Phi = (P + tril(P, -1)^T) / 2 (symmetric, half diagonal),
+ * gA = L^-T Phi L^-1 (symmetric) = (solve(L^T, (solve(L^T, Phi))^T))^T. */
+static bool grad_cholesky(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *lt = transpose_last2(g, n, l);
+    Node *p = tril(g, mm(g, lt, G, l), false, l);
+    Node *phi = mul(g, ir_binary(g, OP_ADD, p, transpose_last2(g, tril(g, p, true, l), l), l),
+                    scalar_like(g, n, 0.5, l), l);
+    Node *y = call2(g, OP_SOLVE, lt, phi, l);
+    Node *z = call2(g, OP_SOLVE, lt, transpose_last2(g, y, l), l);
+    return (gs[0] = transpose_last2(g, z, l)) != NULL;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define RULE_INPUT GRAD_NONE
@@ -367,6 +430,14 @@ static bool grad_matmul(Graph *g, Node *n, Node *G, Node **gs) {
 #define RULE_SCATTER_ADD GRAD_RULE(grad_scatter_add)
 #define RULE_PAD GRAD_RULE(grad_pad)
 #define RULE_MATMUL GRAD_RULE(grad_matmul)
+#define RULE_SOLVE GRAD_RULE(grad_solve)
+#define RULE_CHOLESKY GRAD_RULE(grad_cholesky)
+#define RULE_INV GRAD_RULE(grad_inv)
+#define RULE_DET GRAD_RULE(grad_det)
+#define RULE_SLOGDET GRAD_REFUSE
+#define RULE_QR GRAD_REFUSE
+#define RULE_SVD GRAD_REFUSE
+#define RULE_EIGH GRAD_REFUSE
 #define RULE_RNG_UNIFORM GRAD_NONE
 #define RULE_RNG_NORMAL GRAD_NONE
 #define RULE_FRESH_SEED GRAD_NONE

@@ -56,6 +56,7 @@ typedef enum {
                    first and the product accumulated onto it (beta = 1) */
     FG_SCATTER, /* scatter_add: zero the result, accumulate rows */
     FG_COPY,    /* the root is a movement op or leaf (a graph output) */
+    FG_CALL,    /* a library call (OPF_CALL) alone: its operands are buffers */
 } FusionKind;
 
 typedef struct {

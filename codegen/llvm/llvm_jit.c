@@ -6,7 +6,8 @@
  * new pass manager (LLVMRunPasses "default<O3>") with that machine, so the
  * cost model sees the real vector width. The LLJIT gets its own copy of the
  * same machine description and resolves external symbols (cblas_sgemm,
- * libm's pow/exp/fmodf) from the running process. One thread-safe context
+ * libm's pow/exp/fmodf) from the running process, and the runtime's
+ * rt_linalg_call by its address. One thread-safe context
  * holds every module of one runner. Errors come back as text. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "../../runtime/linalg.h"
 #include "llvm_internal.h"
 
 static double seconds(void) {
@@ -91,6 +93,18 @@ bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
         return false;
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
+    /* The runtime functions kernels call are linked into this executable but
+     * not exported from it: define them by address. */
+    LLVMOrcCSymbolMapPair rt = {
+        LLVMOrcLLJITMangleAndIntern(j->jit, "rt_linalg_call"),
+        {(LLVMOrcExecutorAddress)(uintptr_t)&rt_linalg_call,
+         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+    if (!take_error(LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j->jit),
+                                          LLVMOrcAbsoluteSymbols(&rt, 1)),
+                    "cannot define the runtime's symbols", err, errn)) {
+        llvm_jit_dispose(j);
+        return false;
+    }
     j->tsctx = LLVMOrcCreateNewThreadSafeContext();
     return true;
 }

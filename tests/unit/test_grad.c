@@ -158,6 +158,37 @@ static Node *b_matmul(Graph *g, Node **in, int v) {
     return ir_matmul(g, in[0], in[1], L0);
 }
 
+/* Library calls on well-conditioned matrices made from the raw inputs x:
+ * x + 6 I (diagonally dominant) for solve, inv and det, x x^T + I
+ * (symmetric positive definite, the domain cholesky's symmetric gradient is
+ * defined on) for cholesky; the added terms have trivial derivatives. */
+static Node *plus_diag(Graph *g, Node *x, double c) {
+    int r = x->shape.rank;
+    Node *eye = ir_cast(g,
+                        ir_binary(g, OP_EQ, ir_iota(g, DT_I64, x->shape, r - 2, L0),
+                                  ir_iota(g, DT_I64, x->shape, r - 1, L0), L0),
+                        x->dtype, L0);
+    return ir_binary(g, OP_ADD, x, ir_binary(g, OP_MUL, eye, ir_scalar(g, x->dtype, c, L0), L0),
+                     L0);
+}
+static Node *b_linalg(Graph *g, Node **in, int v) {
+    (void)v;
+    Node *a = plus_diag(g, in[0], 6.0);
+    if (cur_op == OP_SOLVE) {
+        Node *src[2] = {a, in[1]};
+        return ir_call(g, OP_SOLVE, src, L0);
+    }
+    if (cur_op == OP_CHOLESKY) {
+        int r = in[0]->shape.rank, perm[IR_MAX_RANK];
+        for (int i = 0; i < r; i++)
+            perm[i] = i;
+        perm[r - 2] = r - 1;
+        perm[r - 1] = r - 2;
+        a = plus_diag(g, ir_matmul(g, in[0], ir_permute(g, in[0], perm, L0), L0), 1.0);
+    }
+    return ir_call(g, cur_op, &a, L0);
+}
+
 /* Fills out[] with the cases for op; returns how many. */
 static int cases_for(OpKind op, GradCase *out) {
     int n = 0;
@@ -260,6 +291,19 @@ static int cases_for(OpKind op, GradCase *out) {
             mk("[1,1]@[1,1]", b_matmul, 0, 2, F(S(2, 1, 1), DOM_ANY), F(S(2, 1, 1), DOM_ANY), none);
         out[n++] = mk("[2,3,4]@[4,5]", b_matmul, 0, 2, F(S(3, 2, 3, 4), DOM_ANY),
                       F(S(2, 4, 5), DOM_ANY), none);
+        return n;
+    case OP_SOLVE:
+        out[n++] =
+            mk("[3,3] [3,2]", b_linalg, 0, 2, F(S(2, 3, 3), DOM_ANY), F(S(2, 3, 2), DOM_ANY), none);
+        out[n++] = mk("[2,3,3] [2,3,1]", b_linalg, 0, 2, F(S(3, 2, 3, 3), DOM_ANY),
+                      F(S(3, 2, 3, 1), DOM_ANY), none);
+        return n;
+    case OP_CHOLESKY:
+    case OP_INV:
+    case OP_DET:
+        out[n++] = mk("[3,3]", b_linalg, 0, 1, F(S(2, 3, 3), DOM_ANY), none, none);
+        out[n++] = mk("[2,4,4]", b_linalg, 0, 1, F(S(3, 2, 4, 4), DOM_ANY), none, none);
+        out[n++] = mk("[1,1]", b_linalg, 0, 1, F(S(2, 1, 1), DOM_ANY), none, none);
         return n;
     default:
         return 0;
@@ -507,9 +551,41 @@ Test(grad, table_is_total) {
         if (ir_ops[op].flags & OPF_DIFF)
             cr_expect(r->kind == GRAD_KIND_RULE && r->fn, "%s is differentiable but has no rule",
                       ir_op_name(op));
+        else if (ir_ops[op].flags & OPF_CALL) /* no rule yet: a located error, never zero */
+            cr_expect(r->kind == GRAD_KIND_REFUSE && !r->fn,
+                      "library call %s has no derivative but is not GRAD_REFUSE", ir_op_name(op));
         else
             cr_expect(r->kind == GRAD_KIND_NONE && !r->fn,
                       "%s is not differentiable but is not GRAD_NONE", ir_op_name(op));
+    }
+}
+
+/* qr, svd, eigh and slogdet have no rule: a gradient through one is a
+ * located error naming it, not a silent zero; stop_grad cuts the path. */
+Test(grad, through_a_call_without_a_rule_is_a_located_error) {
+    const OpKind ops[] = {OP_QR, OP_SVD, OP_EIGH, OP_SLOGDET};
+    for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
+        for (int cut = 0; cut < 2; cut++) {
+            Arena *a = arena_new();
+            DiagList *d = diag_list_new(a, source_set_new(a));
+            Graph *g = ir_graph_new(a, d, "refuse");
+            SrcLoc at = {0, 3, 7, 1};
+            Node *x = ir_input(g, DT_F64, S(2, 3, 3), "x", L0);
+            Node *src = cut ? ir_unary(g, OP_STOP_GRAD, x, L0) : x;
+            Node *t = ir_call(g, ops[k], &src, at);
+            Node *y = sum_all(g, ir_binary(g, OP_MUL, ir_tuple_get(g, t, 0, L0), x, L0));
+            Node *gx = NULL;
+            bool ok = pass_grad(g, y, NULL, &x, 1, &gx);
+            cr_expect_eq(ok, cut == 1, "%s (cut %d)", ir_op_name(ops[k]), cut);
+            if (!cut) {
+                cr_expect_eq(d->nerrors, 1);
+                cr_expect_not_null(strstr(th_last_diag(d), ir_op_name(ops[k])), "%s",
+                                   th_last_diag(d));
+                cr_expect_not_null(strstr(th_last_diag(d), "no derivative rule"), "%s",
+                                   th_last_diag(d));
+            }
+            arena_free(a);
+        }
     }
 }
 

@@ -21,7 +21,7 @@
 #include "ir/op_cases.h"
 #include "ir/shape.h"
 
-typedef enum { F_LEAF, F_EW1, F_EW2, F_EW3, F_RED, F_MOVE, F_CONTR, F_RAND, F_NONE } Family;
+typedef enum { F_LEAF, F_EW1, F_EW2, F_EW3, F_RED, F_MOVE, F_CONTR, F_CALL, F_RAND, F_NONE } Family;
 
 static Family family_of(OpKind op) {
     switch (op) {
@@ -39,6 +39,8 @@ static Family family_of(OpKind op) {
         return F_MOVE;
     IR_CASES_CONTR:
         return F_CONTR;
+    IR_CASES_CALL:
+        return F_CALL;
     IR_CASES_RAND:
         return F_RAND;
     }
@@ -52,6 +54,7 @@ static Family family_of_row(const OpInfo *r) {
     if (r->flags & OPF_RED) return F_RED;
     if (r->flags & OPF_MOVE) return F_MOVE;
     if (r->flags & OPF_CONTR) return F_CONTR;
+    if (r->flags & OPF_CALL) return F_CALL;
     if (r->flags & OPF_RAND) return F_RAND;
     return r->arity == 0 ? F_LEAF : F_NONE;
 }
@@ -64,8 +67,9 @@ Test(op_cases, op_families_match_the_table) {
             "op %s is in family list %d of ir/op_cases.h, its row (arity %d, flags 0x%x) says %d",
             r->name, family_of((OpKind)op), r->arity, r->flags, family_of_row(r));
         int kinds = !!(r->flags & OPF_EW) + !!(r->flags & OPF_RED) + !!(r->flags & OPF_MOVE) +
-                    !!(r->flags & OPF_CONTR) + !!(r->flags & OPF_RAND);
-        cr_expect_leq(kinds, 1, "op %s has more than one of EW, RED, MOVE, CONTR, RAND", r->name);
+                    !!(r->flags & OPF_CONTR) + !!(r->flags & OPF_RAND) + !!(r->flags & OPF_CALL);
+        cr_expect_leq(kinds, 1, "op %s has more than one of EW, RED, MOVE, CONTR, CALL, RAND",
+                      r->name);
     }
 }
 
@@ -110,6 +114,7 @@ static bool infer_with(OpKind op, DType dt, DType *out_dt, char *err, size_t err
     case SR_GATHER:
     case SR_PAD:
     case SR_MATMUL:
+    case SR_CALL:
         break;
     }
     *out_dt = dt;
