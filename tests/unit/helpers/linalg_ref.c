@@ -134,7 +134,9 @@ RtTensor *th_la_input(OpKind op, int which, DType dt, Shape s, uint64_t *rng) {
     for (int64_t i = 0; i < n; i++)
         m[i] = th_uniform(rng, -1, 1);
     bool spd = op == OP_CHOLESKY || op == OP_EIGH;
-    bool square = which == 0 && op != OP_QR && op != OP_SVD;
+    /* det and slogdet get plain random matrices: partial pivoting then swaps rows,
+       which the sign must count */
+    bool square = which == 0 && (op == OP_SOLVE || op == OP_INV);
     for (int64_t b = 0; b < batch; b++) {
         double *a = m + b * per;
         if (spd) { /* M M^T / n + I, symmetric to the last bit */

@@ -13,8 +13,8 @@
  * its results as outputs to g; returns the call node. */
 Node *th_la_graph(Graph *g, OpKind op, DType dt, Shape sa, Shape sb, SrcLoc loc);
 /* An input for op: symmetric positive definite (M M^T / n + I) for
- * cholesky and eigh, random with a dominant diagonal for the square ops,
- * plain random for qr and svd and solve's right side (which = 1). */
+ * cholesky and eigh, random with a dominant diagonal for solve and inv,
+ * plain random for det, slogdet, qr, svd and solve's right side (which = 1). */
 RtTensor *th_la_input(OpKind op, int which, DType dt, Shape s, uint64_t *rng);
 /* Checks the identities of op's results res[] for inputs a, b: to 1e-5 of
  * the inputs' largest entry in f32, 1e-12 in f64. `what` labels failures. */
