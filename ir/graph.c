@@ -513,19 +513,24 @@ IrCallDims ir_call_dims(const Node *n) {
 }
 
 Node *ir_tuple_get(Graph *g, Node *t, int i, SrcLoc loc) {
-    if (!t) return NULL;
+    return ir_tuple_part(g, t, t, i, loc);
+}
+
+Node *ir_tuple_part(Graph *g, const Node *t, Node *packed, int i, SrcLoc loc) {
+    if (!t || !packed) return NULL;
     Shape res[IR_MAX_RESULTS];
     int n = ir_call_results(t, res);
-    if (i < 0 || i >= n) {
-        diag_error(g->diags, loc, "internal error: %s has no result %d", ir_op_name(t->op), i);
+    if (i < 0 || i >= n || !rt_shape_eq(&packed->shape, &t->shape)) {
+        diag_error(g->diags, loc, "internal error: %s has no result %d of that shape",
+                   ir_op_name(t->op), i);
         return NULL;
     }
-    if (n == 1) return t;
+    if (n == 1) return packed;
     int64_t off = 0;
     for (int j = 0; j < i; j++)
         off += rt_shape_numel(&res[j]);
     int64_t start = off, stop = off + rt_shape_numel(&res[i]), step = 1;
-    return ir_reshape(g, ir_slice(g, t, &start, &stop, &step, loc), res[i], loc);
+    return ir_reshape(g, ir_slice(g, packed, &start, &stop, &step, loc), res[i], loc);
 }
 
 /* ---- random ---------------------------------------------------------------------- */

@@ -201,6 +201,9 @@ Node *ir_fresh_seed(Graph *g, Node *run_seed, Node *t, uint32_t k, SrcLoc loc);
 Node *ir_call(Graph *g, OpKind op, Node *const *src, SrcLoc loc);
 int ir_call_results(const Node *n, Shape *res);
 Node *ir_tuple_get(Graph *g, Node *t, int i, SrcLoc loc);
+/* Result i, laid out as call t's, of any packed tensor of t's shape (a
+ * gradient of t, in derivative rules); ir_tuple_get is ir_tuple_part(t, t). */
+Node *ir_tuple_part(Graph *g, const Node *t, Node *packed, int i, SrcLoc loc);
 /* How the runtime runs call n (runtime/linalg.h): its RtLaFn, the number
  * of matrices, src[0]'s m x n and solve's k columns of b. */
 typedef struct {

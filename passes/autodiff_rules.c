@@ -384,6 +384,52 @@ static bool grad_cholesky(Graph *g, Node *n, Node *G, Node **gs) {
     return (gs[0] = transpose_last2(g, z, l)) != NULL;
 }
 
+/* (sign, l) = slogdet(A): dl = tr(inv(A) dA), so gA = gl inv(A)^T; the sign
+ * is piecewise constant. G is the packed gradient of the tuple. */
+static bool grad_slogdet(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *a = n->src[0];
+    Node *gl = ir_tuple_part(g, n, G, 1, l);
+    if (!gl) return false;
+    Shape s = gl->shape; /* the batch, then [1, 1] */
+    s.dims[s.rank++] = 1;
+    s.dims[s.rank++] = 1;
+    Node *it = transpose_last2(g, ir_call(g, OP_INV, &a, l), l);
+    return (gs[0] = mul(g, ir_broadcast(g, ir_reshape(g, gl, s, l), a->shape, l), it, l)) != NULL;
+}
+
+/* (w, V) = eigh(A), A symmetric with distinct eigenvalues (PyTorch's
+ * linalg_eigh backward): with M = V^T gV, gA = V (diag(gw) + K) V^T where
+ * K[i,j] = (M[i,j] - M[j,i]) / 2 / (w[j] - w[i]) off the diagonal, 0 on it
+ * (symmetric). Built from eigh's own results, so it differentiates again. */
+static bool grad_eigh(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *w = ir_tuple_get(g, n, 0, l), *v = ir_tuple_get(g, n, 1, l);
+    Node *gw = ir_tuple_part(g, n, G, 0, l), *gv = ir_tuple_part(g, n, G, 1, l);
+    if (!w || !v || !gw || !gv) return false;
+    Node *vt = transpose_last2(g, v, l);
+    Node *m = mm(g, vt, gv, l);
+    Node *skew =
+        mul(g, ir_binary(g, OP_SUB, m, transpose_last2(g, m, l), l), scalar_like(g, n, 0.5, l), l);
+    int r = v->shape.rank;
+    Shape row = w->shape, col = w->shape; /* w as [.., 1, n] and as [.., n, 1] */
+    row.dims[r - 2] = 1;
+    row.dims[r - 1] = w->shape.dims[r - 2];
+    row.rank = col.rank = r;
+    col.dims[r - 2] = w->shape.dims[r - 2];
+    col.dims[r - 1] = 1;
+    Node *wj = ir_broadcast(g, ir_reshape(g, w, row, l), v->shape, l),
+         *wi = ir_broadcast(g, ir_reshape(g, w, col, l), v->shape, l);
+    Node *diag = ir_binary(g, OP_EQ, ir_iota(g, DT_I64, v->shape, r - 2, l),
+                           ir_iota(g, DT_I64, v->shape, r - 1, l), l);
+    Node *one = full_like(g, v, 1.0, l);
+    Node *e = ir_where(g, diag, one, ir_binary(g, OP_SUB, wj, wi, l), l); /* no 0 / 0 */
+    Node *gwd = ir_binary(g, OP_MUL, ir_broadcast(g, ir_reshape(g, gw, row, l), v->shape, l),
+                          ir_cast(g, diag, v->dtype, l), l);
+    Node *k = ir_where(g, diag, gwd, divide(g, skew, e, l), l);
+    return (gs[0] = mm(g, mm(g, v, k, l), vt, l)) != NULL;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define RULE_INPUT GRAD_NONE
@@ -434,10 +480,10 @@ static bool grad_cholesky(Graph *g, Node *n, Node *G, Node **gs) {
 #define RULE_CHOLESKY GRAD_RULE(grad_cholesky)
 #define RULE_INV GRAD_RULE(grad_inv)
 #define RULE_DET GRAD_RULE(grad_det)
-#define RULE_SLOGDET GRAD_REFUSE
+#define RULE_SLOGDET GRAD_RULE(grad_slogdet)
 #define RULE_QR GRAD_REFUSE
 #define RULE_SVD GRAD_REFUSE
-#define RULE_EIGH GRAD_REFUSE
+#define RULE_EIGH GRAD_RULE(grad_eigh)
 #define RULE_RNG_UNIFORM GRAD_NONE
 #define RULE_RNG_NORMAL GRAD_NONE
 #define RULE_FRESH_SEED GRAD_NONE

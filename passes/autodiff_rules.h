@@ -15,7 +15,7 @@
 typedef enum {
     GRAD_KIND_NONE = 1, /* not differentiable: zero contribution to every source */
     GRAD_KIND_RULE,     /* fn builds the source gradients */
-    GRAD_KIND_REFUSE,   /* differentiable in principle, no rule yet (qr, svd, eigh):
+    GRAD_KIND_REFUSE,   /* differentiable in principle, no rule yet (qr, svd):
                            a gradient through it is a located error, never zero */
 } GradKind;
 

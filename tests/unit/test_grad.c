@@ -186,6 +186,23 @@ static Node *b_linalg(Graph *g, Node **in, int v) {
         perm[r - 1] = r - 2;
         a = plus_diag(g, ir_matmul(g, in[0], ir_permute(g, in[0], perm, L0), L0), 1.0);
     }
+    if (cur_op == OP_EIGH) { /* (x + x^T) / 2 + diag(0, 5, 10, ..): eigenvalues apart */
+        int r = in[0]->shape.rank, perm[IR_MAX_RANK];
+        for (int i = 0; i < r; i++)
+            perm[i] = i;
+        perm[r - 2] = r - 1;
+        perm[r - 1] = r - 2;
+        Node *sym =
+            ir_binary(g, OP_MUL, ir_binary(g, OP_ADD, in[0], ir_permute(g, in[0], perm, L0), L0),
+                      ir_scalar(g, DT_F64, 0.5, L0), L0);
+        Node *row = ir_iota(g, DT_I64, in[0]->shape, r - 2, L0),
+             *col = ir_iota(g, DT_I64, in[0]->shape, r - 1, L0);
+        Node *d = ir_where(
+            g, ir_binary(g, OP_EQ, row, col, L0),
+            ir_binary(g, OP_MUL, ir_cast(g, row, DT_F64, L0), ir_scalar(g, DT_F64, 5.0, L0), L0),
+            ir_const(g, DT_F64, in[0]->shape, 0.0, L0), L0);
+        a = ir_binary(g, OP_ADD, sym, d, L0);
+    }
     return ir_call(g, cur_op, &a, L0);
 }
 
@@ -298,9 +315,15 @@ static int cases_for(OpKind op, GradCase *out) {
         out[n++] = mk("[2,3,3] [2,3,1]", b_linalg, 0, 2, F(S(3, 2, 3, 3), DOM_ANY),
                       F(S(3, 2, 3, 1), DOM_ANY), none);
         return n;
+    case OP_EIGH:
+        out[n++] = mk("[3,3]", b_linalg, 0, 1, F(S(2, 3, 3), DOM_ANY), none, none);
+        out[n++] = mk("[2,4,4]", b_linalg, 0, 1, F(S(3, 2, 4, 4), DOM_ANY), none, none);
+        out[n++] = mk("[1,1]", b_linalg, 0, 1, F(S(2, 1, 1), DOM_ANY), none, none);
+        return n;
     case OP_CHOLESKY:
     case OP_INV:
     case OP_DET:
+    case OP_SLOGDET:
         out[n++] = mk("[3,3]", b_linalg, 0, 1, F(S(2, 3, 3), DOM_ANY), none, none);
         out[n++] = mk("[2,4,4]", b_linalg, 0, 1, F(S(3, 2, 4, 4), DOM_ANY), none, none);
         out[n++] = mk("[1,1]", b_linalg, 0, 1, F(S(2, 1, 1), DOM_ANY), none, none);
@@ -560,10 +583,10 @@ Test(grad, table_is_total) {
     }
 }
 
-/* qr, svd, eigh and slogdet have no rule: a gradient through one is a
- * located error naming it, not a silent zero; stop_grad cuts the path. */
+/* qr and svd have no rule: a gradient through one is a located error naming
+ * it, not a silent zero; stop_grad cuts the path. */
 Test(grad, through_a_call_without_a_rule_is_a_located_error) {
-    const OpKind ops[] = {OP_QR, OP_SVD, OP_EIGH, OP_SLOGDET};
+    const OpKind ops[] = {OP_QR, OP_SVD};
     for (size_t k = 0; k < sizeof ops / sizeof ops[0]; k++) {
         for (int cut = 0; cut < 2; cut++) {
             Arena *a = arena_new();

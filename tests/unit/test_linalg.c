@@ -348,3 +348,24 @@ Test(linalg, solve_shapes_and_dtypes) {
     cr_expect(strstr(r.out, "\n9\n"), "%s", r.out);
     th_spawn_free(&r);
 }
+
+/* methods.md section 2.4: BBSE weights w = C^-1 q from a classifier trained
+ * on the source recover the known class ratios p_target / p_source =
+ * [1.8, 0.9, 0.3] (examples/importance_weights.dfl), on both backends. */
+Test(linalg, importance_weights_recover_the_class_ratios) {
+    const char *backends[] = {"interp", "cpu"};
+    for (int i = 0; i < 2; i++) {
+        SpawnResult r = th_run(300, dflow_bin(), "run", "examples/importance_weights.dfl",
+                               "--backend", backends[i], NULL);
+        TH_EXPECT_EXIT(r, 0);
+        const char *p = strstr(r.out, "w = [");
+        cr_assert(p, "%s", r.out);
+        double w[3];
+        cr_assert_eq(sscanf(p, "w = [%lf, %lf, %lf]", &w[0], &w[1], &w[2]), 3, "%s", r.out);
+        const double want[3] = {1.8, 0.9, 0.3};
+        for (int k = 0; k < 3; k++)
+            cr_expect(fabs(w[k] - want[k]) < 0.05, "%s: w[%d] = %g, want %g", backends[i], k, w[k],
+                      want[k]);
+        th_spawn_free(&r);
+    }
+}
