@@ -260,7 +260,7 @@ static char *without_done(const char *s) {
     return c;
 }
 
-Test(linalg, the_documented_example_runs_on_both_backends) {
+Test(linalg, the_documented_example_runs_on_both_backends_and_built) {
     size_t n = 0;
     char *src = th_slurp("examples/linalg.dfl", &n), *doc = th_slurp("docs/language.md", NULL);
     cr_assert(src && doc);
@@ -271,8 +271,20 @@ Test(linalg, the_documented_example_runs_on_both_backends) {
         th_run(120, dflow_bin(), "run", "examples/linalg.dfl", "--backend", "cpu", NULL);
     TH_EXPECT_EXIT(a, 0);
     TH_EXPECT_EXIT(b, 0);
-    char *oa = without_done(a.out), *ob = without_done(b.out);
+    char dir[512], exe[600];
+    cr_assert(th_tempdir(dir, sizeof dir, "linalg"));
+    snprintf(exe, sizeof exe, "%s/prog", dir);
+    SpawnResult bb = th_run(300, dflow_bin(), "build", "examples/linalg.dfl", "-o", exe, NULL);
+    TH_EXPECT_EXIT(bb, 0);
+    SpawnResult c = th_run(60, exe, NULL);
+    TH_EXPECT_EXIT(c, 0);
+    char *oa = without_done(a.out), *ob = without_done(b.out), *oc = without_done(c.out);
     cr_expect_str_eq(oa, ob);
+    cr_expect_str_eq(oc, ob, "the built executable prints otherwise");
+    free(oc);
+    th_spawn_free(&bb);
+    th_spawn_free(&c);
+    th_rmdir(dir);
     /* the values the comments of the example state */
     const char *want[] = {"[-0.166667, 0.166667, 0.5]\n",
                           "[2, 0, 0]\n",
