@@ -34,8 +34,7 @@ static bool accumulate(Graph *g, Node **grads, const Node *src, Node *contrib, c
     return *slot != NULL;
 }
 
-/* on_path[i]: node i depends on some wrt (through differentiable ops) and y
- * depends on node i. */
+/* on_path[i]: node i depends on some wrt and y depends on node i. */
 static bool *mark_path(Graph *g, Arena *scratch, uint32_t nn, Node *y, Node *const *wrt, int nwrt) {
     bool *fwd = arena_alloc(scratch, nn ? nn : 1);
     bool *bwd = arena_alloc(scratch, nn ? nn : 1);
@@ -44,10 +43,7 @@ static bool *mark_path(Graph *g, Arena *scratch, uint32_t nn, Node *y, Node *con
         if (wrt[i] && wrt[i]->id < nn) fwd[wrt[i]->id] = true;
     for (uint32_t i = 0; i < nn; i++) {
         Node *n = g->nodes[i];
-        /* no derivative flows through a GRAD_NONE op (stop_grad, comparisons): what
-           lies past one is off the path, so a rule-less call there is no error */
-        bool through = pass_grad_rules[n->op].kind != GRAD_KIND_NONE;
-        for (int s = 0; s < n->nsrc && !fwd[i] && through; s++)
+        for (int s = 0; s < n->nsrc && !fwd[i]; s++)
             fwd[i] = fwd[n->src[s]->id];
     }
     bwd[y->id] = true;
@@ -113,19 +109,11 @@ bool pass_grad(Graph *g, Node *y, Node *seed, Node *const *wrt, int nwrt, Node *
         Node *gout = grads[i];
         if (!gout || !on_path[i] || !is_float(n->dtype)) continue;
         const GradRule *rule = &pass_grad_rules[n->op];
-        if (rule->kind == GRAD_KIND_NONE) continue;
+        if (rule->kind != GRAD_KIND_RULE) continue;
         bool any = false;
         for (int s = 0; s < n->nsrc; s++)
             any |= on_path[n->src[s]->id];
         if (!any) continue;
-        if (rule->kind == GRAD_KIND_REFUSE) {
-            diag_error(g->diags, n->loc,
-                       "grad: %s has no derivative rule; cut the path with stop_grad if "
-                       "its result is a constant here",
-                       ir_op_name(n->op));
-            ok = false;
-            break;
-        }
         Node **gsrc = arena_alloc(scratch, (size_t)n->nsrc * sizeof *gsrc);
         if (!gsrc) {
             ok = false;

@@ -430,6 +430,93 @@ static bool grad_eigh(Graph *g, Node *n, Node *G, Node **gs) {
     return (gs[0] = mm(g, mm(g, v, k, l), vt, l)) != NULL;
 }
 
+static Node *triu(Graph *g, Node *a, SrcLoc loc) {
+    return transpose_last2(g, tril(g, transpose_last2(g, a, loc), false, loc), loc);
+}
+
+static Node *diag_part(Graph *g, Node *a, SrcLoc loc) {
+    int r = a->shape.rank;
+    Node *eq = ir_binary(g, OP_EQ, ir_iota(g, DT_I64, a->shape, r - 2, loc),
+                         ir_iota(g, DT_I64, a->shape, r - 1, loc), loc);
+    return ir_where(g, eq, a, zeros_like(g, a, loc), loc);
+}
+
+/* v [.., k] as [.., 1, k] (a row, scaling columns) or [.., k, 1] (a column). */
+static Node *as_row(Graph *g, Node *v, bool column, SrcLoc loc) {
+    Shape s = v->shape;
+    s.dims[s.rank] = s.dims[s.rank - 1];
+    s.dims[s.rank - 1] = 1;
+    if (column) {
+        s.dims[s.rank - 1] = s.dims[s.rank];
+        s.dims[s.rank] = 1;
+    }
+    s.rank++;
+    return ir_reshape(g, v, s, loc);
+}
+
+/* (Q, R) = qr(A), m >= n (PyTorch's linalg_qr_backward, reduced mode):
+ * B = gR R^T - Q^T gQ, S = triu(B) + triu(B)^T - diag(B),
+ * gA = (gQ + Q S) R^-T = (solve(R, (gQ + Q S)^T))^T. A wide A (m < n) has
+ * no such rule: a located error. */
+static bool grad_qr(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    const Shape *as = &n->src[0]->shape;
+    if (as->dims[as->rank - 2] < as->dims[as->rank - 1]) {
+        diag_error(g->diags, l,
+                   "grad: qr's derivative needs a square or tall matrix (m >= n), got [.., %lld, "
+                   "%lld]",
+                   (long long)as->dims[as->rank - 2], (long long)as->dims[as->rank - 1]);
+        return false;
+    }
+    Node *q = ir_tuple_get(g, n, 0, l), *r = ir_tuple_get(g, n, 1, l);
+    Node *gq = ir_tuple_part(g, n, G, 0, l), *gr = ir_tuple_part(g, n, G, 1, l);
+    if (!q || !r || !gq || !gr) return false;
+    Node *b = ir_binary(g, OP_SUB, mm(g, gr, transpose_last2(g, r, l), l),
+                        mm(g, transpose_last2(g, q, l), gq, l), l);
+    Node *u = triu(g, b, l);
+    Node *sm = ir_binary(g, OP_SUB, ir_binary(g, OP_ADD, u, transpose_last2(g, u, l), l),
+                         diag_part(g, b, l), l);
+    Node *y = ir_binary(g, OP_ADD, gq, mm(g, q, sm, l), l);
+    return (gs[0] = transpose_last2(g, call2(g, OP_SOLVE, r, transpose_last2(g, y, l), l), l)) !=
+           NULL;
+}
+
+/* (U, S, Vt) = svd(A), thin, distinct nonzero singular values (PyTorch's
+ * svd_backward): with J = U^T gU, K = V^T gV, E[i,j] = s_j^2 - s_i^2,
+ * gA = U [((J - J^T) / E) diag(S) + diag(S) ((K - K^T) / E) + diag(gS)] Vt
+ *    + (gU - U J) diag(1/S) Vt + U diag(1/S) (gVt - (gVt V) Vt). */
+static bool grad_svd(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *u = ir_tuple_get(g, n, 0, l), *s = ir_tuple_get(g, n, 1, l),
+         *vt = ir_tuple_get(g, n, 2, l);
+    Node *gu = ir_tuple_part(g, n, G, 0, l), *gsv = ir_tuple_part(g, n, G, 1, l),
+         *gvt = ir_tuple_part(g, n, G, 2, l);
+    if (!u || !s || !vt || !gu || !gsv || !gvt) return false;
+    Node *v = transpose_last2(g, vt, l), *gv = transpose_last2(g, gvt, l);
+    Node *j = mm(g, transpose_last2(g, u, l), gu, l), *k = mm(g, vt, gv, l);
+    Node *srow = as_row(g, s, false, l), *scol = as_row(g, s, true, l);
+    Node *s2r = mul(g, srow, srow, l), *s2c = mul(g, scol, scol, l);
+    Node *e = ir_binary(g, OP_SUB, s2r, s2c, l); /* [.., k, k] by broadcasting */
+    int r = e->shape.rank;
+    Node *eq = ir_binary(g, OP_EQ, ir_iota(g, DT_I64, e->shape, r - 2, l),
+                         ir_iota(g, DT_I64, e->shape, r - 1, l), l);
+    e = ir_where(g, eq, full_like(g, e, 1.0, l), e, l); /* no 0 / 0 on the diagonal */
+    Node *fj = divide(g, ir_binary(g, OP_SUB, j, transpose_last2(g, j, l), l), e, l);
+    Node *fk = divide(g, ir_binary(g, OP_SUB, k, transpose_last2(g, k, l), l), e, l);
+    Node *gsd = ir_where(g, eq, ir_broadcast(g, as_row(g, gsv, false, l), e->shape, l),
+                         zeros_like(g, e, l), l);
+    Node *core = ir_binary(
+        g, OP_ADD, ir_binary(g, OP_ADD, mul(g, fj, srow, l), mul(g, scol, fk, l), l), gsd, l);
+    Node *ga = mm(g, mm(g, u, core, l), vt, l);
+    Node *inv_r = divide(g, full_like(g, srow, 1.0, l), srow, l),
+         *inv_c = divide(g, full_like(g, scol, 1.0, l), scol, l);
+    Node *left = mm(g, mul(g, ir_binary(g, OP_SUB, gu, mm(g, u, j, l), l), inv_r, l), vt, l);
+    Node *right =
+        mm(g, mul(g, u, inv_r, l), ir_binary(g, OP_SUB, gvt, mm(g, mm(g, gvt, v, l), vt, l), l), l);
+    (void)inv_c;
+    return (gs[0] = ir_binary(g, OP_ADD, ga, ir_binary(g, OP_ADD, left, right, l), l)) != NULL;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define RULE_INPUT GRAD_NONE
@@ -481,8 +568,8 @@ static bool grad_eigh(Graph *g, Node *n, Node *G, Node **gs) {
 #define RULE_INV GRAD_RULE(grad_inv)
 #define RULE_DET GRAD_RULE(grad_det)
 #define RULE_SLOGDET GRAD_RULE(grad_slogdet)
-#define RULE_QR GRAD_REFUSE
-#define RULE_SVD GRAD_REFUSE
+#define RULE_QR GRAD_RULE(grad_qr)
+#define RULE_SVD GRAD_RULE(grad_svd)
 #define RULE_EIGH GRAD_RULE(grad_eigh)
 #define RULE_RNG_UNIFORM GRAD_NONE
 #define RULE_RNG_NORMAL GRAD_NONE

@@ -15,8 +15,6 @@
 typedef enum {
     GRAD_KIND_NONE = 1, /* not differentiable: zero contribution to every source */
     GRAD_KIND_RULE,     /* fn builds the source gradients */
-    GRAD_KIND_REFUSE,   /* differentiable in principle, no rule yet (qr, svd):
-                           a gradient through it is a located error, never zero */
 } GradKind;
 
 /* Returns false when a builder failed (its diagnostic is already reported). */
@@ -30,8 +28,6 @@ typedef struct {
 /* Table entries (brace initializers, usable in the static table). */
 #define GRAD_NONE                                                                                  \
     { GRAD_KIND_NONE, NULL }
-#define GRAD_REFUSE                                                                                \
-    { GRAD_KIND_REFUSE, NULL }
 #define GRAD_RULE(f)                                                                               \
     { GRAD_KIND_RULE, (f) }
 

@@ -929,6 +929,9 @@ static void fuse_accumulating_products(Planner *P) {
             !rt_shape_eq(&c->shape, &m->shape) || c->src[0] == c->src[1] ||
             (c->flags & NODE_NO_FUSE) || p->role[c->id] == FN_INPUT)
             continue;
+        /* a @ b - c @ d: only the first product accumulates onto the other */
+        const Node *x = c->src[0] == m ? c->src[1] : c->src[0];
+        if (x->op == OP_MATMUL && p->role[x->id] == FN_FUSED) continue;
         p->role[i] = FN_FUSED;
         p->role[c->id] = FN_ROOT;
     }

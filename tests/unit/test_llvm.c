@@ -639,6 +639,12 @@ static void matmuls(void) {
     Node *bc =
         ir_broadcast(c->g, input(c, DT_F32, th_shape(2, 4, 1), DOM_ANY, 0), th_shape(2, 4, 3), L);
     CHECK(c, ir_matmul(c->g, m1, bc, L));
+    c = case_new(T_NORM, "a difference of two products (one accumulates onto the other)");
+    Node *p1 = ir_matmul(c->g, input(c, DT_F32, th_shape(2, 3, 4), DOM_ANY, 0),
+                         input(c, DT_F32, th_shape(2, 4, 5), DOM_ANY, 0), L);
+    Node *p2 = ir_matmul(c->g, input(c, DT_F32, th_shape(2, 3, 2), DOM_ANY, 0),
+                         input(c, DT_F32, th_shape(2, 2, 5), DOM_ANY, 0), L);
+    CHECK(c, ir_binary(c->g, OP_SUB, p1, p2, L));
     c = case_new(T_NORM, "batched matmul with a transposed batch");
     Node *x =
         ir_permute(c->g, input(c, DT_F64, th_shape(3, 5, 2, 3), DOM_ANY, 0), (int[]){1, 2, 0}, L);
@@ -764,7 +770,7 @@ static void linalg_calls(void) {
  * holds calls over transposed and computed operands (materialised by the
  * fusion pass) and projections of packed tuple gradients. */
 Test(llvm, linalg_gradients_agree_with_the_interpreter) {
-    static const OpKind ops[] = {OP_SOLVE, OP_CHOLESKY, OP_INV, OP_DET, OP_SLOGDET, OP_EIGH};
+    static const OpKind ops[] = {OP_SOLVE, OP_CHOLESKY, OP_INV, OP_DET, OP_SLOGDET, OP_QR, OP_EIGH};
     for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
         for (int d = 0; d < 2; d++) {
             DType dt = d ? DT_F64 : DT_F32;
