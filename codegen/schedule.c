@@ -776,18 +776,14 @@ static void plan_scatter(Sched *s, KernelPlan *k) {
 
 /* A library call: one task over the whole buffers (fusion materialised its
  * operands); a failure is reported as the call's check. */
-static void plan_call(Sched *s, KernelPlan *k) {
+static bool plan_call(Sched *s, KernelPlan *k) {
     const Node *r = s->root;
     IrCallDims d = ir_call_dims(r);
+    int a = s->prog->buf_of[r->src[0]->id], b = r->nsrc > 1 ? s->prog->buf_of[r->src[1]->id] : -1;
     k->kind = KP_CALL;
-    k->call = (KCall){d.fn,
-                      s->prog->buf_of[r->src[0]->id],
-                      r->nsrc > 1 ? s->prog->buf_of[r->src[1]->id] : -1,
-                      d.batch,
-                      d.m,
-                      d.n,
-                      d.k};
+    k->call = (KCall){d.fn, a, b, d.batch, d.m, d.n, d.k};
     s->check_node = r;
+    return a >= 0 && (r->nsrc < 2 || b >= 0);
 }
 
 /* Copies the scratch instruction list into the kernel (arena). */
@@ -1157,7 +1153,11 @@ KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char 
             plan_scatter(&s, k);
             break;
         case FG_CALL:
-            plan_call(&s, k);
+            if (!plan_call(&s, k)) { /* the fusion pass materialises every operand */
+                snprintf(why, whyn, "%s %%%u: an operand is not in memory",
+                         ir_op_name(gr->root->op), gr->root->id);
+                ok = false;
+            }
             break;
         case FG_MATMUL:
             if (!plan_matmul(&s, k, gr->matmul)) {
