@@ -32,6 +32,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The values are compiled into kernels (constants of their calls, and so of
+ * the JIT cache's entries, which are keyed by the kernels' IR): append new
+ * functions, never renumber. */
 typedef enum {
     RT_LA_SOLVE,
     RT_LA_CHOLESKY,
