@@ -27,7 +27,8 @@ static int numbers(const char *text, double *out, int max) {
     int n = 0;
     for (const char *p = text; *p && n < max;) {
         char *end;
-        if ((*p == '-' || (*p >= '0' && *p <= '9')) && (p == text || !isalpha((unsigned char)p[-1]))) {
+        if ((*p == '-' || (*p >= '0' && *p <= '9')) &&
+            (p == text || !isalpha((unsigned char)p[-1]))) {
             double v = strtod(p, &end);
             if (end != p) {
                 out[n++] = v;
@@ -61,8 +62,8 @@ Test(updates, match_numpy_on_both_backends, .timeout = 600) {
     cr_assert_eq(nw, 12 + 5 + 24 + 1 + 4);
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
-        SpawnResult r = dflow(120, "run", "tests/programs/updates.dfl", "--backend", backends[b],
-                              NULL);
+        SpawnResult r =
+            dflow(120, "run", "tests/programs/updates.dfl", "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 0);
         char *done = strstr(r.out, "done");
         if (done) *done = '\0';
