@@ -76,7 +76,18 @@ typedef enum {
     KP_ORDER,   /* out = dflow_rt_order(red_op, red_axes as its flag) of the buffer that
                    the plan's one KI_LOAD reads, seen as dims[0] x dims[1] x dims[2]
                    (runtime/order.h); a task computes the outer rows [lo, hi) */
+    KP_CALL,    /* out = rt_linalg_call(call.fn, ...) over whole buffers (one task) */
 } KPlanKind;
+
+/* A library call (runtime/linalg.h): out_buf = fn over the dense row-major
+ * buffers a_buf and b_buf (-1 when the op has one operand); its failure
+ * (a singular matrix) fails the run like an index check, with the reason
+ * kept by the runtime (rt_linalg_error_text). */
+typedef struct {
+    int32_t fn; /* RtLaFn */
+    int a_buf, b_buf;
+    int64_t batch, m, n, k;
+} KCall;
 
 /* C[b] (M,N, contiguous) = op(A[b]) (M,K) @ op(B[b]) (K,N), op = transpose
  * when trans_*; A[b] starts at a_off + sum b_i * a_bstride[i] elements of
@@ -123,6 +134,7 @@ typedef struct {
     int nchecks;
     const Node *check_node; /* whose location a failed check reports */
     KMatmul mm;
+    KCall call;
     /* Splitting across threads: a task runs the part [lo, hi) of the range
      * par_n: loop axis par_axis of the iteration space (a map's, or a kept
      * axis of a reduction: each output element is computed by one task, in

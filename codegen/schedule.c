@@ -414,6 +414,7 @@ static int build_movement(Sched *s, const Node *n, Pos *p) {
     case OP_SCATTER_ADD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return -1;
     }
@@ -586,6 +587,7 @@ static int build_uncached(Sched *s, const Node *n, Pos *p) {
     case OP_PAD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
         break;
     }
     if (ir_ops[n->op].flags & OPF_EW) {
@@ -789,6 +791,18 @@ static void plan_order(Sched *s, KernelPlan *k) {
     int zero = iconst(s, 0);
     k->value = k_load(s, s->prog->buf_of[r->src[0]->id], zero);
     k->out_index = zero;
+}
+
+/* A library call: one task over the whole buffers (fusion materialised its
+ * operands); a failure is reported as the call's check. */
+static bool plan_call(Sched *s, KernelPlan *k) {
+    const Node *r = s->root;
+    IrCallDims d = ir_call_dims(r);
+    int a = s->prog->buf_of[r->src[0]->id], b = r->nsrc > 1 ? s->prog->buf_of[r->src[1]->id] : -1;
+    k->kind = KP_CALL;
+    k->call = (KCall){d.fn, a, b, d.batch, d.m, d.n, d.k};
+    s->check_node = r;
+    return a >= 0 && (r->nsrc < 2 || b >= 0);
 }
 
 /* Copies the scratch instruction list into the kernel (arena). */
@@ -1001,6 +1015,7 @@ static double point_cost(const KernelPlan *k) {
             IR_CASES_MOVE:
             case OP_MATMUL:
             IR_CASES_ORDER:
+            IR_CASES_CALL:
             IR_CASES_RAND:
                 c += in->dt == DT_I64 ? 0.25 : 1;
                 break;
@@ -1068,6 +1083,12 @@ static void plan_parallel(KernelPlan *k) {
         k->work = (double)points * (k->red_op == OP_ARGSORT ? 4 + log2((double)k->dims[1] + 1) : 2);
         if (!empty && k->red_op != OP_COMPONENTS && k->dims[0] > 1) k->par_axis = 0;
         break;
+    case KP_CALL: /* O(n^3) per matrix; one task (LAPACK threads on its own) */
+        k->work = (double)k->call.batch * (double)k->call.n * (double)k->call.n *
+                  (double)(k->call.m > k->call.k ? k->call.m : k->call.k);
+        k->par_axis = -1;
+        k->par_n = 1;
+        return;
     case KP_MATMUL: {
         const KMatmul *m = &k->mm;
         double batch = 1;
@@ -1158,6 +1179,13 @@ KernelProgram *cg_schedule(const Graph *g, const FusionPlan *fp, Arena *a, char 
         case FG_ORDER:
             plan_order(&s, k);
             break;
+        case FG_CALL:
+            if (!plan_call(&s, k)) { /* the fusion pass materialises every operand */
+                snprintf(why, whyn, "%s %%%u: an operand is not in memory",
+                         ir_op_name(gr->root->op), gr->root->id);
+                ok = false;
+            }
+            break;
         case FG_MATMUL:
             if (!plan_matmul(&s, k, gr->matmul)) {
                 snprintf(why, whyn, "matmul %%%u: operands are not BLAS views", gr->root->id);
@@ -1233,7 +1261,7 @@ void cg_program_print(const KernelProgram *p, FILE *out) {
                                         : "temp",
                 kb->node->id);
     }
-    static const char *kinds[] = {"map", "reduce", "matmul", "scatter", "order"};
+    static const char *kinds[] = {"map", "reduce", "matmul", "scatter", "order", "call"};
     for (int i = 0; i < p->nkernels; i++) {
         const KernelPlan *k = &p->kernels[i];
         fprintf(out, "kernel k%d %s -> b%d loops [", k->id, kinds[k->kind], k->out_buf);
@@ -1243,6 +1271,12 @@ void cg_program_print(const KernelProgram *p, FILE *out) {
         if (k->kind == KP_REDUCE || k->kind == KP_ORDER)
             fprintf(out, " %s %s=0x%x", ir_op_name(k->red_op),
                     k->kind == KP_ORDER ? "flag" : "axes", k->red_axes);
+        if (k->kind == KP_CALL) {
+            fprintf(out, " %s b%d", ir_op_name(k->group->root->op), k->call.a_buf);
+            if (k->call.b_buf >= 0) fprintf(out, " b%d", k->call.b_buf);
+            fprintf(out, " batch=%lld m=%lld n=%lld k=%lld", (long long)k->call.batch,
+                    (long long)k->call.m, (long long)k->call.n, (long long)k->call.k);
+        }
         if (k->kind == KP_MATMUL) {
             const KMatmul *m = &k->mm;
             fprintf(out, " b%d%s @ b%d%s M=%lld N=%lld K=%lld batch=%d", m->a_buf,

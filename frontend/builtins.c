@@ -1844,6 +1844,15 @@ static const Builtin builtins[] = {
     /* linear algebra */
     {"dot", 2, 2, NOKW, 0, bi_dot},
     {"norm", 1, 1, NOKW, 0, bi_norm},
+    {"solve", 2, 2, NOKW, 0, lw_bi_solve},
+    {"cholesky", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"inv", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"pinv", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"det", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"slogdet", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"qr", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"svd", 1, 1, NOKW, 0, lw_bi_linalg1},
+    {"eigh", 1, 1, NOKW, 0, lw_bi_linalg1},
     /* losses */
     {"cross_entropy", 2, 2, NOKW, 0, bi_cross_entropy},
     {"mse", 2, 2, NOKW, 0, bi_mse},

@@ -348,6 +348,13 @@ Value *lw_load_csv(Lower *L, BuiltinCall *c);
 /* first(ds, n): the first n rows of every field. */
 Value *lw_first_rows(Lower *L, Value *ds, int64_t n, SrcLoc loc);
 
+/* ---- builtins_linalg.c: library calls (runtime/linalg.h) ----------------------------- */
+
+/* solve(a, b), cholesky, inv, pinv, det: tensors; slogdet, qr, svd, eigh:
+ * records of their results (qr(a).q, svd(a).s, ...). */
+Value *lw_bi_solve(Lower *L, BuiltinCall *c);
+Value *lw_bi_linalg1(Lower *L, BuiltinCall *c);
+
 /* ---- builtins.c -------------------------------------------------------------------- */
 
 enum {

@@ -392,3 +392,39 @@ Node *ir_sum_to(Graph *g, Node *a, Shape to, SrcLoc loc) {
     }
     return ir_reshape(g, ir_reduce(g, OP_SUM, a, axes, loc), to, loc);
 }
+
+/* pinv(a) = V diag(s+) U^T from the thin SVD, s+ = 1/s for the singular
+ * values above max(m, n) * eps * max(s) (numpy's and PyTorch's default
+ * tolerance), 0 for the others. No derivative: svd has none. */
+Node *ir_pinv(Graph *g, Node *a, SrcLoc loc) {
+    if (!a) return NULL;
+    Node *t = ir_call(g, OP_SVD, &a, loc);
+    Node *u = ir_tuple_get(g, t, 0, loc), *s = ir_tuple_get(g, t, 1, loc),
+         *vt = ir_tuple_get(g, t, 2, loc);
+    if (!u || !s || !vt) return NULL;
+    int r = a->shape.rank;
+    int64_t m = a->shape.dims[r - 2], n = a->shape.dims[r - 1];
+    double eps = a->dtype == DT_F64 ? 2.220446049250313e-16 : 1.1920928955078125e-07;
+    Node *smax = ir_reduce(g, OP_REDUCE_MAX, s, 1u << (r - 2), loc); /* [..] */
+    Shape keep = s->shape;
+    keep.dims[r - 2] = 1;
+    Node *cut = ir_binary(g, OP_MUL, ir_reshape(g, smax, keep, loc),
+                          ir_scalar(g, a->dtype, (double)(m > n ? m : n) * eps, loc), loc);
+    Node *big = ir_binary(g, OP_LT, cut, s, loc); /* [.., k] */
+    Node *one = ir_scalar(g, a->dtype, 1.0, loc), *zero = ir_scalar(g, a->dtype, 0.0, loc);
+    Node *safe = ir_where(g, big, s, ir_broadcast(g, one, s->shape, loc), loc);
+    Node *sinv = ir_where(g, big, ir_binary(g, OP_DIV, one, safe, loc),
+                          ir_broadcast(g, zero, s->shape, loc), loc);
+    Shape row = s->shape; /* [.., 1, k]: scales the columns of V */
+    row.dims[r - 2] = 1;
+    row.dims[r - 1] = s->shape.dims[r - 2];
+    row.rank = r;
+    int perm[IR_MAX_RANK];
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[r - 2] = r - 1;
+    perm[r - 1] = r - 2;
+    Node *v = ir_permute(g, vt, perm, loc), *ut = ir_permute(g, u, perm, loc);
+    Node *vs = ir_binary(g, OP_MUL, v, ir_reshape(g, sinv, row, loc), loc);
+    return ir_matmul(g, vs, ut, loc);
+}

@@ -10,7 +10,9 @@
 #include <math.h>
 #include <string.h>
 
+#include "../runtime/linalg.h"
 #include "ir.h"
+#include "op_cases.h"
 #include "shape.h"
 
 Graph *ir_graph_new(Arena *a, DiagList *d, const char *name) {
@@ -478,6 +480,78 @@ Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc) {
     }
     Node *src[2] = {a, b};
     return make(g, OP_MATMUL, dt, a ? a->shape : b->shape, src, 2, NULL, loc);
+}
+
+/* ---- library calls and tuples ------------------------------------------------------------ */
+
+Node *ir_call(Graph *g, OpKind op, Node *const *src, SrcLoc loc) {
+    if (!(ir_ops[op].flags & OPF_CALL)) {
+        diag_error(g->diags, loc, "internal error: %s is not a library call", ir_op_name(op));
+        return NULL;
+    }
+    Shape s = {0};
+    return make(g, op, DT_F32, s, src, ir_ops[op].arity, NULL, loc);
+}
+
+IrCallDims ir_call_dims(const Node *n) {
+    IrCallDims d = {0};
+    switch (n->op) {
+    case OP_SOLVE:
+        d.fn = RT_LA_SOLVE;
+        break;
+    case OP_CHOLESKY:
+        d.fn = RT_LA_CHOLESKY;
+        break;
+    case OP_INV:
+        d.fn = RT_LA_INV;
+        break;
+    case OP_DET:
+        d.fn = RT_LA_DET;
+        break;
+    case OP_SLOGDET:
+        d.fn = RT_LA_SLOGDET;
+        break;
+    case OP_QR:
+        d.fn = RT_LA_QR;
+        break;
+    case OP_SVD:
+        d.fn = RT_LA_SVD;
+        break;
+    case OP_EIGH:
+        d.fn = RT_LA_EIGH;
+        break;
+    IR_CASES_NOT_CALL:
+        return d;
+    }
+    const Shape *a = &n->src[0]->shape;
+    d.m = a->dims[a->rank - 2];
+    d.n = a->dims[a->rank - 1];
+    d.batch = 1;
+    for (int i = 0; i < a->rank - 2; i++)
+        d.batch *= a->dims[i];
+    d.k = n->op == OP_SOLVE ? n->src[1]->shape.dims[a->rank - 1] : 0;
+    return d;
+}
+
+Node *ir_tuple_get(Graph *g, Node *t, int i, SrcLoc loc) {
+    return ir_tuple_part(g, t, t, i, loc);
+}
+
+Node *ir_tuple_part(Graph *g, const Node *t, Node *packed, int i, SrcLoc loc) {
+    if (!t || !packed) return NULL;
+    Shape res[IR_MAX_RESULTS];
+    int n = ir_call_results(t, res);
+    if (i < 0 || i >= n || !rt_shape_eq(&packed->shape, &t->shape)) {
+        diag_error(g->diags, loc, "internal error: %s has no result %d of that shape",
+                   ir_op_name(t->op), i);
+        return NULL;
+    }
+    if (n == 1) return packed;
+    int64_t off = 0;
+    for (int j = 0; j < i; j++)
+        off += rt_shape_numel(&res[j]);
+    int64_t start = off, stop = off + rt_shape_numel(&res[i]), step = 1;
+    return ir_reshape(g, ir_slice(g, packed, &start, &stop, &step, loc), res[i], loc);
 }
 
 /* ---- random ---------------------------------------------------------------------- */

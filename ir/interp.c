@@ -96,6 +96,8 @@ static RtTensor *eval(const Node *n, RtTensor *const *src, DiagList *d) {
         return ir_interp_matmul(n, src, d);
     IR_CASES_ORDER:
         return ir_interp_order(n, src, d);
+    IR_CASES_CALL:
+        return ir_interp_call(n, src, d);
     IR_CASES_RAND:
         return rng(n, src, d);
     }

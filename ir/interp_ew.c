@@ -388,6 +388,7 @@ static bool ew_kernel(const Node *n, RtTensor *const *src, RtTensor *o, int64_t 
     IR_CASES_MOVE:
     IR_CASES_CONTR:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return false;
     }

@@ -21,6 +21,8 @@ RtTensor *ir_interp_reduce(const Node *n, RtTensor *const *src, DiagList *d); /*
 RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d);   /* interp_tensor.c */
 RtTensor *ir_interp_matmul(const Node *n, RtTensor *const *src, DiagList *d); /* interp_tensor.c */
 RtTensor *ir_interp_order(const Node *n, RtTensor *const *src, DiagList *d);  /* interp_order.c */
+/* A library call: runtime/linalg.c, the same code the kernels call. */
+RtTensor *ir_interp_call(const Node *n, RtTensor *const *src, DiagList *d); /* interp_tensor.c */
 
 /* A fresh zeroed tensor for n's result, or NULL after an "out of memory" diagnostic. */
 RtTensor *ir_interp_alloc(const Node *n, DiagList *d);

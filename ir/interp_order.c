@@ -135,6 +135,7 @@ RtTensor *ir_interp_order(const Node *n, RtTensor *const *src, DiagList *d) {
     IR_CASES_REDUCE:
     IR_CASES_MOVE:
     IR_CASES_CONTR:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         rt_tensor_free(o);
         diag_error(d, n->loc, "internal error: op %s is not an order op", ir_op_name(n->op));

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../runtime/linalg.h"
 #include "interp_impl.h"
 #include "op_cases.h"
 
@@ -229,6 +230,7 @@ static bool red_mode(OpKind op, RedMode *m) {
     IR_CASES_MOVE:
     IR_CASES_CONTR:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return false;
     }
@@ -445,6 +447,7 @@ RtTensor *ir_interp_move(const Node *n, RtTensor *const *src, DiagList *d) {
     IR_CASES_REDUCE:
     IR_CASES_CONTR:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         break;
     }
@@ -492,6 +495,26 @@ RtTensor *ir_interp_matmul(const Node *n, RtTensor *const *src, DiagList *d) {
                 }
             }
         }
+    }
+    return o;
+}
+
+/* ---- library calls ----------------------------------------------------------------------- */
+
+RtTensor *ir_interp_call(const Node *n, RtTensor *const *src, DiagList *d) {
+    RtTensor *o = rt_tensor_new(n->dtype, n->shape);
+    if (!o) {
+        diag_error(d, n->loc, "%s: out of memory", ir_op_name(n->op));
+        return NULL;
+    }
+    IrCallDims cd = ir_call_dims(n);
+    int32_t st = rt_linalg_call(cd.fn, n->dtype == DT_F64, cd.batch, cd.m, cd.n, cd.k, o->data,
+                                src[0]->data, n->nsrc > 1 ? src[1]->data : NULL);
+    if (st != RT_LA_OK) {
+        diag_error(d, n->loc, "%s: %s", ir_op_name(n->op), rt_linalg_error_text());
+        rt_linalg_error_clear();
+        rt_tensor_free(o);
+        return NULL;
     }
     return o;
 }

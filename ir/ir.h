@@ -51,6 +51,7 @@ enum {
     OPF_FLOATONLY = 1 << 6, /* sources must be floating point */
     OPF_CMP = 1 << 7,       /* result is bool */
     OPF_ORDER = 1 << 8,     /* along attr.order.axis, by a runtime routine */
+    OPF_CALL = 1 << 9,      /* library call (runtime/linalg.h); opaque to fusion */
 };
 
 typedef enum {
@@ -64,6 +65,7 @@ typedef enum {
     SR_PAD,
     SR_MATMUL,
     SR_ORDER, /* src0's shape; dtype: cumsum src0's, argsort and components i64 */
+    SR_CALL,  /* per op: ir_call_results */
 } ShapeRule;
 
 typedef struct {
@@ -212,6 +214,30 @@ Node *ir_matmul(Graph *g, Node *a, Node *b, SrcLoc loc); /* rank>=2, equal batch
 Node *ir_rng(Graph *g, OpKind op, DType dt, Shape s, Node *seed, Node *offset, uint32_t stream,
              SrcLoc loc); /* seed, offset: i64 scalars */
 Node *ir_fresh_seed(Graph *g, Node *run_seed, Node *t, uint32_t k, SrcLoc loc);
+
+/* ---- library calls and tuples (docs/architecture.md, "Multi-output nodes") ----
+ * A call op (OPF_CALL) with one result holds it; one with several holds a
+ * tuple: the results in order, each in C order over its whole shape, packed
+ * into one flat tensor of their common dtype. ir_call_results gives the
+ * results' shapes (returns their number, 0 when n is no call); ir_tuple_get
+ * selects result i (a slice and a reshape of the packed value, so fusion,
+ * autodiff and both backends treat the selection as ordinary movement). */
+#define IR_MAX_RESULTS 4
+Node *ir_call(Graph *g, OpKind op, Node *const *src, SrcLoc loc);
+int ir_call_results(const Node *n, Shape *res);
+Node *ir_tuple_get(Graph *g, Node *t, int i, SrcLoc loc);
+/* Result i, laid out as call t's, of any packed tensor of t's shape (a
+ * gradient of t, in derivative rules); ir_tuple_get is ir_tuple_part(t, t). */
+Node *ir_tuple_part(Graph *g, const Node *t, Node *packed, int i, SrcLoc loc);
+/* How the runtime runs call n (runtime/linalg.h): its RtLaFn, the number
+ * of matrices, src[0]'s m x n and solve's k columns of b. */
+typedef struct {
+    int32_t fn;
+    int64_t batch, m, n, k;
+} IrCallDims;
+IrCallDims ir_call_dims(const Node *n);
+/* Composites over calls (composite.c). */
+Node *ir_pinv(Graph *g, Node *a, SrcLoc loc);
 
 /* ---- composites: built from primitives so they differentiate for free ---- */
 Node *ir_mean(Graph *g, Node *a, uint32_t axes, SrcLoc loc);

@@ -89,6 +89,17 @@
     case OP_ARGSORT:                                                                               \
     case OP_COMPONENTS
 
+/* OPF_CALL */
+#define IR_CASES_CALL                                                                              \
+    case OP_SOLVE:                                                                                 \
+    case OP_CHOLESKY:                                                                              \
+    case OP_INV:                                                                                   \
+    case OP_DET:                                                                                   \
+    case OP_SLOGDET:                                                                               \
+    case OP_QR:                                                                                    \
+    case OP_SVD:                                                                                   \
+    case OP_EIGH
+
 /* OPF_RAND */
 #define IR_CASES_RAND                                                                              \
     case OP_RNG_UNIFORM:                                                                           \
@@ -98,6 +109,19 @@
 /* Every op that is not elementwise: what an elementwise kernel never sees. */
 #define IR_CASES_NOT_EW                                                                            \
     IR_CASES_LEAF:                                                                                 \
+    IR_CASES_REDUCE:                                                                               \
+    IR_CASES_MOVE:                                                                                 \
+    IR_CASES_CONTR:                                                                                \
+    IR_CASES_ORDER:                                                                                \
+    IR_CASES_CALL:                                                                                 \
+    IR_CASES_RAND
+
+/* Every op that is not a library call. */
+#define IR_CASES_NOT_CALL                                                                          \
+    IR_CASES_LEAF:                                                                                 \
+    IR_CASES_EW_UNARY:                                                                             \
+    IR_CASES_EW_BINARY:                                                                            \
+    IR_CASES_EW_TERNARY:                                                                           \
     IR_CASES_REDUCE:                                                                               \
     IR_CASES_MOVE:                                                                                 \
     IR_CASES_CONTR:                                                                                \

@@ -102,6 +102,7 @@ static void print_attrs(FILE *out, const Node *n) {
     case OP_GATHER:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_CALL:
         break;
     }
 }

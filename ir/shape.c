@@ -387,6 +387,7 @@ static bool rule_attr(OpKind op, Node *const *src, const Attr *attr, DType *dt, 
     case OP_PAD:
     IR_CASES_CONTR:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
         return not_handled(e, op, "builder-given (SR_ATTR)");
     }
     return not_handled(e, op, "builder-given (SR_ATTR)");
@@ -565,6 +566,97 @@ void ir_order_dims(const Node *n, int64_t d[3]) {
     }
 }
 
+/* ---- library calls ---------------------------------------------------------------------- */
+
+static Shape with_tail(const Shape *batch_of, int keep, int tail, int64_t d0, int64_t d1) {
+    Shape r = {.rank = keep + tail};
+    for (int i = 0; i < keep; i++)
+        r.dims[i] = batch_of->dims[i];
+    if (tail > 0) r.dims[keep] = d0;
+    if (tail > 1) r.dims[keep + 1] = d1;
+    return r;
+}
+
+/* The results of a call (see ir.h); checks the sources. */
+static int call_results(OpKind op, Node *const *src, Shape *res, Err *e) {
+    TypeBufs b;
+    const char *nm = ir_ops[op].name;
+    const Node *a = src[0];
+    int r = a->shape.rank, nb = r - 2;
+    for (int i = 0; i < ir_ops[op].arity; i++)
+        if (!rt_dtype_is_float(src[i]->dtype) || src[i]->dtype == DT_F16 ||
+            src[i]->dtype == DT_BF16)
+            return fail(e, "%s: needs an f32 or f64 matrix, got %s", nm, ts(&b, 0, src[i])), 0;
+    if (r < 2) return fail(e, "%s: needs a matrix (rank >= 2), got %s", nm, ts(&b, 0, a)), 0;
+    int64_t m = a->shape.dims[r - 2], n = a->shape.dims[r - 1], k = m < n ? m : n;
+    bool square = op != OP_QR && op != OP_SVD;
+    if (square && m != n) return fail(e, "%s: needs a square matrix, got %s", nm, ts(&b, 0, a)), 0;
+    switch (op) {
+    case OP_SOLVE: {
+        const Node *rhs = src[1];
+        bool ok = rhs->dtype == a->dtype && rhs->shape.rank == r && rhs->shape.dims[r - 2] == n;
+        for (int i = 0; ok && i < nb; i++)
+            ok = rhs->shape.dims[i] == a->shape.dims[i];
+        if (!ok)
+            return fail(e,
+                        "solve: %s does not fit the right-hand side %s (same dtype and batch, "
+                        "[.., n, n] and [.., n, k])",
+                        ts(&b, 0, a), ts(&b, 1, rhs)),
+                   0;
+        res[0] = rhs->shape;
+        return 1;
+    }
+    case OP_CHOLESKY:
+    case OP_INV:
+        res[0] = a->shape;
+        return 1;
+    case OP_DET:
+        res[0] = with_tail(&a->shape, nb, 0, 0, 0);
+        return 1;
+    case OP_SLOGDET:
+        res[0] = res[1] = with_tail(&a->shape, nb, 0, 0, 0);
+        return 2;
+    case OP_QR:
+        res[0] = with_tail(&a->shape, nb, 2, m, k);
+        res[1] = with_tail(&a->shape, nb, 2, k, n);
+        return 2;
+    case OP_SVD:
+        res[0] = with_tail(&a->shape, nb, 2, m, k);
+        res[1] = with_tail(&a->shape, nb, 1, k, 0);
+        res[2] = with_tail(&a->shape, nb, 2, k, n);
+        return 3;
+    case OP_EIGH:
+        res[0] = with_tail(&a->shape, nb, 1, n, 0);
+        res[1] = a->shape;
+        return 2;
+    IR_CASES_NOT_CALL:
+        break;
+    }
+    return fail(e, "internal error: %s is not a library call", nm), 0;
+}
+
+int ir_call_results(const Node *n, Shape *res) {
+    Err e = {NULL, 0};
+    return call_results(n->op, n->src, res, &e);
+}
+
+/* A call's node holds its one result, or a tuple: all results packed flat. */
+static bool rule_call(OpKind op, Node *const *src, DType *dt, Shape *shape, Err *e) {
+    Shape res[IR_MAX_RESULTS];
+    int nres = call_results(op, src, res, e);
+    if (nres == 0) return false;
+    *dt = src[0]->dtype;
+    if (nres == 1) {
+        *shape = res[0];
+        return true;
+    }
+    int64_t total = 0;
+    for (int i = 0; i < nres; i++)
+        total += numel(&res[i]);
+    *shape = (Shape){.rank = 1, .dims = {total}};
+    return true;
+}
+
 /* The op's ShapeRule class decides which rule checks it. */
 static bool apply_rule(OpKind op, Node *const *src, int nsrc, const Attr *attr, DType *dt,
                        Shape *shape, Err *e) {
@@ -590,6 +682,8 @@ static bool apply_rule(OpKind op, Node *const *src, int nsrc, const Attr *attr, 
         return rule_matmul(src[0], src[1], dt, shape, e);
     case SR_ORDER:
         return rule_order(op, src[0], attr, dt, shape, e);
+    case SR_CALL:
+        return rule_call(op, src, dt, shape, e);
     }
     return fail(e, "internal error: %s: shape rule %d is not handled", ir_ops[op].name, (int)rule);
 }

@@ -327,6 +327,202 @@ static bool grad_matmul(Graph *g, Node *n, Node *G, Node **gs) {
     return gs[0] && gs[1];
 }
 
+/* ---- library calls (matrix calculus; the rules use differentiable ops only,
+ * solve and inv included, so second derivatives come for free) ------------ */
+
+static Node *mm(Graph *g, Node *a, Node *b, SrcLoc loc) {
+    return ir_matmul(g, a, b, loc);
+}
+
+static Node *call2(Graph *g, OpKind op, Node *a, Node *b, SrcLoc loc) {
+    Node *src[2] = {a, b};
+    return a && b ? ir_call(g, op, src, loc) : NULL;
+}
+
+/* a's entries on or below the diagonal (strict: below only), others 0. */
+static Node *tril(Graph *g, Node *a, bool strict, SrcLoc loc) {
+    if (!a) return NULL;
+    int r = a->shape.rank;
+    Node *row = ir_iota(g, DT_I64, a->shape, r - 2, loc),
+         *col = ir_iota(g, DT_I64, a->shape, r - 1, loc);
+    Node *keep = ir_binary(g, strict ? OP_LT : OP_LE, col, row, loc);
+    return ir_where(g, keep, a, zeros_like(g, a, loc), loc);
+}
+
+/* X = solve(A, B): gB = solve(A^T, G), gA = -gB X^T */
+static bool grad_solve(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    gs[1] = call2(g, OP_SOLVE, transpose_last2(g, n->src[0], l), G, l);
+    gs[0] = neg(g, mm(g, gs[1], transpose_last2(g, n, l), l), l);
+    return gs[0] && gs[1];
+}
+
+/* Y = inv(A): gA = -Y^T G Y^T */
+static bool grad_inv(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *yt = transpose_last2(g, n, l);
+    return (gs[0] = neg(g, mm(g, mm(g, yt, G, l), yt, l), l)) != NULL;
+}
+
+/* d = det(A): gA = G d inv(A)^T (a singular A fails in inv, located) */
+static bool grad_det(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *a = n->src[0];
+    Shape s = n->shape; /* the batch, then [1, 1] */
+    s.dims[s.rank++] = 1;
+    s.dims[s.rank++] = 1;
+    Node *gd = ir_reshape(g, mul(g, G, n, l), s, l);
+    Node *it = transpose_last2(g, ir_call(g, OP_INV, &a, l), l);
+    return (gs[0] = mul(g, ir_broadcast(g, gd, a->shape, l), it, l)) != NULL;
+}
+
+/* L = cholesky(A), A symmetric (Murray 2016; PyTorch's cholesky_backward):
+ * P = tril(L^T G), Phi = (P + tril(P, -1)^T) / 2 (symmetric, half diagonal),
+ * gA = L^-T Phi L^-1 (symmetric) = (solve(L^T, (solve(L^T, Phi))^T))^T. */
+static bool grad_cholesky(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *lt = transpose_last2(g, n, l);
+    Node *p = tril(g, mm(g, lt, G, l), false, l);
+    Node *phi = mul(g, ir_binary(g, OP_ADD, p, transpose_last2(g, tril(g, p, true, l), l), l),
+                    scalar_like(g, n, 0.5, l), l);
+    Node *y = call2(g, OP_SOLVE, lt, phi, l);
+    Node *z = call2(g, OP_SOLVE, lt, transpose_last2(g, y, l), l);
+    return (gs[0] = transpose_last2(g, z, l)) != NULL;
+}
+
+/* (sign, l) = slogdet(A): dl = tr(inv(A) dA), so gA = gl inv(A)^T; the sign
+ * is piecewise constant. G is the packed gradient of the tuple. */
+static bool grad_slogdet(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *a = n->src[0];
+    Node *gl = ir_tuple_part(g, n, G, 1, l);
+    if (!gl) return false;
+    Shape s = gl->shape; /* the batch, then [1, 1] */
+    s.dims[s.rank++] = 1;
+    s.dims[s.rank++] = 1;
+    Node *it = transpose_last2(g, ir_call(g, OP_INV, &a, l), l);
+    return (gs[0] = mul(g, ir_broadcast(g, ir_reshape(g, gl, s, l), a->shape, l), it, l)) != NULL;
+}
+
+/* (w, V) = eigh(A), A symmetric with distinct eigenvalues (PyTorch's
+ * linalg_eigh backward): with M = V^T gV, gA = V (diag(gw) + K) V^T where
+ * K[i,j] = (M[i,j] - M[j,i]) / 2 / (w[j] - w[i]) off the diagonal, 0 on it
+ * (symmetric). Built from eigh's own results, so it differentiates again. */
+static bool grad_eigh(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *w = ir_tuple_get(g, n, 0, l), *v = ir_tuple_get(g, n, 1, l);
+    Node *gw = ir_tuple_part(g, n, G, 0, l), *gv = ir_tuple_part(g, n, G, 1, l);
+    if (!w || !v || !gw || !gv) return false;
+    Node *vt = transpose_last2(g, v, l);
+    Node *m = mm(g, vt, gv, l);
+    Node *skew =
+        mul(g, ir_binary(g, OP_SUB, m, transpose_last2(g, m, l), l), scalar_like(g, n, 0.5, l), l);
+    int r = v->shape.rank;
+    Shape row = w->shape, col = w->shape; /* w as [.., 1, n] and as [.., n, 1] */
+    row.dims[r - 2] = 1;
+    row.dims[r - 1] = w->shape.dims[r - 2];
+    row.rank = col.rank = r;
+    col.dims[r - 2] = w->shape.dims[r - 2];
+    col.dims[r - 1] = 1;
+    Node *wj = ir_broadcast(g, ir_reshape(g, w, row, l), v->shape, l),
+         *wi = ir_broadcast(g, ir_reshape(g, w, col, l), v->shape, l);
+    Node *diag = ir_binary(g, OP_EQ, ir_iota(g, DT_I64, v->shape, r - 2, l),
+                           ir_iota(g, DT_I64, v->shape, r - 1, l), l);
+    Node *one = full_like(g, v, 1.0, l);
+    Node *e = ir_where(g, diag, one, ir_binary(g, OP_SUB, wj, wi, l), l); /* no 0 / 0 */
+    Node *gwd = ir_binary(g, OP_MUL, ir_broadcast(g, ir_reshape(g, gw, row, l), v->shape, l),
+                          ir_cast(g, diag, v->dtype, l), l);
+    Node *k = ir_where(g, diag, gwd, divide(g, skew, e, l), l);
+    return (gs[0] = mm(g, mm(g, v, k, l), vt, l)) != NULL;
+}
+
+static Node *triu(Graph *g, Node *a, SrcLoc loc) {
+    return transpose_last2(g, tril(g, transpose_last2(g, a, loc), false, loc), loc);
+}
+
+static Node *diag_part(Graph *g, Node *a, SrcLoc loc) {
+    int r = a->shape.rank;
+    Node *eq = ir_binary(g, OP_EQ, ir_iota(g, DT_I64, a->shape, r - 2, loc),
+                         ir_iota(g, DT_I64, a->shape, r - 1, loc), loc);
+    return ir_where(g, eq, a, zeros_like(g, a, loc), loc);
+}
+
+/* v [.., k] as [.., 1, k] (a row, scaling columns) or [.., k, 1] (a column). */
+static Node *as_row(Graph *g, Node *v, bool column, SrcLoc loc) {
+    Shape s = v->shape;
+    s.dims[s.rank] = s.dims[s.rank - 1];
+    s.dims[s.rank - 1] = 1;
+    if (column) {
+        s.dims[s.rank - 1] = s.dims[s.rank];
+        s.dims[s.rank] = 1;
+    }
+    s.rank++;
+    return ir_reshape(g, v, s, loc);
+}
+
+/* (Q, R) = qr(A), m >= n (PyTorch's linalg_qr_backward, reduced mode):
+ * B = gR R^T - Q^T gQ, S = triu(B) + triu(B)^T - diag(B),
+ * gA = (gQ + Q S) R^-T = (solve(R, (gQ + Q S)^T))^T. A wide A (m < n) has
+ * no such rule: a located error. */
+static bool grad_qr(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    const Shape *as = &n->src[0]->shape;
+    if (as->dims[as->rank - 2] < as->dims[as->rank - 1]) {
+        diag_error(g->diags, l,
+                   "grad: qr's derivative needs a square or tall matrix (m >= n), got [.., %lld, "
+                   "%lld]",
+                   (long long)as->dims[as->rank - 2], (long long)as->dims[as->rank - 1]);
+        return false;
+    }
+    Node *q = ir_tuple_get(g, n, 0, l), *r = ir_tuple_get(g, n, 1, l);
+    Node *gq = ir_tuple_part(g, n, G, 0, l), *gr = ir_tuple_part(g, n, G, 1, l);
+    if (!q || !r || !gq || !gr) return false;
+    Node *b = ir_binary(g, OP_SUB, mm(g, gr, transpose_last2(g, r, l), l),
+                        mm(g, transpose_last2(g, q, l), gq, l), l);
+    Node *u = triu(g, b, l);
+    Node *sm = ir_binary(g, OP_SUB, ir_binary(g, OP_ADD, u, transpose_last2(g, u, l), l),
+                         diag_part(g, b, l), l);
+    Node *y = ir_binary(g, OP_ADD, gq, mm(g, q, sm, l), l);
+    return (gs[0] = transpose_last2(g, call2(g, OP_SOLVE, r, transpose_last2(g, y, l), l), l)) !=
+           NULL;
+}
+
+/* (U, S, Vt) = svd(A), thin, distinct nonzero singular values (PyTorch's
+ * svd_backward): with J = U^T gU, K = V^T gV, E[i,j] = s_j^2 - s_i^2,
+ * gA = U [((J - J^T) / E) diag(S) + diag(S) ((K - K^T) / E) + diag(gS)] Vt
+ *    + (gU - U J) diag(1/S) Vt + U diag(1/S) (gVt - (gVt V) Vt). */
+static bool grad_svd(Graph *g, Node *n, Node *G, Node **gs) {
+    SrcLoc l = n->loc;
+    Node *u = ir_tuple_get(g, n, 0, l), *s = ir_tuple_get(g, n, 1, l),
+         *vt = ir_tuple_get(g, n, 2, l);
+    Node *gu = ir_tuple_part(g, n, G, 0, l), *gsv = ir_tuple_part(g, n, G, 1, l),
+         *gvt = ir_tuple_part(g, n, G, 2, l);
+    if (!u || !s || !vt || !gu || !gsv || !gvt) return false;
+    Node *v = transpose_last2(g, vt, l), *gv = transpose_last2(g, gvt, l);
+    Node *j = mm(g, transpose_last2(g, u, l), gu, l), *k = mm(g, vt, gv, l);
+    Node *srow = as_row(g, s, false, l), *scol = as_row(g, s, true, l);
+    Node *s2r = mul(g, srow, srow, l), *s2c = mul(g, scol, scol, l);
+    Node *e = ir_binary(g, OP_SUB, s2r, s2c, l); /* [.., k, k] by broadcasting */
+    int r = e->shape.rank;
+    Node *eq = ir_binary(g, OP_EQ, ir_iota(g, DT_I64, e->shape, r - 2, l),
+                         ir_iota(g, DT_I64, e->shape, r - 1, l), l);
+    e = ir_where(g, eq, full_like(g, e, 1.0, l), e, l); /* no 0 / 0 on the diagonal */
+    Node *fj = divide(g, ir_binary(g, OP_SUB, j, transpose_last2(g, j, l), l), e, l);
+    Node *fk = divide(g, ir_binary(g, OP_SUB, k, transpose_last2(g, k, l), l), e, l);
+    Node *gsd = ir_where(g, eq, ir_broadcast(g, as_row(g, gsv, false, l), e->shape, l),
+                         zeros_like(g, e, l), l);
+    Node *core = ir_binary(
+        g, OP_ADD, ir_binary(g, OP_ADD, mul(g, fj, srow, l), mul(g, scol, fk, l), l), gsd, l);
+    Node *ga = mm(g, mm(g, u, core, l), vt, l);
+    Node *inv_r = divide(g, full_like(g, srow, 1.0, l), srow, l),
+         *inv_c = divide(g, full_like(g, scol, 1.0, l), scol, l);
+    Node *left = mm(g, mul(g, ir_binary(g, OP_SUB, gu, mm(g, u, j, l), l), inv_r, l), vt, l);
+    Node *right =
+        mm(g, mul(g, u, inv_r, l), ir_binary(g, OP_SUB, gvt, mm(g, mm(g, gvt, v, l), vt, l), l), l);
+    (void)inv_c;
+    return (gs[0] = ir_binary(g, OP_ADD, ga, ir_binary(g, OP_ADD, left, right, l), l)) != NULL;
+}
+
 /* ---- the table ----------------------------------------------------------- */
 
 #define RULE_INPUT GRAD_NONE
@@ -376,6 +572,14 @@ static bool grad_matmul(Graph *g, Node *n, Node *G, Node **gs) {
 #define RULE_CUMSUM GRAD_RULE(grad_cumsum)
 #define RULE_ARGSORT GRAD_NONE
 #define RULE_COMPONENTS GRAD_NONE
+#define RULE_SOLVE GRAD_RULE(grad_solve)
+#define RULE_CHOLESKY GRAD_RULE(grad_cholesky)
+#define RULE_INV GRAD_RULE(grad_inv)
+#define RULE_DET GRAD_RULE(grad_det)
+#define RULE_SLOGDET GRAD_RULE(grad_slogdet)
+#define RULE_QR GRAD_RULE(grad_qr)
+#define RULE_SVD GRAD_RULE(grad_svd)
+#define RULE_EIGH GRAD_RULE(grad_eigh)
 #define RULE_RNG_UNIFORM GRAD_NONE
 #define RULE_RNG_NORMAL GRAD_NONE
 #define RULE_FRESH_SEED GRAD_NONE

@@ -84,6 +84,7 @@ static uint64_t hash_attr(uint64_t h, const Node *n) {
     case OP_GATHER:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_CALL:
         break;
     }
     return h;
@@ -134,6 +135,7 @@ static bool attr_eq(const Node *x, const Node *y) {
     case OP_GATHER:
     case OP_SCATTER_ADD:
     case OP_MATMUL:
+    IR_CASES_CALL:
         return true; /* no attributes */
     }
     return false; /* not an op: never merged */

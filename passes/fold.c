@@ -103,6 +103,7 @@ static bool moved_const(const Node *old, Node *const *src, ConstVal *out) {
     case OP_SCATTER_ADD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return false;
     }

@@ -2,7 +2,8 @@
  *
  * Sweeps over the node array, no fixpoint. (1) Roles: leaves and index
  * remaps are INLINE, elementwise and random ops tentatively FUSED,
- * reductions, matmuls, scatters and graph outputs ROOT; a matmul operand
+ * reductions, matmuls, scatters, library calls (OPF_CALL: opaque, each its
+ * own kernel, operands materialised) and graph outputs ROOT; a matmul operand
  * that is not a BLAS-readable strided view becomes a ROOT (a copy kernel).
  * (1b) A float product whose only reader adds it to (or subtracts it from)
  * a value of its shape is FUSED into that reader, now a ROOT: one BLAS call
@@ -71,6 +72,7 @@ static bool is_inline_op(OpKind op) {
     case OP_SCATTER_ADD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return false;
     }
@@ -134,6 +136,7 @@ static bool reorders(const Node *c) {
     case OP_SCATTER_ADD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
         return true;
     IR_CASES_LEAF:
     IR_CASES_EW_UNARY:
@@ -158,6 +161,7 @@ static EdgeKind edge_kind(const Node *m, const Node *c, int k, bool reorder_afte
     switch (c->op) {
     case OP_MATMUL:
     IR_CASES_ORDER: /* the runtime routine reads its source from memory */
+    IR_CASES_CALL:
         return EDGE_HARD;
     case OP_GATHER:
         return k == 0 || numel(c) > numel(m) ? EDGE_HARD : EDGE_CLEAN;
@@ -256,6 +260,7 @@ static bool view_step(const Node *n, FuseView *v) {
     case OP_PAD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return false;
     }
@@ -392,6 +397,7 @@ static int op_weight(OpKind op) {
     IR_CASES_REDUCE:
     IR_CASES_MOVE:
     case OP_MATMUL:
+    IR_CASES_CALL:
         return 1;
     }
     return 1; /* not an op */
@@ -576,6 +582,7 @@ static bool walk_sources(Walk *w, const WFrame *f, int *top) {
         case OP_PAD:
         case OP_MATMUL:
         IR_CASES_ORDER:
+        IR_CASES_CALL:
         IR_CASES_RAND:
             if (((ir_ops[m->op].flags & OPF_EW) || is_compute_op(m->op)) &&
                 rt_shape_eq(&s->shape, &m->shape))
@@ -589,7 +596,8 @@ static bool walk_sources(Walk *w, const WFrame *f, int *top) {
 
 /* Does group root T read w->cand only at its leading loops (see above)? */
 static bool walk_group(Walk *w, const Node *T) {
-    if (T->op == OP_MATMUL || T->op == OP_SCATTER_ADD) return false;
+    if (T->op == OP_MATMUL || T->op == OP_SCATTER_ADD || (ir_ops[T->op].flags & OPF_CALL))
+        return false;
     for (int k = 0; k < T->nsrc; k++) /* a product accumulated onto a start value */
         if (T->src[k]->op == OP_MATMUL && w->p->role[T->src[k]->id] == FN_FUSED) return false;
     w->root = T;
@@ -766,6 +774,8 @@ static bool collect_group(FusionPlan *p, FusionGroup *gr, int *stamp, Arena *a) 
         gr->kind = FG_SCATTER;
     else if (ir_ops[op].flags & OPF_ORDER)
         gr->kind = FG_ORDER;
+    else if (ir_ops[op].flags & OPF_CALL)
+        gr->kind = FG_CALL;
     else if (is_inline_op(op))
         gr->kind = FG_COPY;
     else
@@ -885,13 +895,18 @@ static void assign_roles(Planner *P) {
     }
 }
 
-/* (1) a matmul operand BLAS cannot read as a strided matrix is copied by a
- * kernel of its own */
+/* (1) a matmul operand BLAS cannot read as a strided matrix, and every
+ * operand of a library call (opaque: it reads dense row-major buffers), is
+ * copied by a kernel of its own */
 static void root_matmul_operands(Planner *P) {
     const Graph *g = P->g;
     FusionPlan *p = P->p;
     for (uint32_t i = 0; i < P->n; i++) {
         const Node *m = g->nodes[i];
+        if (P->live[i] && (ir_ops[m->op].flags & OPF_CALL)) /* a call reads whole buffers */
+            for (int k = 0; k < m->nsrc; k++)
+                if (p->role[m->src[k]->id] == FN_INLINE || p->role[m->src[k]->id] == FN_FUSED)
+                    p->role[m->src[k]->id] = FN_ROOT;
         if (!P->live[i] || m->op != OP_MATMUL) continue;
         for (int k = 0; k < 2; k++) {
             const Node *o = m->src[k];
@@ -934,6 +949,9 @@ static void fuse_accumulating_products(Planner *P) {
             !rt_shape_eq(&c->shape, &m->shape) || c->src[0] == c->src[1] ||
             (c->flags & NODE_NO_FUSE) || p->role[c->id] == FN_INPUT)
             continue;
+        /* a @ b - c @ d: only the first product accumulates onto the other */
+        const Node *x = c->src[0] == m ? c->src[1] : c->src[0];
+        if (x->op == OP_MATMUL && p->role[x->id] == FN_FUSED) continue;
         p->role[i] = FN_FUSED;
         p->role[c->id] = FN_ROOT;
     }
@@ -1091,6 +1109,7 @@ const char *pass_fuse_label(const FusionGroup *gr, char *buf, size_t n) {
         tail = "copy";
         break;
     case FG_ORDER:
+    case FG_CALL:
         tail = ir_op_name(gr->root->op);
         break;
     }

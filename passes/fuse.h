@@ -58,6 +58,7 @@ typedef enum {
     FG_COPY,    /* the root is a movement op or leaf (a graph output) */
     FG_ORDER,   /* cumsum, argsort, components: a call of runtime/order.h's routine on
                    the source's buffer (always materialised) */
+    FG_CALL,    /* a library call (OPF_CALL) alone: its operands are buffers */
 } FusionKind;
 
 typedef struct {

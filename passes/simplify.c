@@ -98,6 +98,7 @@ static Node *identity_of(const Node *old, Node **src) {
     case OP_SCATTER_ADD:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         break;
     }

@@ -7,6 +7,7 @@
 #include "ir/numerics.h"
 #include "ir/oom.h"
 #include "runtime/checked.h"
+#include "runtime/linalg.h"
 
 /* Bytes of a value of shape s and dtype dt; -1 when that overflows. */
 static int64_t value_bytes(const Shape *s, DType dt) {
@@ -116,10 +117,12 @@ static bool run_reuse(void *ctx, const Graph *g, RtTensor *const *in, const bool
     b->cur = bg;
     b->cur_d = d;
     RtKStatus st = rt_kprog_run(&b->x, &bg->prog, in, donated, out, &bad);
-    if (st == RK_CHECK)
-        diag_error(d, bg->check_loc[bad], "%s: index out of range",
-                   bg->check_op[bad] ? bg->check_op[bad] : "?");
-    else if (st == RK_OOM && bad >= 0)
+    if (st == RK_CHECK) { /* a library call keeps its reason (runtime/linalg.h) */
+        const char *why = rt_linalg_error_text();
+        diag_error(d, bg->check_loc[bad], "%s: %s", bg->check_op[bad] ? bg->check_op[bad] : "?",
+                   why[0] ? why : "index out of range");
+        rt_linalg_error_clear();
+    } else if (st == RK_OOM && bad >= 0)
         ir_oom_value(d, g->outputs[bad]->loc, bg->prog.out_dtype[bad], &bg->prog.out_shape[bad],
                      output_op(bg, bad), 0, rt_tensor_live_bytes() + b->x.arena_cap);
     else if (st == RK_OOM) /* the image does not say which values share the arena */

@@ -469,6 +469,7 @@ static LLVMValueRef red_init_of(KE *ke, OpKind op, DType dt) {
     IR_CASES_MOVE:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         return llvm_const(ke->cg, dt, 0, 0);
     }
@@ -519,6 +520,7 @@ static LLVMValueRef red_combine_of(KE *ke, OpKind op, DType dt, LLVMValueRef acc
     IR_CASES_MOVE:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         llvm_fail(cg, "reduction %s", ir_op_name(op));
         return NULL;
@@ -931,6 +933,31 @@ static bool emit_scatter(KE *ke) {
     return true;
 }
 
+/* i32 rt_linalg_call(i32 fn, i32 f64, i64 batch, i64 m, i64 n, i64 k, ptr out, ptr a, ptr b)
+ * (runtime/linalg.h): the same function the interpreter calls; a nonzero
+ * status fails the kernel like an index check. */
+static bool emit_call(KE *ke) {
+    const KCall *c = &ke->k->call;
+    LlvmCG *cg = ke->cg;
+    LLVMTypeRef pt[9] = {cg->i32, cg->i32, cg->i64, cg->i64, cg->i64,
+                         cg->i64, cg->ptr, cg->ptr, cg->ptr};
+    LLVMTypeRef fty = LLVMFunctionType(cg->i32, pt, 9, 0);
+    LLVMValueRef fn = llvm_declare(cg, "rt_linalg_call", fty);
+    LLVMValueRef args[9] = {LLVMConstInt(cg->i32, (unsigned long long)c->fn, 0),
+                            LLVMConstInt(cg->i32, ke->k->out_dt == DT_F64, 0),
+                            i64c(ke, c->batch),
+                            i64c(ke, c->m),
+                            i64c(ke, c->n),
+                            i64c(ke, c->k),
+                            ke->bufp[ke->k->out_buf],
+                            ke->bufp[c->a_buf],
+                            c->b_buf >= 0 ? ke->bufp[c->b_buf] : LLVMConstNull(cg->ptr)};
+    LLVMValueRef st = LLVMBuildCall2(B, fty, fn, args, 9, "");
+    LLVMValueRef bad = LLVMBuildICmp(B, LLVMIntNE, st, LLVMConstInt(cg->i32, 0, 0), "");
+    LLVMBuildStore(B, LLVMBuildOr(B, LLVMBuildLoad2(B, cg->i1, ke->err, ""), bad, ""), ke->err);
+    return true;
+}
+
 /* void cblas_?gemm(order, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc) */
 static LLVMValueRef gemm_decl(LlvmCG *cg, bool f64, LLVMTypeRef *fty) {
     const char *name = f64 ? "cblas_dgemm" : "cblas_sgemm";
@@ -1085,6 +1112,8 @@ int llvm_kernel_params(const KernelProgram *p, const KernelPlan *k, int *out) {
     if (!used) return -1;
     used[k->out_buf] = true;
     if (k->kind == KP_MATMUL) used[k->mm.a_buf] = used[k->mm.b_buf] = true;
+    if (k->kind == KP_CALL) used[k->call.a_buf] = true;
+    if (k->kind == KP_CALL && k->call.b_buf >= 0) used[k->call.b_buf] = true;
     for (int i = 0; i < k->nins; i++)
         if (k->ins[i].kind == KI_LOAD) used[k->ins[i].buf] = true;
     if (k->inplace_buf >= 0 && k->inplace_buf != k->out_buf) used[k->inplace_buf] = false;
@@ -1306,6 +1335,9 @@ static LLVMValueRef emit_kernel(LlvmCG *cg, const KernelProgram *p, const Kernel
         break;
     case KP_ORDER:
         ok = emit_order(&ke);
+        break;
+    case KP_CALL:
+        ok = ok && emit_call(&ke);
         break;
     }
     ok = ok && !cg->error[0]; /* emit_ready inside loop_open reports only there */

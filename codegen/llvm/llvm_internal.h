@@ -65,7 +65,8 @@ typedef enum {
     LL_LOOP,        /* reduction: a loop structure of the kernel emitter */
     LL_BLAS,        /* matmul: a cblas_?gemm call (integer: a reduction loop) */
     LL_RNG,         /* random: Philox emitted inline (llvm_math.c) */
-    LL_STRUCT,      /* input, scatter_add: handled by the runner / kernel emitter */
+    LL_STRUCT,      /* input, scatter_add, library calls: handled by the runner / kernel
+                       emitter */
     LL_CALL,        /* order ops: a kernel that calls runtime/order.h's routine */
 } LlvmLowering;
 

@@ -6,7 +6,8 @@
  * new pass manager (LLVMRunPasses "default<O3>") with that machine, so the
  * cost model sees the real vector width. The LLJIT gets its own copy of the
  * same machine description and resolves external symbols (cblas_sgemm,
- * libm's pow/exp/fmodf) from the running process. One thread-safe context
+ * libm's pow/exp/fmodf) from the running process, and the runtime's
+ * rt_linalg_call by its address. One thread-safe context
  * holds every module of one runner. Errors come back as text. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <llvm-c/Analysis.h>
 #include <llvm-c/Transforms/PassBuilder.h>
 
+#include "../../runtime/linalg.h"
 #include "../../runtime/order.h"
 #include "llvm_internal.h"
 
@@ -92,15 +94,20 @@ bool llvm_jit_init(LlvmJit *j, char *err, size_t errn) {
         return false;
     }
     LLVMOrcJITDylibAddGenerator(LLVMOrcLLJITGetMainJITDylib(j->jit), gen);
-    /* the runtime routines kernels call live in this program, which need not
-       export them: their addresses are given to the JIT directly */
-    LLVMOrcCSymbolMapPair rt = {
-        LLVMOrcLLJITMangleAndIntern(j->jit, "dflow_rt_order"),
-        {(LLVMOrcJITTargetAddress)(uintptr_t)&dflow_rt_order,
-         {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable, 0}}};
+    /* The runtime functions kernels call (runtime/order.h, runtime/linalg.h) are
+     * linked into this executable but not exported from it: define them by
+     * address. */
+    LLVMJITSymbolFlags fl = {LLVMJITSymbolGenericFlagsExported | LLVMJITSymbolGenericFlagsCallable,
+                             0};
+    LLVMOrcCSymbolMapPair rt[] = {
+        {LLVMOrcLLJITMangleAndIntern(j->jit, "dflow_rt_order"),
+         {(LLVMOrcExecutorAddress)(uintptr_t)&dflow_rt_order, fl}},
+        {LLVMOrcLLJITMangleAndIntern(j->jit, "rt_linalg_call"),
+         {(LLVMOrcExecutorAddress)(uintptr_t)&rt_linalg_call, fl}},
+    };
     if (!take_error(LLVMOrcJITDylibDefine(LLVMOrcLLJITGetMainJITDylib(j->jit),
-                                          LLVMOrcAbsoluteSymbols(&rt, 1)),
-                    "cannot define the runtime symbols", err, errn)) {
+                                          LLVMOrcAbsoluteSymbols(rt, sizeof rt / sizeof rt[0])),
+                    "cannot define the runtime's symbols", err, errn)) {
         llvm_jit_dispose(j);
         return false;
     }

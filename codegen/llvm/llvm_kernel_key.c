@@ -3,7 +3,7 @@
  * Two kernels of any graphs emit the same LLVM IR exactly when they agree
  * on everything the emitter reads: the plan's kind, iteration space,
  * instructions (ops, dtypes, constants, sources), row phases, checks,
- * matmul description and parallel axis, and the dtypes of the buffers it
+ * matmul or call description and parallel axis, and the dtypes of the buffers it
  * touches. Buffer numbers are graph-specific, so they are written as the
  * buffer's position among the kernel's arguments (llvm_kernel_params);
  * an in-place input, which shares the output's argument, comes after them.
@@ -20,7 +20,8 @@
 _Static_assert(sizeof(KInstr) == 48, "a KInstr field was added: add it to llvm_kernel_key");
 _Static_assert(sizeof(KPhase) == 88, "a KPhase field was added: add it to llvm_kernel_key");
 _Static_assert(sizeof(KMatmul) == 288, "a KMatmul field was added: add it to llvm_kernel_key");
-_Static_assert(sizeof(KernelPlan) == 504,
+_Static_assert(sizeof(KCall) == 48, "a KCall field was added: add it to llvm_kernel_key");
+_Static_assert(sizeof(KernelPlan) == 552,
                "a KernelPlan field was added: add it to llvm_kernel_key");
 #endif
 
@@ -76,6 +77,16 @@ static void put_matmul(Key *k, const KMatmul *m) {
     }
 }
 
+static void put_call(Key *k, const KCall *c) {
+    put_i(k, c->fn);
+    put_buf(k, c->a_buf);
+    put_buf(k, c->b_buf);
+    put_i(k, c->batch);
+    put_i(k, c->m);
+    put_i(k, c->n);
+    put_i(k, c->k);
+}
+
 bool llvm_kernel_key(const KernelProgram *p, const KernelPlan *kp, RtBuf *b) {
     int *params = malloc(sizeof(int) * (size_t)(p->nbufs + 1));
     int *pos = malloc(sizeof(int) * (size_t)(p->nbufs ? p->nbufs : 1));
@@ -113,6 +124,7 @@ bool llvm_kernel_key(const KernelProgram *p, const KernelPlan *kp, RtBuf *b) {
     for (int i = 0; i < kp->nchecks; i++)
         put_i(&k, kp->checks[i]);
     if (kp->kind == KP_MATMUL) put_matmul(&k, &kp->mm);
+    if (kp->kind == KP_CALL) put_call(&k, &kp->call);
     free(params);
     free(pos);
     return !b->oom;

@@ -173,6 +173,7 @@ static LLVMValueRef emit_fmath(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
     IR_CASES_MOVE:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         llvm_fail(cg, "%s is not a float function", ir_op_name(op));
         return NULL;
@@ -261,6 +262,7 @@ static LLVMValueRef emit_arith(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
         IR_CASES_MOVE:
         case OP_MATMUL:
         IR_CASES_ORDER:
+        IR_CASES_CALL:
         IR_CASES_RAND:
             break;
         }
@@ -324,6 +326,7 @@ static LLVMValueRef emit_arith(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
     IR_CASES_MOVE:
     case OP_MATMUL:
     IR_CASES_ORDER:
+    IR_CASES_CALL:
     IR_CASES_RAND:
         llvm_fail(cg, "%s on %s", ir_op_name(op), rt_dtype_name(sdt));
         return NULL;
@@ -431,6 +434,14 @@ static LLVMValueRef emit_where(LlvmCG *cg, OpKind op, DType out, DType sdt, LLVM
 #define E_CUMSUM {LL_CALL, NULL}
 #define E_ARGSORT {LL_CALL, NULL}
 #define E_COMPONENTS {LL_CALL, NULL}
+#define E_SOLVE {LL_STRUCT, NULL}
+#define E_CHOLESKY {LL_STRUCT, NULL}
+#define E_INV {LL_STRUCT, NULL}
+#define E_DET {LL_STRUCT, NULL}
+#define E_SLOGDET {LL_STRUCT, NULL}
+#define E_QR {LL_STRUCT, NULL}
+#define E_SVD {LL_STRUCT, NULL}
+#define E_EIGH {LL_STRUCT, NULL}
 #define E_RNG_UNIFORM {LL_RNG, NULL}
 #define E_RNG_NORMAL {LL_RNG, NULL}
 #define E_FRESH_SEED {LL_RNG, NULL}

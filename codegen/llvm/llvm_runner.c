@@ -27,6 +27,7 @@
 #include "../../passes/fuse.h"
 #include "../../runtime/grow.h"
 #include "../../runtime/kprog.h"
+#include "../../runtime/linalg.h"
 #include "llvm_backend.h"
 #include "llvm_internal.h"
 #include "llvm_numerics.h"
@@ -258,7 +259,9 @@ static bool run_compiled(LlvmRunner *r, Entry *e, const Graph *g, RtTensor *cons
     if (st == RK_CHECK) {
         const KernelPlan *k = &e->plan.prog->kernels[bad];
         const Node *n = k->check_node ? k->check_node : k->group->root;
-        diag_error(d, n->loc, "%s: index out of range", ir_op_name(n->op));
+        const char *why = k->kind == KP_CALL ? rt_linalg_error_text() : "";
+        diag_error(d, n->loc, "%s: %s", ir_op_name(n->op), why[0] ? why : "index out of range");
+        rt_linalg_error_clear();
     } else if (st == RK_OOM) {
         oom_error(r, e, g, bad, d);
     }

@@ -107,8 +107,9 @@ static void need(const char *path) {
 
 Test(cli, check_and_ir_on_examples) {
     const char *ex[] = {"examples/linreg.dfl", "examples/autoencoder_sgd.dfl",
-                        "examples/mnist_mlp.dfl"};
-    for (int i = 0; i < 3; i++) {
+                        "examples/mnist_mlp.dfl", "examples/linalg.dfl",
+                        "examples/importance_weights.dfl"};
+    for (int i = 0; i < (int)(sizeof ex / sizeof ex[0]); i++) {
         need(ex[i]);
         SpawnResult r = dflow(30, "check", ex[i], NULL);
         EXPECT_EXIT(r, 0);

@@ -216,6 +216,38 @@ Test(fuse, softmax_is_one_kernel_with_two_row_phases) {
     cr_assert_str_eq(pass_fuse_label(gr, lb, sizeof lb), "rows+ew");
 }
 
+/* A library call is opaque: a group of its own (FG_CALL, labelled by its op)
+ * holding only the call, every operand in memory (a transpose and a computed
+ * value are materialised, an input is read as it is), and its tuple's
+ * projections inlined into the consumers as views of the call's buffer. */
+Test(fuse, library_calls_stand_alone_over_materialised_operands) {
+    Node *x = in(DT_F32, th_shape(2, 4, 4)), *b = in(DT_F32, th_shape(2, 4, 2));
+    Node *xt = ir_permute(G, x, (int[]){1, 0}, L);
+    Node *src[2] = {xt, un(OP_EXP, b)};
+    Node *s = ir_call(G, OP_SOLVE, src, L);
+    Node *t = ir_call(G, OP_QR, &x, L);
+    Node *q = ir_tuple_get(G, t, 0, L), *r = ir_tuple_get(G, t, 1, L);
+    ir_graph_add_output(G, un(OP_NEG, s));
+    ir_graph_add_output(G, bin(OP_ADD, q, r));
+    FusionPlan *p = plan();
+    const FusionGroup *gs = group(p, s), *gt = group(p, t);
+    cr_assert_eq(gs->kind, FG_CALL);
+    cr_assert_eq(gt->kind, FG_CALL);
+    cr_assert_eq(gs->nnodes, 1, "nothing is fused into a call");
+    cr_assert_eq(gt->nnodes, 1);
+    cr_assert_eq(role(p, xt), FN_ROOT, "a transposed operand is copied into memory");
+    cr_assert_eq(role(p, src[1]), FN_ROOT, "a computed operand is materialised");
+    cr_assert_eq(role(p, x), FN_INPUT);
+    cr_assert_eq(role(p, q), FN_INLINE, "a projection is a view of the tuple");
+    cr_assert_eq(role(p, r->src[0]), FN_INLINE);
+    const FusionGroup *ga = group(p, G->outputs[1]);
+    cr_assert_eq(ga->ninputs, 1);
+    cr_assert_eq(ga->inputs[0], t, "the consumer reads the call's buffer");
+    char lb[32];
+    cr_assert_str_eq(pass_fuse_label(gs, lb, sizeof lb), "solve");
+    cr_assert_str_eq(pass_fuse_label(gt, lb, sizeof lb), "qr");
+}
+
 Test(fuse, matmul_stands_alone_with_transposes_folded) {
     Node *x = in(DT_F32, th_shape(2, 6, 4)), *w = in(DT_F32, th_shape(2, 5, 4));
     Node *wt = ir_permute(G, w, (int[]){1, 0}, L);

@@ -162,6 +162,66 @@ static Node *b_matmul(Graph *g, Node **in, int v) {
     return ir_matmul(g, in[0], in[1], L0);
 }
 
+/* Library calls on well-conditioned matrices made from the raw inputs x:
+ * x + 6 I (diagonally dominant) for solve, inv and det, x x^T + I
+ * (symmetric positive definite, the domain cholesky's symmetric gradient is
+ * defined on) for cholesky; the added terms have trivial derivatives. */
+static Node *plus_diag(Graph *g, Node *x, double c) {
+    int r = x->shape.rank;
+    Node *eye = ir_cast(g,
+                        ir_binary(g, OP_EQ, ir_iota(g, DT_I64, x->shape, r - 2, L0),
+                                  ir_iota(g, DT_I64, x->shape, r - 1, L0), L0),
+                        x->dtype, L0);
+    return ir_binary(g, OP_ADD, x, ir_binary(g, OP_MUL, eye, ir_scalar(g, x->dtype, c, L0), L0),
+                     L0);
+}
+static Node *b_linalg(Graph *g, Node **in, int v) {
+    (void)v;
+    Node *a = plus_diag(g, in[0], 6.0);
+    if (cur_op == OP_SOLVE) {
+        Node *src[2] = {a, in[1]};
+        return ir_call(g, OP_SOLVE, src, L0);
+    }
+    if (cur_op == OP_CHOLESKY) {
+        int r = in[0]->shape.rank, perm[IR_MAX_RANK];
+        for (int i = 0; i < r; i++)
+            perm[i] = i;
+        perm[r - 2] = r - 1;
+        perm[r - 1] = r - 2;
+        a = plus_diag(g, ir_matmul(g, in[0], ir_permute(g, in[0], perm, L0), L0), 1.0);
+    }
+    if (cur_op == OP_SVD) { /* x + diag(5, 10, 15, ..): singular values apart */
+        int r = in[0]->shape.rank;
+        Node *row = ir_iota(g, DT_I64, in[0]->shape, r - 2, L0),
+             *col = ir_iota(g, DT_I64, in[0]->shape, r - 1, L0);
+        Node *d = ir_where(g, ir_binary(g, OP_EQ, row, col, L0),
+                           ir_binary(g, OP_MUL,
+                                     ir_binary(g, OP_ADD, ir_cast(g, row, DT_F64, L0),
+                                               ir_scalar(g, DT_F64, 1.0, L0), L0),
+                                     ir_scalar(g, DT_F64, 5.0, L0), L0),
+                           ir_const(g, DT_F64, in[0]->shape, 0.0, L0), L0);
+        a = ir_binary(g, OP_ADD, in[0], d, L0);
+    }
+    if (cur_op == OP_EIGH) { /* (x + x^T) / 2 + diag(0, 5, 10, ..): eigenvalues apart */
+        int r = in[0]->shape.rank, perm[IR_MAX_RANK];
+        for (int i = 0; i < r; i++)
+            perm[i] = i;
+        perm[r - 2] = r - 1;
+        perm[r - 1] = r - 2;
+        Node *sym =
+            ir_binary(g, OP_MUL, ir_binary(g, OP_ADD, in[0], ir_permute(g, in[0], perm, L0), L0),
+                      ir_scalar(g, DT_F64, 0.5, L0), L0);
+        Node *row = ir_iota(g, DT_I64, in[0]->shape, r - 2, L0),
+             *col = ir_iota(g, DT_I64, in[0]->shape, r - 1, L0);
+        Node *d = ir_where(
+            g, ir_binary(g, OP_EQ, row, col, L0),
+            ir_binary(g, OP_MUL, ir_cast(g, row, DT_F64, L0), ir_scalar(g, DT_F64, 5.0, L0), L0),
+            ir_const(g, DT_F64, in[0]->shape, 0.0, L0), L0);
+        a = ir_binary(g, OP_ADD, sym, d, L0);
+    }
+    return ir_call(g, cur_op, &a, L0);
+}
+
 /* Fills out[] with the cases for op; returns how many. */
 static int cases_for(OpKind op, GradCase *out) {
     int n = 0;
@@ -269,6 +329,35 @@ static int cases_for(OpKind op, GradCase *out) {
             mk("[1,1]@[1,1]", b_matmul, 0, 2, F(S(2, 1, 1), DOM_ANY), F(S(2, 1, 1), DOM_ANY), none);
         out[n++] = mk("[2,3,4]@[4,5]", b_matmul, 0, 2, F(S(3, 2, 3, 4), DOM_ANY),
                       F(S(2, 4, 5), DOM_ANY), none);
+        return n;
+    case OP_SOLVE:
+        out[n++] =
+            mk("[3,3] [3,2]", b_linalg, 0, 2, F(S(2, 3, 3), DOM_ANY), F(S(2, 3, 2), DOM_ANY), none);
+        out[n++] = mk("[2,3,3] [2,3,1]", b_linalg, 0, 2, F(S(3, 2, 3, 3), DOM_ANY),
+                      F(S(3, 2, 3, 1), DOM_ANY), none);
+        return n;
+    case OP_QR:
+        out[n++] = mk("[4,3]", b_linalg, 0, 1, F(S(2, 4, 3), DOM_ANY), none, none);
+        out[n++] = mk("[2,3,3]", b_linalg, 0, 1, F(S(3, 2, 3, 3), DOM_ANY), none, none);
+        out[n++] = mk("[1,1]", b_linalg, 0, 1, F(S(2, 1, 1), DOM_ANY), none, none);
+        return n;
+    case OP_SVD:
+        out[n++] = mk("[4,3]", b_linalg, 0, 1, F(S(2, 4, 3), DOM_ANY), none, none);
+        out[n++] = mk("[3,4]", b_linalg, 0, 1, F(S(2, 3, 4), DOM_ANY), none, none);
+        out[n++] = mk("[2,3,3]", b_linalg, 0, 1, F(S(3, 2, 3, 3), DOM_ANY), none, none);
+        return n;
+    case OP_EIGH:
+        out[n++] = mk("[3,3]", b_linalg, 0, 1, F(S(2, 3, 3), DOM_ANY), none, none);
+        out[n++] = mk("[2,4,4]", b_linalg, 0, 1, F(S(3, 2, 4, 4), DOM_ANY), none, none);
+        out[n++] = mk("[1,1]", b_linalg, 0, 1, F(S(2, 1, 1), DOM_ANY), none, none);
+        return n;
+    case OP_CHOLESKY:
+    case OP_INV:
+    case OP_DET:
+    case OP_SLOGDET:
+        out[n++] = mk("[3,3]", b_linalg, 0, 1, F(S(2, 3, 3), DOM_ANY), none, none);
+        out[n++] = mk("[2,4,4]", b_linalg, 0, 1, F(S(3, 2, 4, 4), DOM_ANY), none, none);
+        out[n++] = mk("[1,1]", b_linalg, 0, 1, F(S(2, 1, 1), DOM_ANY), none, none);
         return n;
     default:
         return 0;
@@ -520,6 +609,26 @@ Test(grad, table_is_total) {
             cr_expect(r->kind == GRAD_KIND_NONE && !r->fn,
                       "%s is not differentiable but is not GRAD_NONE", ir_op_name(op));
     }
+}
+
+/* qr's derivative exists for square and tall matrices only (R must be
+ * invertible): a wide one is a located error at the call, not a wrong or
+ * zero gradient. */
+Test(grad, qr_of_a_wide_matrix_is_a_located_error) {
+    Arena *a = arena_new();
+    DiagList *d = diag_list_new(a, source_set_new(a));
+    Graph *g = ir_graph_new(a, d, "wide");
+    SrcLoc at = {0, 3, 7, 1};
+    Node *x = ir_input(g, DT_F64, S(2, 2, 3), "x", L0);
+    Node *t = ir_call(g, OP_QR, &x, at);
+    Node *y = sum_all(g, ir_tuple_get(g, t, 1, L0));
+    Node *gx = NULL;
+    cr_expect(!pass_grad(g, y, NULL, &x, 1, &gx));
+    cr_expect_eq(d->nerrors, 1);
+    cr_expect_str_eq(
+        th_last_diag(d),
+        "grad: qr's derivative needs a square or tall matrix (m >= n), got [.., 2, 3]");
+    arena_free(a);
 }
 
 Test(grad, every_differentiable_op_matches_finite_differences) {

@@ -688,6 +688,12 @@ static void matmuls(void) {
     Node *bc =
         ir_broadcast(c->g, input(c, DT_F32, th_shape(2, 4, 1), DOM_ANY, 0), th_shape(2, 4, 3), L);
     CHECK(c, ir_matmul(c->g, m1, bc, L));
+    c = case_new(T_NORM, "a difference of two products (one accumulates onto the other)");
+    Node *p1 = ir_matmul(c->g, input(c, DT_F32, th_shape(2, 3, 4), DOM_ANY, 0),
+                         input(c, DT_F32, th_shape(2, 4, 5), DOM_ANY, 0), L);
+    Node *p2 = ir_matmul(c->g, input(c, DT_F32, th_shape(2, 3, 2), DOM_ANY, 0),
+                         input(c, DT_F32, th_shape(2, 2, 5), DOM_ANY, 0), L);
+    CHECK(c, ir_binary(c->g, OP_SUB, p1, p2, L));
     c = case_new(T_NORM, "batched matmul with a transposed batch");
     Node *x =
         ir_permute(c->g, input(c, DT_F64, th_shape(3, 5, 2, 3), DOM_ANY, 0), (int[]){1, 2, 0}, L);
@@ -732,6 +738,134 @@ static void random_ops(void) {
     }
 }
 
+/* Library calls: the kernel calls the interpreter's C function, so results
+ * agree exactly when the operands do; operands made well-conditioned in the
+ * graph (x + 10 I, x x^T + I) and results read through tuple projections
+ * fused into elementwise consumers. */
+static Node *la_eye_plus(Case *c, Node *x, double d) {
+    int r = x->shape.rank;
+    Node *eye = ir_cast(c->g,
+                        ir_binary(c->g, OP_EQ, ir_iota(c->g, DT_I64, x->shape, r - 2, L),
+                                  ir_iota(c->g, DT_I64, x->shape, r - 1, L), L),
+                        x->dtype, L);
+    return ir_binary(c->g, OP_ADD, x,
+                     ir_binary(c->g, OP_MUL, eye, ir_scalar(c->g, x->dtype, d, L), L), L);
+}
+
+static void la_outputs(Case *c, Node *t, bool consume) {
+    Shape res[IR_MAX_RESULTS];
+    int n = ir_call_results(t, res);
+    for (int i = 0; i < n; i++) {
+        Node *v = ir_tuple_get(c->g, t, i, L);
+        if (consume)
+            v = ir_binary(c->g, OP_ADD, ir_unary(c->g, OP_NEG, v, L),
+                          ir_scalar(c->g, v->dtype, 0.5, L), L);
+        ir_graph_add_output(c->g, v);
+    }
+}
+
+static void linalg_calls(void) {
+    static const OpKind ops[] = {OP_SOLVE,   OP_CHOLESKY, OP_INV, OP_DET,
+                                 OP_SLOGDET, OP_QR,       OP_SVD, OP_EIGH};
+    static const int sq[][4] = {{2, 4, 4, 3}, {3, 2, 3, 1}, {2, 1, 1, 1}};
+    static const int any[][3] = {{2, 5, 3}, {2, 3, 5}, {3, 2, 4}};
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        OpKind op = ops[o];
+        bool general = op == OP_QR || op == OP_SVD;
+        for (int d = 0; d < 2; d++) {
+            DType dt = d ? DT_F64 : DT_F32;
+            for (int k = 0; k < 3; k++) {
+                Case *c = case_new(T_EXACT, "%s %s case %d", ir_op_name(op), rt_dtype_name(dt), k);
+                Shape sa = general ? (any[k][0] == 2 ? th_shape(2, any[k][1], any[k][2])
+                                                     : th_shape(3, any[k][1], any[k][2], any[k][2]))
+                                   : (sq[k][0] == 2 ? th_shape(2, sq[k][1], sq[k][1])
+                                                    : th_shape(3, sq[k][1], sq[k][2], sq[k][2]));
+                Node *x = input(c, dt, sa, DOM_ANY, 0);
+                Node *a = general ? x : la_eye_plus(c, x, 10);
+                if (op == OP_CHOLESKY || op == OP_EIGH) {
+                    int r = sa.rank, perm[IR_MAX_RANK];
+                    for (int i = 0; i < r; i++)
+                        perm[i] = i;
+                    perm[r - 2] = r - 1;
+                    perm[r - 1] = r - 2;
+                    Node *xt = ir_permute(c->g, x, perm, L);
+                    a = la_eye_plus(c, ir_binary(c->g, OP_ADD, x, xt, L), 20); /* symmetric */
+                }
+                Node *src[2] = {a, NULL};
+                if (op == OP_SOLVE) {
+                    Shape sb = sa;
+                    sb.dims[sb.rank - 1] = sq[k][3];
+                    src[1] = input(c, dt, sb, DOM_ANY, 0);
+                }
+                la_outputs(c, ir_call(c->g, op, src, L), k == 1);
+                CHECK(c, NULL);
+            }
+        }
+    }
+    /* a product of two call results, and a call over a computed, transposed operand */
+    Case *c = case_new(T_NORM, "qr then q @ r, solve(inv(a)^T, b)");
+    Node *x = input(c, DT_F64, th_shape(2, 6, 4), DOM_ANY, 0);
+    Node *t = ir_call(c->g, OP_QR, &x, L);
+    ir_graph_add_output(
+        c->g, ir_matmul(c->g, ir_tuple_get(c->g, t, 0, L), ir_tuple_get(c->g, t, 1, L), L));
+    Node *a = la_eye_plus(c, input(c, DT_F32, th_shape(2, 5, 5), DOM_ANY, 0), 12);
+    Node *ai = ir_call(c->g, OP_INV, &a, L);
+    Node *src[2] = {ir_permute(c->g, ai, (int[]){1, 0}, L),
+                    input(c, DT_F32, th_shape(2, 5, 2), DOM_ANY, 0)};
+    CHECK(c, ir_call(c->g, OP_SOLVE, src, L));
+}
+
+/* Gradients through every differentiable call, compiled: the backward graph
+ * holds calls over transposed and computed operands (materialised by the
+ * fusion pass) and projections of packed tuple gradients. */
+Test(llvm, linalg_gradients_agree_with_the_interpreter) {
+    static const OpKind ops[] = {OP_SOLVE, OP_CHOLESKY, OP_INV, OP_DET, OP_SLOGDET, OP_QR, OP_EIGH};
+    for (size_t o = 0; o < sizeof ops / sizeof ops[0]; o++) {
+        for (int d = 0; d < 2; d++) {
+            DType dt = d ? DT_F64 : DT_F32;
+            Case *c = case_new(T_NORM, "grad of %s %s", ir_op_name(ops[o]), rt_dtype_name(dt));
+            Node *x = input(c, dt, th_shape(3, 2, 4, 4), DOM_ANY, 0);
+            Node *xt = ir_permute(c->g, x, (int[]){0, 2, 1}, L);
+            Node *a = la_eye_plus(c, ir_binary(c->g, OP_ADD, x, xt, L), 20); /* symmetric, PD */
+            Node *src[2] = {a, input(c, dt, th_shape(3, 2, 4, 3), DOM_ANY, 0)};
+            Node *t = ir_call(c->g, ops[o], src, L);
+            Node *r = input(c, dt, t->shape, DOM_ANY, 0);
+            Node *y = ir_reduce(c->g, OP_SUM, ir_binary(c->g, OP_MUL, t, r, L), 1, L);
+            Node *wrt[2] = {x, src[1]}, *gs[2] = {NULL, NULL};
+            cr_assert(pass_grad(c->g, y, NULL, wrt, ops[o] == OP_SOLVE ? 2 : 1, gs), "%s",
+                      th_last_diag(D));
+            ir_graph_add_output(c->g, gs[0]);
+            CHECK(c, ops[o] == OP_SOLVE ? gs[1] : NULL);
+        }
+    }
+}
+
+/* A singular matrix or one that is not positive definite fails the run with
+ * the reason at the call's location, on the compiled path as in the
+ * interpreter. */
+Test(llvm, linalg_failures_are_located_errors) {
+    static const OpKind ops[] = {OP_SOLVE, OP_INV, OP_CHOLESKY};
+    static const char *const want[] = {
+        "solve: matrix is singular (zero pivot U[1,1])",
+        "inv: matrix is singular (zero pivot U[1,1])",
+        "cholesky: matrix is not positive definite (leading minor 2)"};
+    for (size_t o = 0; o < 3; o++) {
+        Graph *g = ir_graph_new(A, D, "bad");
+        SrcLoc at = {1, 1, 1, 1};
+        Node *src[2] = {ir_const(g, DT_F32, th_shape(2, 3, 3), 1.0, at),
+                        ir_const(g, DT_F32, th_shape(2, 3, 1), 1.0, at)};
+        ir_graph_add_output(g, ir_call(g, ops[o], src, at));
+        for (int backend = 0; backend < 2; backend++) {
+            RtTensor *out = NULL;
+            int before = D->nerrors;
+            bool ok = backend ? R.run(R.ctx, g, NULL, &out, D) : ir_interp_run(g, NULL, &out, D);
+            cr_expect(!ok && out == NULL, "%s ran", ir_op_name(ops[o]));
+            cr_expect_eq(D->nerrors, before + 1);
+            cr_expect_str_eq(th_last_diag(D), want[o], "backend %d", backend);
+        }
+    }
+}
+
 Test(llvm, op_table_is_total) {
     for (int op = 0; op < OP_COUNT; op++) {
         cr_expect(llvm_op_table[op].how != LL_MISSING, "no LLVM lowering for %s",
@@ -753,6 +887,7 @@ Test(llvm, every_op_agrees_with_the_interpreter) {
     movement();
     order_ops();
     matmuls();
+    linalg_calls();
     random_ops();
     for (int op = 0; op < OP_COUNT; op++)
         cr_expect(covered[op], "no differential case for %s", ir_op_name((OpKind)op));

@@ -316,6 +316,28 @@ Test(memplan, elementwise_update_takes_a_dead_intermediate) {
     cr_assert_lt(mp->arena_bytes, mp->naive_bytes);
 }
 
+/* A library call reads its operands whole, through LAPACK's copies: its
+ * result never takes an operand's storage, even at the operand's last use,
+ * and its packed tuple is one value whose projections are read in place by
+ * the consumers; the plan's checks (overlaps, liveness) hold. */
+Test(memplan, library_calls_never_update_in_place) {
+    Graph *g = ir_graph_new(A, D, "g");
+    Node *x = ir_input(g, DT_F32, th_shape(2, 6, 6), "x", L);
+    Node *a = kept(ir_unary(g, OP_EXP, x, L));
+    Node *y = ir_call(g, OP_INV, &a, L); /* a's last use, same size and dtype */
+    Node *t = ir_call(g, OP_QR, &y, L);
+    Node *q = ir_tuple_get(g, t, 0, L), *r = ir_tuple_get(g, t, 1, L);
+    Node *z = kept(ir_binary(g, OP_ADD, q, r, L)); /* the tuple's last use */
+    use_twice(g, ir_unary(g, OP_NEG, z, L));
+    const MemPlan *mp = plan(g, NULL);
+    const MemBuf *va = value_of(mp, a), *vy = value_of(mp, y), *vt = value_of(mp, t);
+    cr_assert_eq(vy->inplace_of, -1, "inv must not overwrite its operand");
+    cr_assert_neq(vy->offset, va->offset);
+    cr_assert_eq(vt->inplace_of, -1);
+    cr_assert_eq(vt->bytes, (36 + 36) * 4, "one packed value for Q and R");
+    cr_assert_eq(mp->buf_of[q->id], -1, "a projection is no value of its own");
+}
+
 Test(memplan, permuted_or_broadcast_reads_are_not_in_place) {
     Graph *g = ir_graph_new(A, D, "g");
     Node *x = ir_input(g, DT_F32, th_shape(2, 32, 32), "x", L);

@@ -30,6 +30,7 @@ typedef enum {
     F_MOVE,
     F_CONTR,
     F_ORDER,
+    F_CALL,
     F_RAND,
     F_NONE
 } Family;
@@ -52,6 +53,8 @@ static Family family_of(OpKind op) {
         return F_CONTR;
     IR_CASES_ORDER:
         return F_ORDER;
+    IR_CASES_CALL:
+        return F_CALL;
     IR_CASES_RAND:
         return F_RAND;
     }
@@ -66,6 +69,7 @@ static Family family_of_row(const OpInfo *r) {
     if (r->flags & OPF_MOVE) return F_MOVE;
     if (r->flags & OPF_CONTR) return F_CONTR;
     if (r->flags & OPF_ORDER) return F_ORDER;
+    if (r->flags & OPF_CALL) return F_CALL;
     if (r->flags & OPF_RAND) return F_RAND;
     return r->arity == 0 ? F_LEAF : F_NONE;
 }
@@ -78,8 +82,10 @@ Test(op_cases, op_families_match_the_table) {
             "op %s is in family list %d of ir/op_cases.h, its row (arity %d, flags 0x%x) says %d",
             r->name, family_of((OpKind)op), r->arity, r->flags, family_of_row(r));
         int kinds = !!(r->flags & OPF_EW) + !!(r->flags & OPF_RED) + !!(r->flags & OPF_MOVE) +
-                    !!(r->flags & OPF_CONTR) + !!(r->flags & OPF_RAND) + !!(r->flags & OPF_ORDER);
-        cr_expect_leq(kinds, 1, "op %s has more than one of EW, RED, MOVE, CONTR, ORDER, RAND",
+                    !!(r->flags & OPF_CONTR) + !!(r->flags & OPF_RAND) + !!(r->flags & OPF_ORDER) +
+                    !!(r->flags & OPF_CALL);
+        cr_expect_leq(kinds, 1,
+                      "op %s has more than one of EW, RED, MOVE, CONTR, ORDER, CALL, RAND",
                       r->name);
     }
 }
@@ -126,6 +132,7 @@ static bool infer_with(OpKind op, DType dt, DType *out_dt, char *err, size_t err
     case SR_PAD:
     case SR_MATMUL:
     case SR_ORDER:
+    case SR_CALL:
         break;
     }
     *out_dt = dt;

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "helpers/ir_helpers.h"
+#include "helpers/linalg_ref.h"
 #include "ir/interp.h"
 #include "ir/ir.h"
 #include "runtime/rng.h"
@@ -939,6 +940,76 @@ static void check_matmul(void) {
     matmul_case(DT_F32, th_shape(2, 0, 4), th_shape(2, 4, 2));
 }
 
+/* ---- library calls (linear algebra): identities on odd, size-1, empty and batched
+ * shapes in f32 and f64 (helpers/linalg_ref.c); numpy fixtures and closed forms are in
+ * test_linalg.c ---------------------------------------------------------------------------- */
+
+static void la_case(OpKind op, DType dt, Shape sa, Shape sb) {
+    fresh();
+    th_la_graph(G, op, dt, sa, sb, L);
+    uint64_t r = rng_state++;
+    RtTensor *in[2] = {th_la_input(op, 0, dt, sa, &r),
+                       op == OP_SOLVE ? th_la_input(op, 1, dt, sb, &r) : NULL};
+    RtTensor *out[IR_MAX_RESULTS] = {NULL};
+    bool ok = ir_interp_run(G, in, out, D);
+    char what[96], b1[48];
+    snprintf(what, sizeof what, "%s %s%s", ir_op_name(op), rt_dtype_name(dt),
+             rt_shape_str(&sa, b1, sizeof b1));
+    cr_assert(ok, "%s: %s", what, th_last_diag(D));
+    th_la_verify(what, op, in[0], in[1], out);
+    for (int i = 0; i < G->noutputs; i++)
+        rt_tensor_free(out[i]);
+    rt_tensor_free(in[0]);
+    rt_tensor_free(in[1]);
+}
+
+static void la_square(OpKind op) {
+    for (int d = 0; d < 2; d++) {
+        DType dt = d ? DT_F64 : DT_F32;
+        la_case(op, dt, th_shape(2, 5, 5), th_shape(2, 5, 3));
+        la_case(op, dt, th_shape(2, 1, 1), th_shape(2, 1, 1));
+        la_case(op, dt, th_shape(3, 3, 4, 4), th_shape(3, 3, 4, 2));
+        la_case(op, dt, th_shape(4, 2, 1, 3, 3), th_shape(4, 2, 1, 3, 1));
+        la_case(op, dt, th_shape(2, 0, 0), th_shape(2, 0, 2));
+    }
+}
+
+static void la_any(OpKind op) {
+    for (int d = 0; d < 2; d++) {
+        DType dt = d ? DT_F64 : DT_F32;
+        la_case(op, dt, th_shape(2, 6, 4), th_shape(0));
+        la_case(op, dt, th_shape(2, 4, 6), th_shape(0));
+        la_case(op, dt, th_shape(2, 5, 5), th_shape(0));
+        la_case(op, dt, th_shape(2, 1, 1), th_shape(0));
+        la_case(op, dt, th_shape(3, 3, 5, 2), th_shape(0));
+    }
+}
+
+static void check_solve(void) {
+    la_square(OP_SOLVE);
+}
+static void check_cholesky(void) {
+    la_square(OP_CHOLESKY);
+}
+static void check_inv(void) {
+    la_square(OP_INV);
+}
+static void check_det(void) {
+    la_square(OP_DET);
+}
+static void check_slogdet(void) {
+    la_square(OP_SLOGDET);
+}
+static void check_qr(void) {
+    la_any(OP_QR);
+}
+static void check_svd(void) {
+    la_any(OP_SVD);
+}
+static void check_eigh(void) {
+    la_square(OP_EIGH);
+}
+
 /* ---- random --------------------------------------------------------------------------------- */
 
 static const uint32_t gold_words[6] = {0xe653847c, 0xcdd15fe2, 0xb4055292,
@@ -1078,6 +1149,14 @@ static const OpCheck checks[OP_COUNT] = {
     [OP_CUMSUM] = check_cumsum,
     [OP_ARGSORT] = check_argsort,
     [OP_COMPONENTS] = check_components,
+    [OP_SOLVE] = check_solve,
+    [OP_CHOLESKY] = check_cholesky,
+    [OP_INV] = check_inv,
+    [OP_DET] = check_det,
+    [OP_SLOGDET] = check_slogdet,
+    [OP_QR] = check_qr,
+    [OP_SVD] = check_svd,
+    [OP_EIGH] = check_eigh,
     [OP_RNG_UNIFORM] = check_rng_uniform,
     [OP_RNG_NORMAL] = check_rng_normal,
     [OP_FRESH_SEED] = check_fresh_seed,
