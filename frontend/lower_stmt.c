@@ -555,6 +555,52 @@ static Flow unrolled_loop(Lower *L, Scope *s, const Stmt *st, const char *var, S
     return r;
 }
 
+/* A `while` inside a function or step: graphs hold no loops yet, so it is
+ * unrolled while its condition is known at compile time (a counter), one
+ * iteration at a time out of the same budget as unrolled `for` loops. A
+ * condition on a run-time value is an error at the loop. */
+static Flow unrolled_while(Lower *L, Scope *s, const Stmt *st) {
+    int saved_kind = L->loop_kind, saved_rt = L->rt_cond;
+    L->loop_kind = 2;
+    L->rt_cond = 0;
+    L->unrolled_loops++;
+    Flow r = FLOW_NEXT;
+    for (;;) {
+        Value *c = lw_expr(L, s, st->u.whl.cond);
+        if (val_is_error(c)) break;
+        if (c->kind != V_BOOL && c->kind != V_INT) {
+            lw_error(L, st->u.whl.cond->loc,
+                     "inside a function or an optimizer step a 'while' condition must be known at "
+                     "compile time, and this one is a value known only at run time: graphs hold "
+                     "no loops yet, so the loop is unrolled (a loop on a run-time value runs in "
+                     "main)");
+            break;
+        }
+        lw_cfg_bake(L, c, st->u.whl.cond->loc);
+        if (val_num(c) == 0) break;
+        if (L->unroll_left < 1) {
+            lw_error(L, st->loc,
+                     "this loop unrolls more iterations than the compiler's budget of %d (loops "
+                     "inside functions are unrolled)",
+                     FE_UNROLL_BUDGET);
+            break;
+        }
+        L->unroll_left--;
+        int before = L->d->nerrors;
+        Flow f = lw_block(L, s, &st->u.whl.body);
+        if (f == FLOW_BREAK) break;
+        if (f == FLOW_RETURN) {
+            r = FLOW_RETURN;
+            break;
+        }
+        if (L->d->nerrors > before || L->oom) break;
+    }
+    L->unrolled_loops--;
+    L->loop_kind = saved_kind;
+    L->rt_cond = saved_rt;
+    return r;
+}
+
 /* ---- log, print, save ---------------------------------------------------------------- */
 
 static Node *scalar_node(Lower *L, Value *v, SrcLoc loc, const char *what) {
@@ -835,10 +881,7 @@ Flow lw_stmt(Lower *L, Scope *s, const Stmt *st) {
             host_while(L, s, st);
             return FLOW_NEXT;
         }
-        lw_error(L, st->loc,
-                 "'while' is only supported in main (inside functions and optimizer steps, loops "
-                 "must have compile-time bounds)");
-        return FLOW_NEXT;
+        return unrolled_while(L, s, st);
     case ST_REPEAT:
         return stmt_repeat(L, s, st);
     case ST_BREAK:

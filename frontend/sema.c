@@ -523,11 +523,7 @@ static void check_stmt(Sema *S, SScope *sc, const Stmt *st) {
         S->loops--;
         break;
     case ST_WHILE:
-        check_expr(S, sc, st->u.whl.cond);
-        if (!S->host)
-            err(S, st->loc,
-                "'while' is only supported in main (loops inside %s need compile-time bounds)",
-                S->in_fn ? "functions" : "optimizer steps");
+        check_expr(S, sc, st->u.whl.cond); /* in a fn or step: unrolled (lower_stmt.c) */
         S->loops++;
         check_block(S, sc, &st->u.whl.body);
         S->loops--;
