@@ -890,6 +890,12 @@ static bool plan_axis(Lower *L, Scope *s, const Expr *ie, IndexPlan *p, int ax) 
     if (val_is_tensorish(iv)) {
         Node *in = lw_node(L, iv, DT_COUNT, ie->loc);
         if (!in) return false;
+        if (in->dtype == DT_BOOL) {
+            lw_error(L, ie->loc,
+                     "a bool mask selects a number of elements known only at run time, and shapes "
+                     "are static: use where(mask, x, 0) to read, or x[mask] = v to update");
+            return false;
+        }
         if (!is_int_dt(in->dtype)) {
             lw_error(L, ie->loc, "an index tensor must hold integers, got %s",
                      fe_type_str(in->dtype, &in->shape, b1, sizeof b1));
@@ -1095,6 +1101,46 @@ static Node *box_mask(Lower *L, const IndexPlan *p, SrcLoc loc) {
     return m;
 }
 
+/* x[mask] op= v with a bool mask that broadcasts to x: where(mask, new, x). */
+static Value *mask_update(Lower *L, Node *x, Node *mask, AssignOp op, Value *v, SrcLoc mloc,
+                          SrcLoc loc) {
+    Graph *g = L->gc->g;
+    Shape bs;
+    char b1[160], b2[160];
+    if (!ir_broadcast_shapes(&mask->shape, &x->shape, &bs) || !rt_shape_eq(&bs, &x->shape))
+        return lw_error(L, mloc, "a mask of %s does not fit %s",
+                        fe_type_str(mask->dtype, &mask->shape, b1, sizeof b1),
+                        fe_type_str(x->dtype, &x->shape, b2, sizeof b2));
+    Value *nv = v;
+    if (op != AS_SET) {
+        OpKindAst k = op == AS_ADD   ? OPK_ADD
+                      : op == AS_SUB ? OPK_SUB
+                      : op == AS_MUL ? OPK_MUL
+                                     : OPK_DIV;
+        nv = lw_binop(L, k, lw_tensor(L, x), v, loc);
+    }
+    Node *n = val_is_error(nv) ? NULL : lw_need_node(L, nv, x->dtype, loc, "the assigned value");
+    if (!n) return lw_err(L);
+    if (!ir_broadcast_shapes(&n->shape, &x->shape, &bs) || !rt_shape_eq(&bs, &x->shape))
+        return lw_error(L, loc, "cannot assign %s to the masked elements of %s",
+                        fe_type_str(n->dtype, &n->shape, b1, sizeof b1),
+                        fe_type_str(x->dtype, &x->shape, b2, sizeof b2));
+    n = ir_broadcast(g, ir_cast(g, n, x->dtype, loc), x->shape, loc);
+    return lw_tensor(L, ir_where(g, ir_broadcast(g, mask, x->shape, mloc), n, x, loc));
+}
+
+/* The bool tensor t's only index is, or NULL (not an error). */
+static Node *bool_index(Lower *L, Scope *s, const Expr *t) {
+    if (t->u.index.nidx != 1) return NULL;
+    const Expr *ie = t->u.index.idx[0];
+    if (ie->kind == EX_SLICE || ie->kind == EX_NONE) return NULL;
+    int before = L->d->n;
+    Value *iv = lw_expr(L, s, ie);
+    if (L->d->n != before || !val_is_tensorish(iv)) return NULL; /* reported again by the plan */
+    Node *n = lw_node(L, iv, DT_COUNT, ie->loc);
+    return n && n->dtype == DT_BOOL ? n : NULL;
+}
+
 Value *lw_index_update(Lower *L, Scope *s, const Expr *t, AssignOp op, Value *v, SrcLoc loc) {
     Value *base = lw_expr(L, s, t->u.index.base);
     if (val_is_error(base) || val_is_error(v)) return lw_err(L);
@@ -1102,6 +1148,8 @@ Value *lw_index_update(Lower *L, Scope *s, const Expr *t, AssignOp op, Value *v,
         return lw_error(L, t->loc, "only a tensor's elements can be assigned, not those of %s",
                         lw_value_desc(L, base));
     Node *x = lw_node(L, base, DT_COUNT, t->loc);
+    Node *mask = x ? bool_index(L, s, t) : NULL;
+    if (mask) return mask_update(L, x, mask, op, v, t->u.index.idx[0]->loc, loc);
     IndexPlan p;
     if (!x || !plan_index(L, s, t, x, &p)) return lw_err(L);
     Graph *g = L->gc->g;

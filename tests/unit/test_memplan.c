@@ -316,6 +316,30 @@ Test(memplan, elementwise_update_takes_a_dead_intermediate) {
     cr_assert_lt(mp->arena_bytes, mp->naive_bytes);
 }
 
+/* An element update as the frontend lowers `a[1:3, 5] = 2.0` (a where over
+ * a padded value and an iota mask, docs/language.md "Updates") at a's last
+ * use writes over a: the update costs no second buffer. */
+Test(memplan, an_element_update_of_a_dead_value_is_in_place) {
+    Graph *g = ir_graph_new(A, D, "g");
+    Node *x = ir_input(g, DT_F32, th_shape(2, 24, 40), "x", L);
+    Node *a = kept(ir_unary(g, OP_EXP, x, L));
+    ir_graph_add_output(g, ir_reduce(g, OP_SUM, a, 1u, L)); /* a is read before the update */
+    Shape sh = a->shape;
+    Node *io = ir_iota(g, DT_I64, sh, 0, L), *jo = ir_iota(g, DT_I64, sh, 1, L);
+    Node *in0 = ir_binary(g, OP_AND, ir_binary(g, OP_LE, ir_const_int(g, DT_I64, sh, 1, L), io, L),
+                          ir_binary(g, OP_LT, io, ir_const_int(g, DT_I64, sh, 3, L), L), L);
+    Node *in1 = ir_binary(g, OP_AND, ir_binary(g, OP_LE, ir_const_int(g, DT_I64, sh, 5, L), jo, L),
+                          ir_binary(g, OP_LT, jo, ir_const_int(g, DT_I64, sh, 6, L), L), L);
+    int64_t lo[2] = {1, 5}, hi[2] = {21, 34};
+    Node *v = ir_pad(g, ir_const(g, DT_F32, th_shape(2, 2, 1), 2.0, L), lo, hi, 0.0, L);
+    Node *b = ir_where(g, ir_binary(g, OP_AND, in0, in1, L), v, a, L); /* a's last use */
+    use_twice(g, b);
+    const MemPlan *mp = plan(g, NULL);
+    const MemBuf *va = value_of(mp, a), *vb = value_of(mp, b);
+    cr_assert_eq(vb->inplace_of, mp->buf_of[a->id], "the update should write over a");
+    cr_assert_eq(vb->offset, va->offset);
+}
+
 /* A library call reads its operands whole, through LAPACK's copies: its
  * result never takes an operand's storage, even at the operand's last use,
  * and its packed tuple is one value whose projections are read in place by

@@ -59,7 +59,7 @@ Test(updates, match_numpy_on_both_backends, .timeout = 600) {
         }
     }
     fclose(f);
-    cr_assert_eq(nw, 12 + 5 + 24 + 1 + 4);
+    cr_assert_eq(nw, 12 + 5 + 24 + 6 + 1 + 4);
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
         SpawnResult r =
@@ -88,6 +88,10 @@ Test(updates, refusals_are_located_errors, .timeout = 600) {
          ":3:5: error: index 5 is out of range for axis 0 of f32[4]"},
         {"main {\n  t = [a = 1]\n  t[0] = 2.0\n}\n",
          ":3:4: error: only a tensor's elements can be assigned"},
+        {"main {\n  x = ones([3])\n  print x[x > 1.0]\n}\n",
+         ":3:13: error: a bool mask selects a number of elements known only at run time"},
+        {"main {\n  x = ones([3])\n  x[ones([2]) > 0.0] = 2.0\n  print x\n}\n",
+         ":3:15: error: a mask of bool[2] does not fit f32[3]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         SpawnResult r = dflow(60, "run", th_write_program(cases[i][0]), NULL);
