@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "runtime/cliopt.h"
+#include "runtime/threadpool.h"
 
 static void usage_hint(const char *cmd) {
     fprintf(stderr, "Try 'dflow %s --help' for the options.\n", cmd);
@@ -49,10 +50,11 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
             const char *name;
             unsigned bit;
         } valued[] = {
-            {"--set", OPT_SET},     {"--seed", OPT_SEED},
-            {"--out", OPT_OUT},     {"--backend", OPT_BACKEND},
-            {"--after", OPT_AFTER}, {"--output", OPT_OUTPUT},
-            {"-o", OPT_OUTPUT},     {"--target-cpu", OPT_TARGET_CPU},
+            {"--set", OPT_SET},         {"--seed", OPT_SEED},
+            {"--out", OPT_OUT},         {"--backend", OPT_BACKEND},
+            {"--after", OPT_AFTER},     {"--output", OPT_OUTPUT},
+            {"-o", OPT_OUTPUT},         {"--target-cpu", OPT_TARGET_CPU},
+            {"--threads", OPT_THREADS},
         };
         int which = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof valued[0]); k++)
@@ -112,6 +114,15 @@ CliParse cli_parse_args(const char *cmd, int argc, char **argv, unsigned allowed
                 break;
             case OPT_TARGET_CPU:
                 a->target_cpu = val;
+                break;
+            case OPT_THREADS:
+                if (!rt_threads_parse(val, &a->threads)) {
+                    fprintf(stderr,
+                            "dflow %s: --threads expects an integer from 1 to %d, got '%s'\n", cmd,
+                            RT_POOL_MAX, val);
+                    usage_hint(cmd);
+                    return CLI_PARSE_ERROR;
+                }
                 break;
             case OPT_BACKEND:
                 a->backend = val;

@@ -31,6 +31,7 @@ enum {
     OPT_OUTPUT = 1 << 9,          /* -o FILE, --output FILE */
     OPT_TARGET_CPU = 1 << 10,     /* --target-cpu NAME */
     OPT_CHECK_NUMERICS = 1 << 11, /* --check-numerics */
+    OPT_THREADS = 1 << 12,        /* --threads N */
 };
 
 typedef struct {
@@ -46,6 +47,7 @@ typedef struct {
     bool no_passes;
     bool mem_report;
     bool check_numerics;
+    int threads; /* --threads N; 0: DFLOW_NUM_THREADS or the cores */
     const char *output;
     const char *target_cpu;
 } CliArgs;

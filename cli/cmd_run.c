@@ -21,6 +21,7 @@
 #include "passes/fuse.h"
 #include "passes/memplan.h"
 #include "runtime/grow.h"
+#include "runtime/threadpool.h"
 
 static volatile sig_atomic_t interrupted;
 
@@ -54,6 +55,8 @@ static void help(void) {
           "                    to stderr\n"
           "  --check-numerics  stop at the first op that computes a NaN or Inf, naming it,\n"
           "                    its file:line:col and the step (scans every value: slower)\n"
+          "  --threads N       use at most N threads: kernel threads, compile threads and\n"
+          "                    OpenBLAS's (default: DFLOW_NUM_THREADS, else every core)\n"
           "  -v, --verbose     more detail: training setup, loss with every logged row,\n"
           "                    compile times\n"
           "  -h, --help        show this help\n"
@@ -65,7 +68,7 @@ static void help(void) {
           "Ctrl-C stops the run between steps and keeps the files written so far (exit\n"
           "status 130); a second Ctrl-C kills it.\n"
           "exit status: 0 success, 1 error, 130 interrupted\n"
-          "environment: DFLOW_NUM_THREADS sets the kernel threads (default: the cores)\n",
+          "environment: DFLOW_NUM_THREADS is the default of --threads\n",
           stdout);
 }
 
@@ -229,10 +232,11 @@ static void compile_report(const Backend *b, const GraphRunner *r, FILE *out) {
 
 int cmd_run(int argc, char **argv) {
     CliArgs a;
-    CliParse p = cli_parse_args("run", argc, argv,
-                                OPT_SET | OPT_SEED | OPT_OUT | OPT_BACKEND | OPT_VERBOSE |
-                                    OPT_PROGRESS | OPT_PASSES | OPT_MEM_REPORT | OPT_CHECK_NUMERICS,
-                                &a);
+    CliParse p =
+        cli_parse_args("run", argc, argv,
+                       OPT_SET | OPT_SEED | OPT_OUT | OPT_BACKEND | OPT_VERBOSE | OPT_PROGRESS |
+                           OPT_PASSES | OPT_MEM_REPORT | OPT_CHECK_NUMERICS | OPT_THREADS,
+                       &a);
     if (p != CLI_PARSE_OK) {
         cli_args_free(&a);
         if (p == CLI_PARSE_HELP) help();
@@ -272,7 +276,9 @@ int cmd_run(int argc, char **argv) {
         BackendOptions bo = {.verbose = a.verbose,
                              .log = stderr,
                              .interp_runs = 0,
+                             .nthreads = a.threads,
                              .numerics = a.check_numerics ? &numerics : NULL};
+        if (a.threads) rt_blas_threads(a.threads); /* the interpreter's matrix products */
         GraphRunner runner = backend->runner_new(&bo, err, sizeof err);
         if (!runner.run) {
             fprintf(stderr, "dflow run: backend '%s' failed to start: %s\n", backend->name, err);

@@ -36,6 +36,7 @@ static GraphRunner llvm_new(const BackendOptions *o, bool tiered, char *err, siz
         .log = o ? o->log : NULL,
         .interp_runs = o ? o->interp_runs : 0,
         .nthreads = o ? o->nthreads : 0,
+        .compile_threads = o ? o->nthreads : 0,
         .numerics = o ? o->numerics : NULL,
         .tiered = tiered,
     };

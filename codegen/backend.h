@@ -17,7 +17,8 @@ typedef struct {
     bool verbose;            /* report compile times and interpreter fallbacks */
     FILE *log;               /* NULL = stderr */
     int interp_runs;         /* compiled backends: interpret a graph's first runs (LlvmOptions) */
-    int nthreads;            /* kernel threads; 0 = DFLOW_NUM_THREADS or the online cores */
+    int nthreads;            /* kernel threads, and at most as many compile and OpenBLAS
+                                threads (--threads); 0 = DFLOW_NUM_THREADS or the cores */
     NumericsCheck *numerics; /* --check-numerics (ir/numerics.h); NULL = off */
 } BackendOptions;
 

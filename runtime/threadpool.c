@@ -25,6 +25,8 @@
  * checks, so another process that wants it gets it. */
 #include "threadpool.h"
 
+#include <cblas.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -33,7 +35,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define RT_POOL_MAX 256
 #define RT_POOL_SPIN_MIN_NS 20000  /* spin at least this long before parking */
 #define RT_POOL_SPIN_MAX_NS 100000 /* and at most this long */
 #define RT_POOL_SPIN_START_NS 50000
@@ -75,13 +76,23 @@ static int64_t now_ns(void) {
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+bool rt_threads_parse(const char *s, int *n) {
+    if (!s || *s < '0' || *s > '9') return false;
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (*end != '\0' || errno || v < 1 || v > RT_POOL_MAX) return false;
+    *n = (int)v;
+    return true;
+}
+
+void rt_blas_threads(int n) {
+    openblas_set_num_threads(n);
+}
+
 int rt_pool_default_size(void) {
-    const char *e = getenv("DFLOW_NUM_THREADS");
-    if (e && *e) {
-        char *end;
-        long v = strtol(e, &end, 10);
-        if (*end == '\0' && v >= 1 && v <= RT_POOL_MAX) return (int)v;
-    }
+    int n;
+    if (rt_threads_parse(getenv("DFLOW_NUM_THREADS"), &n)) return n;
     long c = sysconf(_SC_NPROCESSORS_ONLN);
     if (c < 1) c = 1;
     if (c > RT_POOL_MAX) c = RT_POOL_MAX;

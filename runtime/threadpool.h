@@ -15,6 +15,7 @@
 #ifndef DFLOW_RUNTIME_THREADPOOL_H
 #define DFLOW_RUNTIME_THREADPOOL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef struct RtPool RtPool;
@@ -22,9 +23,15 @@ typedef struct RtPool RtPool;
 /* One chunk [lo, hi) of a job; returns status bits that rt_pool_run ORs. */
 typedef uint32_t (*RtPoolTask)(void *arg, int64_t lo, int64_t hi);
 
-/* DFLOW_NUM_THREADS when it is set to an integer in 1..256, else the number
- * of online cores (at least 1). */
+#define RT_POOL_MAX 256
+
+/* DFLOW_NUM_THREADS when it is set to an integer in 1..RT_POOL_MAX, else the
+ * number of online cores (at least 1). */
 int rt_pool_default_size(void);
+/* A thread count as --threads takes it: a decimal integer in 1..RT_POOL_MAX. */
+bool rt_threads_parse(const char *s, int *n);
+/* Caps OpenBLAS (the interpreter's matrix products) at n threads. */
+void rt_blas_threads(int n);
 
 /* A pool of `nthreads` threads including the caller's (nthreads <= 0: the
  * default size); 1 starts no thread. NULL when a thread cannot be started

@@ -5,7 +5,7 @@
  * written by codegen/llvm/llvm_aot.c. It takes the flags of `dflow run` that
  * make sense without a compiler: --set for the configs the compiler found
  * settable after compilation (others are refused with the reason), --seed,
- * --out, --progress, --check-numerics; it writes the same log lines, metrics.csv and
+ * --out, --progress, --check-numerics, --threads; it writes the same log lines, metrics.csv and
  * summary.json, and exits 0 on success, 1 on an error, 130 on Ctrl-C. */
 #include <signal.h>
 #include <stdlib.h>
@@ -40,12 +40,13 @@ typedef struct {
     const char *out_dir;
     int progress; /* -1 auto */
     bool check_numerics;
+    int threads; /* 0: DFLOW_NUM_THREADS or the cores */
 } Args;
 
 static void usage(const char *prog, const Module *m, FILE *f) {
     fprintf(f,
             "usage: %s [--set KEY=VALUE]... [--seed N] [--out DIR] [--progress|--no-progress]\n"
-            "          [--check-numerics]\n"
+            "          [--check-numerics] [--threads N]\n"
             "\n"
             "A dflow program compiled by `dflow build`.\n"
             "  --set KEY=VALUE  change a config value (only those listed as settable)\n"
@@ -54,6 +55,8 @@ static void usage(const char *prog, const Module *m, FILE *f) {
             "  --progress       show the progress line (default: when stderr is a terminal)\n"
             "  --check-numerics stop at the first kernel that computes a NaN or Inf, naming\n"
             "                   its op, file:line:col and the step\n"
+            "  --threads N      use at most N kernel and OpenBLAS threads (default:\n"
+            "                   DFLOW_NUM_THREADS, else every core)\n"
             "exit status: 0 success, 1 error, 130 interrupted\n",
             prog);
     if (!m || m->nconfigs == 0) return;
@@ -84,9 +87,9 @@ static int parse_args(int argc, char **argv, Args *a) {
             a->check_numerics = true;
             continue;
         }
-        const char *names[] = {"--set", "--seed", "--out"};
+        const char *names[] = {"--set", "--seed", "--out", "--threads"};
         int which = -1;
-        for (int k = 0; k < 3 && which < 0; k++)
+        for (int k = 0; k < 4 && which < 0; k++)
             if (rt_opt_is(arg, names[k], &v)) which = k;
         if (which < 0) {
             fprintf(stderr, "%s: unknown option '%s' (try --help)\n", a->prog, arg);
@@ -108,6 +111,10 @@ static int parse_args(int argc, char **argv, Args *a) {
             return 1;
         } else if (which == 2) {
             a->out_dir = v;
+        } else if (which == 3 && !rt_threads_parse(v, &a->threads)) {
+            fprintf(stderr, "%s: --threads needs an integer from 1 to %d, got '%s'\n", a->prog,
+                    RT_POOL_MAX, v);
+            return 1;
         }
     }
     return 0;
@@ -180,8 +187,9 @@ static int run(Module *m, SourceSet *src, BuiltRunner *br, const Args *a) {
     char err[256] = "";
     NumericsCheck numerics = {.step = -1};
     br->numerics = a->check_numerics ? &numerics : NULL;
-    GraphRunner runner = built_runner_bind(br, dflow_tabs, (int)dflow_ntabs, rt_pool_default_size(),
-                                           err, sizeof err);
+    int threads = a->threads ? a->threads : rt_pool_default_size();
+    GraphRunner runner =
+        built_runner_bind(br, dflow_tabs, (int)dflow_ntabs, threads, err, sizeof err);
     if (!runner.run) {
         fprintf(stderr, "%s: %s\n", a->prog, err);
         return 1;

@@ -694,3 +694,28 @@ Test(build, check_numerics_names_the_kernel_and_step, .timeout = 600) {
     th_spawn_free(&r);
     th_rmdir(dir);
 }
+
+/* ./prog --threads N: the same output at 1 and 2 threads; a bad count is
+ * refused with the reason. */
+Test(build, threads_flag, .timeout = 600) {
+    char dir[4096], exe[4200];
+    cr_assert(th_tempdir(dir, sizeof dir, "build"));
+    snprintf(exe, sizeof exe, "%s/linreg", dir);
+    SpawnResult r = th_run(300, dflow_bin(), "build", "examples/linreg.dfl", "-o", exe, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    SpawnResult a = th_run(120, exe, "--threads", "1", NULL);
+    SpawnResult b = th_run(120, exe, "--threads=2", NULL);
+    TH_EXPECT_EXIT(a, 0);
+    TH_EXPECT_EXIT(b, 0);
+    cut_done_line(a.out);
+    cut_done_line(b.out);
+    cr_assert_str_eq(a.out, b.out);
+    th_spawn_free(&a);
+    th_spawn_free(&b);
+    r = th_run(120, exe, "--threads", "0", NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "--threads needs an integer from 1 to 256, got '0'"), "%s", r.err);
+    th_spawn_free(&r);
+    th_rmdir(dir);
+}

@@ -665,3 +665,30 @@ Test(cli, check_numerics_names_the_first_op_and_step, .timeout = 600) {
         th_spawn_free(&r);
     }
 }
+
+/* --threads N bounds the run's threads (kernel pool, compile threads,
+ * OpenBLAS) on dflow run and on a built executable; the answer does not
+ * depend on it; anything but 1..256 is refused with the reason. */
+Test(cli, threads_flag, .timeout = 600) {
+    const char *prog = "examples/linreg.dfl";
+    need(prog);
+    SpawnResult one = dflow(120, "run", prog, "--backend", "cpu", "--threads", "1", "-v", NULL);
+    EXPECT_EXIT(one, 0);
+    cr_assert(strstr(one.err, "; 1 kernel thread\n"), "%s", one.err);
+    SpawnResult two = dflow(120, "run", prog, "--backend", "cpu", "--threads=2", "-v", NULL);
+    EXPECT_EXIT(two, 0);
+    cr_assert(strstr(two.err, "; 2 kernel threads\n"), "%s", two.err);
+    char *d1 = strstr(one.out, "done"), *d2 = strstr(two.out, "done");
+    cr_assert(d1 && d2 && d1 - one.out == d2 - two.out &&
+                  !strncmp(one.out, two.out, (size_t)(d1 - one.out)),
+              "the same results at 1 and 2 threads:\n%s\n%s", one.out, two.out);
+    th_spawn_free(&one);
+    th_spawn_free(&two);
+    const char *bad[] = {"0", "257", "2x", "-1", ""};
+    for (int i = 0; i < 5; i++) {
+        SpawnResult r = dflow(60, "run", prog, "--threads", bad[i], NULL);
+        EXPECT_EXIT(r, 1);
+        cr_assert(strstr(r.err, "--threads expects an integer from 1 to 256"), "%s", r.err);
+        th_spawn_free(&r);
+    }
+}
