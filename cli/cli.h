@@ -84,5 +84,6 @@ int cmd_check(int argc, char **argv);
 int cmd_ir(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_build(int argc, char **argv);
+int cmd_plot(int argc, char **argv);
 
 #endif

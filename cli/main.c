@@ -1,4 +1,4 @@
-/* `dflow`: dispatches to a subcommand (check, ir, run, build).
+/* `dflow`: dispatches to a subcommand (check, ir, run, build, plot).
  *
  * Exit status: 0 success, 1 any user error (unknown command or flag, compile
  * error, run-time error, standard output that could not be written), 130
@@ -19,6 +19,8 @@ static void usage(FILE *f) {
           "  run FILE       run a program: logs to stdout, metrics.csv and summary.json to --out\n"
           "  build FILE -o PROG\n"
           "                 compile a program into a standalone executable (no LLVM needed)\n"
+          "  plot RUN... -o OUT.svg\n"
+          "                 line plots of metrics.csv columns, or a heat map of a .npy\n"
           "\n"
           "options:\n"
           "  -h, --help     show this help (also after a command: dflow run --help)\n"
@@ -46,10 +48,7 @@ static int dispatch(int argc, char **argv) {
     if (strcmp(cmd, "ir") == 0) return cmd_ir(argc - 2, argv + 2);
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "build") == 0) return cmd_build(argc - 2, argv + 2);
-    if (strcmp(cmd, "plot") == 0) {
-        fprintf(stderr, "dflow: '%s' is not built yet\n", cmd);
-        return 1;
-    }
+    if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 2, argv + 2);
     if (cmd[0] == '-')
         fprintf(stderr, "dflow: unknown option '%s'\n", cmd);
     else

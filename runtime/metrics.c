@@ -9,6 +9,7 @@
  * round-trips f32 and keeps the file short. */
 #include "runtime/metrics.h"
 
+#include "runtime/dataio.h"
 #include "runtime/errmsg.h"
 #include "runtime/grow.h"
 #include "runtime/outfile.h"
@@ -476,6 +477,47 @@ done:
     free(vals);
     free(present);
     return ok;
+}
+
+RtMetrics *rt_metrics_load(const char *path, char *err, size_t errn) {
+    RtMetrics *m = rt_metrics_new(NULL, err, errn);
+    if (!m) return NULL;
+    unsigned char *text = NULL;
+    size_t n = 0, keep;
+    m->csv_path = dup_str(path); /* for messages; never written: broken */
+    m->broken = true;
+    bool ok = m->csv_path && rt_read_file(path, &text, &n, err, errn);
+    if (ok && memchr(text, '\0', n)) {
+        rt_errmsg_at(err, errn, path, "a NUL byte: not a metrics file");
+        ok = false;
+    }
+    ok = ok && read_csv(m, (char *)text, n, -1, &keep, err, errn);
+    free(text);
+    if (!ok) {
+        rt_metrics_free(m);
+        return NULL;
+    }
+    return m;
+}
+
+bool rt_metrics_get(const RtMetrics *m, int row, const char *name, double *value) {
+    if (row < 0 || row >= m->nrows) return false;
+    const Row *r = &m->rows[row];
+    if (strcmp(name, "step") == 0) {
+        *value = (double)r->step;
+        return r->step >= 0;
+    }
+    if (strcmp(name, "time_s") == 0) {
+        *value = r->time_s;
+        return true;
+    }
+    int id = find_name(m, name);
+    for (int j = 0; id >= 0 && j < r->n; j++)
+        if (r->cols[j] == id) {
+            *value = r->vals[j];
+            return true;
+        }
+    return false;
 }
 
 RtMetrics *rt_metrics_resume(const char *dir, int64_t keep_step, char *err, size_t errn) {

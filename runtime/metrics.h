@@ -35,6 +35,12 @@ RtMetrics *rt_metrics_new(const char *dir, char *err, size_t errn);
  * header, a whole row with the wrong number of cells or a cell that is not
  * a number is an error naming the file and line; nothing is changed then. */
 RtMetrics *rt_metrics_resume(const char *dir, int64_t keep_step, char *err, size_t errn);
+/* A metrics.csv read for looking at (dflow plot): in memory only, never
+ * written; a torn last row is left out. Errors as rt_metrics_resume's. */
+RtMetrics *rt_metrics_load(const char *path, char *err, size_t errn);
+/* The value of column name ("step", a value name or "time_s") in row; false
+ * when the row has none (an empty cell). */
+bool rt_metrics_get(const RtMetrics *m, int row, const char *name, double *value);
 void rt_metrics_free(RtMetrics *m);
 
 /* Appends a row: step (< 0: no step), n (name, value) pairs, time_s.

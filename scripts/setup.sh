@@ -26,10 +26,11 @@ step() {
 }
 
 # clang and Debian's libclang-rt-dev (libFuzzer, sanitizer runtimes) build
-# the fuzz targets (scripts/fuzz.sh); clang-format checks the style.
+# the fuzz targets (scripts/fuzz.sh); clang-format checks the style;
+# librsvg2-bin's rsvg-convert renders dflow plot's SVG in the plot tests.
 pkgs=(build-essential cmake ninja-build pkg-config "llvm-${LLVM_VERSION}-dev"
       flex bison libopenblas-dev libcriterion-dev zlib1g-dev python3
-      clang libclang-rt-dev clang-format)
+      clang libclang-rt-dev clang-format librsvg2-bin)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
