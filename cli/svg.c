@@ -49,6 +49,13 @@ void svg_polyline(FILE *f, const double *xs, const double *ys, int n, const char
     fprintf(f, "\" stroke=\"%s\" stroke-width=\"%.2f\"/>\n", color, w);
 }
 
+void svg_polygon(FILE *f, const double *xs, const double *ys, int n, const char *fill, double op) {
+    fputs("<polygon points=\"", f);
+    for (int i = 0; i < n; i++)
+        fprintf(f, "%s%.2f,%.2f", i ? " " : "", xs[i], ys[i]);
+    fprintf(f, "\" fill=\"%s\" fill-opacity=\"%.2f\" stroke=\"none\"/>\n", fill, op);
+}
+
 void svg_rect(FILE *f, double x, double y, double w, double h, const char *fill,
               const char *stroke) {
     fprintf(f, "<rect x=\"%.2f\" y=\"%.2f\" width=\"%.2f\" height=\"%.2f\" fill=\"%s\"", x, y, w, h,

@@ -16,6 +16,8 @@ void svg_polyline(FILE *f, const double *xs, const double *ys, int n, const char
 void svg_rect(FILE *f, double x, double y, double w, double h, const char *fill,
               const char *stroke);
 void svg_circle(FILE *f, double x, double y, double r, const char *fill);
+/* A filled polygon through n points, fill-opacity op (a band). */
+void svg_polygon(FILE *f, const double *xs, const double *ys, int n, const char *fill, double op);
 /* A group whose shapes are drawn without anti-aliased seams (heat-map cells). */
 void svg_crisp_begin(FILE *f);
 void svg_group_end(FILE *f);

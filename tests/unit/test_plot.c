@@ -87,6 +87,40 @@ Test(plot, lines_of_two_runs_and_a_heat_map, .timeout = 600) {
               "1-2-5 ticks on a log axis of two decades");
     free(s);
 
+    /* runs in seed=K folders are one line, their mean, with a +-1 std band;
+       --panels stacks one panel per column */
+    const char *scale[3] = {"0.9", "0.8", "0.7"};
+    char seeds[3][4200];
+    for (int k = 0; k < 3; k++) {
+        char p2[512];
+        snprintf(p2, sizeof p2,
+                 "main {\n  w = 1.0\n  for s in 0..20 {\n    w = w * %s\n"
+                 "    log loss = w, acc = 1.0 - w\n  }\n}\n",
+                 scale[k]);
+        snprintf(seeds[k], sizeof seeds[k], "%s/sweep/lr=1/seed=%d", dir, k);
+        r = dflow(60, "run", th_write_program(p2), "--out", seeds[k], NULL);
+        TH_EXPECT_EXIT(r, 0);
+        th_spawn_free(&r);
+    }
+    snprintf(svg, sizeof svg, "%s/band.svg", dir);
+    r = dflow(60, "plot", seeds[0], seeds[1], seeds[2], a, "-y", "loss", "-y", "acc", "--panels",
+              "-o", svg, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    s = th_slurp(svg, &n);
+    cr_assert(s && strstr(s, "height=\"840\""), "two panels of 400 below a 40 title strip");
+    cr_assert_eq(count(s, "<polygon"), 2, "one band per panel (the seeded group)");
+    cr_assert_eq(count(s, "<polyline"), 4, "2 groups x 2 panels");
+    cr_assert(strstr(s, "lr=1 (3 runs)</text>"), "the group's legend entry");
+    cr_assert(strstr(s, ">loss</text>") && strstr(s, ">acc</text>"), "a y label per panel");
+    free(s);
+    snprintf(png, sizeof png, "%s/band.png", dir);
+    if (access("/usr/bin/rsvg-convert", X_OK) == 0) {
+        r = th_run(60, "/usr/bin/rsvg-convert", svg, "-o", png, NULL);
+        TH_EXPECT_EXIT(r, 0);
+        th_spawn_free(&r);
+    }
+
     /* a heat map of a 3 x 5 matrix: 15 cells and a 32-step colour bar */
     snprintf(npy, sizeof npy, "%s/m.npy", dir);
     int64_t dims[2] = {3, 5};
