@@ -85,5 +85,6 @@ int cmd_ir(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_build(int argc, char **argv);
 int cmd_plot(int argc, char **argv);
+int cmd_sweep(int argc, char **argv);
 
 #endif

@@ -6,11 +6,68 @@
  *
  * A RUN is a run's --out folder or a metrics.csv. The output is written
  * whole through a temporary name, or not at all on an error. */
+#include <dirent.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli.h"
 #include "plot.h"
 #include "runtime/outfile.h"
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The sorted names of the sub-folders of dir (prefix: only those starting
+ * with it); returns the count, names malloc'd into out. */
+static int subdirs(const char *dir, const char *prefix, char **out, int max) {
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d)) && n < max;) {
+        if (e->d_name[0] == '.' || strncmp(e->d_name, prefix, strlen(prefix))) continue;
+        char p[4096];
+        struct stat st;
+        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+        if (stat(p, &st) == 0 && S_ISDIR(st.st_mode)) out[n++] = strdup(p);
+    }
+    if (d) closedir(d);
+    qsort(out, (size_t)n, sizeof *out, cmp_str);
+    return n;
+}
+
+/* A RUN that is a sweep's folder (it holds summary.csv and no metrics.csv)
+ * stands for every run of it: DIR/<combination>/seed=K. */
+static bool add_run(PlotArgs *a, const char *s, char **owned, int *nowned) {
+    char p[4096];
+    struct stat st;
+    snprintf(p, sizeof p, "%s/metrics.csv", s);
+    bool sweep =
+        stat(p, &st) != 0 && (snprintf(p, sizeof p, "%s/summary.csv", s), stat(p, &st) == 0);
+    if (!sweep) {
+        if (a->nruns == PLOT_MAX_RUNS) return false;
+        a->runs[a->nruns++] = s;
+        return true;
+    }
+    char *combos[PLOT_MAX_RUNS];
+    int nc = subdirs(s, "", combos, PLOT_MAX_RUNS);
+    bool ok = true;
+    for (int c = 0; c < nc; c++) {
+        char *seeds[PLOT_MAX_RUNS];
+        int ns = subdirs(combos[c], "seed=", seeds, PLOT_MAX_RUNS);
+        for (int k = 0; k < ns; k++) {
+            if (a->nruns == PLOT_MAX_RUNS || *nowned == 2 * PLOT_MAX_RUNS) {
+                ok = false;
+                free(seeds[k]);
+                continue;
+            }
+            owned[(*nowned)++] = seeds[k];
+            a->runs[a->nruns++] = seeds[k];
+        }
+        free(combos[c]);
+    }
+    return ok;
+}
 
 static void usage(FILE *f) {
     fputs("usage: dflow plot RUN... [-x COL] [-y COL]... [--logx] [--logy] [--band] [--panels]\n"
@@ -56,11 +113,10 @@ static int parse(int argc, char **argv, PlotArgs *a) {
                 fprintf(stderr, "dflow plot: unknown option '%s' (try --help)\n", s);
                 return 1;
             }
-            if (a->nruns == PLOT_MAX_RUNS) {
+            if (!add_run(a, s, a->owned, &a->nowned)) {
                 fprintf(stderr, "dflow plot: at most %d runs in one plot\n", PLOT_MAX_RUNS);
                 return 1;
             }
-            a->runs[a->nruns++] = s;
             continue;
         }
         if (!slot) {
@@ -87,22 +143,14 @@ static int parse(int argc, char **argv, PlotArgs *a) {
     return 0;
 }
 
-int cmd_plot(int argc, char **argv) {
-    PlotArgs a;
-    int p = parse(argc, argv, &a);
-    if (p == 2) {
-        usage(stdout);
-        return 0;
-    }
-    if (p) return 1;
+static int plot_to(const PlotArgs *a) {
     char err[512];
     RtOutFile o;
-    if (!rt_out_open(&o, a.out, 0666, err, sizeof err)) {
+    if (!rt_out_open(&o, a->out, 0666, err, sizeof err)) {
         fprintf(stderr, "dflow plot: %s\n", err);
         return 1;
     }
-    int rc = a.heatmap ? plot_heatmap(&a, o.f) : plot_lines(&a, o.f);
-    if (rc) {
+    if (a->heatmap ? plot_heatmap(a, o.f) : plot_lines(a, o.f)) {
         rt_out_abort(&o);
         return 1;
     }
@@ -111,4 +159,14 @@ int cmd_plot(int argc, char **argv) {
         return 1;
     }
     return 0;
+}
+
+int cmd_plot(int argc, char **argv) {
+    PlotArgs a;
+    int p = parse(argc, argv, &a);
+    if (p == 2) usage(stdout);
+    int rc = p == 2 ? 0 : p ? 1 : plot_to(&a);
+    for (int i = 0; i < a.nowned; i++)
+        free(a.owned[i]);
+    return rc;
 }

@@ -1,4 +1,4 @@
-/* `dflow`: dispatches to a subcommand (check, ir, run, build, plot).
+/* `dflow`: dispatches to a subcommand (check, ir, run, build, sweep, plot).
  *
  * Exit status: 0 success, 1 any user error (unknown command or flag, compile
  * error, run-time error, standard output that could not be written), 130
@@ -19,6 +19,8 @@ static void usage(FILE *f) {
           "  run FILE       run a program: logs to stdout, metrics.csv and summary.json to --out\n"
           "  build FILE -o PROG\n"
           "                 compile a program into a standalone executable (no LLVM needed)\n"
+          "  sweep FILE --grid KEY=V1,V2 --seeds 0..5 --out DIR\n"
+          "                 run a grid of config values over seeds; a table of the results\n"
           "  plot RUN... -o OUT.svg\n"
           "                 line plots of metrics.csv columns, or a heat map of a .npy\n"
           "\n"
@@ -49,6 +51,7 @@ static int dispatch(int argc, char **argv) {
     if (strcmp(cmd, "run") == 0) return cmd_run(argc - 2, argv + 2);
     if (strcmp(cmd, "build") == 0) return cmd_build(argc - 2, argv + 2);
     if (strcmp(cmd, "plot") == 0) return cmd_plot(argc - 2, argv + 2);
+    if (strcmp(cmd, "sweep") == 0) return cmd_sweep(argc - 2, argv + 2);
     if (cmd[0] == '-')
         fprintf(stderr, "dflow: unknown option '%s'\n", cmd);
     else

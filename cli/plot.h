@@ -28,6 +28,8 @@ typedef struct {
     bool band;   /* all runs are repetitions: one mean +- std band */
     bool panels; /* one panel per y column */
     const char *title, *out, *heatmap;
+    char *owned[2 * PLOT_MAX_RUNS]; /* run paths found in sweep folders (freed by the caller) */
+    int nowned;
 } PlotArgs;
 
 int plot_lines(const PlotArgs *a, FILE *f);

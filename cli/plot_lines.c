@@ -176,7 +176,9 @@ static int make_groups(const PlotArgs *a, int *ids, char **labels) {
         char parent[4096] = "";
         bool seeded = !a->band && !strncmp(base, "seed=", 5) && slash;
         if (seeded) snprintf(parent, sizeof parent, "%.*s", (int)(slash - p), p);
-        const char *key = a->band ? "(all runs)" : seeded ? parent : p;
+        /* a sweep's combination is named by its folder */
+        const char *pslash = seeded ? strrchr(parent, '/') : NULL;
+        const char *key = a->band ? "all runs" : seeded ? (pslash ? pslash + 1 : parent) : p;
         ids[r] = -1;
         for (int g = 0; g < ng; g++)
             if (!strcmp(labels[g], key)) ids[r] = g;
@@ -250,8 +252,8 @@ static void legend(FILE *f, int i, const char *label, const char *c, bool band) 
     svg_line(f, lx + 14, ly, lx + 38, ly, band ? "#ffffff" : c, band ? 1.5 : 2.5);
     size_t n = strlen(label);
     char shortened[40];
-    if (n > 22) { /* the end of a long path says most */
-        snprintf(shortened, sizeof shortened, "...%s", label + n - 19);
+    if (n > 18) { /* the end of a long path says most */
+        snprintf(shortened, sizeof shortened, "...%s", label + n - 15);
         label = shortened;
     }
     svg_text(f, lx + 44, ly + 4, label, 12, "start", 0);
@@ -319,7 +321,7 @@ int plot_lines(const PlotArgs *a, FILE *f) {
             char buf[4200];
             snprintf(buf, sizeof buf, "%s%s%s", glabels[g], a->ny > 1 && !a->panels ? ": " : "",
                      a->ny > 1 && !a->panels ? a->ys[c] : "");
-            if (nr > 1) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (%d runs)", nr);
+            if (nr > 1) snprintf(buf + strlen(buf), sizeof buf - strlen(buf), " (%d)", nr);
             l->label = strdup(buf);
             if (!l->label || !group_line(a, ms, runs, nr, c, l)) {
                 fprintf(stderr, "dflow plot: out of memory\n");

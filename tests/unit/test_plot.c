@@ -111,7 +111,7 @@ Test(plot, lines_of_two_runs_and_a_heat_map, .timeout = 600) {
     cr_assert(s && strstr(s, "height=\"840\""), "two panels of 400 below a 40 title strip");
     cr_assert_eq(count(s, "<polygon"), 2, "one band per panel (the seeded group)");
     cr_assert_eq(count(s, "<polyline"), 4, "2 groups x 2 panels");
-    cr_assert(strstr(s, "lr=1 (3 runs)</text>"), "the group's legend entry");
+    cr_assert(strstr(s, ">lr=1 (3)</text>"), "the group's legend entry: its combination");
     cr_assert(strstr(s, ">loss</text>") && strstr(s, ">acc</text>"), "a y label per panel");
     free(s);
     snprintf(png, sizeof png, "%s/band.png", dir);
