@@ -49,6 +49,8 @@ static bool add_run(PlotArgs *a, const char *s, char **owned, int *nowned) {
         a->runs[a->nruns++] = s;
         return true;
     }
+    if (a->nsweeps < PLOT_MAX_RUNS) a->sweeps[a->nsweeps++] = s;
+    int before = a->nruns;
     char *combos[PLOT_MAX_RUNS];
     int nc = subdirs(s, "", combos, PLOT_MAX_RUNS);
     bool ok = true;
@@ -66,6 +68,7 @@ static bool add_run(PlotArgs *a, const char *s, char **owned, int *nowned) {
         }
         free(combos[c]);
     }
+    a->sweep_runs += a->nruns - before;
     return ok;
 }
 

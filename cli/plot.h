@@ -30,6 +30,8 @@ typedef struct {
     const char *title, *out, *heatmap;
     char *owned[2 * PLOT_MAX_RUNS]; /* run paths found in sweep folders (freed by the caller) */
     int nowned;
+    const char *sweeps[PLOT_MAX_RUNS]; /* the sweep folders given, and the runs they gave */
+    int nsweeps, sweep_runs;
 } PlotArgs;
 
 int plot_lines(const PlotArgs *a, FILE *f);

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "plot.h"
+#include "runtime/dataio.h"
 #include "runtime/metrics.h"
 #include "svg.h"
 
@@ -289,7 +290,163 @@ static void draw(FILE *f, const PlotArgs *a, const Line *ls, int nl) {
     svg_end(f);
 }
 
+/* ---- a sweep's finals against one of its grid keys ---- */
+
+/* Splits a summary.csv line in place (no quoting: dflow sweep writes none). */
+static int split(char *line, char **cells, int max) {
+    int n = 0;
+    for (char *p = line; n < max;) {
+        cells[n++] = p;
+        p = strchr(p, ',');
+        if (!p) break;
+        *p++ = '\0';
+    }
+    return n;
+}
+
+/* The sweep in dir drawn as the mean +- std over seeds of each -y final
+ * against -x, one of its grid keys: a line per combination of the other
+ * keys. 0 ok, 1 error (printed), -1 when -x is not a grid key of dir. */
+static int plot_summary(const PlotArgs *a, const char *dir, FILE *f) {
+    char path[4200], err[512], *cells[64], *head[64];
+    snprintf(path, sizeof path, "%s/summary.csv", dir);
+    unsigned char *text = NULL;
+    size_t n = 0;
+    if (!rt_read_file(path, &text, &n, err, sizeof err)) return -1;
+    char *save = NULL, *line = strtok_r((char *)text, "\n", &save);
+    int nh = line ? split(line, head, 64) : 0, nkeys = 0, xk = -1, yk[PLOT_MAX_Y];
+    while (nkeys < nh && strcmp(head[nkeys], "seed"))
+        nkeys++;
+    for (int k = 0; k < nkeys; k++)
+        if (!strcmp(head[k], a->x)) xk = k;
+    if (xk < 0 || nkeys + 1 >= nh) {
+        free(text);
+        return -1;
+    }
+    for (int c = 0; c < a->ny; c++) {
+        yk[c] = -1;
+        for (int k = nkeys + 2; k < nh; k++)
+            if (!strcmp(head[k], a->ys[c])) yk[c] = k;
+        if (yk[c] < 0) {
+            fprintf(stderr, "dflow plot: %s has no final '%s'\n", path, a->ys[c]);
+            free(text);
+            return 1;
+        }
+    }
+    /* rows: the completed runs */
+    char *(*rows)[64] = malloc(sizeof *rows * 4096);
+    int nr = 0;
+    if (!rows) {
+        free(text);
+        fprintf(stderr, "dflow plot: out of memory\n");
+        return 1;
+    }
+    for (line = strtok_r(NULL, "\n", &save); line && nr < 4096;
+         line = strtok_r(NULL, "\n", &save)) {
+        if (split(line, cells, 64) != nh || strcmp(cells[nkeys + 1], "completed")) continue;
+        memcpy(rows[nr++], cells, sizeof(char *) * (size_t)nh);
+    }
+    Line ls[PLOT_MAX_RUNS];
+    int nl = 0, rc = 0;
+    char *glab[PLOT_MAX_RUNS];
+    memset(ls, 0, sizeof ls);
+    /* the groups: the values of the keys other than x */
+    for (int r = 0; r < nr && rc == 0; r++) {
+        char key[1024] = "";
+        for (int k = 0; k < nkeys; k++)
+            if (k != xk)
+                snprintf(key + strlen(key), sizeof key - strlen(key), "%s%s=%s", key[0] ? "," : "",
+                         head[k], rows[r][k]);
+        int g = -1;
+        for (int i = 0; i < nl / a->ny; i++)
+            if (!strcmp(glab[i], key)) g = i;
+        if (g >= 0) continue;
+        if (nl + a->ny > PLOT_MAX_RUNS) break;
+        g = nl / a->ny;
+        glab[g] = strdup(key);
+        for (int c = 0; c < a->ny; c++) {
+            Line *l = &ls[nl++];
+            l->col = c;
+            l->group = g;
+            char lab[1100];
+            if (key[0])
+                snprintf(lab, sizeof lab, "%s%s%s", key, a->ny > 1 && !a->panels ? ": " : "",
+                         a->ny > 1 && !a->panels ? a->ys[c] : "");
+            else
+                snprintf(lab, sizeof lab, "%s +- 1 std",
+                         a->ny > 1 && !a->panels ? a->ys[c] : "mean");
+            l->label = strdup(lab);
+            l->x = malloc(sizeof(double) * (size_t)nr);
+            l->y = malloc(sizeof(double) * (size_t)nr);
+            l->lo = malloc(sizeof(double) * (size_t)nr);
+            l->hi = malloc(sizeof(double) * (size_t)nr);
+            if (!l->label || !l->x || !l->y || !l->lo || !l->hi) rc = 1;
+            /* the distinct x values of this group, ascending, each the mean over its seeds */
+            double xs[4096];
+            int nx = 0;
+            for (int q = 0; q < nr; q++) {
+                bool same = true;
+                for (int k = 0; k < nkeys; k++)
+                    same = same && (k == xk || !strcmp(rows[q][k], rows[r][k]));
+                if (same) xs[nx++] = strtod(rows[q][xk], NULL);
+            }
+            qsort(xs, (size_t)nx, sizeof *xs, cmp_double);
+            for (int i = 0; rc == 0 && i < nx; i++) {
+                if (i > 0 && xs[i] == xs[i - 1]) continue;
+                double s = 0, d2 = 0;
+                int k2 = 0;
+                for (int pass = 0; pass < 2; pass++)
+                    for (int q = 0; q < nr; q++) {
+                        bool same = strtod(rows[q][xk], NULL) == xs[i];
+                        for (int k = 0; k < nkeys; k++)
+                            same = same && (k == xk || !strcmp(rows[q][k], rows[r][k]));
+                        double v = same && rows[q][yk[c]][0] ? strtod(rows[q][yk[c]], NULL) : NAN;
+                        if (!same || !usable(v, a->logy)) continue;
+                        if (pass == 0) {
+                            s += v;
+                            k2++;
+                        } else {
+                            d2 += (v - s / k2) * (v - s / k2);
+                        }
+                    }
+                if (k2 == 0 || !usable(xs[i], a->logx)) continue;
+                double mean = s / k2, sd = k2 > 1 ? sqrt(d2 / (k2 - 1)) : 0;
+                l->x[l->n] = xs[i];
+                l->y[l->n] = mean;
+                l->lo[l->n] = a->logy && mean - sd <= 0 ? mean * 1e-3 : mean - sd;
+                l->hi[l->n] = mean + sd;
+                l->n++;
+            }
+        }
+    }
+    bool any = false;
+    for (int i = 0; i < nl; i++)
+        any = any || ls[i].n > 0;
+    if (rc == 0 && !any) {
+        fprintf(stderr, "dflow plot: %s has no completed run with '%s'\n", path, a->ys[0]);
+        rc = 1;
+    }
+    if (rc == 0) draw(f, a, ls, nl);
+    for (int i = 0; i < nl; i++) {
+        free(ls[i].x);
+        free(ls[i].y);
+        free(ls[i].lo);
+        free(ls[i].hi);
+        free(ls[i].label);
+    }
+    for (int g = 0; g < nl / (a->ny ? a->ny : 1); g++)
+        free(glab[g]);
+    free(rows);
+    free(text);
+    return rc;
+}
+
 int plot_lines(const PlotArgs *a, FILE *f) {
+    for (int i = 0; i < a->nsweeps; i++) { /* -x a grid key: the sweep's finals */
+        int rc =
+            a->nsweeps == 1 && a->nruns == a->sweep_runs ? plot_summary(a, a->sweeps[i], f) : -1;
+        if (rc >= 0) return rc;
+    }
     RtMetrics *ms[PLOT_MAX_RUNS] = {0};
     Line ls[PLOT_MAX_RUNS * PLOT_MAX_Y];
     char *glabels[PLOT_MAX_RUNS] = {0};

@@ -82,6 +82,15 @@ Test(sweep, a_failing_combination_does_not_stop_the_others, .timeout = 600) {
     cr_assert(svg && count(svg, "<polygon") == 6 && strstr(svg, ">lam=0,lr=0.1 (3)</text>"),
               "six combinations of three seeds");
     free(svg);
+    /* -x a grid key: each final against it, a line per value of the other key */
+    r = dflow(60, "plot", out, "-x", "lr", "-y", "wn", "-o", path, NULL);
+    TH_EXPECT_EXIT(r, 0);
+    th_spawn_free(&r);
+    svg = th_slurp(path, &n);
+    cr_assert(svg && count(svg, "<polyline") == 2 && count(svg, "<polygon") == 2 &&
+                  strstr(svg, ">lam=0.5</text>") && strstr(svg, ">lr</text>"),
+              "finals against lr, one line per lam (the failed lr = 2 left out)");
+    free(svg);
     th_rmdir(dir);
 }
 
