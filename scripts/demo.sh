@@ -19,3 +19,6 @@ echo "== dflow build examples/mnist_mlp.dfl -o $out/mnist_mlp   (a standalone ex
 build/dflow build examples/mnist_mlp.dfl -o "$out/mnist_mlp"
 echo "== $out/mnist_mlp --set lr=0.05 --out $out/built   (lr is read at run time)"
 "$out/mnist_mlp" --set lr=0.05 --out "$out/built" | tail -2
+echo "== dflow plot $out -y loss -o $out/loss.svg   (the loss curve as SVG: open it in a browser)"
+build/dflow plot "$out" -y loss --logy --title "examples/mnist_mlp.dfl" -o "$out/loss.svg"
+echo "wrote $out/loss.svg"
