@@ -4,11 +4,12 @@
  *   dflow sweep prog.dfl [--grid KEY=V1,V2...]... [--seeds A..B | --seeds A,B,...]
  *               [-j N] [--threads T] [--set KEY=V]... [--backend B] --out DIR
  *
- * The runs are child processes of this dflow (so one crash cannot take the
- * others down), at most N at a time, each with T threads (default: the
- * cores divided by N, at least 1, so the sweep does not oversubscribe the
- * machine); they share the persistent compile cache, so only the first
- * compiles cold. A run's output goes to its folder's log.txt. A run whose
+ * Every combination is first checked (`dflow check` with its values), so
+ * a misspelt key or a value of the wrong type stops the sweep before any
+ * run, with the compiler's message. The runs are child processes of this dflow (so one crash cannot
+ * take the others down), at most N at a time, each with T threads (default: the cores divided by N,
+ * at least 1, so the sweep does not oversubscribe the machine); they share the persistent compile
+ * cache, so only the first compiles cold. A run's output goes to its folder's log.txt. A run whose
  * summary.json says "completed" is not run again, so re-running the same
  * command after a kill (even SIGKILL) finishes the sweep. At the end
  * DIR/summary.csv has a row per run (the grid values, the seed, the status,
@@ -229,6 +230,37 @@ static bool completed(const char *dir) {
     return strstr(buf, "\"status\": \"completed\"") != NULL;
 }
 
+/* `dflow check prog --set ...` for combination c: true when it checks. */
+static bool check_combo(const SweepArgs *a, int c, const char *self) {
+    const char *argv[8 + 2 * (MAX_KEYS + MAX_SETS)];
+    char kv[MAX_KEYS][512];
+    int n = 0;
+    argv[n++] = self;
+    argv[n++] = "check";
+    argv[n++] = a->prog;
+    for (int s = 0; s < a->nsets; s++) {
+        argv[n++] = "--set";
+        argv[n++] = a->sets[s];
+    }
+    for (int k = 0; k < a->nkeys; k++) {
+        snprintf(kv[k], sizeof kv[k], "%s=%s", a->keys[k], a->vals[k][value_of(a, c, k)]);
+        argv[n++] = "--set";
+        argv[n++] = kv[k];
+    }
+    argv[n] = NULL;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (!freopen("/dev/null", "w", stdout)) _exit(127); /* keep "ok" lines out */
+        execv(self, (char *const *)argv);
+        _exit(127);
+    }
+    int st = 0;
+    while (pid > 0 && waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    return pid > 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
 static pid_t start(const SweepArgs *a, const Job *j, const char *self) {
     char err[256];
     if (!rt_mkdir_p(j->dir, err, sizeof err)) {
@@ -443,6 +475,14 @@ static int sweep(const SweepArgs *a) {
     }
     self[sl] = '\0';
     int nc = ncombos(a), nj = nc * a->nseeds;
+    for (int c = 0; c < nc; c++)
+        if (!check_combo(a, c, self)) {
+            char name[1024];
+            combo_name(a, c, name, sizeof name);
+            fprintf(stderr, "dflow sweep: %s does not check with %s (above); nothing was run\n",
+                    a->prog, name);
+            return 1;
+        }
     Job *jobs = calloc((size_t)nj, sizeof *jobs);
     RtMetrics **ms = calloc((size_t)nj, sizeof *ms);
     if (!jobs || !ms) {

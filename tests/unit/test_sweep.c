@@ -163,3 +163,25 @@ Test(sweep, a_killed_sweep_resumes_without_redoing_runs, .timeout = 600) {
     free(csv);
     th_rmdir(dir);
 }
+
+/* Every combination is checked before anything runs: a misspelt key or a
+ * value of the wrong type stops the sweep with the compiler's message. */
+Test(sweep, a_combination_that_does_not_check_runs_nothing, .timeout = 600) {
+    char dir[4096], out[4200];
+    cr_assert(th_tempdir(dir, sizeof dir, "sweep"));
+    snprintf(out, sizeof out, "%s/sw", dir);
+    const char *prog = th_write_program(prog_text);
+    SpawnResult r = dflow(120, "sweep", prog, "--grid", "lam=0,0.5", "--grid", "lr=0.1,fast",
+                          "--out", out, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "'lr' is a float; --set gave 'fast'") &&
+                  strstr(r.err, "does not check with lam=0,lr=fast (above); nothing was run"),
+              "%s", r.err);
+    th_spawn_free(&r);
+    cr_assert(access(out, F_OK) != 0, "no run folder was made");
+    r = dflow(120, "sweep", prog, "--grid", "rate=0.1", "--out", out, NULL);
+    TH_EXPECT_EXIT(r, 1);
+    cr_assert(strstr(r.err, "unknown config key 'rate'"), "%s", r.err);
+    th_spawn_free(&r);
+    th_rmdir(dir);
+}
