@@ -12,31 +12,17 @@
 #include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 
-static SpawnResult dflow(double timeout, const char *a1, ...) {
-    const char *bin = th_dflow_bin();
-    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    va_list ap;
-    va_start(ap, a1);
-    SpawnResult r = th_vrun(timeout, bin, a1, ap);
-    va_end(ap);
-    return r;
-}
-
-static double after(const char *out, const char *label) {
-    const char *p = strstr(out, label);
-    return p ? strtod(p + strlen(label), NULL) : NAN;
-}
-
 Test(loops, an_lstm_trains_through_repeat_and_its_gradient_is_right, .timeout = 600) {
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
         SpawnResult r =
-            dflow(300, "run", "tests/programs/lstm_repeat.dfl", "--backend", backends[b], NULL);
+            th_dflow(300, "run", "tests/programs/lstm_repeat.dfl", "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 0);
-        cr_assert(after(r.out, "accuracy") > 0.95, "%s: %s", backends[b], r.out);
-        double rel = after(r.out, "relative difference");
+        cr_assert(th_number_after(r.out, "accuracy") > 0.95, "%s: %s", backends[b], r.out);
+        double rel = th_number_after(r.out, "relative difference");
         cr_assert(rel < 1e-6, "%s: %s", backends[b], r.out);
-        cr_assert(fabs(after(r.out, "autodiff")) > 0.1, "a gradient that is not zero: %s", r.out);
+        cr_assert(fabs(th_number_after(r.out, "autodiff")) > 0.1, "a gradient that is not zero: %s",
+                  r.out);
         th_spawn_free(&r);
     }
 }
@@ -46,7 +32,7 @@ Test(loops, an_lstm_trains_through_repeat_and_its_gradient_is_right, .timeout = 
 Test(loops, a_tensors_dtype_field_feeds_dtype_arguments, .timeout = 600) {
     const char *prog = "main {\n  x = zeros([2], dtype = \"f64\")\n  print x.dtype, x.rank\n"
                        "  print (ones([3], dtype = x.dtype) / 3.0)[0] - 1.0 / 3.0\n}\n";
-    SpawnResult r = dflow(60, "run", th_write_program(prog), NULL);
+    SpawnResult r = th_dflow(60, "run", th_write_program(prog), NULL);
     TH_EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.out, "f64 1\n0\n"), "f64 arithmetic, not f32: %s", r.out);
     th_spawn_free(&r);
@@ -67,7 +53,7 @@ Test(loops, while_inside_a_function_unrolls_on_a_compile_time_condition, .timeou
                                         "main { print bisect(full([1], 0.0), full([1], 2.0)) }\n");
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
-        SpawnResult r = dflow(60, "run", prog, "--backend", backends[b], NULL);
+        SpawnResult r = th_dflow(60, "run", prog, "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 0);
         cr_assert(strstr(r.out, "[1.41421]"), "%s: %s", backends[b], r.out);
         th_spawn_free(&r);
@@ -82,7 +68,7 @@ Test(loops, while_inside_a_function_unrolls_on_a_compile_time_condition, .timeou
          ":3:3: error: this loop unrolls more iterations than the compiler's budget"},
     };
     for (int i = 0; i < 2; i++) {
-        SpawnResult r = dflow(60, "run", th_write_program(cases[i][0]), NULL);
+        SpawnResult r = th_dflow(60, "run", th_write_program(cases[i][0]), NULL);
         TH_EXPECT_EXIT(r, 1);
         cr_assert(strstr(r.err, cases[i][1]), "case %d: %s", i, r.err);
         th_spawn_free(&r);

@@ -15,30 +15,14 @@
 #include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 
-static SpawnResult dflow(double timeout, const char *a1, ...) {
-    const char *bin = th_dflow_bin();
-    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    va_list ap;
-    va_start(ap, a1);
-    SpawnResult r = th_vrun(timeout, bin, a1, ap);
-    va_end(ap);
-    return r;
-}
-
-/* The number after `label` in out, or NAN. */
-static double after(const char *out, const char *label) {
-    const char *p = strstr(out, label);
-    return p ? strtod(p + strlen(label), NULL) : NAN;
-}
-
 /* Runs prog on both backends; returns the interpreter's stdout (caller
  * frees) after checking that the CPU backend printed the same. */
 static char *run_both(const char *prog, const char *set) {
-    SpawnResult a = set ? dflow(300, "run", prog, "--backend", "interp", "--set", set, NULL)
-                        : dflow(300, "run", prog, "--backend", "interp", NULL);
+    SpawnResult a = set ? th_dflow(300, "run", prog, "--backend", "interp", "--set", set, NULL)
+                        : th_dflow(300, "run", prog, "--backend", "interp", NULL);
     TH_EXPECT_EXIT(a, 0);
-    SpawnResult c = set ? dflow(300, "run", prog, "--backend", "cpu", "--set", set, NULL)
-                        : dflow(300, "run", prog, "--backend", "cpu", NULL);
+    SpawnResult c = set ? th_dflow(300, "run", prog, "--backend", "cpu", "--set", set, NULL)
+                        : th_dflow(300, "run", prog, "--backend", "cpu", NULL);
     TH_EXPECT_EXIT(c, 0);
     cr_assert(!strstr(a.err, "warning") && !strstr(c.err, "warning"), "%s", a.err);
     /* the last line holds the timing; everything before it must agree */
@@ -56,12 +40,12 @@ static char *run_both(const char *prog, const char *set) {
  * (accuracy 0.49 against 0.99 directly). */
 Test(models, a_helper_an_argument_and_a_lambda_see_the_trained_model, .timeout = 600) {
     char *out = run_both("tests/programs/models_helper.dfl", NULL);
-    double direct = after(out, "direct");
+    double direct = th_number_after(out, "direct");
     cr_assert(direct > 0.95, "%s", out);
-    cr_assert_eq(after(out, "helper"), direct, "%s", out);
-    cr_assert_eq(after(out, "argument"), direct, "%s", out);
-    cr_assert_eq(after(out, "lambda"), direct, "%s", out);
-    cr_assert_eq(after(out, "builtin"), direct, "%s", out);
+    cr_assert_eq(th_number_after(out, "helper"), direct, "%s", out);
+    cr_assert_eq(th_number_after(out, "argument"), direct, "%s", out);
+    cr_assert_eq(th_number_after(out, "lambda"), direct, "%s", out);
+    cr_assert_eq(th_number_after(out, "builtin"), direct, "%s", out);
     free(out);
 }
 
@@ -69,15 +53,15 @@ Test(models, a_helper_an_argument_and_a_lambda_see_the_trained_model, .timeout =
  * zero learning rate b is exactly a. */
 Test(models, two_instances_and_init_from_an_earlier_stage, .timeout = 600) {
     char *out = run_both("tests/programs/models_two_stage.dfl", NULL);
-    double a = after(out, "stage 1 (a)"), b = after(out, "stage 2 (b)");
+    double a = th_number_after(out, "stage 1 (a)"), b = th_number_after(out, "stage 2 (b)");
     cr_assert(a > 0.95 && b > 0.95, "%s", out);
-    cr_assert(after(out, "linear0.W") > 0.01, "b trained on from a: %s", out);
+    cr_assert(th_number_after(out, "linear0.W") > 0.01, "b trained on from a: %s", out);
     free(out);
     out = run_both("tests/programs/models_two_stage.dfl", "lr_b=0.0");
-    cr_assert_eq(after(out, "stage 2 (b)"), a, "%s", out);
-    cr_assert_eq(after(out, "linear0.W"), 0.0, "%s", out);
+    cr_assert_eq(th_number_after(out, "stage 2 (b)"), a, "%s", out);
+    cr_assert_eq(th_number_after(out, "linear0.W"), 0.0, "%s", out);
     free(out);
-    SpawnResult r = dflow(60, "ir", "tests/programs/models_two_stage.dfl", NULL);
+    SpawnResult r = th_dflow(60, "ir", "tests/programs/models_two_stage.dfl", NULL);
     TH_EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.out, "param a.linear0.W") && strstr(r.out, "param b.linear0.W"), "%s",
               r.out);
@@ -90,10 +74,10 @@ Test(models, two_instances_and_init_from_an_earlier_stage, .timeout = 600) {
 Test(models, a_shared_model_and_tied_embeddings_are_one_parameter, .timeout = 600) {
     const char *prog = "tests/programs/models_tied.dfl";
     char *out = run_both(prog, NULL);
-    cr_assert(after(out, "clf accuracy") > 0.95, "%s", out);
-    cr_assert(after(out, "lm accuracy") > 0.9, "chance is 0.125: %s", out);
+    cr_assert(th_number_after(out, "clf accuracy") > 0.95, "%s", out);
+    cr_assert(th_number_after(out, "lm accuracy") > 0.9, "chance is 0.125: %s", out);
     free(out);
-    SpawnResult r = dflow(60, "ir", prog, NULL);
+    SpawnResult r = th_dflow(60, "ir", prog, NULL);
     TH_EXPECT_EXIT(r, 0);
     const char *want[] = {"param clf.linear0.W", "param enc.linear0.W", "param lm.E"};
     for (int i = 0; i < 3; i++)
@@ -120,9 +104,9 @@ Test(models, the_gradient_of_a_tied_matrix_sums_both_uses, .timeout = 600) {
         "}\n");
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
-        SpawnResult r = dflow(120, "run", prog, "--backend", backends[b], NULL);
+        SpawnResult r = th_dflow(120, "run", prog, "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 0);
-        double ad = after(r.out, "ad"), fd = after(r.out, "fd");
+        double ad = th_number_after(r.out, "ad"), fd = th_number_after(r.out, "fd");
         cr_assert(fabs(ad - fd) < 1e-6 * (1 + fabs(fd)) && fabs(ad) > 1e-3, "%s: %s", backends[b],
                   r.out);
         th_spawn_free(&r);
@@ -144,7 +128,7 @@ Test(models, an_untrained_instance_is_a_located_warning, .timeout = 600) {
         "  optimizer = optim.sgd(lr = 0.1)\n"
         "}\n"
         "main { print acc(pts.x, pts.y) }\n");
-    SpawnResult r = dflow(120, "run", prog, NULL);
+    SpawnResult r = th_dflow(120, "run", prog, NULL);
     TH_EXPECT_EXIT(r, 0);
     cr_assert(strstr(r.err, ":5:28: warning: this call of model 'other' (a mlp) makes parameters "
                             "of its own (other.linear0.W, ...) that no train block trains: they "
@@ -181,10 +165,10 @@ Test(models, bad_models_and_inits_are_located_errors, .timeout = 600) {
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         char src[2048];
         snprintf(src, sizeof src, "%s%s", head, cases[i][0]);
-        SpawnResult r = dflow(120, "check", th_write_program(src), NULL);
+        SpawnResult r = th_dflow(120, "check", th_write_program(src), NULL);
         if (strstr(cases[i][1], "init = mlp")) { /* found while lowering the train block */
             th_spawn_free(&r);
-            r = dflow(120, "run", th_write_program(src), NULL);
+            r = th_dflow(120, "run", th_write_program(src), NULL);
         }
         TH_EXPECT_EXIT(r, 1);
         cr_assert(strstr(r.err, cases[i][1]), "case %zu: %s", i, r.err);

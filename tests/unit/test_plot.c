@@ -14,23 +14,6 @@
 #include "helpers/spawn.h"
 #include "runtime/dataio.h"
 
-static SpawnResult dflow(double timeout, const char *a1, ...) {
-    const char *bin = th_dflow_bin();
-    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    va_list ap;
-    va_start(ap, a1);
-    SpawnResult r = th_vrun(timeout, bin, a1, ap);
-    va_end(ap);
-    return r;
-}
-
-static int count(const char *s, const char *sub) {
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, sub)); p++)
-        n++;
-    return n;
-}
-
 /* Renders svg to png with rsvg-convert and checks the PNG's size; skipped
  * (true) when rsvg-convert is not installed. */
 static void render(const char *svg, const char *png) {
@@ -56,29 +39,29 @@ Test(plot, lines_of_two_runs_and_a_heat_map, .timeout = 600) {
                          "  }\n}\n");
     snprintf(a, sizeof a, "%s/a", dir);
     snprintf(b, sizeof b, "%s/b", dir);
-    SpawnResult r = dflow(60, "run", prog, "--out", a, NULL);
+    SpawnResult r = th_dflow(60, "run", prog, "--out", a, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
-    r = dflow(60, "run", prog, "--out", b, NULL);
+    r = th_dflow(60, "run", prog, "--out", b, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     snprintf(svg, sizeof svg, "%s/lines.svg", dir);
-    r = dflow(60, "plot", a, b, "-x", "step_", "-y", "loss", "-y", "acc", "--title", "two <runs>",
-              "-o", svg, NULL);
+    r = th_dflow(60, "plot", a, b, "-x", "step_", "-y", "loss", "-y", "acc", "--title",
+                 "two <runs>", "-o", svg, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     size_t n;
     char *s = th_slurp(svg, &n);
     cr_assert(s && strstr(s, "<svg") && strstr(s, "</svg>"));
-    cr_assert_eq(count(s, "<polyline"), 4, "2 runs x 2 columns");
+    cr_assert_eq(th_count(s, "<polyline"), 4, "2 runs x 2 columns");
     cr_assert(strstr(s, ">step_</text>") && strstr(s, ">loss, acc</text>"), "axis labels");
     cr_assert(strstr(s, ">two &lt;runs&gt;</text>"), "an escaped title");
-    cr_assert(count(s, ": loss</text>") == 2 && count(s, ": acc</text>") == 2, "legend");
+    cr_assert(th_count(s, ": loss</text>") == 2 && th_count(s, ": acc</text>") == 2, "legend");
     cr_assert(strstr(s, ">0.4</text>") && strstr(s, ">20</text>"), "ticks");
     free(s);
     snprintf(png, sizeof png, "%s/lines.png", dir);
     render(svg, png);
-    r = dflow(60, "plot", a, "-x", "step_", "--logy", "-o", svg, NULL);
+    r = th_dflow(60, "plot", a, "-x", "step_", "--logy", "-o", svg, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     s = th_slurp(svg, &n);
@@ -98,19 +81,19 @@ Test(plot, lines_of_two_runs_and_a_heat_map, .timeout = 600) {
                  "    log loss = w, acc = 1.0 - w\n  }\n}\n",
                  scale[k]);
         snprintf(seeds[k], sizeof seeds[k], "%s/sweep/lr=1/seed=%d", dir, k);
-        r = dflow(60, "run", th_write_program(p2), "--out", seeds[k], NULL);
+        r = th_dflow(60, "run", th_write_program(p2), "--out", seeds[k], NULL);
         TH_EXPECT_EXIT(r, 0);
         th_spawn_free(&r);
     }
     snprintf(svg, sizeof svg, "%s/band.svg", dir);
-    r = dflow(60, "plot", seeds[0], seeds[1], seeds[2], a, "-y", "loss", "-y", "acc", "--panels",
-              "-o", svg, NULL);
+    r = th_dflow(60, "plot", seeds[0], seeds[1], seeds[2], a, "-y", "loss", "-y", "acc", "--panels",
+                 "-o", svg, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     s = th_slurp(svg, &n);
     cr_assert(s && strstr(s, "height=\"840\""), "two panels of 400 below a 40 title strip");
-    cr_assert_eq(count(s, "<polygon"), 2, "one band per panel (the seeded group)");
-    cr_assert_eq(count(s, "<polyline"), 4, "2 groups x 2 panels");
+    cr_assert_eq(th_count(s, "<polygon"), 2, "one band per panel (the seeded group)");
+    cr_assert_eq(th_count(s, "<polyline"), 4, "2 groups x 2 panels");
     cr_assert(strstr(s, ">lr=1 (3)</text>"), "the group's legend entry: its combination");
     cr_assert(strstr(s, ">loss</text>") && strstr(s, ">acc</text>"), "a y label per panel");
     free(s);
@@ -131,11 +114,11 @@ Test(plot, lines_of_two_runs_and_a_heat_map, .timeout = 600) {
     cr_assert(rt_npy_write(npy, t, err, sizeof err), "%s", err);
     rt_tensor_free(t);
     snprintf(svg, sizeof svg, "%s/heat.svg", dir);
-    r = dflow(60, "plot", "--heatmap", npy, "-o", svg, NULL);
+    r = th_dflow(60, "plot", "--heatmap", npy, "-o", svg, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     s = th_slurp(svg, &n);
-    cr_assert(s && count(s, "<rect") == 1 + 15 + 1 + 32 + 1,
+    cr_assert(s && th_count(s, "<rect") == 1 + 15 + 1 + 32 + 1,
               "background, cells, frame, bar, frame");
     cr_assert(strstr(s, "fill=\"#440154\"") && strstr(s, "fill=\"#fde725\""), "viridis ends");
     cr_assert(strstr(s, ">14</text>") && strstr(s, ">0</text>"), "the colour bar's range");
@@ -148,9 +131,9 @@ Test(plot, lines_of_two_runs_and_a_heat_map, .timeout = 600) {
     const char *why[] = {"no run has rows with both 'step' and 'nope'",
                          "missing/metrics.csv: cannot open", "-o OUT.svg is required"};
     for (int i = 0; i < 3; i++) {
-        r = i == 0   ? dflow(60, "plot", a, "-y", "nope", "-o", svg, NULL)
-            : i == 1 ? dflow(60, "plot", "missing", "-o", svg, NULL)
-                     : dflow(60, "plot", a, NULL);
+        r = i == 0   ? th_dflow(60, "plot", a, "-y", "nope", "-o", svg, NULL)
+            : i == 1 ? th_dflow(60, "plot", "missing", "-o", svg, NULL)
+                     : th_dflow(60, "plot", a, NULL);
         TH_EXPECT_EXIT(r, 1);
         cr_assert(strstr(r.err, why[i]), "%s", r.err);
         th_spawn_free(&r);

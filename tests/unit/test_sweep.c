@@ -17,23 +17,6 @@
 #include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 
-static SpawnResult dflow(double timeout, const char *a1, ...) {
-    const char *bin = th_dflow_bin();
-    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    va_list ap;
-    va_start(ap, a1);
-    SpawnResult r = th_vrun(timeout, bin, a1, ap);
-    va_end(ap);
-    return r;
-}
-
-static int count(const char *s, const char *sub) {
-    int n = 0;
-    for (const char *p = s; (p = strstr(p, sub)); p++)
-        n++;
-    return n;
-}
-
 /* lr = 2 fails at run time (an index out of range): a located error, exit 1 */
 static const char *prog_text = "config { lr = 0.1; lam = 0.0; steps = 30 }\n"
                                "main {\n"
@@ -52,22 +35,22 @@ Test(sweep, a_failing_combination_does_not_stop_the_others, .timeout = 600) {
     cr_assert(th_tempdir(dir, sizeof dir, "sweep"));
     snprintf(out, sizeof out, "%s/sw", dir);
     const char *prog = th_write_program(prog_text);
-    SpawnResult r = dflow(300, "sweep", prog, "--grid", "lam=0,0.5", "--grid", "lr=0.1,0.3,2",
-                          "--seeds", "0..3", "-j", "2", "--out", out, NULL);
+    SpawnResult r = th_dflow(300, "sweep", prog, "--grid", "lam=0,0.5", "--grid", "lr=0.1,0.3,2",
+                             "--seeds", "0..3", "-j", "2", "--out", out, NULL);
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.out, "lam=0,lr=0.1") && strstr(r.out, "3/3"), "%s", r.out);
-    cr_assert_eq(count(r.out, "0/3"), 2, "the two lr=2 combinations: %s", r.out);
-    cr_assert_eq(count(r.out, "(failed runs: see their log.txt)"), 2, "%s", r.out);
-    cr_assert_eq(count(r.err, " failed (exit 1; see its log.txt)"), 6, "%s", r.err);
+    cr_assert_eq(th_count(r.out, "0/3"), 2, "the two lr=2 combinations: %s", r.out);
+    cr_assert_eq(th_count(r.out, "(failed runs: see their log.txt)"), 2, "%s", r.out);
+    cr_assert_eq(th_count(r.err, " failed (exit 1; see its log.txt)"), 6, "%s", r.err);
     cr_assert(strstr(r.out, " +- "), "a mean +- std over seeds: %s", r.out);
     th_spawn_free(&r);
     snprintf(path, sizeof path, "%s/summary.csv", out);
     size_t n;
     char *csv = th_slurp(path, &n);
     cr_assert(csv && !strncmp(csv, "lam,lr,seed,status,", 19), "%s", csv);
-    cr_assert_eq(count(csv, "\n"), 1 + 18, "%s", csv);
-    cr_assert_eq(count(csv, ",completed,"), 12, "%s", csv);
-    cr_assert_eq(count(csv, ",failed,"), 6, "%s", csv);
+    cr_assert_eq(th_count(csv, "\n"), 1 + 18, "%s", csv);
+    cr_assert_eq(th_count(csv, ",completed,"), 12, "%s", csv);
+    cr_assert_eq(th_count(csv, ",failed,"), 6, "%s", csv);
     free(csv);
     snprintf(path, sizeof path, "%s/lam=0.5,lr=2/seed=1/log.txt", out);
     char *log = th_slurp(path, &n);
@@ -75,19 +58,19 @@ Test(sweep, a_failing_combination_does_not_stop_the_others, .timeout = 600) {
     free(log);
     /* dflow plot of the sweep's folder: a mean line and band per combination */
     snprintf(path, sizeof path, "%s/sweep.svg", dir);
-    r = dflow(60, "plot", out, "--logy", "-o", path, NULL);
+    r = th_dflow(60, "plot", out, "--logy", "-o", path, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     char *svg = th_slurp(path, &n);
-    cr_assert(svg && count(svg, "<polygon") == 6 && strstr(svg, ">lam=0,lr=0.1 (3)</text>"),
+    cr_assert(svg && th_count(svg, "<polygon") == 6 && strstr(svg, ">lam=0,lr=0.1 (3)</text>"),
               "six combinations of three seeds");
     free(svg);
     /* -x a grid key: each final against it, a line per value of the other key */
-    r = dflow(60, "plot", out, "-x", "lr", "-y", "wn", "-o", path, NULL);
+    r = th_dflow(60, "plot", out, "-x", "lr", "-y", "wn", "-o", path, NULL);
     TH_EXPECT_EXIT(r, 0);
     th_spawn_free(&r);
     svg = th_slurp(path, &n);
-    cr_assert(svg && count(svg, "<polyline") == 2 && count(svg, "<polygon") == 2 &&
+    cr_assert(svg && th_count(svg, "<polyline") == 2 && th_count(svg, "<polygon") == 2 &&
                   strstr(svg, ">lam=0.5</text>") && strstr(svg, ">lr</text>"),
               "finals against lr, one line per lam (the failed lr = 2 left out)");
     free(svg);
@@ -149,17 +132,17 @@ Test(sweep, a_killed_sweep_resumes_without_redoing_runs, .timeout = 600) {
     waitpid(pid, &st, 0);
     cr_assert_lt(completed_runs(out), 6, "the sweep was killed before its end");
     double before = mtime_of(first);
-    SpawnResult r = dflow(600, "sweep", prog, "--grid", "lr=0.1,0.2", "--seeds", "0..3", "-j", "2",
-                          "--threads", "1", "--out", out, NULL);
+    SpawnResult r = th_dflow(600, "sweep", prog, "--grid", "lr=0.1,0.2", "--seeds", "0..3", "-j",
+                             "2", "--threads", "1", "--out", out, NULL);
     TH_EXPECT_EXIT(r, 0);
-    cr_assert_eq(count(r.out, "3/3"), 2, "%s", r.out);
+    cr_assert_eq(th_count(r.out, "3/3"), 2, "%s", r.out);
     th_spawn_free(&r);
     cr_assert_eq(mtime_of(first), before, "a completed run was run again");
     char path[4300];
     snprintf(path, sizeof path, "%s/summary.csv", out);
     size_t n;
     char *csv = th_slurp(path, &n);
-    cr_assert(csv && count(csv, ",completed,") == 6, "%s", csv);
+    cr_assert(csv && th_count(csv, ",completed,") == 6, "%s", csv);
     free(csv);
     th_rmdir(dir);
 }
@@ -171,15 +154,15 @@ Test(sweep, a_combination_that_does_not_check_runs_nothing, .timeout = 600) {
     cr_assert(th_tempdir(dir, sizeof dir, "sweep"));
     snprintf(out, sizeof out, "%s/sw", dir);
     const char *prog = th_write_program(prog_text);
-    SpawnResult r = dflow(120, "sweep", prog, "--grid", "lam=0,0.5", "--grid", "lr=0.1,fast",
-                          "--out", out, NULL);
+    SpawnResult r = th_dflow(120, "sweep", prog, "--grid", "lam=0,0.5", "--grid", "lr=0.1,fast",
+                             "--out", out, NULL);
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "'lr' is a float; --set gave 'fast'") &&
                   strstr(r.err, "does not check with lam=0,lr=fast (above); nothing was run"),
               "%s", r.err);
     th_spawn_free(&r);
     cr_assert(access(out, F_OK) != 0, "no run folder was made");
-    r = dflow(120, "sweep", prog, "--grid", "rate=0.1", "--out", out, NULL);
+    r = th_dflow(120, "sweep", prog, "--grid", "rate=0.1", "--out", out, NULL);
     TH_EXPECT_EXIT(r, 1);
     cr_assert(strstr(r.err, "unknown config key 'rate'"), "%s", r.err);
     th_spawn_free(&r);

@@ -12,16 +12,6 @@
 #include "helpers/ir_helpers.h"
 #include "helpers/spawn.h"
 
-static SpawnResult dflow(double timeout, const char *a1, ...) {
-    const char *bin = th_dflow_bin();
-    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
-    va_list ap;
-    va_start(ap, a1);
-    SpawnResult r = th_vrun(timeout, bin, a1, ap);
-    va_end(ap);
-    return r;
-}
-
 /* Every number in text, in order (brackets, commas and words skipped). */
 static int numbers(const char *text, double *out, int max) {
     int n = 0;
@@ -63,7 +53,7 @@ Test(updates, match_numpy_on_both_backends, .timeout = 600) {
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
         SpawnResult r =
-            dflow(120, "run", "tests/programs/updates.dfl", "--backend", backends[b], NULL);
+            th_dflow(120, "run", "tests/programs/updates.dfl", "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 0);
         char *done = strstr(r.out, "done");
         if (done) *done = '\0';
@@ -94,7 +84,7 @@ Test(updates, refusals_are_located_errors, .timeout = 600) {
          ":3:15: error: a mask of bool[2] does not fit f32[3]"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        SpawnResult r = dflow(60, "run", th_write_program(cases[i][0]), NULL);
+        SpawnResult r = th_dflow(60, "run", th_write_program(cases[i][0]), NULL);
         TH_EXPECT_EXIT(r, 1);
         cr_assert(strstr(r.err, cases[i][1]), "case %zu: %s", i, r.err);
         th_spawn_free(&r);
@@ -107,7 +97,7 @@ Test(updates, a_scatter_index_out_of_range_is_a_run_time_error, .timeout = 600) 
                                         "  x[i] += 1.0\n  print x\n}\n");
     const char *backends[] = {"interp", "cpu"};
     for (int b = 0; b < 2; b++) {
-        SpawnResult r = dflow(60, "run", prog, "--backend", backends[b], NULL);
+        SpawnResult r = th_dflow(60, "run", prog, "--backend", backends[b], NULL);
         TH_EXPECT_EXIT(r, 1);
         cr_assert(strstr(r.err, ":4:") && strstr(r.err, "out of range"), "%s: %s", backends[b],
                   r.err);

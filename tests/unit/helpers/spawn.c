@@ -11,6 +11,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -218,4 +219,26 @@ SpawnResult th_run(double timeout_s, const char *prog, ...) {
     SpawnResult r = th_vrun(timeout_s, prog, first, ap);
     va_end(ap);
     return r;
+}
+
+SpawnResult th_dflow(double timeout_s, const char *a1, ...) {
+    const char *bin = th_dflow_bin();
+    if (!bin) cr_skip_test("DFLOW_BIN is not set (run the tests through ctest)");
+    va_list ap;
+    va_start(ap, a1);
+    SpawnResult r = th_vrun(timeout_s, bin, a1, ap);
+    va_end(ap);
+    return r;
+}
+
+int th_count(const char *s, const char *sub) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, sub)); p++)
+        n++;
+    return n;
+}
+
+double th_number_after(const char *s, const char *label) {
+    const char *p = strstr(s, label);
+    return p ? strtod(p + strlen(label), NULL) : NAN;
 }

@@ -56,6 +56,13 @@ SpawnResult th_vrun(double timeout_s, const char *prog, const char *first, va_li
 
 /* $DFLOW_BIN, or NULL when unset. */
 const char *th_dflow_bin(void);
+/* Runs $DFLOW_BIN with up to 15 arguments (NULL-terminated); skips the
+ * calling test when DFLOW_BIN is unset (outside ctest). */
+SpawnResult th_dflow(double timeout_s, const char *a1, ...);
+/* How many times sub occurs in s; the number right after label in s (NAN
+ * when label is absent). */
+int th_count(const char *s, const char *sub);
+double th_number_after(const char *s, const char *label);
 /* A fresh temporary folder (under $TMPDIR); path written to buf. */
 bool th_tempdir(char *buf, size_t n, const char *tag);
 /* rm -rf of a folder made by th_tempdir. */
