@@ -341,13 +341,21 @@ static int plot_summary(const PlotArgs *a, const char *dir, FILE *f) {
         fprintf(stderr, "dflow plot: out of memory\n");
         return 1;
     }
-    for (line = strtok_r(NULL, "\n", &save); line && nr < 4096;
-         line = strtok_r(NULL, "\n", &save)) {
-        if (split(line, cells, 64) != nh || strcmp(cells[nkeys + 1], "completed")) continue;
+    int bad = 0;
+    for (line = strtok_r(NULL, "\n", &save); line && !bad; line = strtok_r(NULL, "\n", &save)) {
+        if (split(line, cells, 64) != nh || nr == 4096) { /* a damaged or too long summary */
+            bad = 1;
+            break;
+        }
+        if (strcmp(cells[nkeys + 1], "completed")) continue; /* failed runs: not averaged */
         memcpy(rows[nr++], cells, sizeof(char *) * (size_t)nh);
     }
     Line ls[PLOT_MAX_RUNS];
     int nl = 0, rc = 0;
+    if (bad) {
+        fprintf(stderr, "dflow plot: %s: a row of another width, or more than 4096 rows\n", path);
+        rc = 1;
+    }
     char *glab[PLOT_MAX_RUNS];
     memset(ls, 0, sizeof ls);
     /* the groups: the values of the keys other than x */
@@ -361,7 +369,12 @@ static int plot_summary(const PlotArgs *a, const char *dir, FILE *f) {
         for (int i = 0; i < nl / a->ny; i++)
             if (!strcmp(glab[i], key)) g = i;
         if (g >= 0) continue;
-        if (nl + a->ny > PLOT_MAX_RUNS) break;
+        if (nl + a->ny > PLOT_MAX_RUNS) { /* never a plot that leaves lines out */
+            fprintf(stderr, "dflow plot: %s: more than %d lines (combinations x columns)\n", path,
+                    PLOT_MAX_RUNS);
+            rc = 1;
+            break;
+        }
         g = nl / a->ny;
         glab[g] = strdup(key);
         for (int c = 0; c < a->ny; c++) {
